@@ -1,0 +1,272 @@
+//! [`KvClient`]: the typed KV client, on top of any service stack.
+
+use super::codec::ClientCodec;
+use super::{Request, Response, Status};
+use crate::pipeline::{self, Pipeline};
+use crate::transport::{self, BoxError};
+use bytes::Bytes;
+use futures::stream::{FuturesOrdered, TryStreamExt};
+use std::time::Duration;
+use tokio::net::ToSocketAddrs;
+use tower::{Service, ServiceExt};
+
+/// Everything a [`KvClient`] call can fail with.
+///
+/// A missing key is not an error: [`KvClient::get`] returns `None` and
+/// [`KvClient::delete`] returns `false`.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// The server answered with an error status (`ERROR`, `BAD_REQUEST`,
+    /// `TOO_LARGE`, `BUSY` or `STORAGE`) and its message.
+    #[error("server answered {status}: {message}")]
+    Server {
+        /// The status the server sent.
+        status: Status,
+        /// The server's message.
+        message: String,
+    },
+    /// The server answered with a status that makes no sense for the request
+    /// (for example `NOT_FOUND` to a `PUT`).
+    #[error("unexpected {status} in answer to {command}")]
+    UnexpectedStatus {
+        /// The status the server sent.
+        status: Status,
+        /// The request it answered.
+        command: &'static str,
+    },
+    /// The request did not complete in time.
+    #[error("request timed out")]
+    TimedOut,
+    /// The connection failed or could not be made; the source says how
+    /// (downcast it, for example to [`pipeline::Error`]).
+    #[error("connection failed: {0}")]
+    Connection(#[source] BoxError),
+}
+
+impl KvError {
+    /// Sorts an error from the service stack into the variant a caller acts on.
+    pub fn from_service(error: BoxError) -> Self {
+        if error.is::<tower::timeout::error::Elapsed>() {
+            return KvError::TimedOut;
+        }
+        KvError::Connection(error)
+    }
+
+    fn server(response: Response) -> Self {
+        KvError::Server {
+            status: response.status,
+            message: response.message(),
+        }
+    }
+
+    /// `true` if this is the server answering `BUSY`: safe to retry later.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            KvError::Server {
+                status: Status::Busy,
+                ..
+            }
+        )
+    }
+}
+
+/// The client's default stack: one pipelined connection.
+pub type DefaultService = Pipeline<Request, Response>;
+
+/// A typed KV client over a service stack `S`.
+///
+/// `S` is any tower service from [`Request`] to [`Response`]; clone the
+/// client freely to share its connection among tasks. [`KvClient::connect`]
+/// builds the default stack; [`KvClient::new`] takes a stack of your own.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use wirestack::kv::{self, KvClient};
+///
+/// let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
+/// let client = KvClient::connect(server.local_addr()).await?;
+///
+/// client.put_many((0..100).map(|i| (format!("key{i}"), format!("value{i}")))).await?;
+/// let values = client.get_many(["key7", "missing"]).await?;
+/// assert_eq!(values[0].as_deref(), Some(&b"value7"[..]));
+/// assert_eq!(values[1], None);
+/// # server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KvClient<S = DefaultService> {
+    service: S,
+}
+
+impl KvClient<DefaultService> {
+    /// Connects one pipelined connection to a KV server.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, KvError> {
+        let transport = transport::connect(addr, ClientCodec::new())
+            .await
+            .map_err(|e| KvError::Connection(e.into()))?;
+        Ok(KvClient::new(Pipeline::new(transport)))
+    }
+}
+
+impl<S> KvClient<S>
+where
+    S: Service<Request, Response = Response> + Clone,
+    S::Error: Into<BoxError>,
+{
+    /// A client over a service stack of your own.
+    pub fn new(service: S) -> Self {
+        KvClient { service }
+    }
+
+    /// The service stack under this client.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// Sends one request and returns the raw response, whatever its status.
+    pub async fn call(&self, request: Request) -> Result<Response, KvError> {
+        self.service
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|e| KvError::from_service(e.into()))
+    }
+
+    /// Checks that the server answers; returns its echo of `payload`.
+    pub async fn ping_with(&self, payload: impl Into<Bytes>) -> Result<Bytes, KvError> {
+        let response = self
+            .call(Request::Ping {
+                payload: payload.into(),
+            })
+            .await?;
+        expect_ok(response, "PING")
+    }
+
+    /// Checks that the server answers.
+    pub async fn ping(&self) -> Result<(), KvError> {
+        self.ping_with(Bytes::new()).await.map(drop)
+    }
+
+    /// The value of `key`, or `None` if it is missing or expired.
+    pub async fn get(&self, key: impl Into<Bytes>) -> Result<Option<Bytes>, KvError> {
+        get_result(self.call(Request::Get { key: key.into() }).await?)
+    }
+
+    /// Sets `key` to `value`, clearing any TTL.
+    pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<(), KvError> {
+        let request = Request::Put {
+            key: key.into(),
+            value: value.into(),
+        };
+        expect_ok(self.call(request).await?, "PUT").map(drop)
+    }
+
+    /// Sets `key` to `value` for `ttl` (rounded down to milliseconds, at
+    /// least one).
+    pub async fn put_with_ttl(
+        &self,
+        key: impl Into<Bytes>,
+        value: impl Into<Bytes>,
+        ttl: Duration,
+    ) -> Result<(), KvError> {
+        let request = Request::PutTtl {
+            key: key.into(),
+            ttl_ms: ttl_millis(ttl),
+            value: value.into(),
+        };
+        expect_ok(self.call(request).await?, "PUT_TTL").map(drop)
+    }
+
+    /// Removes `key`; `true` if it existed.
+    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<bool, KvError> {
+        let response = self.call(Request::Delete { key: key.into() }).await?;
+        match response.status {
+            Status::Ok => Ok(true),
+            Status::NotFound => Ok(false),
+            _ => Err(KvError::server(response)),
+        }
+    }
+
+    /// Sends every request back to back without waiting between them (one
+    /// pipelined batch) and returns the responses in order.
+    pub async fn call_many(
+        &self,
+        requests: impl IntoIterator<Item = Request>,
+    ) -> Result<Vec<Response>, KvError> {
+        let mut service = self.service.clone();
+        let mut responses = FuturesOrdered::new();
+        for request in requests {
+            let ready = service
+                .ready()
+                .await
+                .map_err(|e| KvError::from_service(e.into()))?;
+            responses.push_back(ready.call(request));
+        }
+        responses
+            .try_collect()
+            .await
+            .map_err(|e: S::Error| KvError::from_service(e.into()))
+    }
+
+    /// Writes every pair in one pipelined batch; fails if any write failed.
+    pub async fn put_many<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), KvError>
+    where
+        K: Into<Bytes>,
+        V: Into<Bytes>,
+    {
+        let requests = pairs.into_iter().map(|(key, value)| Request::Put {
+            key: key.into(),
+            value: value.into(),
+        });
+        for response in self.call_many(requests).await? {
+            expect_ok(response, "PUT")?;
+        }
+        Ok(())
+    }
+
+    /// Reads every key in one pipelined batch; the values come back in the
+    /// order of the keys.
+    pub async fn get_many<K>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Bytes>>, KvError>
+    where
+        K: Into<Bytes>,
+    {
+        let requests = keys.into_iter().map(|key| Request::Get { key: key.into() });
+        self.call_many(requests)
+            .await?
+            .into_iter()
+            .map(get_result)
+            .collect()
+    }
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn expect_ok(response: Response, command: &'static str) -> Result<Bytes, KvError> {
+    match response.status {
+        Status::Ok => Ok(response.value),
+        Status::NotFound => Err(KvError::UnexpectedStatus {
+            status: Status::NotFound,
+            command,
+        }),
+        _ => Err(KvError::server(response)),
+    }
+}
+
+fn get_result(response: Response) -> Result<Option<Bytes>, KvError> {
+    match response.status {
+        Status::Ok => Ok(Some(response.value)),
+        Status::NotFound => Ok(None),
+        _ => Err(KvError::server(response)),
+    }
+}
+
+impl From<pipeline::Error> for KvError {
+    fn from(error: pipeline::Error) -> Self {
+        KvError::Connection(error.into())
+    }
+}

@@ -1,0 +1,646 @@
+//! The KV wire format: tokio-util codecs for both ends of a connection.
+//!
+//! * [`ClientCodec`] encodes [`Request`]s and decodes [`Response`]s.
+//! * [`ServerCodec`] decodes [`Incoming`] frames and encodes [`Response`]s.
+//!
+//! Both follow `PROTOCOL.md` to the byte. Lengths come from a fixed header
+//! and are checked against [`Limits`] *before* anything is buffered for the
+//! frame: a header that claims 4 GiB is an error, never an allocation. A
+//! frame is only parsed once all of it is in the buffer, and its key and value
+//! are zero-copy slices of the read buffer.
+
+use super::{Command, Incoming, Request, Response, Status};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::io;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Size of a request header: command (1), `key_len` (4), `value_len` (4).
+pub const REQUEST_HEADER_LEN: usize = 9;
+/// Size of a response header: status (1), `value_len` (4).
+pub const RESPONSE_HEADER_LEN: usize = 5;
+/// Size of the TTL prefix in a `PUT_TTL` value.
+pub const TTL_LEN: usize = 8;
+
+/// Largest key and value a codec accepts from its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `key_len` accepted (default 64 KiB).
+    pub max_key_bytes: u32,
+    /// Largest value accepted (default 16 MiB). A `PUT_TTL` frame may carry
+    /// 8 more bytes, for its TTL.
+    pub max_value_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key_bytes: 64 * 1024,
+            max_value_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Errors of the KV codecs.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// A length in a header is over the limit; the connection's framing can
+    /// no longer be trusted.
+    #[error("{field} length {len} is over the limit of {limit} bytes")]
+    TooLarge {
+        /// Which length: `"key"` or `"value"`.
+        field: &'static str,
+        /// The length the header claimed.
+        len: u64,
+        /// The limit it broke.
+        limit: u64,
+    },
+    /// A response carried a status byte the protocol does not define.
+    #[error("unknown response status byte 0x{0:02x}")]
+    UnknownStatus(u8),
+    /// The server codec already rejected an over-limit frame; it decodes
+    /// nothing more from this connection.
+    #[error("connection framing lost after an over-limit frame")]
+    FramingLost,
+    /// The underlying transport failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The client's codec: encodes [`Request`]s, decodes [`Response`]s.
+#[derive(Debug, Clone, Default)]
+pub struct ClientCodec {
+    limits: Limits,
+}
+
+impl ClientCodec {
+    /// A codec with the default [`Limits`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A codec that refuses responses whose value is over `limits.max_value_bytes`.
+    pub fn with_limits(limits: Limits) -> Self {
+        ClientCodec { limits }
+    }
+}
+
+fn encode_len(field: &'static str, len: usize) -> Result<u32, CodecError> {
+    u32::try_from(len).map_err(|_| CodecError::TooLarge {
+        field,
+        len: len as u64,
+        limit: u64::from(u32::MAX),
+    })
+}
+
+impl Encoder<Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, request: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&request, dst)
+    }
+}
+
+impl Encoder<&Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, request: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let (key, ttl, value): (&[u8], Option<u64>, &[u8]) = match request {
+            Request::Ping { payload } => (&[], None, payload),
+            Request::Get { key } | Request::Delete { key } => (key, None, &[]),
+            Request::Put { key, value } => (key, None, value),
+            Request::PutTtl { key, ttl_ms, value } => (key, Some(*ttl_ms), value),
+        };
+        let ttl_len = if ttl.is_some() { TTL_LEN } else { 0 };
+        let key_len = encode_len("key", key.len())?;
+        let value_len = encode_len("value", value.len() + ttl_len)?;
+
+        dst.reserve(REQUEST_HEADER_LEN + key.len() + ttl_len + value.len());
+        dst.put_u8(request.command() as u8);
+        dst.put_u32_le(key_len);
+        dst.put_u32_le(value_len);
+        dst.put_slice(key);
+        if let Some(ttl) = ttl {
+            dst.put_u64_le(ttl);
+        }
+        dst.put_slice(value);
+        Ok(())
+    }
+}
+
+impl Decoder for ClientCodec {
+    type Item = Response;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Response>, CodecError> {
+        let Some(header) = src.get(..RESPONSE_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let status = Status::from_byte(header[0]).ok_or(CodecError::UnknownStatus(header[0]))?;
+        let value_len = read_u32(&header[1..5]);
+        if value_len > self.limits.max_value_bytes {
+            return Err(CodecError::TooLarge {
+                field: "value",
+                len: u64::from(value_len),
+                limit: u64::from(self.limits.max_value_bytes),
+            });
+        }
+        let frame_len = RESPONSE_HEADER_LEN + value_len as usize;
+        if src.len() < frame_len {
+            return Ok(None);
+        }
+        src.advance(RESPONSE_HEADER_LEN);
+        let value = src.split_to(value_len as usize).freeze();
+        Ok(Some(Response { status, value }))
+    }
+}
+
+/// The server's codec: decodes [`Incoming`] frames, encodes [`Response`]s.
+///
+/// A well-framed but invalid request decodes to [`Incoming::Rejected`] and the
+/// connection goes on. An over-limit header decodes to a `TOO_LARGE`
+/// rejection, after which the codec returns [`CodecError::FramingLost`]: the
+/// server answers what it has and closes that connection.
+#[derive(Debug, Clone, Default)]
+pub struct ServerCodec {
+    limits: Limits,
+    framing_lost: bool,
+}
+
+impl ServerCodec {
+    /// A codec with the default [`Limits`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A codec that enforces `limits` on every request header.
+    pub fn with_limits(limits: Limits) -> Self {
+        ServerCodec {
+            limits,
+            framing_lost: false,
+        }
+    }
+
+    /// The limits this codec enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn check_lengths(&self, command: Option<Command>, key_len: u32, value_len: u32) -> Option<Response> {
+        let ttl_allowance = if command == Some(Command::PutTtl) {
+            TTL_LEN as u64
+        } else {
+            0
+        };
+        let value_limit = u64::from(self.limits.max_value_bytes) + ttl_allowance;
+        if key_len > self.limits.max_key_bytes {
+            return Some(Response::error(
+                Status::TooLarge,
+                format!(
+                    "key_len {key_len} is over the limit of {} bytes",
+                    self.limits.max_key_bytes
+                ),
+            ));
+        }
+        if u64::from(value_len) > value_limit {
+            return Some(Response::error(
+                Status::TooLarge,
+                format!("value_len {value_len} is over the limit of {value_limit} bytes"),
+            ));
+        }
+        None
+    }
+}
+
+fn read_u32(bytes: &[u8]) -> u32 {
+    let mut raw = [0u8; 4];
+    raw.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(raw)
+}
+
+fn bad_request(message: impl Into<String>) -> Incoming {
+    Incoming::Rejected(Response::error(Status::BadRequest, message))
+}
+
+/// Builds a request from a whole frame's key and value, or the rejection it gets.
+fn parse_request(command_byte: u8, key: Bytes, mut value: Bytes) -> Incoming {
+    let Some(command) = Command::from_byte(command_byte) else {
+        return bad_request(format!("unknown command byte 0x{command_byte:02x}"));
+    };
+    let request = match command {
+        Command::Ping if !key.is_empty() => return bad_request("PING takes no key"),
+        Command::Ping => Request::Ping { payload: value },
+        Command::Get | Command::Delete if !value.is_empty() => {
+            return bad_request(format!("{command:?} takes no value"))
+        }
+        Command::Get => Request::Get { key },
+        Command::Delete => Request::Delete { key },
+        Command::Put => Request::Put { key, value },
+        Command::PutTtl => {
+            if value.len() < TTL_LEN {
+                return bad_request("PUT_TTL value is shorter than its 8-byte TTL");
+            }
+            let ttl_ms = value.get_u64_le();
+            if ttl_ms == 0 {
+                return bad_request("PUT_TTL with a TTL of 0 ms");
+            }
+            Request::PutTtl { key, ttl_ms, value }
+        }
+    };
+    Incoming::Request(request)
+}
+
+impl Decoder for ServerCodec {
+    type Item = Incoming;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
+        if self.framing_lost {
+            return Err(CodecError::FramingLost);
+        }
+        let Some(header) = src.get(..REQUEST_HEADER_LEN) else {
+            return Ok(None);
+        };
+        let command_byte = header[0];
+        let key_len = read_u32(&header[1..5]);
+        let value_len = read_u32(&header[5..9]);
+        if let Some(too_large) = self.check_lengths(Command::from_byte(command_byte), key_len, value_len) {
+            // Nothing after this header can be framed: answer, then stop.
+            self.framing_lost = true;
+            src.clear();
+            return Ok(Some(Incoming::Rejected(too_large)));
+        }
+        let (key_len, value_len) = (key_len as usize, value_len as usize);
+        if src.len() < REQUEST_HEADER_LEN + key_len + value_len {
+            return Ok(None);
+        }
+        src.advance(REQUEST_HEADER_LEN);
+        let key = src.split_to(key_len).freeze();
+        let value = src.split_to(value_len).freeze();
+        Ok(Some(parse_request(command_byte, key, value)))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Incoming>, CodecError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None => {
+                // The peer closed mid-frame: drop the partial frame unapplied.
+                src.clear();
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl Encoder<Response> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, response: Response, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let value_len = encode_len("value", response.value.len())?;
+        dst.reserve(RESPONSE_HEADER_LEN + response.value.len());
+        dst.put_u8(response.status as u8);
+        dst.put_u32_le(value_len);
+        dst.put_slice(&response.value);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn encode_request(request: &Request) -> BytesMut {
+        let mut buf = BytesMut::new();
+        ClientCodec::new().encode(request, &mut buf).unwrap();
+        buf
+    }
+
+    fn raw_frame(command: u8, key: &[u8], value: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        buf.put_u8(command);
+        buf.put_u32_le(key.len() as u32);
+        buf.put_u32_le(value.len() as u32);
+        buf.put_slice(key);
+        buf.put_slice(value);
+        buf
+    }
+
+    fn decode_one(codec: &mut ServerCodec, bytes: &[u8]) -> Incoming {
+        let mut buf = BytesMut::from(bytes);
+        let frame = codec.decode(&mut buf).unwrap().expect("a whole frame");
+        assert!(buf.is_empty(), "frame not fully consumed");
+        frame
+    }
+
+    fn rejected_status(incoming: Incoming) -> Status {
+        match incoming {
+            Incoming::Rejected(response) => response.status,
+            Incoming::Request(request) => panic!("expected a rejection, got {request:?}"),
+        }
+    }
+
+    fn all_requests() -> Vec<Request> {
+        vec![
+            Request::Ping {
+                payload: Bytes::new(),
+            },
+            Request::Ping {
+                payload: Bytes::from_static(b"echo"),
+            },
+            Request::Get {
+                key: Bytes::from_static(b"k"),
+            },
+            Request::Get { key: Bytes::new() },
+            Request::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+            },
+            Request::Put {
+                key: Bytes::new(),
+                value: Bytes::new(),
+            },
+            Request::Delete {
+                key: Bytes::from_static(b"k"),
+            },
+            Request::PutTtl {
+                key: Bytes::from_static(b"k"),
+                ttl_ms: 1500,
+                value: Bytes::from_static(b"v"),
+            },
+        ]
+    }
+
+    #[test]
+    fn requests_encode_to_the_exact_protocol_bytes() {
+        let put = encode_request(&Request::Put {
+            key: Bytes::from_static(b"ab"),
+            value: Bytes::from_static(b"xyz"),
+        });
+        assert_eq!(&put[..], b"\x03\x02\x00\x00\x00\x03\x00\x00\x00abxyz");
+
+        let get = encode_request(&Request::Get {
+            key: Bytes::from_static(b"ab"),
+        });
+        assert_eq!(&get[..], b"\x02\x02\x00\x00\x00\x00\x00\x00\x00ab");
+
+        let del = encode_request(&Request::Delete {
+            key: Bytes::from_static(b"k"),
+        });
+        assert_eq!(&del[..], b"\x04\x01\x00\x00\x00\x00\x00\x00\x00k");
+
+        let ping = encode_request(&Request::Ping {
+            payload: Bytes::from_static(b"hi"),
+        });
+        assert_eq!(&ping[..], b"\x01\x00\x00\x00\x00\x02\x00\x00\x00hi");
+
+        let ttl = encode_request(&Request::PutTtl {
+            key: Bytes::from_static(b"k"),
+            ttl_ms: 258,
+            value: Bytes::from_static(b"v"),
+        });
+        assert_eq!(
+            &ttl[..],
+            b"\x05\x01\x00\x00\x00\x09\x00\x00\x00k\x02\x01\x00\x00\x00\x00\x00\x00v"
+        );
+    }
+
+    #[test]
+    fn every_command_decodes_on_the_server() {
+        for request in all_requests() {
+            let bytes = encode_request(&request);
+            assert_eq!(
+                decode_one(&mut ServerCodec::new(), &bytes),
+                Incoming::Request(request)
+            );
+        }
+    }
+
+    #[test]
+    fn every_status_round_trips() {
+        for byte in 0x00..=0x06u8 {
+            let status = Status::from_byte(byte).unwrap();
+            let response = Response {
+                status,
+                value: Bytes::from_static(b"payload"),
+            };
+            let mut buf = BytesMut::new();
+            ServerCodec::new().encode(response.clone(), &mut buf).unwrap();
+            assert_eq!(buf[0], byte);
+            assert_eq!(&buf[1..5], &7u32.to_le_bytes());
+            assert_eq!(ClientCodec::new().decode(&mut buf).unwrap(), Some(response));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn frames_split_byte_by_byte_decode_once_complete() {
+        let mut bytes = BytesMut::new();
+        for request in all_requests() {
+            bytes.extend_from_slice(&encode_request(&request));
+        }
+        let mut codec = ServerCodec::new();
+        let mut buf = BytesMut::new();
+        let mut decoded = Vec::new();
+        for byte in bytes.iter() {
+            buf.put_u8(*byte);
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                decoded.push(frame);
+            }
+        }
+        let expected: Vec<_> = all_requests().into_iter().map(Incoming::Request).collect();
+        assert_eq!(decoded, expected);
+
+        let mut response_bytes = BytesMut::new();
+        ServerCodec::new()
+            .encode(Response::ok(Bytes::from_static(b"abc")), &mut response_bytes)
+            .unwrap();
+        let mut client = ClientCodec::new();
+        let mut buf = BytesMut::new();
+        for (i, byte) in response_bytes.iter().enumerate() {
+            buf.put_u8(*byte);
+            let got = client.decode(&mut buf).unwrap();
+            assert_eq!(got.is_some(), i + 1 == response_bytes.len());
+        }
+    }
+
+    #[test]
+    fn several_frames_in_one_buffer() {
+        let mut buf = BytesMut::new();
+        for request in all_requests() {
+            ClientCodec::new().encode(&request, &mut buf).unwrap();
+        }
+        let mut codec = ServerCodec::new();
+        for request in all_requests() {
+            assert_eq!(codec.decode(&mut buf).unwrap(), Some(Incoming::Request(request)));
+        }
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn unknown_command_is_bad_request_and_the_next_frame_still_decodes() {
+        let mut buf = raw_frame(0x7f, b"key", b"value");
+        buf.extend_from_slice(&raw_frame(0x02, b"k", b""));
+        let mut codec = ServerCodec::new();
+        assert_eq!(
+            rejected_status(codec.decode(&mut buf).unwrap().unwrap()),
+            Status::BadRequest
+        );
+        assert_eq!(
+            codec.decode(&mut buf).unwrap(),
+            Some(Incoming::Request(Request::Get {
+                key: Bytes::from_static(b"k")
+            }))
+        );
+    }
+
+    #[test]
+    fn misplaced_keys_and_values_are_bad_requests() {
+        let cases: [(u8, &[u8], &[u8]); 5] = [
+            (0x01, b"key", b""),      // PING with a key
+            (0x02, b"k", b"v"),       // GET with a value
+            (0x04, b"k", b"v"),       // DELETE with a value
+            (0x05, b"k", b"1234567"), // PUT_TTL shorter than its TTL
+            (0x05, b"k", &[0u8; 8]),  // PUT_TTL with ttl 0
+        ];
+        for (command, key, value) in cases {
+            let mut codec = ServerCodec::new();
+            let incoming = decode_one(&mut codec, &raw_frame(command, key, value));
+            assert_eq!(
+                rejected_status(incoming),
+                Status::BadRequest,
+                "command {command:#x}"
+            );
+            // The connection goes on.
+            assert_eq!(
+                codec.decode(&mut raw_frame(0x01, b"", b"")).unwrap().is_some(),
+                true
+            );
+        }
+    }
+
+    #[test]
+    fn over_limit_header_is_too_large_then_framing_is_lost() {
+        let limits = Limits {
+            max_key_bytes: 4,
+            max_value_bytes: 8,
+        };
+        for (key_len, value_len) in [(5u32, 0u32), (0, 9), (u32::MAX, u32::MAX)] {
+            let mut codec = ServerCodec::with_limits(limits);
+            let mut buf = BytesMut::new();
+            buf.put_u8(0x03);
+            buf.put_u32_le(key_len);
+            buf.put_u32_le(value_len);
+            let capacity = buf.capacity();
+            assert_eq!(
+                rejected_status(codec.decode(&mut buf).unwrap().unwrap()),
+                Status::TooLarge
+            );
+            assert!(buf.capacity() <= capacity, "reserved memory for a rejected frame");
+            buf.extend_from_slice(&raw_frame(0x01, b"", b""));
+            assert!(matches!(codec.decode(&mut buf), Err(CodecError::FramingLost)));
+        }
+    }
+
+    #[test]
+    fn put_ttl_may_carry_a_value_at_the_limit() {
+        let limits = Limits {
+            max_key_bytes: 4,
+            max_value_bytes: 8,
+        };
+        let request = Request::PutTtl {
+            key: Bytes::from_static(b"k"),
+            ttl_ms: 1,
+            value: Bytes::from_static(b"12345678"),
+        };
+        let incoming = decode_one(&mut ServerCodec::with_limits(limits), &encode_request(&request));
+        assert_eq!(incoming, Incoming::Request(request));
+    }
+
+    #[test]
+    fn four_gib_header_reserves_nothing() {
+        let mut codec = ServerCodec::new();
+        let mut buf = BytesMut::with_capacity(16);
+        buf.put_u8(0x03);
+        buf.put_u32_le(1);
+        buf.put_u32_le(u32::MAX);
+        assert_eq!(
+            rejected_status(codec.decode(&mut buf).unwrap().unwrap()),
+            Status::TooLarge
+        );
+        assert_eq!(buf.capacity(), 16);
+    }
+
+    #[test]
+    fn peer_closing_mid_frame_drops_the_partial_frame() {
+        let mut codec = ServerCodec::new();
+        let mut buf = BytesMut::from(
+            &encode_request(&Request::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"value"),
+            })[..7],
+        );
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn client_rejects_unknown_status_and_over_limit_responses() {
+        let mut buf = BytesMut::from(&b"\x09\x00\x00\x00\x00"[..]);
+        assert!(matches!(
+            ClientCodec::new().decode(&mut buf),
+            Err(CodecError::UnknownStatus(0x09))
+        ));
+
+        let mut codec = ClientCodec::with_limits(Limits {
+            max_key_bytes: 0,
+            max_value_bytes: 3,
+        });
+        let mut buf = BytesMut::from(&b"\x00\xff\xff\xff\xff"[..]);
+        let capacity = buf.capacity();
+        assert!(matches!(codec.decode(&mut buf), Err(CodecError::TooLarge { .. })));
+        assert_eq!(buf.capacity(), capacity);
+    }
+
+    fn bytes_strategy(max: usize) -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+    }
+
+    fn request_strategy() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            bytes_strategy(64).prop_map(|payload| Request::Ping { payload }),
+            bytes_strategy(64).prop_map(|key| Request::Get { key }),
+            (bytes_strategy(64), bytes_strategy(256)).prop_map(|(key, value)| Request::Put { key, value }),
+            bytes_strategy(64).prop_map(|key| Request::Delete { key }),
+            (bytes_strategy(64), 1..u64::MAX, bytes_strategy(256))
+                .prop_map(|(key, ttl_ms, value)| Request::PutTtl { key, ttl_ms, value }),
+        ]
+    }
+
+    fn status_strategy() -> impl Strategy<Value = Status> {
+        (0u8..=6).prop_map(|b| Status::from_byte(b).unwrap())
+    }
+
+    proptest! {
+        #[test]
+        fn request_round_trip(requests in proptest::collection::vec(request_strategy(), 1..8)) {
+            let mut buf = BytesMut::new();
+            for request in &requests {
+                ClientCodec::new().encode(request, &mut buf).unwrap();
+            }
+            let mut codec = ServerCodec::new();
+            for request in requests {
+                prop_assert_eq!(codec.decode(&mut buf).unwrap(), Some(Incoming::Request(request)));
+            }
+            prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn response_round_trip(status in status_strategy(), value in bytes_strategy(512)) {
+            let response = Response { status, value };
+            let mut buf = BytesMut::new();
+            ServerCodec::new().encode(response.clone(), &mut buf).unwrap();
+            prop_assert_eq!(ClientCodec::new().decode(&mut buf).unwrap(), Some(response));
+            prop_assert!(buf.is_empty());
+        }
+    }
+}

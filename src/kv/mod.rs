@@ -1,0 +1,238 @@
+//! The reference protocol: a key-value store (`PROTOCOL.md`, version 1).
+//!
+//! This is the only module that knows the KV wire format. It is built *on*
+//! the framework ([`crate::pipeline`], [`crate::server`]) and is the example
+//! of how to plug a protocol into it:
+//!
+//! * [`codec`] turns bytes into [`Request`]s and [`Response`]s and back;
+//! * [`store`] is the concurrent in-memory map with TTL;
+//! * [`service`] is the server side: a tower `Service` from requests to the store;
+//! * [`client`] is [`KvClient`], the typed client on top of any service stack.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use wirestack::kv::{self, KvClient};
+//!
+//! // A server on a free loopback port, and a client connected to it.
+//! let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
+//! let client = KvClient::connect(server.local_addr()).await?;
+//!
+//! client.put("greeting", "hello").await?;
+//! assert_eq!(client.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+//! assert!(client.delete("greeting").await?);
+//! assert_eq!(client.get("greeting").await?, None);
+//!
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod client;
+pub mod codec;
+pub mod service;
+pub mod store;
+
+pub mod server;
+
+pub use client::{KvClient, KvError};
+pub use codec::{ClientCodec, CodecError, Limits, ServerCodec};
+pub use server::{spawn_server, KvServer, ServerConfig};
+pub use service::KvService;
+pub use store::Store;
+
+use bytes::Bytes;
+use std::fmt;
+
+/// The command byte of a request frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Command {
+    /// `0x01`: liveness check; echoes its payload.
+    Ping = 0x01,
+    /// `0x02`: read a key.
+    Get = 0x02,
+    /// `0x03`: write a key, clearing any TTL.
+    Put = 0x03,
+    /// `0x04`: remove a key.
+    Delete = 0x04,
+    /// `0x05`: write a key that expires after a number of milliseconds.
+    PutTtl = 0x05,
+}
+
+impl Command {
+    /// The command for a wire byte, or `None` for an unknown one.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0x01 => Command::Ping,
+            0x02 => Command::Get,
+            0x03 => Command::Put,
+            0x04 => Command::Delete,
+            0x05 => Command::PutTtl,
+            _ => return None,
+        })
+    }
+}
+
+/// The status byte of a response frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// `0x00`: success; the value is the result, or empty.
+    Ok = 0x00,
+    /// `0x01`: the key is missing or expired.
+    NotFound = 0x01,
+    /// `0x02`: an internal failure; the value is a UTF-8 message.
+    Error = 0x02,
+    /// `0x03`: the request was malformed; the value is a UTF-8 message.
+    BadRequest = 0x03,
+    /// `0x04`: a length was over the server's limit; the connection closes.
+    TooLarge = 0x04,
+    /// `0x05`: the server refuses work for now; safe to retry later.
+    Busy = 0x05,
+    /// `0x06`: the write could not be made durable; the key is unchanged.
+    Storage = 0x06,
+}
+
+impl Status {
+    /// The status for a wire byte, or `None` for an unknown one.
+    pub fn from_byte(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0x00 => Status::Ok,
+            0x01 => Status::NotFound,
+            0x02 => Status::Error,
+            0x03 => Status::BadRequest,
+            0x04 => Status::TooLarge,
+            0x05 => Status::Busy,
+            0x06 => Status::Storage,
+            _ => return None,
+        })
+    }
+
+    /// The protocol's name for this status, as in `PROTOCOL.md`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::NotFound => "NOT_FOUND",
+            Status::Error => "ERROR",
+            Status::BadRequest => "BAD_REQUEST",
+            Status::TooLarge => "TOO_LARGE",
+            Status::Busy => "BUSY",
+            Status::Storage => "STORAGE",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One request of the protocol, already validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Liveness check; the server echoes the payload.
+    Ping {
+        /// Bytes the server sends back.
+        payload: Bytes,
+    },
+    /// Read a key.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Write a key, clearing any earlier TTL.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+    },
+    /// Remove a key.
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+    /// Write a key that expires `ttl_ms` milliseconds after the server applies it.
+    PutTtl {
+        /// The key.
+        key: Bytes,
+        /// Milliseconds to live; never zero in a valid request.
+        ttl_ms: u64,
+        /// The value.
+        value: Bytes,
+    },
+}
+
+impl Request {
+    /// The command byte this request is sent with.
+    pub fn command(&self) -> Command {
+        match self {
+            Request::Ping { .. } => Command::Ping,
+            Request::Get { .. } => Command::Get,
+            Request::Put { .. } => Command::Put,
+            Request::Delete { .. } => Command::Delete,
+            Request::PutTtl { .. } => Command::PutTtl,
+        }
+    }
+}
+
+/// One response of the protocol: a status and its value bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// What happened.
+    pub status: Status,
+    /// The result (for `OK`) or a UTF-8 message (for the error statuses).
+    pub value: Bytes,
+}
+
+impl Response {
+    /// `OK` with a value.
+    pub fn ok(value: Bytes) -> Self {
+        Response {
+            status: Status::Ok,
+            value,
+        }
+    }
+
+    /// `OK` with no value.
+    pub fn ok_empty() -> Self {
+        Self::ok(Bytes::new())
+    }
+
+    /// `NOT_FOUND`.
+    pub fn not_found() -> Self {
+        Response {
+            status: Status::NotFound,
+            value: Bytes::new(),
+        }
+    }
+
+    /// An error status with a human-readable message.
+    pub fn error(status: Status, message: impl Into<String>) -> Self {
+        Response {
+            status,
+            value: Bytes::from(message.into()),
+        }
+    }
+
+    /// The value read as a UTF-8 message (lossy), for error statuses.
+    pub fn message(&self) -> String {
+        String::from_utf8_lossy(&self.value).into_owned()
+    }
+}
+
+/// What the server's decoder yields for one frame.
+///
+/// Most frames are valid [`Request`]s. A frame that is well framed but wrong
+/// (an unknown command, a key where none belongs, a bad TTL) is already
+/// answered by the codec: the service sends the [`Response`] back as it is,
+/// in its place in the pipeline, and the connection goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A valid request.
+    Request(Request),
+    /// A frame the codec rejected, with the response it gets.
+    Rejected(Response),
+}
