@@ -56,8 +56,11 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod builder;
 pub mod kv;
 pub mod pipeline;
+pub mod reconnect;
+pub mod retry;
 pub mod server;
 pub mod transport;
 
