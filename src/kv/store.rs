@@ -41,7 +41,7 @@ struct Entry {
 
 impl Entry {
     fn is_live(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
+        self.expires_at.map_or(true, |at| at > now)
     }
 }
 
