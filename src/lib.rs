@@ -60,6 +60,7 @@ pub mod builder;
 pub mod kv;
 pub mod pipeline;
 pub mod reconnect;
+pub mod resp;
 pub mod retry;
 pub mod server;
 pub mod transport;
