@@ -311,7 +311,7 @@ async fn run<M, T, S>(
             Err(error) => {
                 failures = failures.saturating_add(1);
                 shared.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(failures, %error, "connect attempt failed");
+                tracing::info!(failures, %error, "connect attempt failed");
                 state.send_replace(State::Down {
                     cause: Arc::from(error),
                 });
