@@ -72,8 +72,7 @@ pub(crate) fn create_wal(dir: &Path, generation: u64) -> Result<File, WalError> 
         .map_err(|e| WalError::io("create", &path, e))?;
     file.write_all(WAL_MAGIC)
         .map_err(|e| WalError::io("write", &path, e))?;
-    file.sync_all()
-        .map_err(|e| WalError::io("fsync", &path, e))?;
+    file.sync_all().map_err(|e| WalError::io("fsync", &path, e))?;
     sync_dir(dir)?;
     open_for_append(&path)
 }
@@ -222,24 +221,21 @@ pub(crate) fn recover(dir: &Path, store: &Store) -> Result<Recovered, WalError> 
 
 fn open_for_reading(path: &Path) -> Result<(BufReader<File>, u64), WalError> {
     let file = File::open(path).map_err(|e| WalError::io("open", path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| WalError::io("stat", path, e))?
-        .len();
+    let len = file.metadata().map_err(|e| WalError::io("stat", path, e))?.len();
     Ok((BufReader::with_capacity(READ_BUFFER, file), len))
 }
 
-fn read_magic(
-    reader: &mut BufReader<File>,
-    path: &Path,
-    expected: &[u8; 8],
-) -> Result<(), WalError> {
+fn read_magic(reader: &mut BufReader<File>, path: &Path, expected: &[u8; 8]) -> Result<(), WalError> {
     let mut magic = [0; MAGIC_LEN as usize];
     reader
         .read_exact(&mut magic)
         .map_err(|e| WalError::io("read", path, e))?;
     if &magic != expected {
-        return Err(WalError::corrupt(path, 0, "not a wirestack file of this kind (bad magic)"));
+        return Err(WalError::corrupt(
+            path,
+            0,
+            "not a wirestack file of this kind (bad magic)",
+        ));
     }
     Ok(())
 }
@@ -277,7 +273,11 @@ fn load_snapshot(path: &Path, store: &Store) -> Result<(u64, u64), WalError> {
                     ));
                 }
                 if records.offset() != len {
-                    return Err(WalError::corrupt(path, records.offset(), "bytes after the footer"));
+                    return Err(WalError::corrupt(
+                        path,
+                        records.offset(),
+                        "bytes after the footer",
+                    ));
                 }
                 return Ok((count, len));
             }
@@ -285,9 +285,7 @@ fn load_snapshot(path: &Path, store: &Store) -> Result<(u64, u64), WalError> {
                 return Err(WalError::corrupt(path, offset, "a delete record in a snapshot"));
             }
             Next::Eof => return Err(WalError::corrupt(path, len, "snapshot ends without its footer")),
-            Next::Damaged { offset, damage } => {
-                return Err(WalError::corrupt(path, offset, damage.reason()))
-            }
+            Next::Damaged { offset, damage } => return Err(WalError::corrupt(path, offset, damage.reason())),
         }
     }
 }
@@ -310,8 +308,8 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
         reader
             .read_exact(&mut start)
             .map_err(|e| WalError::io("read", path, e))?;
-        let is_torn_header = start.iter().zip(WAL_MAGIC).all(|(a, b)| a == b)
-            || start.iter().all(|&b| b == 0);
+        let is_torn_header =
+            start.iter().zip(WAL_MAGIC).all(|(a, b)| a == b) || start.iter().all(|&b| b == 0);
         if !(newest && is_torn_header) {
             return Err(WalError::corrupt(path, 0, "shorter than its header"));
         }
@@ -364,12 +362,7 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
                     "a snapshot footer in a log file",
                 ));
             }
-            Next::Eof => {
-                return Ok(Replayed {
-                    records: count,
-                    len,
-                })
-            }
+            Next::Eof => return Ok(Replayed { records: count, len }),
             Next::Damaged { offset, damage } => {
                 let zeros = records
                     .rest_is_zero()
@@ -390,8 +383,7 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
                     .map_err(|e| WalError::io("open", path, e))?;
                 file.set_len(offset)
                     .map_err(|e| WalError::io("truncate", path, e))?;
-                file.sync_all()
-                    .map_err(|e| WalError::io("fsync", path, e))?;
+                file.sync_all().map_err(|e| WalError::io("fsync", path, e))?;
                 return Ok(Replayed {
                     records: count,
                     len: offset,

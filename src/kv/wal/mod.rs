@@ -405,7 +405,7 @@ impl Wal {
 
     /// Makes the writer's writes (`fail_writes`) or fsyncs fail until reset.
     #[cfg(test)]
-    fn inject_faults(&self, fail_writes: bool, fail_fsyncs: bool) {
+    pub(crate) fn inject_faults(&self, fail_writes: bool, fail_fsyncs: bool) {
         self.inner.faults.fail_writes.store(fail_writes, Relaxed);
         self.inner.faults.fail_fsyncs.store(fail_fsyncs, Relaxed);
     }

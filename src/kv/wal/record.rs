@@ -198,7 +198,10 @@ pub(crate) enum Next<'a> {
     /// The clean end of the file.
     Eof,
     /// Damage starting at `offset`.
-    Damaged { offset: u64, damage: Damage },
+    Damaged {
+        offset: u64,
+        damage: Damage,
+    },
 }
 
 /// Reads records one at a time from a file of known length, reusing one buffer.
@@ -375,7 +378,10 @@ mod tests {
                 assert_eq!(offset, last_good, "cut at {cut}");
                 assert!(damage.is_torn_write(), "cut at {cut}: {damage:?}");
             }
-            assert_eq!(seen.len(), boundaries.iter().filter(|&&b| b != 0 && b <= cut as u64).count());
+            assert_eq!(
+                seen.len(),
+                boundaries.iter().filter(|&&b| b != 0 && b <= cut as u64).count()
+            );
         }
     }
 

@@ -55,8 +55,14 @@ async fn writes_come_back_after_a_restart() {
     assert_eq!(wal.append(put("a", "1")).await.unwrap(), Applied::Written);
     assert_eq!(wal.append(put("b", "2")).await.unwrap(), Applied::Written);
     assert_eq!(wal.append(put("a", "3")).await.unwrap(), Applied::Written);
-    assert_eq!(wal.append(delete("b")).await.unwrap(), Applied::Deleted { existed: true });
-    assert_eq!(wal.append(delete("b")).await.unwrap(), Applied::Deleted { existed: false });
+    assert_eq!(
+        wal.append(delete("b")).await.unwrap(),
+        Applied::Deleted { existed: true }
+    );
+    assert_eq!(
+        wal.append(delete("b")).await.unwrap(),
+        Applied::Deleted { existed: false }
+    );
     assert_eq!(get(&wal, "a").as_deref(), Some("3"));
     wal.shutdown().await.unwrap();
 
@@ -72,10 +78,7 @@ async fn appends_after_shutdown_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path());
     wal.shutdown().await.unwrap();
-    assert!(matches!(
-        wal.append(put("a", "1")).await,
-        Err(WalError::Closed)
-    ));
+    assert!(matches!(wal.append(put("a", "1")).await, Err(WalError::Closed)));
     assert_eq!(get(&wal, "a"), None);
 }
 
@@ -221,7 +224,10 @@ async fn a_failed_fsync_answers_an_error_leaves_the_store_and_refuses_later_writ
 
     wal.inject_faults(false, true);
     let failed = wal.append(put("k", "after")).await;
-    assert!(matches!(failed, Err(WalError::Io { op: "fsync", .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(WalError::Io { op: "fsync", .. })),
+        "{failed:?}"
+    );
     assert_eq!(get(&wal, "k").as_deref(), Some("before"));
 
     // Even with the disk "healthy" again, the log is not trusted.
@@ -243,12 +249,12 @@ async fn a_failed_write_answers_an_error_and_refuses_later_writes() {
     let wal = Wal::open(dir.path(), config(FsyncPolicy::Never), Store::new()).unwrap();
     wal.inject_faults(true, false);
     let failed = wal.append(put("k", "v")).await;
-    assert!(matches!(failed, Err(WalError::Io { op: "write", .. })), "{failed:?}");
+    assert!(
+        matches!(failed, Err(WalError::Io { op: "write", .. })),
+        "{failed:?}"
+    );
     wal.inject_faults(false, false);
-    assert!(matches!(
-        wal.append(delete("k")).await,
-        Err(WalError::Failed(_))
-    ));
+    assert!(matches!(wal.append(delete("k")).await, Err(WalError::Failed(_))));
     assert_eq!(get(&wal, "k"), None);
 }
 
@@ -256,18 +262,13 @@ async fn a_failed_write_answers_an_error_and_refuses_later_writes() {
 async fn concurrent_appends_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
     let wal = open(dir.path());
-    let appends: Vec<_> = (0..500)
-        .map(|i| wal.append(put(&format!("k{i}"), "v")))
-        .collect();
+    let appends: Vec<_> = (0..500).map(|i| wal.append(put(&format!("k{i}"), "v"))).collect();
     for append in appends {
         append.await.unwrap();
     }
     let stats = wal.stats();
     assert_eq!(stats.records_written, 500);
-    assert!(
-        stats.fsyncs < stats.records_written,
-        "group commit: {stats:?}"
-    );
+    assert!(stats.fsyncs < stats.records_written, "group commit: {stats:?}");
     wal.shutdown().await.unwrap();
 }
 
@@ -346,10 +347,7 @@ async fn a_compaction_interrupted_before_its_rename_is_ignored() {
     wal.shutdown().await.unwrap();
     assert_eq!(
         generations(dir.path()),
-        [
-            "wal-00000000000000000000",
-            "wal-00000000000000000001"
-        ]
+        ["wal-00000000000000000000", "wal-00000000000000000001"]
     );
     let wal = open(dir.path());
     for i in 0..6 {
@@ -376,10 +374,7 @@ async fn a_compaction_interrupted_after_its_rename_is_completed() {
     super::compaction::write_snapshot(dir.path(), &store, 1).unwrap();
     assert_eq!(
         generations(dir.path()),
-        [
-            "snapshot-00000000000000000001",
-            "wal-00000000000000000001"
-        ]
+        ["snapshot-00000000000000000001", "wal-00000000000000000001"]
     );
     // Put a stale wal-0 back, with a write the snapshot supersedes.
     let stale_dir = tempfile::tempdir().unwrap();

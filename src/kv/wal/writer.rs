@@ -259,7 +259,10 @@ impl Writer {
     /// outgrown the live data.
     fn compact_if_due(&mut self) {
         if let Some(running) = self.compaction.take_if(|c| c.thread.is_finished()) {
-            let result = running.thread.join().unwrap_or_else(|_| Err(self.compaction_panicked()));
+            let result = running
+                .thread
+                .join()
+                .unwrap_or_else(|_| Err(self.compaction_panicked()));
             self.finish_compaction(running.generation, running.replaces, result);
         }
         let config = &self.config;
@@ -320,7 +323,12 @@ impl Writer {
     fn finish_compaction(&mut self, generation: u64, replaces: u64, result: Result<u64, WalError>) {
         match result {
             Ok(snapshot_bytes) => {
-                tracing::info!(generation, snapshot_bytes, replaced_log_bytes = replaces, "compaction finished");
+                tracing::info!(
+                    generation,
+                    snapshot_bytes,
+                    replaced_log_bytes = replaces,
+                    "compaction finished"
+                );
                 self.snapshot_bytes = snapshot_bytes;
                 self.compact_again_at = 0;
                 self.stats.compactions.fetch_add(1, Relaxed);
@@ -337,7 +345,10 @@ impl Writer {
     /// The final fsync, after waiting for a running compaction.
     fn close(&mut self) -> Result<(), WalError> {
         if let Some(running) = self.compaction.take() {
-            let result = running.thread.join().unwrap_or_else(|_| Err(self.compaction_panicked()));
+            let result = running
+                .thread
+                .join()
+                .unwrap_or_else(|_| Err(self.compaction_panicked()));
             self.finish_compaction(running.generation, running.replaces, result);
         }
         if let Some(error) = &self.failed {
