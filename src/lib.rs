@@ -62,3 +62,8 @@ pub mod server;
 pub mod transport;
 
 pub use transport::BoxError;
+
+/// The README's code blocks, compiled as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -511,10 +511,7 @@ mod tests {
                 "command {command:#x}"
             );
             // The connection goes on.
-            assert_eq!(
-                codec.decode(&mut raw_frame(0x01, b"", b"")).unwrap().is_some(),
-                true
-            );
+            assert!(codec.decode(&mut raw_frame(0x01, b"", b"")).unwrap().is_some());
         }
     }
 

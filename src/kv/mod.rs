@@ -29,6 +29,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod client;
 pub mod codec;
 pub mod service;

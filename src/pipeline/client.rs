@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::PollSemaphore;
 use tower::Service;
 
-/// How a [`Pipeline`] behaves; build one with [`Pipeline::builder`].
+/// How a [`Pipeline`] behaves: limits set before it is started.
 #[derive(Debug, Clone)]
 pub struct Builder {
     max_in_flight: usize,
@@ -31,6 +31,11 @@ impl Default for Builder {
 }
 
 impl Builder {
+    /// A builder with the default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// The most requests that may be queued or awaiting their response at
     /// once (default 1024). Past it, `poll_ready` waits.
     pub fn max_in_flight(mut self, max: usize) -> Self {
@@ -96,11 +101,6 @@ pub struct Pipeline<Req, Resp> {
 }
 
 impl<Req, Resp> Pipeline<Req, Resp> {
-    /// A builder to set limits before connecting.
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
     /// Spawns the connection task for `transport` with default settings.
     pub fn new<T>(transport: T) -> Self
     where

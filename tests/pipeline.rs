@@ -1,0 +1,221 @@
+//! The multiplexer over a scripted in-memory transport: ordering, write
+//! coalescing, backpressure and failure, without any protocol or socket.
+
+use futures::{Sink, Stream};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use tower::{Service, ServiceExt};
+use wirestack::pipeline::{Builder, Error, Pipeline};
+
+/// What the scripted peer has seen and will send.
+#[derive(Default)]
+struct Wire {
+    written: Vec<u32>,
+    flushes: usize,
+    /// Responses the peer has "sent", ready to be read.
+    inbound: VecDeque<Result<u32, std::io::Error>>,
+    closed_by_peer: bool,
+    reader: Option<Waker>,
+}
+
+#[derive(Clone, Default)]
+struct Mock(Arc<Mutex<Wire>>);
+
+impl Mock {
+    fn respond(&self, item: Result<u32, std::io::Error>) {
+        let mut wire = self.0.lock().unwrap();
+        wire.inbound.push_back(item);
+        if let Some(waker) = wire.reader.take() {
+            waker.wake();
+        }
+    }
+
+    fn close(&self) {
+        let mut wire = self.0.lock().unwrap();
+        wire.closed_by_peer = true;
+        if let Some(waker) = wire.reader.take() {
+            waker.wake();
+        }
+    }
+
+    /// Echoes every written request that has not been answered yet, times 10.
+    fn echo_written(&self, answered: &mut usize) {
+        let written: Vec<u32> = self.0.lock().unwrap().written[*answered..].to_vec();
+        *answered += written.len();
+        for request in written {
+            self.respond(Ok(request * 10));
+        }
+    }
+}
+
+impl Sink<u32> for Mock {
+    type Error = std::io::Error;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+    fn start_send(self: Pin<&mut Self>, item: u32) -> Result<(), Self::Error> {
+        self.0.lock().unwrap().written.push(item);
+        Ok(())
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.lock().unwrap().flushes += 1;
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Stream for Mock {
+    type Item = Result<u32, std::io::Error>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut wire = self.0.lock().unwrap();
+        match wire.inbound.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None if wire.closed_by_peer => Poll::Ready(None),
+            None => {
+                wire.reader = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+async fn wait_for_writes(mock: &Mock, count: usize) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while mock.0.lock().unwrap().written.len() < count {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("requests written");
+}
+
+#[tokio::test]
+async fn queued_requests_are_written_together_and_flushed_once() {
+    let mock = Mock::default();
+    let (pipeline, dispatch) = Builder::new().build::<_, u32>(mock.clone());
+
+    // Queue 100 requests before the connection task first runs.
+    let mut responses = Vec::new();
+    for i in 0..100u32 {
+        let mut handle = pipeline.clone();
+        handle.ready().await.unwrap();
+        responses.push(handle.call(i));
+    }
+    tokio::spawn(dispatch);
+    wait_for_writes(&mock, 100).await;
+    assert_eq!(mock.0.lock().unwrap().flushes, 1, "one flush for the whole batch");
+    assert_eq!(
+        mock.0.lock().unwrap().written,
+        (0..100).collect::<Vec<_>>(),
+        "written in call order"
+    );
+
+    mock.echo_written(&mut 0);
+    for (i, response) in responses.into_iter().enumerate() {
+        assert_eq!(response.await.unwrap(), i as u32 * 10, "matched in order");
+    }
+}
+
+#[tokio::test]
+async fn poll_ready_waits_at_max_in_flight() {
+    let mock = Mock::default();
+    let pipeline = Builder::new().max_in_flight(2).spawn::<_, u32>(mock.clone());
+    let first = pipeline.clone().oneshot(1);
+    let second = pipeline.clone().oneshot(2);
+    let first = tokio::spawn(first);
+    let second = tokio::spawn(second);
+    wait_for_writes(&mock, 2).await;
+
+    let mut third = pipeline.clone();
+    let blocked = tokio::time::timeout(Duration::from_millis(50), third.ready()).await;
+    assert!(blocked.is_err(), "a third request waits for capacity");
+
+    mock.respond(Ok(10));
+    assert_eq!(first.await.unwrap().unwrap(), 10);
+    let ready = tokio::time::timeout(Duration::from_secs(10), third.ready()).await;
+    assert!(ready.expect("capacity freed").is_ok());
+    mock.respond(Ok(20));
+    assert_eq!(second.await.unwrap().unwrap(), 20);
+}
+
+#[tokio::test]
+async fn a_transport_error_fails_every_waiting_caller_and_breaks_the_service() {
+    let mock = Mock::default();
+    let pipeline = Pipeline::new::<Mock>(mock.clone());
+    let callers: Vec<_> = (0..10)
+        .map(|i| tokio::spawn(pipeline.clone().oneshot(i)))
+        .collect();
+    wait_for_writes(&mock, 10).await;
+    mock.respond(Ok(0));
+    mock.respond(Err(std::io::Error::other("boom")));
+
+    let mut results = Vec::new();
+    for caller in callers {
+        let result = tokio::time::timeout(Duration::from_secs(10), caller)
+            .await
+            .expect("no caller hangs");
+        results.push(result.unwrap());
+    }
+    assert_eq!(results[0].as_ref().unwrap(), &0);
+    for result in &results[1..] {
+        assert!(matches!(result, Err(Error::Transport(source)) if source.to_string() == "boom"));
+    }
+    assert!(pipeline.broken().is_some());
+    assert!(matches!(pipeline.clone().ready().await, Err(Error::Transport(_))));
+}
+
+#[tokio::test]
+async fn the_peer_closing_fails_waiting_callers_with_closed() {
+    let mock = Mock::default();
+    let pipeline = Pipeline::new::<Mock>(mock.clone());
+    let caller = tokio::spawn(pipeline.clone().oneshot(7));
+    wait_for_writes(&mock, 1).await;
+    mock.close();
+    assert!(matches!(caller.await.unwrap(), Err(Error::Closed)));
+    assert!(matches!(pipeline.clone().oneshot(8).await, Err(Error::Closed)));
+}
+
+#[tokio::test]
+async fn a_response_nobody_asked_for_breaks_the_connection() {
+    let mock = Mock::default();
+    let pipeline = Pipeline::new::<Mock>(mock.clone());
+    mock.respond(Ok(99));
+    let result = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(error) = pipeline.broken() {
+                return error;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(matches!(result, Error::UnexpectedResponse));
+}
+
+#[tokio::test]
+async fn a_caller_that_gives_up_does_not_disturb_the_order() {
+    let mock = Mock::default();
+    let pipeline = Pipeline::new::<Mock>(mock.clone());
+    let abandoned = pipeline.clone().oneshot(1);
+    let kept = tokio::spawn(pipeline.clone().oneshot(2));
+    // Drop the first caller's future after it was queued.
+    let abandoned = tokio::spawn(abandoned);
+    abandoned.abort();
+    let _ = abandoned.await;
+    let mut answered = 0;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !kept.is_finished() {
+            mock.echo_written(&mut answered);
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the kept request is answered");
+    assert_eq!(kept.await.unwrap().unwrap(), 20);
+}
