@@ -357,7 +357,14 @@ impl Writer {
         if self.unsynced {
             self.sync()?;
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        tracing::info!(
+            records_written = self.stats.records.load(Relaxed),
+            fsyncs = self.stats.fsyncs.load(Relaxed),
+            compactions = self.stats.compactions.load(Relaxed),
+            "log closed"
+        );
+        Ok(())
     }
 
     fn compaction_panicked(&self) -> WalError {
