@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wirestack::kv::wal::FsyncPolicy;
 use wirestack::kv::{self, KvClient, ServerConfig};
@@ -150,7 +152,13 @@ impl Expected {
 
 /// One connection writing and deleting keys of its own, one at a time,
 /// until the server dies; records what was acknowledged.
-async fn write_until_killed(client: KvClient, connection: usize, round: usize, key_space: usize) -> Expected {
+async fn write_until_killed(
+    client: KvClient,
+    connection: usize,
+    round: usize,
+    key_space: usize,
+    acknowledged: Arc<AtomicUsize>,
+) -> Expected {
     let mut expected = Expected::default();
     let mut rng = fastrand::Rng::with_seed((connection * 1000 + round) as u64);
     for i in 0.. {
@@ -168,6 +176,7 @@ async fn write_until_killed(client: KvClient, connection: usize, round: usize, k
         }
         expected.in_flight.remove(&key);
         expected.acknowledged.insert(key, value);
+        acknowledged.fetch_add(1, Ordering::Relaxed);
     }
     expected
 }
@@ -184,21 +193,30 @@ async fn crash_cycles(extra: &[&str], rounds: usize, connections: usize, key_spa
         expected.settle(&checker).await;
 
         let mut writers = Vec::new();
+        let acknowledged = Arc::new(AtomicUsize::new(0));
         for connection in 0..connections {
             let client = server.client().await;
             writers.push(tokio::spawn(write_until_killed(
-                client, connection, round, key_space,
+                client,
+                connection,
+                round,
+                key_space,
+                acknowledged.clone(),
             )));
         }
-        // The random moment of the crash.
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(100..400))).await;
+        // Once the writes are under way, the random moment of the crash.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while acknowledged.load(Ordering::Relaxed) < 50 {
+            assert!(Instant::now() < deadline, "round {round}: no writes acknowledged");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
         server.kill();
         for writer in writers {
             let found = writer.await.unwrap();
             expected.acknowledged.extend(found.acknowledged);
             expected.in_flight.extend(found.in_flight);
         }
-        assert!(!expected.acknowledged.is_empty(), "round {round} wrote nothing");
     }
     let server = Server::start(&dir, extra);
     expected.check(&server.client().await).await;
@@ -217,7 +235,7 @@ async fn compaction_under_concurrent_writes_then_sigkill_loses_nothing() {
         "--fsync",
         "always",
         "--compact-min-bytes",
-        "32768",
+        "8192",
         "--compact-ratio",
         "1.5",
     ];
