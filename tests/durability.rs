@@ -11,7 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wirestack::kv::wal::FsyncPolicy;
-use wirestack::kv::{self, KvClient, ServerConfig};
+use wirestack::kv::{self, ClientCodec, KvClient, Request, Response, ServerConfig};
+use wirestack::pipeline::Pipeline;
+use wirestack::transport;
+
+type Client = KvClient<Pipeline<Request, Response>>;
 
 /// A `kv serve` process; killed (SIGKILL) when dropped.
 struct Server {
@@ -37,8 +41,13 @@ impl Server {
         Server { child, addr }
     }
 
-    async fn client(&self) -> KvClient {
-        KvClient::connect(&self.addr).await.expect("connect")
+    /// One plain pipelined connection, without reconnect or retry: when the
+    /// server dies, its calls fail at once instead of retrying.
+    async fn client(&self) -> Client {
+        let transport = transport::connect(&self.addr, ClientCodec::new())
+            .await
+            .expect("connect");
+        KvClient::new(Pipeline::new(transport))
     }
 
     /// SIGKILL: no chance to answer, flush or fsync anything more.
@@ -125,11 +134,11 @@ struct Expected {
 }
 
 impl Expected {
-    async fn check(&self, client: &KvClient) {
-        let mut keys: Vec<_> = self.acknowledged.keys().collect();
+    async fn check(&self, client: &Client) {
+        let mut keys: Vec<_> = self.acknowledged.keys().cloned().collect();
         keys.sort();
-        for key in keys {
-            let found = client.get(key.clone()).await.expect("get");
+        let found = client.get_many(keys.clone()).await.expect("get");
+        for (key, found) in keys.iter().zip(found) {
             let acked = &self.acknowledged[key];
             let allowed = found == *acked || self.in_flight.get(key).is_some_and(|v| found == *v);
             assert!(
@@ -141,9 +150,14 @@ impl Expected {
     }
 
     /// After a check, the state found is the new truth.
-    async fn settle(&mut self, client: &KvClient) {
-        for (key, value) in self.in_flight.drain() {
-            if client.get(key.clone()).await.expect("get") == value {
+    async fn settle(&mut self, client: &Client) {
+        let in_flight: Vec<_> = self.in_flight.drain().collect();
+        let found = client
+            .get_many(in_flight.iter().map(|(key, _)| key.clone()))
+            .await
+            .expect("get");
+        for ((key, value), found) in in_flight.into_iter().zip(found) {
+            if found == value {
                 self.acknowledged.insert(key, value);
             }
         }
@@ -153,7 +167,7 @@ impl Expected {
 /// One connection writing and deleting keys of its own, one at a time,
 /// until the server dies; records what was acknowledged.
 async fn write_until_killed(
-    client: KvClient,
+    client: Client,
     connection: usize,
     round: usize,
     key_space: usize,

@@ -122,7 +122,30 @@ pub struct KvServer {
 pub async fn spawn_server(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<KvServer> {
     let store = Store::new();
     let wal = open_wal(&config, &store).await?;
-    let listener = TcpListener::bind(addr).await?;
+    spawn(TcpListener::bind(addr).await?, store, wal, config)
+}
+
+/// Serves a new store on a listener you bound yourself (to set socket
+/// options, or to come back on the port of a server that stopped) in a
+/// background task. Must be called within a Tokio runtime.
+///
+/// With a [`ServerConfig::data_dir`], the log is recovered first, blocking
+/// the calling thread meanwhile; [`spawn_server`] does it off the runtime.
+pub fn spawn_server_on(listener: TcpListener, config: ServerConfig) -> io::Result<KvServer> {
+    let store = Store::new();
+    let wal = match &config.data_dir {
+        Some(dir) => Some(Wal::open(dir, config.wal.clone(), store.clone())?),
+        None => None,
+    };
+    spawn(listener, store, wal, config)
+}
+
+fn spawn(
+    listener: TcpListener,
+    store: Store,
+    wal: Option<Wal>,
+    config: ServerConfig,
+) -> io::Result<KvServer> {
     let local_addr = listener.local_addr()?;
     let stop = CancellationToken::new();
     let task = tokio::spawn(serve(
