@@ -285,6 +285,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Recover before announcing: a damaged log ends the process before
+    // anyone is told the server is there.
+    let store = Store::new();
+    let wal = kv::server::recover(&config, &store)
+        .await
+        .map_err(|e| e.to_string())?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {local}")
@@ -292,7 +298,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
     }
     let shutdown = shutdown_signal()?;
-    kv::server::run(listener, Store::new(), config, shutdown)
+    kv::server::run_recovered(listener, store, wal, config, shutdown)
         .await
         .map_err(|e| e.to_string())
 }

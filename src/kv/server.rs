@@ -57,12 +57,15 @@ pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let wal = open_wal(&config, &store).await?;
-    serve(listener, store, wal, config, shutdown).await
+    let wal = recover(&config, &store).await?;
+    run_recovered(listener, store, wal, config, shutdown).await
 }
 
-/// Recovers the log of `config.data_dir` into `store`, if there is one.
-async fn open_wal(config: &ServerConfig, store: &Store) -> io::Result<Option<Wal>> {
+/// Recovers the log of `config.data_dir` into `store`, if there is one, off
+/// the runtime's threads. [`run`] does this first; call it yourself to know
+/// that recovery succeeded before announcing the server (as `kv serve` does
+/// before it prints `listening on`), then call [`run_recovered`].
+pub async fn recover(config: &ServerConfig, store: &Store) -> io::Result<Option<Wal>> {
     let Some(dir) = config.data_dir.clone() else {
         return Ok(None);
     };
@@ -71,7 +74,8 @@ async fn open_wal(config: &ServerConfig, store: &Store) -> io::Result<Option<Wal
     Ok(Some(opened?))
 }
 
-async fn serve(
+/// Serves like [`run`], with the log [`recover`] opened (or none).
+pub async fn run_recovered(
     listener: TcpListener,
     store: Store,
     wal: Option<Wal>,
@@ -121,7 +125,7 @@ pub struct KvServer {
 /// task.
 pub async fn spawn_server(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<KvServer> {
     let store = Store::new();
-    let wal = open_wal(&config, &store).await?;
+    let wal = recover(&config, &store).await?;
     spawn(TcpListener::bind(addr).await?, store, wal, config)
 }
 
@@ -148,7 +152,7 @@ fn spawn(
 ) -> io::Result<KvServer> {
     let local_addr = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let task = tokio::spawn(serve(
+    let task = tokio::spawn(run_recovered(
         listener,
         store.clone(),
         wal.clone(),
