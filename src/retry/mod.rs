@@ -53,8 +53,10 @@
 //! # }
 //! ```
 
+mod budget;
 mod classify;
 mod policy;
 
+pub use budget::RetryBudget;
 pub use classify::{Delivery, Idempotent, RetryableResponse};
 pub use policy::{RetryConfig, RetryHandle, RetryPolicy, RetryStats};

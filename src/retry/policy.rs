@@ -1,13 +1,15 @@
 //! [`RetryPolicy`]: which failures to retry, how often, and how soon.
 
+use super::budget::RetryBudget;
 use super::classify::{Delivery, Idempotent, RetryableResponse};
 use crate::reconnect::Backoff;
 use crate::transport::BoxError;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::budget::Budget;
 use tower::retry::Policy;
 use tower::util::rng::HasherRng;
 
@@ -42,18 +44,8 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
-    fn budget(&self) -> TpsBudget {
-        // TpsBudget panics outside these ranges: clamp instead.
-        let window = self
-            .budget_window
-            .clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let ratio = if self.retry_ratio.is_finite() {
-            self.retry_ratio.clamp(0.0, 1000.0)
-        } else {
-            0.0
-        };
-        let min_per_sec = self.min_retries_per_sec.min(i32::MAX as u32 - 1);
-        TpsBudget::new(window, min_per_sec, ratio)
+    fn budget(&self) -> RetryBudget {
+        RetryBudget::new(self.budget_window, self.min_retries_per_sec, self.retry_ratio)
     }
 }
 
@@ -121,7 +113,7 @@ impl fmt::Debug for RetryHandle {
 ///
 /// and then only while the request has retries left
 /// ([`RetryConfig::max_retries`]) and the shared budget allows one: a
-/// [`TpsBudget`] that every request pays into and every retry draws from, so
+/// [`RetryBudget`] that every request pays into and every retry draws from, so
 /// that retries add at most `retry_ratio` to the load a failing server sees
 /// (plus a small floor per second). Anything else — a timeout, a
 /// load-shed refusal, a protocol error — is returned as it is.
@@ -139,7 +131,7 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// A policy with `config` and its [`TpsBudget`].
+    /// A policy with `config` and its [`RetryBudget`].
     pub fn new(config: RetryConfig) -> Self {
         let budget = config.budget();
         Self::with_budget(config, budget)
@@ -205,7 +197,9 @@ where
     Req: Idempotent + Clone,
     Resp: RetryableResponse,
 {
-    type Future = tokio::time::Sleep;
+    // Boxed: a retry is rare, and an inline `Sleep` would make every
+    // request's future larger to move around.
+    type Future = Pin<Box<tokio::time::Sleep>>;
 
     fn retry(&mut self, request: &mut Req, result: &mut Result<Resp, BoxError>) -> Option<Self::Future> {
         let shared = &*self.shared;
@@ -243,7 +237,7 @@ where
             Err(error) => tracing::debug!(retry = self.attempts, ?reason, ?delay, %error, "retrying request"),
             Ok(_) => tracing::debug!(retry = self.attempts, ?reason, ?delay, "retrying refused request"),
         }
-        Some(tokio::time::sleep(delay))
+        Some(Box::pin(tokio::time::sleep(delay)))
     }
 
     fn clone_request(&mut self, request: &Req) -> Option<Req> {
