@@ -46,6 +46,7 @@ pub async fn run(
     let service = KvService::new(store);
     let result = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
+        .with_overload(super::Busy)
         .serve(listener, tower::make::Shared::new(service), shutdown)
         .await;
     purger.abort();

@@ -1,13 +1,24 @@
-//! One server connection, served pipelined.
+//! One server connection, served pipelined, with its timeouts and its share
+//! of the buffer budget.
 
+use super::budget::{Budget, Charge};
+use super::overload::{Overload, Overloaded};
 use crate::transport::BoxError;
+use futures::future::{Either, Ready};
 use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, TryStream};
 use pin_project::pin_project;
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
 
@@ -23,61 +34,172 @@ pub enum ConnectionError {
     Service(#[source] BoxError),
 }
 
+/// An I/O object that counts the bytes read through it.
+///
+/// The connection compares that count with its codec's read buffer to learn
+/// how many wire bytes each decoded request took, without knowing the codec.
+#[pin_project]
+#[derive(Debug)]
+pub(crate) struct Metered<Io> {
+    #[pin]
+    io: Io,
+    read: u64,
+}
+
+impl<Io> Metered<Io> {
+    pub(crate) fn new(io: Io) -> Self {
+        Metered { io, read: 0 }
+    }
+}
+
+impl<Io: AsyncRead> AsyncRead for Metered<Io> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.io.poll_read(cx, buf);
+        *this.read += (buf.filled().len() - before) as u64;
+        result
+    }
+}
+
+impl<Io: AsyncWrite> AsyncWrite for Metered<Io> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.project().io.poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.project().io.poll_shutdown(cx)
+    }
+}
+
+/// The limits one connection is served with.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub(crate) max_in_flight: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
+}
+
+/// A request being worked on: the service's future, or an answer the
+/// server already has (a shed request).
+type InFlight<S, Req> = Either<
+    <S as Service<Req>>::Future,
+    Ready<Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>>,
+>;
+
+/// Which timer is armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Nothing buffered, nothing in flight, waiting on the peer.
+    Idle,
+    /// Part of a frame buffered, waiting on the peer for the rest.
+    PartialFrame,
+}
+
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
 /// once, writes the responses in request order and flushes when nothing more
-/// is ready. Once `shutdown` fires, or reading ends (peer closed, or the
-/// decoder gave up on the framing), it calls the service for nothing new,
-/// answers what it has, flushes and closes.
+/// is ready. Once `shutdown` fires, a timeout expires, or reading ends (peer
+/// closed, or the decoder gave up on the framing), it calls the service for
+/// nothing new, answers what it has, flushes and closes.
+///
+/// While the server's [`Budget`] is exhausted, each request it decodes is
+/// answered by the [`Overload`] hook instead of the service.
 #[pin_project(project = ConnectionProj)]
-pub(crate) struct Connection<T, S, Req>
+pub(crate) struct Connection<Io, C, S, Req, O>
 where
     S: Service<Req>,
 {
     #[pin]
-    transport: T,
+    transport: Framed<Metered<Io>, C>,
     service: S,
-    in_flight: FuturesOrdered<S::Future>,
-    max_in_flight: usize,
+    overload: O,
+    in_flight: FuturesOrdered<InFlight<S, Req>>,
+    /// The wire bytes of each request in `in_flight`, in the same order.
+    in_flight_sizes: VecDeque<usize>,
+    in_flight_bytes: usize,
+    /// Bytes read and taken out of the read buffer by decoded frames.
+    consumed: u64,
+    budget: Arc<Budget>,
+    charge: Charge,
+    limits: Limits,
     #[pin]
     shutdown: WaitForCancellationFutureOwned,
     reading: bool,
+    /// The last read found nothing more from the peer.
+    waiting_on_peer: bool,
     needs_flush: bool,
     failed: Option<ConnectionError>,
+    /// Since when the connection has been idle, or has had a partial frame.
+    idle_since: Option<Instant>,
+    partial_since: Option<Instant>,
+    timer: Option<(Timer, Pin<Box<Sleep>>)>,
 }
 
-impl<T, S, Req> fmt::Debug for Connection<T, S, Req>
+impl<Io, C, S, Req, O> fmt::Debug for Connection<Io, C, S, Req, O>
 where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("in_flight", &self.in_flight.len())
+            .field("in_flight_bytes", &self.in_flight_bytes)
             .field("reading", &self.reading)
             .finish_non_exhaustive()
     }
 }
 
-impl<T, S, Req> Connection<T, S, Req>
+impl<Io, C, S, Req, O> Connection<Io, C, S, Req, O>
 where
     S: Service<Req>,
 {
     pub(crate) fn new(
-        transport: T,
+        transport: Framed<Metered<Io>, C>,
         service: S,
-        max_in_flight: usize,
+        overload: O,
+        budget: Arc<Budget>,
+        limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
         Connection {
             transport,
             service,
+            overload,
             in_flight: FuturesOrdered::new(),
-            max_in_flight: max_in_flight.max(1),
+            in_flight_sizes: VecDeque::new(),
+            in_flight_bytes: 0,
+            consumed: 0,
+            charge: Charge::new(budget.clone()),
+            budget,
+            limits: Limits {
+                max_in_flight: limits.max_in_flight.max(1),
+                ..limits
+            },
             shutdown,
             reading: true,
+            waiting_on_peer: false,
             needs_flush: false,
             failed: None,
+            idle_since: None,
+            partial_since: None,
+            timer: None,
         }
     }
 }
@@ -85,28 +207,36 @@ where
 /// How many read-write rounds one poll may run before yielding to the runtime.
 const ROUNDS_PER_POLL: usize = 16;
 
-impl<T, S, Req> Future for Connection<T, S, Req>
+impl<Io, C, S, Req, O> Future for Connection<Io, C, S, Req, O>
 where
-    T: TryStream<Ok = Req> + Sink<S::Response>,
-    <T as Sink<S::Response>>::Error: Into<BoxError>,
-    <T as TryStream>::Error: fmt::Display,
+    Io: AsyncRead + AsyncWrite,
+    C: Decoder<Item = Req> + Encoder<S::Response>,
+    <C as Decoder>::Error: fmt::Display,
+    <C as Encoder<S::Response>>::Error: Into<BoxError>,
     S: Service<Req>,
     S::Error: Into<BoxError>,
+    O: Overload<S::Response>,
 {
     type Output = Result<(), ConnectionError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if this.reading_should_stop(cx) {
-            *this.reading = false;
-        }
         for _ in 0..ROUNDS_PER_POLL {
+            if *this.reading && this.shutdown.as_mut().poll(cx).is_ready() {
+                *this.reading = false;
+            }
             let read = this.read(cx);
             let wrote = match this.write(cx) {
                 Ok(wrote) => wrote,
                 Err(error) => return Poll::Ready(Err(error)),
             };
+            this.update_charge(0);
             if !read && !wrote {
+                if let Some(timer) = this.poll_timers(cx) {
+                    tracing::debug!(?timer, "connection timed out; closing it");
+                    *this.reading = false;
+                    continue;
+                }
                 return this.finish(cx);
             }
         }
@@ -116,22 +246,40 @@ where
     }
 }
 
-impl<T, S, Req> ConnectionProj<'_, T, S, Req>
+impl<Io, C, S, Req, O> ConnectionProj<'_, Io, C, S, Req, O>
 where
-    T: TryStream<Ok = Req> + Sink<S::Response>,
-    <T as Sink<S::Response>>::Error: Into<BoxError>,
-    <T as TryStream>::Error: fmt::Display,
+    Io: AsyncRead + AsyncWrite,
+    C: Decoder<Item = Req> + Encoder<S::Response>,
+    <C as Decoder>::Error: fmt::Display,
+    <C as Encoder<S::Response>>::Error: Into<BoxError>,
     S: Service<Req>,
     S::Error: Into<BoxError>,
+    O: Overload<S::Response>,
 {
-    fn reading_should_stop(&mut self, cx: &mut Context<'_>) -> bool {
-        *self.reading && self.shutdown.as_mut().poll(cx).is_ready()
+    /// Charges the budget for the read buffer, the requests in flight and
+    /// `extra` bytes of a request just decoded.
+    fn update_charge(&mut self, extra: usize) {
+        let buffered = self.transport.read_buffer().len();
+        self.charge.set(buffered + *self.in_flight_bytes + extra);
+    }
+
+    /// The wire bytes of the frame just decoded.
+    fn frame_size(&mut self) -> usize {
+        let taken = self
+            .transport
+            .get_ref()
+            .read
+            .saturating_sub(self.transport.read_buffer().len() as u64);
+        let size = taken.saturating_sub(*self.consumed);
+        *self.consumed = taken;
+        usize::try_from(size).unwrap_or(usize::MAX)
     }
 
     /// Reads and starts requests while there is room; `true` if any started.
     fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut started = false;
-        while *self.reading && self.in_flight.len() < *self.max_in_flight {
+        *self.waiting_on_peer = false;
+        while *self.reading && self.in_flight.len() < self.limits.max_in_flight {
             match self.service.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(error)) => {
@@ -145,7 +293,32 @@ where
             }
             match self.transport.as_mut().try_poll_next(cx) {
                 Poll::Ready(Some(Ok(request))) => {
-                    self.in_flight.push_back(self.service.call(request));
+                    *self.idle_since = None;
+                    *self.partial_since = None;
+                    let size = self.frame_size();
+                    self.update_charge(size);
+                    if self.budget.exhausted() {
+                        let reason = Overloaded::BufferBudget {
+                            limit: self.budget.limit(),
+                        };
+                        drop(request);
+                        match self.overload.overloaded(&reason) {
+                            Some(response) => {
+                                self.in_flight
+                                    .push_back(Either::Right(futures::future::ready(Ok(response))));
+                                self.in_flight_sizes.push_back(0);
+                            }
+                            None => {
+                                tracing::debug!(%reason, "shedding load: closing a connection");
+                                *self.reading = false;
+                                break;
+                            }
+                        }
+                    } else {
+                        self.in_flight.push_back(Either::Left(self.service.call(request)));
+                        self.in_flight_sizes.push_back(size);
+                        *self.in_flight_bytes += size;
+                    }
                     started = true;
                 }
                 Poll::Ready(Some(Err(error))) => {
@@ -155,7 +328,10 @@ where
                     *self.reading = false;
                 }
                 Poll::Ready(None) => *self.reading = false,
-                Poll::Pending => break,
+                Poll::Pending => {
+                    *self.waiting_on_peer = true;
+                    break;
+                }
             }
         }
         started
@@ -170,8 +346,14 @@ where
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
                 Poll::Pending => break,
             }
-            match Pin::new(&mut *self.in_flight).poll_next(cx) {
-                Poll::Ready(Some(Ok(response))) => {
+            let output = match Pin::new(&mut *self.in_flight).poll_next(cx) {
+                Poll::Ready(Some(output)) => output,
+                Poll::Ready(None) | Poll::Pending => break,
+            };
+            let size = self.in_flight_sizes.pop_front().unwrap_or(0);
+            *self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
+            match output {
+                Ok(response) => {
                     self.transport
                         .as_mut()
                         .start_send(response)
@@ -179,16 +361,17 @@ where
                     *self.needs_flush = true;
                     wrote = true;
                 }
-                Poll::Ready(Some(Err(error))) => {
+                Err(error) => {
                     // A service error has no response to send: stop here, so
                     // that no later response is written out of its place.
                     let error = error.into();
                     tracing::debug!(%error, "service failed a request; closing the connection");
                     self.in_flight.clear();
+                    self.in_flight_sizes.clear();
+                    *self.in_flight_bytes = 0;
                     *self.reading = false;
                     self.failed.get_or_insert(ConnectionError::Service(error));
                 }
-                Poll::Ready(None) | Poll::Pending => break,
             }
         }
         if *self.needs_flush {
@@ -199,6 +382,56 @@ where
             }
         }
         Ok(wrote)
+    }
+
+    /// Arms the idle or partial-frame timer for the state the connection
+    /// rests in; returns the timer if it has expired.
+    ///
+    /// Only time spent waiting on the peer counts: a connection that stopped
+    /// reading because its own requests are in flight is neither idle nor
+    /// slow.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<Timer> {
+        let waiting = *self.reading && *self.waiting_on_peer;
+        let buffered = !self.transport.read_buffer().is_empty();
+        let quiet = self.in_flight.is_empty() && !*self.needs_flush;
+        let now = Instant::now();
+
+        if waiting && buffered {
+            self.partial_since.get_or_insert(now);
+        } else {
+            *self.partial_since = None;
+        }
+        if waiting && !buffered && quiet {
+            self.idle_since.get_or_insert(now);
+        } else {
+            *self.idle_since = None;
+        }
+
+        let deadline = match (*self.partial_since, self.limits.read_timeout) {
+            (Some(since), Some(timeout)) => Some((Timer::PartialFrame, since + timeout)),
+            _ => match (*self.idle_since, self.limits.idle_timeout) {
+                (Some(since), Some(timeout)) => Some((Timer::Idle, since + timeout)),
+                _ => None,
+            },
+        };
+        let Some((kind, deadline)) = deadline else {
+            *self.timer = None;
+            return None;
+        };
+        let (armed, sleep) = self
+            .timer
+            .get_or_insert_with(|| (kind, Box::pin(tokio::time::sleep_until(deadline))));
+        *armed = kind;
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                *self.timer = None;
+                Some(kind)
+            }
+            Poll::Pending => None,
+        }
     }
 
     /// Closes once reading has ended and every response is out.
