@@ -4,6 +4,7 @@
 //! `cargo bench --bench pipeline`
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::io::{Read, Write};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use wirestack::kv::{self, KvClient, Request, ServerConfig};
@@ -31,6 +32,22 @@ fn bench_pipeline(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
 
     group.throughput(Throughput::Elements(1));
+    group.bench_function("std_net_floor", |b| {
+        // The loopback floor: a blocking client with no runtime, no
+        // multiplexer and a hand-made frame, against the same server.
+        let mut socket = std::net::TcpStream::connect(server.local_addr()).unwrap();
+        socket.set_nodelay(true).unwrap();
+        let mut frame = vec![0x02u8];
+        frame.extend_from_slice(&3u32.to_le_bytes());
+        frame.extend_from_slice(&0u32.to_le_bytes());
+        frame.extend_from_slice(b"key");
+        let mut answer = [0u8; 5 + 64];
+        b.iter(|| {
+            socket.write_all(&frame).unwrap();
+            socket.read_exact(&mut answer).unwrap();
+            assert_eq!(answer[0], 0);
+        })
+    });
     group.bench_function("sequential", |b| {
         b.to_async(&rt)
             .iter(|| async { client.get("key").await.unwrap() })
@@ -58,6 +75,24 @@ fn bench_pipeline(c: &mut Criterion) {
             for task in tasks {
                 task.await.unwrap();
             }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("kv_put");
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sequential", |b| {
+        b.to_async(&rt)
+            .iter(|| async { client.put("key", vec![b'x'; 64]).await.unwrap() })
+    });
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("pipelined/64", |b| {
+        b.to_async(&rt).iter(|| async {
+            client
+                .put_many((0..64).map(|i| (format!("key{i}"), vec![b'x'; 64])))
+                .await
+                .unwrap()
         })
     });
     group.finish();

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wirestack::kv::bench::{self, BenchConfig, Workload};
 use wirestack::kv::{self, KvClient, Limits, ServerConfig, Store};
 use wirestack::server::ServeConfig;
 
@@ -51,6 +52,8 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Drive a load and report throughput and latency percentiles.
+    Bench(BenchArgs),
     /// Delete a key (exit 1 if it is not found).
     Del {
         /// The key.
@@ -114,6 +117,37 @@ impl ServeLimitArgs {
 /// A timeout as a flag value: milliseconds, 0 for none.
 fn millis(timeout: Option<Duration>) -> u64 {
     timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Address of the server.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    addr: String,
+    /// Stop after this many operations.
+    #[arg(long, default_value_t = 100_000)]
+    ops: u64,
+    /// Stop after this many seconds, whatever the count.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    duration: f64,
+    /// Requests in flight per connection (1 = sequential).
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    pipeline: usize,
+    /// Connections, each driven by its own task.
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    connections: usize,
+    /// Bytes per value written.
+    #[arg(long, value_name = "B", default_value_t = 64)]
+    value_size: usize,
+    /// Number of distinct keys.
+    #[arg(long, value_name = "K", default_value_t = 100_000)]
+    key_space: u64,
+    /// put, get, fill (every key once) or mixed:R (R = share of GETs).
+    #[arg(long, default_value = "put")]
+    workload: Workload,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -188,12 +222,71 @@ async fn run(command: Command) -> Result<Outcome, String> {
             };
             result.map(|()| Outcome::Done).map_err(|e| e.to_string())
         }
+        Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
             Err(error) => Err(error.to_string()),
         },
     }
+}
+
+async fn run_bench(args: BenchArgs) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let addr = tokio::net::lookup_host(&args.addr)
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("cannot resolve {}", args.addr))?;
+    if !(args.duration > 0.0 && args.duration.is_finite()) {
+        return Err(format!(
+            "--duration must be a positive number of seconds, got {}",
+            args.duration
+        ));
+    }
+    let config = BenchConfig {
+        addr,
+        ops: args.ops,
+        duration: Duration::from_secs_f64(args.duration),
+        pipeline: args.pipeline.max(1),
+        connections: args.connections.max(1),
+        value_size: args.value_size,
+        key_space: args.key_space.max(1),
+        workload: args.workload,
+    };
+    let total = match config.workload {
+        Workload::Fill => config.key_space,
+        _ => config.ops,
+    };
+    let progress = Arc::new(AtomicU64::new(0));
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} ops {per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let (shown, progress) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                shown.set_position(progress.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        bar
+    });
+    let report = bench::run(config, progress).await.map_err(|e| e.to_string())?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
 }
 
 async fn connect(args: &ClientArgs) -> Result<KvClient, String> {

@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod client;
 pub mod codec;
 pub mod service;
