@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let piece = usize::from(piece).max(1);
-    let max_frame = REQUEST_HEADER_LEN + LIMITS.max_key_bytes as usize + LIMITS.max_value_bytes as usize + TTL_LEN;
+    let max_frame =
+        REQUEST_HEADER_LEN + LIMITS.max_key_bytes as usize + LIMITS.max_value_bytes as usize + TTL_LEN;
     let mut codec = ServerCodec::with_limits(LIMITS);
     let mut buf = BytesMut::new();
     'feed: for chunk in input.chunks(piece) {
