@@ -7,18 +7,43 @@
 //! invisible at once (reads check the time) and its memory is reclaimed by
 //! [`Store::purge_expired`], which the server calls periodically.
 //!
-//! The store copies keys and values into allocations of their own: a value
-//! sliced from a connection's read buffer would otherwise keep that whole
-//! buffer alive for as long as the key lives.
+//! # Layout
+//!
+//! A key, its value and its expiry are one *record*:
+//!
+//! ```text
+//! [header: LEB128 of key_len << 1 | has_expiry] [expires_at: u64 LE, if any] [key] [value]
+//! ```
+//!
+//! Small records (up to [`SMALL_RECORD`] bytes) are packed back to back into
+//! 64 KiB chunks owned by their shard, so a small key costs its own bytes and
+//! nothing else: no allocator header, no rounding to a size class. Larger
+//! records get an allocation of their own. The hash table holds an 8-byte
+//! [`Slot`] per key that says where the record is. Overwritten and deleted
+//! records leave dead bytes in the chunks; once half of a shard's chunk
+//! space is dead the shard is compacted (its live records copied into fresh
+//! chunks), so dead space stays bounded. `examples/memory.rs` measures the
+//! result in bytes per key.
+//!
+//! The store always copies what it is given: a value sliced from a
+//! connection's read buffer would otherwise keep that whole buffer alive.
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SHARDS: usize = 64;
+/// Bytes per chunk of packed small records.
+const CHUNK: usize = 64 * 1024;
+/// The largest record packed into chunks; larger ones are allocated alone.
+pub const SMALL_RECORD: usize = 1024;
+/// A shard is compacted once this much of its chunk space is dead and the
+/// dead space is at least half of it.
+const MIN_DEAD_TO_COMPACT: usize = 4 * CHUNK;
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
@@ -32,24 +57,210 @@ pub fn expiry_after(ttl: Duration) -> u64 {
     now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
-#[derive(Debug)]
-struct Entry {
-    value: Bytes,
-    /// Absolute expiry in Unix milliseconds; `None` lives forever.
-    expires_at: Option<u64>,
+/// Encodes a record: see the module docs for the layout.
+fn encode_record(key: &[u8], value: &[u8], expires_at: Option<u64>, out: &mut Vec<u8>) {
+    let mut header = ((key.len() as u64) << 1) | u64::from(expires_at.is_some());
+    loop {
+        let byte = (header & 0x7f) as u8;
+        header >>= 7;
+        if header == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    if let Some(at) = expires_at {
+        out.extend_from_slice(&at.to_le_bytes());
+    }
+    out.extend_from_slice(key);
+    out.extend_from_slice(value);
 }
 
-impl Entry {
-    fn is_live(&self, now: u64) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
+/// A decoded record: `(expires_at, key, value)`. Records are written only by
+/// [`encode_record`], so the slicing follows from its layout.
+fn decode_record(record: &[u8]) -> (Option<u64>, &[u8], &[u8]) {
+    let mut header = 0u64;
+    let mut at = 0;
+    for (i, byte) in record.iter().enumerate() {
+        header |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            at = i + 1;
+            break;
+        }
+    }
+    let expires_at = if header & 1 == 1 {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(&record[at..at + 8]);
+        at += 8;
+        Some(u64::from_le_bytes(raw))
+    } else {
+        None
+    };
+    let (key, value) = record[at..].split_at((header >> 1) as usize);
+    (expires_at, key, value)
+}
+
+fn is_live(expires_at: Option<u64>, now: u64) -> bool {
+    expires_at.is_none_or(|at| at > now)
+}
+
+/// Where a record lives: `len` bytes at offset `at` of the shard's chunks,
+/// or, when `len` has its top bit set, the large record number `at`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    at: u32,
+    len: u32,
+}
+
+const LARGE: u32 = 1 << 31;
+
+impl Slot {
+    fn is_large(self) -> bool {
+        self.len & LARGE != 0
+    }
+}
+
+/// Packed small records in fixed-size chunks, plus large records alone.
+#[derive(Debug, Default)]
+struct Records {
+    chunks: Vec<Box<[u8]>>,
+    /// Bytes used in the last chunk.
+    tail: usize,
+    /// Bytes of chunk space no slot points to.
+    dead: usize,
+    large: Vec<Box<[u8]>>,
+    /// Numbers of `large` entries free for reuse.
+    free_large: Vec<u32>,
+    /// Reused for encoding, so that a put does not allocate for small records.
+    scratch: Vec<u8>,
+}
+
+impl Records {
+    fn get(&self, slot: Slot) -> &[u8] {
+        if slot.is_large() {
+            return &self.large[slot.at as usize];
+        }
+        let (chunk, start) = (slot.at as usize / CHUNK, slot.at as usize % CHUNK);
+        &self.chunks[chunk][start..start + slot.len as usize]
+    }
+
+    /// Stores `scratch`'s record and says where.
+    fn push_scratch(&mut self) -> Slot {
+        let len = self.scratch.len();
+        let offset = self.chunks.len().saturating_sub(1) * CHUNK + self.tail;
+        if len > SMALL_RECORD || offset + CHUNK > u32::MAX as usize {
+            let record = std::mem::take(&mut self.scratch).into_boxed_slice();
+            let at = match self.free_large.pop() {
+                Some(at) => {
+                    self.large[at as usize] = record;
+                    at
+                }
+                None => {
+                    self.large.push(record);
+                    (self.large.len() - 1) as u32
+                }
+            };
+            return Slot { at, len: LARGE };
+        }
+        if self.chunks.is_empty() || self.tail + len > CHUNK {
+            if !self.chunks.is_empty() {
+                self.dead += CHUNK - self.tail;
+            }
+            // Zeroed memory comes from fresh pages: nothing is resident
+            // until a record is written there.
+            self.chunks.push(vec![0u8; CHUNK].into_boxed_slice());
+            self.tail = 0;
+        }
+        let chunk = self.chunks.len() - 1;
+        let start = self.tail;
+        self.chunks[chunk][start..start + len].copy_from_slice(&self.scratch);
+        self.tail += len;
+        self.scratch.clear();
+        Slot {
+            at: (chunk * CHUNK + start) as u32,
+            len: len as u32,
+        }
+    }
+
+    fn release(&mut self, slot: Slot) {
+        if slot.is_large() {
+            self.large[slot.at as usize] = Box::default();
+            self.free_large.push(slot.at);
+        } else {
+            self.dead += slot.len as usize;
+        }
+    }
+
+    fn needs_compaction(&self) -> bool {
+        let used = self.chunks.len() * CHUNK;
+        self.dead >= MIN_DEAD_TO_COMPACT && self.dead * 2 >= used
     }
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    entries: HashMap<Bytes, Entry>,
+    table: HashTable<Slot>,
+    records: Records,
     /// Keys with a TTL, ordered by expiry, for purging without a full scan.
-    expirations: BTreeSet<(u64, Bytes)>,
+    expirations: BTreeSet<(u64, Box<[u8]>)>,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<&[u8]> {
+        let records = &self.records;
+        let slot = self
+            .table
+            .find(hash, |slot| decode_record(records.get(*slot)).1 == key)?;
+        Some(records.get(*slot))
+    }
+
+    /// Removes `key`; returns whether it was there and live at `now`.
+    fn remove(&mut self, hash: u64, key: &[u8], now: u64) -> Option<bool> {
+        let records = &self.records;
+        let (slot, _) = self
+            .table
+            .find_entry(hash, |slot| decode_record(records.get(*slot)).1 == key)
+            .ok()?
+            .remove();
+        let expires_at = decode_record(self.records.get(slot)).0;
+        if let Some(at) = expires_at {
+            self.expirations.remove(&(at, Box::from(key)));
+        }
+        self.records.release(slot);
+        Some(is_live(expires_at, now))
+    }
+
+    fn insert(&mut self, hash: u64, key: &[u8], value: &[u8], expires_at: Option<u64>, hasher: &RandomState) {
+        self.remove(hash, key, 0);
+        encode_record(key, value, expires_at, &mut self.records.scratch);
+        let slot = self.records.push_scratch();
+        let records = &self.records;
+        self.table.insert_unique(hash, slot, |slot| {
+            hasher.hash_one(decode_record(records.get(*slot)).1)
+        });
+        if let Some(at) = expires_at {
+            self.expirations.insert((at, Box::from(key)));
+        }
+    }
+
+    /// Copies every live small record into fresh chunks.
+    fn compact_if_needed(&mut self) {
+        if !self.records.needs_compaction() {
+            return;
+        }
+        let mut fresh = Records {
+            large: std::mem::take(&mut self.records.large),
+            free_large: std::mem::take(&mut self.records.free_large),
+            ..Records::default()
+        };
+        for slot in self.table.iter_mut() {
+            if !slot.is_large() {
+                fresh.scratch.extend_from_slice(self.records.get(*slot));
+                *slot = fresh.push_scratch();
+            }
+        }
+        self.records = fresh;
+    }
 }
 
 /// A concurrent map from keys to values with optional expiry.
@@ -62,6 +273,8 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
+    /// SipHash with a random key: peers choose the keys, so the table must
+    /// not be open to collision flooding.
     hasher: RandomState,
     shards: Box<[RwLock<Shard>]>,
 }
@@ -84,31 +297,37 @@ impl Store {
         }
     }
 
-    fn shard_index(&self, key: &[u8]) -> usize {
-        (self.inner.hasher.hash_one(key) as usize) % SHARDS
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.inner.hasher.hash_one(key)
     }
 
-    fn read(&self, key: &[u8]) -> RwLockReadGuard<'_, Shard> {
-        let shard = &self.inner.shards[self.shard_index(key)];
+    /// The shard of a hash. It uses bits the table does not: hashbrown takes
+    /// the bucket from the low bits and a tag from the top seven.
+    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+        &self.inner.shards[(hash >> 32) as usize % SHARDS]
+    }
+
+    fn read(&self, hash: u64) -> RwLockReadGuard<'_, Shard> {
         // A panic while holding a shard lock cannot leave a shard half-updated
-        // (every update is a single map operation), so poisoning is ignored.
-        shard.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        // (no update can panic between its steps), so poisoning is ignored.
+        self.shard(hash)
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self, key: &[u8]) -> RwLockWriteGuard<'_, Shard> {
-        let shard = &self.inner.shards[self.shard_index(key)];
-        shard.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn write(&self, hash: u64) -> RwLockWriteGuard<'_, Shard> {
+        self.shard(hash)
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The live value of `key`, if any.
     pub fn get(&self, key: &[u8]) -> Option<Bytes> {
         let now = now_ms();
-        let shard = self.read(key);
-        shard
-            .entries
-            .get(key)
-            .filter(|entry| entry.is_live(now))
-            .map(|entry| entry.value.clone())
+        let hash = self.hash(key);
+        let shard = self.read(hash);
+        let (expires_at, _, value) = decode_record(shard.find(hash, key)?);
+        is_live(expires_at, now).then(|| Bytes::copy_from_slice(value))
     }
 
     /// Sets `key` to `value`, clearing any TTL.
@@ -125,37 +344,20 @@ impl Store {
     /// milliseconds), or forever for `None`. A time in the past stores nothing
     /// visible, as if the key had already expired.
     pub fn put_until(&self, key: &[u8], value: &[u8], expires_at: Option<u64>) {
-        let key = Bytes::copy_from_slice(key);
-        let entry = Entry {
-            value: Bytes::copy_from_slice(value),
-            expires_at,
-        };
-        let mut shard = self.write(&key);
-        if let Some(at) = expires_at {
-            shard.expirations.insert((at, key.clone()));
-        }
-        if let Some(old) = shard.entries.insert(key.clone(), entry) {
-            if let Some(old_at) = old.expires_at {
-                if Some(old_at) != expires_at {
-                    shard.expirations.remove(&(old_at, key));
-                }
-            }
-        }
+        let hash = self.hash(key);
+        let mut shard = self.write(hash);
+        shard.insert(hash, key, value, expires_at, &self.inner.hasher);
+        shard.compact_if_needed();
     }
 
     /// Removes `key`; `true` if it existed and was live.
     pub fn delete(&self, key: &[u8]) -> bool {
         let now = now_ms();
-        let mut shard = self.write(key);
-        match shard.entries.remove(key) {
-            Some(old) => {
-                if let Some(at) = old.expires_at {
-                    shard.expirations.remove(&(at, Bytes::copy_from_slice(key)));
-                }
-                old.is_live(now)
-            }
-            None => false,
-        }
+        let hash = self.hash(key);
+        let mut shard = self.write(hash);
+        let removed = shard.remove(hash, key, now);
+        shard.compact_if_needed();
+        removed.unwrap_or(false)
     }
 
     /// Drops every key whose expiry is at or before now; returns how many.
@@ -167,16 +369,15 @@ impl Store {
         let mut purged = 0;
         for shard in self.inner.shards.iter() {
             let mut shard = shard.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-            while let Some((at, key)) = shard.expirations.first().cloned() {
-                if at > now {
+            while shard.expirations.first().is_some_and(|(at, _)| *at <= now) {
+                let Some((_, key)) = shard.expirations.pop_first() else {
                     break;
-                }
-                shard.expirations.pop_first();
-                if shard.entries.get(&key).is_some_and(|e| e.expires_at == Some(at)) {
-                    shard.entries.remove(&key);
+                };
+                if shard.remove(self.hash(&key), &key, now).is_some() {
                     purged += 1;
                 }
             }
+            shard.compact_if_needed();
         }
         purged
     }
@@ -186,7 +387,7 @@ impl Store {
         self.inner
             .shards
             .iter()
-            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).entries.len())
+            .map(|shard| shard.read().unwrap_or_else(|p| p.into_inner()).table.len())
             .sum()
     }
 
@@ -198,12 +399,15 @@ impl Store {
     /// Calls `f` with every live key, its value and its expiry, one shard at
     /// a time (each shard is read-locked only while it is visited). Used to
     /// write snapshots.
-    pub fn for_each_live(&self, mut f: impl FnMut(&Bytes, &Bytes, Option<u64>)) {
+    pub fn for_each_live(&self, mut f: impl FnMut(&[u8], &[u8], Option<u64>)) {
         let now = now_ms();
         for shard in self.inner.shards.iter() {
             let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            for (key, entry) in shard.entries.iter().filter(|(_, e)| e.is_live(now)) {
-                f(key, &entry.value, entry.expires_at);
+            for slot in shard.table.iter() {
+                let (expires_at, key, value) = decode_record(shard.records.get(*slot));
+                if is_live(expires_at, now) {
+                    f(key, value, expires_at);
+                }
             }
         }
     }
@@ -272,11 +476,63 @@ mod tests {
     #[test]
     fn values_do_not_share_the_callers_buffer() {
         let store = Store::new();
-        let big = Bytes::from(vec![7u8; 8192]);
+        let big = vec![7u8; 8192];
         store.put(b"k", &big[..4]);
         let got = store.get(b"k").unwrap();
         assert_eq!(&got[..], &[7u8; 4]);
         assert_ne!(got.as_ptr(), big.as_ptr());
+    }
+
+    #[test]
+    fn entries_keep_keys_values_and_expiry_of_any_length() {
+        for key_len in [0usize, 1, 63, 64, 127, 128, 16_383, 16_384, 70_000] {
+            for expires_at in [None, Some(0), Some(u64::MAX)] {
+                let key = vec![b'k'; key_len];
+                let mut record = Vec::new();
+                encode_record(&key, b"value", expires_at, &mut record);
+                assert_eq!(decode_record(&record), (expires_at, &key[..], &b"value"[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn large_records_live_alone_and_are_reused() {
+        let store = Store::new();
+        let big = vec![9u8; SMALL_RECORD * 4];
+        store.put(b"big", &big);
+        assert_eq!(store.get(b"big").as_deref(), Some(&big[..]));
+        store.put(b"big", b"small now");
+        assert_eq!(store.get(b"big").as_deref(), Some(&b"small now"[..]));
+        store.put(b"big", &big);
+        assert!(store.delete(b"big"));
+        assert_eq!(store.get(b"big"), None);
+    }
+
+    #[test]
+    fn overwrites_are_compacted_and_every_value_survives() {
+        let store = Store::new();
+        // Many rounds of overwrites: far more dead bytes than live ones.
+        for round in 0..50u32 {
+            for key in 0..2_000u32 {
+                let value = format!("{round}-{key}-{}", "x".repeat(40));
+                store.put(&key.to_le_bytes(), value.as_bytes());
+            }
+        }
+        for key in 0..2_000u32 {
+            let expected = format!("49-{key}-{}", "x".repeat(40));
+            assert_eq!(
+                store.get(&key.to_le_bytes()).as_deref(),
+                Some(expected.as_bytes())
+            );
+        }
+        for shard in store.inner.shards.iter() {
+            let shard = shard.read().unwrap();
+            let used = shard.records.chunks.len() * CHUNK;
+            assert!(
+                shard.records.dead < MIN_DEAD_TO_COMPACT || shard.records.dead * 2 < used,
+                "dead space is bounded"
+            );
+        }
     }
 
     #[test]
@@ -307,7 +563,7 @@ mod tests {
         store.put_until(b"b", b"2", Some(now_ms() - 1));
         store.put_until(b"c", b"3", Some(now_ms() + 60_000));
         let mut seen = Vec::new();
-        store.for_each_live(|k, v, at| seen.push((k.clone(), v.clone(), at.is_some())));
+        store.for_each_live(|k, v, at| seen.push((k.to_vec(), v.to_vec(), at.is_some())));
         seen.sort();
         assert_eq!(seen.len(), 2);
         assert_eq!(&seen[0].0[..], b"a");
