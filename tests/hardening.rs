@@ -189,6 +189,34 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_peer_that_reads_no_responses_is_closed_after_the_write_timeout() {
+    let server = server(ServeConfig {
+        write_timeout: Some(Duration::from_millis(300)),
+        max_in_flight_per_connection: 4,
+        idle_timeout: None,
+        ..ServeConfig::default()
+    })
+    .await;
+    let bystander = KvClient::connect(server.local_addr()).await.unwrap();
+    bystander.ping().await.unwrap();
+
+    // PINGs echo 256 KiB each; this peer never reads an answer. Once the
+    // socket buffers fill, the server can write nothing more to it.
+    let mut ping = vec![0x01, 0, 0, 0, 0];
+    ping.extend_from_slice(&(256 * 1024u32).to_le_bytes());
+    ping.resize(ping.len() + 256 * 1024, b'p');
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    let closed = timeout(SOON, async {
+        // Writing fails once the server has closed the connection.
+        while socket.write_all(&ping).await.is_ok() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a peer that reads nothing");
+    bystander.ping().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn connections_past_the_cap_are_answered_busy_and_closed() {
     let server = server(ServeConfig {
         max_connections: 4,

@@ -96,6 +96,9 @@ struct ServeLimitArgs {
     /// Close a connection whose started frame does not finish within this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().read_timeout))]
     read_timeout_ms: u64,
+    /// Close a connection whose peer reads none of its responses for this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().write_timeout))]
+    write_timeout_ms: u64,
     /// Budget of request bytes buffered by all connections; past it requests are answered BUSY.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
     max_buffered_bytes: usize,
@@ -109,6 +112,7 @@ impl ServeLimitArgs {
             max_in_flight_per_connection: self.max_in_flight,
             idle_timeout: timeout(self.idle_timeout_ms),
             read_timeout: timeout(self.read_timeout_ms),
+            write_timeout: timeout(self.write_timeout_ms),
             max_buffered_request_bytes: self.max_buffered_bytes,
         }
     }

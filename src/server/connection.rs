@@ -32,6 +32,10 @@ pub enum ConnectionError {
     /// responses before it are written.
     #[error("the service failed: {0}")]
     Service(#[source] BoxError),
+    /// The peer read none of its responses for the write timeout; the
+    /// connection was closed with responses unwritten.
+    #[error("the peer read nothing for {0:?}")]
+    WriteTimedOut(Duration),
 }
 
 /// An I/O object that counts the bytes read through it.
@@ -94,6 +98,7 @@ pub(crate) struct Limits {
     pub(crate) max_in_flight: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
 }
 
 /// A request being worked on: the service's future, or an answer the
@@ -110,6 +115,8 @@ enum Timer {
     Idle,
     /// Part of a frame buffered, waiting on the peer for the rest.
     PartialFrame,
+    /// Responses to write, waiting on the peer to read.
+    Write,
 }
 
 /// Serves one transport with one service, pipelined.
@@ -146,7 +153,11 @@ where
     /// The last read found nothing more from the peer.
     waiting_on_peer: bool,
     needs_flush: bool,
+    /// The last write could not go on: the socket is full.
+    write_blocked: bool,
     failed: Option<ConnectionError>,
+    /// Since when the socket has taken no byte, and how many were waiting then.
+    stalled_since: Option<(Instant, usize)>,
     /// Since when the connection has been idle, or has had a partial frame.
     idle_since: Option<Instant>,
     partial_since: Option<Instant>,
@@ -196,7 +207,9 @@ where
             reading: true,
             waiting_on_peer: false,
             needs_flush: false,
+            write_blocked: false,
             failed: None,
+            stalled_since: None,
             idle_since: None,
             partial_since: None,
             timer: None,
@@ -234,6 +247,9 @@ where
             if !read && !wrote {
                 if let Some(timer) = this.poll_timers(cx) {
                     tracing::debug!(?timer, "connection timed out; closing it");
+                    if let (Timer::Write, Some(timeout)) = (timer, this.limits.write_timeout) {
+                        return Poll::Ready(Err(ConnectionError::WriteTimedOut(timeout)));
+                    }
                     *this.reading = false;
                     continue;
                 }
@@ -340,11 +356,15 @@ where
     /// Writes finished responses in order and flushes; `true` if any written.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
         let mut wrote = false;
+        *self.write_blocked = false;
         while !self.in_flight.is_empty() {
             match Sink::<S::Response>::poll_ready(self.transport.as_mut(), cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
-                Poll::Pending => break,
+                Poll::Pending => {
+                    *self.write_blocked = true;
+                    break;
+                }
             }
             let output = match Pin::new(&mut *self.in_flight).poll_next(cx) {
                 Poll::Ready(Some(output)) => output,
@@ -378,18 +398,18 @@ where
             match Sink::<S::Response>::poll_flush(self.transport.as_mut(), cx) {
                 Poll::Ready(Ok(())) => *self.needs_flush = false,
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
-                Poll::Pending => {}
+                Poll::Pending => *self.write_blocked = true,
             }
         }
         Ok(wrote)
     }
 
-    /// Arms the idle or partial-frame timer for the state the connection
-    /// rests in; returns the timer if it has expired.
+    /// Arms the idle, partial-frame or write timer for the state the
+    /// connection rests in; returns the timer if it has expired.
     ///
     /// Only time spent waiting on the peer counts: a connection that stopped
     /// reading because its own requests are in flight is neither idle nor
-    /// slow.
+    /// slow. The write timer restarts whenever the socket takes a byte.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<Timer> {
         let waiting = *self.reading && *self.waiting_on_peer;
         let buffered = !self.transport.read_buffer().is_empty();
@@ -407,13 +427,28 @@ where
             *self.idle_since = None;
         }
 
-        let deadline = match (*self.partial_since, self.limits.read_timeout) {
-            (Some(since), Some(timeout)) => Some((Timer::PartialFrame, since + timeout)),
-            _ => match (*self.idle_since, self.limits.idle_timeout) {
-                (Some(since), Some(timeout)) => Some((Timer::Idle, since + timeout)),
-                _ => None,
-            },
-        };
+        if *self.write_blocked {
+            let unwritten = self.transport.write_buffer().len();
+            match *self.stalled_since {
+                Some((_, before)) if before == unwritten => {}
+                _ => *self.stalled_since = Some((now, unwritten)),
+            }
+        } else {
+            *self.stalled_since = None;
+        }
+
+        let deadline = [
+            (Timer::PartialFrame, *self.partial_since, self.limits.read_timeout),
+            (Timer::Idle, *self.idle_since, self.limits.idle_timeout),
+            (
+                Timer::Write,
+                self.stalled_since.map(|(since, _)| since),
+                self.limits.write_timeout,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(kind, since, timeout)| Some((kind, since? + timeout?)))
+        .min_by_key(|&(_, deadline)| deadline);
         let Some((kind, deadline)) = deadline else {
             *self.timer = None;
             return None;

@@ -25,7 +25,8 @@
 //!   gets the protocol's overloaded answer (see [`Overload`]) and is closed.
 //! * **Idle connections** are closed after [`ServeConfig::idle_timeout`].
 //! * **Slow peers**: a frame that started but does not finish within
-//!   [`ServeConfig::read_timeout`] closes the connection (slowloris).
+//!   [`ServeConfig::read_timeout`] closes the connection (slowloris); so does
+//!   a peer that reads none of its responses for [`ServeConfig::write_timeout`].
 //! * **Pipelining**: at most [`ServeConfig::max_in_flight_per_connection`]
 //!   requests per connection are worked on or waiting to be written; past
 //!   it the connection stops reading, which pushes back through TCP.
@@ -120,6 +121,10 @@ pub struct ServeConfig {
     /// before the connection is closed (default 30 s; `None`: forever).
     /// Only time spent waiting on the peer counts.
     pub read_timeout: Option<Duration>,
+    /// How long a connection with responses to write may wait for its peer
+    /// to read any of them before it is closed, responses unwritten
+    /// (default 30 s; `None`: forever).
+    pub write_timeout: Option<Duration>,
     /// The budget of request bytes buffered by all connections together —
     /// read buffers plus requests in flight (default 256 MiB). Past it,
     /// requests are shed: answered through the [`Overload`] hook instead of
@@ -135,6 +140,7 @@ impl Default for ServeConfig {
             max_connections: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
             max_buffered_request_bytes: 256 * 1024 * 1024,
         }
     }
@@ -219,6 +225,7 @@ impl<C, O> Server<C, O> {
             max_in_flight: self.config.max_in_flight_per_connection,
             idle_timeout: self.config.idle_timeout,
             read_timeout: self.config.read_timeout,
+            write_timeout: self.config.write_timeout,
         };
         // Owned by this future: if it is dropped (aborted), so is every
         // connection, as when a process dies.
