@@ -451,3 +451,59 @@ async fn a_bad_response_fails_every_pending_caller_and_drops_the_connection() {
         assert!(dropped.await, "the client dropped the connection");
     }
 }
+
+#[tokio::test]
+async fn without_an_overload_answer_refused_work_closes_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    // No `with_overload`: the server has no protocol answer to refuse with.
+    let serving = tokio::spawn(
+        Server::new(ServerCodec::new())
+            .with_config(ServeConfig {
+                max_connections: 2,
+                max_buffered_request_bytes: 1024,
+                ..ServeConfig::default()
+            })
+            .serve(
+                listener,
+                tower::make::Shared::new(KvService::new(Store::new())),
+                stop.clone().cancelled_owned(),
+            ),
+    );
+    // Two peers take the two connections, answered so they are counted.
+    let mut holder = TcpStream::connect(addr).await.unwrap();
+    holder
+        .write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut holder).await, (0x00, vec![]));
+    let client = KvClient::connect(addr).await.unwrap();
+    client.ping().await.unwrap();
+
+    // Past the connection limit, a new connection is closed unanswered.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert_closed(&mut third).await;
+
+    // The holder sends 2 KiB of a PUT: the 1 KiB budget is spent, and a
+    // request past it closes its connection, unanswered.
+    let mut partial = vec![0x03, 1, 0, 0, 0];
+    partial.extend_from_slice(&4096u32.to_le_bytes());
+    partial.resize(partial.len() + 2048, b'h');
+    holder.write_all(&partial).await.unwrap();
+    let deadline = Instant::now() + SOON;
+    loop {
+        match client.ping().await {
+            Ok(()) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            Ok(()) => panic!("the server never shed load"),
+            Err(error) => {
+                assert!(matches!(error, kv::KvError::Connection(_)), "{error}");
+                break;
+            }
+        }
+    }
+
+    stop.cancel();
+    drop(holder);
+    timeout(SOON, serving).await.unwrap().unwrap().unwrap();
+}
