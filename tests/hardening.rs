@@ -25,6 +25,11 @@ use wirestack::server::{ServeConfig, Server};
 /// A deadline for things that must happen "soon" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(20);
 
+/// Taken by the tests that open hundreds of sockets, so that together they
+/// stay within a common soft limit of 1024 file descriptors (each loopback
+/// connection costs two: the client's and the in-process server's).
+static MANY_SOCKETS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A small deterministic generator (xorshift64), so failures reproduce.
 struct Rng(u64);
 
@@ -104,6 +109,7 @@ async fn assert_served(addr: std::net::SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_from_300_connections_leaves_the_server_serving() {
+    let _turn = MANY_SOCKETS.lock().await;
     let server = server(ServeConfig::default()).await;
     let addr = server.local_addr();
     let mut peers = JoinSet::new();
@@ -130,6 +136,7 @@ async fn garbage_from_300_connections_leaves_the_server_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_headers_hang_until_the_read_timeout_while_others_are_served() {
+    let _turn = MANY_SOCKETS.lock().await;
     let read_timeout = Duration::from_secs(3);
     let server = server(ServeConfig {
         read_timeout: Some(read_timeout),
@@ -367,6 +374,7 @@ async fn soak_one_connection(addr: std::net::SocketAddr, id: u64, until: Instant
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_pipelined_connections_each_read_their_own_writes() {
+    let _turn = MANY_SOCKETS.lock().await;
     let server = server(ServeConfig::default()).await;
     let until = Instant::now() + Duration::from_secs(3);
     let mut connections = JoinSet::new();
