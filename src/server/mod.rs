@@ -17,9 +17,8 @@
 //!
 //! ## Limits
 //!
-//! Everything a peer can make the server hold is bounded by a
-//! [`ServeConfig`] field; the defaults suit a server on a trusted network and
-//! every one is a `kv serve` flag.
+//! Everything a peer can make the server hold or wait for is bounded by a
+//! [`ServeConfig`] field, each with a default.
 //!
 //! * **Connections**: past [`ServeConfig::max_connections`] a new connection
 //!   gets the protocol's overloaded answer (see [`Overload`]) and is closed.
@@ -51,12 +50,15 @@
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
 //! use tokio::net::TcpListener;
-//! use wirestack::kv::{KvService, ServerCodec, Store};
-//! use wirestack::server::Server;
+//! use wirestack::kv::{Busy, KvService, ServerCodec, Store};
+//! use wirestack::server::{ServeConfig, Server};
 //!
 //! let listener = TcpListener::bind("127.0.0.1:7878").await?;
 //! let service = KvService::new(Store::new());
 //! Server::new(ServerCodec::new())
+//!     .with_config(ServeConfig { max_connections: 256, ..ServeConfig::default() })
+//!     // Refused work is answered `BUSY`.
+//!     .with_overload(Busy)
 //!     .serve(listener, tower::make::Shared::new(service), async {
 //!         let _ = tokio::signal::ctrl_c().await;
 //!     })
