@@ -243,7 +243,7 @@ where
                 Ok(wrote) => wrote,
                 Err(error) => return Poll::Ready(Err(error)),
             };
-            this.update_charge(0);
+            this.update_charge();
             if !read && !wrote {
                 if let Some(timer) = this.poll_timers(cx) {
                     tracing::debug!(?timer, "connection timed out; closing it");
@@ -272,11 +272,10 @@ where
     S::Error: Into<BoxError>,
     O: Overload<S::Response>,
 {
-    /// Charges the budget for the read buffer, the requests in flight and
-    /// `extra` bytes of a request just decoded.
-    fn update_charge(&mut self, extra: usize) {
+    /// Charges the budget for the read buffer and the requests in flight.
+    fn update_charge(&mut self) {
         let buffered = self.transport.read_buffer().len();
-        self.charge.set(buffered + *self.in_flight_bytes + extra);
+        self.charge.set(buffered + *self.in_flight_bytes);
     }
 
     /// The wire bytes of the frame just decoded.
@@ -312,7 +311,10 @@ where
                     *self.idle_since = None;
                     *self.partial_since = None;
                     let size = self.frame_size();
-                    self.update_charge(size);
+                    // The budget is read, not updated, per request: this
+                    // connection publishes its charge once per round, which
+                    // keeps the shared counter off the per-request path at
+                    // the cost of lagging by what one round read.
                     if self.budget.exhausted() {
                         let reason = Overloaded::BufferBudget {
                             limit: self.budget.limit(),
