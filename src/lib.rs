@@ -11,25 +11,41 @@
 //! ```text
 //!  client side                                server side
 //!  ───────────                                ───────────
-//!  KvClient (typed: get/put/delete/ping)      kv serve
+//!  KvClient / RedisClient (typed calls)       kv serve
 //!      │                                          │
-//!  your tower layers (optional)               Server: accept, one task per
+//!  Timeout: one deadline per request          Server: accept, one task per
 //!      │                                      connection, N requests in
-//!  Pipeline: many callers, one connection,    flight, answers in order
-//!  writes coalesced, answers in order             │
+//!  Retry: only what is safe, with backoff,    flight, answers in order
+//!  under a budget                                 │
 //!      │                                      Framed<TcpStream, ServerCodec>
-//!  Framed<TcpStream, ClientCodec>                 │
+//!  your tower layers (optional)                   │
 //!      │                                      KvService ──► Store (sharded, TTL)
+//!  Reconnect: one live connection, replaced       │
+//!  with backoff; fail fast while down             │
+//!      │                                          │
+//!  Pipeline: many callers, one connection,        │
+//!  writes coalesced, answers in order             │
+//!      │                                          │
+//!  Framed<TcpStream, ClientCodec | RespCodec>     │
 //!      └────────────── TCP ───────────────────────┘
 //! ```
 //!
 //! * [`transport`]: what a transport is (`Sink` + `Stream`) and the TCP glue.
 //! * [`pipeline`]: the in-order multiplexer, a `Service` many tasks share.
+//! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
+//! * [`retry`]: a tower retry policy that retries only what is safe.
+//! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks timeout,
+//!   retry, your layers, reconnect and pipeline over any codec.
 //! * [`server`]: serve any `Service` over any codec.
 //! * [`kv`]: the reference protocol: codec, store, server service, [`kv::KvClient`].
+//! * [`resp`]: RESP2, to talk to Redis on the same stack: codec and
+//!   [`resp::RedisClient`].
 //!
-//! The framework modules never name a protocol; [`kv`] is built on them the
-//! way your own protocol would be.
+//! The framework modules never name a protocol; [`kv`] and [`resp`] are
+//! built on them the way your own protocol would be: a codec, and answers to
+//! two questions for the retry layer — is this request
+//! [idempotent](retry::Idempotent), is this response a
+//! [refusal](retry::RetryableResponse).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -56,8 +72,12 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod builder;
 pub mod kv;
 pub mod pipeline;
+pub mod reconnect;
+pub mod resp;
+pub mod retry;
 pub mod server;
 pub mod transport;
 

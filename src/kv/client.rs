@@ -1,9 +1,11 @@
 //! [`KvClient`]: the typed KV client, on top of any service stack.
 
-use super::codec::ClientCodec;
+use super::codec::{ClientCodec, CodecError};
 use super::{Request, Response, Status};
-use crate::pipeline::{self, Pipeline};
-use crate::transport::{self, BoxError};
+use crate::builder::{Client, ClientBuilder, DefaultStack};
+use crate::pipeline;
+use crate::reconnect::error::Disconnected;
+use crate::transport::BoxError;
 use bytes::Bytes;
 use futures::stream::{FuturesOrdered, TryStreamExt};
 use std::time::Duration;
@@ -34,11 +36,23 @@ pub enum KvError {
         /// The request it answered.
         command: &'static str,
     },
-    /// The request did not complete in time.
+    /// The request did not complete within the client's deadline (retries
+    /// included). It may or may not have been applied.
     #[error("request timed out")]
     TimedOut,
-    /// The connection failed or could not be made; the source says how
-    /// (downcast it, for example to [`pipeline::Error`]).
+    /// There is no connection to the server: the last connect attempt failed
+    /// (the source says how), and the request was **not sent**.
+    #[error("{0}")]
+    Disconnected(#[source] BoxError),
+    /// The server sent bytes that are not a valid answer (an unknown status,
+    /// an over-limit length, an answer to no request). The connection was
+    /// dropped and will be replaced; the request may have been applied.
+    #[error("protocol error: {0}")]
+    Protocol(#[source] BoxError),
+    /// The connection failed while the request was queued or in flight (and
+    /// retrying did not help or was not allowed); the source says how
+    /// (downcast it, for example to [`pipeline::Error`]). The request may
+    /// have been applied.
     #[error("connection failed: {0}")]
     Connection(#[source] BoxError),
 }
@@ -49,7 +63,11 @@ impl KvError {
         if error.is::<tower::timeout::error::Elapsed>() {
             return KvError::TimedOut;
         }
-        KvError::Connection(error)
+        match Failure::of(&*error) {
+            Failure::NotConnected => KvError::Disconnected(error),
+            Failure::Protocol => KvError::Protocol(error),
+            Failure::Other => KvError::Connection(error),
+        }
     }
 
     fn server(response: Response) -> Self {
@@ -71,14 +89,18 @@ impl KvError {
     }
 }
 
-/// The client's default stack: one pipelined connection.
-pub type DefaultService = Pipeline<Request, Response>;
+/// The client's default stack, as [`KvClient::connect`] builds it: a
+/// deadline, retries, reconnection and one pipelined connection.
+pub type DefaultService = Client<DefaultStack<Request, Response>>;
 
 /// A typed KV client over a service stack `S`.
 ///
 /// `S` is any tower service from [`Request`] to [`Response`]; clone the
 /// client freely to share its connection among tasks. [`KvClient::connect`]
-/// builds the default stack; [`KvClient::new`] takes a stack of your own.
+/// builds the default stack ([`ClientBuilder`] with its defaults: 5 s
+/// deadline, retries, reconnection); [`KvClient::new`] takes a stack of your
+/// own — a [`ClientBuilder`] with other settings or layers, or a bare
+/// [`Pipeline`](crate::pipeline::Pipeline) with none of them.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -102,12 +124,25 @@ pub struct KvClient<S = DefaultService> {
 }
 
 impl KvClient<DefaultService> {
-    /// Connects one pipelined connection to a KV server.
+    /// Connects to a KV server with the default stack.
+    ///
+    /// `addr` is resolved once; its addresses are tried in order and the
+    /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, KvError> {
-        let transport = transport::connect(addr, ClientCodec::new())
+        let addrs = tokio::net::lookup_host(addr)
             .await
-            .map_err(|e| KvError::Connection(e.into()))?;
-        Ok(KvClient::new(Pipeline::new(transport)))
+            .map_err(|e| KvError::Disconnected(e.into()))?;
+        let mut last_error = None;
+        for addr in addrs {
+            match ClientBuilder::new(ClientCodec::new()).connect(addr).await {
+                Ok(client) => return Ok(KvClient::new(client)),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(KvError::Disconnected(match last_error {
+            Some(error) => error.into(),
+            None => "the address resolved to nothing".into(),
+        }))
     }
 }
 
@@ -268,5 +303,34 @@ fn get_result(response: Response) -> Result<Option<Bytes>, KvError> {
 impl From<pipeline::Error> for KvError {
     fn from(error: pipeline::Error) -> Self {
         KvError::Connection(error.into())
+    }
+}
+
+/// What kind of failure a stack error is, for [`KvError::from_service`].
+enum Failure {
+    NotConnected,
+    Protocol,
+    Other,
+}
+
+impl Failure {
+    fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            if error.is::<Disconnected>() {
+                return Failure::NotConnected;
+            }
+            if matches!(error.downcast_ref(), Some(pipeline::Error::UnexpectedResponse)) {
+                return Failure::Protocol;
+            }
+            if let Some(codec) = error.downcast_ref::<CodecError>() {
+                return match codec {
+                    CodecError::Io(_) => Failure::Other,
+                    _ => Failure::Protocol,
+                };
+            }
+            next = error.source();
+        }
+        Failure::Other
     }
 }

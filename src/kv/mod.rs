@@ -38,7 +38,7 @@ pub mod server;
 
 pub use client::{KvClient, KvError};
 pub use codec::{ClientCodec, CodecError, Limits, ServerCodec};
-pub use server::{spawn_server, KvServer, ServerConfig};
+pub use server::{spawn_server, spawn_server_on, KvServer, ServerConfig};
 pub use service::KvService;
 pub use store::Store;
 
@@ -177,6 +177,37 @@ impl Request {
             Request::Delete { .. } => Command::Delete,
             Request::PutTtl { .. } => Command::PutTtl,
         }
+    }
+}
+
+/// Every KV request is idempotent: applying it twice leaves the store as
+/// applying it once does.
+///
+/// * `PING` and `GET` change nothing.
+/// * `PUT` and `PUT_TTL` set the key to the same value again (`PUT_TTL`
+///   restarts its TTL from the retry, a few milliseconds later). If another
+///   client wrote the key between a `PUT` whose answer was lost and its
+///   retry, the retry overwrites that newer value.
+/// * `DELETE` deletes nothing the second time, but then answers `NOT_FOUND`:
+///   after a retried `DELETE`, [`KvClient::delete`] may return `false` for a
+///   key that did exist.
+impl crate::retry::Idempotent for Request {
+    fn is_idempotent(&self) -> bool {
+        match self {
+            Request::Ping { .. }
+            | Request::Get { .. }
+            | Request::Put { .. }
+            | Request::Delete { .. }
+            | Request::PutTtl { .. } => true,
+        }
+    }
+}
+
+/// `BUSY` is the server refusing work before doing any (`PROTOCOL.md`: safe
+/// to retry later); every other status is an answer.
+impl crate::retry::RetryableResponse for Response {
+    fn is_retryable(&self) -> bool {
+        self.status == Status::Busy
     }
 }
 

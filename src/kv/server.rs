@@ -75,7 +75,13 @@ pub struct KvServer {
 /// Binds `addr` (port 0 picks a free port) and serves a new in-memory store
 /// on it in a background task.
 pub async fn spawn_server(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<KvServer> {
-    let listener = TcpListener::bind(addr).await?;
+    spawn_server_on(TcpListener::bind(addr).await?, config)
+}
+
+/// Serves a new in-memory store on a listener you bound yourself (to set
+/// socket options, or to come back on the port of a server that stopped) in
+/// a background task. Must be called within a Tokio runtime.
+pub fn spawn_server_on(listener: TcpListener, config: ServerConfig) -> io::Result<KvServer> {
     let local_addr = listener.local_addr()?;
     let store = Store::new();
     let stop = CancellationToken::new();

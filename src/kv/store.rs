@@ -19,7 +19,7 @@
 //! 64 KiB chunks owned by their shard, so a small key costs its own bytes and
 //! nothing else: no allocator header, no rounding to a size class. Larger
 //! records get an allocation of their own. The hash table holds an 8-byte
-//! [`Slot`] per key that says where the record is. Overwritten and deleted
+//! `Slot` per key that says where the record is. Overwritten and deleted
 //! records leave dead bytes in the chunks; once half of a shard's chunk
 //! space is dead the shard is compacted (its live records copied into fresh
 //! chunks), so dead space stays bounded. `examples/memory.rs` measures the

@@ -1,6 +1,7 @@
 //! The errors of the pipelining multiplexer.
 
 use crate::transport::BoxError;
+use std::fmt;
 use std::sync::Arc;
 
 /// Why a pipelined request failed.
@@ -11,25 +12,44 @@ use std::sync::Arc;
 /// callers that were waiting on a dead connection get the same one.
 ///
 /// [`Pipeline`]: super::Pipeline
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 pub enum Error {
     /// Reading from or writing to the transport failed (an I/O error, or a
     /// codec error such as a malformed or over-limit response). The source is
     /// the transport's own error; downcast it to learn more.
-    #[error("connection failed: {0}")]
-    Transport(#[source] Arc<dyn std::error::Error + Send + Sync + 'static>),
+    Transport(Arc<dyn std::error::Error + Send + Sync + 'static>),
     /// The peer closed the connection while requests were outstanding, or
     /// before they could be sent.
-    #[error("connection closed by the peer")]
     Closed,
     /// The peer sent a response when no request was waiting for one: the
     /// two ends no longer agree on the order of messages.
-    #[error("peer sent a response with no request outstanding")]
     UnexpectedResponse,
 }
 
 impl Error {
     pub(crate) fn transport(error: impl Into<BoxError>) -> Self {
         Error::Transport(Arc::from(error.into()))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport(error) => write!(f, "connection failed: {error}"),
+            Error::Closed => f.write_str("connection closed by the peer"),
+            Error::UnexpectedResponse => f.write_str("peer sent a response with no request outstanding"),
+        }
+    }
+}
+
+// Written by hand so that `source` is the transport's error itself: the
+// `Error` impl of `Arc` would skip it and go straight to *its* source, and a
+// caller could no longer downcast to the codec's error.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Transport(error) => Some(&**error),
+            Error::Closed | Error::UnexpectedResponse => None,
+        }
     }
 }

@@ -1,0 +1,360 @@
+//! [`RedisClient`]: a few typed Redis commands over any service stack, and
+//! RESP's retry classification.
+
+use super::{RespCodec, RespError, Value};
+use crate::builder::{Client, ClientBuilder, DefaultStack};
+use crate::pipeline;
+use crate::reconnect::error::Disconnected;
+use crate::retry::{Idempotent, RetryableResponse};
+use crate::transport::BoxError;
+use bytes::Bytes;
+use std::time::Duration;
+use tokio::net::ToSocketAddrs;
+use tower::{Service, ServiceExt};
+
+/// Everything a [`RedisClient`] call can fail with.
+///
+/// A missing key is not an error: [`RedisClient::get`] returns `None`.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// The server answered with an error reply (`-ERR ...`, `-WRONGTYPE ...`).
+    #[error("server error: {0}")]
+    Server(String),
+    /// The server answered with a reply of a type the command never returns.
+    #[error("unexpected reply to {command}: {reply:?}")]
+    UnexpectedReply {
+        /// The command it answered.
+        command: &'static str,
+        /// The reply.
+        reply: Value,
+    },
+    /// The request did not complete within the client's deadline (retries
+    /// included). It may or may not have been applied.
+    #[error("request timed out")]
+    TimedOut,
+    /// There is no connection to the server and the request was **not
+    /// sent**; the source says why the last connect attempt failed.
+    #[error("{0}")]
+    Disconnected(#[source] BoxError),
+    /// The server sent bytes that are not RESP2. The connection was dropped
+    /// and will be replaced; the request may have been applied.
+    #[error("protocol error: {0}")]
+    Protocol(#[source] BoxError),
+    /// The connection failed while the request was queued or in flight; the
+    /// request may have been applied.
+    #[error("connection failed: {0}")]
+    Connection(#[source] BoxError),
+}
+
+impl RedisError {
+    /// Sorts an error from the service stack into the variant a caller acts on.
+    pub fn from_service(error: BoxError) -> Self {
+        if error.is::<tower::timeout::error::Elapsed>() {
+            return RedisError::TimedOut;
+        }
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
+        while let Some(cause) = next {
+            if cause.is::<Disconnected>() {
+                return RedisError::Disconnected(error);
+            }
+            if matches!(cause.downcast_ref(), Some(pipeline::Error::UnexpectedResponse))
+                || matches!(cause.downcast_ref::<RespError>(), Some(e) if !matches!(e, RespError::Io(_)))
+            {
+                return RedisError::Protocol(error);
+            }
+            next = cause.source();
+        }
+        RedisError::Connection(error)
+    }
+}
+
+/// The client's default stack, as [`RedisClient::connect`] builds it: a
+/// deadline, retries, reconnection and one pipelined connection.
+pub type DefaultService = Client<DefaultStack<Value, Value>>;
+
+/// A typed Redis client over a service stack `S` from RESP2 [`Value`]s to
+/// [`Value`]s — the same [`ClientBuilder`] stack the KV client uses, with
+/// [`RespCodec`] at the bottom. Clone it freely to share its connection.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), wirestack::resp::RedisError> {
+/// use std::time::Duration;
+/// use wirestack::resp::RedisClient;
+///
+/// let redis = RedisClient::connect("127.0.0.1:6379").await?;
+/// redis.set("greeting", "hello").await?;
+/// assert_eq!(redis.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+/// assert!(redis.expire("greeting", Duration::from_secs(60)).await?);
+/// assert_eq!(redis.del(["greeting"]).await?, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisClient<S = DefaultService> {
+    service: S,
+}
+
+impl RedisClient<DefaultService> {
+    /// Connects to a Redis server with the default stack.
+    ///
+    /// `addr` is resolved once; its addresses are tried in order and the
+    /// first that connects is the one the client reconnects to.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, RedisError> {
+        let addrs = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| RedisError::Disconnected(e.into()))?;
+        let mut last_error = None;
+        for addr in addrs {
+            match ClientBuilder::new(RespCodec::new()).connect(addr).await {
+                Ok(client) => return Ok(RedisClient::new(client)),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(RedisError::Disconnected(match last_error {
+            Some(error) => error.into(),
+            None => "the address resolved to nothing".into(),
+        }))
+    }
+}
+
+impl<S> RedisClient<S>
+where
+    S: Service<Value, Response = Value> + Clone,
+    S::Error: Into<BoxError>,
+{
+    /// A client over a service stack of your own.
+    pub fn new(service: S) -> Self {
+        RedisClient { service }
+    }
+
+    /// The service stack under this client.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// Sends one command (its arguments as bulk strings) and returns the raw
+    /// reply; an error reply is a [`Value::Error`], not an `Err`.
+    pub async fn command<I, A>(&self, args: I) -> Result<Value, RedisError>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<[u8]>,
+    {
+        self.service
+            .clone()
+            .oneshot(Value::command(args))
+            .await
+            .map_err(|e| RedisError::from_service(e.into()))
+    }
+
+    /// Sends a command and turns an error reply into [`RedisError::Server`].
+    async fn call<I, A>(&self, args: I) -> Result<Value, RedisError>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<[u8]>,
+    {
+        match self.command(args).await? {
+            Value::Error(message) => Err(RedisError::Server(String::from_utf8_lossy(&message).into_owned())),
+            reply => Ok(reply),
+        }
+    }
+
+    /// `PING`: checks that the server answers.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        match self.call(["PING"]).await? {
+            Value::Simple(pong) if &pong[..] == b"PONG" => Ok(()),
+            reply => Err(unexpected("PING", reply)),
+        }
+    }
+
+    /// `GET key`: its value, or `None` if it does not exist.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, RedisError> {
+        match self.call([b"GET".as_slice(), key.as_ref()]).await? {
+            Value::Bulk(value) => Ok(Some(value)),
+            Value::Nil => Ok(None),
+            reply => Err(unexpected("GET", reply)),
+        }
+    }
+
+    /// `SET key value`: sets it, clearing any TTL.
+    pub async fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), RedisError> {
+        match self
+            .call([b"SET".as_slice(), key.as_ref(), value.as_ref()])
+            .await?
+        {
+            Value::Simple(ok) if &ok[..] == b"OK" => Ok(()),
+            reply => Err(unexpected("SET", reply)),
+        }
+    }
+
+    /// `DEL key...`: removes the keys; returns how many existed.
+    ///
+    /// If the connection is lost after the command was sent, it is retried
+    /// (deleting is idempotent), and the count then covers only what the
+    /// retry found.
+    pub async fn del<I, K>(&self, keys: I) -> Result<i64, RedisError>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<[u8]>,
+    {
+        let keys: Vec<K> = keys.into_iter().collect();
+        let args = std::iter::once(b"DEL".as_slice()).chain(keys.iter().map(AsRef::as_ref));
+        match self.call(args).await? {
+            Value::Integer(n) => Ok(n),
+            reply => Err(unexpected("DEL", reply)),
+        }
+    }
+
+    /// `PEXPIRE key ms`: the key expires after `ttl` (rounded down to
+    /// milliseconds, at least one); `false` if the key does not exist.
+    pub async fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool, RedisError> {
+        let millis = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+            .to_string();
+        match self
+            .call([b"PEXPIRE".as_slice(), key.as_ref(), millis.as_bytes()])
+            .await?
+        {
+            Value::Integer(n) => Ok(n == 1),
+            reply => Err(unexpected("PEXPIRE", reply)),
+        }
+    }
+}
+
+fn unexpected(command: &'static str, reply: Value) -> RedisError {
+    RedisError::UnexpectedReply { command, reply }
+}
+
+/// The name of a command (its first argument), if `value` is one.
+fn command_name(value: &Value) -> Option<&[u8]> {
+    match value {
+        Value::Array(args) => match args.first() {
+            Some(Value::Bulk(name) | Value::Simple(name)) => Some(name),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Which Redis commands may be sent again after a lost answer.
+///
+/// Read-only commands are; so are `SET` (without `NX`, `XX` or `GET`, whose
+/// answer would change on a retry), `DEL`/`UNLINK` and the `EXPIRE` family,
+/// whose effect is the same applied twice — though `DEL`'s count and a
+/// relative TTL restart from the retry. Everything else — `INCR`, `APPEND`,
+/// `LPUSH`, `SET ... NX`, transactions, scripts, any command not listed — is
+/// not: after a lost answer it fails rather than risk applying twice.
+impl Idempotent for Value {
+    fn is_idempotent(&self) -> bool {
+        let Some(name) = command_name(self) else {
+            return false;
+        };
+        const ALWAYS: &[&[u8]] = &[
+            b"PING",
+            b"ECHO",
+            b"GET",
+            b"MGET",
+            b"EXISTS",
+            b"TTL",
+            b"PTTL",
+            b"TYPE",
+            b"STRLEN",
+            b"GETRANGE",
+            b"HGET",
+            b"HMGET",
+            b"HGETALL",
+            b"HEXISTS",
+            b"HLEN",
+            b"LLEN",
+            b"LRANGE",
+            b"LINDEX",
+            b"SCARD",
+            b"SISMEMBER",
+            b"SMEMBERS",
+            b"ZSCORE",
+            b"ZRANGE",
+            b"ZCARD",
+            b"DBSIZE",
+            b"DEL",
+            b"UNLINK",
+            b"EXPIRE",
+            b"PEXPIRE",
+            b"EXPIREAT",
+            b"PEXPIREAT",
+            b"PERSIST",
+        ];
+        if ALWAYS.iter().any(|known| name.eq_ignore_ascii_case(known)) {
+            return true;
+        }
+        if name.eq_ignore_ascii_case(b"SET") {
+            let Value::Array(args) = self else {
+                return false;
+            };
+            return !args.iter().skip(3).any(|arg| match arg {
+                Value::Bulk(option) => [&b"NX"[..], b"XX", b"GET"]
+                    .iter()
+                    .any(|unsafe_option| option.eq_ignore_ascii_case(unsafe_option)),
+                _ => true,
+            });
+        }
+        false
+    }
+}
+
+/// Error replies that mean "not now, nothing was done": `LOADING` (the
+/// server is loading its dataset), `BUSY` (a script is running) and
+/// `TRYAGAIN` (a multi-key operation during resharding).
+impl RetryableResponse for Value {
+    fn is_retryable(&self) -> bool {
+        let Value::Error(message) = self else {
+            return false;
+        };
+        let code = message.split(|&b| b == b' ').next().unwrap_or_default();
+        [&b"LOADING"[..], b"BUSY", b"TRYAGAIN"].contains(&code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotent_commands() {
+        let yes = [
+            &["GET", "k"][..],
+            &["get", "k"],
+            &["SET", "k", "v"],
+            &["SET", "k", "v", "EX", "10"],
+            &["DEL", "a", "b"],
+            &["PEXPIRE", "k", "100"],
+            &["PING"],
+        ];
+        for args in yes {
+            assert!(Value::command(args.iter()).is_idempotent(), "{args:?}");
+        }
+        let no = [
+            &["INCR", "k"][..],
+            &["SET", "k", "v", "NX"],
+            &["set", "k", "v", "get"],
+            &["LPUSH", "l", "x"],
+            &["EVAL", "return 1", "0"],
+            &["UNKNOWN"],
+            &[],
+        ];
+        for args in no {
+            assert!(!Value::command(args.iter()).is_idempotent(), "{args:?}");
+        }
+        assert!(!Value::Integer(1).is_idempotent());
+    }
+
+    #[test]
+    fn retryable_replies() {
+        assert!(Value::error("LOADING Redis is loading the dataset in memory").is_retryable());
+        assert!(Value::error("BUSY Redis is busy running a script").is_retryable());
+        assert!(Value::error("TRYAGAIN Multiple keys request during rehashing").is_retryable());
+        assert!(!Value::error("BUSYKEY Target key name already exists").is_retryable());
+        assert!(!Value::error("ERR unknown command").is_retryable());
+        assert!(!Value::simple("OK").is_retryable());
+        assert!(!Value::Nil.is_retryable());
+    }
+}

@@ -1,0 +1,252 @@
+//! [`RetryPolicy`]: which failures to retry, how often, and how soon.
+
+use super::classify::{Delivery, Idempotent, RetryableResponse};
+use crate::reconnect::Backoff;
+use crate::transport::BoxError;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::Policy;
+use tower::util::rng::HasherRng;
+
+/// How a [`RetryPolicy`] retries.
+#[derive(Debug, Clone)]
+pub struct RetryConfig {
+    /// Most retries of one request after its first attempt (default 8).
+    pub max_retries: u32,
+    /// Delay before each retry (default 25 ms doubling to 1 s, full jitter).
+    pub backoff: Backoff,
+    /// Retries allowed, as a share of requests: each request deposits one
+    /// token and each retry withdraws `1 / retry_ratio` (default 0.2: at
+    /// most one retry per five requests, sustained).
+    pub retry_ratio: f32,
+    /// Retries always allowed per second, however few requests are made, so
+    /// that a quiet client can still ride out a blip (default 10).
+    pub min_retries_per_sec: u32,
+    /// How long a deposit counts (default 10 s; between 1 and 60 s).
+    pub budget_window: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 8,
+            backoff: Backoff::new(Duration::from_millis(25), Duration::from_secs(1)),
+            retry_ratio: 0.2,
+            min_retries_per_sec: 10,
+            budget_window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryConfig {
+    fn budget(&self) -> TpsBudget {
+        // TpsBudget panics outside these ranges: clamp instead.
+        let window = self
+            .budget_window
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let ratio = if self.retry_ratio.is_finite() {
+            self.retry_ratio.clamp(0.0, 1000.0)
+        } else {
+            0.0
+        };
+        let min_per_sec = self.min_retries_per_sec.min(i32::MAX as u32 - 1);
+        TpsBudget::new(window, min_per_sec, ratio)
+    }
+}
+
+/// What a [`RetryPolicy`] has done so far; see [`RetryHandle::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryStats {
+    /// Requests that completed a first attempt.
+    pub requests: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Retries refused because the budget was spent.
+    pub budget_exhausted: u64,
+    /// Retries not made because the request may have been sent and is not
+    /// idempotent.
+    pub unsafe_to_retry: u64,
+}
+
+struct Shared {
+    budget: Box<dyn Budget + Send + Sync>,
+    backoff: Backoff,
+    max_retries: u32,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    budget_exhausted: AtomicU64,
+    unsafe_to_retry: AtomicU64,
+}
+
+/// A cheap handle to read a [`RetryPolicy`]'s counters.
+#[derive(Clone)]
+pub struct RetryHandle {
+    shared: Arc<Shared>,
+}
+
+impl RetryHandle {
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RetryStats {
+        let shared = &self.shared;
+        RetryStats {
+            requests: shared.requests.load(Ordering::Relaxed),
+            retries: shared.retries.load(Ordering::Relaxed),
+            budget_exhausted: shared.budget_exhausted.load(Ordering::Relaxed),
+            unsafe_to_retry: shared.unsafe_to_retry.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Debug for RetryHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryHandle")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A tower retry [`Policy`] that retries only what is safe, with backoff,
+/// under a budget.
+///
+/// A failed attempt is retried when
+///
+/// * the response is a refusal ([`RetryableResponse::is_retryable`]), or
+/// * the request was **not sent** ([`Delivery::NotSent`]: no connection), or
+/// * the request **may have been sent** ([`Delivery::MaybeSent`]: the
+///   connection broke under it) *and* it is [`Idempotent`];
+///
+/// and then only while the request has retries left
+/// ([`RetryConfig::max_retries`]) and the shared budget allows one: a
+/// [`TpsBudget`] that every request pays into and every retry draws from, so
+/// that retries add at most `retry_ratio` to the load a failing server sees
+/// (plus a small floor per second). Anything else — a timeout, a
+/// load-shed refusal, a protocol error — is returned as it is.
+///
+/// Each retry waits a jittered exponential [`Backoff`] and is a `tracing`
+/// event at `DEBUG`.
+///
+/// Clones share the budget and counters; tower's `Retry` clones the policy
+/// per request, which is where the per-request attempt count lives.
+#[derive(Clone)]
+pub struct RetryPolicy {
+    shared: Arc<Shared>,
+    attempts: u32,
+    rng: HasherRng,
+}
+
+impl RetryPolicy {
+    /// A policy with `config` and its [`TpsBudget`].
+    pub fn new(config: RetryConfig) -> Self {
+        let budget = config.budget();
+        Self::with_budget(config, budget)
+    }
+
+    /// A policy with `config`'s backoff and retry limit and a budget of your
+    /// own (`config`'s budget fields are ignored).
+    pub fn with_budget(config: RetryConfig, budget: impl Budget + Send + Sync + 'static) -> Self {
+        RetryPolicy {
+            shared: Arc::new(Shared {
+                budget: Box::new(budget),
+                backoff: config.backoff,
+                max_retries: config.max_retries,
+                requests: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+                budget_exhausted: AtomicU64::new(0),
+                unsafe_to_retry: AtomicU64::new(0),
+            }),
+            attempts: 0,
+            rng: HasherRng::new(),
+        }
+    }
+
+    /// A handle to read the counters.
+    pub fn handle(&self) -> RetryHandle {
+        RetryHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// `tower::retry::RetryLayer` with this policy.
+    pub fn into_layer(self) -> tower::retry::RetryLayer<Self> {
+        tower::retry::RetryLayer::new(self)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::new(RetryConfig::default())
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicy")
+            .field("attempts", &self.attempts)
+            .field("backoff", &self.shared.backoff)
+            .field("max_retries", &self.shared.max_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a retry is made, for the trace.
+#[derive(Debug, Clone, Copy)]
+enum Reason {
+    Refused,
+    NotSent,
+    LostIdempotent,
+}
+
+impl<Req, Resp> Policy<Req, Resp, BoxError> for RetryPolicy
+where
+    Req: Idempotent + Clone,
+    Resp: RetryableResponse,
+{
+    type Future = tokio::time::Sleep;
+
+    fn retry(&mut self, request: &mut Req, result: &mut Result<Resp, BoxError>) -> Option<Self::Future> {
+        let shared = &*self.shared;
+        if self.attempts == 0 {
+            shared.requests.fetch_add(1, Ordering::Relaxed);
+            shared.budget.deposit();
+        }
+        let reason = match result {
+            Ok(response) if response.is_retryable() => Reason::Refused,
+            Ok(_) => return None,
+            Err(error) => match Delivery::of(&**error) {
+                Some(Delivery::NotSent) => Reason::NotSent,
+                Some(Delivery::MaybeSent) if request.is_idempotent() => Reason::LostIdempotent,
+                Some(Delivery::MaybeSent) => {
+                    shared.unsafe_to_retry.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, "not retrying: the request may have been applied and is not idempotent");
+                    return None;
+                }
+                None => return None,
+            },
+        };
+        if self.attempts >= shared.max_retries {
+            tracing::debug!(attempts = self.attempts, ?reason, "not retrying: no retries left");
+            return None;
+        }
+        if !shared.budget.withdraw() {
+            shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(?reason, "not retrying: retry budget exhausted");
+            return None;
+        }
+        let delay = shared.backoff.delay(self.attempts, &mut self.rng);
+        self.attempts += 1;
+        shared.retries.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Err(error) => tracing::debug!(retry = self.attempts, ?reason, ?delay, %error, "retrying request"),
+            Ok(_) => tracing::debug!(retry = self.attempts, ?reason, ?delay, "retrying refused request"),
+        }
+        Some(tokio::time::sleep(delay))
+    }
+
+    fn clone_request(&mut self, request: &Req) -> Option<Req> {
+        Some(request.clone())
+    }
+}
