@@ -90,6 +90,16 @@ async fn assert_closed(socket: &mut TcpStream) {
     assert!(matches!(read, Ok(0) | Err(_)), "connection still open: {read:?}");
 }
 
+/// A client on one bare pipelined connection: no reconnect, no retry, no
+/// deadline, so that a test sees exactly what the server did.
+async fn bare_client(addr: std::net::SocketAddr) -> KvClient<Pipeline<Request, Response>> {
+    let transport = wirestack::transport::connect(addr, ClientCodec::new())
+        .await
+        .expect("connect");
+    KvClient::new(Pipeline::new(transport))
+}
+
+/// A fresh client with the default stack is served.
 async fn assert_served(addr: std::net::SocketAddr) {
     let client = timeout(SOON, KvClient::connect(addr))
         .await
@@ -233,18 +243,23 @@ async fn connections_past_the_cap_are_answered_busy_and_closed() {
     let addr = server.local_addr();
     let mut admitted = Vec::new();
     for _ in 0..4 {
-        let client = KvClient::connect(addr).await.unwrap();
+        let client = bare_client(addr).await;
         client.ping().await.unwrap();
         admitted.push(client);
     }
 
+    // A refused connection's first request is answered BUSY, then it closes.
     let mut refused = TcpStream::connect(addr).await.unwrap();
+    refused
+        .write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
     let (status, message) = read_response(&mut refused).await;
     assert_eq!(status, Status::Busy as u8);
     assert!(String::from_utf8_lossy(&message).contains("too many connections"));
     assert_closed(&mut refused).await;
 
-    let refused = KvClient::connect(addr).await.unwrap();
+    let refused = bare_client(addr).await;
     let error = refused.ping().await.expect_err("refused");
     assert!(error.is_busy(), "{error}");
 
@@ -255,7 +270,7 @@ async fn connections_past_the_cap_are_answered_busy_and_closed() {
     drop(admitted.pop());
     let deadline = Instant::now() + SOON;
     loop {
-        let client = KvClient::connect(addr).await.unwrap();
+        let client = bare_client(addr).await;
         match client.ping().await {
             Ok(()) => break,
             Err(error) if error.is_busy() && Instant::now() < deadline => {
@@ -301,9 +316,9 @@ async fn a_panic_in_one_connection_ends_only_that_connection() {
         stop.clone().cancelled_owned(),
     ));
 
-    let bystander = KvClient::connect(addr).await.unwrap();
+    let bystander = bare_client(addr).await;
     bystander.put("k", "v").await.unwrap();
-    let victim = KvClient::connect(addr).await.unwrap();
+    let victim = bare_client(addr).await;
     let error = timeout(SOON, victim.ping_with("panic"))
         .await
         .expect("the victim is answered in time")
@@ -323,7 +338,8 @@ async fn a_panic_in_one_connection_ends_only_that_connection() {
 /// One connection's share of the soak: random pipelined batches on keys only
 /// it uses, each answer checked against a model of what it wrote.
 async fn soak_one_connection(addr: std::net::SocketAddr, id: u64, until: Instant) -> usize {
-    let client = KvClient::connect(addr).await.expect("connect");
+    // Bare: a protocol error must surface, not be retried away.
+    let client = bare_client(addr).await;
     let mut rng = Rng::new(1000 + id);
     let mut model: HashMap<Bytes, Bytes> = HashMap::new();
     let mut checked = 0;
@@ -453,6 +469,12 @@ async fn a_bad_response_fails_every_pending_caller_and_drops_the_connection() {
             );
         }
         assert!(pipeline.broken().is_some(), "the pipeline reports itself broken");
+        // KvClient sorts it as a protocol error.
+        let error = KvClient::new(pipeline.clone()).ping().await.expect_err("broken");
+        assert!(
+            matches!(error, kv::KvError::Protocol(_)),
+            "expected a protocol error, got {error:?}"
+        );
         let mut pipeline = pipeline;
         let ready = std::future::poll_fn(|cx| pipeline.poll_ready(cx)).await;
         assert!(ready.is_err(), "a broken pipeline takes no more requests");
@@ -486,7 +508,7 @@ async fn without_an_overload_answer_refused_work_closes_the_connection() {
         .await
         .unwrap();
     assert_eq!(read_response(&mut holder).await, (0x00, vec![]));
-    let client = KvClient::connect(addr).await.unwrap();
+    let client = bare_client(addr).await;
     client.ping().await.unwrap();
 
     // Past the connection limit, a new connection is closed unanswered.

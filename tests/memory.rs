@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
-use wirestack::kv::{self, KvClient, Limits, ServerConfig, Status};
+use wirestack::kv::{self, ClientCodec, KvClient, Limits, ServerConfig, Status};
+use wirestack::pipeline::Pipeline;
 use wirestack::server::ServeConfig;
 
 const SOON: Duration = Duration::from_secs(20);
@@ -149,7 +150,11 @@ async fn past_the_buffer_budget_requests_are_shed_busy_and_memory_stays_bounded(
     .await
     .unwrap();
     let addr = server.local_addr();
-    let probe = KvClient::connect(addr).await.unwrap();
+    // A bare pipelined connection (no retry), to see each BUSY as it comes.
+    let transport = wirestack::transport::connect(addr, ClientCodec::new())
+        .await
+        .unwrap();
+    let probe = KvClient::new(Pipeline::new(transport));
     probe.ping().await.unwrap();
 
     let before = resident_bytes();

@@ -20,8 +20,9 @@
 //! Everything a peer can make the server hold or wait for is bounded by a
 //! [`ServeConfig`] field, each with a default.
 //!
-//! * **Connections**: past [`ServeConfig::max_connections`] a new connection
-//!   gets the protocol's overloaded answer (see [`Overload`]) and is closed.
+//! * **Connections**: past [`ServeConfig::max_connections`] a new
+//!   connection's first request gets the protocol's overloaded answer (see
+//!   [`Overload`]) and the connection is closed.
 //! * **Idle connections** are closed after [`ServeConfig::idle_timeout`].
 //! * **Slow peers**: a frame that started but does not finish within
 //!   [`ServeConfig::read_timeout`] closes the connection (slowloris); so does
@@ -112,8 +113,8 @@ pub struct ServeConfig {
     /// which pushes back on the client through TCP.
     pub max_in_flight_per_connection: usize,
     /// The most connections served at once (default 1024). A connection
-    /// past it is answered through the [`Overload`] hook, if the protocol
-    /// has an answer, and closed.
+    /// past it has its first request answered through the [`Overload`]
+    /// hook, if the protocol has an answer, and is closed.
     pub max_connections: usize,
     /// How long a connection may wait for its peer with nothing buffered
     /// and nothing in flight before it is closed (default 5 minutes;
@@ -148,7 +149,7 @@ impl Default for ServeConfig {
     }
 }
 
-/// How long a refused connection is given to read its answer.
+/// How long a refused connection is given to send a request and read its answer.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 /// The most refused connections being answered at once; past it, refused
 /// connections are closed without an answer.
@@ -337,13 +338,21 @@ impl<C, O> Server<C, O> {
     }
 }
 
-/// Writes `answer`, then reads and discards until the peer closes: closing
-/// with unread input would reset the connection and could destroy the
-/// answer before the peer reads it.
+/// Waits for the peer's first request to start, answers it with `answer`,
+/// then reads and discards until the peer closes.
+///
+/// Answering before the peer has asked anything would be a response with no
+/// request outstanding, which an in-order client rightly treats as a broken
+/// connection rather than as its first answer. Draining before closing keeps
+/// unread input from resetting the connection and destroying the answer
+/// before the peer reads it.
 async fn answer_and_close(mut stream: TcpStream, answer: BytesMut) -> io::Result<()> {
+    let mut discard = [0u8; 1024];
+    if stream.read(&mut discard).await? == 0 {
+        return Ok(());
+    }
     stream.write_all(&answer).await?;
     stream.shutdown().await?;
-    let mut discard = [0u8; 1024];
     while stream.read(&mut discard).await? != 0 {}
     Ok(())
 }

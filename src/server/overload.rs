@@ -33,7 +33,7 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Overloaded {
     /// The server already serves its maximum number of connections; this
-    /// connection is answered and closed.
+    /// connection's first request is answered and the connection closed.
     TooManyConnections {
         /// The limit, [`ServeConfig::max_connections`](super::ServeConfig::max_connections).
         limit: usize,
