@@ -1,13 +1,24 @@
 //! Pipelined vs sequential requests against an in-process KV server on
-//! 127.0.0.1: what the multiplexer buys over one request at a time.
+//! 127.0.0.1, and the full client stack vs the bare multiplexer.
 //!
 //! `cargo bench --bench pipeline`
+//!
+//! * `std_net_floor`: a blocking `std::net` client with a hand-made frame and
+//!   no runtime: the loopback floor for one request at a time.
+//! * `sequential/{full,bare}`: one GET at a time through the full stack
+//!   (timeout → retry → reconnect → pipeline) or the bare `Pipeline`.
+//! * `pipelined/{full,bare}/D`: explicit batches of D GETs (`call_many`).
+//! * `64_tasks`: 64 tasks sharing one full-stack client, one GET each:
+//!   pipelining by write coalescing, with no batching by the callers.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::io::{Read, Write};
 use std::time::Duration;
 use tokio::runtime::Runtime;
-use wirestack::kv::{self, KvClient, Request, ServerConfig};
+use tower::Service;
+use wirestack::kv::{self, ClientCodec, KvClient, Request, Response, ServerConfig};
+use wirestack::pipeline::Pipeline;
+use wirestack::BoxError;
 
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -17,58 +28,76 @@ fn runtime() -> Runtime {
         .expect("a tokio runtime")
 }
 
+fn std_net_floor(addr: std::net::SocketAddr) -> impl FnMut() {
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket.set_nodelay(true).unwrap();
+    let mut frame = vec![0x02u8];
+    frame.extend_from_slice(&3u32.to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(b"key");
+    let mut answer = [0u8; 5 + 64];
+    move || {
+        socket.write_all(&frame).unwrap();
+        socket.read_exact(&mut answer).unwrap();
+        assert_eq!(answer[0], 0);
+    }
+}
+
+async fn get_batch<S>(client: &KvClient<S>, depth: u64)
+where
+    S: Service<Request, Response = Response> + Clone,
+    S::Error: Into<BoxError>,
+{
+    let requests = (0..depth).map(|_| Request::Get { key: "key".into() });
+    let responses = client.call_many(requests).await.unwrap();
+    assert_eq!(responses.len() as u64, depth);
+}
+
 fn bench_pipeline(c: &mut Criterion) {
     let rt = runtime();
-    let (server, client) = rt.block_on(async {
+    let (server, full, bare) = rt.block_on(async {
         let server = kv::spawn_server("127.0.0.1:0", ServerConfig::default())
             .await
             .unwrap();
-        let client = KvClient::connect(server.local_addr()).await.unwrap();
-        client.put("key", vec![b'x'; 64]).await.unwrap();
-        (server, client)
+        let full = KvClient::connect(server.local_addr()).await.unwrap();
+        let transport = wirestack::transport::connect(server.local_addr(), ClientCodec::new())
+            .await
+            .unwrap();
+        let bare = KvClient::new(Pipeline::new(transport));
+        full.put("key", vec![b'x'; 64]).await.unwrap();
+        (server, full, bare)
     });
 
     let mut group = c.benchmark_group("kv_get");
-    group.measurement_time(Duration::from_secs(5));
+    group.measurement_time(Duration::from_secs(4));
+    group.warm_up_time(Duration::from_secs(1));
 
     group.throughput(Throughput::Elements(1));
-    group.bench_function("std_net_floor", |b| {
-        // The loopback floor: a blocking client with no runtime, no
-        // multiplexer and a hand-made frame, against the same server.
-        let mut socket = std::net::TcpStream::connect(server.local_addr()).unwrap();
-        socket.set_nodelay(true).unwrap();
-        let mut frame = vec![0x02u8];
-        frame.extend_from_slice(&3u32.to_le_bytes());
-        frame.extend_from_slice(&0u32.to_le_bytes());
-        frame.extend_from_slice(b"key");
-        let mut answer = [0u8; 5 + 64];
-        b.iter(|| {
-            socket.write_all(&frame).unwrap();
-            socket.read_exact(&mut answer).unwrap();
-            assert_eq!(answer[0], 0);
-        })
+    let mut floor = std_net_floor(server.local_addr());
+    group.bench_function("std_net_floor", |b| b.iter(&mut floor));
+    group.bench_function("sequential/full", |b| {
+        b.to_async(&rt).iter(|| async { full.get("key").await.unwrap() })
     });
-    group.bench_function("sequential", |b| {
-        b.to_async(&rt)
-            .iter(|| async { client.get("key").await.unwrap() })
+    group.bench_function("sequential/bare", |b| {
+        b.to_async(&rt).iter(|| async { bare.get("key").await.unwrap() })
     });
 
     for depth in [16u64, 64, 1000] {
         group.throughput(Throughput::Elements(depth));
-        group.bench_with_input(BenchmarkId::new("pipelined", depth), &depth, |b, &depth| {
-            b.to_async(&rt).iter(|| async {
-                let requests = (0..depth).map(|_| Request::Get { key: "key".into() });
-                client.call_many(requests).await.unwrap()
-            })
+        group.bench_with_input(BenchmarkId::new("pipelined/full", depth), &depth, |b, &depth| {
+            b.to_async(&rt).iter(|| get_batch(&full, depth))
+        });
+        group.bench_with_input(BenchmarkId::new("pipelined/bare", depth), &depth, |b, &depth| {
+            b.to_async(&rt).iter(|| get_batch(&bare, depth))
         });
     }
 
     group.throughput(Throughput::Elements(64));
-    group.bench_function("64_tasks_one_client", |b| {
+    group.bench_function("64_tasks", |b| {
         b.to_async(&rt).iter(|| async {
             let tasks: Vec<_> = (0..64)
                 .map(|_| {
-                    let client = client.clone();
+                    let client = full.clone();
                     tokio::spawn(async move { client.get("key").await.unwrap() })
                 })
                 .collect();
@@ -80,17 +109,17 @@ fn bench_pipeline(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("kv_put");
-    group.measurement_time(Duration::from_secs(5));
+    group.measurement_time(Duration::from_secs(4));
+    group.warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
-    group.bench_function("sequential", |b| {
+    group.bench_function("sequential/full", |b| {
         b.to_async(&rt)
-            .iter(|| async { client.put("key", vec![b'x'; 64]).await.unwrap() })
+            .iter(|| async { full.put("key", vec![b'x'; 64]).await.unwrap() })
     });
     group.throughput(Throughput::Elements(64));
-    group.bench_function("pipelined/64", |b| {
+    group.bench_function("pipelined/full/64", |b| {
         b.to_async(&rt).iter(|| async {
-            client
-                .put_many((0..64).map(|i| (format!("key{i}"), vec![b'x'; 64])))
+            full.put_many((0..64).map(|i| (format!("key{i}"), vec![b'x'; 64])))
                 .await
                 .unwrap()
         })
