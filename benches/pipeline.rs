@@ -11,9 +11,11 @@
 //! * `64_tasks`: 64 tasks sharing one full-stack client, one GET each:
 //!   pipelining by write coalescing, with no batching by the callers.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use std::future::Future;
 use std::io::{Read, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tower::Service;
 use wirestack::kv::{self, ClientCodec, KvClient, Request, Response, ServerConfig};
@@ -43,7 +45,28 @@ fn std_net_floor(addr: std::net::SocketAddr) -> impl FnMut() {
     }
 }
 
-async fn get_batch<S>(client: &KvClient<S>, depth: u64)
+/// Runs `iters` rounds of `round` inside a task on the runtime's workers, as
+/// an application would, and times them there: the bench thread only waits
+/// for the total, so no round pays for waking it.
+fn timed<F, Fut>(rt: &Runtime, iters: u64, round: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let started = Instant::now();
+            for _ in 0..iters {
+                round().await;
+            }
+            started.elapsed()
+        })
+        .await
+        .expect("the bench task")
+    })
+}
+
+async fn get_batch<S>(client: KvClient<S>, depth: u64)
 where
     S: Service<Request, Response = Response> + Clone,
     S::Error: Into<BoxError>,
@@ -51,6 +74,35 @@ where
     let requests = (0..depth).map(|_| Request::Get { key: "key".into() });
     let responses = client.call_many(requests).await.unwrap();
     assert_eq!(responses.len() as u64, depth);
+}
+
+/// Sequential and pipelined GETs through one client.
+fn bench_client<S>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, name: &str, client: KvClient<S>)
+where
+    S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError> + Send,
+    S::Future: Send,
+{
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(format!("sequential/{name}"), |b| {
+        b.iter_custom(|iters| {
+            let client = client.clone();
+            timed(rt, iters, move || get_batch(client.clone(), 1))
+        })
+    });
+    for depth in [16u64, 64, 1000] {
+        group.throughput(Throughput::Elements(depth));
+        group.bench_with_input(
+            BenchmarkId::new(format!("pipelined/{name}"), depth),
+            &depth,
+            |b, &depth| {
+                b.iter_custom(|iters| {
+                    let client = client.clone();
+                    timed(rt, iters, move || get_batch(client.clone(), depth))
+                })
+            },
+        );
+    }
 }
 
 fn bench_pipeline(c: &mut Criterion) {
@@ -75,35 +127,26 @@ fn bench_pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     let mut floor = std_net_floor(server.local_addr());
     group.bench_function("std_net_floor", |b| b.iter(&mut floor));
-    group.bench_function("sequential/full", |b| {
-        b.to_async(&rt).iter(|| async { full.get("key").await.unwrap() })
-    });
-    group.bench_function("sequential/bare", |b| {
-        b.to_async(&rt).iter(|| async { bare.get("key").await.unwrap() })
-    });
-
-    for depth in [16u64, 64, 1000] {
-        group.throughput(Throughput::Elements(depth));
-        group.bench_with_input(BenchmarkId::new("pipelined/full", depth), &depth, |b, &depth| {
-            b.to_async(&rt).iter(|| get_batch(&full, depth))
-        });
-        group.bench_with_input(BenchmarkId::new("pipelined/bare", depth), &depth, |b, &depth| {
-            b.to_async(&rt).iter(|| get_batch(&bare, depth))
-        });
-    }
+    bench_client(&mut group, &rt, "full", full.clone());
+    bench_client(&mut group, &rt, "bare", bare);
 
     group.throughput(Throughput::Elements(64));
     group.bench_function("64_tasks", |b| {
-        b.to_async(&rt).iter(|| async {
-            let tasks: Vec<_> = (0..64)
-                .map(|_| {
-                    let client = full.clone();
-                    tokio::spawn(async move { client.get("key").await.unwrap() })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
-            }
+        b.iter_custom(|iters| {
+            let client = full.clone();
+            timed(&rt, iters, move || {
+                let tasks: Vec<_> = (0..64)
+                    .map(|_| {
+                        let client = client.clone();
+                        tokio::spawn(async move { client.get("key").await.unwrap() })
+                    })
+                    .collect();
+                async move {
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                }
+            })
         })
     });
     group.finish();
@@ -113,15 +156,25 @@ fn bench_pipeline(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(1));
     group.bench_function("sequential/full", |b| {
-        b.to_async(&rt)
-            .iter(|| async { full.put("key", vec![b'x'; 64]).await.unwrap() })
+        b.iter_custom(|iters| {
+            let client = full.clone();
+            timed(&rt, iters, move || {
+                let client = client.clone();
+                async move { client.put("key", vec![b'x'; 64]).await.unwrap() }
+            })
+        })
     });
     group.throughput(Throughput::Elements(64));
     group.bench_function("pipelined/full/64", |b| {
-        b.to_async(&rt).iter(|| async {
-            full.put_many((0..64).map(|i| (format!("key{i}"), vec![b'x'; 64])))
-                .await
-                .unwrap()
+        b.iter_custom(|iters| {
+            let client = full.clone();
+            timed(&rt, iters, move || {
+                let client = client.clone();
+                async move {
+                    let pairs = (0..64).map(|i| (format!("key{i}"), vec![b'x'; 64]));
+                    client.put_many(pairs).await.unwrap()
+                }
+            })
         })
     });
     group.finish();

@@ -197,6 +197,36 @@ impl<C, L> ClientBuilder<C, L> {
         Ok(self.assemble(reconnect))
     }
 
+    /// Resolves `addr` once and connects to the first of its addresses that
+    /// answers; the stack then reconnects to that address only. Fails with
+    /// the last attempt's error if none answers.
+    pub async fn connect_first<Req>(
+        self,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> Result<Client<Outer<L::Service>>, Disconnected>
+    where
+        C: Encoder<Req, Error = <C as Decoder>::Error> + Decoder + Clone + Send + 'static,
+        C::Item: RetryableResponse + Send + 'static,
+        <C as Decoder>::Error: From<io::Error> + Into<BoxError>,
+        Req: Idempotent + Clone + Send + 'static,
+        L: Layer<Reconnect<Pipeline<Req, C::Item>>>,
+        L::Service: Service<Req, Response = C::Item, Error = BoxError> + Clone,
+    {
+        let addrs = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| Disconnected::because(e.into()))?;
+        let mut last_error = Disconnected::because("the address resolved to nothing".into());
+        for addr in addrs {
+            let connector = TcpConnector::<C, Req>::with_pipeline(self.codec.clone(), self.pipeline.clone());
+            let reconnect = Reconnect::new(connector, addr, self.reconnect.clone());
+            match reconnect.wait_connected().await {
+                Ok(()) => return Ok(self.assemble(reconnect)),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
     fn assemble<S>(self, reconnect: Reconnect<S>) -> Client<Outer<L::Service>>
     where
         L: Layer<Reconnect<S>>,

@@ -6,6 +6,8 @@ use std::process::{Child, Command, Output, Stdio};
 struct Served {
     child: Child,
     addr: String,
+    /// Each server has a data directory of its own: tests run concurrently.
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Served {
@@ -16,10 +18,10 @@ impl Drop for Served {
 }
 
 fn serve(extra: &[&str]) -> Served {
-    let dir = std::env::temp_dir().join(format!("wirestack-cli-{}", std::process::id()));
+    let dir = tempfile::tempdir().expect("a data directory");
     let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir.path())
         .args(extra)
         .stdout(Stdio::piped())
         .spawn()
@@ -34,7 +36,11 @@ fn serve(extra: &[&str]) -> Served {
         .trim()
         .to_owned();
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
-    Served { child, addr }
+    Served {
+        child,
+        addr,
+        _dir: dir,
+    }
 }
 
 fn kv(served: &Served, args: &[&str]) -> Output {

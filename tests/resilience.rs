@@ -463,12 +463,14 @@ async fn a_busy_answer_is_retried_until_the_server_accepts() {
             let refuse = busy_left
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
                 .is_ok();
-            let response = match incoming {
-                _ if refuse => Response::error(Status::Busy, "warming up"),
-                Incoming::Request(request) => kv::KvService::new(store.clone()).apply(request),
-                Incoming::Rejected(response) => response,
-            };
-            async move { Ok::<_, Infallible>(response) }
+            // Called now, so requests apply in the order they arrived.
+            let answer = (!refuse).then(|| kv::KvService::new(store.clone()).call(incoming));
+            async move {
+                match answer {
+                    Some(answer) => answer.await,
+                    None => Ok::<_, Infallible>(Response::error(Status::Busy, "warming up")),
+                }
+            }
         }
     });
     tokio::spawn(Server::new(ServerCodec::new()).serve(

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use wirestack::kv::bench::{self, BenchConfig, Workload};
+use wirestack::kv::wal::{FsyncPolicy, WalConfig};
 use wirestack::kv::{self, KvClient, Limits, ServerConfig, Store};
 use wirestack::server::ServeConfig;
 
@@ -68,9 +69,18 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
-    /// Directory for the write-ahead log.
+    /// Directory for the write-ahead log (without it, data lives in memory only).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// When the log is fsynced: always (before answering), everysec or never.
+    #[arg(long, value_name = "POLICY", default_value_t = FsyncPolicy::default())]
+    fsync: FsyncPolicy,
+    /// Compact the log only once it is over this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = WalConfig::default().compact_min_bytes)]
+    compact_min_bytes: u64,
+    /// ... and over this many times the size of the last snapshot.
+    #[arg(long, value_name = "RATIO", default_value_t = WalConfig::default().compact_ratio)]
+    compact_ratio: f64,
     /// Largest key accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_key_bytes)]
     max_key_bytes: u32,
@@ -305,6 +315,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             max_key_bytes: args.max_key_bytes,
             max_value_bytes: args.max_value_bytes,
         },
+        data_dir: args.data_dir.clone(),
+        wal: WalConfig {
+            fsync: args.fsync,
+            compact_min_bytes: args.compact_min_bytes,
+            compact_ratio: args.compact_ratio,
+        },
         ..ServerConfig::default()
     };
     let config = ServerConfig {
@@ -318,6 +334,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    // Recover before announcing: a damaged log ends the process before
+    // anyone is told the server is there.
+    let store = Store::new();
+    let wal = kv::server::recover(&config, &store)
+        .await
+        .map_err(|e| e.to_string())?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {local}")
@@ -325,7 +347,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
     }
     let shutdown = shutdown_signal()?;
-    kv::server::run(listener, Store::new(), config, shutdown)
+    kv::server::run_recovered(listener, store, wal, config, shutdown)
         .await
         .map_err(|e| e.to_string())
 }

@@ -129,20 +129,11 @@ impl KvClient<DefaultService> {
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, KvError> {
-        let addrs = tokio::net::lookup_host(addr)
+        ClientBuilder::new(ClientCodec::new())
+            .connect_first(addr)
             .await
-            .map_err(|e| KvError::Disconnected(e.into()))?;
-        let mut last_error = None;
-        for addr in addrs {
-            match ClientBuilder::new(ClientCodec::new()).connect(addr).await {
-                Ok(client) => return Ok(KvClient::new(client)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(KvError::Disconnected(match last_error {
-            Some(error) => error.into(),
-            None => "the address resolved to nothing".into(),
-        }))
+            .map(KvClient::new)
+            .map_err(|e| KvError::Disconnected(e.into()))
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! * [`codec`] turns bytes into [`Request`]s and [`Response`]s and back;
 //! * [`store`] is the concurrent in-memory map with TTL;
+//! * [`wal`] is the write-ahead log that makes the store durable;
 //! * [`service`] is the server side: a tower `Service` from requests to the store;
 //! * [`client`] is [`KvClient`], the typed client on top of any service stack.
 //!
@@ -33,6 +34,7 @@ pub mod client;
 pub mod codec;
 pub mod service;
 pub mod store;
+pub mod wal;
 
 pub mod server;
 

@@ -30,6 +30,12 @@ impl Disconnected {
         Disconnected { cause }
     }
 
+    pub(crate) fn because(cause: crate::BoxError) -> Self {
+        Disconnected {
+            cause: Some(SharedError::from(cause)),
+        }
+    }
+
     /// Why the last connect attempt failed, if one did.
     pub fn cause(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
         self.cause.as_deref()

@@ -100,20 +100,11 @@ impl RedisClient<DefaultService> {
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, RedisError> {
-        let addrs = tokio::net::lookup_host(addr)
+        ClientBuilder::new(RespCodec::new())
+            .connect_first(addr)
             .await
-            .map_err(|e| RedisError::Disconnected(e.into()))?;
-        let mut last_error = None;
-        for addr in addrs {
-            match ClientBuilder::new(RespCodec::new()).connect(addr).await {
-                Ok(client) => return Ok(RedisClient::new(client)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(RedisError::Disconnected(match last_error {
-            Some(error) => error.into(),
-            None => "the address resolved to nothing".into(),
-        }))
+            .map(RedisClient::new)
+            .map_err(|e| RedisError::Disconnected(e.into()))
     }
 }
 

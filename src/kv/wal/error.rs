@@ -1,0 +1,81 @@
+//! Errors of the write-ahead log.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Everything opening, recovering or writing the log can fail with.
+///
+/// It is `Clone` (I/O errors are shared behind an `Arc`) because one failure
+/// answers every write that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalError {
+    /// A file operation failed.
+    #[error("could not {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done: "write", "fsync", "open"...
+        op: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A file of the data directory is damaged somewhere other than where a
+    /// crash could have cut a write short. The server refuses to start
+    /// rather than drop acknowledged data silently.
+    #[error("{} is damaged at offset {offset}: {reason}", path.display())]
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Where the damage starts, in bytes from the start of the file.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// A log file that the newest snapshot or an earlier log file needs is
+    /// not there.
+    #[error("{} is missing: the data directory is incomplete", path.display())]
+    Missing {
+        /// The file that should be there.
+        path: PathBuf,
+    },
+    /// An earlier write or fsync failed, so the log is no longer trusted and
+    /// takes no more writes (the process must restart and recover).
+    #[error("the log takes no more writes after an earlier failure: {0}")]
+    Failed(Box<WalError>),
+    /// The log was shut down, or its writer is gone.
+    #[error("the log is closed")]
+    Closed,
+}
+
+impl WalError {
+    pub(crate) fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        WalError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
+        WalError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<WalError> for io::Error {
+    /// For callers that speak `io::Error` (such as the server's `run`): the
+    /// `WalError` stays reachable through `get_ref` and `downcast`.
+    fn from(error: WalError) -> Self {
+        let kind = match &error {
+            WalError::Io { source, .. } => source.kind(),
+            WalError::Corrupt { .. } | WalError::Missing { .. } => io::ErrorKind::InvalidData,
+            WalError::Failed(_) | WalError::Closed => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, error)
+    }
+}

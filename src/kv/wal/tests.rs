@@ -1,0 +1,419 @@
+use super::files::{snapshot_path, temp_path, wal_path, MAGIC_LEN};
+use super::*;
+use crate::kv::store::now_ms;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+
+fn config(fsync: FsyncPolicy) -> WalConfig {
+    WalConfig {
+        fsync,
+        ..WalConfig::default()
+    }
+}
+
+fn open(dir: &Path) -> Wal {
+    Wal::open(dir, config(FsyncPolicy::Always), Store::new()).expect("open the log")
+}
+
+fn put(key: &str, value: &str) -> Mutation {
+    Mutation::Put {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        value: Bytes::copy_from_slice(value.as_bytes()),
+        expires_at: None,
+    }
+}
+
+fn delete(key: &str) -> Mutation {
+    Mutation::Delete {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+    }
+}
+
+fn get(wal: &Wal, key: &str) -> Option<String> {
+    wal.store()
+        .get(key.as_bytes())
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+}
+
+fn wal0(dir: &Path) -> PathBuf {
+    wal_path(dir, 0)
+}
+
+/// Writes `n` puts `k{i} = v{i}` and shuts the log down.
+async fn write_puts(dir: &Path, n: usize) {
+    let wal = open(dir);
+    for i in 0..n {
+        wal.append(put(&format!("k{i}"), &format!("v{i}"))).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_come_back_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path());
+    assert_eq!(wal.append(put("a", "1")).await.unwrap(), Applied::Written);
+    assert_eq!(wal.append(put("b", "2")).await.unwrap(), Applied::Written);
+    assert_eq!(wal.append(put("a", "3")).await.unwrap(), Applied::Written);
+    assert_eq!(
+        wal.append(delete("b")).await.unwrap(),
+        Applied::Deleted { existed: true }
+    );
+    assert_eq!(
+        wal.append(delete("b")).await.unwrap(),
+        Applied::Deleted { existed: false }
+    );
+    assert_eq!(get(&wal, "a").as_deref(), Some("3"));
+    wal.shutdown().await.unwrap();
+
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "a").as_deref(), Some("3"));
+    assert_eq!(get(&wal, "b"), None);
+    assert_eq!(wal.stats().records_recovered, 5);
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn appends_after_shutdown_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path());
+    wal.shutdown().await.unwrap();
+    assert!(matches!(wal.append(put("a", "1")).await, Err(WalError::Closed)));
+    assert_eq!(get(&wal, "a"), None);
+}
+
+#[tokio::test]
+async fn ttls_are_absolute_and_expired_keys_are_dropped_on_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path());
+    let soon = now_ms() + 200;
+    let later = now_ms() + 3_600_000;
+    for (key, at) in [("short", soon), ("long", later)] {
+        let mutation = Mutation::Put {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value: Bytes::from_static(b"v"),
+            expires_at: Some(at),
+        };
+        wal.append(mutation).await.unwrap();
+    }
+    // An expired write still replaces what the key held before it.
+    wal.append(put("replaced", "old")).await.unwrap();
+    let expired = Mutation::Put {
+        key: Bytes::from_static(b"replaced"),
+        value: Bytes::from_static(b"new"),
+        expires_at: Some(now_ms() - 1),
+    };
+    wal.append(expired).await.unwrap();
+    wal.shutdown().await.unwrap();
+
+    // Wait until the short TTL is over (a deadline, not a guess).
+    while now_ms() <= soon {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let store = Store::new();
+    let wal = Wal::open(dir.path(), config(FsyncPolicy::Always), store.clone()).unwrap();
+    assert_eq!(get(&wal, "short"), None);
+    assert_eq!(get(&wal, "long").as_deref(), Some("v"));
+    assert_eq!(get(&wal, "replaced"), None);
+    // Dropped, not merely invisible.
+    assert_eq!(store.len(), 1);
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_partial_last_record_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 10).await;
+    let path = wal0(dir.path());
+    let whole = fs::metadata(&path).unwrap().len();
+    // Every cut inside the last record loses only that record.
+    let last_record_len = 8 + 1 + 4 + 2 + 2;
+    for cut in 1..last_record_len {
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(whole - cut).unwrap();
+        let wal = open(dir.path());
+        assert_eq!(get(&wal, "k8").as_deref(), Some("v8"), "cut {cut}");
+        assert_eq!(get(&wal, "k9"), None, "cut {cut}");
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            whole - last_record_len,
+            "the torn record is gone from the file"
+        );
+        // Put the last record back for the next round.
+        wal.append(put("k9", "v9")).await.unwrap();
+        wal.shutdown().await.unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), whole);
+    }
+}
+
+#[tokio::test]
+async fn a_bad_checksum_in_the_last_record_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 3).await;
+    let path = wal0(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    fs::write(&path, &bytes).unwrap();
+
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k1").as_deref(), Some("v1"));
+    assert_eq!(get(&wal, "k2"), None);
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_zero_filled_tail_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 3).await;
+    let path = wal0(dir.path());
+    let len = fs::metadata(&path).unwrap().len();
+    let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+    file.write_all(&[0; 4096]).unwrap();
+    drop(file);
+
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k2").as_deref(), Some("v2"));
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn damage_before_the_tail_is_a_typed_error_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 3).await;
+    let path = wal0(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let second_record = MAGIC_LEN as usize + 8 + 1 + 4 + 2 + 2;
+    bytes[second_record + 10] ^= 0x01; // inside the second record's payload
+    fs::write(&path, &bytes).unwrap();
+
+    let error = Wal::open(dir.path(), WalConfig::default(), Store::new()).unwrap_err();
+    match &error {
+        WalError::Corrupt {
+            path: bad,
+            offset,
+            reason,
+        } => {
+            assert_eq!(bad, &path);
+            assert_eq!(*offset, second_record as u64);
+            assert_eq!(reason, "checksum mismatch");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains(&format!("offset {second_record}")), "{message}");
+    // Nothing was cut: the operator decides.
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn a_foreign_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(wal0(dir.path()), b"definitely not a log file").unwrap();
+    let error = Wal::open(dir.path(), WalConfig::default(), Store::new()).unwrap_err();
+    assert!(matches!(error, WalError::Corrupt { offset: 0, .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_failed_fsync_answers_an_error_leaves_the_store_and_refuses_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path());
+    wal.append(put("k", "before")).await.unwrap();
+
+    wal.inject_faults(false, true);
+    let failed = wal.append(put("k", "after")).await;
+    assert!(
+        matches!(failed, Err(WalError::Io { op: "fsync", .. })),
+        "{failed:?}"
+    );
+    assert_eq!(get(&wal, "k").as_deref(), Some("before"));
+
+    // Even with the disk "healthy" again, the log is not trusted.
+    wal.inject_faults(false, false);
+    let refused = wal.append(put("k", "later")).await;
+    assert!(matches!(refused, Err(WalError::Failed(_))), "{refused:?}");
+    assert_eq!(get(&wal, "k").as_deref(), Some("before"));
+    assert!(wal.shutdown().await.is_err());
+
+    // The failed write was cut off the file: a restart does not bring it back.
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k").as_deref(), Some("before"));
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_write_answers_an_error_and_refuses_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), config(FsyncPolicy::Never), Store::new()).unwrap();
+    wal.inject_faults(true, false);
+    let failed = wal.append(put("k", "v")).await;
+    assert!(
+        matches!(failed, Err(WalError::Io { op: "write", .. })),
+        "{failed:?}"
+    );
+    wal.inject_faults(false, false);
+    assert!(matches!(wal.append(delete("k")).await, Err(WalError::Failed(_))));
+    assert_eq!(get(&wal, "k"), None);
+}
+
+#[tokio::test]
+async fn concurrent_appends_share_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path());
+    let appends: Vec<_> = (0..500).map(|i| wal.append(put(&format!("k{i}"), "v"))).collect();
+    for append in appends {
+        append.await.unwrap();
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.records_written, 500);
+    assert!(stats.fsyncs < stats.records_written, "group commit: {stats:?}");
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn everysec_and_never_sync_on_shutdown() {
+    for policy in [FsyncPolicy::EverySec, FsyncPolicy::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), config(policy), Store::new()).unwrap();
+        wal.append(put("k", "v")).await.unwrap();
+        let before = wal.stats().fsyncs;
+        wal.shutdown().await.unwrap();
+        assert_eq!(before, 0, "{policy}: no fsync per write");
+        let wal = Wal::open(dir.path(), config(policy), Store::new()).unwrap();
+        assert_eq!(get(&wal, "k").as_deref(), Some("v"), "{policy}");
+        wal.shutdown().await.unwrap();
+    }
+}
+
+fn tiny_compaction() -> WalConfig {
+    WalConfig {
+        fsync: FsyncPolicy::Never,
+        compact_min_bytes: 4096,
+        compact_ratio: 1.5,
+    }
+}
+
+fn generations(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn compaction_replaces_logs_with_a_snapshot_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Wal::open(dir.path(), tiny_compaction(), Store::new()).unwrap();
+    // Overwrite a small key space many times: the logs outgrow the data.
+    let mut appends = Vec::new();
+    for round in 0..200 {
+        for key in 0..20 {
+            appends.push(wal.append(put(&format!("k{key}"), &format!("r{round}"))));
+        }
+        appends.push(wal.append(delete("k0")));
+    }
+    for append in appends {
+        append.await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+    assert!(wal.stats().compactions > 0, "{:?}", wal.stats());
+    let files = generations(dir.path());
+    assert!(files.iter().any(|f| f.starts_with("snapshot-")), "{files:?}");
+    assert!(!files.iter().any(|f| f.ends_with(".tmp")), "{files:?}");
+
+    let wal = Wal::open(dir.path(), tiny_compaction(), Store::new()).unwrap();
+    assert_eq!(get(&wal, "k0"), None);
+    for key in 1..20 {
+        assert_eq!(get(&wal, &format!("k{key}")).as_deref(), Some("r199"));
+    }
+    // Recovery read a snapshot in place of the records it replaced.
+    assert!(wal.stats().records_recovered < 200 * 21, "{:?}", wal.stats());
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_compaction_interrupted_before_its_rename_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 5).await;
+    // As if the writer had rotated to wal-1 and died while writing the snapshot.
+    super::files::create_wal(dir.path(), 1).unwrap();
+    fs::write(temp_path(&snapshot_path(dir.path(), 1)), b"half a snapshot").unwrap();
+    let wal = open(dir.path());
+    wal.append(put("k5", "v5")).await.unwrap();
+    wal.shutdown().await.unwrap();
+    assert_eq!(
+        generations(dir.path()),
+        ["wal-00000000000000000000", "wal-00000000000000000001"]
+    );
+    let wal = open(dir.path());
+    for i in 0..6 {
+        assert_eq!(get(&wal, &format!("k{i}")), Some(format!("v{i}")));
+    }
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_compaction_interrupted_after_its_rename_is_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Generation 1 is a snapshot with k0..k2 and a log after it; wal-0 is a
+    // leftover that the snapshot replaces and that must not be replayed.
+    let wal = Wal::open(dir.path(), tiny_compaction(), Store::new()).unwrap();
+    for i in 0..3 {
+        wal.append(put(&format!("k{i}"), "snap")).await.unwrap();
+    }
+    wal.shutdown().await.unwrap();
+    super::files::create_wal(dir.path(), 1).unwrap();
+    let store = Store::new();
+    for i in 0..3 {
+        store.put(format!("k{i}").as_bytes(), b"snap");
+    }
+    super::compaction::write_snapshot(dir.path(), &store, 1).unwrap();
+    assert_eq!(
+        generations(dir.path()),
+        ["snapshot-00000000000000000001", "wal-00000000000000000001"]
+    );
+    // Put a stale wal-0 back, with a write the snapshot supersedes.
+    let stale_dir = tempfile::tempdir().unwrap();
+    let stale = Wal::open(stale_dir.path(), tiny_compaction(), Store::new()).unwrap();
+    stale.append(put("k0", "stale")).await.unwrap();
+    stale.shutdown().await.unwrap();
+    fs::copy(wal0(stale_dir.path()), wal0(dir.path())).unwrap();
+
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k0").as_deref(), Some("snap"));
+    assert!(!wal0(dir.path()).exists(), "the leftover is removed");
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_missing_log_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 1).await;
+    for generation in 1..=2 {
+        super::files::create_wal(dir.path(), generation).unwrap();
+    }
+    fs::remove_file(wal_path(dir.path(), 1)).unwrap();
+    let error = Wal::open(dir.path(), WalConfig::default(), Store::new()).unwrap_err();
+    assert!(
+        matches!(&error, WalError::Missing { path } if *path == wal_path(dir.path(), 1)),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_torn_header_of_a_new_log_file_is_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 2).await;
+    fs::write(wal_path(dir.path(), 1), &super::record::WAL_MAGIC[..3]).unwrap();
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k1").as_deref(), Some("v1"));
+    wal.append(put("k2", "v2")).await.unwrap();
+    wal.shutdown().await.unwrap();
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k2").as_deref(), Some("v2"));
+    wal.shutdown().await.unwrap();
+}

@@ -1,0 +1,387 @@
+//! The writer thread: the only code that appends to the log or mutates the store.
+
+use super::files::{create_wal, sync_dir, wal_path, Recovered, MAGIC_LEN};
+use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
+use crate::kv::store::Store;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How often `everysec` fsyncs.
+const EVERY_SEC: Duration = Duration::from_secs(1);
+/// A batch stops growing at this many encoded bytes (it may pass it by one record).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+
+pub(crate) type Reply = oneshot::Sender<Result<Applied, WalError>>;
+
+/// What a [`Wal`](super::Wal) handle sends the writer.
+#[derive(Debug)]
+pub(crate) enum Message {
+    Append(Mutation, Reply),
+    /// Log everything sent before, fsync, stop.
+    Shutdown(oneshot::Sender<Result<(), WalError>>),
+}
+
+/// A compaction running on a thread of its own.
+#[derive(Debug)]
+struct Compaction {
+    generation: u64,
+    /// Log bytes the snapshot will replace.
+    replaces: u64,
+    thread: JoinHandle<Result<u64, WalError>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    dir: PathBuf,
+    store: Store,
+    config: WalConfig,
+    stats: Arc<Stats>,
+    file: File,
+    generation: u64,
+    /// Length of `file` up to its last whole record: where a failed write is cut back to.
+    file_len: u64,
+    /// Bytes of every log file since the newest snapshot.
+    wal_bytes: u64,
+    /// Length of the newest snapshot: the estimate of the live data.
+    snapshot_bytes: u64,
+    /// Bytes written since the last fsync.
+    unsynced: bool,
+    last_sync: Instant,
+    /// Set by the first failed write or fsync; every later write gets it.
+    failed: Option<WalError>,
+    compaction: Option<Compaction>,
+    /// After a failed compaction, the next waits until the logs reach this.
+    compact_again_at: u64,
+    buf: Vec<u8>,
+    batch: Vec<(Mutation, Reply)>,
+    #[cfg(test)]
+    pub(super) faults: Arc<super::Faults>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        dir: PathBuf,
+        store: Store,
+        config: WalConfig,
+        stats: Arc<Stats>,
+        recovered: Recovered,
+    ) -> Self {
+        Writer {
+            dir,
+            store,
+            config,
+            stats,
+            file: recovered.file,
+            generation: recovered.generation,
+            file_len: recovered.file_len,
+            wal_bytes: recovered.wal_bytes,
+            snapshot_bytes: recovered.snapshot_bytes,
+            unsynced: false,
+            last_sync: Instant::now(),
+            failed: None,
+            compaction: None,
+            compact_again_at: 0,
+            buf: Vec::new(),
+            batch: Vec::new(),
+            #[cfg(test)]
+            faults: Arc::default(),
+        }
+    }
+
+    /// Runs until a shutdown message, or until every handle is gone.
+    pub(crate) fn run(mut self, messages: Receiver<Message>) {
+        let mut shutdown = None;
+        while shutdown.is_none() {
+            let Some(first) = self.next_message(&messages) else {
+                break;
+            };
+            // Group commit: everything that queued up while the last batch
+            // was being written and fsynced goes into this one.
+            let mut next = Some(first);
+            let mut batch_bytes = 0;
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Append(mutation, reply) => {
+                        batch_bytes += mutation.encoded_len_hint();
+                        self.batch.push((mutation, reply));
+                    }
+                    Message::Shutdown(reply) => {
+                        shutdown = Some(reply);
+                        break;
+                    }
+                }
+                if batch_bytes < MAX_BATCH_BYTES {
+                    next = messages.try_recv().ok();
+                }
+            }
+            self.commit();
+            self.sync_if_due();
+            self.compact_if_due();
+        }
+        let result = self.close();
+        if let Some(reply) = shutdown {
+            let _ = reply.send(result);
+        } else if let Err(error) = result {
+            tracing::error!(%error, "closing the log failed");
+        }
+    }
+
+    /// Waits for the next message, fsyncing on time under `everysec` while idle.
+    fn next_message(&mut self, messages: &Receiver<Message>) -> Option<Message> {
+        loop {
+            if self.config.fsync != FsyncPolicy::EverySec || !self.unsynced {
+                return messages.recv().ok();
+            }
+            let due = self.last_sync + EVERY_SEC;
+            match messages.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(message) => return Some(message),
+                Err(RecvTimeoutError::Timeout) => self.sync_if_due(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Writes the batch, fsyncs it if the policy says so, applies it to the
+    /// store in log order, and answers every caller.
+    fn commit(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        if let Some(error) = &self.failed {
+            let error = WalError::Failed(Box::new(error.clone()));
+            for (_, reply) in self.batch.drain(..) {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        self.buf.clear();
+        for (mutation, _) in &self.batch {
+            record::encode(mutation, &mut self.buf);
+        }
+        if let Err(error) = self.write_batch() {
+            tracing::error!(%error, "the log failed; refusing further writes");
+            self.cut_back();
+            self.failed = Some(error.clone());
+            for (_, reply) in self.batch.drain(..) {
+                let _ = reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        let written = self.buf.len() as u64;
+        self.file_len += written;
+        self.wal_bytes += written;
+        self.stats.records.fetch_add(self.batch.len() as u64, Relaxed);
+        self.stats.bytes.fetch_add(written, Relaxed);
+        for (mutation, reply) in self.batch.drain(..) {
+            let applied = match mutation {
+                Mutation::Put {
+                    key,
+                    value,
+                    expires_at,
+                } => {
+                    self.store.put_until(&key, &value, expires_at);
+                    Applied::Written
+                }
+                Mutation::Delete { key } => Applied::Deleted {
+                    existed: self.store.delete(&key),
+                },
+            };
+            let _ = reply.send(Ok(applied));
+        }
+        // Keep a huge batch's buffer from staying around.
+        if self.buf.capacity() > 2 * MAX_BATCH_BYTES {
+            self.buf = Vec::new();
+        }
+    }
+
+    fn write_batch(&mut self) -> Result<(), WalError> {
+        #[cfg(test)]
+        self.injected_fault("write")?;
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| WalError::io("write", &wal_path(&self.dir, self.generation), e))?;
+        self.unsynced = true;
+        if self.config.fsync == FsyncPolicy::Always {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), WalError> {
+        #[cfg(test)]
+        self.injected_fault("fsync")?;
+        self.file
+            .sync_data()
+            .map_err(|e| WalError::io("fsync", &wal_path(&self.dir, self.generation), e))?;
+        self.stats.fsyncs.fetch_add(1, Relaxed);
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// After a failed write, tries to cut the file back to its last whole
+    /// record so that a restart does not replay what was answered STORAGE.
+    /// Best effort: the log takes no more writes either way.
+    fn cut_back(&mut self) {
+        let cut = self
+            .file
+            .set_len(self.file_len)
+            .and_then(|()| self.file.sync_data());
+        if let Err(error) = cut {
+            tracing::error!(%error, "could not cut the failed write off the log");
+        }
+    }
+
+    /// `everysec`: fsyncs when a second has passed since the last one.
+    fn sync_if_due(&mut self) {
+        let due = self.config.fsync == FsyncPolicy::EverySec
+            && self.unsynced
+            && self.failed.is_none()
+            && self.last_sync.elapsed() >= EVERY_SEC;
+        if due {
+            if let Err(error) = self.sync() {
+                // Writes already answered OK may be lost to an OS crash; the
+                // log is not trusted with more.
+                tracing::error!(%error, "background fsync failed; refusing further writes");
+                self.failed = Some(error);
+            }
+        }
+    }
+
+    /// Collects a finished compaction, and starts one when the logs have
+    /// outgrown the live data.
+    fn compact_if_due(&mut self) {
+        if let Some(running) = self.compaction.take_if(|c| c.thread.is_finished()) {
+            let result = running
+                .thread
+                .join()
+                .unwrap_or_else(|_| Err(self.compaction_panicked()));
+            self.finish_compaction(running.generation, running.replaces, result);
+        }
+        let config = &self.config;
+        let due = self.compaction.is_none()
+            && self.failed.is_none()
+            && self.wal_bytes >= config.compact_min_bytes.max(self.compact_again_at)
+            && self.wal_bytes as f64 > config.compact_ratio * self.snapshot_bytes as f64;
+        if due {
+            self.start_compaction();
+        }
+    }
+
+    fn start_compaction(&mut self) {
+        if let Err(error) = self.rotate() {
+            tracing::warn!(%error, "could not start a new log file; compaction postponed");
+            self.compact_again_at = self.wal_bytes + self.config.compact_min_bytes;
+            return;
+        }
+        let (dir, store, generation) = (self.dir.clone(), self.store.clone(), self.generation);
+        let thread = std::thread::Builder::new()
+            .name("wal-compaction".into())
+            .spawn(move || compaction::write_snapshot(&dir, &store, generation));
+        match thread {
+            Ok(thread) => {
+                tracing::info!(generation, log_bytes = self.wal_bytes, "compaction started");
+                self.compaction = Some(Compaction {
+                    generation,
+                    replaces: std::mem::replace(&mut self.wal_bytes, self.file_len),
+                    thread,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not start the compaction thread");
+                self.compact_again_at = self.wal_bytes + self.config.compact_min_bytes;
+            }
+        }
+    }
+
+    /// Makes the current log durable and moves appends to a new log file,
+    /// in one step of the writer: every record before it is in the store.
+    fn rotate(&mut self) -> Result<(), WalError> {
+        if self.unsynced {
+            // The older logs must be whole before a snapshot replaces them:
+            // damage in them is no longer a torn tail but corruption.
+            if let Err(error) = self.sync() {
+                self.failed = Some(error.clone());
+                return Err(error);
+            }
+        }
+        let generation = self.generation + 1;
+        self.file = create_wal(&self.dir, generation)?;
+        self.generation = generation;
+        self.file_len = MAGIC_LEN;
+        self.wal_bytes += MAGIC_LEN;
+        Ok(())
+    }
+
+    fn finish_compaction(&mut self, generation: u64, replaces: u64, result: Result<u64, WalError>) {
+        match result {
+            Ok(snapshot_bytes) => {
+                tracing::info!(
+                    generation,
+                    snapshot_bytes,
+                    replaced_log_bytes = replaces,
+                    "compaction finished"
+                );
+                self.snapshot_bytes = snapshot_bytes;
+                self.compact_again_at = 0;
+                self.stats.compactions.fetch_add(1, Relaxed);
+            }
+            Err(error) => {
+                // The older logs are still there and still replayed.
+                tracing::warn!(%error, generation, "compaction failed; the logs are kept");
+                self.wal_bytes += replaces;
+                self.compact_again_at = self.wal_bytes + self.config.compact_min_bytes;
+            }
+        }
+    }
+
+    /// The final fsync, after waiting for a running compaction.
+    fn close(&mut self) -> Result<(), WalError> {
+        if let Some(running) = self.compaction.take() {
+            let result = running
+                .thread
+                .join()
+                .unwrap_or_else(|_| Err(self.compaction_panicked()));
+            self.finish_compaction(running.generation, running.replaces, result);
+        }
+        if let Some(error) = &self.failed {
+            return Err(WalError::Failed(Box::new(error.clone())));
+        }
+        if self.unsynced {
+            self.sync()?;
+        }
+        sync_dir(&self.dir)?;
+        tracing::info!(
+            records_written = self.stats.records.load(Relaxed),
+            fsyncs = self.stats.fsyncs.load(Relaxed),
+            compactions = self.stats.compactions.load(Relaxed),
+            "log closed"
+        );
+        Ok(())
+    }
+
+    fn compaction_panicked(&self) -> WalError {
+        let error = std::io::Error::other("the compaction thread panicked");
+        WalError::io("compact", &self.dir, error)
+    }
+
+    #[cfg(test)]
+    fn injected_fault(&self, op: &'static str) -> Result<(), WalError> {
+        let fault = match op {
+            "write" => &self.faults.fail_writes,
+            _ => &self.faults.fail_fsyncs,
+        };
+        if fault.load(Relaxed) {
+            let error = std::io::Error::other(format!("injected {op} failure"));
+            return Err(WalError::io(op, &wal_path(&self.dir, self.generation), error));
+        }
+        Ok(())
+    }
+}
