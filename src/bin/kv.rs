@@ -321,11 +321,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             compact_min_bytes: args.compact_min_bytes,
             compact_ratio: args.compact_ratio,
         },
-        ..ServerConfig::default()
-    };
-    let config = ServerConfig {
         serve: args.serve_limits.config(),
-        ..config
+        ..ServerConfig::default()
     };
     if let Some(dir) = &args.data_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
