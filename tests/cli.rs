@@ -121,3 +121,41 @@ fn sigterm_and_sigint_shut_down_gracefully_with_status_0() {
         assert_eq!(status.code(), Some(0), "exit status after {signal}");
     }
 }
+
+#[test]
+fn serve_limit_flags_reach_the_server() {
+    use std::io::{Read, Write};
+    let served = serve(&[
+        "--max-connections",
+        "1",
+        "--max-in-flight",
+        "8",
+        "--idle-timeout-ms",
+        "0",
+        "--read-timeout-ms",
+        "5000",
+        "--write-timeout-ms",
+        "5000",
+        "--max-buffered-bytes",
+        "1048576",
+    ]);
+    // Hold the one connection, answered so that the server counts it.
+    let mut held = std::net::TcpStream::connect(&served.addr).unwrap();
+    held.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    held.write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00").unwrap();
+    let mut answer = [0u8; 5];
+    held.read_exact(&mut answer).unwrap();
+    assert_eq!(answer[0], 0x00);
+
+    // A second connection's first request is answered BUSY (0x05).
+    let mut refused = std::net::TcpStream::connect(&served.addr).unwrap();
+    refused
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    refused
+        .write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00")
+        .unwrap();
+    refused.read_exact(&mut answer).unwrap();
+    assert_eq!(answer[0], 0x05);
+}

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use wirestack::kv::bench::{self, BenchConfig, Workload};
 use wirestack::kv::wal::{FsyncPolicy, WalConfig};
 use wirestack::kv::{self, KvClient, Limits, ServerConfig, Store};
+use wirestack::server::ServeConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "kv", version, about = "A key-value store on the wirestack framework")]
@@ -86,6 +87,50 @@ struct ServeArgs {
     /// Largest value accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_value_bytes)]
     max_value_bytes: u32,
+    #[command(flatten)]
+    serve_limits: ServeLimitArgs,
+}
+
+/// The connection limits of `kv serve`, mapped onto `ServeConfig`.
+#[derive(Debug, Args)]
+struct ServeLimitArgs {
+    /// Most connections served at once; past it a new connection is answered BUSY and closed.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().max_connections)]
+    max_connections: usize,
+    /// Most requests of one connection in flight; past it the connection stops reading.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().max_in_flight_per_connection)]
+    max_in_flight: usize,
+    /// Close a connection idle this long, in milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().idle_timeout))]
+    idle_timeout_ms: u64,
+    /// Close a connection whose started frame does not finish within this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().read_timeout))]
+    read_timeout_ms: u64,
+    /// Close a connection whose peer reads none of its responses for this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().write_timeout))]
+    write_timeout_ms: u64,
+    /// Budget of request bytes buffered by all connections; past it requests are answered BUSY.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
+    max_buffered_bytes: usize,
+}
+
+impl ServeLimitArgs {
+    fn config(&self) -> ServeConfig {
+        let timeout = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        ServeConfig {
+            max_connections: self.max_connections,
+            max_in_flight_per_connection: self.max_in_flight,
+            idle_timeout: timeout(self.idle_timeout_ms),
+            read_timeout: timeout(self.read_timeout_ms),
+            write_timeout: timeout(self.write_timeout_ms),
+            max_buffered_request_bytes: self.max_buffered_bytes,
+        }
+    }
+}
+
+/// A timeout as a flag value: milliseconds, 0 for none.
+fn millis(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +321,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             compact_min_bytes: args.compact_min_bytes,
             compact_ratio: args.compact_ratio,
         },
+        serve: args.serve_limits.config(),
         ..ServerConfig::default()
     };
     if let Some(dir) = &args.data_dir {

@@ -640,4 +640,118 @@ mod tests {
             prop_assert!(buf.is_empty());
         }
     }
+
+    /// Untrusted input: arbitrary bytes, headers claiming lengths around and
+    /// far over the limits, and bodies long enough that a decoder which
+    /// believed an over-limit header would buffer far more than one frame.
+    fn hostile_input() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            (any::<u8>(), 0u32..600, prop_oneof![0u32..5000, any::<u32>()]).prop_map(|(first, a, b)| {
+                let mut header = vec![first];
+                header.extend_from_slice(&a.to_le_bytes());
+                header.extend_from_slice(&b.to_le_bytes());
+                header
+            }),
+            (any::<u8>(), 0usize..8192).prop_map(|(fill, len)| vec![fill; len]),
+        ];
+        proptest::collection::vec(piece, 0..12).prop_map(|pieces| pieces.concat())
+    }
+
+    /// An `AsyncRead` that hands out its bytes `piece` at a time, as a socket would.
+    struct Pieces {
+        data: Bytes,
+        piece: usize,
+    }
+
+    impl tokio::io::AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            let n = self.piece.min(self.data.len()).min(buf.remaining());
+            buf.put_slice(&self.data[..n]);
+            self.data.advance(n);
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Decodes `input` through a real `FramedRead`, checking after every
+    /// frame that its read buffer stays within what one frame needs:
+    /// tokio-util grows the buffer only while the decoder waits for more of
+    /// a frame, so this bounds what a peer can make a connection hold.
+    /// Returns the frames decoded, up to the first error.
+    fn decode_through_framed_read<D: Decoder>(
+        decoder: D,
+        input: Vec<u8>,
+        piece: usize,
+        max_frame: usize,
+    ) -> Vec<D::Item> {
+        use futures::StreamExt;
+        // FramedRead's initial capacity, then at most doubling past one frame.
+        let bound = 8 * 1024 + 2 * max_frame;
+        let reader = Pieces {
+            data: Bytes::from(input),
+            piece,
+        };
+        let mut framed = tokio_util::codec::FramedRead::new(reader, decoder);
+        let mut frames = Vec::new();
+        while let Some(Ok(frame)) = futures::executor::block_on(framed.next()) {
+            frames.push(frame);
+            let capacity = framed.read_buffer().capacity();
+            assert!(
+                capacity <= bound,
+                "read buffer grew to {capacity} bytes (bound {bound})"
+            );
+        }
+        let capacity = framed.read_buffer().capacity();
+        assert!(
+            capacity <= bound,
+            "read buffer grew to {capacity} bytes (bound {bound})"
+        );
+        frames
+    }
+
+    const SMALL: Limits = Limits {
+        max_key_bytes: 256,
+        max_value_bytes: 4096,
+    };
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn server_decoder_survives_hostile_input_in_any_pieces(input in hostile_input(), piece in 1usize..10_000) {
+            let max_frame = REQUEST_HEADER_LEN + (SMALL.max_key_bytes + SMALL.max_value_bytes) as usize + TTL_LEN;
+            let frames = decode_through_framed_read(ServerCodec::with_limits(SMALL), input, piece, max_frame);
+            let mut after_too_large = false;
+            for frame in frames {
+                prop_assert!(!after_too_large, "decoded a frame after TOO_LARGE");
+                match frame {
+                    Incoming::Request(request) => {
+                        let (key, value) = match &request {
+                            Request::Ping { payload } => (&Bytes::new(), payload),
+                            Request::Get { key } | Request::Delete { key } => (key, &Bytes::new()),
+                            Request::Put { key, value } | Request::PutTtl { key, value, .. } => (key, value),
+                        };
+                        prop_assert!(key.len() <= SMALL.max_key_bytes as usize);
+                        prop_assert!(value.len() <= SMALL.max_value_bytes as usize);
+                    }
+                    Incoming::Rejected(response) => {
+                        after_too_large = response.status == Status::TooLarge;
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn client_decoder_survives_hostile_input_in_any_pieces(input in hostile_input(), piece in 1usize..10_000) {
+            let max_frame = RESPONSE_HEADER_LEN + SMALL.max_value_bytes as usize;
+            let frames = decode_through_framed_read(ClientCodec::with_limits(SMALL), input, piece, max_frame);
+            for response in frames {
+                prop_assert!(response.value.len() <= SMALL.max_value_bytes as usize);
+            }
+        }
+    }
 }

@@ -44,6 +44,7 @@ pub use server::{spawn_server, spawn_server_on, KvServer, ServerConfig};
 pub use service::KvService;
 pub use store::Store;
 
+use crate::server::{Overload, Overloaded};
 use bytes::Bytes;
 use std::fmt;
 
@@ -269,4 +270,24 @@ pub enum Incoming {
     Request(Request),
     /// A frame the codec rejected, with the response it gets.
     Rejected(Response),
+}
+
+/// The KV answer to work the server refuses: `BUSY`, with the reason as its
+/// message. Give it to [`Server::with_overload`](crate::server::Server::with_overload).
+///
+/// ```
+/// use wirestack::kv::{Busy, Status};
+/// use wirestack::server::{Overload, Overloaded};
+///
+/// let answer = Busy.overloaded(&Overloaded::TooManyConnections { limit: 4 }).unwrap();
+/// assert_eq!(answer.status, Status::Busy);
+/// assert_eq!(answer.message(), "too many connections (limit 4)");
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Busy;
+
+impl Overload<Response> for Busy {
+    fn overloaded(&self, reason: &Overloaded) -> Option<Response> {
+        Some(Response::error(Status::Busy, reason.to_string()))
+    }
 }

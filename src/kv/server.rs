@@ -89,6 +89,7 @@ pub async fn run_recovered(
     };
     let served = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
+        .with_overload(super::Busy)
         .serve(listener, tower::make::Shared::new(service), shutdown)
         .await;
     purger.abort();

@@ -15,6 +15,34 @@
 //!              └─────────────────────────────────────────────────┘
 //! ```
 //!
+//! ## Limits
+//!
+//! Everything a peer can make the server hold or wait for is bounded by a
+//! [`ServeConfig`] field, each with a default.
+//!
+//! * **Connections**: past [`ServeConfig::max_connections`] a new
+//!   connection's first request gets the protocol's overloaded answer (see
+//!   [`Overload`]) and the connection is closed.
+//! * **Idle connections** are closed after [`ServeConfig::idle_timeout`].
+//! * **Slow peers**: a frame that started but does not finish within
+//!   [`ServeConfig::read_timeout`] closes the connection (slowloris); so does
+//!   a peer that reads none of its responses for [`ServeConfig::write_timeout`].
+//! * **Pipelining**: at most [`ServeConfig::max_in_flight_per_connection`]
+//!   requests per connection are worked on or waiting to be written; past
+//!   it the connection stops reading, which pushes back through TCP.
+//! * **Memory**: the request bytes buffered by all connections (read
+//!   buffers plus requests in flight) are counted against
+//!   [`ServeConfig::max_buffered_request_bytes`]. Past it, each request read
+//!   is *shed*: answered at once through [`Overload`] without reaching the
+//!   service, so its bytes are released instead of queued. Each connection's
+//!   read buffer holds at most one partial frame, which the codec bounds
+//!   (the KV codec rejects an over-limit header before buffering its body),
+//!   so the server holds at most about the budget plus one largest frame per
+//!   connection.
+//!
+//! A panic in a service or codec ends only its connection's task; the accept
+//! loop logs it and goes on.
+//!
 //! Shutdown is a future passed in: when it completes the server stops
 //! accepting, every connection stops reading (no new work starts), answers
 //! what it had received, flushes and closes; [`Server::serve`] returns when
@@ -23,12 +51,15 @@
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
 //! use tokio::net::TcpListener;
-//! use wirestack::kv::{KvService, ServerCodec, Store};
-//! use wirestack::server::Server;
+//! use wirestack::kv::{Busy, KvService, ServerCodec, Store};
+//! use wirestack::server::{ServeConfig, Server};
 //!
 //! let listener = TcpListener::bind("127.0.0.1:7878").await?;
 //! let service = KvService::new(Store::new());
 //! Server::new(ServerCodec::new())
+//!     .with_config(ServeConfig { max_connections: 256, ..ServeConfig::default() })
+//!     // Refused work is answered `BUSY`.
+//!     .with_overload(Busy)
 //!     .serve(listener, tower::make::Shared::new(service), async {
 //!         let _ = tokio::signal::ctrl_c().await;
 //!     })
@@ -36,45 +67,103 @@
 //! # }
 //! ```
 
+mod budget;
 mod connection;
+mod overload;
 
 pub use connection::ConnectionError;
+pub use overload::{Overload, Overloaded, Refuse};
 
 use crate::transport::BoxError;
-use connection::Connection;
+use budget::Budget;
+use bytes::BytesMut;
+use connection::{Connection, Metered};
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 use tower::{MakeService, Service};
 
-/// How the server treats each connection.
+/// How the server treats connections: every limit a peer could push against.
+///
+/// ```
+/// use std::time::Duration;
+/// use wirestack::server::ServeConfig;
+///
+/// let config = ServeConfig {
+///     max_connections: 10_000,
+///     idle_timeout: None,
+///     read_timeout: Some(Duration::from_secs(5)),
+///     ..ServeConfig::default()
+/// };
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// The most requests of one connection being worked on or waiting to be
     /// written at once (default 128). Past it the connection stops reading,
     /// which pushes back on the client through TCP.
     pub max_in_flight_per_connection: usize,
+    /// The most connections served at once (default 1024). A connection
+    /// past it has its first request answered through the [`Overload`]
+    /// hook, if the protocol has an answer, and is closed.
+    pub max_connections: usize,
+    /// How long a connection may wait for its peer with nothing buffered
+    /// and nothing in flight before it is closed (default 5 minutes;
+    /// `None`: forever).
+    pub idle_timeout: Option<Duration>,
+    /// How long a frame that has started to arrive may take to finish
+    /// before the connection is closed (default 30 s; `None`: forever).
+    /// Only time spent waiting on the peer counts.
+    pub read_timeout: Option<Duration>,
+    /// How long a connection with responses to write may wait for its peer
+    /// to read any of them before it is closed, responses unwritten
+    /// (default 30 s; `None`: forever).
+    pub write_timeout: Option<Duration>,
+    /// The budget of request bytes buffered by all connections together —
+    /// read buffers plus requests in flight (default 256 MiB). Past it,
+    /// requests are shed: answered through the [`Overload`] hook instead of
+    /// reaching the service. Keep it above the largest frame the codec
+    /// accepts, or such frames are always shed.
+    pub max_buffered_request_bytes: usize,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
             max_in_flight_per_connection: 128,
+            max_connections: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
+            max_buffered_request_bytes: 256 * 1024 * 1024,
         }
     }
 }
 
+/// How long a refused connection is given to send a request and read its answer.
+const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+/// The most refused connections being answered at once; past it, refused
+/// connections are closed without an answer.
+const MAX_REFUSALS_IN_PROGRESS: usize = 64;
+
 /// A pipelined server for one codec.
+///
+/// `O` makes the protocol's answer to refused work (see [`Overload`]); by
+/// default ([`Refuse`]) refused work closes the connection.
 #[derive(Debug, Clone)]
-pub struct Server<C> {
+pub struct Server<C, O = Refuse> {
     codec: C,
     config: ServeConfig,
+    overload: O,
 }
 
 impl<C> Server<C> {
@@ -83,13 +172,26 @@ impl<C> Server<C> {
         Server {
             codec,
             config: ServeConfig::default(),
+            overload: Refuse,
         }
     }
+}
 
+impl<C, O> Server<C, O> {
     /// Replaces the connection settings.
     pub fn with_config(mut self, config: ServeConfig) -> Self {
         self.config = config;
         self
+    }
+
+    /// Sets how refused work is answered: past the connection limit, and
+    /// when shedding load.
+    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2> {
+        Server {
+            codec: self.codec,
+            config: self.config,
+            overload,
+        }
     }
 
     /// Accepts and serves connections until `shutdown` completes, then
@@ -115,9 +217,19 @@ impl<C> Server<C> {
         M::Error: Into<BoxError> + Send,
         <M::Service as Service<Req>>::Future: Send,
         Req: Send + 'static,
+        O: Overload<M::Response> + Clone + Send + 'static,
         F: Future<Output = ()>,
     {
         let stop = CancellationToken::new();
+        let budget = Budget::new(self.config.max_buffered_request_bytes);
+        let connection_slots = Arc::new(Semaphore::new(self.config.max_connections));
+        let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS_IN_PROGRESS));
+        let limits = connection::Limits {
+            max_in_flight: self.config.max_in_flight_per_connection,
+            idle_timeout: self.config.idle_timeout,
+            read_timeout: self.config.read_timeout,
+            write_timeout: self.config.write_timeout,
+        };
         // Owned by this future: if it is dropped (aborted), so is every
         // connection, as when a process dies.
         let mut connections = JoinSet::new();
@@ -146,6 +258,10 @@ impl<C> Server<C> {
                     }
                 },
             };
+            let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
+                self.refuse(stream, peer, &refusal_slots, &mut connections);
+                continue;
+            };
             let service = match futures::future::poll_fn(|cx| make_service.poll_ready(cx)).await {
                 Ok(()) => make_service.make_service(peer).await,
                 Err(error) => Err(error),
@@ -161,14 +277,18 @@ impl<C> Server<C> {
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%error, %peer, "could not set TCP_NODELAY");
             }
-            let transport = Framed::new(stream, self.codec.clone());
+            let transport = Framed::new(Metered::new(stream), self.codec.clone());
             let connection = Connection::new(
                 transport,
                 service,
-                self.config.max_in_flight_per_connection,
+                self.overload.clone(),
+                budget.clone(),
+                limits.clone(),
                 stop.clone().cancelled_owned(),
             );
             connections.spawn(async move {
+                // Held until the connection ends, even by a panic.
+                let _slot = slot;
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, %peer, "connection ended with an error");
                 }
@@ -184,4 +304,55 @@ impl<C> Server<C> {
         }
         Ok(())
     }
+
+    /// Answers a connection past the limit, if the protocol has an answer,
+    /// and closes it.
+    fn refuse<Resp>(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        refusal_slots: &Arc<Semaphore>,
+        connections: &mut JoinSet<()>,
+    ) where
+        C: Encoder<Resp> + Clone,
+        O: Overload<Resp>,
+    {
+        let reason = Overloaded::TooManyConnections {
+            limit: self.config.max_connections,
+        };
+        tracing::debug!(%peer, %reason, "refusing a connection");
+        let Some(response) = self.overload.overloaded(&reason) else {
+            return;
+        };
+        let mut answer = BytesMut::new();
+        if self.codec.clone().encode(response, &mut answer).is_err() {
+            return;
+        }
+        let Ok(slot) = refusal_slots.clone().try_acquire_owned() else {
+            return;
+        };
+        connections.spawn(async move {
+            let _slot = slot;
+            let _ = tokio::time::timeout(REFUSAL_GRACE, answer_and_close(stream, answer)).await;
+        });
+    }
+}
+
+/// Waits for the peer's first request to start, answers it with `answer`,
+/// then reads and discards until the peer closes.
+///
+/// Answering before the peer has asked anything would be a response with no
+/// request outstanding, which an in-order client rightly treats as a broken
+/// connection rather than as its first answer. Draining before closing keeps
+/// unread input from resetting the connection and destroying the answer
+/// before the peer reads it.
+async fn answer_and_close(mut stream: TcpStream, answer: BytesMut) -> io::Result<()> {
+    let mut discard = [0u8; 1024];
+    if stream.read(&mut discard).await? == 0 {
+        return Ok(());
+    }
+    stream.write_all(&answer).await?;
+    stream.shutdown().await?;
+    while stream.read(&mut discard).await? != 0 {}
+    Ok(())
 }

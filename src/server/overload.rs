@@ -1,0 +1,90 @@
+//! How the server answers work it refuses: the [`Overload`] hook.
+//!
+//! The server refuses work in two places: a connection past
+//! [`ServeConfig::max_connections`](super::ServeConfig::max_connections), and
+//! a request decoded while the buffered request bytes of all connections are
+//! over [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes)
+//! (load shedding). It is protocol-agnostic, so it cannot write a protocol's
+//! "busy" answer itself: it asks an [`Overload`] for one.
+//!
+//! Why a hook and not a tower layer: both decisions are made where the
+//! service stack cannot see them — before a connection has a service at all,
+//! and from the read buffers of every connection — and a refused request
+//! must still be answered *in its place* in the pipeline without reaching the
+//! service. A tower `LoadShed` in the stack would turn overload into a
+//! service error, which a pipelined server can only answer by closing the
+//! connection. So the server owns the decision and the protocol owns the
+//! bytes.
+//!
+//! ```
+//! use wirestack::server::{Overload, Overloaded, Server};
+//!
+//! // A line protocol that answers "BUSY <reason>".
+//! let overload = |reason: &Overloaded| Some(format!("BUSY {reason}"));
+//! let answer: Option<String> = overload.overloaded(&Overloaded::TooManyConnections { limit: 8 });
+//! assert_eq!(answer.as_deref(), Some("BUSY too many connections (limit 8)"));
+//! # let _ = Server::new(tokio_util::codec::LinesCodec::new()).with_overload(overload);
+//! ```
+
+use std::fmt;
+
+/// Why the server refused work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overloaded {
+    /// The server already serves its maximum number of connections; this
+    /// connection's first request is answered and the connection closed.
+    TooManyConnections {
+        /// The limit, [`ServeConfig::max_connections`](super::ServeConfig::max_connections).
+        limit: usize,
+    },
+    /// The request bytes buffered by all connections are over the budget;
+    /// this request is answered without reaching the service.
+    BufferBudget {
+        /// The budget, [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes).
+        limit: usize,
+    },
+}
+
+impl fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Overloaded::TooManyConnections { limit } => {
+                write!(f, "too many connections (limit {limit})")
+            }
+            Overloaded::BufferBudget { limit } => {
+                write!(f, "buffered requests over the budget of {limit} bytes")
+            }
+        }
+    }
+}
+
+/// Makes a protocol's answer to refused work.
+///
+/// Returning `None` means the protocol has no such answer: the server then
+/// closes the connection instead (for a refused request, after writing the
+/// responses before it). Closures `Fn(&Overloaded) -> Option<Resp>`
+/// implement it.
+pub trait Overload<Resp> {
+    /// The response that refuses work for `reason`, or `None` to close.
+    fn overloaded(&self, reason: &Overloaded) -> Option<Resp>;
+}
+
+impl<Resp, F> Overload<Resp> for F
+where
+    F: Fn(&Overloaded) -> Option<Resp>,
+{
+    fn overloaded(&self, reason: &Overloaded) -> Option<Resp> {
+        self(reason)
+    }
+}
+
+/// The default [`Overload`]: no answer, refused work closes the connection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refuse;
+
+impl<Resp> Overload<Resp> for Refuse {
+    fn overloaded(&self, _reason: &Overloaded) -> Option<Resp> {
+        None
+    }
+}

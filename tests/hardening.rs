@@ -1,0 +1,539 @@
+//! The server under hostile and heavy load, and the client facing a hostile
+//! server: garbage, slow and idle peers, the connection cap, panics in a
+//! service, many pipelined connections, and malformed responses.
+//!
+//! Every wait has a deadline; nothing asserts how fast anything is.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::{timeout, Instant};
+use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
+use wirestack::kv::{
+    self, Busy, ClientCodec, CodecError, Incoming, KvClient, KvService, Request, Response, ServerCodec,
+    ServerConfig, Status, Store,
+};
+use wirestack::pipeline::{self, Pipeline};
+use wirestack::server::{ServeConfig, Server};
+
+/// A deadline for things that must happen "soon" on a loaded 2-core machine.
+const SOON: Duration = Duration::from_secs(20);
+
+/// Taken by the tests that open hundreds of sockets, so that together they
+/// stay within a common soft limit of 1024 file descriptors (each loopback
+/// connection costs two: the client's and the in-process server's).
+static MANY_SOCKETS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A small deterministic generator (xorshift64), so failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+async fn server(serve: ServeConfig) -> kv::KvServer {
+    kv::spawn_server(
+        "127.0.0.1:0",
+        ServerConfig {
+            serve,
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    .expect("bind a loopback port")
+}
+
+/// Reads one response: (status byte, value).
+async fn read_response(socket: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut header = [0u8; 5];
+    timeout(SOON, socket.read_exact(&mut header))
+        .await
+        .expect("a response in time")
+        .expect("a response header");
+    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut value = vec![0u8; len];
+    socket.read_exact(&mut value).await.expect("a response value");
+    (header[0], value)
+}
+
+/// Waits, with a deadline, for the server to close `socket`.
+async fn assert_closed(socket: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    let read = timeout(SOON, socket.read(&mut byte))
+        .await
+        .expect("the server closes the connection in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "connection still open: {read:?}");
+}
+
+/// A client on one bare pipelined connection: no reconnect, no retry, no
+/// deadline, so that a test sees exactly what the server did.
+async fn bare_client(addr: std::net::SocketAddr) -> KvClient<Pipeline<Request, Response>> {
+    let transport = wirestack::transport::connect(addr, ClientCodec::new())
+        .await
+        .expect("connect");
+    KvClient::new(Pipeline::new(transport))
+}
+
+/// A fresh client with the default stack is served.
+async fn assert_served(addr: std::net::SocketAddr) {
+    let client = timeout(SOON, KvClient::connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    timeout(SOON, async {
+        client.ping().await.expect("ping");
+        client.put("fresh", "client").await.expect("put");
+        assert_eq!(
+            client.get("fresh").await.expect("get").as_deref(),
+            Some(&b"client"[..])
+        );
+    })
+    .await
+    .expect("served in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_300_connections_leaves_the_server_serving() {
+    let _turn = MANY_SOCKETS.lock().await;
+    let server = server(ServeConfig::default()).await;
+    let addr = server.local_addr();
+    let mut peers = JoinSet::new();
+    for seed in 0..300u64 {
+        peers.spawn(async move {
+            let mut rng = Rng::new(seed);
+            let mut socket = TcpStream::connect(addr).await.expect("connect");
+            let len = rng.below(4096) as usize + 1;
+            let garbage = rng.bytes(len);
+            // The server may already have answered TOO_LARGE and closed.
+            let _ = socket.write_all(&garbage).await;
+        });
+    }
+    timeout(SOON, async {
+        while let Some(peer) = peers.join_next().await {
+            peer.expect("a garbage peer");
+        }
+    })
+    .await
+    .expect("garbage peers done in time");
+    assert_served(addr).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_headers_hang_until_the_read_timeout_while_others_are_served() {
+    let _turn = MANY_SOCKETS.lock().await;
+    let read_timeout = Duration::from_secs(3);
+    let server = server(ServeConfig {
+        read_timeout: Some(read_timeout),
+        idle_timeout: None,
+        ..ServeConfig::default()
+    })
+    .await;
+    let addr = server.local_addr();
+
+    // A bystander connected before: idle, but with nothing half sent.
+    let bystander = KvClient::connect(addr).await.unwrap();
+    bystander.ping().await.unwrap();
+
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        slow.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    for socket in &mut slow {
+        // Five of the nine header bytes of a PUT.
+        socket.write_all(&[0x03, 1, 0, 0, 0]).await.unwrap();
+    }
+
+    assert_served(addr).await;
+    // Still hanging, not closed: the fresh client was served while they hang.
+    for socket in &slow {
+        let mut byte = [0u8; 1];
+        let read = socket.try_read(&mut byte);
+        assert!(
+            matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a slow peer was answered or closed before its read timeout: {read:?}"
+        );
+    }
+
+    for socket in &mut slow {
+        assert_closed(socket).await;
+    }
+    // Only partial frames time out: the idle bystander is still served.
+    bystander.ping().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let server = server(ServeConfig {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ServeConfig::default()
+    })
+    .await;
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    socket
+        .write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut socket).await, (0x00, vec![]));
+    assert_closed(&mut socket).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_reads_no_responses_is_closed_after_the_write_timeout() {
+    let server = server(ServeConfig {
+        write_timeout: Some(Duration::from_millis(300)),
+        max_in_flight_per_connection: 4,
+        idle_timeout: None,
+        ..ServeConfig::default()
+    })
+    .await;
+    let bystander = KvClient::connect(server.local_addr()).await.unwrap();
+    bystander.ping().await.unwrap();
+
+    // PINGs echo 256 KiB each; this peer never reads an answer. Once the
+    // socket buffers fill, the server can write nothing more to it.
+    let mut ping = vec![0x01, 0, 0, 0, 0];
+    ping.extend_from_slice(&(256 * 1024u32).to_le_bytes());
+    ping.resize(ping.len() + 256 * 1024, b'p');
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    let closed = timeout(SOON, async {
+        // Writing fails once the server has closed the connection.
+        while socket.write_all(&ping).await.is_ok() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the server kept a peer that reads nothing");
+    bystander.ping().await.unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_answered_busy_and_closed() {
+    let server = server(ServeConfig {
+        max_connections: 4,
+        ..ServeConfig::default()
+    })
+    .await;
+    let addr = server.local_addr();
+    let mut admitted = Vec::new();
+    for _ in 0..4 {
+        let client = bare_client(addr).await;
+        client.ping().await.unwrap();
+        admitted.push(client);
+    }
+
+    // A refused connection's first request is answered BUSY, then it closes.
+    let mut refused = TcpStream::connect(addr).await.unwrap();
+    refused
+        .write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let (status, message) = read_response(&mut refused).await;
+    assert_eq!(status, Status::Busy as u8);
+    assert!(String::from_utf8_lossy(&message).contains("too many connections"));
+    assert_closed(&mut refused).await;
+
+    let refused = bare_client(addr).await;
+    let error = refused.ping().await.expect_err("refused");
+    assert!(error.is_busy(), "{error}");
+
+    // The admitted ones are served, and a slot frees when one leaves.
+    for client in &admitted {
+        client.ping().await.unwrap();
+    }
+    drop(admitted.pop());
+    let deadline = Instant::now() + SOON;
+    loop {
+        let client = bare_client(addr).await;
+        match client.ping().await {
+            Ok(()) => break,
+            Err(error) if error.is_busy() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("no slot freed in time: {error}"),
+        }
+    }
+    server.shutdown().await;
+}
+
+/// `KvService`, except that a PING with the payload `panic` panics.
+#[derive(Clone)]
+struct PanicOnMagic(KvService);
+
+impl Service<Incoming> for PanicOnMagic {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <KvService as Service<Incoming>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::<Incoming>::poll_ready(&mut self.0, cx)
+    }
+
+    fn call(&mut self, incoming: Incoming) -> Self::Future {
+        if let Incoming::Request(Request::Ping { payload }) = &incoming {
+            if payload.as_ref() == b"panic" {
+                panic!("the magic request");
+            }
+        }
+        self.0.call(incoming)
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_one_connection_ends_only_that_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(Server::new(ServerCodec::new()).with_overload(Busy).serve(
+        listener,
+        tower::make::Shared::new(PanicOnMagic(KvService::new(Store::new()))),
+        stop.clone().cancelled_owned(),
+    ));
+
+    let bystander = bare_client(addr).await;
+    bystander.put("k", "v").await.unwrap();
+    let victim = bare_client(addr).await;
+    let error = timeout(SOON, victim.ping_with("panic"))
+        .await
+        .expect("the victim is answered in time")
+        .expect_err("its connection died with the panic");
+    assert!(matches!(error, kv::KvError::Connection(_)), "{error}");
+
+    assert_eq!(bystander.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_served(addr).await;
+    stop.cancel();
+    timeout(SOON, serving)
+        .await
+        .expect("the server drains in time")
+        .expect("the server task did not panic")
+        .expect("serve returns Ok");
+}
+
+/// One connection's share of the soak: random pipelined batches on keys only
+/// it uses, each answer checked against a model of what it wrote.
+async fn soak_one_connection(addr: std::net::SocketAddr, id: u64, until: Instant) -> usize {
+    // Bare: a protocol error must surface, not be retried away.
+    let client = bare_client(addr).await;
+    let mut rng = Rng::new(1000 + id);
+    let mut model: HashMap<Bytes, Bytes> = HashMap::new();
+    let mut checked = 0;
+    for _batch in 0..2000 {
+        if Instant::now() >= until {
+            break;
+        }
+        let mut batch = Vec::new();
+        for _ in 0..16 {
+            let key = Bytes::from(format!("c{id}-k{}", rng.below(8)));
+            let len = rng.below(64) as usize;
+            let value = Bytes::from(rng.bytes(len));
+            batch.push(match rng.below(4) {
+                0 => Request::Put { key, value },
+                1 => Request::PutTtl {
+                    key,
+                    ttl_ms: 3_600_000,
+                    value,
+                },
+                2 => Request::Delete { key },
+                _ => Request::Get { key },
+            });
+        }
+        let responses = client.call_many(batch.clone()).await.expect("no protocol error");
+        assert_eq!(responses.len(), batch.len());
+        for (request, response) in batch.into_iter().zip(responses) {
+            let expected = match request {
+                Request::Put { key, value } | Request::PutTtl { key, value, .. } => {
+                    model.insert(key, value);
+                    Response::ok_empty()
+                }
+                Request::Delete { key } => match model.remove(&key) {
+                    Some(_) => Response::ok_empty(),
+                    None => Response::not_found(),
+                },
+                Request::Get { key } => match model.get(&key) {
+                    Some(value) => Response::ok(value.clone()),
+                    None => Response::not_found(),
+                },
+                Request::Ping { .. } => unreachable!("no pings sent"),
+            };
+            assert_eq!(response, expected, "connection {id}");
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_pipelined_connections_each_read_their_own_writes() {
+    let _turn = MANY_SOCKETS.lock().await;
+    let server = server(ServeConfig::default()).await;
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut connections = JoinSet::new();
+    for id in 0..50 {
+        connections.spawn(soak_one_connection(server.local_addr(), id, until));
+    }
+    let mut total = 0;
+    while let Some(checked) = timeout(SOON, connections.join_next())
+        .await
+        .expect("every connection finishes in time")
+    {
+        let checked = checked.expect("a connection's soak");
+        assert!(checked > 0, "a connection completed no batch");
+        total += checked;
+    }
+    assert!(total >= 50 * 16);
+    server.shutdown().await;
+}
+
+/// A fake server that answers the first request it receives with `reply`
+/// and keeps the connection open; reports when the client drops it.
+async fn hostile_server(reply: &'static [u8]) -> (std::net::SocketAddr, impl Future<Output = bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dropped = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = socket.read(&mut buf).await;
+        socket.write_all(reply).await.unwrap();
+        // Reading until EOF: the client closed its end.
+        while socket.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {}
+        true
+    });
+    (addr, async move {
+        timeout(SOON, dropped).await.is_ok_and(|r| r.unwrap_or(false))
+    })
+}
+
+#[tokio::test]
+async fn a_bad_response_fails_every_pending_caller_and_drops_the_connection() {
+    let over_limit: &[u8] = b"\x00\x00\x00\x00\x80"; // OK claiming 2 GiB
+    let unknown_status: &[u8] = b"\x09\x00\x00\x00\x00";
+    let garbage: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+    for (reply, expected) in [
+        (over_limit, "TooLarge"),
+        (unknown_status, "UnknownStatus(9)"),
+        (garbage, "UnknownStatus(72)"),
+    ] {
+        let (addr, dropped) = hostile_server(reply).await;
+        let transport = wirestack::transport::connect(addr, ClientCodec::new())
+            .await
+            .unwrap();
+        let pipeline: Pipeline<Request, Response> = Pipeline::new(transport);
+        let mut callers = JoinSet::new();
+        for i in 0..8 {
+            let pipeline = pipeline.clone();
+            callers.spawn(async move {
+                pipeline
+                    .oneshot(Request::Get {
+                        key: Bytes::from(format!("k{i}")),
+                    })
+                    .await
+            });
+        }
+        while let Some(result) = timeout(SOON, callers.join_next()).await.expect("no caller hangs") {
+            let error = result.unwrap().expect_err("a bad response is an error");
+            let pipeline::Error::Transport(source) = &error else {
+                panic!("expected a transport error, got {error:?}");
+            };
+            let codec_error = source
+                .downcast_ref::<CodecError>()
+                .unwrap_or_else(|| panic!("expected a codec error, got {source:?}"));
+            assert!(
+                format!("{codec_error:?}").starts_with(expected),
+                "{codec_error:?}"
+            );
+        }
+        assert!(pipeline.broken().is_some(), "the pipeline reports itself broken");
+        // KvClient sorts it as a protocol error.
+        let error = KvClient::new(pipeline.clone()).ping().await.expect_err("broken");
+        assert!(
+            matches!(error, kv::KvError::Protocol(_)),
+            "expected a protocol error, got {error:?}"
+        );
+        let mut pipeline = pipeline;
+        let ready = std::future::poll_fn(|cx| pipeline.poll_ready(cx)).await;
+        assert!(ready.is_err(), "a broken pipeline takes no more requests");
+        assert!(dropped.await, "the client dropped the connection");
+    }
+}
+
+#[tokio::test]
+async fn without_an_overload_answer_refused_work_closes_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    // No `with_overload`: the server has no protocol answer to refuse with.
+    let serving = tokio::spawn(
+        Server::new(ServerCodec::new())
+            .with_config(ServeConfig {
+                max_connections: 2,
+                max_buffered_request_bytes: 1024,
+                ..ServeConfig::default()
+            })
+            .serve(
+                listener,
+                tower::make::Shared::new(KvService::new(Store::new())),
+                stop.clone().cancelled_owned(),
+            ),
+    );
+    // Two peers take the two connections, answered so they are counted.
+    let mut holder = TcpStream::connect(addr).await.unwrap();
+    holder
+        .write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut holder).await, (0x00, vec![]));
+    let client = bare_client(addr).await;
+    client.ping().await.unwrap();
+
+    // Past the connection limit, a new connection is closed unanswered.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert_closed(&mut third).await;
+
+    // The holder sends 2 KiB of a PUT: the 1 KiB budget is spent, and a
+    // request past it closes its connection, unanswered.
+    let mut partial = vec![0x03, 1, 0, 0, 0];
+    partial.extend_from_slice(&4096u32.to_le_bytes());
+    partial.resize(partial.len() + 2048, b'h');
+    holder.write_all(&partial).await.unwrap();
+    let deadline = Instant::now() + SOON;
+    loop {
+        match client.ping().await {
+            Ok(()) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+            Ok(()) => panic!("the server never shed load"),
+            Err(error) => {
+                assert!(matches!(error, kv::KvError::Connection(_)), "{error}");
+                break;
+            }
+        }
+    }
+
+    stop.cancel();
+    drop(holder);
+    timeout(SOON, serving).await.unwrap().unwrap().unwrap();
+}
