@@ -74,6 +74,8 @@ where
     shared: Arc<Shared>,
     max_batch: usize,
     needs_flush: bool,
+    /// This pass's flush was put off once, to gather more requests.
+    flush_deferred: bool,
     handles_gone: bool,
 }
 
@@ -94,8 +96,9 @@ where
 enum Step {
     /// Nothing more can happen until a waker fires.
     Idle,
-    /// The batch limit was reached with more requests queued.
-    MoreQueued,
+    /// Poll again after other tasks have run: the batch limit was reached
+    /// with more requests queued, or the flush was put off to gather more.
+    Again,
 }
 
 impl<T, Req> Dispatch<T, Req>
@@ -116,6 +119,7 @@ where
             shared,
             max_batch,
             needs_flush: false,
+            flush_deferred: false,
             handles_gone: false,
         }
     }
@@ -132,7 +136,7 @@ where
         let mut this = self.project();
         match poll_once(&mut this, cx) {
             Ok(Step::Idle) => {}
-            Ok(Step::MoreQueued) => cx.waker().wake_by_ref(),
+            Ok(Step::Again) => cx.waker().wake_by_ref(),
             Err(error) => {
                 fail_all(&mut this, error);
                 return Poll::Ready(());
@@ -161,7 +165,7 @@ where
     let mut written = 0;
     while !*this.handles_gone {
         if written == *this.max_batch {
-            step = Step::MoreQueued;
+            step = Step::Again;
             break;
         }
         match this.transport.as_mut().poll_ready(cx) {
@@ -193,10 +197,21 @@ where
         written += 1;
     }
 
-    // 2. One flush for the whole batch.
-    if *this.needs_flush {
+    // 2. One flush for the whole batch. When other requests are already in
+    // flight, their callers are likely to queue more as soon as they run:
+    // put the flush off for one turn of the scheduler, so those join this
+    // write instead of each paying for a syscall of its own. A lone caller
+    // (nothing else in flight) is flushed at once and pays no latency.
+    let others_in_flight = this.pending.len() > written;
+    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred {
+        *this.flush_deferred = true;
+        step = Step::Again;
+    } else if *this.needs_flush {
         match this.transport.as_mut().poll_flush(cx) {
-            Poll::Ready(Ok(())) => *this.needs_flush = false,
+            Poll::Ready(Ok(())) => {
+                *this.needs_flush = false;
+                *this.flush_deferred = false;
+            }
             Poll::Ready(Err(e)) => return Err(Error::transport(e)),
             Poll::Pending => {}
         }

@@ -153,12 +153,16 @@ impl<S> Reconnect<S> {
     }
 }
 
-impl<S: Clone> Clone for Reconnect<S> {
+impl<S> Clone for Reconnect<S> {
+    /// A new handle on the same connection. It takes its own clone of the
+    /// live connection at its first `poll_ready`, not now: tower's `Retry`
+    /// clones its inner service for every request in case it must retry, and
+    /// most of those clones are dropped unused.
     fn clone(&self) -> Self {
         Reconnect {
             shared: self.shared.clone(),
             state: self.state.clone(),
-            current: self.current.clone(),
+            current: None,
         }
     }
 }
