@@ -36,6 +36,8 @@
 //! * [`retry`]: a tower retry policy that retries only what is safe.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks timeout,
 //!   retry, your layers, reconnect and pipeline over any codec.
+//! * [`failure`]: sorts a boxed error from a stack into timed out, not sent,
+//!   protocol error or lost connection, for typed clients.
 //! * [`server`]: serve any `Service` over any codec.
 //! * [`kv`]: the reference protocol: codec, store, server service, [`kv::KvClient`].
 //! * [`resp`]: RESP2, to talk to Redis on the same stack: codec and
@@ -73,6 +75,7 @@
 #![forbid(unsafe_code)]
 
 pub mod builder;
+pub mod failure;
 pub mod kv;
 pub mod pipeline;
 pub mod reconnect;

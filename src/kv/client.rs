@@ -3,8 +3,8 @@
 use super::codec::{ClientCodec, CodecError};
 use super::{Request, Response, Status};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
+use crate::failure::Failure;
 use crate::pipeline;
-use crate::reconnect::error::Disconnected;
 use crate::transport::BoxError;
 use bytes::Bytes;
 use futures::stream::{FuturesOrdered, TryStreamExt};
@@ -60,13 +60,11 @@ pub enum KvError {
 impl KvError {
     /// Sorts an error from the service stack into the variant a caller acts on.
     pub fn from_service(error: BoxError) -> Self {
-        if error.is::<tower::timeout::error::Elapsed>() {
-            return KvError::TimedOut;
-        }
-        match Failure::of(&*error) {
-            Failure::NotConnected => KvError::Disconnected(error),
+        match Failure::of(&*error, |codec: &CodecError| !matches!(codec, CodecError::Io(_))) {
+            Failure::TimedOut => KvError::TimedOut,
+            Failure::NotSent => KvError::Disconnected(error),
             Failure::Protocol => KvError::Protocol(error),
-            Failure::Other => KvError::Connection(error),
+            Failure::Connection => KvError::Connection(error),
         }
     }
 
@@ -293,35 +291,6 @@ fn get_result(response: Response) -> Result<Option<Bytes>, KvError> {
 
 impl From<pipeline::Error> for KvError {
     fn from(error: pipeline::Error) -> Self {
-        KvError::Connection(error.into())
-    }
-}
-
-/// What kind of failure a stack error is, for [`KvError::from_service`].
-enum Failure {
-    NotConnected,
-    Protocol,
-    Other,
-}
-
-impl Failure {
-    fn of(error: &(dyn std::error::Error + 'static)) -> Self {
-        let mut next = Some(error);
-        while let Some(error) = next {
-            if error.is::<Disconnected>() {
-                return Failure::NotConnected;
-            }
-            if matches!(error.downcast_ref(), Some(pipeline::Error::UnexpectedResponse)) {
-                return Failure::Protocol;
-            }
-            if let Some(codec) = error.downcast_ref::<CodecError>() {
-                return match codec {
-                    CodecError::Io(_) => Failure::Other,
-                    _ => Failure::Protocol,
-                };
-            }
-            next = error.source();
-        }
-        Failure::Other
+        KvError::from_service(error.into())
     }
 }

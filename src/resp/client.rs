@@ -3,8 +3,7 @@
 
 use super::{RespCodec, RespError, Value};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
-use crate::pipeline;
-use crate::reconnect::error::Disconnected;
+use crate::failure::Failure;
 use crate::retry::{Idempotent, RetryableResponse};
 use crate::transport::BoxError;
 use bytes::Bytes;
@@ -49,22 +48,12 @@ pub enum RedisError {
 impl RedisError {
     /// Sorts an error from the service stack into the variant a caller acts on.
     pub fn from_service(error: BoxError) -> Self {
-        if error.is::<tower::timeout::error::Elapsed>() {
-            return RedisError::TimedOut;
+        match Failure::of(&*error, |codec: &RespError| !matches!(codec, RespError::Io(_))) {
+            Failure::TimedOut => RedisError::TimedOut,
+            Failure::NotSent => RedisError::Disconnected(error),
+            Failure::Protocol => RedisError::Protocol(error),
+            Failure::Connection => RedisError::Connection(error),
         }
-        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&*error);
-        while let Some(cause) = next {
-            if cause.is::<Disconnected>() {
-                return RedisError::Disconnected(error);
-            }
-            if matches!(cause.downcast_ref(), Some(pipeline::Error::UnexpectedResponse))
-                || matches!(cause.downcast_ref::<RespError>(), Some(e) if !matches!(e, RespError::Io(_)))
-            {
-                return RedisError::Protocol(error);
-            }
-            next = cause.source();
-        }
-        RedisError::Connection(error)
     }
 }
 
