@@ -159,3 +159,22 @@ fn serve_limit_flags_reach_the_server() {
     refused.read_exact(&mut answer).unwrap();
     assert_eq!(answer[0], 0x05);
 }
+
+#[test]
+fn a_busy_server_is_reported_as_busy_at_once() {
+    use std::io::{Read, Write};
+    let served = serve(&["--max-connections", "1"]);
+    // Hold the only connection slot.
+    let mut held = std::net::TcpStream::connect(&served.addr).unwrap();
+    held.write_all(b"\x01\x00\x00\x00\x00\x00\x00\x00\x00").unwrap();
+    let mut answer = [0u8; 5];
+    held.read_exact(&mut answer).unwrap();
+
+    let ping = kv(&served, &["ping"]);
+    assert_eq!(ping.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&ping.stderr);
+    assert!(
+        stderr.contains("BUSY"),
+        "the refusal is named, not retried into a timeout: {stderr}"
+    );
+}

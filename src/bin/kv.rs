@@ -16,9 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use wirestack::builder::ClientBuilder;
 use wirestack::kv::bench::{self, BenchConfig, Workload};
 use wirestack::kv::wal::{FsyncPolicy, WalConfig};
-use wirestack::kv::{self, KvClient, Limits, ServerConfig, Store};
+use wirestack::kv::{self, ClientCodec, KvClient, Limits, ServerConfig, Store};
+use wirestack::retry::RetryConfig;
 use wirestack::server::ServeConfig;
 
 #[derive(Debug, Parser)]
@@ -303,9 +305,18 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// One command, one attempt: a person at a shell wants `BUSY` or a refused
+/// connection reported now, not retried until the deadline.
 async fn connect(args: &ClientArgs) -> Result<KvClient, String> {
-    KvClient::connect(&args.addr)
+    let no_retries = RetryConfig {
+        max_retries: 0,
+        ..RetryConfig::default()
+    };
+    ClientBuilder::new(ClientCodec::new())
+        .retry(no_retries)
+        .connect_first(&args.addr)
         .await
+        .map(KvClient::new)
         .map_err(|e| format!("cannot connect to {}: {e}", args.addr))
 }
 
