@@ -15,12 +15,13 @@ pub enum Failure {
     /// The request's deadline passed (tower's `Timeout`); it may or may not
     /// have been applied.
     TimedOut,
-    /// There was no connection and the request was not sent.
+    /// The request was not sent: there was no connection, or it failed
+    /// while the request was still queued.
     NotSent,
     /// The peer broke the protocol (bytes the codec rejects, or an answer
     /// nobody asked for); the connection was dropped.
     Protocol,
-    /// The connection failed while the request was queued or in flight; it
+    /// The connection failed after the request was written; it
     /// may have been applied.
     Connection,
 }
@@ -40,8 +41,10 @@ impl Failure {
             if cause.is::<Disconnected>() {
                 return Failure::NotSent;
             }
-            if matches!(cause.downcast_ref(), Some(pipeline::Error::UnexpectedResponse)) {
-                return Failure::Protocol;
+            match cause.downcast_ref() {
+                Some(pipeline::Error::NotSent(_)) => return Failure::NotSent,
+                Some(pipeline::Error::UnexpectedResponse) => return Failure::Protocol,
+                _ => {}
             }
             if let Some(codec) = cause.downcast_ref::<E>() {
                 return if codec_is_protocol(codec) {

@@ -219,3 +219,50 @@ async fn a_caller_that_gives_up_does_not_disturb_the_order() {
     .expect("the kept request is answered");
     assert_eq!(kept.await.unwrap().unwrap(), 20);
 }
+
+#[tokio::test]
+async fn requests_still_queued_when_the_connection_fails_are_not_sent() {
+    let mock = Mock::default();
+    // The peer's error is waiting before anything is written.
+    mock.respond(Err(std::io::Error::other("reset")));
+    let (pipeline, dispatch) = Builder::new().max_batch(1).build::<_, u32>(mock.clone());
+    let mut responses = Vec::new();
+    for i in 0..10u32 {
+        let mut handle = pipeline.clone();
+        handle.ready().await.unwrap();
+        responses.push(handle.call(i));
+    }
+    // One pass writes one request (max_batch 1), then reads the error.
+    tokio::spawn(dispatch);
+    let mut results = Vec::new();
+    for response in responses {
+        let result = tokio::time::timeout(Duration::from_secs(10), response).await;
+        results.push(result.expect("no caller hangs"));
+    }
+    assert_eq!(
+        mock.0.lock().unwrap().written,
+        vec![0],
+        "only the first was written"
+    );
+    assert!(
+        matches!(&results[0], Err(Error::Transport(_))),
+        "{:?}",
+        results[0]
+    );
+    for result in &results[1..] {
+        assert!(
+            matches!(result, Err(Error::NotSent(cause)) if matches!(**cause, Error::Transport(_))),
+            "{result:?}"
+        );
+    }
+    // A call on the broken pipeline is not sent either.
+    let mut handle = pipeline.clone();
+    let late = match handle.ready().await {
+        Err(error) => error,
+        Ok(ready) => ready.call(99).await.unwrap_err(),
+    };
+    assert!(
+        matches!(late, Error::Transport(_) | Error::NotSent(_)),
+        "{late:?}"
+    );
+}

@@ -49,7 +49,7 @@ pub enum KvError {
     /// dropped and will be replaced; the request may have been applied.
     #[error("protocol error: {0}")]
     Protocol(#[source] BoxError),
-    /// The connection failed while the request was queued or in flight (and
+    /// The connection failed after the request was written (and
     /// retrying did not help or was not allowed); the source says how
     /// (downcast it, for example to [`pipeline::Error`]). The request may
     /// have been applied.

@@ -167,9 +167,11 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
             tx,
             _permit: permit,
         };
-        // If the connection task is gone the message comes back and is
-        // dropped here; the future then reports why the connection failed.
-        let _ = self.tx.send(message);
+        // If the connection task is gone the message comes back unsent.
+        if let Err(unsent) = self.tx.send(message) {
+            let failure = self.shared.error().unwrap_or(Error::Closed);
+            let _ = unsent.0.tx.send(Err(failure.not_sent()));
+        }
         ResponseFuture {
             rx,
             shared: self.shared.clone(),

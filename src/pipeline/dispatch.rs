@@ -243,8 +243,11 @@ where
     for pending in this.pending.drain(..) {
         let _ = pending.tx.send(Err(error.clone()));
     }
+    // Requests still queued were never written: say so, so that a retry
+    // layer may send them again whatever they are.
     this.rx.close();
+    let not_sent = error.not_sent();
     while let Ok(message) = this.rx.try_recv() {
-        let _ = message.tx.send(Err(error.clone()));
+        let _ = message.tx.send(Err(not_sent.clone()));
     }
 }

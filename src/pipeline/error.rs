@@ -24,11 +24,24 @@ pub enum Error {
     /// The peer sent a response when no request was waiting for one: the
     /// two ends no longer agree on the order of messages.
     UnexpectedResponse,
+    /// The connection failed, for the reason inside, before this request was
+    /// written: the peer never saw it, so it is safe to send again whatever
+    /// it does.
+    NotSent(Arc<Error>),
 }
 
 impl Error {
     pub(crate) fn transport(error: impl Into<BoxError>) -> Self {
         Error::Transport(Arc::from(error.into()))
+    }
+
+    /// The error for a request that was still queued when the connection
+    /// failed with `self`.
+    pub(crate) fn not_sent(&self) -> Self {
+        match self {
+            Error::NotSent(_) => self.clone(),
+            cause => Error::NotSent(Arc::new(cause.clone())),
+        }
     }
 }
 
@@ -38,6 +51,7 @@ impl fmt::Display for Error {
             Error::Transport(error) => write!(f, "connection failed: {error}"),
             Error::Closed => f.write_str("connection closed by the peer"),
             Error::UnexpectedResponse => f.write_str("peer sent a response with no request outstanding"),
+            Error::NotSent(cause) => write!(f, "request not sent: {cause}"),
         }
     }
 }
@@ -49,6 +63,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Transport(error) => Some(&**error),
+            Error::NotSent(cause) => Some(&**cause),
             Error::Closed | Error::UnexpectedResponse => None,
         }
     }

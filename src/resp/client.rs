@@ -39,7 +39,7 @@ pub enum RedisError {
     /// and will be replaced; the request may have been applied.
     #[error("protocol error: {0}")]
     Protocol(#[source] BoxError),
-    /// The connection failed while the request was queued or in flight; the
+    /// The connection failed after the request was written; the
     /// request may have been applied.
     #[error("connection failed: {0}")]
     Connection(#[source] BoxError),

@@ -36,9 +36,11 @@ pub trait RetryableResponse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// The request was never written: there was no live connection
-    /// ([`Disconnected`]). Retrying cannot apply it twice.
+    /// ([`Disconnected`]), or the connection failed while the request was
+    /// still queued ([`pipeline::Error::NotSent`]). Retrying cannot apply it
+    /// twice.
     NotSent,
-    /// The connection failed while the request was queued or in flight
+    /// The connection failed after the request was written
     /// ([`pipeline::Error`]): the peer may have received and applied it and
     /// the answer been lost.
     MaybeSent,
@@ -62,6 +64,9 @@ impl Delivery {
                 return Some(Delivery::NotSent);
             }
             if let Some(error) = error.downcast_ref::<pipeline::Error>() {
+                if matches!(error, pipeline::Error::NotSent(_)) {
+                    return Some(Delivery::NotSent);
+                }
                 return connection_lost(error).then_some(Delivery::MaybeSent);
             }
             next = error.source();
@@ -77,6 +82,7 @@ fn connection_lost(error: &pipeline::Error) -> bool {
     match error {
         pipeline::Error::Closed => true,
         pipeline::Error::UnexpectedResponse => false,
+        pipeline::Error::NotSent(cause) => connection_lost(cause),
         pipeline::Error::Transport(source) => {
             let mut next: Option<&(dyn Error + 'static)> = Some(&**source);
             while let Some(error) = next {

@@ -9,9 +9,11 @@
 //! * The framework says what happened to a failed request
 //!   ([`Delivery`]): **not sent** — the [reconnect](crate::reconnect) layer
 //!   had no connection and failed fast with
-//!   [`Disconnected`](crate::reconnect::error::Disconnected) — or **may have
-//!   been sent** — the [`Pipeline`](crate::pipeline::Pipeline) connection
-//!   broke while the request was queued or in flight, so the peer may have
+//!   [`Disconnected`](crate::reconnect::error::Disconnected), or the
+//!   connection broke while the request was still queued
+//!   ([`pipeline::Error::NotSent`](crate::pipeline::Error::NotSent)) — or
+//!   **may have been sent** — the [`Pipeline`](crate::pipeline::Pipeline)
+//!   connection broke after the request was written, so the peer may have
 //!   applied it and the answer been lost.
 //! * [`RetryPolicy`] retries a not-sent request always, a may-have-been-sent
 //!   request only if it is idempotent, a refusal always; with a jittered
