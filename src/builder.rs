@@ -172,8 +172,7 @@ impl<C, L> ClientBuilder<C, L> {
         L: Layer<Reconnect<Pipeline<Req, C::Item>>>,
         L::Service: Service<Req, Response = C::Item, Error = BoxError> + Clone,
     {
-        let connector = TcpConnector::<C, Req>::with_pipeline(self.codec.clone(), self.pipeline.clone());
-        let reconnect = Reconnect::new(connector, target, self.reconnect.clone());
+        let reconnect = self.reconnect_to::<Req, _>(target);
         self.assemble(reconnect)
     }
 
@@ -191,8 +190,7 @@ impl<C, L> ClientBuilder<C, L> {
         L: Layer<Reconnect<Pipeline<Req, C::Item>>>,
         L::Service: Service<Req, Response = C::Item, Error = BoxError> + Clone,
     {
-        let connector = TcpConnector::<C, Req>::with_pipeline(self.codec.clone(), self.pipeline.clone());
-        let reconnect = Reconnect::new(connector, target, self.reconnect.clone());
+        let reconnect = self.reconnect_to::<Req, _>(target);
         reconnect.wait_connected().await?;
         Ok(self.assemble(reconnect))
     }
@@ -217,14 +215,27 @@ impl<C, L> ClientBuilder<C, L> {
             .map_err(|e| Disconnected::because(e.into()))?;
         let mut last_error = Disconnected::because("the address resolved to nothing".into());
         for addr in addrs {
-            let connector = TcpConnector::<C, Req>::with_pipeline(self.codec.clone(), self.pipeline.clone());
-            let reconnect = Reconnect::new(connector, addr, self.reconnect.clone());
+            let reconnect = self.reconnect_to::<Req, _>(addr);
             match reconnect.wait_connected().await {
                 Ok(()) => return Ok(self.assemble(reconnect)),
                 Err(error) => last_error = error,
             }
         }
         Err(last_error)
+    }
+
+    /// Starts a reconnecting connection to `target` with this builder's
+    /// codec, pipeline and reconnect settings.
+    fn reconnect_to<Req, T>(&self, target: T) -> Reconnect<Pipeline<Req, C::Item>>
+    where
+        C: Encoder<Req, Error = <C as Decoder>::Error> + Decoder + Clone + Send + 'static,
+        C::Item: Send + 'static,
+        <C as Decoder>::Error: From<io::Error> + Into<BoxError>,
+        Req: Send + 'static,
+        T: ToSocketAddrs + Clone + Send + 'static,
+    {
+        let connector = TcpConnector::<C, Req>::with_pipeline(self.codec.clone(), self.pipeline.clone());
+        Reconnect::new(connector, target, self.reconnect.clone())
     }
 
     fn assemble<S>(self, reconnect: Reconnect<S>) -> Client<Outer<L::Service>>
