@@ -4,7 +4,10 @@
 //!
 //! Every wait has a deadline; nothing asserts how fast anything is.
 
+mod common;
+
 use bytes::Bytes;
+use common::read_response;
 use std::collections::HashMap;
 use std::future::Future;
 use std::task::{Context, Poll};
@@ -66,19 +69,6 @@ async fn server(serve: ServeConfig) -> kv::KvServer {
     )
     .await
     .expect("bind a loopback port")
-}
-
-/// Reads one response: (status byte, value).
-async fn read_response(socket: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 5];
-    timeout(SOON, socket.read_exact(&mut header))
-        .await
-        .expect("a response in time")
-        .expect("a response header");
-    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let mut value = vec![0u8; len];
-    socket.read_exact(&mut value).await.expect("a response value");
-    (header[0], value)
 }
 
 /// Waits, with a deadline, for the server to close `socket`.

@@ -4,7 +4,10 @@
 //! The tests of this file take turns (one lock) so that one's traffic does
 //! not show in the other's memory.
 
+mod common;
+
 use bytes::Bytes;
+use common::read_response;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -71,23 +74,11 @@ fn header(command: u8, key_len: u32, value_len: u32) -> Vec<u8> {
     header
 }
 
-async fn read_status(socket: &mut (impl AsyncReadExt + Unpin)) -> u8 {
-    let mut header = [0u8; 5];
-    timeout(SOON, socket.read_exact(&mut header))
-        .await
-        .expect("a response in time")
-        .expect("a response header");
-    let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    let mut value = vec![0u8; len];
-    socket.read_exact(&mut value).await.expect("a response value");
-    header[0]
-}
-
 /// Sends a 4 GiB PUT header, expects `TOO_LARGE`, then the close.
 async fn four_gib_put(addr: SocketAddr) {
     let mut socket = TcpStream::connect(addr).await.expect("connect");
     socket.write_all(&header(0x03, 1, u32::MAX)).await.unwrap();
-    assert_eq!(read_status(&mut socket).await, Status::TooLarge as u8);
+    assert_eq!(read_response(&mut socket).await.0, Status::TooLarge as u8);
     let mut byte = [0u8; 1];
     let read = timeout(SOON, socket.read(&mut byte))
         .await
@@ -198,7 +189,7 @@ async fn past_the_buffer_budget_requests_are_shed_busy_and_memory_stays_bounded(
                 writer
             });
             for _ in 0..32 {
-                assert_eq!(read_status(&mut reader).await, Status::Busy as u8);
+                assert_eq!(read_response(&mut reader).await.0, Status::Busy as u8);
             }
             drop(writing.await.unwrap());
         });

@@ -1,5 +1,8 @@
 //! The bad-input table of PROTOCOL.md, byte for byte over a raw socket.
 
+mod common;
+
+use common::read_response;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -12,19 +15,6 @@ fn frame(command: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
     frame.extend_from_slice(key);
     frame.extend_from_slice(value);
     frame
-}
-
-/// Reads one response: (status byte, value).
-async fn read_response(socket: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut header = [0u8; 5];
-    tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut header))
-        .await
-        .expect("a response in time")
-        .expect("a response header");
-    let len = u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize;
-    let mut value = vec![0u8; len];
-    socket.read_exact(&mut value).await.unwrap();
-    (header[0], value)
 }
 
 async fn assert_closed(socket: &mut TcpStream) {
