@@ -1,60 +1,200 @@
-//! Sorting an error from a client stack into what a caller can act on.
+//! The failure vocabulary of a client stack: what became of a request that
+//! failed, decided by one rule.
 //!
-//! The layers box their errors (as tower's do), so a typed client has to look
-//! through the chain of sources to tell a deadline from a lost connection.
-//! [`Failure::of`] does that once for every protocol: each typed client
-//! (`KvError`, `RedisError`) maps the four answers onto its own variants.
+//! Layers box their errors at the tower boundary ([`BoxError`]), as tower's
+//! own middleware does, so whoever sits above a stack — a typed client, the
+//! [retry](crate::retry) layer, your code — has to look through a chain of
+//! sources to learn what happened. [`Failure::of`] is that look, made once
+//! for everyone: the typed clients map its answer onto their own error
+//! variants, and the retry layer asks [`Failure::delivery`] whether a request
+//! may have reached the peer. The two can therefore never disagree.
+//!
+//! # The rule
+//!
+//! Following [`Error::source`] from the outermost error inward, the first
+//! error the framework knows decides:
+//!
+//! | error found | [`Failure`] | [`Delivery`] |
+//! | --- | --- | --- |
+//! | tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
+//! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
+//! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
+//! | [`pipeline::Error::Closed`] | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
+//! | [`pipeline::Error::UnexpectedResponse`] | [`Protocol`](Failure::Protocol) | — |
+//! | [`pipeline::Error::Transport`] with an [`std::io::Error`] among its sources | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
+//! | [`pipeline::Error::Transport`] without one (the codec rejected the peer's bytes) | [`Protocol`](Failure::Protocol) | — |
+//! | anything else (a layer of yours, tower's `LoadShed`, ...) | [`Other`](Failure::Other) | — |
+//!
+//! A codec's error type therefore tells an I/O failure from a protocol
+//! violation by carrying the [`std::io::Error`] as a source (or being one),
+//! as a `thiserror` variant `Io(#[from] io::Error)` does.
+//!
+//! ```
+//! use wirestack::failure::{Delivery, Failure};
+//!
+//! let lost = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+//! // A bare I/O error is not one the framework made: it is "other".
+//! assert_eq!(Failure::of(&lost), Failure::Other);
+//! assert_eq!(Failure::Other.delivery(), None);
+//! assert_eq!(Failure::NotSent.delivery(), Some(Delivery::NotSent));
+//! assert_eq!(Failure::Connection.delivery(), Some(Delivery::MaybeSent));
+//! ```
 
 use crate::pipeline;
 use crate::reconnect::error::Disconnected;
 use std::error::Error;
 
-/// What became of a request that failed somewhere below a typed client.
+/// A boxed error, as tower uses at the boundary between layers.
+pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+
+/// What became of a request that failed somewhere in a client stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failure {
     /// The request's deadline passed (tower's `Timeout`); it may or may not
     /// have been applied.
     TimedOut,
     /// The request was not sent: there was no connection, or it failed
-    /// while the request was still queued.
+    /// while the request was still queued. Nothing reached the peer.
     NotSent,
-    /// The peer broke the protocol (bytes the codec rejects, or an answer
-    /// nobody asked for); the connection was dropped.
-    Protocol,
-    /// The connection failed after the request was written; it
-    /// may have been applied.
+    /// The connection failed after the request was written (closed by the
+    /// peer, or an I/O error); it may have been applied.
     Connection,
+    /// The peer broke the protocol (bytes the codec rejects, or an answer
+    /// nobody asked for); the connection was dropped. The request may have
+    /// been applied.
+    Protocol,
+    /// An error no framework layer made: a layer of yours, or one of
+    /// tower's (such as `LoadShed`'s `Overloaded`). The framework cannot
+    /// tell whether the request was sent.
+    Other,
+}
+
+/// Whether a failed request may have reached the peer: what the
+/// [retry](crate::retry) layer needs to know before it sends it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The request was never written: there was no live connection, or the
+    /// connection failed while the request was still queued. Retrying cannot
+    /// apply it twice.
+    NotSent,
+    /// The connection was lost after the request was written: the peer may
+    /// have received and applied it and the answer been lost.
+    MaybeSent,
 }
 
 impl Failure {
-    /// Sorts `error`. `codec_is_protocol` tells, for the codec's error type
-    /// `E`, a protocol violation (`true`) from an I/O failure (`false`).
-    pub fn of<E: Error + 'static>(
-        error: &(dyn Error + Send + Sync + 'static),
-        codec_is_protocol: impl Fn(&E) -> bool,
-    ) -> Self {
-        if error.is::<tower::timeout::error::Elapsed>() {
-            return Failure::TimedOut;
-        }
-        let mut next: Option<&(dyn Error + 'static)> = Some(error);
-        while let Some(cause) = next {
-            if cause.is::<Disconnected>() {
+    /// Sorts `error` by [the rule](self): the first error in its chain of
+    /// sources that the framework knows decides.
+    pub fn of(error: &(dyn Error + 'static)) -> Failure {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            if error.is::<tower::timeout::error::Elapsed>() {
+                return Failure::TimedOut;
+            }
+            if error.is::<Disconnected>() {
                 return Failure::NotSent;
             }
-            match cause.downcast_ref() {
-                Some(pipeline::Error::NotSent(_)) => return Failure::NotSent,
-                Some(pipeline::Error::UnexpectedResponse) => return Failure::Protocol,
-                _ => {}
+            if let Some(error) = error.downcast_ref::<pipeline::Error>() {
+                return Self::of_pipeline(error);
             }
-            if let Some(codec) = cause.downcast_ref::<E>() {
-                return if codec_is_protocol(codec) {
-                    Failure::Protocol
-                } else {
-                    Failure::Connection
-                };
-            }
-            next = cause.source();
+            next = error.source();
         }
-        Failure::Connection
+        Failure::Other
+    }
+
+    fn of_pipeline(error: &pipeline::Error) -> Failure {
+        match error {
+            pipeline::Error::NotSent(_) => Failure::NotSent,
+            pipeline::Error::Closed => Failure::Connection,
+            pipeline::Error::UnexpectedResponse => Failure::Protocol,
+            pipeline::Error::Transport(source) if has_io_error(&**source) => Failure::Connection,
+            pipeline::Error::Transport(_) => Failure::Protocol,
+        }
+    }
+
+    /// Whether a request that failed this way may have reached the peer;
+    /// `None` when retrying would not help (a deadline, a protocol error, an
+    /// error of some other layer).
+    pub fn delivery(self) -> Option<Delivery> {
+        match self {
+            Failure::NotSent => Some(Delivery::NotSent),
+            Failure::Connection => Some(Delivery::MaybeSent),
+            Failure::TimedOut | Failure::Protocol | Failure::Other => None,
+        }
+    }
+}
+
+impl Delivery {
+    /// [`Failure::of`]`(error).`[`delivery()`](Failure::delivery).
+    pub fn of(error: &(dyn Error + 'static)) -> Option<Delivery> {
+        Failure::of(error).delivery()
+    }
+}
+
+/// `true` if an [`std::io::Error`] is `error` or one of its sources.
+fn has_io_error(error: &(dyn Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.is::<std::io::Error>() {
+            return true;
+        }
+        next = error.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::Arc;
+
+    /// A codec error that wraps I/O, as `thiserror`'s `#[from]` makes one.
+    #[derive(Debug, thiserror::Error)]
+    enum CodecError {
+        #[error("i/o: {0}")]
+        Io(#[from] io::Error),
+        #[error("bad byte")]
+        Bad,
+    }
+
+    fn transport(error: CodecError) -> pipeline::Error {
+        pipeline::Error::Transport(Arc::new(error))
+    }
+
+    fn of(error: impl Into<BoxError>) -> Failure {
+        Failure::of(&*error.into())
+    }
+
+    #[test]
+    fn every_framework_error_has_one_answer() {
+        let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(of(tower::timeout::error::Elapsed::new()), Failure::TimedOut);
+        assert_eq!(of(Disconnected::new(None)), Failure::NotSent);
+        assert_eq!(of(pipeline::Error::Closed.not_sent()), Failure::NotSent);
+        assert_eq!(of(pipeline::Error::Closed), Failure::Connection);
+        assert_eq!(of(pipeline::Error::UnexpectedResponse), Failure::Protocol);
+        assert_eq!(of(transport(CodecError::Io(reset()))), Failure::Connection);
+        assert_eq!(of(transport(CodecError::Bad)), Failure::Protocol);
+        assert_eq!(of(transport(CodecError::Bad).not_sent()), Failure::NotSent);
+        assert_eq!(of("a layer of yours said no"), Failure::Other);
+    }
+
+    #[test]
+    fn wrappers_are_looked_through() {
+        // As tower's `Buffer` wraps its inner service's error.
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapped")]
+        struct Wrapper(#[source] pipeline::Error);
+        assert_eq!(of(Wrapper(pipeline::Error::Closed)), Failure::Connection);
+        assert_eq!(of(Wrapper(transport(CodecError::Bad))), Failure::Protocol);
+    }
+
+    #[test]
+    fn delivery_follows_failure() {
+        assert_eq!(Delivery::of(&pipeline::Error::Closed), Some(Delivery::MaybeSent));
+        assert_eq!(Delivery::of(&pipeline::Error::UnexpectedResponse), None);
+        assert_eq!(Delivery::of(&Disconnected::new(None)), Some(Delivery::NotSent));
     }
 }

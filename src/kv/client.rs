@@ -1,11 +1,10 @@
 //! [`KvClient`]: the typed KV client, on top of any service stack.
 
-use super::codec::{ClientCodec, CodecError};
+use super::codec::ClientCodec;
 use super::{Request, Response, Status};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
-use crate::failure::Failure;
+use crate::failure::{BoxError, Failure};
 use crate::pipeline;
-use crate::transport::BoxError;
 use bytes::Bytes;
 use futures::stream::{FuturesOrdered, TryStreamExt};
 use std::time::Duration;
@@ -15,8 +14,10 @@ use tower::{Service, ServiceExt};
 /// Everything a [`KvClient`] call can fail with.
 ///
 /// A missing key is not an error: [`KvClient::get`] returns `None` and
-/// [`KvClient::delete`] returns `false`.
+/// [`KvClient::delete`] returns `false`. The transport variants follow the
+/// framework's [failure rule](crate::failure).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KvError {
     /// The server answered with an error status (`ERROR`, `BAD_REQUEST`,
     /// `TOO_LARGE`, `BUSY` or `STORAGE`) and its message.
@@ -55,16 +56,22 @@ pub enum KvError {
     /// have been applied.
     #[error("connection failed: {0}")]
     Connection(#[source] BoxError),
+    /// A layer of the stack that is not the framework's failed the request
+    /// for a reason of its own (tower's `LoadShed` refusing it, say); the
+    /// source is its error.
+    #[error("{0}")]
+    Other(#[source] BoxError),
 }
 
 impl KvError {
     /// Sorts an error from the service stack into the variant a caller acts on.
     pub fn from_service(error: BoxError) -> Self {
-        match Failure::of(&*error, |codec: &CodecError| !matches!(codec, CodecError::Io(_))) {
+        match Failure::of(&*error) {
             Failure::TimedOut => KvError::TimedOut,
             Failure::NotSent => KvError::Disconnected(error),
             Failure::Protocol => KvError::Protocol(error),
             Failure::Connection => KvError::Connection(error),
+            _ => KvError::Other(error),
         }
     }
 
@@ -103,16 +110,16 @@ pub type DefaultService = Client<DefaultStack<Request, Response>>;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use wirestack::kv::{self, KvClient};
+/// use wirestack::kv::{KvClient, KvServer, KvServerConfig};
 ///
-/// let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
+/// let server = KvServer::start("127.0.0.1:0", KvServerConfig::default()).await?;
 /// let client = KvClient::connect(server.local_addr()).await?;
 ///
 /// client.put_many((0..100).map(|i| (format!("key{i}"), format!("value{i}")))).await?;
 /// let values = client.get_many(["key7", "missing"]).await?;
 /// assert_eq!(values[0].as_deref(), Some(&b"value7"[..]));
 /// assert_eq!(values[1], None);
-/// # server.shutdown().await;
+/// # server.shutdown().await?;
 /// # Ok(())
 /// # }
 /// ```

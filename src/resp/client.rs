@@ -1,11 +1,10 @@
 //! [`RedisClient`]: a few typed Redis commands over any service stack, and
 //! RESP's retry classification.
 
-use super::{RespCodec, RespError, Value};
+use super::{RespCodec, Value};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
-use crate::failure::Failure;
+use crate::failure::{BoxError, Failure};
 use crate::retry::{Idempotent, RetryableResponse};
-use crate::transport::BoxError;
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
@@ -13,8 +12,10 @@ use tower::{Service, ServiceExt};
 
 /// Everything a [`RedisClient`] call can fail with.
 ///
-/// A missing key is not an error: [`RedisClient::get`] returns `None`.
+/// A missing key is not an error: [`RedisClient::get`] returns `None`. The
+/// transport variants follow the framework's [failure rule](crate::failure).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RedisError {
     /// The server answered with an error reply (`-ERR ...`, `-WRONGTYPE ...`).
     #[error("server error: {0}")]
@@ -43,16 +44,21 @@ pub enum RedisError {
     /// request may have been applied.
     #[error("connection failed: {0}")]
     Connection(#[source] BoxError),
+    /// A layer of the stack that is not the framework's failed the request
+    /// for a reason of its own; the source is its error.
+    #[error("{0}")]
+    Other(#[source] BoxError),
 }
 
 impl RedisError {
     /// Sorts an error from the service stack into the variant a caller acts on.
     pub fn from_service(error: BoxError) -> Self {
-        match Failure::of(&*error, |codec: &RespError| !matches!(codec, RespError::Io(_))) {
+        match Failure::of(&*error) {
             Failure::TimedOut => RedisError::TimedOut,
             Failure::NotSent => RedisError::Disconnected(error),
             Failure::Protocol => RedisError::Protocol(error),
             Failure::Connection => RedisError::Connection(error),
+            _ => RedisError::Other(error),
         }
     }
 }

@@ -1,9 +1,9 @@
 //! [`RetryPolicy`]: which failures to retry, how often, and how soon.
 
 use super::budget::RetryBudget;
-use super::classify::{Delivery, Idempotent, RetryableResponse};
-use crate::reconnect::Backoff;
-use crate::transport::BoxError;
+use super::classify::{Idempotent, RetryableResponse};
+use crate::backoff::Backoff;
+use crate::failure::{BoxError, Delivery};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

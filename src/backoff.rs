@@ -1,4 +1,8 @@
-//! Exponential backoff with full jitter.
+//! Exponential backoff with full jitter: how long to wait before trying again.
+//!
+//! One [`Backoff`] spaces the [reconnect](crate::reconnect) layer's connect
+//! attempts and the [retry](crate::retry) layer's retries; neither layer
+//! knows the other.
 
 use std::time::Duration;
 use tower::util::rng::{HasherRng, Rng};
@@ -14,7 +18,7 @@ use tower::util::rng::{HasherRng, Rng};
 ///
 /// ```
 /// use std::time::Duration;
-/// use wirestack::reconnect::Backoff;
+/// use wirestack::backoff::Backoff;
 ///
 /// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
 /// assert_eq!(backoff.ceiling(0), Duration::from_millis(100));
