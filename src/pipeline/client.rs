@@ -2,7 +2,8 @@
 
 use super::dispatch::{Dispatch, Message, Shared};
 use super::error::Error;
-use crate::transport::{BoxError, Transport};
+use crate::failure::BoxError;
+use crate::transport::Transport;
 use futures::ready;
 use pin_project::pin_project;
 use std::fmt;
@@ -93,6 +94,10 @@ impl Builder {
 /// `poll_ready` waits while `max_in_flight` requests are outstanding, and
 /// fails once the connection is gone — the service is then broken for good
 /// and should be dropped (the reconnect layer does this).
+///
+/// Dropping a call's [`ResponseFuture`] cancels it: never sent if the
+/// connection task had not written it yet, answered and the answer
+/// discarded if it had.
 pub struct Pipeline<Req, Resp> {
     tx: mpsc::UnboundedSender<Message<Req, Resp>>,
     semaphore: PollSemaphore,
@@ -180,6 +185,10 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
 }
 
 /// The response of one pipelined request.
+///
+/// Dropping it cancels the request: if the connection task has not written
+/// it yet it is never sent; if it has, the peer's answer is read in its
+/// place and discarded.
 #[pin_project]
 pub struct ResponseFuture<Resp> {
     #[pin]

@@ -1,7 +1,8 @@
 //! The task that owns the transport: coalesces writes, matches responses.
 
 use super::error::Error;
-use crate::transport::{BoxError, Transport};
+use crate::failure::BoxError;
+use crate::transport::Transport;
 use pin_project::pin_project;
 use std::collections::VecDeque;
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The errors of the pipelining multiplexer.
 
-use crate::transport::BoxError;
+use crate::failure::BoxError;
 use std::fmt;
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use std::sync::Arc;
 ///
 /// [`Pipeline`]: super::Pipeline
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Error {
     /// Reading from or writing to the transport failed (an I/O error, or a
     /// codec error such as a malformed or over-limit response). The source is

@@ -24,28 +24,50 @@
 //!   and the service answers `poll_ready` with an error from then on, so that
 //!   a reconnect layer knows to replace it.
 //!
+//! ## Cancellation
+//!
+//! A caller that drops its [`ResponseFuture`] cancels only itself. Dropped
+//! *before* the connection task wrote the request, the request is never
+//! sent; dropped *after*, the request has reached the peer and will be
+//! answered, and that answer is read and discarded in its place, so every
+//! other caller still gets its own.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! use tower::ServiceExt;
-//! use wirestack::kv::{self, ClientCodec, Request, Status};
+//! use tokio_util::codec::LinesCodec;
+//! use tower::{service_fn, ServiceExt};
 //! use wirestack::pipeline::Pipeline;
+//! use wirestack::server::Server;
 //!
-//! let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
-//! let transport = wirestack::transport::connect(server.local_addr(), ClientCodec::new()).await?;
+//! // An echo server for lines of text, on a free loopback port.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let echo = service_fn(|line: String| async move { Ok::<_, std::convert::Infallible>(line) });
+//! tokio::spawn(Server::new(LinesCodec::new()).serve(
+//!     listener,
+//!     tower::make::Shared::new(echo),
+//!     std::future::pending(),
+//! ));
+//!
+//! let transport = wirestack::transport::connect(addr, LinesCodec::new()).await?;
 //! let pipeline = Pipeline::new(transport);
-//!
-//! let response = pipeline.oneshot(Request::Ping { payload: "hi".into() }).await?;
-//! assert_eq!(response.status, Status::Ok);
-//! # server.shutdown().await;
+//! // Ten callers share the connection; their lines go out in one write.
+//! let answers = futures::future::try_join_all(
+//!     (0..10).map(|i| pipeline.clone().oneshot(format!("line {i}"))),
+//! )
+//! .await?;
+//! assert_eq!(answers[7], "line 7");
 //! # Ok(())
 //! # }
 //! ```
 
 mod client;
+mod connect;
 mod dispatch;
 mod error;
 
 pub use client::{Builder, Pipeline, ResponseFuture};
+pub use connect::{MakeFuture, MakePipeline};
 pub use dispatch::Dispatch;
 pub use error::Error;

@@ -2,7 +2,7 @@
 
 use super::error::Disconnected;
 use super::service::Shared;
-use crate::transport::BoxError;
+use crate::failure::BoxError;
 use futures::future::BoxFuture;
 use futures::ready;
 use pin_project::pin_project;

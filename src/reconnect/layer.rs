@@ -1,7 +1,8 @@
 //! [`ReconnectLayer`]: builds a [`Reconnect`] from a connector.
 
-use super::{Backoff, Reconnect};
-use crate::transport::BoxError;
+use super::Reconnect;
+use crate::backoff::Backoff;
+use crate::failure::BoxError;
 use std::time::Duration;
 use tower::{Layer, Service};
 
@@ -35,24 +36,29 @@ impl Default for ReconnectConfig {
 
 /// Wraps a connector into a [`Reconnect`] service for `target`.
 ///
-/// The connector is any `Service<Target>` that makes a connection service (a
-/// [`TcpConnector`](super::TcpConnector), for example). [`Layer::layer`]
-/// spawns the reconnect task, so it must be called within a Tokio runtime.
+/// The connector is any `Service<Target>` that makes a connection service
+/// (a [`MakePipeline`](crate::pipeline::MakePipeline), for example).
+/// [`Layer::layer`] spawns the reconnect task, so it must be called within a
+/// Tokio runtime.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// use tokio_util::codec::LinesCodec;
 /// use tower::{Layer, ServiceExt};
-/// use wirestack::kv::{self, ClientCodec, Request, Response};
-/// use wirestack::reconnect::{ReconnectLayer, TcpConnector};
+/// use wirestack::pipeline::{self, MakePipeline};
+/// use wirestack::reconnect::ReconnectLayer;
+/// use wirestack::transport::TcpConnector;
+/// # use wirestack::server::Server;
 ///
-/// let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
-/// let connector = TcpConnector::<_, Request>::new(ClientCodec::new());
-/// let service = ReconnectLayer::new(server.local_addr()).layer(connector);
-///
-/// let response: Response = service.oneshot(Request::Ping { payload: "hi".into() }).await?;
-/// assert_eq!(&response.value[..], b"hi");
-/// # server.shutdown().await;
+/// # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// # let addr = listener.local_addr()?;
+/// # let echo = tower::service_fn(|line: String| async move { Ok::<_, std::convert::Infallible>(line) });
+/// # tokio::spawn(Server::new(LinesCodec::new()).serve(listener, tower::make::Shared::new(echo), std::future::pending()));
+/// // A line-echo server listens on `addr`.
+/// let connector = MakePipeline::<_, String>::new(TcpConnector::new(LinesCodec::new()), pipeline::Builder::new());
+/// let service = ReconnectLayer::new(addr).layer(connector);
+/// assert_eq!(service.oneshot("hi".to_string()).await?, "hi");
 /// # Ok(())
 /// # }
 /// ```

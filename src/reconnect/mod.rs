@@ -1,7 +1,9 @@
 //! Middleware that keeps a connection alive: when it breaks, make a new one.
 //!
 //! [`Reconnect`] owns a *connector* — any `Service<Target>` whose response is
-//! a connection service, such as [`TcpConnector`], which makes a
+//! a connection service, such as
+//! [`MakePipeline`](crate::pipeline::MakePipeline) over a
+//! [`TcpConnector`](crate::transport::TcpConnector), which makes a
 //! [`Pipeline`](crate::pipeline::Pipeline) over TCP and a codec — and a
 //! background task that uses it:
 //!
@@ -24,7 +26,7 @@
 //!   failed; the first handle that sees it reports the generation broken and
 //!   the task replaces it. No request is ever sent on a connection known
 //!   broken.
-//! * **Backoff.** Failed attempts are spaced by [`Backoff`]: exponential from
+//! * **Backoff.** Failed attempts are spaced by a [`Backoff`]: exponential from
 //!   `base` to `cap` with full jitter, never less than `base`, so the loop
 //!   never spins. Each attempt has its own connect timeout. A connection that
 //!   breaks soon after it was made counts as a failure too, so a peer that
@@ -41,32 +43,36 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use tokio_util::codec::LinesCodec;
 //! use tower::ServiceExt;
-//! use wirestack::kv::{self, ClientCodec, Request};
-//! use wirestack::reconnect::{Reconnect, ReconnectConfig, TcpConnector};
+//! use wirestack::pipeline::{self, MakePipeline};
+//! use wirestack::reconnect::{Reconnect, ReconnectConfig};
+//! use wirestack::transport::TcpConnector;
+//! # use wirestack::server::Server;
 //!
-//! let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
-//! let connector = TcpConnector::<_, Request>::new(ClientCodec::new());
-//! let service = Reconnect::new(connector, server.local_addr(), ReconnectConfig::default());
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let addr = listener.local_addr()?;
+//! # let echo = tower::service_fn(|line: String| async move { Ok::<_, std::convert::Infallible>(line) });
+//! # tokio::spawn(Server::new(LinesCodec::new()).serve(listener, tower::make::Shared::new(echo), std::future::pending()));
+//! // A line-echo server listens on `addr`.
+//! let connector = MakePipeline::<_, String>::new(TcpConnector::new(LinesCodec::new()), pipeline::Builder::new());
+//! let service = Reconnect::new(connector, addr, ReconnectConfig::default());
 //! service.wait_connected().await?;
 //!
 //! let stats = service.handle();
-//! service.clone().oneshot(Request::Get { key: "k".into() }).await?;
+//! assert_eq!(service.clone().oneshot("hello".to_string()).await?, "hello");
 //! assert_eq!(stats.stats().connects, 1);
-//! # server.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`Backoff`]: crate::backoff::Backoff
 
-mod backoff;
-mod connector;
 pub mod error;
 mod future;
 mod layer;
 mod service;
 
-pub use backoff::Backoff;
-pub use connector::TcpConnector;
 pub use future::ResponseFuture;
 pub use layer::{ReconnectConfig, ReconnectLayer};
 pub use service::{Reconnect, ReconnectHandle, ReconnectStats};

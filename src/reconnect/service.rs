@@ -1,10 +1,10 @@
 //! The [`Reconnect`] service and the task that keeps it connected.
 
-use super::backoff::jitter_rng;
 use super::error::{ConnectTimedOut, Disconnected, SharedError};
 use super::future::ResponseFuture;
 use super::layer::ReconnectConfig;
-use crate::transport::BoxError;
+use crate::backoff::jitter_rng;
+use crate::failure::BoxError;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
