@@ -3,7 +3,7 @@
 
 use super::budget::{Budget, Charge};
 use super::overload::{Overload, Overloaded};
-use crate::transport::BoxError;
+use crate::failure::BoxError;
 use futures::future::{Either, Ready};
 use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, TryStream};
@@ -24,6 +24,7 @@ use tower::Service;
 
 /// Why a connection ended other than by the peer closing it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectionError {
     /// Writing a response failed.
     #[error("writing to the connection failed: {0}")]

@@ -1,7 +1,7 @@
 //! Serve any tower `Service` over any codec, pipelined, with graceful shutdown.
 //!
 //! [`Server`] accepts connections from a `TcpListener`, frames each with a
-//! clone of a codec, asks a [`MakeService`] for a service per connection and
+//! clone of a codec, asks a [`MakeService`](tower::MakeService) for a service per connection and
 //! serves it pipelined: it reads ahead, runs up to
 //! [`ServeConfig::max_in_flight_per_connection`] requests of one connection at
 //! once, writes the responses in request order and flushes when no more input
@@ -48,37 +48,50 @@
 //! what it had received, flushes and closes; [`Server::serve`] returns when
 //! the last connection has.
 //!
-//! ```no_run
-//! # async fn example() -> std::io::Result<()> {
-//! use tokio::net::TcpListener;
-//! use wirestack::kv::{Busy, KvService, ServerCodec, Store};
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use futures::{SinkExt, StreamExt};
+//! use tokio_util::codec::{Framed, LinesCodec};
+//! use tokio_util::sync::CancellationToken;
 //! use wirestack::server::{ServeConfig, Server};
 //!
-//! let listener = TcpListener::bind("127.0.0.1:7878").await?;
-//! let service = KvService::new(Store::new());
-//! Server::new(ServerCodec::new())
-//!     .with_config(ServeConfig { max_connections: 256, ..ServeConfig::default() })
-//!     // Refused work is answered `BUSY`.
-//!     .with_overload(Busy)
-//!     .serve(listener, tower::make::Shared::new(service), async {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!     })
-//!     .await
+//! // A line protocol: every line is answered with its length.
+//! let count = tower::service_fn(|line: String| async move {
+//!     Ok::<_, std::convert::Infallible>(line.len().to_string())
+//! });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let stop = CancellationToken::new();
+//! let server = tokio::spawn(
+//!     Server::new(LinesCodec::new())
+//!         .with_config(ServeConfig { max_connections: 256, ..ServeConfig::default() })
+//!         .serve(listener, tower::make::Shared::new(count), stop.clone().cancelled_owned()),
+//! );
+//!
+//! let mut client = Framed::new(tokio::net::TcpStream::connect(addr).await?, LinesCodec::new());
+//! client.send("hello").await?;
+//! assert_eq!(client.next().await.transpose()?.as_deref(), Some("5"));
+//!
+//! stop.cancel(); // stop accepting, answer what was read, close
+//! server.await??;
+//! # Ok(())
 //! # }
 //! ```
 
+mod bounds;
 mod budget;
 mod connection;
 mod overload;
 
+pub use bounds::{MakeConnectionService, ServeCodec};
 pub use connection::ConnectionError;
 pub use overload::{Overload, Overloaded, Refuse};
 
-use crate::transport::BoxError;
+use crate::failure::BoxError;
 use budget::Budget;
 use bytes::BytesMut;
 use connection::{Connection, Metered};
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -88,9 +101,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_util::codec::{Decoder, Encoder, Framed};
+use tokio_util::codec::{Encoder, Framed};
 use tokio_util::sync::CancellationToken;
-use tower::{MakeService, Service};
 
 /// How the server treats connections: every limit a peer could push against.
 ///
@@ -199,26 +211,17 @@ impl<C, O> Server<C, O> {
     ///
     /// `make_service` is called with each peer's address; use
     /// [`tower::make::Shared`] to serve clones of one service.
-    pub async fn serve<M, Req, F>(
+    pub async fn serve<M, Req>(
         self,
         listener: TcpListener,
         mut make_service: M,
-        shutdown: F,
+        shutdown: impl Future<Output = ()>,
     ) -> io::Result<()>
     where
-        C: Decoder<Item = Req> + Encoder<M::Response> + Clone + Send + 'static,
-        <C as Decoder>::Error: fmt::Display + Send,
-        <C as Encoder<M::Response>>::Error: Into<BoxError> + Send,
-        M: MakeService<SocketAddr, Req>,
-        M::MakeError: Into<BoxError>,
-        M::Service: Send + 'static,
-        M::Future: Send,
-        M::Response: Send + 'static,
-        M::Error: Into<BoxError> + Send,
-        <M::Service as Service<Req>>::Future: Send,
-        Req: Send + 'static,
+        M: MakeConnectionService<Req>,
+        C: ServeCodec<M::Response, Request = Req>,
         O: Overload<M::Response> + Clone + Send + 'static,
-        F: Future<Output = ()>,
+        Req: Send + 'static,
     {
         let stop = CancellationToken::new();
         let budget = Budget::new(self.config.max_buffered_request_bytes);

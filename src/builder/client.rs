@@ -1,0 +1,91 @@
+//! [`Client`]: the stack a [`ClientBuilder`](super::ClientBuilder) built, with
+//! handles on its layers' counters.
+
+use crate::reconnect::{ReconnectHandle, ReconnectStats};
+use crate::retry::{RetryHandle, RetryStats};
+use std::fmt;
+use std::task::{Context, Poll};
+use tower::Service;
+
+/// A client stack built by [`ClientBuilder`](super::ClientBuilder): a
+/// `Service` (delegating to the stack `S`) that also reads the reconnect and
+/// retry counters.
+///
+/// Cheap to clone; clones share the connection, the reconnect task, the retry
+/// budget and the counters.
+#[derive(Clone)]
+pub struct Client<S> {
+    service: S,
+    reconnect: Option<ReconnectHandle>,
+    retry: Option<RetryHandle>,
+}
+
+impl<S> Client<S> {
+    pub(super) fn new(service: S, reconnect: Option<ReconnectHandle>, retry: Option<RetryHandle>) -> Self {
+        Client {
+            service,
+            reconnect,
+            retry,
+        }
+    }
+
+    /// What the reconnect layer has done (all zero without one).
+    pub fn reconnect_stats(&self) -> ReconnectStats {
+        self.reconnect
+            .as_ref()
+            .map(ReconnectHandle::stats)
+            .unwrap_or_default()
+    }
+
+    /// What the retry layer has done (all zero without one).
+    pub fn retry_stats(&self) -> RetryStats {
+        self.retry.as_ref().map(RetryHandle::stats).unwrap_or_default()
+    }
+
+    /// A handle on the reconnect layer's counters and state, if the stack
+    /// has one.
+    pub fn reconnect_handle(&self) -> Option<&ReconnectHandle> {
+        self.reconnect.as_ref()
+    }
+
+    /// A handle on the retry layer's counters, if the stack has one.
+    pub fn retry_handle(&self) -> Option<&RetryHandle> {
+        self.retry.as_ref()
+    }
+
+    /// The stack.
+    pub fn get_ref(&self) -> &S {
+        &self.service
+    }
+
+    /// The stack, without the handles.
+    pub fn into_inner(self) -> S {
+        self.service
+    }
+}
+
+impl<S> fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("reconnect", &self.reconnect.as_ref().map(ReconnectHandle::stats))
+            .field("retry", &self.retry.as_ref().map(RetryHandle::stats))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Req> Service<Req> for Client<S>
+where
+    S: Service<Req>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Req) -> S::Future {
+        self.service.call(request)
+    }
+}

@@ -1,0 +1,413 @@
+//! [`ClientBuilder`]: a client stack over any codec, as thick or thin as you
+//! need, with defaults.
+//!
+//! ```text
+//!   Client ── handles: reconnect_stats(), retry_stats()
+//!     │
+//!   Timeout          the request's deadline, retries included    → tower::timeout::error::Elapsed
+//!     │              (.timeout(d) / .no_timeout())
+//!   Retry            RetryPolicy: safe requests, backoff, budget → the last attempt's error
+//!     │              (.retry(config) / .no_retry())
+//!   your layers      .layer(..): ConcurrencyLimit, LoadShed, ...
+//!     │
+//!   Reconnect        one live connection, replaced when broken   → reconnect::error::Disconnected
+//!     │              (.reconnect(config) / .no_reconnect())
+//!   Pipeline         many callers, one connection, in order      → pipeline::Error
+//!     │
+//!   Framed<TcpStream, codec>
+//! ```
+//!
+//! Every layer is usable alone (see [`reconnect`](crate::reconnect),
+//! [`retry`](crate::retry) and tower's [`timeout`](tower::timeout)); the
+//! builder only stacks them in the order that makes each one's promise hold:
+//! the timeout bounds everything, including retries and the wait for a
+//! reconnect; a retry sees the error of one attempt and retries on a fresh
+//! connection. A layer you turn off is not in the stack at all: its type is
+//! gone from the [`Client`] and it costs nothing.
+//!
+//! | builder | stack |
+//! | --- | --- |
+//! | `ClientBuilder::new(codec)` | timeout → retry → reconnect → pipeline |
+//! | `.no_timeout().no_retry()` | reconnect → pipeline |
+//! | `.no_timeout().no_retry().no_reconnect()` | the bare [`Pipeline`] |
+//!
+//! The retry layer needs two answers from the protocol: is a request
+//! [`Idempotent`](crate::retry::Idempotent), is a response a
+//! [refusal](crate::retry::RetryableResponse). Here a tiny line protocol
+//! gives them (its codec is hidden; `examples/custom_protocol.rs` in the
+//! repository has a whole one):
+//!
+//! ```
+//! # mod lines {
+//! #     use bytes::BytesMut;
+//! #     use tokio_util::codec::{Decoder, Encoder, LinesCodec, LinesCodecError};
+//! #     #[derive(Debug, Clone, PartialEq)]
+//! #     pub struct Line(pub String);
+//! #     impl wirestack::retry::Idempotent for Line { fn is_idempotent(&self) -> bool { true } }
+//! #     impl wirestack::retry::RetryableResponse for Line { fn is_retryable(&self) -> bool { self.0 == "BUSY" } }
+//! #     #[derive(Debug, Clone, Default)]
+//! #     pub struct Codec(LinesCodec);
+//! #     impl Decoder for Codec {
+//! #         type Item = Line;
+//! #         type Error = LinesCodecError;
+//! #         fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Line>, LinesCodecError> { Ok(self.0.decode(src)?.map(Line)) }
+//! #     }
+//! #     impl Encoder<Line> for Codec {
+//! #         type Error = LinesCodecError;
+//! #         fn encode(&mut self, line: Line, dst: &mut BytesMut) -> Result<(), LinesCodecError> { self.0.encode(line.0, dst) }
+//! #     }
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use lines::{Codec, Line};
+//! use std::time::Duration;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use wirestack::builder::ClientBuilder;
+//! # let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! # let addr = listener.local_addr()?;
+//! # let echo = tower::service_fn(|line: Line| async move { Ok::<_, std::convert::Infallible>(line) });
+//! # tokio::spawn(wirestack::server::Server::new(Codec::default()).serve(listener, tower::make::Shared::new(echo), std::future::pending()));
+//!
+//! // A line-echo server listens on `addr`.
+//! let client = ClientBuilder::new(Codec::default())
+//!     .timeout(Duration::from_secs(2))
+//!     .layer(ServiceBuilder::new().concurrency_limit(64).into_inner())
+//!     .connect::<Line>(addr)
+//!     .await?;
+//! let answer = client.clone().oneshot(Line("hello".into())).await?;
+//! assert_eq!(answer, Line("hello".into()));
+//! assert_eq!(client.retry_stats().retries, 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Your own layers
+//!
+//! [`ClientBuilder::layer`] inserts any tower [`Layer`] between the retry and
+//! the reconnect layer, so it applies to each attempt. The builder builds
+//! the stack once and every clone of the [`Client`] clones it:
+//! `ConcurrencyLimit` clones share one semaphore, so its limit holds across
+//! clones, and `LoadShed` is stateless. `RateLimit` is not `Clone` (a
+//! per-clone rate would not limit anything): put it behind a `Buffer`, which
+//! is `Clone` and makes one worker task own the single rate limiter that
+//! every clone feeds. Under the retry layer your layers' service must be
+//! `Clone` with `Error = BoxError`, as every tower middleware over a
+//! boxed-error service is.
+//!
+//! An error from a layer of yours (`Overloaded` from `LoadShed`, say) is not
+//! retried: only a request that was not sent or lost with its connection is
+//! (see [`failure`](crate::failure)).
+
+mod client;
+mod settings;
+
+pub use client::Client;
+pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
+
+use crate::pipeline::{self, MakePipeline, Pipeline};
+use crate::reconnect::error::Disconnected;
+use crate::reconnect::{Reconnect, ReconnectConfig};
+use crate::retry::{RetryConfig, RetryPolicy};
+use crate::transport::{Codec, TcpConnector};
+use std::time::Duration;
+use tokio::net::ToSocketAddrs;
+use tower::layer::util::{Identity, Stack as LayerStack};
+use tower::retry::Retry;
+use tower::timeout::Timeout;
+use tower::Layer;
+
+/// The service a builder in state `T`, `R`, `K` with layers `L` makes, for
+/// pipelines `P`: `T`'s wrapper around `R`'s around `L`'s around `K`'s.
+pub type Stack<T, R, L, K, P> = <T as TimeoutSetting>::Service<
+    <R as RetrySetting>::Service<<L as Layer<<K as ReconnectSetting>::Service<P>>>::Service>,
+>;
+
+/// The [`Client`] that a `ClientBuilder<C, L, T, R, K>` builds for requests
+/// `Req`: its [`Stack`] over pipelines of the codec's requests and responses.
+pub type Built<C, Req, L, T, R, K> = Client<Stack<T, R, L, K, Pipeline<Req, <C as Codec<Req>>::Response>>>;
+
+/// The stack [`ClientBuilder`] builds with its defaults and no layer of
+/// yours: timeout → retry → reconnect → pipeline.
+pub type DefaultStack<Req, Resp> = Timeout<Retry<RetryPolicy, Reconnect<Pipeline<Req, Resp>>>>;
+
+/// Builds a [`Client`]: timeout → retry → your layers → reconnect → pipeline,
+/// over TCP and `codec`.
+///
+/// Defaults: a 5 s deadline per request ([`timeout`](Self::timeout)),
+/// [`RetryConfig::default`], [`ReconnectConfig::default`] and
+/// [`pipeline::Builder::default`]. The type parameters are the builder's
+/// state: `L` your layers, `T` the timeout ([`Duration`] or [`NoTimeout`]),
+/// `R` the retries ([`RetryConfig`] or [`NoRetry`]), `K` the reconnection
+/// ([`ReconnectConfig`] or [`NoReconnect`]).
+#[derive(Debug, Clone)]
+pub struct ClientBuilder<C, L = Identity, T = Duration, R = RetryConfig, K = ReconnectConfig> {
+    codec: C,
+    timeout: T,
+    retry: R,
+    reconnect: K,
+    pipeline: pipeline::Builder,
+    layer: L,
+}
+
+impl<C> ClientBuilder<C> {
+    /// A builder for clients that frame their connections with `codec`.
+    pub fn new(codec: C) -> Self {
+        ClientBuilder {
+            codec,
+            timeout: Duration::from_secs(5),
+            retry: RetryConfig::default(),
+            reconnect: ReconnectConfig::default(),
+            pipeline: pipeline::Builder::default(),
+            layer: Identity::new(),
+        }
+    }
+}
+
+impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
+    /// The deadline of one request, from the call until its response,
+    /// retries and any wait for a connection included (default 5 s).
+    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K> {
+        let ClientBuilder {
+            codec,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+            ..
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+        }
+    }
+
+    /// No deadline per request: a call waits as long as its retries and the
+    /// connection take. Bound it yourself (a `tokio::time::timeout` around
+    /// the call, or a layer of yours) if a lost peer must not hang a caller.
+    pub fn no_timeout(self) -> ClientBuilder<C, L, NoTimeout, R, K> {
+        let ClientBuilder {
+            codec,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+            ..
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout: NoTimeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+        }
+    }
+
+    /// How requests are retried (default [`RetryConfig::default`]).
+    pub fn retry(self, retry: RetryConfig) -> ClientBuilder<C, L, T, RetryConfig, K> {
+        let ClientBuilder {
+            codec,
+            timeout,
+            reconnect,
+            pipeline,
+            layer,
+            ..
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+        }
+    }
+
+    /// No retry layer: every failure reaches the caller as it happened, and
+    /// requests need not be `Clone` or [`Idempotent`](crate::retry::Idempotent).
+    pub fn no_retry(self) -> ClientBuilder<C, L, T, NoRetry, K> {
+        let ClientBuilder {
+            codec,
+            timeout,
+            reconnect,
+            pipeline,
+            layer,
+            ..
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry: NoRetry,
+            reconnect,
+            pipeline,
+            layer,
+        }
+    }
+
+    /// How the connection is made and remade (default
+    /// [`ReconnectConfig::default`]).
+    pub fn reconnect(self, reconnect: ReconnectConfig) -> ClientBuilder<C, L, T, R, ReconnectConfig> {
+        let ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            pipeline,
+            layer,
+            ..
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+        }
+    }
+
+    /// One connection, never replaced: the stack's bottom is the bare
+    /// [`Pipeline`], which fails every call once its connection is gone.
+    /// Such a builder can only [`connect`](Self::connect).
+    pub fn no_reconnect(self) -> ClientBuilder<C, L, T, R, NoReconnect> {
+        let ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            pipeline,
+            layer,
+            ..
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect: NoReconnect,
+            pipeline,
+            layer,
+        }
+    }
+
+    /// The limits of each connection's [`Pipeline`].
+    pub fn pipeline(mut self, pipeline: pipeline::Builder) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Adds a layer between the retry and the reconnect layer; layers added
+    /// first are outermost, as with `tower::ServiceBuilder`.
+    pub fn layer<N>(self, layer: N) -> ClientBuilder<C, LayerStack<N, L>, T, R, K> {
+        let ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer: inner,
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer: LayerStack::new(layer, inner),
+        }
+    }
+
+    /// Connects to `target` and builds the stack over that connection; fails
+    /// with the connect attempt's error if it does not connect.
+    ///
+    /// `Req` is the request type the codec encodes.
+    pub async fn connect<Req>(
+        self,
+        target: impl ToSocketAddrs + Clone + Send + 'static,
+    ) -> Result<Built<C, Req, L, T, R, K>, Disconnected>
+    where
+        C: Codec<Req>,
+        Req: Send + 'static,
+        T: TimeoutSetting,
+        R: RetrySetting,
+        K: ReconnectSetting,
+        L: Layer<K::Service<Pipeline<Req, C::Response>>>,
+    {
+        let connected = self.reconnect.connect(self.connector(), target).await?;
+        Ok(self.assemble(connected))
+    }
+
+    /// Resolves `addr` once and [connects](Self::connect) to the first of its
+    /// addresses that answers; the stack then reconnects to that address
+    /// only. Fails with the last attempt's error if none answers.
+    pub async fn connect_first<Req>(
+        self,
+        addr: impl ToSocketAddrs,
+    ) -> Result<Built<C, Req, L, T, R, K>, Disconnected>
+    where
+        C: Codec<Req>,
+        Req: Send + 'static,
+        T: TimeoutSetting,
+        R: RetrySetting,
+        K: ReconnectSetting,
+        L: Layer<K::Service<Pipeline<Req, C::Response>>>,
+    {
+        let addrs = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| Disconnected::because(e.into()))?;
+        let mut last_error = Disconnected::because("the address resolved to nothing".into());
+        for addr in addrs {
+            match self.reconnect.connect(self.connector(), addr).await {
+                Ok(connected) => return Ok(self.assemble(connected)),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// The connector of this builder's pipelines: TCP, the codec, the limits.
+    fn connector<Req>(&self) -> MakePipeline<TcpConnector<C>, Req>
+    where
+        C: Clone,
+    {
+        MakePipeline::new(TcpConnector::new(self.codec.clone()), self.pipeline.clone())
+    }
+
+    /// Stacks the layers over a connection service.
+    fn assemble<S>(
+        self,
+        (connection, reconnect): (S, Option<crate::reconnect::ReconnectHandle>),
+    ) -> Client<T::Service<R::Service<L::Service>>>
+    where
+        T: TimeoutSetting,
+        R: RetrySetting,
+        L: Layer<S>,
+    {
+        let (retried, retry) = self.retry.wrap(self.layer.layer(connection));
+        Client::new(self.timeout.wrap(retried), reconnect, retry)
+    }
+}
+
+impl<C, L, T, R> ClientBuilder<C, L, T, R, ReconnectConfig> {
+    /// Builds the stack for `target` and starts connecting in the
+    /// background; calls made before the first connection is up wait for it
+    /// (within their deadline). Must be called within a Tokio runtime.
+    ///
+    /// `Req` is the request type the codec encodes.
+    pub fn build<Req>(
+        self,
+        target: impl ToSocketAddrs + Clone + Send + 'static,
+    ) -> Built<C, Req, L, T, R, ReconnectConfig>
+    where
+        C: Codec<Req>,
+        Req: Send + 'static,
+        T: TimeoutSetting,
+        R: RetrySetting,
+        L: Layer<Reconnect<Pipeline<Req, C::Response>>>,
+    {
+        let reconnect = Reconnect::new(self.connector(), target, self.reconnect.clone());
+        let handle = reconnect.handle();
+        self.assemble((reconnect, Some(handle)))
+    }
+}

@@ -1,0 +1,153 @@
+//! The builder's three optional layers — timeout, retry, reconnect — each a
+//! setting that is either there (and configured) or not there at all.
+//!
+//! A setting that is not there adds no type and no cost to the stack: the
+//! builder's states are types ([`Duration`] or [`NoTimeout`],
+//! [`RetryConfig`] or [`NoRetry`], [`ReconnectConfig`] or [`NoReconnect`]),
+//! and each knows the service it wraps around its inner one.
+
+use crate::failure::BoxError;
+use crate::pipeline::{MakePipeline, Pipeline};
+use crate::reconnect::error::Disconnected;
+use crate::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
+use crate::retry::{RetryConfig, RetryHandle, RetryPolicy};
+use crate::transport::{Codec, TcpConnector};
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::ToSocketAddrs;
+use tower::retry::Retry;
+use tower::timeout::Timeout;
+use tower::Service;
+
+/// The builder's state for "no deadline per request": see
+/// [`ClientBuilder::no_timeout`](super::ClientBuilder::no_timeout).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTimeout;
+
+/// The builder's state for "no retry layer": see
+/// [`ClientBuilder::no_retry`](super::ClientBuilder::no_retry).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRetry;
+
+/// The builder's state for "one connection, never replaced": see
+/// [`ClientBuilder::no_reconnect`](super::ClientBuilder::no_reconnect).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReconnect;
+
+/// The outermost layer's setting: a [`Duration`] (tower's
+/// [`Timeout`]) or [`NoTimeout`]. Sealed.
+pub trait TimeoutSetting: sealed::Sealed {
+    /// The service this setting makes around `S`.
+    type Service<S>;
+    #[doc(hidden)]
+    fn wrap<S>(&self, inner: S) -> Self::Service<S>;
+}
+
+impl TimeoutSetting for Duration {
+    type Service<S> = Timeout<S>;
+    fn wrap<S>(&self, inner: S) -> Timeout<S> {
+        Timeout::new(inner, *self)
+    }
+}
+
+impl TimeoutSetting for NoTimeout {
+    type Service<S> = S;
+    fn wrap<S>(&self, inner: S) -> S {
+        inner
+    }
+}
+
+/// The retry layer's setting: a [`RetryConfig`] (tower's [`Retry`] with a
+/// [`RetryPolicy`]) or [`NoRetry`]. Sealed.
+pub trait RetrySetting: sealed::Sealed {
+    /// The service this setting makes around `S`.
+    type Service<S>;
+    #[doc(hidden)]
+    fn wrap<S>(&self, inner: S) -> (Self::Service<S>, Option<RetryHandle>);
+}
+
+impl RetrySetting for RetryConfig {
+    type Service<S> = Retry<RetryPolicy, S>;
+    fn wrap<S>(&self, inner: S) -> (Retry<RetryPolicy, S>, Option<RetryHandle>) {
+        let policy = RetryPolicy::new(self.clone());
+        let handle = policy.handle();
+        (Retry::new(policy, inner), Some(handle))
+    }
+}
+
+impl RetrySetting for NoRetry {
+    type Service<S> = S;
+    fn wrap<S>(&self, inner: S) -> (S, Option<RetryHandle>) {
+        (inner, None)
+    }
+}
+
+/// What [`ReconnectSetting::connect`] ends with: the connection service and
+/// a handle on the reconnect layer if there is one, or why it did not connect.
+type Connected<S> = Result<(S, Option<ReconnectHandle>), Disconnected>;
+
+/// The connection's setting: a [`ReconnectConfig`] (a [`Reconnect`] that
+/// replaces the [`Pipeline`] when it breaks) or [`NoReconnect`] (the bare
+/// `Pipeline`, broken for good when its connection fails). Sealed.
+pub trait ReconnectSetting: sealed::Sealed {
+    /// The connection service over pipelines `P`.
+    type Service<P>;
+    #[doc(hidden)]
+    fn connect<C, Req, A>(
+        &self,
+        connector: MakePipeline<TcpConnector<C>, Req>,
+        target: A,
+    ) -> impl Future<Output = Connected<Self::Service<Pipeline<Req, C::Response>>>> + Send
+    where
+        C: Codec<Req>,
+        Req: Send + 'static,
+        A: ToSocketAddrs + Clone + Send + 'static;
+}
+
+impl ReconnectSetting for ReconnectConfig {
+    type Service<P> = Reconnect<P>;
+    async fn connect<C, Req, A>(
+        &self,
+        connector: MakePipeline<TcpConnector<C>, Req>,
+        target: A,
+    ) -> Connected<Reconnect<Pipeline<Req, C::Response>>>
+    where
+        C: Codec<Req>,
+        Req: Send + 'static,
+        A: ToSocketAddrs + Clone + Send + 'static,
+    {
+        let reconnect = Reconnect::new(connector, target, self.clone());
+        reconnect.wait_connected().await?;
+        let handle = reconnect.handle();
+        Ok((reconnect, Some(handle)))
+    }
+}
+
+impl ReconnectSetting for NoReconnect {
+    type Service<P> = P;
+    async fn connect<C, Req, A>(
+        &self,
+        mut connector: MakePipeline<TcpConnector<C>, Req>,
+        target: A,
+    ) -> Connected<Pipeline<Req, C::Response>>
+    where
+        C: Codec<Req>,
+        Req: Send + 'static,
+        A: ToSocketAddrs + Clone + Send + 'static,
+    {
+        match connector.call(target).await {
+            Ok(pipeline) => Ok((pipeline, None)),
+            Err(error) => Err(Disconnected::because(BoxError::from(error))),
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::time::Duration {}
+    impl Sealed for super::NoTimeout {}
+    impl Sealed for crate::retry::RetryConfig {}
+    impl Sealed for super::NoRetry {}
+    impl Sealed for crate::reconnect::ReconnectConfig {}
+    impl Sealed for super::NoReconnect {}
+}
