@@ -1,7 +1,7 @@
 //! # wirestack
 //!
-//! A protocol-agnostic client and server framework on [tower] and
-//! [tokio-util], with a key-value store as its reference protocol.
+//! A protocol-agnostic client and server framework on tower and
+//! tokio-util, with a key-value store as its reference protocol.
 //!
 //! Any binary protocol is a tokio-util codec. A client is a tower `Service`
 //! stack whose bottom is a pipelining multiplexer over one connection; a
@@ -11,60 +11,82 @@
 //! ```text
 //!  client side                                server side
 //!  ───────────                                ───────────
-//!  KvClient / RedisClient (typed calls)       kv serve
+//!  KvClient / RedisClient / yours             Server::serve (any codec,
+//!      │                                      any tower Service)
+//!  Timeout: one deadline per request              │
+//!      │                                      accept, one task per
+//!  Retry: only what is safe, with backoff,    connection, N requests in
+//!  under a budget                             flight, answers in order
 //!      │                                          │
-//!  Timeout: one deadline per request          Server: accept, one task per
-//!      │                                      connection, N requests in
-//!  Retry: only what is safe, with backoff,    flight, answers in order
-//!  under a budget                                 │
-//!      │                                      Framed<TcpStream, ServerCodec>
-//!  your tower layers (optional)                   │
-//!      │                                      KvService ──► Store (sharded, TTL)
-//!  Reconnect: one live connection, replaced       │
-//!  with backoff; fail fast while down             │
+//!  your tower layers (optional)               Framed<TcpStream, codec>
+//!      │                                          │
+//!  Reconnect: one live connection, replaced   your Service (KvService:
+//!  with backoff; fail fast while down         Wal ──► Store)
 //!      │                                          │
 //!  Pipeline: many callers, one connection,        │
 //!  writes coalesced, answers in order             │
 //!      │                                          │
-//!  Framed<TcpStream, ClientCodec | RespCodec>     │
+//!  Framed<TcpStream, codec>                       │
 //!      └────────────── TCP ───────────────────────┘
 //! ```
 //!
-//! * [`transport`]: what a transport is (`Sink` + `Stream`) and the TCP glue.
+//! The framework — it names no protocol:
+//!
+//! * [`transport`]: what a transport is (`Sink` + `Stream`), the
+//!   [`Codec`](transport::Codec) bounds a client needs, and the TCP connector.
 //! * [`pipeline`]: the in-order multiplexer, a `Service` many tasks share.
 //! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
 //! * [`retry`]: a tower retry policy that retries only what is safe.
+//! * [`backoff`]: exponential backoff with full jitter, for both of them.
+//! * [`failure`]: the failure vocabulary — [`BoxError`], and the one rule
+//!   that says whether a failed request timed out, was not sent, was lost
+//!   with its connection or met a protocol error.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks timeout,
 //!   retry, your layers, reconnect and pipeline over any codec.
-//! * [`failure`]: sorts a boxed error from a stack into timed out, not sent,
-//!   protocol error or lost connection, for typed clients.
 //! * [`server`]: serve any `Service` over any codec.
-//! * [`kv`]: the reference protocol: codec, store, server service, [`kv::KvClient`].
-//! * [`resp`]: RESP2, to talk to Redis on the same stack: codec and
-//!   [`resp::RedisClient`].
 //!
-//! The framework modules never name a protocol; [`kv`] and [`resp`] are
-//! built on them the way your own protocol would be: a codec, and answers to
-//! two questions for the retry layer — is this request
+//! The protocols, each behind a cargo feature of the same name (all on by
+//! default), built on the framework the way your own protocol would be — a
+//! codec, and two answers for the retry layer: is this request
 //! [idempotent](retry::Idempotent), is this response a
-//! [refusal](retry::RetryableResponse).
+//! [refusal](retry::RetryableResponse):
+//!
+//! * `kv`: the reference key-value protocol — codec, store, write-ahead log,
+//!   server and `KvClient`; its wire format is in the module's docs.
+//! * `resp`: RESP2, to talk to Redis on the same stack: codec and
+//!   `RedisClient`.
+//! * `cli` (implies `kv`): the `kv` binary — `serve`, `ping`, `get`, `put`,
+//!   `del` and `bench`.
+//!
+//! With `default-features = false` the crate is the framework alone.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use wirestack::kv::{self, KvClient};
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use tokio_util::codec::LinesCodec;
+//! use tower::{service_fn, ServiceExt};
+//! use wirestack::builder::ClientBuilder;
+//! use wirestack::server::Server;
 //!
-//! let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
-//! let client = KvClient::connect(server.local_addr()).await?;
-//! client.put("k", "v").await?;
-//! assert_eq!(client.get("k").await?.as_deref(), Some(&b"v"[..]));
-//! # server.shutdown().await;
+//! // A server: any tower service over any codec (here, lines of text).
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let shout = service_fn(|line: String| async move { Ok::<_, std::convert::Infallible>(line.to_uppercase()) });
+//! tokio::spawn(Server::new(LinesCodec::new()).serve(
+//!     listener,
+//!     tower::make::Shared::new(shout),
+//!     std::future::pending(),
+//! ));
+//!
+//! // A client: reconnecting, pipelined, with a deadline per request.
+//! let client = ClientBuilder::new(LinesCodec::new())
+//!     .no_retry() // retrying needs a protocol that says what is idempotent
+//!     .connect::<String>(addr)
+//!     .await?;
+//! assert_eq!(client.oneshot("hello".to_string()).await?, "HELLO");
 //! # Ok(())
 //! # }
 //! ```
-//!
-//! [tower]: https://docs.rs/tower
-//! [tokio-util]: https://docs.rs/tokio-util
 
 #![warn(
     missing_docs,
@@ -73,20 +95,27 @@
     unreachable_pub
 )]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backoff;
 pub mod builder;
 pub mod failure;
-pub mod kv;
 pub mod pipeline;
 pub mod reconnect;
-pub mod resp;
 pub mod retry;
 pub mod server;
 pub mod transport;
 
-pub use transport::BoxError;
+#[cfg(feature = "kv")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kv")))]
+pub mod kv;
+#[cfg(feature = "resp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
+pub mod resp;
+
+pub use failure::BoxError;
 
 /// The README's code blocks, compiled as doc tests so they stay true.
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "kv"))]
 pub struct ReadmeDoctests;

@@ -10,7 +10,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
-use wirestack::kv::{codec::REQUEST_HEADER_LEN, codec::TTL_LEN, Limits, ServerCodec};
+use wirestack::kv::{Limits, ServerCodec, REQUEST_HEADER_LEN, TTL_LEN};
 
 const LIMITS: Limits = Limits {
     max_key_bytes: 512,

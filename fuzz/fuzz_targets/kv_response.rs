@@ -10,7 +10,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use tokio_util::codec::Decoder;
-use wirestack::kv::{codec::RESPONSE_HEADER_LEN, ClientCodec, Limits};
+use wirestack::kv::{ClientCodec, Limits, RESPONSE_HEADER_LEN};
 
 const LIMITS: Limits = Limits {
     max_key_bytes: 512,

@@ -1,7 +1,6 @@
-//! A load generator for KV servers, with latency percentiles.
+//! `kv bench`: a load generator for KV servers, with latency percentiles.
 //!
-//! This is what `kv bench` runs; it lives in the library so that a program
-//! of your own can drive a load and read the [`BenchReport`]. Each of
+//! Each of
 //! [`BenchConfig::connections`] connections keeps [`BenchConfig::pipeline`]
 //! requests in flight at a time (as `redis-benchmark -P` does: send a batch,
 //! wait for all of it), and every request's latency — from its batch being
@@ -10,11 +9,6 @@
 //! The load is bounded both in count ([`BenchConfig::ops`]) and in time
 //! ([`BenchConfig::duration`]); it stops at whichever comes first.
 
-use super::client::{KvClient, KvError};
-use super::codec::ClientCodec;
-use super::{Request, Response, Status};
-use crate::pipeline::{Builder, Pipeline};
-use crate::transport;
 use bytes::Bytes;
 use futures::stream::{FuturesOrdered, StreamExt};
 use hdrhistogram::Histogram;
@@ -24,10 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceExt};
+use wirestack::kv::{ClientCodec, KvClient, KvError, Request, Response, Status};
+use wirestack::pipeline::{Builder, Pipeline};
+use wirestack::transport;
 
 /// What the load consists of.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Only PUTs of random keys.
     Put,
     /// Only GETs of random keys.
@@ -69,7 +66,7 @@ impl std::str::FromStr for Workload {
 
 /// The shape of a load.
 #[derive(Debug, Clone)]
-pub struct BenchConfig {
+pub(crate) struct BenchConfig {
     /// The server.
     pub addr: SocketAddr,
     /// Stop after this many operations (all connections together).
@@ -90,7 +87,8 @@ pub struct BenchConfig {
 
 impl BenchConfig {
     /// A load of 100,000 64-byte operations on one connection, unpipelined.
-    pub fn new(addr: SocketAddr, workload: Workload) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(addr: SocketAddr, workload: Workload) -> Self {
         BenchConfig {
             addr,
             ops: 100_000,
@@ -106,7 +104,7 @@ impl BenchConfig {
 
 /// What a load measured.
 #[derive(Debug, Clone)]
-pub struct BenchReport {
+pub(crate) struct BenchReport {
     /// Operations answered (errors included).
     pub ops: u64,
     /// Operations answered with an error status or lost with a connection.
@@ -119,18 +117,18 @@ pub struct BenchReport {
 
 impl BenchReport {
     /// Operations per second.
-    pub fn ops_per_sec(&self) -> f64 {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
     /// The latency at quantile `q` (0.0 to 1.0), in microseconds.
-    pub fn percentile_us(&self, q: f64) -> u64 {
+    pub(crate) fn percentile_us(&self, q: f64) -> u64 {
         self.latency_us.value_at_quantile(q)
     }
 
     /// One JSON object: ops, seconds, ops_per_sec, p50_us, p95_us, p99_us,
     /// p999_us, max_us, errors.
-    pub fn to_json(&self) -> String {
+    pub(crate) fn to_json(&self) -> String {
         format!(
             "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{}}}",
             self.ops,
@@ -146,7 +144,7 @@ impl BenchReport {
     }
 
     /// A human-readable summary with a latency histogram table.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -188,7 +186,7 @@ impl BenchReport {
 
 /// Runs the load; `progress` counts answered operations as they come, for a
 /// progress display.
-pub async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, KvError> {
+pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, KvError> {
     let ops = match config.workload {
         Workload::Fill => config.key_space,
         _ => config.ops,
@@ -296,7 +294,7 @@ impl Rng {
 async fn preload<S>(client: &KvClient<S>, plan: &Plan) -> Result<(), KvError>
 where
     S: Service<Request, Response = Response> + Clone,
-    S::Error: Into<crate::BoxError>,
+    S::Error: Into<wirestack::BoxError>,
 {
     let batch = 1_000u64;
     let mut start = 0;
@@ -367,6 +365,7 @@ fn next_request(plan: &Plan, rng: &mut Rng, n: u64) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wirestack::kv::KvServer;
 
     #[test]
     fn workloads_parse() {
@@ -381,9 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bounded_load_reports_every_operation() {
-        let server = crate::kv::spawn_server("127.0.0.1:0", Default::default())
-            .await
-            .unwrap();
+        let server = KvServer::start("127.0.0.1:0", Default::default()).await.unwrap();
         let mut config = BenchConfig::new(server.local_addr(), Workload::Mixed { read_ratio: 0.5 });
         config.ops = 2_000;
         config.pipeline = 16;
@@ -410,20 +407,18 @@ mod tests {
             assert!(json.contains(&format!("\"{field}\":")), "{json}");
         }
         assert!(report.to_text().contains("p99"));
-        server.shutdown().await;
+        server.shutdown().await.unwrap();
     }
 
     #[tokio::test]
     async fn fill_writes_the_whole_key_space() {
-        let server = crate::kv::spawn_server("127.0.0.1:0", Default::default())
-            .await
-            .unwrap();
+        let server = KvServer::start("127.0.0.1:0", Default::default()).await.unwrap();
         let mut config = BenchConfig::new(server.local_addr(), Workload::Fill);
         config.key_space = 1_000;
         config.pipeline = 64;
         let report = run(config, Arc::default()).await.unwrap();
         assert_eq!(report.ops, 1_000);
         assert_eq!(server.store().len(), 1_000);
-        server.shutdown().await;
+        server.shutdown().await.unwrap();
     }
 }

@@ -1,0 +1,160 @@
+//! The `kv` command line: every subcommand and flag, mapped onto the
+//! library's configuration types.
+
+use crate::bench::Workload;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use wirestack::kv::{FsyncPolicy, Limits, WalConfig};
+use wirestack::server::ServeConfig;
+
+#[derive(Debug, Parser)]
+#[command(name = "kv", version, about = "A key-value store on the wirestack framework")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve the KV protocol until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Check that a server answers.
+    Ping(ClientArgs),
+    /// Print a key's value to stdout (exit 1 if it is not found).
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Expire the key after this many milliseconds.
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Drive a load and report throughput and latency percentiles.
+    Bench(BenchArgs),
+    /// Delete a key (exit 1 if it is not found).
+    Del {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub(crate) listen: SocketAddr,
+    /// Directory for the write-ahead log (without it, data lives in memory only).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// When the log is fsynced: always (before answering), everysec or never.
+    #[arg(long, value_name = "POLICY", default_value_t = FsyncPolicy::default())]
+    pub(crate) fsync: FsyncPolicy,
+    /// Compact the log only once it is over this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = WalConfig::default().compact_min_bytes)]
+    pub(crate) compact_min_bytes: u64,
+    /// ... and over this many times the size of the last snapshot.
+    #[arg(long, value_name = "RATIO", default_value_t = WalConfig::default().compact_ratio)]
+    pub(crate) compact_ratio: f64,
+    /// Largest key accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_key_bytes)]
+    pub(crate) max_key_bytes: u32,
+    /// Largest value accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_value_bytes)]
+    pub(crate) max_value_bytes: u32,
+    #[command(flatten)]
+    pub(crate) serve_limits: ServeLimitArgs,
+}
+
+/// The connection limits of `kv serve`, mapped onto `ServeConfig`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeLimitArgs {
+    /// Most connections served at once; past it a new connection is answered BUSY and closed.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().max_connections)]
+    pub(crate) max_connections: usize,
+    /// Most requests of one connection in flight; past it the connection stops reading.
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().max_in_flight_per_connection)]
+    pub(crate) max_in_flight: usize,
+    /// Close a connection idle this long, in milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().idle_timeout))]
+    pub(crate) idle_timeout_ms: u64,
+    /// Close a connection whose started frame does not finish within this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().read_timeout))]
+    pub(crate) read_timeout_ms: u64,
+    /// Close a connection whose peer reads none of its responses for this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().write_timeout))]
+    pub(crate) write_timeout_ms: u64,
+    /// Budget of request bytes buffered by all connections; past it requests are answered BUSY.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
+    pub(crate) max_buffered_bytes: usize,
+}
+
+impl ServeLimitArgs {
+    pub(crate) fn config(&self) -> ServeConfig {
+        let timeout = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        ServeConfig {
+            max_connections: self.max_connections,
+            max_in_flight_per_connection: self.max_in_flight,
+            idle_timeout: timeout(self.idle_timeout_ms),
+            read_timeout: timeout(self.read_timeout_ms),
+            write_timeout: timeout(self.write_timeout_ms),
+            max_buffered_request_bytes: self.max_buffered_bytes,
+        }
+    }
+}
+
+/// A timeout as a flag value: milliseconds, 0 for none.
+fn millis(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Address of the server.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub(crate) addr: String,
+    /// Stop after this many operations.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) ops: u64,
+    /// Stop after this many seconds, whatever the count.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub(crate) duration: f64,
+    /// Requests in flight per connection (1 = sequential).
+    #[arg(long, value_name = "D", default_value_t = 1)]
+    pub(crate) pipeline: usize,
+    /// Connections, each driven by its own task.
+    #[arg(long, value_name = "C", default_value_t = 1)]
+    pub(crate) connections: usize,
+    /// Bytes per value written.
+    #[arg(long, value_name = "B", default_value_t = 64)]
+    pub(crate) value_size: usize,
+    /// Number of distinct keys.
+    #[arg(long, value_name = "K", default_value_t = 100_000)]
+    pub(crate) key_space: u64,
+    /// put, get, fill (every key once) or mixed:R (R = share of GETs).
+    #[arg(long, default_value = "put")]
+    pub(crate) workload: Workload,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// Address of the server.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub(crate) addr: String,
+}
