@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tower::Service;
-use wirestack::kv::{self, ClientCodec, KvClient, Request, Response, ServerConfig};
+use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
 use wirestack::pipeline::Pipeline;
 use wirestack::BoxError;
 
@@ -109,7 +109,7 @@ where
 fn bench_pipeline(c: &mut Criterion) {
     let rt = runtime();
     let (server, full, bare) = rt.block_on(async {
-        let server = kv::spawn_server("127.0.0.1:0", ServerConfig::default())
+        let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
             .await
             .unwrap();
         let full = KvClient::connect(server.local_addr()).await.unwrap();
@@ -186,7 +186,7 @@ fn bench_pipeline(c: &mut Criterion) {
     });
     group.finish();
 
-    rt.block_on(server.shutdown());
+    rt.block_on(server.shutdown()).unwrap();
 }
 
 criterion_group!(benches, bench_pipeline);

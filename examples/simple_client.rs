@@ -7,7 +7,7 @@
 //! ```
 
 use std::time::{Duration, Instant};
-use wirestack::kv::{self, KvClient, ServerConfig};
+use wirestack::kv::{KvClient, KvServer, KvServerConfig};
 
 const BATCH: usize = 1_000;
 
@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // With no address, run a server inside this process on a free port.
     let embedded = match addr {
         Some(_) => None,
-        None => Some(kv::spawn_server("127.0.0.1:0", ServerConfig::default()).await?),
+        None => Some(KvServer::start("127.0.0.1:0", KvServerConfig::default()).await?),
     };
     let addr = match (&addr, &embedded) {
         (Some(addr), _) => addr.clone(),
@@ -98,7 +98,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if let Some(server) = embedded {
-        server.shutdown().await;
+        server.shutdown().await.unwrap();
         println!("embedded server shut down");
     }
     Ok(())

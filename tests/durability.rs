@@ -10,8 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wirestack::kv::wal::FsyncPolicy;
-use wirestack::kv::{self, ClientCodec, KvClient, Request, Response, ServerConfig};
+use wirestack::kv::FsyncPolicy;
+use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
 use wirestack::pipeline::Pipeline;
 use wirestack::transport;
 
@@ -364,10 +364,10 @@ async fn sigterm_fsyncs_and_a_restart_recovers_everything() {
     }
 }
 
-fn durable(dir: &Path, fsync: FsyncPolicy) -> ServerConfig {
-    let mut config = ServerConfig {
+fn durable(dir: &Path, fsync: FsyncPolicy) -> KvServerConfig {
+    let mut config = KvServerConfig {
         data_dir: Some(dir.to_path_buf()),
-        ..ServerConfig::default()
+        ..KvServerConfig::default()
     };
     config.wal.fsync = fsync;
     config
@@ -376,7 +376,7 @@ fn durable(dir: &Path, fsync: FsyncPolicy) -> ServerConfig {
 #[tokio::test]
 async fn ttls_survive_a_restart_as_absolute_times() {
     let dir = tempfile::tempdir().unwrap();
-    let server = kv::spawn_server("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
+    let server = KvServer::start("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
         .await
         .unwrap();
     let client = KvClient::connect(server.local_addr()).await.unwrap();
@@ -389,11 +389,11 @@ async fn ttls_survive_a_restart_as_absolute_times() {
         .unwrap();
     client.put_with_ttl("cleared", "c", short).await.unwrap();
     client.put("cleared", "forever").await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 
     // Restart before the short TTL is over: it is still there, and still
     // expires when it was going to (absolute time, not "300 ms from replay").
-    let server = kv::spawn_server("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
+    let server = KvServer::start("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
         .await
         .unwrap();
     let client = KvClient::connect(server.local_addr()).await.unwrap();
@@ -405,10 +405,10 @@ async fn ttls_survive_a_restart_as_absolute_times() {
         assert!(Instant::now() < deadline, "the short TTL never expired");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 
     // After it expired, a restart does not bring it back, nor keep it in memory.
-    let server = kv::spawn_server("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
+    let server = KvServer::start("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
         .await
         .unwrap();
     let client = KvClient::connect(server.local_addr()).await.unwrap();
@@ -419,13 +419,13 @@ async fn ttls_survive_a_restart_as_absolute_times() {
         Some(&b"forever"[..])
     );
     assert_eq!(server.store().len(), 2);
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_under_always_share_fsyncs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = kv::spawn_server("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
+    let server = KvServer::start("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always))
         .await
         .unwrap();
     let mut connections = Vec::new();
@@ -452,5 +452,5 @@ async fn concurrent_puts_under_always_share_fsyncs() {
         stats.records_written,
         stats.fsyncs
     );
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }

@@ -19,8 +19,8 @@ use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 use wirestack::kv::{
-    self, Busy, ClientCodec, CodecError, Incoming, KvClient, KvService, Request, Response, ServerCodec,
-    ServerConfig, Status, Store,
+    self, Busy, ClientCodec, CodecError, Incoming, KvClient, KvServer, KvServerConfig, KvService, Request,
+    Response, ServerCodec, Status, Store,
 };
 use wirestack::pipeline::{self, Pipeline};
 use wirestack::server::{ServeConfig, Server};
@@ -60,11 +60,11 @@ impl Rng {
 }
 
 async fn server(serve: ServeConfig) -> kv::KvServer {
-    kv::spawn_server(
+    KvServer::start(
         "127.0.0.1:0",
-        ServerConfig {
+        KvServerConfig {
             serve,
-            ..ServerConfig::default()
+            ..KvServerConfig::default()
         },
     )
     .await
@@ -131,7 +131,7 @@ async fn garbage_from_300_connections_leaves_the_server_serving() {
     .await
     .expect("garbage peers done in time");
     assert_served(addr).await;
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +175,7 @@ async fn half_sent_headers_hang_until_the_read_timeout_while_others_are_served()
     }
     // Only partial frames time out: the idle bystander is still served.
     bystander.ping().await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -192,7 +192,7 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         .unwrap();
     assert_eq!(read_response(&mut socket).await, (0x00, vec![]));
     assert_closed(&mut socket).await;
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -220,7 +220,7 @@ async fn a_peer_that_reads_no_responses_is_closed_after_the_write_timeout() {
     .await;
     assert!(closed.is_ok(), "the server kept a peer that reads nothing");
     bystander.ping().await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -269,7 +269,7 @@ async fn connections_past_the_cap_are_answered_busy_and_closed() {
             Err(error) => panic!("no slot freed in time: {error}"),
         }
     }
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 /// `KvService`, except that a PING with the payload `panic` panics.
@@ -397,7 +397,7 @@ async fn fifty_pipelined_connections_each_read_their_own_writes() {
         total += checked;
     }
     assert!(total >= 50 * 16);
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 /// A fake server that answers the first request it receives with `reply`

@@ -5,10 +5,10 @@ use bytes::Bytes;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use wirestack::kv::{self, KvClient, KvError, Limits, Request, ServerConfig, Status};
+use wirestack::kv::{self, KvClient, KvError, KvServer, KvServerConfig, Limits, Request, Status};
 
 async fn server() -> kv::KvServer {
-    kv::spawn_server("127.0.0.1:0", ServerConfig::default())
+    KvServer::start("127.0.0.1:0", KvServerConfig::default())
         .await
         .expect("bind a loopback port")
 }
@@ -34,7 +34,7 @@ async fn every_command_through_the_client() {
     client.put("", "empty").await.unwrap();
     assert_eq!(client.get("").await.unwrap().as_deref(), Some(&b"empty"[..]));
 
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -63,7 +63,7 @@ async fn put_with_ttl_expires_and_put_clears_the_ttl() {
         client.get("cleared").await.unwrap().as_deref(),
         Some(&b"forever"[..])
     );
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -81,19 +81,19 @@ async fn bad_request_status_for_a_zero_ttl() {
     assert_eq!(response.status, Status::BadRequest);
     // The connection goes on.
     client.ping().await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn too_large_status_then_the_connection_closes() {
-    let config = ServerConfig {
+    let config = KvServerConfig {
         limits: Limits {
             max_key_bytes: 8,
             max_value_bytes: 16,
         },
-        ..ServerConfig::default()
+        ..KvServerConfig::default()
     };
-    let server = kv::spawn_server("127.0.0.1:0", config).await.unwrap();
+    let server = KvServer::start("127.0.0.1:0", config).await.unwrap();
     let client = KvClient::connect(server.local_addr()).await.unwrap();
     match client.put("k", vec![0u8; 17]).await {
         Err(KvError::Server {
@@ -108,7 +108,7 @@ async fn too_large_status_then_the_connection_closes() {
     assert_eq!((stats.disconnects, stats.reconnects()), (1, 1), "{stats:?}");
     let fresh = KvClient::connect(server.local_addr()).await.unwrap();
     fresh.put("k", vec![0u8; 16]).await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 /// A scripted peer that answers every request with `status` and a message:
@@ -186,7 +186,7 @@ async fn batches_pipeline_and_keep_their_order() {
         assert_eq!(value.as_deref(), Some(format!("v{i}").as_bytes()));
     }
     assert_eq!(values[2_000], None);
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +217,7 @@ async fn ten_thousand_requests_from_32_tasks_share_one_client() {
             .expect("no task hangs")
             .unwrap();
     }
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,7 +254,8 @@ async fn shutdown_with_requests_in_flight_ends_every_caller() {
     }
     tokio::time::timeout(Duration::from_secs(30), server.shutdown())
         .await
-        .expect("shutdown finishes");
+        .expect("shutdown finishes")
+        .unwrap();
     for task in tasks {
         tokio::time::timeout(Duration::from_secs(30), task)
             .await

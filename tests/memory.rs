@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
-use wirestack::kv::{self, ClientCodec, KvClient, Limits, ServerConfig, Status};
+use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Limits, Status};
 use wirestack::pipeline::Pipeline;
 use wirestack::server::ServeConfig;
 
@@ -89,7 +89,7 @@ async fn four_gib_put(addr: SocketAddr) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_gib_headers_are_too_large_and_cost_no_memory() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let server = kv::spawn_server("127.0.0.1:0", ServerConfig::default())
+    let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
         .await
         .unwrap();
     let addr = server.local_addr();
@@ -116,16 +116,16 @@ async fn four_gib_headers_are_too_large_and_cost_no_memory() {
         "100 connections claiming 4 GiB grew resident memory by {growth} bytes"
     );
     KvClient::connect(addr).await.unwrap().ping().await.unwrap();
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_buffer_budget_requests_are_shed_busy_and_memory_stays_bounded() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let budget = MIB as usize;
-    let server = kv::spawn_server(
+    let server = KvServer::start(
         "127.0.0.1:0",
-        ServerConfig {
+        KvServerConfig {
             limits: Limits {
                 max_key_bytes: 64,
                 max_value_bytes: 256 * 1024,
@@ -135,7 +135,7 @@ async fn past_the_buffer_budget_requests_are_shed_busy_and_memory_stays_bounded(
                 max_connections: 64,
                 ..ServeConfig::default()
             },
-            ..ServerConfig::default()
+            ..KvServerConfig::default()
         },
     )
     .await
@@ -224,5 +224,5 @@ async fn past_the_buffer_budget_requests_are_shed_busy_and_memory_stays_bounded(
             Err(error) => panic!("the budget never freed: {error}"),
         }
     }
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }

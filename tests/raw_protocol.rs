@@ -6,7 +6,7 @@ use common::read_response;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wirestack::kv::{self, KvClient, Limits, ServerConfig};
+use wirestack::kv::{self, KvClient, KvServer, KvServerConfig, Limits};
 
 fn frame(command: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut frame = vec![command];
@@ -26,11 +26,11 @@ async fn assert_closed(socket: &mut TcpStream) {
 }
 
 async fn server_with(limits: Limits) -> kv::KvServer {
-    kv::spawn_server(
+    KvServer::start(
         "127.0.0.1:0",
-        ServerConfig {
+        KvServerConfig {
             limits,
-            ..ServerConfig::default()
+            ..KvServerConfig::default()
         },
     )
     .await
@@ -49,7 +49,7 @@ async fn ping_and_put_get_bytes_on_the_wire() {
     assert_eq!(read_response(&mut socket).await, (0x00, b"v".to_vec()));
     socket.write_all(&frame(0x04, b"nope", b"")).await.unwrap();
     assert_eq!(read_response(&mut socket).await, (0x01, vec![]));
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -64,7 +64,7 @@ async fn unknown_command_is_bad_request_and_keeps_the_connection() {
     assert_eq!(status, 0x03);
     assert!(String::from_utf8(message).unwrap().contains("0x42"));
     assert_eq!(read_response(&mut socket).await, (0x00, b"still here".to_vec()));
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn misplaced_keys_and_values_are_bad_requests_and_keep_the_connection() {
     }
     socket.write_all(&frame(0x01, b"", b"")).await.unwrap();
     assert_eq!(read_response(&mut socket).await.0, 0x00);
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn over_limit_header_answers_too_large_and_closes_only_that_connection() {
     }
     // Every other connection goes on.
     assert_eq!(bystander.get("k").await.unwrap().as_deref(), Some(&b"before"[..]));
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -123,5 +123,5 @@ async fn peer_closing_mid_frame_applies_nothing() {
     let client = KvClient::connect(server.local_addr()).await.unwrap();
     client.ping().await.unwrap();
     assert_eq!(client.get("half").await.unwrap(), None);
-    server.shutdown().await;
+    server.shutdown().await.unwrap();
 }

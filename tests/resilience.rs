@@ -14,13 +14,19 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder, Framed, LinesCodec, LinesCodecError};
 use tower::{Service, ServiceBuilder, ServiceExt};
+use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
-use wirestack::kv::{self, ClientCodec, Incoming, KvClient, KvError, Request, Response, ServerCodec, Status};
+use wirestack::kv::{
+    self, ClientCodec, Incoming, KvClient, KvError, KvServer, KvServerConfig, Request, Response, ServerCodec,
+    Status,
+};
 use wirestack::pipeline::Pipeline;
+use wirestack::pipeline::{self, MakePipeline};
 use wirestack::reconnect::error::Disconnected;
-use wirestack::reconnect::{Backoff, Reconnect, ReconnectConfig, ReconnectLayer, TcpConnector};
+use wirestack::reconnect::{Reconnect, ReconnectConfig, ReconnectLayer};
 use wirestack::retry::{Idempotent, RetryConfig, RetryPolicy, RetryableResponse};
 use wirestack::server::Server;
+use wirestack::transport::TcpConnector;
 use wirestack::BoxError;
 
 /// A listener on `addr` with `SO_REUSEADDR`, so that a server can come back
@@ -54,7 +60,11 @@ async fn every_operation_succeeds_across_a_server_restart_under_load() {
 
     let listener = bind_reusable("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = kv::spawn_server_on(listener, kv::ServerConfig::default()).unwrap();
+    let server = tokio::spawn(kv::serve(
+        listener,
+        KvServerConfig::default(),
+        std::future::pending(),
+    ));
 
     let stack = ClientBuilder::new(ClientCodec::new())
         .timeout(Duration::from_secs(20))
@@ -125,7 +135,11 @@ async fn every_operation_succeeds_across_a_server_restart_under_load() {
                     Err(error) => panic!("could not rebind {addr}: {error}"),
                 }
             };
-            let server = kv::spawn_server_on(listener, kv::ServerConfig::default()).unwrap();
+            let server = tokio::spawn(kv::serve(
+                listener,
+                KvServerConfig::default(),
+                std::future::pending(),
+            ));
             (killed_at, server)
         }
     });
@@ -163,7 +177,7 @@ async fn every_operation_succeeds_across_a_server_restart_under_load() {
     assert_eq!(done.load(Ordering::Relaxed), OPERATIONS);
     assert!(reconnects.reconnects() >= 1, "{reconnects:?}");
     assert!(retries.retries >= 1, "{retries:?}");
-    server.shutdown().await;
+    server.abort();
 }
 
 /// A connector that records when it is asked to connect and always fails,
@@ -339,7 +353,7 @@ async fn a_server_that_never_answers_times_requests_out() {
 
 #[tokio::test]
 async fn a_garbage_answer_is_a_protocol_error_and_the_connection_is_replaced() {
-    let good = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default())
+    let good = KvServer::start("127.0.0.1:0", KvServerConfig::default())
         .await
         .unwrap();
     let good_addr = good.local_addr();
@@ -395,7 +409,7 @@ async fn a_garbage_answer_is_a_protocol_error_and_the_connection_is_replaced() {
     let stats = client.service().reconnect_stats();
     assert_eq!((stats.disconnects, stats.reconnects()), (1, 1), "{stats:?}");
     front.abort();
-    good.shutdown().await;
+    good.shutdown().await.unwrap();
 }
 
 /// A KV server that answers every request `BUSY` and counts them.
@@ -606,7 +620,10 @@ async fn a_request_that_is_not_idempotent_is_not_retried_after_it_may_have_been_
     let policy = quick_retries();
     let stats = policy.handle();
     let client = counter_client(
-        TcpConnector::<_, Cmd>::new(CounterCodec::default()),
+        MakePipeline::<_, Cmd>::new(
+            TcpConnector::new(CounterCodec::default()),
+            pipeline::Builder::new(),
+        ),
         server.addr,
         policy,
     );
@@ -632,8 +649,8 @@ async fn a_request_that_is_not_idempotent_is_retried_when_it_was_never_sent() {
     let server = spawn_counter_server().await;
     // The first two connect attempts are refused: the endpoint is down.
     let refusals = Arc::new(AtomicU64::new(2));
-    let mut tcp = TcpConnector::<_, Cmd>::new(CounterCodec::default());
-    let connector = tower::service_fn(move |addr: SocketAddr| {
+    let mut tcp = TcpConnector::new(CounterCodec::default());
+    let transports = tower::service_fn(move |addr: SocketAddr| {
         let refuse = refusals
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
@@ -645,6 +662,7 @@ async fn a_request_that_is_not_idempotent_is_retried_when_it_was_never_sent() {
             connect.await
         }
     });
+    let connector = MakePipeline::<_, Cmd>::new(transports, pipeline::Builder::new());
     let policy = quick_retries();
     let stats = policy.handle();
     let client = counter_client(connector, server.addr, policy);

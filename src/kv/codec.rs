@@ -42,6 +42,7 @@ impl Default for Limits {
 
 /// Errors of the KV codecs.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// A length in a header is over the limit; the connection's framing can
     /// no longer be trusted.

@@ -1,22 +1,26 @@
-//! The reference protocol: a key-value store (`PROTOCOL.md`, version 1).
+//! The reference protocol: a key-value store, client and server.
 //!
-//! This is the only module that knows the KV wire format. It is built *on*
-//! the framework ([`crate::pipeline`], [`crate::server`]) and is the example
-//! of how to plug a protocol into it:
+//! This is the only module that knows the KV wire format (below). It is
+//! built *on* the framework ([`crate::pipeline`], [`crate::server`],
+//! [`crate::builder`]) exactly as your own protocol would be:
 //!
-//! * [`codec`] turns bytes into [`Request`]s and [`Response`]s and back;
-//! * [`store`] is the concurrent in-memory map with TTL;
-//! * [`wal`] is the write-ahead log that makes the store durable;
-//! * [`service`] is the server side: a tower `Service` from requests to the store;
-//! * [`client`] is [`KvClient`], the typed client on top of any service stack.
+//! * the codecs ([`ClientCodec`], [`ServerCodec`]) turn bytes into
+//!   [`Request`]s and [`Response`]s and back, and nothing else;
+//! * [`Request`] answers the retry layer's [`Idempotent`](crate::retry::Idempotent)
+//!   and [`Response`] its [`RetryableResponse`](crate::retry::RetryableResponse);
+//! * [`Store`] is the concurrent in-memory map with TTL, and [`Wal`] the
+//!   write-ahead log that makes it durable;
+//! * [`KvService`] is the server side, a tower `Service` from requests to the
+//!   store; [`serve`] and [`KvServer`] run it on the framework's server;
+//! * [`KvClient`] is the typed client on top of any service stack.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use wirestack::kv::{self, KvClient};
+//! use wirestack::kv::{KvClient, KvServer, KvServerConfig};
 //!
 //! // A server on a free loopback port, and a client connected to it.
-//! let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
+//! let server = KvServer::start("127.0.0.1:0", KvServerConfig::default()).await?;
 //! let client = KvClient::connect(server.local_addr()).await?;
 //!
 //! client.put("greeting", "hello").await?;
@@ -24,25 +28,30 @@
 //! assert!(client.delete("greeting").await?);
 //! assert_eq!(client.get("greeting").await?, None);
 //!
-//! server.shutdown().await;
+//! server.shutdown().await?;
 //! # Ok(())
 //! # }
 //! ```
+//!
+#![doc = include_str!("PROTOCOL.md")]
 
-pub mod bench;
-pub mod client;
-pub mod codec;
-pub mod service;
-pub mod store;
-pub mod wal;
+mod client;
+mod codec;
+mod server;
+mod service;
+mod store;
+mod wal;
 
-pub mod server;
-
-pub use client::{KvClient, KvError};
-pub use codec::{ClientCodec, CodecError, Limits, ServerCodec};
-pub use server::{spawn_server, spawn_server_on, KvServer, ServerConfig};
-pub use service::KvService;
+pub use client::{DefaultService, KvClient, KvError};
+pub use codec::{
+    ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
+};
+pub use server::{serve, KvServer, KvServerConfig};
+pub use service::{KvService, ResponseFuture};
 pub use store::Store;
+pub use wal::{
+    Append, Applied, FsyncPolicy, Mutation, UnknownFsyncPolicy, Wal, WalConfig, WalError, WalStats,
+};
 
 use crate::server::{Overload, Overloaded};
 use bytes::Bytes;
@@ -51,6 +60,7 @@ use std::fmt;
 /// The command byte of a request frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Command {
     /// `0x01`: liveness check; echoes its payload.
     Ping = 0x01,
@@ -81,6 +91,7 @@ impl Command {
 /// The status byte of a response frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
+#[non_exhaustive]
 pub enum Status {
     /// `0x00`: success; the value is the result, or empty.
     Ok = 0x00,

@@ -14,9 +14,10 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Everything a KV server can be configured with.
+/// Everything a KV server is configured with: the protocol's limits, the
+/// framework's connection limits ([`ServeConfig`]), the log.
 #[derive(Debug, Clone)]
-pub struct ServerConfig {
+pub struct KvServerConfig {
     /// Largest key and value accepted.
     pub limits: Limits,
     /// How each connection is served.
@@ -31,9 +32,9 @@ pub struct ServerConfig {
     pub wal: WalConfig,
 }
 
-impl Default for ServerConfig {
+impl Default for KvServerConfig {
     fn default() -> Self {
-        ServerConfig {
+        KvServerConfig {
             limits: Limits::default(),
             serve: ServeConfig::default(),
             purge_interval: Duration::from_millis(100),
@@ -43,29 +44,31 @@ impl Default for ServerConfig {
     }
 }
 
-/// Serves the KV protocol on `listener` from `store` until `shutdown`
-/// completes, then drains every connection and returns.
+/// Serves the KV protocol on `listener` until `shutdown` completes, then
+/// drains every connection, closes the log and returns.
 ///
-/// With a [`ServerConfig::data_dir`], the log there is first recovered into
-/// `store` (connections wait in the listen queue meanwhile; a damaged log is
-/// an error of kind `InvalidData` whose inner error is a
-/// [`WalError`](super::wal::WalError)), every write goes through it, and the
+/// This is the foreground way to run a server: a future you drive (spawn it,
+/// or `.await` it in `main`). [`KvServer::start`] runs one in the background
+/// and hands you its address, its store and a way to stop it.
+///
+/// With a [`KvServerConfig::data_dir`], the log there is first recovered
+/// (connections wait in the listen queue meanwhile; a damaged log is an
+/// error of kind `InvalidData` whose inner error is a
+/// [`WalError`](super::WalError)), every write goes through it, and the
 /// log is fsynced after the last connection is drained.
-pub async fn run(
+pub async fn serve(
     listener: TcpListener,
-    store: Store,
-    config: ServerConfig,
+    config: KvServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let store = Store::new();
     let wal = recover(&config, &store).await?;
-    run_recovered(listener, store, wal, config, shutdown).await
+    serve_recovered(listener, store, wal, config, shutdown).await
 }
 
 /// Recovers the log of `config.data_dir` into `store`, if there is one, off
-/// the runtime's threads. [`run`] does this first; call it yourself to know
-/// that recovery succeeded before announcing the server (as `kv serve` does
-/// before it prints `listening on`), then call [`run_recovered`].
-pub async fn recover(config: &ServerConfig, store: &Store) -> io::Result<Option<Wal>> {
+/// the runtime's threads.
+async fn recover(config: &KvServerConfig, store: &Store) -> io::Result<Option<Wal>> {
     let Some(dir) = config.data_dir.clone() else {
         return Ok(None);
     };
@@ -74,12 +77,12 @@ pub async fn recover(config: &ServerConfig, store: &Store) -> io::Result<Option<
     Ok(Some(opened?))
 }
 
-/// Serves like [`run`], with the log [`recover`] opened (or none).
-pub async fn run_recovered(
+/// Serves with the log [`recover`] opened (or none).
+async fn serve_recovered(
     listener: TcpListener,
     store: Store,
     wal: Option<Wal>,
-    config: ServerConfig,
+    config: KvServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let purger = tokio::spawn(purge_expired(store.clone(), config.purge_interval));
@@ -110,8 +113,22 @@ async fn purge_expired(store: Store, every: Duration) {
     }
 }
 
-/// A KV server running in the background of this process, for tests,
-/// examples and embedding.
+/// A KV server running in the background of this process: for tests,
+/// examples, embedding, and the `kv serve` command.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use wirestack::kv::{KvClient, KvServer, KvServerConfig};
+///
+/// let server = KvServer::start("127.0.0.1:0", KvServerConfig::default()).await?;
+/// let client = KvClient::connect(server.local_addr()).await?;
+/// client.put("k", "v").await?;
+/// assert_eq!(server.store().len(), 1);
+/// server.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct KvServer {
     local_addr: SocketAddr,
@@ -121,55 +138,35 @@ pub struct KvServer {
     task: JoinHandle<io::Result<()>>,
 }
 
-/// Recovers the log of [`ServerConfig::data_dir`] if there is one, binds
-/// `addr` (port 0 picks a free port) and serves the store in a background
-/// task.
-pub async fn spawn_server(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<KvServer> {
-    let store = Store::new();
-    let wal = recover(&config, &store).await?;
-    spawn(TcpListener::bind(addr).await?, store, wal, config)
-}
-
-/// Serves a new store on a listener you bound yourself (to set socket
-/// options, or to come back on the port of a server that stopped) in a
-/// background task. Must be called within a Tokio runtime.
-///
-/// With a [`ServerConfig::data_dir`], the log is recovered first, blocking
-/// the calling thread meanwhile; [`spawn_server`] does it off the runtime.
-pub fn spawn_server_on(listener: TcpListener, config: ServerConfig) -> io::Result<KvServer> {
-    let store = Store::new();
-    let wal = match &config.data_dir {
-        Some(dir) => Some(Wal::open(dir, config.wal.clone(), store.clone())?),
-        None => None,
-    };
-    spawn(listener, store, wal, config)
-}
-
-fn spawn(
-    listener: TcpListener,
-    store: Store,
-    wal: Option<Wal>,
-    config: ServerConfig,
-) -> io::Result<KvServer> {
-    let local_addr = listener.local_addr()?;
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(run_recovered(
-        listener,
-        store.clone(),
-        wal.clone(),
-        config,
-        stop.clone().cancelled_owned(),
-    ));
-    Ok(KvServer {
-        local_addr,
-        store,
-        wal,
-        stop,
-        task,
-    })
-}
-
 impl KvServer {
+    /// Recovers the log of [`KvServerConfig::data_dir`] if there is one,
+    /// then binds `addr` (port 0 picks a free port) and serves in a
+    /// background task. Must be called within a Tokio runtime.
+    ///
+    /// When it returns the server is listening and its data is recovered:
+    /// announcing [`local_addr`](Self::local_addr) then tells the truth.
+    pub async fn start(addr: impl ToSocketAddrs, config: KvServerConfig) -> io::Result<KvServer> {
+        let store = Store::new();
+        let wal = recover(&config, &store).await?;
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve_recovered(
+            listener,
+            store.clone(),
+            wal.clone(),
+            config,
+            stop.clone().cancelled_owned(),
+        ));
+        Ok(KvServer {
+            local_addr,
+            store,
+            wal,
+            stop,
+            task,
+        })
+    }
+
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -187,14 +184,10 @@ impl KvServer {
 
     /// Shuts down gracefully: stops accepting, answers what was received,
     /// closes every connection, fsyncs the log, and waits until all of that
-    /// is done.
-    pub async fn shutdown(self) {
+    /// is done. Fails if serving or closing the log failed.
+    pub async fn shutdown(self) -> io::Result<()> {
         self.stop.cancel();
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "kv server ended with an error"),
-            Err(error) => tracing::warn!(%error, "kv server task failed"),
-        }
+        self.task.await?
     }
 
     /// Stops the server at once, without draining: connections are dropped

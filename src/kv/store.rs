@@ -40,20 +40,20 @@ const SHARDS: usize = 64;
 /// Bytes per chunk of packed small records.
 const CHUNK: usize = 64 * 1024;
 /// The largest record packed into chunks; larger ones are allocated alone.
-pub const SMALL_RECORD: usize = 1024;
+pub(crate) const SMALL_RECORD: usize = 1024;
 /// A shard is compacted once this much of its chunk space is dead and the
 /// dead space is at least half of it.
 const MIN_DEAD_TO_COMPACT: usize = 4 * CHUNK;
 
 /// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The absolute expiry time of a TTL that starts now.
-pub fn expiry_after(ttl: Duration) -> u64 {
+pub(crate) fn expiry_after(ttl: Duration) -> u64 {
     now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 /// It is `Clone` (I/O errors are shared behind an `Arc`) because one failure
 /// answers every write that waited on it.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum WalError {
     /// A file operation failed.
     #[error("could not {op} {}: {source}", path.display())]

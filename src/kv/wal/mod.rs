@@ -94,7 +94,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use bytes::Bytes;
-//! use wirestack::kv::wal::{Applied, FsyncPolicy, Mutation, Wal, WalConfig};
+//! use wirestack::kv::{Applied, FsyncPolicy, Mutation, Wal, WalConfig};
 //! use wirestack::kv::Store;
 //!
 //! let dir = std::env::temp_dir().join(format!("wal-doc-{}", std::process::id()));
