@@ -6,20 +6,20 @@
 //! * The protocol says what is safe: its request type implements
 //!   [`Idempotent`] and its response type [`RetryableResponse`] (a refusal
 //!   such as KV `BUSY`).
-//! * The framework says what happened to a failed request
-//!   ([`Delivery`]): **not sent** — the [reconnect](crate::reconnect) layer
-//!   had no connection and failed fast with
-//!   [`Disconnected`](crate::reconnect::error::Disconnected), or the
-//!   connection broke while the request was still queued
-//!   ([`pipeline::Error::NotSent`](crate::pipeline::Error::NotSent)) — or
-//!   **may have been sent** — the [`Pipeline`](crate::pipeline::Pipeline)
-//!   connection broke after the request was written, so the peer may have
-//!   applied it and the answer been lost.
+//! * The framework says what happened to a failed request: the
+//!   [failure rule](crate::failure) sorts its error into **not sent** (no
+//!   connection, or the connection broke while the request was still
+//!   queued) or **may have been sent** (the connection broke after the
+//!   request was written, so the peer may have applied it and the answer
+//!   been lost) — [`Delivery`](crate::failure::Delivery) — or neither.
 //! * [`RetryPolicy`] retries a not-sent request always, a may-have-been-sent
 //!   request only if it is idempotent, a refusal always; with a jittered
 //!   exponential backoff, at most `max_retries` times, and only while a
 //!   shared retry budget allows — so retries cannot multiply the load on a
 //!   server that is failing.
+//!
+//! This module does not know the [reconnect](crate::reconnect) layer or any
+//! protocol: it sees requests, responses and the failure rule's answer.
 //!
 //! ## The lost-answer case
 //!
@@ -33,24 +33,46 @@
 //! `false` from [`Idempotent::is_idempotent`] for such requests.
 //!
 //! ```
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! use tower::{Layer, ServiceExt};
-//! use wirestack::kv::{self, ClientCodec, Request};
-//! use wirestack::reconnect::{ReconnectLayer, TcpConnector};
-//! use wirestack::retry::RetryPolicy;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use tower::{service_fn, Layer, ServiceExt};
+//! use wirestack::{pipeline, BoxError};
+//! use wirestack::retry::{Idempotent, RetryPolicy, RetryableResponse};
 //!
-//! let server = kv::spawn_server("127.0.0.1:0", kv::ServerConfig::default()).await?;
+//! // A protocol's two answers: an INCR is not idempotent, a refusal is "BUSY".
+//! #[derive(Clone)]
+//! struct Incr;
+//! impl Idempotent for Incr {
+//!     fn is_idempotent(&self) -> bool { false }
+//! }
+//! struct Reply(&'static str);
+//! impl RetryableResponse for Reply {
+//!     fn is_retryable(&self) -> bool { self.0 == "BUSY" }
+//! }
+//!
+//! // A connection that fails twice before the request is written, then
+//! // refuses once, then answers.
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let flaky = service_fn({
+//!     let calls = calls.clone();
+//!     move |_: Incr| {
+//!         let call = calls.fetch_add(1, Ordering::Relaxed);
+//!         async move {
+//!             match call {
+//!                 0 | 1 => Err(BoxError::from(pipeline::Error::NotSent(Arc::new(pipeline::Error::Closed)))),
+//!                 2 => Ok(Reply("BUSY")),
+//!                 _ => Ok(Reply("1")),
+//!             }
+//!         }
+//!     }
+//! });
 //! let policy = RetryPolicy::default();
 //! let stats = policy.handle();
-//! let service = tower::ServiceBuilder::new()
-//!     .layer(policy.into_layer())
-//!     .layer(ReconnectLayer::new(server.local_addr()))
-//!     .service(TcpConnector::<_, Request>::new(ClientCodec::new()));
-//!
-//! service.oneshot(Request::Get { key: "k".into() }).await?;
-//! assert_eq!(stats.stats().retries, 0);
-//! # server.shutdown().await;
+//! let reply = policy.into_layer().layer(flaky).oneshot(Incr).await?;
+//! assert_eq!(reply.0, "1");
+//! assert_eq!(stats.stats().retries, 3);
 //! # Ok(())
 //! # }
 //! ```
@@ -60,5 +82,5 @@ mod classify;
 mod policy;
 
 pub use budget::RetryBudget;
-pub use classify::{Delivery, Idempotent, RetryableResponse};
+pub use classify::{Idempotent, RetryableResponse};
 pub use policy::{RetryConfig, RetryHandle, RetryPolicy, RetryStats};
