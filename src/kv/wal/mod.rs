@@ -117,6 +117,7 @@
 mod compaction;
 mod error;
 mod files;
+mod log_file;
 mod record;
 mod writer;
 
@@ -126,6 +127,7 @@ use crate::kv::store::Store;
 use bytes::Bytes;
 use futures::future::{FutureExt, Shared};
 use std::fmt;
+use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -274,14 +276,6 @@ struct Stats {
     recovered: AtomicU64,
 }
 
-/// Switches that make the writer's next writes or fsyncs fail, for tests.
-#[cfg(test)]
-#[derive(Debug, Default)]
-struct Faults {
-    fail_writes: std::sync::atomic::AtomicBool,
-    fail_fsyncs: std::sync::atomic::AtomicBool,
-}
-
 /// A handle to the write-ahead log of one data directory.
 ///
 /// Cloning is cheap; every clone appends to the same log through the same
@@ -299,8 +293,6 @@ struct Inner {
     stats: Arc<Stats>,
     dir: PathBuf,
     config: WalConfig,
-    #[cfg(test)]
-    faults: Arc<Faults>,
 }
 
 impl Wal {
@@ -310,7 +302,19 @@ impl Wal {
     /// This blocks on file I/O for as long as recovery takes; from async
     /// code, call it in `tokio::task::spawn_blocking`.
     pub fn open(dir: impl AsRef<Path>, config: WalConfig, store: Store) -> Result<Wal, WalError> {
-        let dir = dir.as_ref().to_path_buf();
+        Wal::open_with(dir.as_ref(), config, store, |file| Box::new(file))
+    }
+
+    /// [`Wal::open`], with the writer appending through `log_file(file)`
+    /// rather than to the log file itself (later files after a rotation go
+    /// through the same wrapper): the seam where tests inject faults.
+    fn open_with(
+        dir: &Path,
+        config: WalConfig,
+        store: Store,
+        log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
+    ) -> Result<Wal, WalError> {
+        let dir = dir.to_path_buf();
         let recovered = files::recover(&dir, &store)?;
         tracing::info!(
             dir = %dir.display(),
@@ -326,9 +330,8 @@ impl Wal {
             config.clone(),
             stats.clone(),
             recovered,
+            log_file,
         );
-        #[cfg(test)]
-        let faults = writer.faults.clone();
         let (messages, receiver) = mpsc::channel();
         std::thread::Builder::new()
             .name("wal-writer".into())
@@ -341,8 +344,6 @@ impl Wal {
                 stats,
                 dir,
                 config,
-                #[cfg(test)]
-                faults,
             }),
         })
     }
@@ -402,13 +403,6 @@ impl Wal {
             .map_err(|_| WalError::Closed)?;
         done.await.unwrap_or(Err(WalError::Closed))
     }
-
-    /// Makes the writer's writes (`fail_writes`) or fsyncs fail until reset.
-    #[cfg(test)]
-    pub(crate) fn inject_faults(&self, fail_writes: bool, fail_fsyncs: bool) {
-        self.inner.faults.fail_writes.store(fail_writes, Relaxed);
-        self.inner.faults.fail_fsyncs.store(fail_fsyncs, Relaxed);
-    }
 }
 
 type Reply = Result<Applied, WalError>;
@@ -449,5 +443,7 @@ impl Future for Append {
     }
 }
 
+#[cfg(test)]
+mod faults;
 #[cfg(test)]
 mod tests;
