@@ -119,6 +119,7 @@ mod error;
 mod files;
 mod log_file;
 mod record;
+mod recovery;
 mod writer;
 
 pub use error::WalError;
@@ -315,7 +316,7 @@ impl Wal {
         log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
     ) -> Result<Wal, WalError> {
         let dir = dir.to_path_buf();
-        let recovered = files::recover(&dir, &store)?;
+        let recovered = recovery::recover(&dir, &store)?;
         tracing::info!(
             dir = %dir.display(),
             records = recovered.records,

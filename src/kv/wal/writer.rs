@@ -1,7 +1,8 @@
 //! The writer thread: the only code that appends to the log or mutates the store.
 
-use super::files::{create_wal, sync_dir, wal_path, Recovered, MAGIC_LEN};
+use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
 use super::log_file::LogFile;
+use super::recovery::Recovered;
 use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
 use crate::kv::store::Store;
 use std::fs::File;
