@@ -325,10 +325,10 @@ mod tests {
             fsync: FsyncPolicy::Always,
             ..WalConfig::default()
         };
-        let wal = Wal::open(dir.path(), config, Store::new()).unwrap();
-        let mut service = KvService::with_wal(wal.clone());
+        let (wal, faults) = Wal::open_with_faults(dir.path(), config, Store::new()).unwrap();
+        let mut service = KvService::with_wal(wal);
         assert_eq!(call(&mut service, put("k", "old")), Response::ok_empty());
-        wal.inject_faults(false, true);
+        faults.inject(false, true);
         let failed = call(&mut service, put("k", "new"));
         assert_eq!(failed.status, Status::Storage, "{}", failed.message());
         assert!(failed.message().contains("fsync"), "{}", failed.message());

@@ -42,6 +42,10 @@
 
 pub mod client;
 mod codec;
+mod error;
+mod value;
 
 pub use client::{RedisClient, RedisError};
-pub use codec::{RespCodec, RespError, Value};
+pub use codec::RespCodec;
+pub use error::RespError;
+pub use value::Value;

@@ -1,5 +1,14 @@
 //! One server connection, served pipelined, with its timeouts and its share
 //! of the buffer budget.
+//!
+//! Its I/O wrapper is in `metered`, its timeouts in `timers`.
+
+mod metered;
+#[cfg(test)]
+mod tests;
+mod timers;
+
+pub(crate) use metered::Metered;
 
 use super::budget::{Budget, Charge};
 use super::overload::{Overload, Overloaded};
@@ -11,13 +20,12 @@ use pin_project::pin_project;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use timers::{Resting, Timer, Timers};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
@@ -39,60 +47,6 @@ pub enum ConnectionError {
     WriteTimedOut(Duration),
 }
 
-/// An I/O object that counts the bytes read through it.
-///
-/// The connection compares that count with its codec's read buffer to learn
-/// how many wire bytes each decoded request took, without knowing the codec.
-#[pin_project]
-#[derive(Debug)]
-pub(crate) struct Metered<Io> {
-    #[pin]
-    io: Io,
-    read: u64,
-}
-
-impl<Io> Metered<Io> {
-    pub(crate) fn new(io: Io) -> Self {
-        Metered { io, read: 0 }
-    }
-}
-
-impl<Io: AsyncRead> AsyncRead for Metered<Io> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let result = this.io.poll_read(cx, buf);
-        *this.read += (buf.filled().len() - before) as u64;
-        result
-    }
-}
-
-impl<Io: AsyncWrite> AsyncWrite for Metered<Io> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
-    }
-}
-
 /// The limits one connection is served with.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
@@ -108,17 +62,6 @@ type InFlight<S, Req> = Either<
     <S as Service<Req>>::Future,
     Ready<Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>>,
 >;
-
-/// Which timer is armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Timer {
-    /// Nothing buffered, nothing in flight, waiting on the peer.
-    Idle,
-    /// Part of a frame buffered, waiting on the peer for the rest.
-    PartialFrame,
-    /// Responses to write, waiting on the peer to read.
-    Write,
-}
 
 /// Serves one transport with one service, pipelined.
 ///
@@ -157,12 +100,7 @@ where
     /// The last write could not go on: the socket is full.
     write_blocked: bool,
     failed: Option<ConnectionError>,
-    /// Since when the socket has taken no byte, and how many were waiting then.
-    stalled_since: Option<(Instant, usize)>,
-    /// Since when the connection has been idle, or has had a partial frame.
-    idle_since: Option<Instant>,
-    partial_since: Option<Instant>,
-    timer: Option<(Timer, Pin<Box<Sleep>>)>,
+    timers: Timers,
 }
 
 impl<Io, C, S, Req, O> fmt::Debug for Connection<Io, C, S, Req, O>
@@ -190,6 +128,7 @@ where
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
+        let timers = Timers::new(limits.idle_timeout, limits.read_timeout, limits.write_timeout);
         Connection {
             transport,
             service,
@@ -210,10 +149,7 @@ where
             needs_flush: false,
             write_blocked: false,
             failed: None,
-            stalled_since: None,
-            idle_since: None,
-            partial_since: None,
-            timer: None,
+            timers,
         }
     }
 }
@@ -284,7 +220,7 @@ where
         let taken = self
             .transport
             .get_ref()
-            .read
+            .bytes_read()
             .saturating_sub(self.transport.read_buffer().len() as u64);
         let size = taken.saturating_sub(*self.consumed);
         *self.consumed = taken;
@@ -309,8 +245,7 @@ where
             }
             match self.transport.as_mut().try_poll_next(cx) {
                 Poll::Ready(Some(Ok(request))) => {
-                    *self.idle_since = None;
-                    *self.partial_since = None;
+                    self.timers.frame_decoded();
                     let size = self.frame_size();
                     // The budget is read, not updated, per request: this
                     // connection publishes its charge once per round, which
@@ -407,69 +342,16 @@ where
         Ok(wrote)
     }
 
-    /// Arms the idle, partial-frame or write timer for the state the
-    /// connection rests in; returns the timer if it has expired.
-    ///
-    /// Only time spent waiting on the peer counts: a connection that stopped
-    /// reading because its own requests are in flight is neither idle nor
-    /// slow. The write timer restarts whenever the socket takes a byte.
+    /// Polls the timers with where the connection rests; returns the timer
+    /// that expired, if one did.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<Timer> {
-        let waiting = *self.reading && *self.waiting_on_peer;
-        let buffered = !self.transport.read_buffer().is_empty();
-        let quiet = self.in_flight.is_empty() && !*self.needs_flush;
-        let now = Instant::now();
-
-        if waiting && buffered {
-            self.partial_since.get_or_insert(now);
-        } else {
-            *self.partial_since = None;
-        }
-        if waiting && !buffered && quiet {
-            self.idle_since.get_or_insert(now);
-        } else {
-            *self.idle_since = None;
-        }
-
-        if *self.write_blocked {
-            let unwritten = self.transport.write_buffer().len();
-            match *self.stalled_since {
-                Some((_, before)) if before == unwritten => {}
-                _ => *self.stalled_since = Some((now, unwritten)),
-            }
-        } else {
-            *self.stalled_since = None;
-        }
-
-        let deadline = [
-            (Timer::PartialFrame, *self.partial_since, self.limits.read_timeout),
-            (Timer::Idle, *self.idle_since, self.limits.idle_timeout),
-            (
-                Timer::Write,
-                self.stalled_since.map(|(since, _)| since),
-                self.limits.write_timeout,
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(kind, since, timeout)| Some((kind, since? + timeout?)))
-        .min_by_key(|&(_, deadline)| deadline);
-        let Some((kind, deadline)) = deadline else {
-            *self.timer = None;
-            return None;
+        let resting = Resting {
+            waiting_on_peer: *self.reading && *self.waiting_on_peer,
+            partial_frame: !self.transport.read_buffer().is_empty(),
+            quiet: self.in_flight.is_empty() && !*self.needs_flush,
+            write_blocked: self.write_blocked.then(|| self.transport.write_buffer().len()),
         };
-        let (armed, sleep) = self
-            .timer
-            .get_or_insert_with(|| (kind, Box::pin(tokio::time::sleep_until(deadline))));
-        *armed = kind;
-        if sleep.deadline() != deadline {
-            sleep.as_mut().reset(deadline);
-        }
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                *self.timer = None;
-                Some(kind)
-            }
-            Poll::Pending => None,
-        }
+        self.timers.poll_expired(cx, resting)
     }
 
     /// Closes once reading has ended and every response is out.
@@ -482,127 +364,5 @@ where
             Some(error) => Err(error),
             None => closed.map_err(|e| ConnectionError::Write(e.into())),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The timers, on an in-memory pipe with the clock paused: no real waiting.
-
-    use super::*;
-    use crate::server::Refuse;
-    use std::convert::Infallible;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-    use tokio_util::codec::LinesCodec;
-    use tokio_util::sync::CancellationToken;
-
-    const IDLE: Duration = Duration::from_secs(60);
-    const READ: Duration = Duration::from_secs(10);
-    const WRITE: Duration = Duration::from_secs(20);
-
-    /// A connection's task: how it ended and how long it lasted.
-    type Served = tokio::task::JoinHandle<(Result<(), ConnectionError>, Duration)>;
-
-    /// Serves an echo-lines service on one end of a pipe of `capacity`
-    /// bytes; returns the other end and the connection's task, which
-    /// reports how long (in paused time) it lasted.
-    fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
-        let (peer, server) = tokio::io::duplex(capacity);
-        let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
-        let connection = Connection::new(
-            Framed::new(Metered::new(server), LinesCodec::new()),
-            service,
-            Refuse,
-            Budget::new(usize::MAX),
-            Limits {
-                max_in_flight: 4,
-                idle_timeout: Some(IDLE),
-                read_timeout: Some(READ),
-                write_timeout: Some(WRITE),
-            },
-            CancellationToken::new().cancelled_owned(),
-        );
-        let task = tokio::spawn(async move {
-            let start = Instant::now();
-            let result = connection.await;
-            (result, start.elapsed())
-        });
-        (peer, task)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_closes_after_the_idle_timeout() {
-        let (mut peer, task) = serve_lines(1024);
-        peer.write_all(b"hello\n").await.unwrap();
-        let mut echo = [0u8; 6];
-        peer.read_exact(&mut echo).await.unwrap();
-        assert_eq!(&echo, b"hello\n");
-        let (result, lasted) = task.await.unwrap();
-        assert!(result.is_ok(), "{result:?}");
-        assert!(lasted >= IDLE && lasted < IDLE + READ, "lasted {lasted:?}");
-        assert_eq!(peer.read(&mut echo).await.unwrap(), 0, "closed");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_partial_frame_closes_after_the_read_timeout_however_it_trickles() {
-        let (mut peer, task) = serve_lines(1024);
-        // One byte every 3 s: bytes arriving are not a frame finishing.
-        // The server closes in the middle of it, failing a later write.
-        for byte in b"slowly" {
-            if peer.write_all(&[*byte]).await.is_err() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(3)).await;
-        }
-        let (result, lasted) = task.await.unwrap();
-        assert!(result.is_ok(), "{result:?}");
-        assert!(
-            lasted >= READ && lasted < READ + Duration::from_secs(3),
-            "lasted {lasted:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn frames_that_keep_finishing_keep_the_connection() {
-        let (mut peer, task) = serve_lines(1024);
-        let mut echo = [0u8; 3];
-        // A frame finishing every 6 s, each sent in two halves 3 s apart:
-        // 60 s in all, several read timeouts long.
-        for _ in 0..10 {
-            peer.write_all(b"h").await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            peer.write_all(b"i\n").await.unwrap();
-            peer.read_exact(&mut echo).await.unwrap();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-        }
-        assert!(
-            !task.is_finished(),
-            "closed a connection that kept finishing frames"
-        );
-        drop(peer);
-        let (result, _) = task.await.unwrap();
-        assert!(result.is_ok(), "{result:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_peer_that_reads_nothing_is_dropped_after_the_write_timeout() {
-        // A 64-byte pipe: the echoes fill it at once, and nobody reads them.
-        let (mut peer, task) = serve_lines(64);
-        let writer = tokio::spawn(async move {
-            for _ in 0..100 {
-                if peer.write_all(b"0123456789abcdef\n").await.is_err() {
-                    return;
-                }
-            }
-            // Keep the pipe open: only the server may end this.
-            std::future::pending::<()>().await;
-        });
-        let (result, lasted) = task.await.unwrap();
-        assert!(
-            matches!(result, Err(ConnectionError::WriteTimedOut(t)) if t == WRITE),
-            "{result:?}"
-        );
-        assert!(lasted >= WRITE && lasted < WRITE + READ, "lasted {lasted:?}");
-        writer.abort();
     }
 }

@@ -1,213 +1,34 @@
 //! The write-ahead log: what makes a write answered `OK` survive a crash.
 //!
-//! A [`Wal`] owns a data directory and a [`Store`]. Every mutation (PUT,
-//! PUT_TTL, DELETE) is appended to the log *before* it reaches the store, so
-//! the store never shows a write that is not in the log, and on start
-//! [`Wal::open`] rebuilds the store from the directory.
-//!
-//! # Writing: one writer thread, group commit
-//!
-//! ```text
-//!  connections ──append──► channel ──► writer thread: drain everything queued,
-//!  (any number)  ◄─answer── oneshot      write it in one write(2), fsync once
-//!                                        (policy `always`), apply it to the
-//!                                        store in log order, answer each caller
-//! ```
-//!
-//! The writer is a plain thread doing blocking I/O: a write or an fsync
-//! never occupies an async worker. Whatever arrives while it is busy is
-//! written and fsynced together next time round, so under
-//! [`FsyncPolicy::Always`] many concurrent or pipelined writes share one
-//! fsync ([`WalStats`] counts both). Reads never touch the log: they go to
-//! the store, which holds exactly the writes that were answered or are about
-//! to be.
-//!
-//! # Fsync policies
-//!
-//! As Redis' `appendfsync`: [`Always`](FsyncPolicy::Always) answers a write
-//! only once it is on disk; [`EverySec`](FsyncPolicy::EverySec) (the
-//! default) answers once the write is in the OS and fsyncs every second, so
-//! an OS crash or power loss may lose the last second (a killed process
-//! loses nothing); [`Never`](FsyncPolicy::Never) leaves flushing to the OS.
-//! Every policy fsyncs on shutdown and before a compaction.
-//!
-//! # Files and records
-//!
-//! The directory holds generations: `snapshot-N` (every live key as of the
-//! start of `wal-N`) and the logs `wal-N`, `wal-N+1`, ... appended since.
-//! A log file is an 8-byte magic and then records, each framed as its
-//! length, a CRC-32 of length and payload, and the payload (the record
-//! format is in the `record` module). TTLs are stored as absolute expiry
-//! times in Unix milliseconds, so they mean the same after a restart.
-//!
-//! # Recovery
-//!
-//! [`Wal::open`] loads the newest complete snapshot, then replays every log
-//! file after it in order; expired keys are dropped. Temp files and files
-//! older than the snapshot are leftovers of an interrupted compaction and
-//! are removed. A crash can only damage the *end* of the *newest* log: a
-//! partial last record, a last record whose checksum fails, or zeros the
-//! file system left there. That torn tail is cut off (the file is
-//! truncated, with a warning) and the server starts. Damage anywhere else
-//! is [`WalError::Corrupt`], naming the file and the offset, and the server
-//! refuses to start rather than silently drop what was acknowledged.
-//!
-//! # Compaction
-//!
-//! When the logs since the last snapshot are over
-//! [`WalConfig::compact_min_bytes`] and over
-//! [`WalConfig::compact_ratio`] times the last snapshot's size (the estimate
-//! of the live data), the writer, between two batches:
-//!
-//! 1. fsyncs `wal-N`, creates `wal-N+1` (fsynced, directory fsynced) and
-//!    sends all later writes there. This is the only pause writers see.
-//! 2. starts a thread that writes `snapshot-N+1.tmp` from the store, fsyncs
-//!    it, renames it to `snapshot-N+1`, fsyncs the directory, and only then
-//!    removes every older file.
-//!
-//! At rotation the store holds every record of `wal-N` and before, because
-//! the writer applies records in log order and rotates between batches.
-//! While the snapshot is being written the writer keeps applying records of
-//! `wal-N+1`, so the snapshot may hold some of them too. That is harmless:
-//! every record is a blind write of one key (set it, set it until a time,
-//! remove it), so replaying all of `wal-N+1` over a snapshot that already
-//! has a prefix of it ends in the same state — for each key, its last record
-//! wins, and a key without records after the rotation has its
-//! rotation-time value in the snapshot. Each key is read under its shard's
-//! lock, so the snapshot never holds half a write.
-//!
-//! A crash at any step loses nothing: before the rename, recovery ignores
-//! the temp file and replays `snapshot-N`, `wal-N` and `wal-N+1`; after it,
-//! `snapshot-N+1` and `wal-N+1` (the older files are not needed, and are
-//! removed if still there).
-//!
-//! # Failures
-//!
-//! A failed write or fsync answers that write — and every write in its batch
-//! — with an error (the server answers `STORAGE`), leaves the store
-//! unchanged, tries to cut the file back to its last whole record, and marks
-//! the log failed: after a failed fsync the kernel may have dropped the
-//! dirty pages, so nothing later could be trusted either. Every later write
-//! gets [`WalError::Failed`] until the process restarts and recovers.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use bytes::Bytes;
-//! use wirestack::kv::{Applied, FsyncPolicy, Mutation, Wal, WalConfig};
-//! use wirestack::kv::Store;
-//!
-//! let dir = std::env::temp_dir().join(format!("wal-doc-{}", std::process::id()));
-//! let config = WalConfig { fsync: FsyncPolicy::Always, ..WalConfig::default() };
-//!
-//! let wal = Wal::open(&dir, config.clone(), Store::new())?;
-//! let put = Mutation::Put { key: Bytes::from("k"), value: Bytes::from("v"), expires_at: None };
-//! assert_eq!(wal.append(put).await?, Applied::Written);
-//! wal.shutdown().await?;
-//!
-//! // A new process: the store comes back from the directory.
-//! let wal = Wal::open(&dir, config, Store::new())?;
-//! assert_eq!(wal.store().get(b"k").as_deref(), Some(&b"v"[..]));
-//! wal.shutdown().await?;
-//! # std::fs::remove_dir_all(&dir)?;
-//! # Ok(())
-//! # }
-//! ```
+//! The design — group commit, fsync policies, the file format, recovery,
+//! compaction, failures — is documented on [`Wal`], the public face of this
+//! module.
 
 mod compaction;
+mod config;
 mod error;
 mod files;
+mod log_file;
 mod record;
+mod recovery;
 mod writer;
 
+pub use config::{FsyncPolicy, UnknownFsyncPolicy, WalConfig};
 pub use error::WalError;
 
 use crate::kv::store::Store;
 use bytes::Bytes;
 use futures::future::{FutureExt, Shared};
 use std::fmt;
+use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 use writer::{Message, Writer};
-
-/// When the log is fsynced; the meaning of Redis' `appendfsync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum FsyncPolicy {
-    /// Answer a write only after it is on disk. Concurrent writes share
-    /// fsyncs (group commit).
-    Always,
-    /// Answer once the write is in the OS, fsync once a second: a power
-    /// loss may lose up to about a second of writes.
-    #[default]
-    EverySec,
-    /// Never fsync while running (only on shutdown and compaction); the OS
-    /// writes back when it likes.
-    Never,
-}
-
-impl FsyncPolicy {
-    /// The policy's name: `always`, `everysec` or `never`.
-    pub fn name(self) -> &'static str {
-        match self {
-            FsyncPolicy::Always => "always",
-            FsyncPolicy::EverySec => "everysec",
-            FsyncPolicy::Never => "never",
-        }
-    }
-}
-
-impl fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A name that is not `always`, `everysec` or `never`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fsync policy {0:?} (expected always, everysec or never)")]
-pub struct UnknownFsyncPolicy(pub String);
-
-impl FromStr for FsyncPolicy {
-    type Err = UnknownFsyncPolicy;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "always" => Ok(FsyncPolicy::Always),
-            "everysec" => Ok(FsyncPolicy::EverySec),
-            "never" => Ok(FsyncPolicy::Never),
-            other => Err(UnknownFsyncPolicy(other.to_owned())),
-        }
-    }
-}
-
-/// How the log is written and when it is compacted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WalConfig {
-    /// When to fsync (default [`FsyncPolicy::EverySec`]).
-    pub fsync: FsyncPolicy,
-    /// Never compact logs smaller than this many bytes in all (default 64 MiB).
-    pub compact_min_bytes: u64,
-    /// Compact when the logs are over this many times the size of the last
-    /// snapshot (default 2.0): the cost of compaction stays proportional to
-    /// the writes, as with Redis' `auto-aof-rewrite-percentage`.
-    pub compact_ratio: f64,
-}
-
-impl Default for WalConfig {
-    fn default() -> Self {
-        WalConfig {
-            fsync: FsyncPolicy::default(),
-            compact_min_bytes: 64 << 20,
-            compact_ratio: 2.0,
-        }
-    }
-}
 
 /// One change to the store, as logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -274,19 +95,14 @@ struct Stats {
     recovered: AtomicU64,
 }
 
-/// Switches that make the writer's next writes or fsyncs fail, for tests.
-#[cfg(test)]
-#[derive(Debug, Default)]
-struct Faults {
-    fail_writes: std::sync::atomic::AtomicBool,
-    fail_fsyncs: std::sync::atomic::AtomicBool,
-}
-
-/// A handle to the write-ahead log of one data directory.
+/// The write-ahead log of one data directory: what makes a write answered
+/// `OK` survive a crash.
 ///
 /// Cloning is cheap; every clone appends to the same log through the same
 /// writer thread, which stops when [`Wal::shutdown`] is called or the last
 /// handle is dropped (fsyncing either way).
+///
+#[doc = include_str!("design.md")]
 #[derive(Debug, Clone)]
 pub struct Wal {
     inner: Arc<Inner>,
@@ -299,8 +115,6 @@ struct Inner {
     stats: Arc<Stats>,
     dir: PathBuf,
     config: WalConfig,
-    #[cfg(test)]
-    faults: Arc<Faults>,
 }
 
 impl Wal {
@@ -310,8 +124,20 @@ impl Wal {
     /// This blocks on file I/O for as long as recovery takes; from async
     /// code, call it in `tokio::task::spawn_blocking`.
     pub fn open(dir: impl AsRef<Path>, config: WalConfig, store: Store) -> Result<Wal, WalError> {
-        let dir = dir.as_ref().to_path_buf();
-        let recovered = files::recover(&dir, &store)?;
+        Wal::open_with(dir.as_ref(), config, store, |file| Box::new(file))
+    }
+
+    /// [`Wal::open`], with the writer appending through `log_file(file)`
+    /// rather than to the log file itself (later files after a rotation go
+    /// through the same wrapper): the seam where tests inject faults.
+    fn open_with(
+        dir: &Path,
+        config: WalConfig,
+        store: Store,
+        log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
+    ) -> Result<Wal, WalError> {
+        let dir = dir.to_path_buf();
+        let recovered = recovery::recover(&dir, &store)?;
         tracing::info!(
             dir = %dir.display(),
             records = recovered.records,
@@ -326,9 +152,8 @@ impl Wal {
             config.clone(),
             stats.clone(),
             recovered,
+            log_file,
         );
-        #[cfg(test)]
-        let faults = writer.faults.clone();
         let (messages, receiver) = mpsc::channel();
         std::thread::Builder::new()
             .name("wal-writer".into())
@@ -341,8 +166,6 @@ impl Wal {
                 stats,
                 dir,
                 config,
-                #[cfg(test)]
-                faults,
             }),
         })
     }
@@ -402,13 +225,6 @@ impl Wal {
             .map_err(|_| WalError::Closed)?;
         done.await.unwrap_or(Err(WalError::Closed))
     }
-
-    /// Makes the writer's writes (`fail_writes`) or fsyncs fail until reset.
-    #[cfg(test)]
-    pub(crate) fn inject_faults(&self, fail_writes: bool, fail_fsyncs: bool) {
-        self.inner.faults.fail_writes.store(fail_writes, Relaxed);
-        self.inner.faults.fail_fsyncs.store(fail_fsyncs, Relaxed);
-    }
 }
 
 type Reply = Result<Applied, WalError>;
@@ -449,5 +265,7 @@ impl Future for Append {
     }
 }
 
+#[cfg(test)]
+mod faults;
 #[cfg(test)]
 mod tests;

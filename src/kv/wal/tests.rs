@@ -219,10 +219,10 @@ async fn a_foreign_file_is_refused() {
 #[tokio::test]
 async fn a_failed_fsync_answers_an_error_leaves_the_store_and_refuses_later_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = open(dir.path());
+    let (wal, faults) = Wal::open_with_faults(dir.path(), config(FsyncPolicy::Always), Store::new()).unwrap();
     wal.append(put("k", "before")).await.unwrap();
 
-    wal.inject_faults(false, true);
+    faults.inject(false, true);
     let failed = wal.append(put("k", "after")).await;
     assert!(
         matches!(failed, Err(WalError::Io { op: "fsync", .. })),
@@ -231,7 +231,7 @@ async fn a_failed_fsync_answers_an_error_leaves_the_store_and_refuses_later_writ
     assert_eq!(get(&wal, "k").as_deref(), Some("before"));
 
     // Even with the disk "healthy" again, the log is not trusted.
-    wal.inject_faults(false, false);
+    faults.inject(false, false);
     let refused = wal.append(put("k", "later")).await;
     assert!(matches!(refused, Err(WalError::Failed(_))), "{refused:?}");
     assert_eq!(get(&wal, "k").as_deref(), Some("before"));
@@ -246,14 +246,14 @@ async fn a_failed_fsync_answers_an_error_leaves_the_store_and_refuses_later_writ
 #[tokio::test]
 async fn a_failed_write_answers_an_error_and_refuses_later_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let wal = Wal::open(dir.path(), config(FsyncPolicy::Never), Store::new()).unwrap();
-    wal.inject_faults(true, false);
+    let (wal, faults) = Wal::open_with_faults(dir.path(), config(FsyncPolicy::Never), Store::new()).unwrap();
+    faults.inject(true, false);
     let failed = wal.append(put("k", "v")).await;
     assert!(
         matches!(failed, Err(WalError::Io { op: "write", .. })),
         "{failed:?}"
     );
-    wal.inject_faults(false, false);
+    faults.inject(false, false);
     assert!(matches!(wal.append(delete("k")).await, Err(WalError::Failed(_))));
     assert_eq!(get(&wal, "k"), None);
 }

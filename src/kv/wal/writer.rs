@@ -1,10 +1,11 @@
 //! The writer thread: the only code that appends to the log or mutates the store.
 
-use super::files::{create_wal, sync_dir, wal_path, Recovered, MAGIC_LEN};
+use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
+use super::log_file::LogFile;
+use super::recovery::Recovered;
 use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
 use crate::kv::store::Store;
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -43,7 +44,8 @@ pub(crate) struct Writer {
     store: Store,
     config: WalConfig,
     stats: Arc<Stats>,
-    file: File,
+    /// The current log file, `wal-<generation>`.
+    file: Box<dyn LogFile>,
     generation: u64,
     /// Length of `file` up to its last whole record: where a failed write is cut back to.
     file_len: u64,
@@ -61,8 +63,6 @@ pub(crate) struct Writer {
     compact_again_at: u64,
     buf: Vec<u8>,
     batch: Vec<(Mutation, Reply)>,
-    #[cfg(test)]
-    pub(super) faults: Arc<super::Faults>,
 }
 
 impl Writer {
@@ -72,13 +72,14 @@ impl Writer {
         config: WalConfig,
         stats: Arc<Stats>,
         recovered: Recovered,
+        log_file: impl FnOnce(File) -> Box<dyn LogFile>,
     ) -> Self {
         Writer {
             dir,
             store,
             config,
             stats,
-            file: recovered.file,
+            file: log_file(recovered.file),
             generation: recovered.generation,
             file_len: recovered.file_len,
             wal_bytes: recovered.wal_bytes,
@@ -90,8 +91,6 @@ impl Writer {
             compact_again_at: 0,
             buf: Vec::new(),
             batch: Vec::new(),
-            #[cfg(test)]
-            faults: Arc::default(),
         }
     }
 
@@ -202,8 +201,6 @@ impl Writer {
     }
 
     fn write_batch(&mut self) -> Result<(), WalError> {
-        #[cfg(test)]
-        self.injected_fault("write")?;
         self.file
             .write_all(&self.buf)
             .map_err(|e| WalError::io("write", &wal_path(&self.dir, self.generation), e))?;
@@ -215,8 +212,6 @@ impl Writer {
     }
 
     fn sync(&mut self) -> Result<(), WalError> {
-        #[cfg(test)]
-        self.injected_fault("fsync")?;
         self.file
             .sync_data()
             .map_err(|e| WalError::io("fsync", &wal_path(&self.dir, self.generation), e))?;
@@ -313,7 +308,7 @@ impl Writer {
             }
         }
         let generation = self.generation + 1;
-        self.file = create_wal(&self.dir, generation)?;
+        self.file.switch_to(create_wal(&self.dir, generation)?);
         self.generation = generation;
         self.file_len = MAGIC_LEN;
         self.wal_bytes += MAGIC_LEN;
@@ -370,18 +365,5 @@ impl Writer {
     fn compaction_panicked(&self) -> WalError {
         let error = std::io::Error::other("the compaction thread panicked");
         WalError::io("compact", &self.dir, error)
-    }
-
-    #[cfg(test)]
-    fn injected_fault(&self, op: &'static str) -> Result<(), WalError> {
-        let fault = match op {
-            "write" => &self.faults.fail_writes,
-            _ => &self.faults.fail_fsyncs,
-        };
-        if fault.load(Relaxed) {
-            let error = std::io::Error::other(format!("injected {op} failure"));
-            return Err(WalError::io(op, &wal_path(&self.dir, self.generation), error));
-        }
-        Ok(())
     }
 }

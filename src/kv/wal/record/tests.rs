@@ -1,0 +1,153 @@
+//! The record format's tests: round trips, and how truncation, flipped bits
+//! and zero-filled tails are told apart.
+
+use super::*;
+use bytes::Bytes;
+
+fn read_all(bytes: &[u8]) -> (Vec<String>, Option<(u64, Damage)>) {
+    let mut reader = RecordReader::new(io::Cursor::new(bytes), 0, bytes.len() as u64);
+    let mut seen = Vec::new();
+    loop {
+        match reader.next().unwrap() {
+            Next::Record(record) => seen.push(format!("{record:?}")),
+            Next::Eof => return (seen, None),
+            Next::Damaged { offset, damage } => return (seen, Some((offset, damage))),
+        }
+    }
+}
+
+fn sample() -> Vec<u8> {
+    let mut buf = Vec::new();
+    encode(
+        &Mutation::Put {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+            expires_at: None,
+        },
+        &mut buf,
+    );
+    encode(
+        &Mutation::Put {
+            key: Bytes::new(),
+            value: Bytes::from_static(b"ttl"),
+            expires_at: Some(42),
+        },
+        &mut buf,
+    );
+    encode(
+        &Mutation::Delete {
+            key: Bytes::from_static(b"k"),
+        },
+        &mut buf,
+    );
+    buf
+}
+
+#[test]
+fn records_round_trip() {
+    let buf = sample();
+    let mut reader = RecordReader::new(io::Cursor::new(&buf[..]), 0, buf.len() as u64);
+    let Next::Record(first) = reader.next().unwrap() else {
+        panic!("no first record")
+    };
+    assert_eq!(
+        first,
+        Record::Put {
+            key: b"k",
+            value: b"v",
+            expires_at: None
+        }
+    );
+    let Next::Record(second) = reader.next().unwrap() else {
+        panic!("no second record")
+    };
+    assert_eq!(
+        second,
+        Record::Put {
+            key: b"",
+            value: b"ttl",
+            expires_at: Some(42)
+        }
+    );
+    let Next::Record(third) = reader.next().unwrap() else {
+        panic!("no third record")
+    };
+    assert_eq!(third, Record::Delete { key: b"k" });
+    assert!(matches!(reader.next().unwrap(), Next::Eof));
+}
+
+#[test]
+fn every_truncation_is_a_torn_write_at_the_last_record() {
+    let buf = sample();
+    let (_, clean) = read_all(&buf);
+    assert_eq!(clean, None);
+    let mut boundaries = vec![0u64];
+    let mut reader = RecordReader::new(io::Cursor::new(&buf[..]), 0, buf.len() as u64);
+    while let Next::Record(_) = reader.next().unwrap() {
+        boundaries.push(reader.offset());
+    }
+    for cut in 1..buf.len() {
+        let (seen, damage) = read_all(&buf[..cut]);
+        let last_good = *boundaries.iter().rfind(|&&b| b <= cut as u64).unwrap();
+        if last_good == cut as u64 {
+            assert_eq!(damage, None, "cut at a boundary {cut}");
+        } else {
+            let (offset, damage) = damage.expect("a cut inside a record is damage");
+            assert_eq!(offset, last_good, "cut at {cut}");
+            assert!(damage.is_torn_write(), "cut at {cut}: {damage:?}");
+        }
+        assert_eq!(
+            seen.len(),
+            boundaries.iter().filter(|&&b| b != 0 && b <= cut as u64).count()
+        );
+    }
+}
+
+#[test]
+fn a_flipped_bit_is_caught_by_the_checksum() {
+    let buf = sample();
+    for byte in 0..buf.len() {
+        let mut bad = buf.clone();
+        bad[byte] ^= 0x10;
+        let (_, damage) = read_all(&bad);
+        assert!(damage.is_some(), "flip in byte {byte} went unnoticed");
+    }
+}
+
+#[test]
+fn checksum_damage_before_the_last_record_is_not_a_torn_write() {
+    let mut buf = sample();
+    buf[HEADER_LEN as usize] ^= 0xFF; // the first record's kind byte
+    let (_, damage) = read_all(&buf);
+    assert_eq!(damage, Some((0, Damage::Checksum { last: false })));
+    assert!(!Damage::Checksum { last: false }.is_torn_write());
+}
+
+#[test]
+fn snapshot_footer_round_trips() {
+    let mut buf = Vec::new();
+    encode_put(b"a", b"1", None, &mut buf);
+    encode_end(1, &mut buf);
+    let (seen, damage) = read_all(&buf);
+    assert_eq!(damage, None);
+    assert_eq!(seen.last().unwrap(), "End { count: 1 }");
+}
+
+#[test]
+fn zero_filled_tail_is_recognised() {
+    let mut buf = sample();
+    let good = buf.len() as u64;
+    buf.extend_from_slice(&[0; 100]);
+    let mut reader = RecordReader::new(io::Cursor::new(&buf[..]), 0, buf.len() as u64);
+    loop {
+        match reader.next().unwrap() {
+            Next::Record(_) => continue,
+            Next::Eof => panic!("zeros are not records"),
+            Next::Damaged { offset, .. } => {
+                assert_eq!(offset, good);
+                break;
+            }
+        }
+    }
+    assert!(reader.rest_is_zero().unwrap());
+}

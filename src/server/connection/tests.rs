@@ -1,0 +1,119 @@
+//! The timers, on an in-memory pipe with the clock paused: no real waiting.
+
+use super::*;
+use crate::server::Refuse;
+use std::convert::Infallible;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::time::Instant;
+use tokio_util::codec::LinesCodec;
+use tokio_util::sync::CancellationToken;
+
+const IDLE: Duration = Duration::from_secs(60);
+const READ: Duration = Duration::from_secs(10);
+const WRITE: Duration = Duration::from_secs(20);
+
+/// A connection's task: how it ended and how long it lasted.
+type Served = tokio::task::JoinHandle<(Result<(), ConnectionError>, Duration)>;
+
+/// Serves an echo-lines service on one end of a pipe of `capacity`
+/// bytes; returns the other end and the connection's task, which
+/// reports how long (in paused time) it lasted.
+fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
+    let (peer, server) = tokio::io::duplex(capacity);
+    let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
+    let connection = Connection::new(
+        Framed::new(Metered::new(server), LinesCodec::new()),
+        service,
+        Refuse,
+        Budget::new(usize::MAX),
+        Limits {
+            max_in_flight: 4,
+            idle_timeout: Some(IDLE),
+            read_timeout: Some(READ),
+            write_timeout: Some(WRITE),
+        },
+        CancellationToken::new().cancelled_owned(),
+    );
+    let task = tokio::spawn(async move {
+        let start = Instant::now();
+        let result = connection.await;
+        (result, start.elapsed())
+    });
+    (peer, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_closes_after_the_idle_timeout() {
+    let (mut peer, task) = serve_lines(1024);
+    peer.write_all(b"hello\n").await.unwrap();
+    let mut echo = [0u8; 6];
+    peer.read_exact(&mut echo).await.unwrap();
+    assert_eq!(&echo, b"hello\n");
+    let (result, lasted) = task.await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(lasted >= IDLE && lasted < IDLE + READ, "lasted {lasted:?}");
+    assert_eq!(peer.read(&mut echo).await.unwrap(), 0, "closed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partial_frame_closes_after_the_read_timeout_however_it_trickles() {
+    let (mut peer, task) = serve_lines(1024);
+    // One byte every 3 s: bytes arriving are not a frame finishing.
+    // The server closes in the middle of it, failing a later write.
+    for byte in b"slowly" {
+        if peer.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let (result, lasted) = task.await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        lasted >= READ && lasted < READ + Duration::from_secs(3),
+        "lasted {lasted:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn frames_that_keep_finishing_keep_the_connection() {
+    let (mut peer, task) = serve_lines(1024);
+    let mut echo = [0u8; 3];
+    // A frame finishing every 6 s, each sent in two halves 3 s apart:
+    // 60 s in all, several read timeouts long.
+    for _ in 0..10 {
+        peer.write_all(b"h").await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        peer.write_all(b"i\n").await.unwrap();
+        peer.read_exact(&mut echo).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    assert!(
+        !task.is_finished(),
+        "closed a connection that kept finishing frames"
+    );
+    drop(peer);
+    let (result, _) = task.await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_reads_nothing_is_dropped_after_the_write_timeout() {
+    // A 64-byte pipe: the echoes fill it at once, and nobody reads them.
+    let (mut peer, task) = serve_lines(64);
+    let writer = tokio::spawn(async move {
+        for _ in 0..100 {
+            if peer.write_all(b"0123456789abcdef\n").await.is_err() {
+                return;
+            }
+        }
+        // Keep the pipe open: only the server may end this.
+        std::future::pending::<()>().await;
+    });
+    let (result, lasted) = task.await.unwrap();
+    assert!(
+        matches!(result, Err(ConnectionError::WriteTimedOut(t)) if t == WRITE),
+        "{result:?}"
+    );
+    assert!(lasted >= WRITE && lasted < WRITE + READ, "lasted {lasted:?}");
+    writer.abort();
+}
