@@ -164,131 +164,58 @@ impl<C> ClientBuilder<C> {
 }
 
 impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
-    /// The deadline of one request, from the call until its response,
-    /// retries and any wait for a connection included (default 5 s).
-    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K> {
-        let ClientBuilder {
-            codec,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-            ..
-        } = self;
+    /// This builder with its timeout, retry and reconnect settings mapped
+    /// by `f` (the other settings kept).
+    fn settings<T2, R2, K2>(
+        self,
+        f: impl FnOnce(T, R, K) -> (T2, R2, K2),
+    ) -> ClientBuilder<C, L, T2, R2, K2> {
+        let (timeout, retry, reconnect) = f(self.timeout, self.retry, self.reconnect);
         ClientBuilder {
-            codec,
+            codec: self.codec,
             timeout,
             retry,
             reconnect,
-            pipeline,
-            layer,
+            pipeline: self.pipeline,
+            layer: self.layer,
         }
+    }
+
+    /// The deadline of one request, from the call until its response,
+    /// retries and any wait for a connection included (default 5 s).
+    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K> {
+        self.settings(|_, retry, reconnect| (timeout, retry, reconnect))
     }
 
     /// No deadline per request: a call waits as long as its retries and the
     /// connection take. Bound it yourself (a `tokio::time::timeout` around
     /// the call, or a layer of yours) if a lost peer must not hang a caller.
     pub fn no_timeout(self) -> ClientBuilder<C, L, NoTimeout, R, K> {
-        let ClientBuilder {
-            codec,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-            ..
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout: NoTimeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-        }
+        self.settings(|_, retry, reconnect| (NoTimeout, retry, reconnect))
     }
 
     /// How requests are retried (default [`RetryConfig::default`]).
     pub fn retry(self, retry: RetryConfig) -> ClientBuilder<C, L, T, RetryConfig, K> {
-        let ClientBuilder {
-            codec,
-            timeout,
-            reconnect,
-            pipeline,
-            layer,
-            ..
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-        }
+        self.settings(|timeout, _, reconnect| (timeout, retry, reconnect))
     }
 
     /// No retry layer: every failure reaches the caller as it happened, and
     /// requests need not be `Clone` or [`Idempotent`](crate::retry::Idempotent).
     pub fn no_retry(self) -> ClientBuilder<C, L, T, NoRetry, K> {
-        let ClientBuilder {
-            codec,
-            timeout,
-            reconnect,
-            pipeline,
-            layer,
-            ..
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout,
-            retry: NoRetry,
-            reconnect,
-            pipeline,
-            layer,
-        }
+        self.settings(|timeout, _, reconnect| (timeout, NoRetry, reconnect))
     }
 
     /// How the connection is made and remade (default
     /// [`ReconnectConfig::default`]).
     pub fn reconnect(self, reconnect: ReconnectConfig) -> ClientBuilder<C, L, T, R, ReconnectConfig> {
-        let ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            pipeline,
-            layer,
-            ..
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-        }
+        self.settings(|timeout, retry, _| (timeout, retry, reconnect))
     }
 
     /// One connection, never replaced: the stack's bottom is the bare
     /// [`Pipeline`], which fails every call once its connection is gone.
     /// Such a builder can only [`connect`](Self::connect).
     pub fn no_reconnect(self) -> ClientBuilder<C, L, T, R, NoReconnect> {
-        let ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            pipeline,
-            layer,
-            ..
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect: NoReconnect,
-            pipeline,
-            layer,
-        }
+        self.settings(|timeout, retry, _| (timeout, retry, NoReconnect))
     }
 
     /// The limits of each connection's [`Pipeline`].
