@@ -25,17 +25,18 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 
 # measure BINARY POLICY WORKLOAD: ops/s of one bounded load against a fresh server.
 measure() {
-  local kv=$1 dir="$work/data-$RANDOM$RANDOM" addr=
+  local kv=$1 run="$work/run-$RANDOM$RANDOM" addr=
   shift
-  "$kv" serve --listen 127.0.0.1:0 --data-dir "$dir" --fsync "$1" >"$work/out" 2>/dev/null &
+  mkdir "$run"
+  "$kv" serve --listen 127.0.0.1:0 --data-dir "$run/data" --fsync "$1" >"$run/out" 2>/dev/null &
   pid=$!
-  for _ in $(seq 200); do addr=$(sed -n 's/^listening on //p' "$work/out"); [ -n "$addr" ] && break; sleep 0.05; done
+  for _ in $(seq 200); do addr=$(sed -n 's/^listening on //p' "$run/out" 2>/dev/null); [ -n "$addr" ] && break; sleep 0.05; done
   "$kv" bench --addr "$addr" --workload "$2" --pipeline 64 --ops "$OPS" --duration 20 \
     --value-size 64 --key-space 100000 --json | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ops_per_sec"]))'
   kill -TERM "$pid"
   wait "$pid" || true
   pid=
-  rm -rf "$dir"
+  rm -rf "$run"
 }
 
 binaries=("$KV")
