@@ -107,6 +107,12 @@ pub type DefaultService = Client<DefaultStack<Request, Response>>;
 /// own — a [`ClientBuilder`] with other settings or layers, or a bare
 /// [`Pipeline`](crate::pipeline::Pipeline) with none of them.
 ///
+/// The default stack retries a GET or PING whose connection was lost, but
+/// never sends a write (PUT, PUT_TTL, DELETE) twice: one lost after it was
+/// written fails with [`KvError::Connection`] — it may have been applied —
+/// so that the store stays linearizable (see the `Idempotent` impl of
+/// [`Request`]). A write that was never sent, or refused `BUSY`, is retried.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -50,7 +50,8 @@ pub use server::{serve, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;
 pub use wal::{
-    Append, Applied, FsyncPolicy, Mutation, UnknownFsyncPolicy, Wal, WalConfig, WalError, WalStats,
+    Append, Applied, FsyncPolicy, Mutation, ReadInOrder, UnknownFsyncPolicy, Wal, WalConfig, WalError,
+    WalStats,
 };
 
 use crate::server::{Overload, Overloaded};
@@ -193,25 +194,29 @@ impl Request {
     }
 }
 
-/// Every KV request is idempotent: applying it twice leaves the store as
-/// applying it once does.
+/// Which KV requests the retry layer may send again after their connection
+/// was lost under them (an answer that never came): `PING` and `GET`, which
+/// change nothing. Writes are not, though each is idempotent on its own:
 ///
-/// * `PING` and `GET` change nothing.
-/// * `PUT` and `PUT_TTL` set the key to the same value again (`PUT_TTL`
-///   restarts its TTL from the retry, a few milliseconds later). If another
-///   client wrote the key between a `PUT` whose answer was lost and its
-///   retry, the retry overwrites that newer value.
-/// * `DELETE` deletes nothing the second time, but then answers `NOT_FOUND`:
-///   after a retried `DELETE`, [`KvClient::delete`] may return `false` for a
-///   key that did exist.
+/// * a `PUT` or `PUT_TTL` whose answer was lost may have been applied, and
+///   another client may have written the key since; sending it again would
+///   apply it a second time, over that newer write, so that a reader could
+///   see the key go back to a value it had already seen replaced — which
+///   no single order of the operations explains (the store's promise,
+///   `PROTOCOL.md`, is linearizability);
+/// * a `DELETE` sent again may delete a key another client wrote since.
+///
+/// Such a write fails with [`KvError::Connection`]: it may or may not have
+/// been applied, and the caller decides (read the key, or write again).
+/// A write that was **never sent** (no connection, or still queued when the
+/// connection failed: [`KvError::Disconnected`]) or refused with `BUSY` is
+/// still retried, whatever it is. `tests/linearizability.rs` checks these
+/// claims against a server killed and restarted under load.
 impl crate::retry::Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
-            Request::Ping { .. }
-            | Request::Get { .. }
-            | Request::Put { .. }
-            | Request::Delete { .. }
-            | Request::PutTtl { .. } => true,
+            Request::Ping { .. } | Request::Get { .. } => true,
+            Request::Put { .. } | Request::Delete { .. } | Request::PutTtl { .. } => false,
         }
     }
 }

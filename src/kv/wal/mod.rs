@@ -9,12 +9,14 @@ mod config;
 mod error;
 mod files;
 mod log_file;
+mod read;
 mod record;
 mod recovery;
 mod writer;
 
 pub use config::{FsyncPolicy, UnknownFsyncPolicy, WalConfig};
 pub use error::WalError;
+pub use read::ReadInOrder;
 
 use crate::kv::store::Store;
 use bytes::Bytes;
@@ -184,6 +186,27 @@ impl Wal {
         Append {
             reply: receiver.shared(),
         }
+    }
+
+    /// Reads `key` at this place in the order of appends: the answer shows
+    /// every [`append`](Self::append) called before this call (applied, or
+    /// failed and so absent) and none called after it.
+    ///
+    /// The writer thread answers it between the mutations of its batch, so
+    /// it waits for the appends before it (under [`FsyncPolicy::Always`],
+    /// for their fsync) but not for any after it. A read that need not be
+    /// ordered after particular appends is cheaper straight from
+    /// [`store`](Self::store), which only ever holds applied appends.
+    ///
+    /// Like `append`, the read takes its place when it is called, not when
+    /// the future is polled. If the log has been shut down, the store is
+    /// read as it is (no append can change it any more).
+    pub fn read(&self, key: Bytes) -> ReadInOrder {
+        let (reply, receiver) = oneshot::channel();
+        // If the writer is gone the message, and with it `reply`, is dropped:
+        // the future then reads the store itself.
+        let _ = self.inner.messages.send(Message::Read(key.clone(), reply));
+        ReadInOrder::new(receiver, key, self.inner.store.clone())
     }
 
     /// The store this log fills and writes to. Read from it freely; write to

@@ -2,9 +2,11 @@
 
 use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
 use super::log_file::LogFile;
+use super::read::{QueuedReads, ReadReply};
 use super::recovery::Recovered;
 use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
 use crate::kv::store::Store;
+use bytes::Bytes;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,6 +27,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Applied, WalError>>;
 #[derive(Debug)]
 pub(crate) enum Message {
     Append(Mutation, Reply),
+    /// Read a key at this place in the order of appends (see `read.rs`).
+    Read(Bytes, ReadReply),
     /// Log everything sent before, fsync, stop.
     Shutdown(oneshot::Sender<Result<(), WalError>>),
 }
@@ -63,6 +67,8 @@ pub(crate) struct Writer {
     compact_again_at: u64,
     buf: Vec<u8>,
     batch: Vec<(Mutation, Reply)>,
+    /// The reads that came with `batch`, each placed among its mutations.
+    reads: QueuedReads,
 }
 
 impl Writer {
@@ -91,6 +97,7 @@ impl Writer {
             compact_again_at: 0,
             buf: Vec::new(),
             batch: Vec::new(),
+            reads: QueuedReads::default(),
         }
     }
 
@@ -111,6 +118,7 @@ impl Writer {
                         batch_bytes += mutation.encoded_len_hint();
                         self.batch.push((mutation, reply));
                     }
+                    Message::Read(key, reply) => self.reads.push(self.batch.len(), key, reply),
                     Message::Shutdown(reply) => {
                         shutdown = Some(reply);
                         break;
@@ -148,8 +156,16 @@ impl Writer {
     }
 
     /// Writes the batch, fsyncs it if the policy says so, applies it to the
-    /// store in log order, and answers every caller.
+    /// store in log order, and answers every caller — the batch's reads
+    /// too, each at its place among the mutations.
     fn commit(&mut self) {
+        self.commit_writes();
+        // Reads after the last mutation, or in a batch none of which was
+        // applied (empty, or failed: the store is as before it).
+        self.reads.answer_rest(&self.store);
+    }
+
+    fn commit_writes(&mut self) {
         if self.batch.is_empty() {
             return;
         }
@@ -178,7 +194,8 @@ impl Writer {
         self.wal_bytes += written;
         self.stats.records.fetch_add(self.batch.len() as u64, Relaxed);
         self.stats.bytes.fetch_add(written, Relaxed);
-        for (mutation, reply) in self.batch.drain(..) {
+        for (position, (mutation, reply)) in self.batch.drain(..).enumerate() {
+            self.reads.answer_before(position, &self.store);
             let applied = match mutation {
                 Mutation::Put {
                     key,

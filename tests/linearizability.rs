@@ -1,0 +1,662 @@
+//! The KV store is linearizable and the requests of a connection take effect
+//! in order — checked on recorded histories of a real server under a
+//! contended, pipelined load: in memory, with `--fsync never` and
+//! `--fsync always`, across a `kill -9` of the `kv` binary, and through
+//! `KvClient`'s default stack while the server is killed and restarted.
+//!
+//! The checker is `tests/common/linearizability.rs`; its own tests are in
+//! `checker` below. Every load is bounded in operations and time; a run
+//! takes a few seconds.
+
+#[path = "common/linearizability.rs"]
+mod linearizability;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use linearizability::{check, Action, Answer, Checked, Op, Recorder};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use wirestack::kv::{
+    ClientCodec, FsyncPolicy, KvClient, KvError, KvServer, KvServerConfig, Request, Response, Status,
+    WalConfig,
+};
+
+/// PUT_TTL's TTL in these tests: an hour, far longer than any run, so that
+/// the checker may treat PUT_TTL as PUT (no key expires during a check).
+const TTL_MS: u64 = 3_600_000;
+
+/// How long any one answer may take before the test calls it a hang.
+const HANG: Duration = Duration::from_secs(20);
+
+mod checker {
+    use super::linearizability::{check, check_with, Action, Answer, Limits, Op, Violation};
+    use bytes::Bytes;
+
+    fn op(session: u64, action: Action, sent: u64, answer: Option<(u64, Answer)>) -> Op {
+        Op {
+            session: Some(session),
+            key: Bytes::from_static(b"k"),
+            action,
+            sent,
+            answer,
+        }
+    }
+
+    fn put(session: u64, value: &'static str, sent: u64, answered: u64) -> Op {
+        op(session, put_of(value), sent, Some((answered, Answer::Written)))
+    }
+
+    fn put_of(value: &'static str) -> Action {
+        Action::Put(Bytes::from_static(value.as_bytes()))
+    }
+
+    fn get(session: u64, seen: Option<&'static str>, sent: u64, answered: u64) -> Op {
+        let seen = seen.map(|v| Bytes::from_static(v.as_bytes()));
+        op(session, Action::Get, sent, Some((answered, Answer::Value(seen))))
+    }
+
+    fn delete(session: u64, existed: bool, sent: u64, answered: u64) -> Op {
+        op(
+            session,
+            Action::Delete,
+            sent,
+            Some((answered, Answer::Deleted(existed))),
+        )
+    }
+
+    fn refused(history: &[Op]) -> String {
+        match check(history) {
+            Err(violation @ Violation::NotLinearizable { .. }) => violation.to_string(),
+            other => panic!("expected a violation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_linearizable_history_passes() {
+        let history = [
+            put(1, "a", 0, 10),
+            // Concurrent with the PUT: may see it or not.
+            get(2, None, 1, 5),
+            get(3, Some("a"), 2, 12),
+            put(2, "b", 20, 30),
+            delete(3, true, 25, 40),
+            get(1, None, 41, 42),
+            // Two concurrent writes and reads that order them b, then c.
+            put(1, "b", 50, 60),
+            put(2, "c", 51, 61),
+            get(3, Some("b"), 52, 55),
+            get(3, Some("c"), 56, 70),
+        ];
+        let checked = check(&history).unwrap();
+        assert_eq!((checked.ops, checked.keys, checked.unanswered), (10, 1, 0));
+    }
+
+    #[test]
+    fn a_stale_read_fails() {
+        let history = [put(1, "a", 0, 10), put(1, "b", 11, 20), get(2, Some("a"), 21, 30)];
+        let report = refused(&history);
+        assert!(report.contains("GET by session Some(2), sent at 21"), "{report}");
+    }
+
+    #[test]
+    fn a_read_from_the_future_fails() {
+        // The GET was answered before the PUT of "a" was even sent.
+        let history = [get(2, Some("a"), 0, 5), put(1, "a", 10, 20)];
+        refused(&history);
+    }
+
+    #[test]
+    fn a_lost_delete_fails() {
+        let history = [
+            put(1, "a", 0, 10),
+            delete(1, true, 11, 20),
+            get(2, Some("a"), 21, 30),
+        ];
+        refused(&history);
+        // And a DELETE that says it found nothing where "a" was.
+        refused(&[put(1, "a", 0, 10), delete(2, false, 11, 20)]);
+    }
+
+    #[test]
+    fn a_session_orders_its_own_operations() {
+        // All three overlap in real time; only the session order says the
+        // GET comes after the PUT.
+        let history = [put(1, "a", 0, 100), get(1, None, 1, 101)];
+        refused(&history);
+        let other_session = [put(1, "a", 0, 100), get(2, None, 1, 101)];
+        check(&other_session).unwrap();
+        // Sessions of `None` promise no order.
+        let mut unordered = history.clone();
+        for op in &mut unordered {
+            op.session = None;
+        }
+        check(&unordered).unwrap();
+    }
+
+    #[test]
+    fn an_unanswered_operation_may_have_happened_or_not() {
+        let lost = op(1, put_of("a"), 0, None);
+        // Seen later...
+        check(&[lost.clone(), get(2, Some("a"), 50, 60)]).unwrap();
+        // ... or never.
+        check(&[lost.clone(), get(2, None, 50, 60)]).unwrap();
+        // But not before it was sent.
+        let early = op(1, put_of("a"), 10, None);
+        refused(&[get(2, Some("a"), 0, 5), early]);
+        // A lost DELETE may have found the key or not.
+        let lost_delete = op(1, Action::Delete, 20, None);
+        check(&[put(2, "a", 0, 10), lost_delete.clone(), get(2, None, 30, 40)]).unwrap();
+        check(&[put(2, "a", 0, 10), lost_delete, get(2, Some("a"), 30, 40)]).unwrap();
+        // And it takes its session's later operations with it.
+        let history = [
+            op(1, put_of("a"), 0, None),
+            op(1, put_of("b"), 1, None),
+            get(2, Some("b"), 50, 60),
+            get(2, None, 61, 70),
+        ];
+        refused(&history);
+    }
+
+    #[test]
+    fn keys_are_checked_alone() {
+        let mut other = put(1, "x", 0, 10);
+        other.key = Bytes::from_static(b"other");
+        let history = [put(1, "a", 0, 10), other, get(2, Some("a"), 11, 20)];
+        let checked = check(&history).unwrap();
+        assert_eq!(checked.keys, 2);
+    }
+
+    #[test]
+    fn a_search_over_its_bound_fails_loudly() {
+        // 16 concurrent writes, then 16 concurrent reads that each saw a
+        // different one of them: impossible, and proving it takes every
+        // order of the writes the reads could follow.
+        let values: Vec<&'static str> = (0..16).map(|i| &*format!("v{i}").leak()).collect();
+        let mut history = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            history.push(put(i as u64, v, 0, 100));
+            history.push(get(100 + i as u64, Some(v), 200, 300));
+        }
+        let limits = Limits {
+            max_states_per_key: 1_000,
+            ..Limits::default()
+        };
+        match check_with(&history, limits) {
+            Err(Violation::Exhausted { .. }) => {}
+            other => panic!("expected the bound to be hit, got {other:?}"),
+        }
+        let limits = Limits {
+            max_ops_per_key: 10,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            check_with(&history, limits),
+            Err(Violation::Exhausted { .. })
+        ));
+        // With room enough, it is found out.
+        refused(&history);
+    }
+
+    #[test]
+    fn a_mismatched_answer_is_a_malformed_history() {
+        let wrong = op(1, Action::Get, 0, Some((1, Answer::Written)));
+        assert!(matches!(check(&[wrong]), Err(Violation::Malformed(_))));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The load: random PUT/PUT_TTL/GET/DELETE on a few keys.
+
+/// A contended, pipelined load.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    connections: u64,
+    /// Requests written back to back before their answers are read.
+    depth: usize,
+    ops_per_connection: usize,
+    keys: usize,
+}
+
+impl Load {
+    const SMALL: Load = Load {
+        connections: 8,
+        depth: 8,
+        ops_per_connection: 400,
+        keys: 5,
+    };
+}
+
+/// A random request of a unique value (`s<session>-<n>`) and what the
+/// checker calls it.
+fn random_request(rng: &mut fastrand::Rng, keys: usize, session: u64, n: usize) -> (Request, Action) {
+    let key = Bytes::from(format!("k{}", rng.usize(..keys)));
+    let value = Bytes::from(format!("s{session}-{n}"));
+    match rng.u32(..100) {
+        0..40 => (
+            Request::Put {
+                key,
+                value: value.clone(),
+            },
+            Action::Put(value),
+        ),
+        40..50 => (
+            Request::PutTtl {
+                key,
+                ttl_ms: TTL_MS,
+                value: value.clone(),
+            },
+            Action::Put(value),
+        ),
+        50..85 => (Request::Get { key }, Action::Get),
+        _ => (Request::Delete { key }, Action::Delete),
+    }
+}
+
+fn key_of(request: &Request) -> Bytes {
+    match request {
+        Request::Put { key, .. }
+        | Request::PutTtl { key, .. }
+        | Request::Get { key }
+        | Request::Delete { key } => key.clone(),
+        Request::Ping { .. } => Bytes::new(),
+    }
+}
+
+/// What an `OK` or `NOT_FOUND` says about `action`; any other status is a
+/// failure of the test.
+fn answer_of(action: &Action, response: &Response) -> Answer {
+    match (action, response.status) {
+        (Action::Put(_), Status::Ok) => Answer::Written,
+        (Action::Get, Status::Ok) => Answer::Value(Some(response.value.clone())),
+        (Action::Get, Status::NotFound) => Answer::Value(None),
+        (Action::Delete, Status::Ok) => Answer::Deleted(true),
+        (Action::Delete, Status::NotFound) => Answer::Deleted(false),
+        _ => panic!("unexpected answer to {action:?}: {response:?}"),
+    }
+}
+
+/// One raw connection of session `session`: writes `depth` requests at a
+/// time, then reads their answers, recording every operation. When the
+/// connection fails (the server was killed), the requests without an
+/// answer are recorded as such and the session ends.
+async fn pipelined_session(addr: SocketAddr, session: u64, load: Load, recorder: Arc<Recorder>) {
+    let Ok(stream) = TcpStream::connect(addr).await else {
+        return;
+    };
+    stream.set_nodelay(true).unwrap();
+    let mut framed = Framed::new(stream, ClientCodec::new());
+    let mut rng = fastrand::Rng::with_seed(session);
+    let mut n = 0;
+    while n < load.ops_per_connection {
+        let batch: Vec<(Request, Action)> = (0..load.depth)
+            .map(|i| random_request(&mut rng, load.keys, session, n + i))
+            .collect();
+        n += load.depth;
+        let sent = recorder.now();
+        let mut ops: Vec<Op> = batch
+            .iter()
+            .map(|(request, action)| Op {
+                session: Some(session),
+                key: key_of(request),
+                action: action.clone(),
+                sent,
+                answer: None,
+            })
+            .collect();
+        let mut written = true;
+        for (request, _) in batch {
+            written &= framed.feed(request).await.is_ok();
+        }
+        written &= SinkExt::<Request>::flush(&mut framed).await.is_ok();
+        let mut lost = !written;
+        for op in &mut ops {
+            if lost {
+                break;
+            }
+            match tokio::time::timeout(HANG, framed.next()).await {
+                Ok(Some(Ok(response))) => {
+                    op.answer = Some((recorder.now(), answer_of(&op.action, &response)));
+                }
+                Ok(_) => lost = true,
+                Err(_) => panic!("session {session}: no answer within {HANG:?}"),
+            }
+        }
+        recorder.record(ops);
+        if lost {
+            return;
+        }
+    }
+}
+
+/// Runs `load` against `addr` with sessions numbered from `first_session`.
+fn start_load(
+    addr: SocketAddr,
+    first_session: u64,
+    load: Load,
+    recorder: &Arc<Recorder>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..load.connections)
+        .map(|c| tokio::spawn(pipelined_session(addr, first_session + c, load, recorder.clone())))
+        .collect()
+}
+
+async fn finish(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        task.await.expect("a load task failed");
+    }
+}
+
+/// Reads every key once more, after everything else, on a session of its own.
+async fn final_reads(addr: SocketAddr, session: u64, keys: usize, recorder: &Recorder) {
+    let load = Load {
+        connections: 1,
+        depth: keys,
+        ops_per_connection: keys,
+        keys,
+    };
+    let stream = TcpStream::connect(addr)
+        .await
+        .expect("connect for the final reads");
+    let mut framed = Framed::new(stream, ClientCodec::new());
+    let mut ops = Vec::new();
+    for k in 0..load.keys {
+        let key = Bytes::from(format!("k{k}"));
+        let sent = recorder.now();
+        framed.send(Request::Get { key: key.clone() }).await.unwrap();
+        let response = framed.next().await.expect("an answer").unwrap();
+        ops.push(Op {
+            session: Some(session),
+            key,
+            action: Action::Get,
+            sent,
+            answer: Some((recorder.now(), answer_of(&Action::Get, &response))),
+        });
+    }
+    recorder.record(ops);
+}
+
+fn assert_linearizable(history: &[Op]) -> Checked {
+    match check(history) {
+        Ok(checked) => {
+            eprintln!("linearizable: {checked:?}");
+            checked
+        }
+        Err(violation) => panic!("{violation}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The server, in process.
+
+async fn in_process_run(data_dir: Option<&Path>, fsync: FsyncPolicy) {
+    let config = KvServerConfig {
+        data_dir: data_dir.map(Path::to_path_buf),
+        wal: WalConfig {
+            fsync,
+            ..WalConfig::default()
+        },
+        ..KvServerConfig::default()
+    };
+    let server = KvServer::start("127.0.0.1:0", config).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let load = Load::SMALL;
+    finish(start_load(server.local_addr(), 0, load, &recorder)).await;
+    final_reads(server.local_addr(), 1_000, load.keys, &recorder).await;
+    server.shutdown().await.unwrap();
+    let history = recorder.history();
+    let checked = assert_linearizable(&history);
+    assert_eq!(checked.ops, history.len(), "every operation was answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_in_memory_is_linearizable() {
+    in_process_run(None, FsyncPolicy::Never).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_never_is_linearizable() {
+    let dir = tempfile::tempdir().unwrap();
+    in_process_run(Some(dir.path()), FsyncPolicy::Never).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_always_is_linearizable() {
+    let dir = tempfile::tempdir().unwrap();
+    in_process_run(Some(dir.path()), FsyncPolicy::Always).await;
+}
+
+// ---------------------------------------------------------------------------
+// The `kv` binary, killed.
+
+/// A `kv serve` process; SIGKILLed when dropped.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Process {
+    fn start(dir: &Path, listen: &str, fsync: &str) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+            .args(["serve", "--listen", listen, "--fsync", fsync, "--data-dir"])
+            .arg(dir)
+            .env("KV_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kv serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout is piped"))
+            .read_line(&mut line)
+            .expect("read the first line");
+        let Some(addr) = line.strip_prefix("listening on ") else {
+            let _ = child.kill();
+            panic!("kv serve did not start: {line:?}");
+        };
+        let addr = addr.trim().parse().expect("an address");
+        Process { child, addr }
+    }
+
+    /// SIGKILL: no chance to answer, flush or fsync anything more.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `recorder` has `answered` answers; a hang guard, not a timing.
+async fn wait_for_answers(recorder: &Recorder, answered: usize) {
+    let waited = tokio::time::timeout(HANG, async {
+        while recorder.answered() < answered {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    waited.await.expect("the load made progress");
+}
+
+async fn kill_9_run(fsync: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path(), "127.0.0.1:0", fsync);
+    let recorder = Arc::new(Recorder::default());
+    // Far more than is done before the kill: the load is cut by it.
+    let load = Load {
+        ops_per_connection: 100_000,
+        ..Load::SMALL
+    };
+    let tasks = start_load(server.addr, 0, load, &recorder);
+    wait_for_answers(&recorder, fastrand::usize(1_000..2_500)).await;
+    server.kill();
+    finish(tasks).await;
+    let unanswered = recorder.history().iter().filter(|op| op.answer.is_none()).count();
+    assert!(unanswered > 0, "the kill should cut requests in flight");
+
+    // The same directory again: recovery, then more load and final reads.
+    let server = Process::start(dir.path(), "127.0.0.1:0", fsync);
+    let after = Load {
+        ops_per_connection: 100,
+        ..Load::SMALL
+    };
+    finish(start_load(server.addr, 100, after, &recorder)).await;
+    final_reads(server.addr, 1_000, load.keys, &recorder).await;
+    let checked = assert_linearizable(&recorder.history());
+    assert!(checked.unanswered > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_always_is_linearizable_across_a_kill_9() {
+    kill_9_run("always").await;
+}
+
+/// `never` promises nothing against an OS crash, but a killed process
+/// loses nothing the OS has: what any read saw survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_never_is_linearizable_across_a_kill_9() {
+    kill_9_run("never").await;
+}
+
+// ---------------------------------------------------------------------------
+// The client stack, across a restart.
+
+/// How a `KvClient` call ended, for the history.
+enum Outcome {
+    Answered(Answer),
+    /// It may or may not have been applied.
+    Unknown,
+    /// It was certainly not applied: not sent, or refused.
+    NotApplied,
+}
+
+fn outcome_of(action: &Action, result: Result<Response, KvError>) -> Outcome {
+    match result {
+        Ok(response) if matches!(response.status, Status::Ok | Status::NotFound) => {
+            Outcome::Answered(answer_of(action, &response))
+        }
+        // Refusals: the server did nothing.
+        Ok(response) if matches!(response.status, Status::Busy | Status::Storage) => Outcome::NotApplied,
+        Ok(response) => panic!("unexpected answer to {action:?}: {response:?}"),
+        Err(KvError::Disconnected(_)) => Outcome::NotApplied,
+        Err(KvError::Connection(_) | KvError::Protocol(_) | KvError::TimedOut) => Outcome::Unknown,
+        Err(other) => panic!("unexpected error for {action:?}: {other}"),
+    }
+}
+
+/// One task of the client load: calls one at a time through the shared
+/// client until `stop` (at most `MAX_CLIENT_OPS`). Writes that failed "not
+/// sent" go to `not_sent`.
+async fn client_task(
+    client: KvClient,
+    task: u64,
+    keys: usize,
+    stop: Arc<AtomicBool>,
+    recorder: Arc<Recorder>,
+    not_sent: Arc<Mutex<Vec<Bytes>>>,
+) {
+    let mut rng = fastrand::Rng::with_seed(task);
+    for n in 0..MAX_CLIENT_OPS {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let (request, action) = random_request(&mut rng, keys, task, n);
+        let key = key_of(&request);
+        let sent = recorder.now();
+        let result = client.call(request).await;
+        let answered = recorder.now();
+        let answer = match outcome_of(&action, result) {
+            Outcome::Answered(answer) => Some((answered, answer)),
+            Outcome::Unknown => None,
+            Outcome::NotApplied => {
+                if let Action::Put(value) = &action {
+                    not_sent.lock().unwrap().push(value.clone());
+                }
+                // The server is down: do not spin through the op budget.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        recorder.record([Op {
+            // Calls of one task are ordered by time already; a retried call
+            // may land on another connection, so no session order is claimed.
+            session: None,
+            key,
+            action,
+            sent,
+            answer,
+        }]);
+    }
+}
+
+/// Most calls one task of the client load makes.
+const MAX_CLIENT_OPS: usize = 2_000;
+
+/// The default retry policy's longest run of backoffs (25 ms doubling to
+/// 1 s, 8 retries) is 3.6 s: an outage longer than that makes some calls
+/// give up while the server is down, reporting "not sent".
+const LONG_OUTAGE: Duration = Duration::from_millis(4_000);
+
+/// Two outages of a server with `--fsync always` under 24 tasks sharing one
+/// `KvClient`: a short one that the retries ride out, and one longer than
+/// the retries last, so that calls fail with every error there is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_client_stack_is_linearizable_across_server_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Process::start(dir.path(), "127.0.0.1:0", "always");
+    let addr = server.addr;
+    let client = KvClient::connect(addr).await.unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let not_sent = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let keys = 5;
+    let tasks: Vec<_> = (0..24)
+        .map(|task| {
+            let (client, stop, recorder, not_sent) =
+                (client.clone(), stop.clone(), recorder.clone(), not_sent.clone());
+            tokio::spawn(client_task(client, task, keys, stop, recorder, not_sent))
+        })
+        .collect();
+    for outage in [Duration::from_millis(100), LONG_OUTAGE] {
+        let answered = recorder.answered();
+        wait_for_answers(&recorder, answered + fastrand::usize(300..900)).await;
+        server.kill();
+        tokio::time::sleep(outage).await;
+        server = Process::start(dir.path(), &addr.to_string(), "always");
+        // What survived, read before the retries can overwrite it: the
+        // writes that were in flight at the kill.
+        final_reads(server.addr, 1_000 + outage.as_millis() as u64, keys, &recorder).await;
+    }
+    wait_for_answers(&recorder, recorder.answered() + 300).await;
+    stop.store(true, Ordering::Relaxed);
+    finish(tasks).await;
+    final_reads(server.addr, 1_000, keys, &recorder).await;
+
+    let history = recorder.history();
+    // A write that failed "not sent" must never be seen.
+    let not_sent = not_sent.lock().unwrap().clone();
+    for op in &history {
+        if let Some((_, Answer::Value(Some(value)))) = &op.answer {
+            assert!(
+                !not_sent.contains(value),
+                "a write that failed as not sent (Disconnected) was applied: {value:?} read by {op:?}"
+            );
+        }
+    }
+    let checked = assert_linearizable(&history);
+    let (reconnects, retries) = (client.service().reconnect_stats(), client.service().retry_stats());
+    eprintln!("{reconnects:?}, {retries:?}, {} writes not sent", not_sent.len());
+    assert_eq!(reconnects.reconnects(), 2, "{reconnects:?}");
+    // The long outage outlasted the retries: writes failed "not sent".
+    assert!(!not_sent.is_empty());
+    assert!(checked.ops > 0);
+}
