@@ -45,6 +45,15 @@ pub enum WalError {
     /// takes no more writes (the process must restart and recover).
     #[error("the log takes no more writes after an earlier failure: {0}")]
     Failed(Box<WalError>),
+    /// Another process (or another open log in this process) holds the data
+    /// directory: one directory belongs to one server at a time.
+    #[error("the data directory is in use: {} is locked by {}", path.display(), holder_text(*holder))]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process id the holder wrote into it, if it could be read.
+        holder: Option<u32>,
+    },
     /// The log was shut down, or its writer is gone.
     #[error("the log is closed")]
     Closed,
@@ -68,6 +77,13 @@ impl WalError {
     }
 }
 
+fn holder_text(holder: Option<u32>) -> String {
+    match holder {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".into(),
+    }
+}
+
 impl From<WalError> for io::Error {
     /// For callers that speak `io::Error` (such as the server's `run`): the
     /// `WalError` stays reachable through `get_ref` and `downcast`.
@@ -75,6 +91,7 @@ impl From<WalError> for io::Error {
         let kind = match &error {
             WalError::Io { source, .. } => source.kind(),
             WalError::Corrupt { .. } | WalError::Missing { .. } => io::ErrorKind::InvalidData,
+            WalError::Locked { .. } => io::ErrorKind::ResourceBusy,
             WalError::Failed(_) | WalError::Closed => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)

@@ -8,9 +8,11 @@ mod compaction;
 mod config;
 mod error;
 mod files;
+mod lock;
 mod log_file;
 mod record;
 mod recovery;
+mod tail;
 mod writer;
 
 pub use config::{FsyncPolicy, UnknownFsyncPolicy, WalConfig};
@@ -137,6 +139,9 @@ impl Wal {
         log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
     ) -> Result<Wal, WalError> {
         let dir = dir.to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create", &dir, e))?;
+        // Before recovery reads anything: another server may be writing.
+        let lock = lock::DirLock::acquire(&dir)?;
         let recovered = recovery::recover(&dir, &store)?;
         tracing::info!(
             dir = %dir.display(),
@@ -152,6 +157,7 @@ impl Wal {
             config.clone(),
             stats.clone(),
             recovered,
+            lock,
             log_file,
         );
         let (messages, receiver) = mpsc::channel();

@@ -1,6 +1,7 @@
 //! The writer thread: the only code that appends to the log or mutates the store.
 
 use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
+use super::lock::DirLock;
 use super::log_file::LogFile;
 use super::recovery::Recovered;
 use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
@@ -63,6 +64,8 @@ pub(crate) struct Writer {
     compact_again_at: u64,
     buf: Vec<u8>,
     batch: Vec<(Mutation, Reply)>,
+    /// The data directory's lock, released only once the log is closed.
+    lock: Option<DirLock>,
 }
 
 impl Writer {
@@ -72,6 +75,7 @@ impl Writer {
         config: WalConfig,
         stats: Arc<Stats>,
         recovered: Recovered,
+        lock: DirLock,
         log_file: impl FnOnce(File) -> Box<dyn LogFile>,
     ) -> Self {
         Writer {
@@ -91,6 +95,7 @@ impl Writer {
             compact_again_at: 0,
             buf: Vec::new(),
             batch: Vec::new(),
+            lock: Some(lock),
         }
     }
 
@@ -125,6 +130,11 @@ impl Writer {
             self.compact_if_due();
         }
         let result = self.close();
+        // The log is closed: another server may have the directory now, and
+        // whoever waits for this shutdown can start one.
+        if let Some(lock) = self.lock.take() {
+            tracing::debug!(path = %lock.path().display(), "releasing the data directory");
+        }
         if let Some(reply) = shutdown {
             let _ = reply.send(result);
         } else if let Err(error) = result {
