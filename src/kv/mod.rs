@@ -46,7 +46,7 @@ pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
     ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
 };
-pub use server::{serve, KvServer, KvServerConfig};
+pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;
 pub use wal::{

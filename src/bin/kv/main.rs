@@ -20,7 +20,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tower::Service;
 use wirestack::builder::ClientBuilder;
-use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Limits, Request, Response, WalConfig};
+use wirestack::kv::{
+    ClientCodec, ConfigError, KvClient, KvServer, KvServerConfig, Limits, Request, Response, WalConfig,
+};
 use wirestack::BoxError;
 
 /// How a client command ended, as an exit status.
@@ -183,6 +185,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         serve: args.serve_limits.config(),
         ..KvServerConfig::default()
     };
+    if let Err(ConfigError::NotLoggable { limit, .. }) = config.validate() {
+        return Err(format!(
+            "--max-key-bytes ({}) plus --max-value-bytes ({}) is more than one log record holds \
+             ({limit} bytes): lower them, or serve without --data-dir",
+            args.max_key_bytes, args.max_value_bytes
+        ));
+    }
     if let Some(dir) = &args.data_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }

@@ -54,6 +54,17 @@ pub enum WalError {
         /// The process id the holder wrote into it, if it could be read.
         holder: Option<u32>,
     },
+    /// A mutation too large for one log record: it was not logged, and the
+    /// store is unchanged. A server whose limits let a key and value
+    /// through that the log cannot hold refuses to start instead (see
+    /// [`Wal::MAX_ENTRY_BYTES`](super::Wal::MAX_ENTRY_BYTES)).
+    #[error("a record of {bytes} bytes is over the log's limit of {limit} bytes")]
+    TooLarge {
+        /// The size of the record's payload.
+        bytes: u64,
+        /// The largest payload a record can have.
+        limit: u64,
+    },
     /// The log was shut down, or its writer is gone.
     #[error("the log is closed")]
     Closed,
@@ -92,6 +103,7 @@ impl From<WalError> for io::Error {
             WalError::Io { source, .. } => source.kind(),
             WalError::Corrupt { .. } | WalError::Missing { .. } => io::ErrorKind::InvalidData,
             WalError::Locked { .. } => io::ErrorKind::ResourceBusy,
+            WalError::TooLarge { .. } => io::ErrorKind::InvalidInput,
             WalError::Failed(_) | WalError::Closed => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)

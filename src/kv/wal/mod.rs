@@ -120,6 +120,11 @@ struct Inner {
 }
 
 impl Wal {
+    /// The largest key length plus value length one record holds, with or
+    /// without an expiry: 1 GiB less 13 bytes. Replay reads a longer record
+    /// as damage (never as an allocation), so nothing longer is written.
+    pub const MAX_ENTRY_BYTES: u64 = (record::MAX_PAYLOAD - record::PUT_OVERHEAD) as u64;
+
     /// Opens (or creates) the log in `dir`, recovers its contents into
     /// `store` and starts the writer thread.
     ///
@@ -184,6 +189,14 @@ impl Wal {
     /// log order.
     pub fn append(&self, mutation: Mutation) -> Append {
         let (reply, receiver) = oneshot::channel();
+        let bytes = record::payload_len(&mutation);
+        if bytes > u64::from(record::MAX_PAYLOAD) {
+            let limit = u64::from(record::MAX_PAYLOAD);
+            let _ = reply.send(Err(WalError::TooLarge { bytes, limit }));
+            return Append {
+                reply: receiver.shared(),
+            };
+        }
         // If the writer is gone the message, and with it `reply`, is dropped:
         // the future then resolves to `Closed`.
         let _ = self.inner.messages.send(Message::Append(mutation, reply));

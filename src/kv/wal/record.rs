@@ -50,6 +50,21 @@ pub(crate) enum Record<'a> {
     },
 }
 
+/// The payload length of `mutation`'s record.
+pub(crate) fn payload_len(mutation: &Mutation) -> u64 {
+    match mutation {
+        Mutation::Put {
+            key,
+            value,
+            expires_at,
+        } => {
+            let expiry = if expires_at.is_some() { 8 } else { 0 };
+            5 + expiry + key.len() as u64 + value.len() as u64
+        }
+        Mutation::Delete { key } => 5 + key.len() as u64,
+    }
+}
+
 /// Appends one mutation, framed, to `buf`.
 pub(crate) fn encode(mutation: &Mutation, buf: &mut Vec<u8>) {
     match mutation {

@@ -465,3 +465,28 @@ async fn a_torn_header_of_a_new_log_file_is_repaired() {
     assert_eq!(get(&wal, "k2").as_deref(), Some("v2"));
     wal.shutdown().await.unwrap();
 }
+
+#[test]
+fn the_largest_entry_fits_one_record_and_one_byte_more_does_not() {
+    use super::record::{encode, payload_len, MAX_PAYLOAD};
+    // The size rule, checked on small records against their encoding...
+    for mutation in [put("key", "value"), delete("key")] {
+        let mut buf = Vec::new();
+        encode(&mutation, &mut buf);
+        assert_eq!(payload_len(&mutation) + 8, buf.len() as u64);
+    }
+    let ttl = Mutation::Put {
+        key: Bytes::from_static(b"k"),
+        value: Bytes::from_static(b"v"),
+        expires_at: Some(1),
+    };
+    let mut buf = Vec::new();
+    encode(&ttl, &mut buf);
+    assert_eq!(payload_len(&ttl) + 8, buf.len() as u64);
+    // ... and at the boundary, by arithmetic: the largest entry with an
+    // expiry (the longest form) is exactly the largest payload.
+    assert_eq!(
+        Wal::MAX_ENTRY_BYTES + payload_len(&ttl) - 2,
+        u64::from(MAX_PAYLOAD)
+    );
+}
