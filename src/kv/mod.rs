@@ -50,7 +50,8 @@ pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;
 pub use wal::{
-    Append, Applied, FsyncPolicy, Mutation, UnknownFsyncPolicy, Wal, WalConfig, WalError, WalStats,
+    Append, Applied, FsyncPolicy, Mutation, RepairAction, RepairMode, RepairReport, UnknownFsyncPolicy, Wal,
+    WalConfig, WalError, WalStats,
 };
 
 use crate::server::{Overload, Overloaded};

@@ -43,6 +43,9 @@ pub(crate) enum Command {
     },
     /// Drive a load and report throughput and latency percentiles.
     Bench(BenchArgs),
+    /// Check a data directory and cut its log at the first bad record, after
+    /// copying what it changes aside (exit 1 with --dry-run if damaged).
+    Repair(RepairArgs),
     /// Delete a key (exit 1 if it is not found).
     Del {
         /// The key.
@@ -150,6 +153,16 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RepairArgs {
+    /// The data directory of a server that is not running.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// Only report what a repair would do; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

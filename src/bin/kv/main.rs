@@ -3,6 +3,7 @@
 //! ```text
 //! kv serve --listen 127.0.0.1:7878 --data-dir ./data
 //! kv put KEY VALUE [--ttl MS]     kv get KEY     kv del KEY     kv ping
+//! kv repair --data-dir ./data [--dry-run]
 //! ```
 //!
 //! Client commands exit 0 on success, 1 when the key was not found and 2 on
@@ -12,7 +13,7 @@
 mod args;
 mod bench;
 
-use args::{BenchArgs, Cli, ClientArgs, Command, ServeArgs};
+use args::{BenchArgs, Cli, ClientArgs, Command, RepairArgs, ServeArgs};
 use bench::{BenchConfig, Workload};
 use clap::Parser;
 use std::io::Write;
@@ -21,7 +22,8 @@ use std::time::Duration;
 use tower::Service;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{
-    ClientCodec, ConfigError, KvClient, KvServer, KvServerConfig, Limits, Request, Response, WalConfig,
+    ClientCodec, ConfigError, KvClient, KvServer, KvServerConfig, Limits, RepairMode, Request, Response, Wal,
+    WalConfig, WalError,
 };
 use wirestack::BoxError;
 
@@ -91,12 +93,33 @@ async fn run(command: Command) -> Result<Outcome, String> {
             result.map(|()| Outcome::Done).map_err(|e| e.to_string())
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
+        Command::Repair(args) => repair(args).await,
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
             Err(error) => Err(error.to_string()),
         },
     }
+}
+
+/// `kv repair`: prints the report; with `--dry-run`, damage found is exit 1.
+async fn repair(args: RepairArgs) -> Result<Outcome, String> {
+    let mode = if args.dry_run {
+        RepairMode::Check
+    } else {
+        RepairMode::Fix
+    };
+    let dir = args.data_dir.clone();
+    let report = tokio::task::spawn_blocking(move || Wal::repair(dir, mode))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot repair {}: {e}", args.data_dir.display()))?;
+    print!("{report}");
+    Ok(if args.dry_run && !report.is_clean() {
+        Outcome::NotFound
+    } else {
+        Outcome::Done
+    })
 }
 
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
@@ -200,7 +223,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // process before anyone is told the server is there.
     let server = KvServer::start(args.listen, config)
         .await
-        .map_err(|e| format!("cannot serve on {}: {e}", args.listen))?;
+        .map_err(|e| start_failure(&args, &e))?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", server.local_addr())
@@ -209,6 +232,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     shutdown.await;
     server.shutdown().await.map_err(|e| e.to_string())
+}
+
+/// Why `kv serve` could not start, with what to do about a damaged log.
+fn start_failure(args: &ServeArgs, error: &std::io::Error) -> String {
+    let wal = error.get_ref().and_then(|e| e.downcast_ref::<WalError>());
+    match (wal, &args.data_dir) {
+        (Some(WalError::Corrupt { .. } | WalError::Missing { .. }), Some(dir)) => format!(
+            "cannot recover {}: {error}. Nothing was changed; `kv repair --data-dir {}` \
+             cuts the log at the damage, keeping a copy of what it changes",
+            dir.display(),
+            dir.display()
+        ),
+        (Some(_), Some(dir)) => format!("cannot open {}: {error}", dir.display()),
+        _ => format!("cannot serve on {}: {error}", args.listen),
+    }
 }
 
 /// Completes on the first SIGINT or SIGTERM.

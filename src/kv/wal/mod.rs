@@ -12,11 +12,13 @@ mod lock;
 mod log_file;
 mod record;
 mod recovery;
+mod repair;
 mod tail;
 mod writer;
 
 pub use config::{FsyncPolicy, UnknownFsyncPolicy, WalConfig};
 pub use error::WalError;
+pub use repair::{RepairAction, RepairMode, RepairReport};
 
 use crate::kv::store::Store;
 use bytes::Bytes;
