@@ -110,6 +110,7 @@ impl Encoder<&Request> for ClientCodec {
             Request::Get { key } | Request::Delete { key } => (key, None, &[]),
             Request::Put { key, value } => (key, None, value),
             Request::PutTtl { key, ttl_ms, value } => (key, Some(*ttl_ms), value),
+            Request::Health => (&[], None, &[]),
         };
         let ttl_len = if ttl.is_some() { TTL_LEN } else { 0 };
         let key_len = encode_len("key", key.len())?;
@@ -230,6 +231,10 @@ fn parse_request(command_byte: u8, key: Bytes, mut value: Bytes) -> Incoming {
     let request = match command {
         Command::Ping if !key.is_empty() => return bad_request("PING takes no key"),
         Command::Ping => Request::Ping { payload: value },
+        Command::Health if !key.is_empty() || !value.is_empty() => {
+            return bad_request("HEALTH takes no key and no value")
+        }
+        Command::Health => Request::Health,
         Command::Get | Command::Delete if !value.is_empty() => {
             return bad_request(format!("{command:?} takes no value"))
         }

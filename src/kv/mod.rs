@@ -73,6 +73,9 @@ pub enum Command {
     Delete = 0x04,
     /// `0x05`: write a key that expires after a number of milliseconds.
     PutTtl = 0x05,
+    /// `0x07`: whether the server takes writes (`OK`) or its log refuses
+    /// them for now (`STORAGE`).
+    Health = 0x07,
 }
 
 impl Command {
@@ -84,6 +87,7 @@ impl Command {
             0x03 => Command::Put,
             0x04 => Command::Delete,
             0x05 => Command::PutTtl,
+            0x07 => Command::Health,
             _ => return None,
         })
     }
@@ -179,6 +183,8 @@ pub enum Request {
         /// The value.
         value: Bytes,
     },
+    /// Ask whether the server takes writes.
+    Health,
 }
 
 impl Request {
@@ -190,6 +196,7 @@ impl Request {
             Request::Put { .. } => Command::Put,
             Request::Delete { .. } => Command::Delete,
             Request::PutTtl { .. } => Command::PutTtl,
+            Request::Health => Command::Health,
         }
     }
 }
@@ -197,7 +204,7 @@ impl Request {
 /// Every KV request is idempotent: applying it twice leaves the store as
 /// applying it once does.
 ///
-/// * `PING` and `GET` change nothing.
+/// * `PING`, `GET` and `HEALTH` change nothing.
 /// * `PUT` and `PUT_TTL` set the key to the same value again (`PUT_TTL`
 ///   restarts its TTL from the retry, a few milliseconds later). If another
 ///   client wrote the key between a `PUT` whose answer was lost and its
@@ -212,7 +219,8 @@ impl crate::retry::Idempotent for Request {
             | Request::Get { .. }
             | Request::Put { .. }
             | Request::Delete { .. }
-            | Request::PutTtl { .. } => true,
+            | Request::PutTtl { .. }
+            | Request::Health => true,
         }
     }
 }

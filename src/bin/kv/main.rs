@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Client commands exit 0 on success, 1 when the key was not found and 2 on
-//! any error, with a one-line message on stderr. The binary is thin: every
+//! any error, with a one-line message on stderr; `kv ping` exits 3 when the
+//! server answers but its log refuses writes. The binary is thin: every
 //! behaviour lives in the library.
 
 mod args;
@@ -22,8 +23,8 @@ use std::time::Duration;
 use tower::Service;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{
-    ClientCodec, ConfigError, KvClient, KvServer, KvServerConfig, Limits, RepairMode, Request, Response, Wal,
-    WalConfig, WalError,
+    ClientCodec, ConfigError, KvClient, KvError, KvServer, KvServerConfig, Limits, RepairMode, Request,
+    Response, Wal, WalConfig, WalError,
 };
 use wirestack::BoxError;
 
@@ -31,6 +32,8 @@ use wirestack::BoxError;
 enum Outcome {
     Done,
     NotFound,
+    /// The server answers, but its log refuses writes (`kv ping`).
+    Degraded,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(1),
+        Ok(Outcome::Degraded) => ExitCode::from(3),
         Err(message) => fail(message),
     }
 }
@@ -62,9 +66,19 @@ async fn run(command: Command) -> Result<Outcome, String> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| Outcome::Done),
         Command::Ping(client) => {
-            connect(&client).await?.ping().await.map_err(|e| e.to_string())?;
+            let client = connect(&client).await?;
+            client.ping().await.map_err(|e| e.to_string())?;
             println!("PONG");
-            Ok(Outcome::Done)
+            // A second probe: PING only echoes, HEALTH says whether writes
+            // are taken. A server older than HEALTH answers BAD_REQUEST.
+            match client.health().await {
+                Err(error) if error.is_storage() => {
+                    eprintln!("kv: the server refuses writes: {error}");
+                    Ok(Outcome::Degraded)
+                }
+                Ok(()) | Err(KvError::Server { .. }) => Ok(Outcome::Done),
+                Err(error) => Err(error.to_string()),
+            }
         }
         Command::Get { key, client } => match connect(&client).await?.get(key).await {
             Ok(Some(value)) => {

@@ -190,8 +190,10 @@ fn unknown_command_is_bad_request_and_the_next_frame_still_decodes() {
 
 #[test]
 fn misplaced_keys_and_values_are_bad_requests() {
-    let cases: [(u8, &[u8], &[u8]); 5] = [
+    let cases: [(u8, &[u8], &[u8]); 7] = [
         (0x01, b"key", b""),      // PING with a key
+        (0x07, b"k", b""),        // HEALTH with a key
+        (0x07, b"", b"v"),        // HEALTH with a value
         (0x02, b"k", b"v"),       // GET with a value
         (0x04, b"k", b"v"),       // DELETE with a value
         (0x05, b"k", b"1234567"), // PUT_TTL shorter than its TTL
@@ -305,6 +307,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
         bytes_strategy(64).prop_map(|key| Request::Delete { key }),
         (bytes_strategy(64), 1..u64::MAX, bytes_strategy(256))
             .prop_map(|(key, ttl_ms, value)| Request::PutTtl { key, ttl_ms, value }),
+        Just(Request::Health),
     ]
 }
 
@@ -427,6 +430,7 @@ proptest! {
                 Incoming::Request(request) => {
                     let (key, value) = match &request {
                         Request::Ping { payload } => (&Bytes::new(), payload),
+                        Request::Health => (&Bytes::new(), &Bytes::new()),
                         Request::Get { key } | Request::Delete { key } => (key, &Bytes::new()),
                         Request::Put { key, value } | Request::PutTtl { key, value, .. } => (key, value),
                     };

@@ -41,9 +41,9 @@ pub enum WalError {
         /// The file that should be there.
         path: PathBuf,
     },
-    /// An earlier write or fsync failed, so the log is no longer trusted and
-    /// takes no more writes (the process must restart and recover).
-    #[error("the log takes no more writes after an earlier failure: {0}")]
+    /// An earlier write or fsync failed, and the log refuses writes until a
+    /// retry in the background succeeds (see [`Wal::failure`](super::Wal::failure)).
+    #[error("the log refuses writes until it recovers from a failure: {0}")]
     Failed(Box<WalError>),
     /// Another process (or another open log in this process) holds the data
     /// directory: one directory belongs to one server at a time.

@@ -97,6 +97,8 @@ struct Stats {
     fsyncs: AtomicU64,
     compactions: AtomicU64,
     recovered: AtomicU64,
+    /// Why the log refuses writes, while it does.
+    failure: std::sync::Mutex<Option<WalError>>,
 }
 
 /// The write-ahead log of one data directory: what makes a write answered
@@ -233,6 +235,16 @@ impl Wal {
             compactions: stats.compactions.load(Relaxed),
             records_recovered: stats.recovered.load(Relaxed),
         }
+    }
+
+    /// Why the log refuses writes right now, or `None` while it takes them.
+    ///
+    /// After a failed write or fsync the log answers every write with the
+    /// failure, retries in the background (after 100 ms, then doubling up
+    /// to 5 s), and takes writes again once a write and an fsync succeed.
+    pub fn failure(&self) -> Option<WalError> {
+        let failure = self.inner.stats.failure.lock();
+        failure.unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Logs everything appended before this call, fsyncs, waits for a
