@@ -3,7 +3,7 @@
 use super::codec::{Limits, ServerCodec};
 use super::service::KvService;
 use super::store::Store;
-use super::wal::{Wal, WalConfig};
+use super::wal::{Wal, WalConfig, WalError};
 use crate::server::{ServeConfig, Server};
 use std::future::Future;
 use std::io;
@@ -230,12 +230,38 @@ impl KvServer {
         self.wal.as_ref()
     }
 
-    /// Shuts down gracefully: stops accepting, answers what was received,
-    /// closes every connection, fsyncs the log, and waits until all of that
-    /// is done. Fails if serving or closing the log failed.
+    /// Shuts down gracefully: stops accepting, answers what was received
+    /// (within [`ServeConfig::shutdown_timeout`]), closes every connection,
+    /// fsyncs and closes the log, and waits until all of that is done.
+    /// Fails if serving or closing the log failed.
     pub async fn shutdown(self) -> io::Result<()> {
+        self.shutdown_or_force(std::future::pending()).await
+    }
+
+    /// [`shutdown`](Self::shutdown), unless `force` completes first: then
+    /// every connection is closed where it stands (answers not yet written
+    /// are lost; writes already handed to the log still land), and the log
+    /// is fsynced and closed. What `kv serve` does on a second SIGTERM.
+    pub async fn shutdown_or_force(mut self, force: impl Future<Output = ()>) -> io::Result<()> {
         self.stop.cancel();
-        self.task.await?
+        tokio::select! {
+            served = &mut self.task => served?,
+            () = force => {
+                tracing::warn!("closing every connection now");
+                self.task.abort();
+                // Wait until the connections are dropped and their services
+                // with them: nothing more can reach the log after this.
+                let _ = (&mut self.task).await;
+                match &self.wal {
+                    // `Closed`: the aborted task had already closed it.
+                    Some(wal) => match wal.shutdown().await {
+                        Ok(()) | Err(WalError::Closed) => Ok(()),
+                        Err(error) => Err(error.into()),
+                    },
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     /// Stops the server at once, without draining: connections are dropped

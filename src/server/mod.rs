@@ -46,7 +46,10 @@
 //! Shutdown is a future passed in: when it completes the server stops
 //! accepting, every connection stops reading (no new work starts), answers
 //! what it had received, flushes and closes; [`Server::serve`] returns when
-//! the last connection has.
+//! the last connection has — or, at the latest, after
+//! [`ServeConfig::shutdown_timeout`], when the connections still open are
+//! closed where they stand (a peer that reads slowly cannot hold the
+//! process).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -83,6 +86,8 @@ mod bounds;
 mod budget;
 mod connection;
 mod overload;
+#[cfg(test)]
+mod tests;
 
 pub use bounds::{MakeConnectionService, ServeCodec};
 pub use connection::ConnectionError;
@@ -146,6 +151,12 @@ pub struct ServeConfig {
     /// reaching the service. Keep it above the largest frame the codec
     /// accepts, or such frames are always shed.
     pub max_buffered_request_bytes: usize,
+    /// How long a graceful shutdown may take (default 5 s; `None`: as long
+    /// as the connections need). Past it, every connection still open is
+    /// closed at once, its unwritten answers dropped; requests the service
+    /// had already started are not cancelled by the server, only their
+    /// answers are lost.
+    pub shutdown_timeout: Option<Duration>,
 }
 
 impl Default for ServeConfig {
@@ -157,6 +168,7 @@ impl Default for ServeConfig {
             read_timeout: Some(Duration::from_secs(30)),
             write_timeout: Some(Duration::from_secs(30)),
             max_buffered_request_bytes: 256 * 1024 * 1024,
+            shutdown_timeout: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -207,7 +219,8 @@ impl<C, O> Server<C, O> {
     }
 
     /// Accepts and serves connections until `shutdown` completes, then
-    /// drains every connection and returns.
+    /// drains every connection (within [`ServeConfig::shutdown_timeout`])
+    /// and returns.
     ///
     /// `make_service` is called with each peer's address; use
     /// [`tower::make::Shared`] to serve clones of one service.
@@ -300,9 +313,31 @@ impl<C, O> Server<C, O> {
 
         drop(listener);
         stop.cancel();
-        while let Some(finished) = connections.join_next().await {
-            if let Err(error) = finished {
-                tracing::error!(%error, "a connection task failed while draining");
+        let deadline = self
+            .config
+            .shutdown_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        loop {
+            let finished = match deadline {
+                None => connections.join_next().await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, connections.join_next()).await {
+                    Ok(finished) => finished,
+                    Err(_) => {
+                        tracing::warn!(
+                            open = connections.len(),
+                            "shutdown deadline passed: closing the connections still open"
+                        );
+                        connections.shutdown().await;
+                        break;
+                    }
+                },
+            };
+            match finished {
+                None => break,
+                Some(Err(error)) if error.is_panic() => {
+                    tracing::error!(%error, "a connection task failed while draining");
+                }
+                Some(_) => {}
             }
         }
         Ok(())

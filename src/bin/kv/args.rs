@@ -103,6 +103,9 @@ pub(crate) struct ServeLimitArgs {
     /// Budget of request bytes buffered by all connections; past it requests are answered BUSY.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
     pub(crate) max_buffered_bytes: usize,
+    /// On SIGINT/SIGTERM, close the connections still open after this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().shutdown_timeout))]
+    pub(crate) shutdown_timeout_ms: u64,
 }
 
 impl ServeLimitArgs {
@@ -115,6 +118,7 @@ impl ServeLimitArgs {
             read_timeout: timeout(self.read_timeout_ms),
             write_timeout: timeout(self.write_timeout_ms),
             max_buffered_request_bytes: self.max_buffered_bytes,
+            shutdown_timeout: timeout(self.shutdown_timeout_ms),
         }
     }
 }

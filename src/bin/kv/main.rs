@@ -232,7 +232,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = &args.data_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let shutdown = shutdown_signal()?;
+    let mut signals = Signals::new()?;
     // `start` recovers the log before it binds: a damaged log ends the
     // process before anyone is told the server is there.
     let server = KvServer::start(args.listen, config)
@@ -244,8 +244,12 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
     }
-    shutdown.await;
-    server.shutdown().await.map_err(|e| e.to_string())
+    signals.next().await;
+    tracing::info!("shutting down: draining connections (a second signal stops at once)");
+    server
+        .shutdown_or_force(signals.next())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Why `kv serve` could not start, with what to do about a damaged log.
@@ -263,16 +267,26 @@ fn start_failure(args: &ServeArgs, error: &std::io::Error) -> String {
     }
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    Ok(async move {
+/// SIGINT and SIGTERM, as they arrive.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
+            terminate: signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Completes on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
         tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-        tracing::info!("shutting down: draining connections");
-    })
+    }
 }
