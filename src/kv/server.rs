@@ -141,6 +141,7 @@ async fn serve_recovered(
     let served = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
         .with_overload(super::Busy)
+        .with_frame_size(ServerCodec::frame_len)
         .serve(listener, tower::make::Shared::new(service), shutdown)
         .await;
     purger.abort();
