@@ -195,7 +195,7 @@ impl ServerCodec {
     /// ```
     /// use wirestack::kv::ServerCodec;
     ///
-    /// let header = [0x03, 3, 0, 0, 0, 0, 1, 0, 0]; // PUT, 3-byte key, 64 KiB value
+    /// let header = [0x03, 3, 0, 0, 0, 0, 0, 1, 0]; // PUT, 3-byte key, 64 KiB value
     /// assert_eq!(ServerCodec::frame_len(&header[..5]), None);
     /// assert_eq!(ServerCodec::frame_len(&header), Some(9 + 3 + 65_536));
     /// ```
