@@ -520,3 +520,36 @@ async fn without_an_overload_answer_refused_work_closes_the_connection() {
     drop(holder);
     timeout(SOON, serving).await.unwrap().unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_frame_larger_than_the_budget_can_hold_is_answered_busy_and_closes_only_its_connection() {
+    // A 64 KiB budget for 4 connections: 8 KiB each, and a 32 KiB pool.
+    let server = server(ServeConfig {
+        max_connections: 4,
+        max_buffered_request_bytes: 64 * 1024,
+        ..ServeConfig::default()
+    })
+    .await;
+    let addr = server.local_addr();
+    let other = bare_client(addr).await;
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    // A PUT of 48 KiB: the server reads its share of it, then refuses it.
+    // Sending exactly the share leaves nothing unread to reset the
+    // connection before the answer is read.
+    let mut put = vec![0x03, 1, 0, 0, 0];
+    put.extend_from_slice(&(48 * 1024u32).to_le_bytes());
+    put.push(b'k');
+    put.resize(8 * 1024, 7);
+    socket.write_all(&put).await.unwrap();
+    let (status, message) = read_response(&mut socket).await;
+    assert_eq!(
+        status,
+        Status::Busy as u8,
+        "{}",
+        String::from_utf8_lossy(&message)
+    );
+    assert_closed(&mut socket).await;
+    // A request that fits a connection's share is served as ever.
+    other.put("k", vec![1u8; 4 * 1024]).await.unwrap();
+    assert!(server.store().get(b"k").is_some());
+}

@@ -165,17 +165,29 @@ impl Share {
         }
     }
 
-    /// How many bytes to read before asking for more: reaching for the
-    /// frame `frame` bytes long (if known) that starts the `buffered` bytes
-    /// in the read buffer, with `in_flight` bytes of requests still held.
-    pub(crate) fn need(&self, in_flight: usize, buffered: usize, frame: Option<usize>) -> usize {
-        let held = in_flight + buffered;
-        match frame {
-            Some(frame) if frame > buffered => in_flight + frame,
-            _ => held
-                .saturating_add(held.max(GROWTH))
-                .min(self.budget.most().max(held + 1)),
+    /// How many bytes to hold, to read on: all of the frame `frame` bytes
+    /// long (if known) that the `buffered` bytes in the read buffer start,
+    /// with `in_flight` bytes of requests still held; or, not knowing the
+    /// frame, twice what is held (at least 64 KiB more). Never more than a
+    /// connection can hold; `NeverFits` if the frame alone is more.
+    pub(crate) fn need(
+        &self,
+        in_flight: usize,
+        buffered: usize,
+        frame: Option<usize>,
+    ) -> Result<usize, NeverFits> {
+        let most = self.budget.most();
+        let (frame, want) = match frame {
+            Some(frame) if frame > buffered => (frame, in_flight.saturating_add(frame)),
+            _ => {
+                let held = in_flight + buffered;
+                (buffered + 1, held.saturating_add(held.max(GROWTH)))
+            }
+        };
+        if frame > most {
+            return Err(NeverFits);
         }
+        Ok(want.min(most))
     }
 
     /// Gives back the pool bytes above `keep` (bytes held, and any more
@@ -266,9 +278,15 @@ mod tests {
     fn the_need_is_the_whole_frame_when_its_size_is_known() {
         let budget = Budget::new(1 << 20, 4);
         let share = Share::new(budget);
-        assert_eq!(share.need(10, 9, Some(5000)), 5010);
+        let most = share.budget.most();
+        assert_eq!(share.need(10, 9, Some(5000)), Ok(5010));
         // Unknown: grow by what is held (at least 64 KiB), within reach.
-        assert_eq!(share.need(0, 100, None), 100 + GROWTH);
-        assert_eq!(share.need(0, 400_000, None), share.budget.most());
+        assert_eq!(share.need(0, 100, None), Ok(100 + GROWTH));
+        assert_eq!(share.need(0, 400_000, None), Ok(most));
+        // Requests in flight only make a connection wait; a frame larger
+        // than a connection can hold never fits.
+        assert_eq!(share.need(most, 9, Some(most)), Ok(most));
+        assert_eq!(share.need(0, 9, Some(most + 1)), Err(NeverFits));
+        assert_eq!(share.need(0, most, None), Err(NeverFits));
     }
 }

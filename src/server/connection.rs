@@ -159,6 +159,18 @@ where
     }
 }
 
+/// What the budget says to a connection that has read all its share allows.
+enum Room {
+    /// More was granted: read on.
+    Granted,
+    /// Others hold the pool: the task is woken when they give bytes back.
+    Waiting,
+    /// The connection holds all it can, mostly requests in flight.
+    Full,
+    /// The frame being read is larger than a connection can ever hold.
+    NeverFits,
+}
+
 /// How many read-write rounds one poll may run before yielding to the runtime.
 const ROUNDS_PER_POLL: usize = 16;
 
@@ -239,11 +251,21 @@ where
     }
 
     /// Asks the budget for room to go on with the frame being read.
-    fn reserve(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), NeverFits>> {
+    fn reserve(&mut self, cx: &mut Context<'_>) -> Room {
         let buffered = self.transport.read_buffer();
         let frame = self.limits.frame_size.as_ref().and_then(|f| f.of(buffered));
-        let need = self.share.need(*self.in_flight_bytes, buffered.len(), frame);
-        self.share.poll_reserve(cx, need)
+        let held = buffered.len() + *self.in_flight_bytes;
+        match self.share.need(*self.in_flight_bytes, buffered.len(), frame) {
+            Err(NeverFits) => Room::NeverFits,
+            // As much as a connection can hold, most of it requests in
+            // flight: their answers give room back (and wake the task).
+            Ok(need) if need <= held => Room::Full,
+            Ok(need) => match self.share.poll_reserve(cx, need) {
+                Poll::Ready(Ok(())) => Room::Granted,
+                Poll::Ready(Err(NeverFits)) => Room::NeverFits,
+                Poll::Pending => Room::Waiting,
+            },
+        }
     }
 
     /// Answers the frame being read, which the budget can never hold,
@@ -310,16 +332,16 @@ where
                 }
                 Poll::Ready(None) => *self.reading = false,
                 Poll::Pending if self.transport.get_ref().starved() => match self.reserve(cx) {
-                    // Room to read on.
-                    Poll::Ready(Ok(())) => self.allow_reading(),
-                    Poll::Ready(Err(NeverFits)) => {
+                    Room::Granted => self.allow_reading(),
+                    Room::NeverFits => {
                         self.refuse_frame();
                         started = true;
                     }
-                    Poll::Pending => {
+                    Room::Waiting => {
                         *self.waiting_on_budget = true;
                         break;
                     }
+                    Room::Full => break,
                 },
                 Poll::Pending => {
                     *self.waiting_on_peer = true;
