@@ -59,7 +59,7 @@ pub(crate) struct Limits {
 }
 
 /// A request being worked on: the service's future, or an answer the
-/// server already has (a shed request).
+/// server already has (a frame refused for the budget).
 type InFlight<S, Req> = Either<
     <S as Service<Req>>::Future,
     Ready<Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>>,

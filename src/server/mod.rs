@@ -217,8 +217,8 @@ impl<C, O> Server<C, O> {
         self
     }
 
-    /// Sets how refused work is answered: past the connection limit, and
-    /// when shedding load.
+    /// Sets how refused work is answered: past the connection limit, and a
+    /// frame larger than the buffer budget can hold.
     pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2> {
         Server {
             codec: self.codec,

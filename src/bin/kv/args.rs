@@ -100,7 +100,7 @@ pub(crate) struct ServeLimitArgs {
     /// Close a connection whose peer reads none of its responses for this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().write_timeout))]
     pub(crate) write_timeout_ms: u64,
-    /// Budget of request bytes buffered by all connections; past it requests are answered BUSY.
+    /// Budget of request bytes held by all connections: each may hold budget/(2 x max connections), past it waits for a common pool.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
     pub(crate) max_buffered_bytes: usize,
     /// On SIGINT/SIGTERM, close the connections still open after this many milliseconds (0: never).
