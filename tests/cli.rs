@@ -178,3 +178,55 @@ fn a_busy_server_is_reported_as_busy_at_once() {
         "the refusal is named, not retried into a timeout: {stderr}"
     );
 }
+
+/// A stand-in server on a free loopback port that speaks the protocol to
+/// one connection: PING echoes, HEALTH gets `health` (status, message).
+fn stand_in(health: (u8, &'static str)) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut header = [0u8; 9];
+        while socket.read_exact(&mut header).is_ok() {
+            let key_len = u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize;
+            let value_len = u32::from_le_bytes(header[5..9].try_into().unwrap()) as usize;
+            let mut body = vec![0u8; key_len + value_len];
+            socket.read_exact(&mut body).unwrap();
+            let (status, value) = match header[0] {
+                0x01 => (0x00, body[key_len..].to_vec()),
+                0x80 => (health.0, health.1.as_bytes().to_vec()),
+                other => panic!("unexpected command {other:#x}"),
+            };
+            let mut answer = vec![status];
+            answer.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            answer.extend_from_slice(&value);
+            socket.write_all(&answer).unwrap();
+        }
+    });
+    (addr, thread)
+}
+
+#[test]
+fn ping_exits_3_while_the_server_refuses_writes() {
+    // STORAGE to HEALTH: the log refuses writes. PONG, and exit 3.
+    let (addr, server) = stand_in((0x06, "the log refuses writes until it recovers: disk full"));
+    let ping = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["ping", "--addr", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(ping.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&ping.stdout), "PONG\n");
+    let stderr = String::from_utf8_lossy(&ping.stderr);
+    assert!(stderr.contains("disk full"), "says why: {stderr}");
+    server.join().unwrap();
+
+    // A server older than HEALTH answers BAD_REQUEST: it answers, exit 0.
+    let (addr, server) = stand_in((0x03, "unknown command byte 0x80"));
+    let ping = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["ping", "--addr", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(ping.status.code(), Some(0));
+    server.join().unwrap();
+}

@@ -177,7 +177,7 @@ async fn write_until_killed(
     let mut rng = fastrand::Rng::with_seed((connection * 1000 + round) as u64);
     for i in 0.. {
         let key = format!("c{connection}-k{}", rng.usize(..key_space));
-        let value = (rng.u8(..) % 8 != 0)
+        let value = (!rng.u8(..).is_multiple_of(8))
             .then(|| Bytes::from(format!("r{round}-{i}-{}", "x".repeat(rng.usize(..200)))));
         expected.in_flight.insert(key.clone(), value.clone());
         let done = match &value {

@@ -265,7 +265,7 @@ fn key_of(request: &Request) -> Bytes {
         | Request::PutTtl { key, .. }
         | Request::Get { key }
         | Request::Delete { key } => key.clone(),
-        Request::Ping { .. } => Bytes::new(),
+        _ => Bytes::new(),
     }
 }
 

@@ -92,6 +92,18 @@ impl KvError {
             }
         )
     }
+
+    /// `true` if this is the server answering `STORAGE`: its log could not
+    /// make a write durable, or (to [`KvClient::health`]) refuses writes.
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            KvError::Server {
+                status: Status::Storage,
+                ..
+            }
+        )
+    }
 }
 
 /// The client's default stack, as [`KvClient::connect`] builds it: a
@@ -185,6 +197,13 @@ where
     /// Checks that the server answers.
     pub async fn ping(&self) -> Result<(), KvError> {
         self.ping_with(Bytes::new()).await.map(drop)
+    }
+
+    /// Checks that the server takes writes: `Ok` if it does, the server's
+    /// `STORAGE` answer (see [`KvError::is_storage`]) while its log refuses
+    /// them, `BAD_REQUEST` from a server without the `HEALTH` extension.
+    pub async fn health(&self) -> Result<(), KvError> {
+        expect_ok(self.call(Request::Health).await?, "HEALTH").map(drop)
     }
 
     /// The value of `key`, or `None` if it is missing or expired.

@@ -110,6 +110,7 @@ impl Encoder<&Request> for ClientCodec {
             Request::Get { key } | Request::Delete { key } => (key, None, &[]),
             Request::Put { key, value } => (key, None, value),
             Request::PutTtl { key, ttl_ms, value } => (key, Some(*ttl_ms), value),
+            Request::Health => (&[], None, &[]),
         };
         let ttl_len = if ttl.is_some() { TTL_LEN } else { 0 };
         let key_len = encode_len("key", key.len())?;
@@ -186,6 +187,25 @@ impl ServerCodec {
         self.limits
     }
 
+    /// The length of the request frame that `buffered` starts with, once
+    /// its 9-byte header is there: what
+    /// [`Server::with_frame_size`](crate::server::Server::with_frame_size)
+    /// asks, so that the server reserves a large frame's bytes whole.
+    ///
+    /// ```
+    /// use wirestack::kv::ServerCodec;
+    ///
+    /// let header = [0x03, 3, 0, 0, 0, 0, 0, 1, 0]; // PUT, 3-byte key, 64 KiB value
+    /// assert_eq!(ServerCodec::frame_len(&header[..5]), None);
+    /// assert_eq!(ServerCodec::frame_len(&header), Some(9 + 3 + 65_536));
+    /// ```
+    pub fn frame_len(buffered: &[u8]) -> Option<usize> {
+        let header = buffered.get(..REQUEST_HEADER_LEN)?;
+        let key_len = read_u32(&header[1..5]) as usize;
+        let value_len = read_u32(&header[5..9]) as usize;
+        Some(REQUEST_HEADER_LEN + key_len + value_len)
+    }
+
     fn check_lengths(&self, command: Option<Command>, key_len: u32, value_len: u32) -> Option<Response> {
         let ttl_allowance = if command == Some(Command::PutTtl) {
             TTL_LEN as u64
@@ -230,6 +250,10 @@ fn parse_request(command_byte: u8, key: Bytes, mut value: Bytes) -> Incoming {
     let request = match command {
         Command::Ping if !key.is_empty() => return bad_request("PING takes no key"),
         Command::Ping => Request::Ping { payload: value },
+        Command::Health if !key.is_empty() || !value.is_empty() => {
+            return bad_request("HEALTH takes no key and no value")
+        }
+        Command::Health => Request::Health,
         Command::Get | Command::Delete if !value.is_empty() => {
             return bad_request(format!("{command:?} takes no value"))
         }

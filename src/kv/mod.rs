@@ -46,12 +46,12 @@ pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
     ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
 };
-pub use server::{serve, KvServer, KvServerConfig};
+pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;
 pub use wal::{
-    Append, Applied, FsyncPolicy, Mutation, ReadInOrder, UnknownFsyncPolicy, Wal, WalConfig, WalError,
-    WalStats,
+    Append, Applied, FsyncPolicy, Mutation, ReadInOrder, RepairAction, RepairMode, RepairReport,
+    UnknownFsyncPolicy, Wal, WalConfig, WalError, WalStats,
 };
 
 use crate::server::{Overload, Overloaded};
@@ -73,6 +73,9 @@ pub enum Command {
     Delete = 0x04,
     /// `0x05`: write a key that expires after a number of milliseconds.
     PutTtl = 0x05,
+    /// `0x80` (an extension of protocol 1.1): whether the server takes
+    /// writes (`OK`) or its log refuses them for now (`STORAGE`).
+    Health = 0x80,
 }
 
 impl Command {
@@ -84,6 +87,7 @@ impl Command {
             0x03 => Command::Put,
             0x04 => Command::Delete,
             0x05 => Command::PutTtl,
+            0x80 => Command::Health,
             _ => return None,
         })
     }
@@ -147,6 +151,7 @@ impl fmt::Display for Status {
 
 /// One request of the protocol, already validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Request {
     /// Liveness check; the server echoes the payload.
     Ping {
@@ -179,6 +184,8 @@ pub enum Request {
         /// The value.
         value: Bytes,
     },
+    /// Ask whether the server takes writes.
+    Health,
 }
 
 impl Request {
@@ -190,13 +197,14 @@ impl Request {
             Request::Put { .. } => Command::Put,
             Request::Delete { .. } => Command::Delete,
             Request::PutTtl { .. } => Command::PutTtl,
+            Request::Health => Command::Health,
         }
     }
 }
 
 /// Which KV requests the retry layer may send again after their connection
-/// was lost under them (an answer that never came): `PING` and `GET`, which
-/// change nothing. Writes are not, though each is idempotent on its own:
+/// was lost under them (an answer that never came): `PING`, `GET` and
+/// `HEALTH`, which change nothing. Writes are not, though each is idempotent on its own:
 ///
 /// * a `PUT` or `PUT_TTL` whose answer was lost may have been applied, and
 ///   another client may have written the key since; sending it again would
@@ -215,7 +223,7 @@ impl Request {
 impl crate::retry::Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
-            Request::Ping { .. } | Request::Get { .. } => true,
+            Request::Ping { .. } | Request::Get { .. } | Request::Health => true,
             Request::Put { .. } | Request::Delete { .. } | Request::PutTtl { .. } => false,
         }
     }

@@ -3,7 +3,7 @@
 use super::codec::{Limits, ServerCodec};
 use super::service::KvService;
 use super::store::Store;
-use super::wal::{Wal, WalConfig};
+use super::wal::{Wal, WalConfig, WalError};
 use crate::server::{ServeConfig, Server};
 use std::future::Future;
 use std::io;
@@ -44,6 +44,51 @@ impl Default for KvServerConfig {
     }
 }
 
+impl KvServerConfig {
+    /// Checks that the settings can work together: with a
+    /// [`data_dir`](Self::data_dir), the largest key and the largest value
+    /// the [`limits`](Self::limits) accept must fit in one log record
+    /// ([`Wal::MAX_ENTRY_BYTES`] together), or an answered write could not
+    /// be replayed. [`serve`] and [`KvServer::start`] check this before
+    /// they touch the data directory.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let entry = u64::from(self.limits.max_key_bytes) + u64::from(self.limits.max_value_bytes);
+        if self.data_dir.is_some() && entry > Wal::MAX_ENTRY_BYTES {
+            return Err(ConfigError::NotLoggable {
+                max_key_bytes: self.limits.max_key_bytes,
+                max_value_bytes: self.limits.max_value_bytes,
+                limit: Wal::MAX_ENTRY_BYTES,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Settings of a [`KvServerConfig`] that cannot work together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The limits accept a key and value that one log record cannot hold.
+    #[error(
+        "a key of max_key_bytes ({max_key_bytes}) and a value of max_value_bytes ({max_value_bytes}) \
+         do not fit in one log record: together they may be at most {limit} bytes"
+    )]
+    NotLoggable {
+        /// [`Limits::max_key_bytes`].
+        max_key_bytes: u32,
+        /// [`Limits::max_value_bytes`].
+        max_value_bytes: u32,
+        /// [`Wal::MAX_ENTRY_BYTES`].
+        limit: u64,
+    },
+}
+
+impl From<ConfigError> for io::Error {
+    fn from(error: ConfigError) -> Self {
+        io::Error::new(io::ErrorKind::InvalidInput, error)
+    }
+}
+
 /// Serves the KV protocol on `listener` until `shutdown` completes, then
 /// drains every connection, closes the log and returns.
 ///
@@ -55,7 +100,9 @@ impl Default for KvServerConfig {
 /// (connections wait in the listen queue meanwhile; a damaged log is an
 /// error of kind `InvalidData` whose inner error is a
 /// [`WalError`](super::WalError)), every write goes through it, and the
-/// log is fsynced after the last connection is drained.
+/// log is fsynced after the last connection is drained. A configuration
+/// that fails [`KvServerConfig::validate`] is an error of kind
+/// `InvalidInput`, before anything is read.
 pub async fn serve(
     listener: TcpListener,
     config: KvServerConfig,
@@ -69,6 +116,7 @@ pub async fn serve(
 /// Recovers the log of `config.data_dir` into `store`, if there is one, off
 /// the runtime's threads.
 async fn recover(config: &KvServerConfig, store: &Store) -> io::Result<Option<Wal>> {
+    config.validate()?;
     let Some(dir) = config.data_dir.clone() else {
         return Ok(None);
     };
@@ -93,6 +141,7 @@ async fn serve_recovered(
     let served = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
         .with_overload(super::Busy)
+        .with_frame_size(ServerCodec::frame_len)
         .serve(listener, tower::make::Shared::new(service), shutdown)
         .await;
     purger.abort();
@@ -182,12 +231,38 @@ impl KvServer {
         self.wal.as_ref()
     }
 
-    /// Shuts down gracefully: stops accepting, answers what was received,
-    /// closes every connection, fsyncs the log, and waits until all of that
-    /// is done. Fails if serving or closing the log failed.
+    /// Shuts down gracefully: stops accepting, answers what was received
+    /// (within [`ServeConfig::shutdown_timeout`]), closes every connection,
+    /// fsyncs and closes the log, and waits until all of that is done.
+    /// Fails if serving or closing the log failed.
     pub async fn shutdown(self) -> io::Result<()> {
+        self.shutdown_or_force(std::future::pending()).await
+    }
+
+    /// [`shutdown`](Self::shutdown), unless `force` completes first: then
+    /// every connection is closed where it stands (answers not yet written
+    /// are lost; writes already handed to the log still land), and the log
+    /// is fsynced and closed. What `kv serve` does on a second SIGTERM.
+    pub async fn shutdown_or_force(mut self, force: impl Future<Output = ()>) -> io::Result<()> {
         self.stop.cancel();
-        self.task.await?
+        tokio::select! {
+            served = &mut self.task => served?,
+            () = force => {
+                tracing::warn!("closing every connection now");
+                self.task.abort();
+                // Wait until the connections are dropped and their services
+                // with them: nothing more can reach the log after this.
+                let _ = (&mut self.task).await;
+                match &self.wal {
+                    // `Closed`: the aborted task had already closed it.
+                    Some(wal) => match wal.shutdown().await {
+                        Ok(()) | Err(WalError::Closed) => Ok(()),
+                        Err(error) => Err(error.into()),
+                    },
+                    None => Ok(()),
+                }
+            }
+        }
     }
 
     /// Stops the server at once, without draining: connections are dropped
@@ -196,5 +271,44 @@ impl KvServer {
     /// before it stops; to test a real crash, kill a `kv serve` process.)
     pub fn abort(self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_limits(max_key_bytes: u32, max_value_bytes: u32, durable: bool) -> KvServerConfig {
+        KvServerConfig {
+            limits: Limits {
+                max_key_bytes,
+                max_value_bytes,
+            },
+            data_dir: durable.then(|| PathBuf::from("/nonexistent")),
+            ..KvServerConfig::default()
+        }
+    }
+
+    #[test]
+    fn limits_the_log_cannot_hold_are_refused_only_with_a_data_dir() {
+        let most = Wal::MAX_ENTRY_BYTES;
+        let key = 64 * 1024u32;
+        let value = u32::try_from(most - u64::from(key)).unwrap();
+        assert_eq!(with_limits(key, value, true).validate(), Ok(()));
+        let error = with_limits(key, value + 1, true).validate().unwrap_err();
+        assert!(error.to_string().contains(&most.to_string()), "{error}");
+        assert_eq!(with_limits(u32::MAX, u32::MAX, false).validate(), Ok(()));
+        assert!(with_limits(u32::MAX, 0, true).validate().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_server_with_limits_the_log_cannot_hold_does_not_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = with_limits(1024, u32::MAX, true);
+        config.data_dir = Some(dir.path().to_path_buf());
+        let error = KvServer::start("127.0.0.1:0", config).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
+        // Refused before the directory was touched.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -123,6 +123,7 @@ impl KvService {
         }
         let mutation = match request {
             Request::Ping { payload } => return ResponseFuture::ready(Response::ok(payload)),
+            Request::Health => return ResponseFuture::ready(health(self.wal.as_ref())),
             Request::Get { key } => {
                 return match (&self.pending_write, &self.wal) {
                     (Some(_), Some(wal)) => ResponseFuture {
@@ -153,6 +154,14 @@ impl KvService {
                 }
             }
         }
+    }
+}
+
+/// `OK` while writes are taken; `STORAGE` with the reason while the log refuses them.
+fn health(wal: Option<&Wal>) -> Response {
+    match wal.and_then(Wal::failure) {
+        Some(failure) => Response::error(Status::Storage, failure.to_string()),
+        None => Response::ok_empty(),
     }
 }
 
@@ -305,6 +314,7 @@ mod tests {
         };
         assert_eq!(call(&mut service, put_ttl), Response::ok_empty());
         assert_eq!(call(&mut service, get("t")), Response::ok(key("v")));
+        assert_eq!(call(&mut service, Request::Health), Response::ok_empty());
     }
 
     #[test]
@@ -467,5 +477,21 @@ mod tests {
         let delete = call(&mut service, Request::Delete { key: key("k") });
         assert_eq!(delete.status, Status::Storage);
         assert_eq!(call(&mut service, get("k")), Response::ok(key("old")));
+        // PING still echoes; HEALTH says writes are refused, and why.
+        let ping = call(&mut service, Request::Ping { payload: key("p") });
+        assert_eq!(ping, Response::ok(key("p")));
+        let health = call(&mut service, Request::Health);
+        assert_eq!(health.status, Status::Storage);
+        assert!(health.message().contains("fsync"), "{}", health.message());
+
+        // Once the disk is back the log recovers by itself.
+        faults.inject(false, false);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while call(&mut service, Request::Health).status != Status::Ok {
+            assert!(std::time::Instant::now() < deadline, "the log never recovered");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(call(&mut service, put("k", "newer")), Response::ok_empty());
+        assert_eq!(call(&mut service, get("k")), Response::ok(key("newer")));
     }
 }

@@ -100,7 +100,11 @@ impl RetryBudget {
 
 impl Budget for RetryBudget {
     fn deposit(&self) {
-        if self.deposits.fetch_add(1, Ordering::Relaxed) % CLOCK_EVERY == 0 {
+        if self
+            .deposits
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(CLOCK_EVERY)
+        {
             self.slide();
         }
         let current = self.current.load(Ordering::Relaxed);

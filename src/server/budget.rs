@@ -1,27 +1,81 @@
-//! The global budget of buffered request bytes, and each connection's share.
+//! The budget of buffered request bytes, shared fairly: every connection has
+//! a share of its own, and bytes past it come from a common pool.
 //!
-//! Every connection keeps a [`Charge`]: the bytes it has read from its peer
-//! and not yet finished with — its read buffer plus the requests it is
-//! working on or waiting to write the answers of. The [`Budget`] is the sum
-//! over all connections. While it is over its limit, requests are shed
-//! (answered through the [`Overload`](super::Overload) hook) instead of
-//! queued, which releases their bytes at once.
+//! A connection holds the bytes it has read and not finished with: its read
+//! buffer (at most one partial frame) plus the requests it is working on or
+//! waiting to write the answers of. Of a budget `B` for `N` connections,
+//!
+//! * each connection may always hold its **share**, `B / (2N)` bytes,
+//!   whatever the others do: requests that fit in it are never refused or
+//!   delayed because of other connections;
+//! * the rest, about `B / 2`, is a **pool**: a connection that needs more
+//!   than its share (a large frame, a deep pipeline) takes pool bytes
+//!   before it reads them, and gives them back when its requests are done.
+//!   The pool is a fair (first come, first served) semaphore; a connection
+//!   waiting for it stops reading, which pushes back on its peer through
+//!   TCP.
+//!
+//! So the bytes held by all connections never exceed `N · share + pool =
+//! B`, however many stall mid-frame. When the protocol can tell a frame's
+//! length from its header ([`FrameSize`]), a connection takes the pool bytes
+//! for its whole frame at once, so two half-read frames can never wait for
+//! each other; without it, a connection takes pool bytes as it reads.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fmt;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::PollSemaphore;
 
-/// Bytes buffered by all connections, against a limit.
+/// Without a [`FrameSize`], a connection past its share takes pool bytes in
+/// steps of at least this (or of what it holds, doubling).
+const GROWTH: usize = 64 * 1024;
+
+/// How long the frame at the start of a read buffer is, when the protocol
+/// can tell from what has arrived (its header); see
+/// [`Server::with_frame_size`](super::Server::with_frame_size).
+#[derive(Clone)]
+pub(crate) struct FrameSize(Arc<FrameSizeFn>);
+
+type FrameSizeFn = dyn Fn(&[u8]) -> Option<usize> + Send + Sync;
+
+impl FrameSize {
+    pub(crate) fn new(f: impl Fn(&[u8]) -> Option<usize> + Send + Sync + 'static) -> Self {
+        FrameSize(Arc::new(f))
+    }
+
+    /// The whole frame's length, if `buffered` holds a frame's start and the
+    /// protocol can tell.
+    pub(crate) fn of(&self, buffered: &[u8]) -> Option<usize> {
+        (self.0)(buffered)
+    }
+}
+
+impl fmt::Debug for FrameSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FrameSize(..)")
+    }
+}
+
+/// The server's budget: the share of each connection and the common pool.
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: usize,
-    used: AtomicUsize,
+    share: usize,
+    pool: usize,
+    semaphore: Arc<Semaphore>,
 }
 
 impl Budget {
-    pub(crate) fn new(limit: usize) -> Arc<Self> {
+    /// A budget of `limit` bytes for at most `connections` connections.
+    pub(crate) fn new(limit: usize, connections: usize) -> Arc<Self> {
+        let share = limit / connections.max(1).saturating_mul(2);
+        let pool = (limit - share * connections.max(1)).min(Semaphore::MAX_PERMITS);
         Arc::new(Budget {
             limit,
-            used: AtomicUsize::new(0),
+            share,
+            pool,
+            semaphore: Arc::new(Semaphore::new(pool)),
         })
     }
 
@@ -29,60 +83,210 @@ impl Budget {
         self.limit
     }
 
-    /// `true` while the bytes charged are over the limit.
-    pub(crate) fn exhausted(&self) -> bool {
-        self.used.load(Ordering::Relaxed) > self.limit
+    /// The most one connection can ever hold: its share and the whole pool.
+    fn most(&self) -> usize {
+        self.share.saturating_add(self.pool)
     }
 }
 
-/// One connection's share of a [`Budget`], given back when dropped (also
-/// when the connection's task panics).
+/// A need that can never be met: more than a connection's share and the
+/// whole pool together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NeverFits;
+
+/// One connection's part of the [`Budget`]: its share, and the pool bytes
+/// it holds (given back when dropped, also when its task panics).
 #[derive(Debug)]
-pub(crate) struct Charge {
+pub(crate) struct Share {
     budget: Arc<Budget>,
-    bytes: usize,
+    granted: Option<OwnedSemaphorePermit>,
+    pool: PollSemaphore,
+    /// A wait for pool bytes is queued in the semaphore.
+    waiting: bool,
+    /// [`poll_reserve`](Self::poll_reserve) was called since the last
+    /// [`end_round`](Self::end_round).
+    asked: bool,
 }
 
-impl Charge {
+impl Share {
     pub(crate) fn new(budget: Arc<Budget>) -> Self {
-        Charge { budget, bytes: 0 }
-    }
-
-    /// Sets this connection's share to `bytes`.
-    pub(crate) fn set(&mut self, bytes: usize) {
-        if bytes > self.bytes {
-            self.budget.used.fetch_add(bytes - self.bytes, Ordering::Relaxed);
-        } else if bytes < self.bytes {
-            self.budget.used.fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        Share {
+            pool: PollSemaphore::new(budget.semaphore.clone()),
+            budget,
+            granted: None,
+            waiting: false,
+            asked: false,
         }
-        self.bytes = bytes;
     }
-}
 
-impl Drop for Charge {
-    fn drop(&mut self) {
-        self.set(0);
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// The bytes this connection may hold now.
+    pub(crate) fn limit(&self) -> usize {
+        self.budget.share + self.pooled()
+    }
+
+    /// Pool bytes this connection holds.
+    pub(crate) fn pooled(&self) -> usize {
+        self.granted.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+
+    /// Raises [`limit`](Self::limit) to at least `need` bytes: `Ready(Ok)`
+    /// once it is, `Pending` while others hold the pool (the task is woken
+    /// when they give bytes back), `NeverFits` if no wait would do.
+    pub(crate) fn poll_reserve(&mut self, cx: &mut Context<'_>, need: usize) -> Poll<Result<(), NeverFits>> {
+        self.asked = true;
+        let Some(extra) = need.checked_sub(self.limit()).filter(|&extra| extra > 0) else {
+            return Poll::Ready(Ok(()));
+        };
+        if need > self.budget.most() {
+            return Poll::Ready(Err(NeverFits));
+        }
+        let Ok(extra) = u32::try_from(extra) else {
+            return Poll::Ready(Err(NeverFits));
+        };
+        match self.pool.poll_acquire_many(cx, extra) {
+            Poll::Ready(Some(permit)) => {
+                self.waiting = false;
+                match &mut self.granted {
+                    Some(granted) => granted.merge(permit),
+                    None => self.granted = Some(permit),
+                }
+                Poll::Ready(Ok(()))
+            }
+            // The semaphore is never closed.
+            Poll::Ready(None) => Poll::Ready(Err(NeverFits)),
+            Poll::Pending => {
+                self.waiting = true;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// How many bytes to hold, to read on: all of the frame `frame` bytes
+    /// long (if known) that the `buffered` bytes in the read buffer start,
+    /// with `in_flight` bytes of requests still held; or, not knowing the
+    /// frame, twice what is held (at least 64 KiB more). Never more than a
+    /// connection can hold; `NeverFits` if the frame alone is more.
+    pub(crate) fn need(
+        &self,
+        in_flight: usize,
+        buffered: usize,
+        frame: Option<usize>,
+    ) -> Result<usize, NeverFits> {
+        let most = self.budget.most();
+        let (frame, want) = match frame {
+            Some(frame) if frame > buffered => (frame, in_flight.saturating_add(frame)),
+            _ => {
+                let held = in_flight + buffered;
+                (buffered + 1, held.saturating_add(held.max(GROWTH)))
+            }
+        };
+        if frame > most {
+            return Err(NeverFits);
+        }
+        Ok(want.min(most))
+    }
+
+    /// Gives back the pool bytes above `keep` (bytes held, and any more
+    /// the frame being read still needs), and withdraws a wait for the pool
+    /// that this round did not renew.
+    pub(crate) fn end_round(&mut self, keep: usize) {
+        if self.waiting && !self.asked {
+            // Dropping the queued acquisition gives back what it collected.
+            self.pool = PollSemaphore::new(self.budget.semaphore.clone());
+            self.waiting = false;
+        }
+        self.asked = false;
+        let surplus = self.limit().saturating_sub(keep.max(self.budget.share));
+        if surplus > 0 {
+            if let Some(granted) = &mut self.granted {
+                if surplus >= granted.num_permits() {
+                    self.granted = None;
+                } else {
+                    drop(granted.split(surplus));
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::task::noop_waker_ref;
+
+    fn poll(share: &mut Share, need: usize) -> Poll<Result<(), NeverFits>> {
+        share.poll_reserve(&mut Context::from_waker(noop_waker_ref()), need)
+    }
 
     #[test]
-    fn charges_add_up_and_are_given_back_on_drop() {
-        let budget = Budget::new(100);
-        let mut a = Charge::new(budget.clone());
-        let mut b = Charge::new(budget.clone());
-        a.set(60);
-        b.set(40);
-        assert!(!budget.exhausted());
-        b.set(41);
-        assert!(budget.exhausted());
-        a.set(10);
-        assert!(!budget.exhausted());
-        drop(a);
-        drop(b);
-        assert_eq!(budget.used.load(Ordering::Relaxed), 0);
+    fn shares_are_guaranteed_and_the_pool_is_what_is_left() {
+        let budget = Budget::new(1000, 5);
+        assert_eq!((budget.share, budget.pool), (100, 500));
+        let mut shares: Vec<_> = (0..5).map(|_| Share::new(budget.clone())).collect();
+        // One connection takes the whole pool...
+        assert_eq!(poll(&mut shares[0], 600), Poll::Ready(Ok(())));
+        assert_eq!(shares[0].limit(), 600);
+        // ... and every other one still has its share, without asking.
+        for share in &mut shares[1..] {
+            assert_eq!(poll(share, 100), Poll::Ready(Ok(())));
+            assert!(poll(share, 101).is_pending());
+        }
+        // More than share and pool together can never be met.
+        assert_eq!(poll(&mut shares[1], 601), Poll::Ready(Err(NeverFits)));
+    }
+
+    #[test]
+    fn bytes_given_back_go_to_the_first_in_line() {
+        let budget = Budget::new(1000, 5);
+        let mut holder = Share::new(budget.clone());
+        let mut first = Share::new(budget.clone());
+        let mut second = Share::new(budget.clone());
+        assert_eq!(poll(&mut holder, 500), Poll::Ready(Ok(())));
+        assert!(poll(&mut first, 400).is_pending());
+        assert!(poll(&mut second, 200).is_pending());
+        // The holder gives back 250 pool bytes: enough for `second`'s 100,
+        // but `first` asked first and takes the 200 it still needed.
+        holder.end_round(250);
+        assert_eq!(holder.pooled(), 150);
+        assert_eq!(poll(&mut first, 400), Poll::Ready(Ok(())));
+        assert!(poll(&mut second, 200).is_pending());
+        holder.end_round(0);
+        assert_eq!(poll(&mut second, 200), Poll::Ready(Ok(())));
+        drop((first, second));
+        assert_eq!(budget.semaphore.available_permits(), 500);
+    }
+
+    #[test]
+    fn a_wait_not_renewed_is_withdrawn_and_gives_back_what_it_collected() {
+        let budget = Budget::new(1000, 5);
+        let mut holder = Share::new(budget.clone());
+        let mut waiter = Share::new(budget.clone());
+        assert_eq!(poll(&mut holder, 600), Poll::Ready(Ok(())));
+        assert!(poll(&mut waiter, 400).is_pending());
+        waiter.end_round(100);
+        holder.end_round(400); // 200 back, collected by the queued wait
+        assert_eq!(budget.semaphore.available_permits(), 0);
+        waiter.end_round(100); // a round without asking: withdrawn
+        assert_eq!(budget.semaphore.available_permits(), 200);
+    }
+
+    #[test]
+    fn the_need_is_the_whole_frame_when_its_size_is_known() {
+        let budget = Budget::new(1 << 20, 4);
+        let share = Share::new(budget);
+        let most = share.budget.most();
+        assert_eq!(share.need(10, 9, Some(5000)), Ok(5010));
+        // Unknown: grow by what is held (at least 64 KiB), within reach.
+        assert_eq!(share.need(0, 100, None), Ok(100 + GROWTH));
+        assert_eq!(share.need(0, 400_000, None), Ok(most));
+        // Requests in flight only make a connection wait; a frame larger
+        // than a connection can hold never fits.
+        assert_eq!(share.need(most, 9, Some(most)), Ok(most));
+        assert_eq!(share.need(0, 9, Some(most + 1)), Err(NeverFits));
+        assert_eq!(share.need(0, most, None), Err(NeverFits));
     }
 }

@@ -10,7 +10,7 @@ mod timers;
 
 pub(crate) use metered::Metered;
 
-use super::budget::{Budget, Charge};
+use super::budget::{Budget, FrameSize, NeverFits, Share};
 use super::overload::{Overload, Overloaded};
 use crate::failure::BoxError;
 use futures::future::{Either, Ready};
@@ -54,10 +54,12 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
+    /// The protocol's frame lengths, if it tells them.
+    pub(crate) frame_size: Option<FrameSize>,
 }
 
 /// A request being worked on: the service's future, or an answer the
-/// server already has (a shed request).
+/// server already has (a frame refused for the budget).
 type InFlight<S, Req> = Either<
     <S as Service<Req>>::Future,
     Ready<Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>>,
@@ -71,8 +73,10 @@ type InFlight<S, Req> = Either<
 /// closed, or the decoder gave up on the framing), it calls the service for
 /// nothing new, answers what it has, flushes and closes.
 ///
-/// While the server's [`Budget`] is exhausted, each request it decodes is
-/// answered by the [`Overload`] hook instead of the service.
+/// It holds at most its [`Share`] of the server's [`Budget`]: past it, it
+/// stops reading until the budget's pool grants more. A frame too large for
+/// the budget ever to hold is answered by the [`Overload`] hook in its
+/// place, and the connection closes.
 #[pin_project(project = ConnectionProj)]
 pub(crate) struct Connection<Io, C, S, Req, O>
 where
@@ -88,14 +92,15 @@ where
     in_flight_bytes: usize,
     /// Bytes read and taken out of the read buffer by decoded frames.
     consumed: u64,
-    budget: Arc<Budget>,
-    charge: Charge,
+    share: Share,
     limits: Limits,
     #[pin]
     shutdown: WaitForCancellationFutureOwned,
     reading: bool,
     /// The last read found nothing more from the peer.
     waiting_on_peer: bool,
+    /// Reading waits for bytes of the budget's pool.
+    waiting_on_budget: bool,
     needs_flush: bool,
     /// The last write could not go on: the socket is full.
     write_blocked: bool,
@@ -137,8 +142,7 @@ where
             in_flight_sizes: VecDeque::new(),
             in_flight_bytes: 0,
             consumed: 0,
-            charge: Charge::new(budget.clone()),
-            budget,
+            share: Share::new(budget),
             limits: Limits {
                 max_in_flight: limits.max_in_flight.max(1),
                 ..limits
@@ -146,12 +150,25 @@ where
             shutdown,
             reading: true,
             waiting_on_peer: false,
+            waiting_on_budget: false,
             needs_flush: false,
             write_blocked: false,
             failed: None,
             timers,
         }
     }
+}
+
+/// What the budget says to a connection that has read all its share allows.
+enum Room {
+    /// More was granted: read on.
+    Granted,
+    /// Others hold the pool: the task is woken when they give bytes back.
+    Waiting,
+    /// The connection holds all it can, mostly requests in flight.
+    Full,
+    /// The frame being read is larger than a connection can ever hold.
+    NeverFits,
 }
 
 /// How many read-write rounds one poll may run before yielding to the runtime.
@@ -180,7 +197,7 @@ where
                 Ok(wrote) => wrote,
                 Err(error) => return Poll::Ready(Err(error)),
             };
-            this.update_charge();
+            this.end_round();
             if !read && !wrote {
                 if let Some(timer) = this.poll_timers(cx) {
                     tracing::debug!(?timer, "connection timed out; closing it");
@@ -209,10 +226,61 @@ where
     S::Error: Into<BoxError>,
     O: Overload<S::Response>,
 {
-    /// Charges the budget for the read buffer and the requests in flight.
-    fn update_charge(&mut self) {
-        let buffered = self.transport.read_buffer().len();
-        self.charge.set(buffered + *self.in_flight_bytes);
+    /// Gives back the pool bytes this connection no longer needs: it keeps
+    /// what it holds, and what the frame it is reading still needs.
+    fn end_round(&mut self) {
+        let buffered = self.transport.read_buffer();
+        let keep = match self.limits.frame_size.as_ref() {
+            _ if self.share.pooled() == 0 => 0,
+            Some(frame_size) => {
+                let frame = frame_size.of(buffered).unwrap_or(0).max(buffered.len());
+                *self.in_flight_bytes + frame
+            }
+            // Unknown frame sizes: keep the pool bytes until the frame is read.
+            None if !buffered.is_empty() => self.share.limit(),
+            None => *self.in_flight_bytes,
+        };
+        self.share.end_round(keep);
+    }
+
+    /// Lets the transport read up to this connection's limit.
+    fn allow_reading(&mut self) {
+        let held = self.transport.read_buffer().len() + *self.in_flight_bytes;
+        let allowance = self.share.limit().saturating_sub(held);
+        self.transport.as_mut().get_pin_mut().allow(allowance);
+    }
+
+    /// Asks the budget for room to go on with the frame being read.
+    fn reserve(&mut self, cx: &mut Context<'_>) -> Room {
+        let buffered = self.transport.read_buffer();
+        let frame = self.limits.frame_size.as_ref().and_then(|f| f.of(buffered));
+        let held = buffered.len() + *self.in_flight_bytes;
+        match self.share.need(*self.in_flight_bytes, buffered.len(), frame) {
+            Err(NeverFits) => Room::NeverFits,
+            // As much as a connection can hold, most of it requests in
+            // flight: their answers give room back (and wake the task).
+            Ok(need) if need <= held => Room::Full,
+            Ok(need) => match self.share.poll_reserve(cx, need) {
+                Poll::Ready(Ok(())) => Room::Granted,
+                Poll::Ready(Err(NeverFits)) => Room::NeverFits,
+                Poll::Pending => Room::Waiting,
+            },
+        }
+    }
+
+    /// Answers the frame being read, which the budget can never hold,
+    /// through the overload hook, and stops reading.
+    fn refuse_frame(&mut self) {
+        let reason = Overloaded::BufferBudget {
+            limit: self.share.budget().limit(),
+        };
+        tracing::debug!(%reason, "a frame larger than the budget: closing the connection");
+        if let Some(response) = self.overload.overloaded(&reason) {
+            self.in_flight
+                .push_back(Either::Right(futures::future::ready(Ok(response))));
+            self.in_flight_sizes.push_back(0);
+        }
+        *self.reading = false;
     }
 
     /// The wire bytes of the frame just decoded.
@@ -231,6 +299,10 @@ where
     fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut started = false;
         *self.waiting_on_peer = false;
+        *self.waiting_on_budget = false;
+        if *self.reading {
+            self.allow_reading();
+        }
         while *self.reading && self.in_flight.len() < self.limits.max_in_flight {
             match self.service.poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -247,32 +319,9 @@ where
                 Poll::Ready(Some(Ok(request))) => {
                     self.timers.frame_decoded();
                     let size = self.frame_size();
-                    // The budget is read, not updated, per request: this
-                    // connection publishes its charge once per round, which
-                    // keeps the shared counter off the per-request path at
-                    // the cost of lagging by what one round read.
-                    if self.budget.exhausted() {
-                        let reason = Overloaded::BufferBudget {
-                            limit: self.budget.limit(),
-                        };
-                        drop(request);
-                        match self.overload.overloaded(&reason) {
-                            Some(response) => {
-                                self.in_flight
-                                    .push_back(Either::Right(futures::future::ready(Ok(response))));
-                                self.in_flight_sizes.push_back(0);
-                            }
-                            None => {
-                                tracing::debug!(%reason, "shedding load: closing a connection");
-                                *self.reading = false;
-                                break;
-                            }
-                        }
-                    } else {
-                        self.in_flight.push_back(Either::Left(self.service.call(request)));
-                        self.in_flight_sizes.push_back(size);
-                        *self.in_flight_bytes += size;
-                    }
+                    self.in_flight.push_back(Either::Left(self.service.call(request)));
+                    self.in_flight_sizes.push_back(size);
+                    *self.in_flight_bytes += size;
                     started = true;
                 }
                 Poll::Ready(Some(Err(error))) => {
@@ -282,6 +331,18 @@ where
                     *self.reading = false;
                 }
                 Poll::Ready(None) => *self.reading = false,
+                Poll::Pending if self.transport.get_ref().starved() => match self.reserve(cx) {
+                    Room::Granted => self.allow_reading(),
+                    Room::NeverFits => {
+                        self.refuse_frame();
+                        started = true;
+                    }
+                    Room::Waiting => {
+                        *self.waiting_on_budget = true;
+                        break;
+                    }
+                    Room::Full => break,
+                },
                 Poll::Pending => {
                     *self.waiting_on_peer = true;
                     break;
@@ -345,8 +406,12 @@ where
     /// Polls the timers with where the connection rests; returns the timer
     /// that expired, if one did.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<Timer> {
+        // Waiting for the pool counts as waiting on the peer only for a
+        // connection that holds pool bytes meanwhile: that one keeps others
+        // waiting, and its read timeout must be able to end it.
+        let stalled = *self.waiting_on_peer || (*self.waiting_on_budget && self.share.pooled() > 0);
         let resting = Resting {
-            waiting_on_peer: *self.reading && *self.waiting_on_peer,
+            waiting_on_peer: *self.reading && stalled,
             partial_frame: !self.transport.read_buffer().is_empty(),
             quiet: self.in_flight.is_empty() && !*self.needs_flush,
             write_blocked: self.write_blocked.then(|| self.transport.write_buffer().len()),

@@ -30,15 +30,20 @@
 //! * **Pipelining**: at most [`ServeConfig::max_in_flight_per_connection`]
 //!   requests per connection are worked on or waiting to be written; past
 //!   it the connection stops reading, which pushes back through TCP.
-//! * **Memory**: the request bytes buffered by all connections (read
-//!   buffers plus requests in flight) are counted against
-//!   [`ServeConfig::max_buffered_request_bytes`]. Past it, each request read
-//!   is *shed*: answered at once through [`Overload`] without reaching the
-//!   service, so its bytes are released instead of queued. Each connection's
-//!   read buffer holds at most one partial frame, which the codec bounds
-//!   (the KV codec rejects an over-limit header before buffering its body),
-//!   so the server holds at most about the budget plus one largest frame per
-//!   connection.
+//! * **Memory**: the request bytes all connections hold (read buffers plus
+//!   requests in flight) never exceed
+//!   [`ServeConfig::max_buffered_request_bytes`], however many peers stall
+//!   in the middle of a frame, and no peer can take another's room. Each
+//!   connection has a share of its own, `budget / (2 · max_connections)`
+//!   (128 KiB with the defaults): requests that fit in it are never delayed
+//!   or refused because of other connections. Past its share a connection
+//!   takes bytes from a common pool (the other half), first come first
+//!   served, before it reads them, and stops reading while the pool is
+//!   empty, which pushes back on its peer through TCP; with
+//!   [`Server::with_frame_size`] it takes a whole frame's bytes at once. A
+//!   peer that stalls while holding pool bytes is closed by the read
+//!   timeout. A frame larger than a share and the whole pool together is
+//!   answered through [`Overload`] and closes its connection.
 //!
 //! A panic in a service or codec ends only its connection's task; the accept
 //! loop logs it and goes on.
@@ -46,7 +51,10 @@
 //! Shutdown is a future passed in: when it completes the server stops
 //! accepting, every connection stops reading (no new work starts), answers
 //! what it had received, flushes and closes; [`Server::serve`] returns when
-//! the last connection has.
+//! the last connection has — or, at the latest, after
+//! [`ServeConfig::shutdown_timeout`], when the connections still open are
+//! closed where they stand (a peer that reads slowly cannot hold the
+//! process).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -83,13 +91,15 @@ mod bounds;
 mod budget;
 mod connection;
 mod overload;
+#[cfg(test)]
+mod tests;
 
 pub use bounds::{MakeConnectionService, ServeCodec};
 pub use connection::ConnectionError;
 pub use overload::{Overload, Overloaded, Refuse};
 
 use crate::failure::BoxError;
-use budget::Budget;
+use budget::{Budget, FrameSize};
 use bytes::BytesMut;
 use connection::{Connection, Metered};
 use std::future::Future;
@@ -140,12 +150,20 @@ pub struct ServeConfig {
     /// to read any of them before it is closed, responses unwritten
     /// (default 30 s; `None`: forever).
     pub write_timeout: Option<Duration>,
-    /// The budget of request bytes buffered by all connections together —
-    /// read buffers plus requests in flight (default 256 MiB). Past it,
-    /// requests are shed: answered through the [`Overload`] hook instead of
-    /// reaching the service. Keep it above the largest frame the codec
-    /// accepts, or such frames are always shed.
+    /// The budget of request bytes held by all connections together — read
+    /// buffers plus requests in flight (default 256 MiB): each connection
+    /// may hold `budget / (2 · max_connections)` on its own, and takes more
+    /// from a common pool of the other half, waiting (not reading) while
+    /// the pool is empty. Keep half of it above the largest frame the codec
+    /// accepts: a frame larger than a share and the pool together is
+    /// refused through the [`Overload`] hook, and closes its connection.
     pub max_buffered_request_bytes: usize,
+    /// How long a graceful shutdown may take (default 5 s; `None`: as long
+    /// as the connections need). Past it, every connection still open is
+    /// closed at once, its unwritten answers dropped; requests the service
+    /// had already started are not cancelled by the server, only their
+    /// answers are lost.
+    pub shutdown_timeout: Option<Duration>,
 }
 
 impl Default for ServeConfig {
@@ -157,6 +175,7 @@ impl Default for ServeConfig {
             read_timeout: Some(Duration::from_secs(30)),
             write_timeout: Some(Duration::from_secs(30)),
             max_buffered_request_bytes: 256 * 1024 * 1024,
+            shutdown_timeout: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -176,6 +195,7 @@ pub struct Server<C, O = Refuse> {
     codec: C,
     config: ServeConfig,
     overload: O,
+    frame_size: Option<FrameSize>,
 }
 
 impl<C> Server<C> {
@@ -185,6 +205,7 @@ impl<C> Server<C> {
             codec,
             config: ServeConfig::default(),
             overload: Refuse,
+            frame_size: None,
         }
     }
 }
@@ -196,18 +217,51 @@ impl<C, O> Server<C, O> {
         self
     }
 
-    /// Sets how refused work is answered: past the connection limit, and
-    /// when shedding load.
+    /// Sets how refused work is answered: past the connection limit, and a
+    /// frame larger than the buffer budget can hold.
     pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2> {
         Server {
             codec: self.codec,
             config: self.config,
             overload,
+            frame_size: self.frame_size,
         }
     }
 
+    /// Tells the server how long a frame is from its first bytes: given a
+    /// read buffer that starts with a frame, `frame_size` returns the whole
+    /// frame's length once its header is there (`None` before, or if the
+    /// protocol cannot tell).
+    ///
+    /// With it, a connection that needs more than its share of
+    /// [`ServeConfig::max_buffered_request_bytes`] for a frame reserves the
+    /// whole frame from the common pool before reading on, so half-read
+    /// frames never wait on each other; without it, a connection takes
+    /// pool bytes as it reads. It is only asked about frames larger than a
+    /// connection's share, never on the fast path.
+    ///
+    /// ```
+    /// use wirestack::server::Server;
+    ///
+    /// // A protocol whose frames start with a 4-byte big-endian length.
+    /// let frame_size = |buffered: &[u8]| -> Option<usize> {
+    ///     let header: [u8; 4] = buffered.get(..4)?.try_into().ok()?;
+    ///     Some(4 + u32::from_be_bytes(header) as usize)
+    /// };
+    /// let server = Server::new(tokio_util::codec::LengthDelimitedCodec::new()).with_frame_size(frame_size);
+    /// # let _ = server;
+    /// ```
+    pub fn with_frame_size(
+        mut self,
+        frame_size: impl Fn(&[u8]) -> Option<usize> + Send + Sync + 'static,
+    ) -> Self {
+        self.frame_size = Some(FrameSize::new(frame_size));
+        self
+    }
+
     /// Accepts and serves connections until `shutdown` completes, then
-    /// drains every connection and returns.
+    /// drains every connection (within [`ServeConfig::shutdown_timeout`])
+    /// and returns.
     ///
     /// `make_service` is called with each peer's address; use
     /// [`tower::make::Shared`] to serve clones of one service.
@@ -224,7 +278,10 @@ impl<C, O> Server<C, O> {
         Req: Send + 'static,
     {
         let stop = CancellationToken::new();
-        let budget = Budget::new(self.config.max_buffered_request_bytes);
+        let budget = Budget::new(
+            self.config.max_buffered_request_bytes,
+            self.config.max_connections,
+        );
         let connection_slots = Arc::new(Semaphore::new(self.config.max_connections));
         let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS_IN_PROGRESS));
         let limits = connection::Limits {
@@ -232,6 +289,7 @@ impl<C, O> Server<C, O> {
             idle_timeout: self.config.idle_timeout,
             read_timeout: self.config.read_timeout,
             write_timeout: self.config.write_timeout,
+            frame_size: self.frame_size.clone(),
         };
         // Owned by this future: if it is dropped (aborted), so is every
         // connection, as when a process dies.
@@ -300,9 +358,31 @@ impl<C, O> Server<C, O> {
 
         drop(listener);
         stop.cancel();
-        while let Some(finished) = connections.join_next().await {
-            if let Err(error) = finished {
-                tracing::error!(%error, "a connection task failed while draining");
+        let deadline = self
+            .config
+            .shutdown_timeout
+            .map(|limit| tokio::time::Instant::now() + limit);
+        loop {
+            let finished = match deadline {
+                None => connections.join_next().await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, connections.join_next()).await {
+                    Ok(finished) => finished,
+                    Err(_) => {
+                        tracing::warn!(
+                            open = connections.len(),
+                            "shutdown deadline passed: closing the connections still open"
+                        );
+                        connections.shutdown().await;
+                        break;
+                    }
+                },
+            };
+            match finished {
+                None => break,
+                Some(Err(error)) if error.is_panic() => {
+                    tracing::error!(%error, "a connection task failed while draining");
+                }
+                Some(_) => {}
             }
         }
         Ok(())

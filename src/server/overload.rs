@@ -2,14 +2,13 @@
 //!
 //! The server refuses work in two places: a connection past
 //! [`ServeConfig::max_connections`](super::ServeConfig::max_connections), and
-//! a request decoded while the buffered request bytes of all connections are
-//! over [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes)
-//! (load shedding). It is protocol-agnostic, so it cannot write a protocol's
+//! a frame larger than a connection can ever hold of
+//! [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes). It is protocol-agnostic, so it cannot write a protocol's
 //! "busy" answer itself: it asks an [`Overload`] for one.
 //!
 //! Why a hook and not a tower layer: both decisions are made where the
 //! service stack cannot see them — before a connection has a service at all,
-//! and from the read buffers of every connection — and a refused request
+//! and before a frame has even been read whole — and a refused request
 //! must still be answered *in its place* in the pipeline without reaching the
 //! service. A tower `LoadShed` in the stack would turn overload into a
 //! service error, which a pipelined server can only answer by closing the
@@ -38,8 +37,9 @@ pub enum Overloaded {
         /// The limit, [`ServeConfig::max_connections`](super::ServeConfig::max_connections).
         limit: usize,
     },
-    /// The request bytes buffered by all connections are over the budget;
-    /// this request is answered without reaching the service.
+    /// The frame being read is larger than a connection can ever hold of
+    /// the budget (its share and the whole common pool); it is answered
+    /// without reaching the service, and the connection closes.
     BufferBudget {
         /// The budget, [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes).
         limit: usize,
@@ -53,7 +53,10 @@ impl fmt::Display for Overloaded {
                 write!(f, "too many connections (limit {limit})")
             }
             Overloaded::BufferBudget { limit } => {
-                write!(f, "buffered requests over the budget of {limit} bytes")
+                write!(
+                    f,
+                    "a request too large for the server's buffer budget of {limit} bytes"
+                )
             }
         }
     }

@@ -43,6 +43,9 @@ pub(crate) enum Command {
     },
     /// Drive a load and report throughput and latency percentiles.
     Bench(BenchArgs),
+    /// Check a data directory and cut its log at the first bad record, after
+    /// copying what it changes aside (exit 1 with --dry-run if damaged).
+    Repair(RepairArgs),
     /// Delete a key (exit 1 if it is not found).
     Del {
         /// The key.
@@ -97,9 +100,12 @@ pub(crate) struct ServeLimitArgs {
     /// Close a connection whose peer reads none of its responses for this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().write_timeout))]
     pub(crate) write_timeout_ms: u64,
-    /// Budget of request bytes buffered by all connections; past it requests are answered BUSY.
+    /// Budget of request bytes held by all connections: each may hold budget/(2 x max connections), past it waits for a common pool.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
     pub(crate) max_buffered_bytes: usize,
+    /// On SIGINT/SIGTERM, close the connections still open after this many milliseconds (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().shutdown_timeout))]
+    pub(crate) shutdown_timeout_ms: u64,
 }
 
 impl ServeLimitArgs {
@@ -112,6 +118,7 @@ impl ServeLimitArgs {
             read_timeout: timeout(self.read_timeout_ms),
             write_timeout: timeout(self.write_timeout_ms),
             max_buffered_request_bytes: self.max_buffered_bytes,
+            shutdown_timeout: timeout(self.shutdown_timeout_ms),
         }
     }
 }
@@ -150,6 +157,16 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RepairArgs {
+    /// The data directory of a server that is not running.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// Only report what a repair would do; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]

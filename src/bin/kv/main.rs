@@ -3,16 +3,18 @@
 //! ```text
 //! kv serve --listen 127.0.0.1:7878 --data-dir ./data
 //! kv put KEY VALUE [--ttl MS]     kv get KEY     kv del KEY     kv ping
+//! kv repair --data-dir ./data [--dry-run]
 //! ```
 //!
 //! Client commands exit 0 on success, 1 when the key was not found and 2 on
-//! any error, with a one-line message on stderr. The binary is thin: every
+//! any error, with a one-line message on stderr; `kv ping` exits 3 when the
+//! server answers but its log refuses writes. The binary is thin: every
 //! behaviour lives in the library.
 
 mod args;
 mod bench;
 
-use args::{BenchArgs, Cli, ClientArgs, Command, ServeArgs};
+use args::{BenchArgs, Cli, ClientArgs, Command, RepairArgs, ServeArgs};
 use bench::{BenchConfig, Workload};
 use clap::Parser;
 use std::io::Write;
@@ -20,13 +22,18 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tower::Service;
 use wirestack::builder::ClientBuilder;
-use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Limits, Request, Response, WalConfig};
+use wirestack::kv::{
+    ClientCodec, ConfigError, KvClient, KvError, KvServer, KvServerConfig, Limits, RepairMode, Request,
+    Response, Wal, WalConfig, WalError,
+};
 use wirestack::BoxError;
 
 /// How a client command ended, as an exit status.
 enum Outcome {
     Done,
     NotFound,
+    /// The server answers, but its log refuses writes (`kv ping`).
+    Degraded,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NotFound) => ExitCode::from(1),
+        Ok(Outcome::Degraded) => ExitCode::from(3),
         Err(message) => fail(message),
     }
 }
@@ -58,9 +66,19 @@ async fn run(command: Command) -> Result<Outcome, String> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| Outcome::Done),
         Command::Ping(client) => {
-            connect(&client).await?.ping().await.map_err(|e| e.to_string())?;
+            let client = connect(&client).await?;
+            client.ping().await.map_err(|e| e.to_string())?;
             println!("PONG");
-            Ok(Outcome::Done)
+            // A second probe: PING only echoes, HEALTH says whether writes
+            // are taken. A server older than HEALTH answers BAD_REQUEST.
+            match client.health().await {
+                Err(error) if error.is_storage() => {
+                    eprintln!("kv: the server refuses writes: {error}");
+                    Ok(Outcome::Degraded)
+                }
+                Ok(()) | Err(KvError::Server { .. }) => Ok(Outcome::Done),
+                Err(error) => Err(error.to_string()),
+            }
         }
         Command::Get { key, client } => match connect(&client).await?.get(key).await {
             Ok(Some(value)) => {
@@ -89,12 +107,33 @@ async fn run(command: Command) -> Result<Outcome, String> {
             result.map(|()| Outcome::Done).map_err(|e| e.to_string())
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
+        Command::Repair(args) => repair(args).await,
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
             Err(error) => Err(error.to_string()),
         },
     }
+}
+
+/// `kv repair`: prints the report; with `--dry-run`, damage found is exit 1.
+async fn repair(args: RepairArgs) -> Result<Outcome, String> {
+    let mode = if args.dry_run {
+        RepairMode::Check
+    } else {
+        RepairMode::Fix
+    };
+    let dir = args.data_dir.clone();
+    let report = tokio::task::spawn_blocking(move || Wal::repair(dir, mode))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot repair {}: {e}", args.data_dir.display()))?;
+    print!("{report}");
+    Ok(if args.dry_run && !report.is_clean() {
+        Outcome::NotFound
+    } else {
+        Outcome::Done
+    })
 }
 
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
@@ -183,35 +222,71 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         serve: args.serve_limits.config(),
         ..KvServerConfig::default()
     };
+    if let Err(ConfigError::NotLoggable { limit, .. }) = config.validate() {
+        return Err(format!(
+            "--max-key-bytes ({}) plus --max-value-bytes ({}) is more than one log record holds \
+             ({limit} bytes): lower them, or serve without --data-dir",
+            args.max_key_bytes, args.max_value_bytes
+        ));
+    }
     if let Some(dir) = &args.data_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let shutdown = shutdown_signal()?;
+    let mut signals = Signals::new()?;
     // `start` recovers the log before it binds: a damaged log ends the
     // process before anyone is told the server is there.
     let server = KvServer::start(args.listen, config)
         .await
-        .map_err(|e| format!("cannot serve on {}: {e}", args.listen))?;
+        .map_err(|e| start_failure(&args, &e))?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", server.local_addr())
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
     }
-    shutdown.await;
-    server.shutdown().await.map_err(|e| e.to_string())
+    signals.next().await;
+    tracing::info!("shutting down: draining connections (a second signal stops at once)");
+    server
+        .shutdown_or_force(signals.next())
+        .await
+        .map_err(|e| e.to_string())
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    Ok(async move {
+/// Why `kv serve` could not start, with what to do about a damaged log.
+fn start_failure(args: &ServeArgs, error: &std::io::Error) -> String {
+    let wal = error.get_ref().and_then(|e| e.downcast_ref::<WalError>());
+    match (wal, &args.data_dir) {
+        (Some(WalError::Corrupt { .. } | WalError::Missing { .. }), Some(dir)) => format!(
+            "cannot recover {}: {error}. Nothing was changed; `kv repair --data-dir {}` \
+             cuts the log at the damage, keeping a copy of what it changes",
+            dir.display(),
+            dir.display()
+        ),
+        (Some(_), Some(dir)) => format!("cannot open {}: {error}", dir.display()),
+        _ => format!("cannot serve on {}: {error}", args.listen),
+    }
+}
+
+/// SIGINT and SIGTERM, as they arrive.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(|e| e.to_string())?,
+            terminate: signal(SignalKind::terminate()).map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Completes on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
         tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-        tracing::info!("shutting down: draining connections");
-    })
+    }
 }

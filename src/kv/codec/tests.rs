@@ -172,6 +172,20 @@ fn several_frames_in_one_buffer() {
 }
 
 #[test]
+fn every_byte_that_is_no_command_is_a_bad_request() {
+    // Version 1.1 has 0x01..=0x06; this implementation adds HEALTH at 0x80.
+    for byte in (0u8..=255).filter(|b| !(0x01..=0x06).contains(b) && *b != 0x80) {
+        let mut buf = raw_frame(byte, b"", b"");
+        let decoded = ServerCodec::new().decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            rejected_status(decoded),
+            Status::BadRequest,
+            "command byte {byte:#04x}"
+        );
+    }
+}
+
+#[test]
 fn unknown_command_is_bad_request_and_the_next_frame_still_decodes() {
     let mut buf = raw_frame(0x7f, b"key", b"value");
     buf.extend_from_slice(&raw_frame(0x02, b"k", b""));
@@ -190,8 +204,10 @@ fn unknown_command_is_bad_request_and_the_next_frame_still_decodes() {
 
 #[test]
 fn misplaced_keys_and_values_are_bad_requests() {
-    let cases: [(u8, &[u8], &[u8]); 5] = [
+    let cases: [(u8, &[u8], &[u8]); 7] = [
         (0x01, b"key", b""),      // PING with a key
+        (0x80, b"k", b""),        // HEALTH with a key
+        (0x80, b"", b"v"),        // HEALTH with a value
         (0x02, b"k", b"v"),       // GET with a value
         (0x04, b"k", b"v"),       // DELETE with a value
         (0x05, b"k", b"1234567"), // PUT_TTL shorter than its TTL
@@ -305,6 +321,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
         bytes_strategy(64).prop_map(|key| Request::Delete { key }),
         (bytes_strategy(64), 1..u64::MAX, bytes_strategy(256))
             .prop_map(|(key, ttl_ms, value)| Request::PutTtl { key, ttl_ms, value }),
+        Just(Request::Health),
     ]
 }
 
@@ -427,6 +444,7 @@ proptest! {
                 Incoming::Request(request) => {
                     let (key, value) = match &request {
                         Request::Ping { payload } => (&Bytes::new(), payload),
+                        Request::Health => (&Bytes::new(), &Bytes::new()),
                         Request::Get { key } | Request::Delete { key } => (key, &Bytes::new()),
                         Request::Put { key, value } | Request::PutTtl { key, value, .. } => (key, value),
                     };

@@ -41,10 +41,30 @@ pub enum WalError {
         /// The file that should be there.
         path: PathBuf,
     },
-    /// An earlier write or fsync failed, so the log is no longer trusted and
-    /// takes no more writes (the process must restart and recover).
-    #[error("the log takes no more writes after an earlier failure: {0}")]
+    /// An earlier write or fsync failed, and the log refuses writes until a
+    /// retry in the background succeeds (see [`Wal::failure`](super::Wal::failure)).
+    #[error("the log refuses writes until it recovers from a failure: {0}")]
     Failed(Box<WalError>),
+    /// Another process (or another open log in this process) holds the data
+    /// directory: one directory belongs to one server at a time.
+    #[error("the data directory is in use: {} is locked by {}", path.display(), holder_text(*holder))]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The process id the holder wrote into it, if it could be read.
+        holder: Option<u32>,
+    },
+    /// A mutation too large for one log record: it was not logged, and the
+    /// store is unchanged. A server whose limits let a key and value
+    /// through that the log cannot hold refuses to start instead (see
+    /// [`Wal::MAX_ENTRY_BYTES`](super::Wal::MAX_ENTRY_BYTES)).
+    #[error("a record of {bytes} bytes is over the log's limit of {limit} bytes")]
+    TooLarge {
+        /// The size of the record's payload.
+        bytes: u64,
+        /// The largest payload a record can have.
+        limit: u64,
+    },
     /// The log was shut down, or its writer is gone.
     #[error("the log is closed")]
     Closed,
@@ -68,6 +88,13 @@ impl WalError {
     }
 }
 
+fn holder_text(holder: Option<u32>) -> String {
+    match holder {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".into(),
+    }
+}
+
 impl From<WalError> for io::Error {
     /// For callers that speak `io::Error` (such as the server's `run`): the
     /// `WalError` stays reachable through `get_ref` and `downcast`.
@@ -75,6 +102,8 @@ impl From<WalError> for io::Error {
         let kind = match &error {
             WalError::Io { source, .. } => source.kind(),
             WalError::Corrupt { .. } | WalError::Missing { .. } => io::ErrorKind::InvalidData,
+            WalError::Locked { .. } => io::ErrorKind::ResourceBusy,
+            WalError::TooLarge { .. } => io::ErrorKind::InvalidInput,
             WalError::Failed(_) | WalError::Closed => io::ErrorKind::Other,
         };
         io::Error::new(kind, error)

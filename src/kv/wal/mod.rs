@@ -8,15 +8,19 @@ mod compaction;
 mod config;
 mod error;
 mod files;
+mod lock;
 mod log_file;
 mod read;
 mod record;
 mod recovery;
+mod repair;
+mod tail;
 mod writer;
 
 pub use config::{FsyncPolicy, UnknownFsyncPolicy, WalConfig};
 pub use error::WalError;
 pub use read::ReadInOrder;
+pub use repair::{RepairAction, RepairMode, RepairReport};
 
 use crate::kv::store::Store;
 use bytes::Bytes;
@@ -95,6 +99,8 @@ struct Stats {
     fsyncs: AtomicU64,
     compactions: AtomicU64,
     recovered: AtomicU64,
+    /// Why the log refuses writes, while it does.
+    failure: std::sync::Mutex<Option<WalError>>,
 }
 
 /// The write-ahead log of one data directory: what makes a write answered
@@ -120,6 +126,11 @@ struct Inner {
 }
 
 impl Wal {
+    /// The largest key length plus value length one record holds, with or
+    /// without an expiry: 1 GiB less 13 bytes. Replay reads a longer record
+    /// as damage (never as an allocation), so nothing longer is written.
+    pub const MAX_ENTRY_BYTES: u64 = (record::MAX_PAYLOAD - record::PUT_OVERHEAD) as u64;
+
     /// Opens (or creates) the log in `dir`, recovers its contents into
     /// `store` and starts the writer thread.
     ///
@@ -139,6 +150,9 @@ impl Wal {
         log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
     ) -> Result<Wal, WalError> {
         let dir = dir.to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create", &dir, e))?;
+        // Before recovery reads anything: another server may be writing.
+        let lock = lock::DirLock::acquire(&dir)?;
         let recovered = recovery::recover(&dir, &store)?;
         tracing::info!(
             dir = %dir.display(),
@@ -154,6 +168,7 @@ impl Wal {
             config.clone(),
             stats.clone(),
             recovered,
+            lock,
             log_file,
         );
         let (messages, receiver) = mpsc::channel();
@@ -180,6 +195,14 @@ impl Wal {
     /// log order.
     pub fn append(&self, mutation: Mutation) -> Append {
         let (reply, receiver) = oneshot::channel();
+        let bytes = record::payload_len(&mutation);
+        if bytes > u64::from(record::MAX_PAYLOAD) {
+            let limit = u64::from(record::MAX_PAYLOAD);
+            let _ = reply.send(Err(WalError::TooLarge { bytes, limit }));
+            return Append {
+                reply: receiver.shared(),
+            };
+        }
         // If the writer is gone the message, and with it `reply`, is dropped:
         // the future then resolves to `Closed`.
         let _ = self.inner.messages.send(Message::Append(mutation, reply));
@@ -235,6 +258,16 @@ impl Wal {
             compactions: stats.compactions.load(Relaxed),
             records_recovered: stats.recovered.load(Relaxed),
         }
+    }
+
+    /// Why the log refuses writes right now, or `None` while it takes them.
+    ///
+    /// After a failed write or fsync the log answers every write with the
+    /// failure, retries in the background (after 100 ms, then doubling up
+    /// to 5 s), and takes writes again once a write and an fsync succeed.
+    pub fn failure(&self) -> Option<WalError> {
+        let failure = self.inner.stats.failure.lock();
+        failure.unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Logs everything appended before this call, fsyncs, waits for a

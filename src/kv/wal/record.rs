@@ -14,7 +14,7 @@
 //! whenever the record it points to is still inside the file.
 
 use super::Mutation;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 
 /// The first bytes of every log file.
 pub(crate) const WAL_MAGIC: &[u8; 8] = b"wskvWAL1";
@@ -23,7 +23,10 @@ pub(crate) const SNAPSHOT_MAGIC: &[u8; 8] = b"wskvSNP1";
 /// Length and checksum.
 pub(crate) const HEADER_LEN: u64 = 8;
 /// No payload is longer; a length above it is damage, never an allocation.
-const MAX_PAYLOAD: u32 = 1 << 30;
+pub(crate) const MAX_PAYLOAD: u32 = 1 << 30;
+/// The payload bytes of a PUT record besides its key and value: kind, key
+/// length and expiry.
+pub(crate) const PUT_OVERHEAD: u32 = 1 + 4 + 8;
 
 const PUT: u8 = 0x01;
 const PUT_UNTIL: u8 = 0x02;
@@ -45,6 +48,21 @@ pub(crate) enum Record<'a> {
     End {
         count: u64,
     },
+}
+
+/// The payload length of `mutation`'s record.
+pub(crate) fn payload_len(mutation: &Mutation) -> u64 {
+    match mutation {
+        Mutation::Put {
+            key,
+            value,
+            expires_at,
+        } => {
+            let expiry = if expires_at.is_some() { 8 } else { 0 };
+            5 + expiry + key.len() as u64 + value.len() as u64
+        }
+        Mutation::Delete { key } => 5 + key.len() as u64,
+    }
 }
 
 /// Appends one mutation, framed, to `buf`.
@@ -108,10 +126,47 @@ fn frame(buf: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
 }
 
 fn checksum(len: [u8; 4], payload: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len);
+    let mut hasher = checksum_of_len(len);
     hasher.update(payload);
     hasher.finalize()
+}
+
+/// A checksum that has seen a record's length field: feed it the payload.
+pub(crate) fn checksum_of_len(len: [u8; 4]) -> crc32fast::Hasher {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len);
+    hasher
+}
+
+/// The length and checksum fields of a record header.
+pub(crate) fn parse_header(header: [u8; HEADER_LEN as usize]) -> (u32, u32) {
+    let [a, b, c, d, e, f, g, h] = header;
+    (u32::from_le_bytes([a, b, c, d]), u32::from_le_bytes([e, f, g, h]))
+}
+
+/// How many payload bytes [`could_start_log_record`] looks at.
+pub(crate) const PLAUSIBLE_PREFIX: usize = 5;
+
+/// Could a log record of `len` payload bytes start with `prefix` (its first
+/// [`PLAUSIBLE_PREFIX`] bytes, or all of it if shorter)? A cheap test of the
+/// kind and key length, before paying for a checksum.
+pub(crate) fn could_start_log_record(len: u32, prefix: &[u8]) -> bool {
+    let Some((&kind, rest)) = prefix.split_first() else {
+        return false;
+    };
+    let Some((key_len, _)) = split_array::<4>(rest) else {
+        return false;
+    };
+    let (key_len, len) = (u64::from(u32::from_le_bytes(key_len)), u64::from(len));
+    if len > u64::from(MAX_PAYLOAD) {
+        return false;
+    }
+    match kind {
+        PUT => key_len + 5 <= len,
+        PUT_UNTIL => key_len + 13 <= len,
+        DELETE => key_len + 5 == len,
+        _ => false,
+    }
 }
 
 fn decode(payload: &[u8]) -> Result<Record<'_>, &'static str> {
@@ -156,16 +211,16 @@ fn split_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
     Some((head.try_into().ok()?, rest))
 }
 
-/// What is wrong at the place a reader stopped.
+/// What is wrong at the place a reader stopped. Whether it is a torn
+/// write or corruption is for the `tail` module to decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Damage {
     /// Fewer bytes than a header are left.
     PartialHeader,
     /// The header claims more bytes than the file has.
     PastEnd,
-    /// The checksum does not match; `last` if the record ends exactly at
-    /// the end of the file.
-    Checksum { last: bool },
+    /// The checksum does not match.
+    Checksum,
     /// The checksum matches but the payload makes no sense: a bug or a
     /// foreign file, never a torn write.
     Malformed(&'static str),
@@ -176,17 +231,8 @@ impl Damage {
         match self {
             Damage::PartialHeader => "partial record header".into(),
             Damage::PastEnd => "record runs past the end of the file".into(),
-            Damage::Checksum { .. } => "checksum mismatch".into(),
+            Damage::Checksum => "checksum mismatch".into(),
             Damage::Malformed(what) => what.into(),
-        }
-    }
-
-    /// Could a write cut short by a crash have left this at the end of a file?
-    pub(crate) fn is_torn_write(self) -> bool {
-        match self {
-            Damage::PartialHeader | Damage::PastEnd => true,
-            Damage::Checksum { last } => last,
-            Damage::Malformed(_) => false,
         }
     }
 }
@@ -214,7 +260,7 @@ pub(crate) struct RecordReader<R> {
     buf: Vec<u8>,
 }
 
-impl<R: Read + Seek> RecordReader<R> {
+impl<R: Read> RecordReader<R> {
     /// A reader positioned at `offset` of a file `file_len` bytes long.
     pub(crate) fn new(inner: R, offset: u64, file_len: u64) -> Self {
         RecordReader {
@@ -253,9 +299,7 @@ impl<R: Read + Seek> RecordReader<R> {
         self.buf.resize(payload_len as usize, 0);
         self.inner.read_exact(&mut self.buf)?;
         if checksum(len, &self.buf) != crc {
-            return damaged(Damage::Checksum {
-                last: end == self.file_len,
-            });
+            return damaged(Damage::Checksum);
         }
         match decode(&self.buf) {
             Ok(record) => {
@@ -263,20 +307,6 @@ impl<R: Read + Seek> RecordReader<R> {
                 Ok(Next::Record(record))
             }
             Err(what) => damaged(Damage::Malformed(what)),
-        }
-    }
-
-    /// `true` if every byte from the current offset to the end is zero, as
-    /// a file system may leave the end of a file after a crash.
-    pub(crate) fn rest_is_zero(&mut self) -> io::Result<bool> {
-        self.inner.seek(SeekFrom::Start(self.offset))?;
-        let mut chunk = [0u8; 8192];
-        loop {
-            match self.inner.read(&mut chunk)? {
-                0 => return Ok(true),
-                n if chunk[..n].iter().any(|&b| b != 0) => return Ok(false),
-                _ => {}
-            }
         }
     }
 }

@@ -5,6 +5,7 @@ use super::files::{
     classify, create_wal, list, open_for_append, snapshot_path, wal_path, FileKind, MAGIC_LEN,
 };
 use super::record::{Next, Record, RecordReader, SNAPSHOT_MAGIC, WAL_MAGIC};
+use super::tail::{self, Verdict};
 use super::WalError;
 use crate::kv::store::{now_ms, Store};
 use std::fs::{self, File, OpenOptions};
@@ -266,17 +267,21 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
             }
             Next::Eof => return Ok(Replayed { records: count, len }),
             Next::Damaged { offset, damage } => {
-                let zeros = records
-                    .rest_is_zero()
-                    .map_err(|e| WalError::io("read", path, e))?;
-                if !newest || !(damage.is_torn_write() || zeros) {
+                if !newest {
                     return Err(WalError::corrupt(path, offset, damage.reason()));
                 }
+                drop(records);
+                let mut file = File::open(path).map_err(|e| WalError::io("open", path, e))?;
+                let torn = match tail::judge(&mut file, len, offset, damage) {
+                    Ok(Verdict::Torn(torn)) => torn,
+                    Ok(Verdict::Corrupt(reason)) => return Err(WalError::corrupt(path, offset, reason)),
+                    Err(e) => return Err(WalError::io("read", path, e)),
+                };
                 tracing::warn!(
                     path = %path.display(),
                     offset,
                     cut = len - offset,
-                    reason = %damage.reason(),
+                    reason = torn,
                     "cutting off a torn write at the end of the log"
                 );
                 let file = OpenOptions::new()

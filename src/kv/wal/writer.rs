@@ -1,12 +1,16 @@
 //! The writer thread: the only code that appends to the log or mutates the store.
 
+mod health;
+
 use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
+use super::lock::DirLock;
 use super::log_file::LogFile;
 use super::read::{QueuedReads, ReadReply};
 use super::recovery::Recovered;
 use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
 use crate::kv::store::Store;
 use bytes::Bytes;
+use health::Failure;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -60,8 +64,9 @@ pub(crate) struct Writer {
     /// Bytes written since the last fsync.
     unsynced: bool,
     last_sync: Instant,
-    /// Set by the first failed write or fsync; every later write gets it.
-    failed: Option<WalError>,
+    /// Set by a failed write or fsync, until a retry succeeds: meanwhile
+    /// every write is refused (see `health`).
+    failure: Option<Failure>,
     compaction: Option<Compaction>,
     /// After a failed compaction, the next waits until the logs reach this.
     compact_again_at: u64,
@@ -69,6 +74,8 @@ pub(crate) struct Writer {
     batch: Vec<(Mutation, Reply)>,
     /// The reads that came with `batch`, each placed among its mutations.
     reads: QueuedReads,
+    /// The data directory's lock, released only once the log is closed.
+    lock: Option<DirLock>,
 }
 
 impl Writer {
@@ -78,6 +85,7 @@ impl Writer {
         config: WalConfig,
         stats: Arc<Stats>,
         recovered: Recovered,
+        lock: DirLock,
         log_file: impl FnOnce(File) -> Box<dyn LogFile>,
     ) -> Self {
         Writer {
@@ -92,12 +100,13 @@ impl Writer {
             snapshot_bytes: recovered.snapshot_bytes,
             unsynced: false,
             last_sync: Instant::now(),
-            failed: None,
+            failure: None,
             compaction: None,
             compact_again_at: 0,
             buf: Vec::new(),
             batch: Vec::new(),
             reads: QueuedReads::default(),
+            lock: Some(lock),
         }
     }
 
@@ -133,6 +142,11 @@ impl Writer {
             self.compact_if_due();
         }
         let result = self.close();
+        // The log is closed: another server may have the directory now, and
+        // whoever waits for this shutdown can start one.
+        if let Some(lock) = self.lock.take() {
+            tracing::debug!(path = %lock.path().display(), "releasing the data directory");
+        }
         if let Some(reply) = shutdown {
             let _ = reply.send(result);
         } else if let Err(error) = result {
@@ -140,16 +154,23 @@ impl Writer {
         }
     }
 
-    /// Waits for the next message, fsyncing on time under `everysec` while idle.
+    /// Waits for the next message, fsyncing on time under `everysec` and
+    /// retrying a failed log on time while idle.
     fn next_message(&mut self, messages: &Receiver<Message>) -> Option<Message> {
         loop {
-            if self.config.fsync != FsyncPolicy::EverySec || !self.unsynced {
-                return messages.recv().ok();
-            }
-            let due = self.last_sync + EVERY_SEC;
+            let due = match &self.failure {
+                Some(failure) => failure.retry_at(),
+                None if self.config.fsync == FsyncPolicy::EverySec && self.unsynced => {
+                    self.last_sync + EVERY_SEC
+                }
+                None => return messages.recv().ok(),
+            };
             match messages.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Ok(message) => return Some(message),
-                Err(RecvTimeoutError::Timeout) => self.sync_if_due(),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.recover_if_due();
+                    self.sync_if_due();
+                }
                 Err(RecvTimeoutError::Disconnected) => return None,
             }
         }
@@ -169,8 +190,9 @@ impl Writer {
         if self.batch.is_empty() {
             return;
         }
-        if let Some(error) = &self.failed {
-            let error = WalError::Failed(Box::new(error.clone()));
+        if !self.recover_if_due() {
+            let error = self.failure.as_ref().map(|failure| failure.error().clone());
+            let error = WalError::Failed(Box::new(error.unwrap_or(WalError::Closed)));
             for (_, reply) in self.batch.drain(..) {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -181,9 +203,11 @@ impl Writer {
             record::encode(mutation, &mut self.buf);
         }
         if let Err(error) = self.write_batch() {
-            tracing::error!(%error, "the log failed; refusing further writes");
             self.cut_back();
-            self.failed = Some(error.clone());
+            // Every write answered before was fsynced (`always`) or is
+            // still in the page cache to be fsynced (a failed write drops
+            // nothing): none is at risk.
+            self.fail(error.clone(), false);
             for (_, reply) in self.batch.drain(..) {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -217,10 +241,15 @@ impl Writer {
         }
     }
 
+    /// The current log file.
+    fn path(&self) -> PathBuf {
+        wal_path(&self.dir, self.generation)
+    }
+
     fn write_batch(&mut self) -> Result<(), WalError> {
         self.file
             .write_all(&self.buf)
-            .map_err(|e| WalError::io("write", &wal_path(&self.dir, self.generation), e))?;
+            .map_err(|e| WalError::io("write", &self.path(), e))?;
         self.unsynced = true;
         if self.config.fsync == FsyncPolicy::Always {
             self.sync()?;
@@ -231,7 +260,7 @@ impl Writer {
     fn sync(&mut self) -> Result<(), WalError> {
         self.file
             .sync_data()
-            .map_err(|e| WalError::io("fsync", &wal_path(&self.dir, self.generation), e))?;
+            .map_err(|e| WalError::io("fsync", &self.path(), e))?;
         self.stats.fsyncs.fetch_add(1, Relaxed);
         self.unsynced = false;
         self.last_sync = Instant::now();
@@ -240,7 +269,7 @@ impl Writer {
 
     /// After a failed write, tries to cut the file back to its last whole
     /// record so that a restart does not replay what was answered STORAGE.
-    /// Best effort: the log takes no more writes either way.
+    /// Best effort: the log takes no writes until a retry has done it.
     fn cut_back(&mut self) {
         let cut = self
             .file
@@ -255,14 +284,12 @@ impl Writer {
     fn sync_if_due(&mut self) {
         let due = self.config.fsync == FsyncPolicy::EverySec
             && self.unsynced
-            && self.failed.is_none()
+            && self.failure.is_none()
             && self.last_sync.elapsed() >= EVERY_SEC;
         if due {
             if let Err(error) = self.sync() {
-                // Writes already answered OK may be lost to an OS crash; the
-                // log is not trusted with more.
-                tracing::error!(%error, "background fsync failed; refusing further writes");
-                self.failed = Some(error);
+                // Writes already answered OK may never reach the disk.
+                self.fail(error, true);
             }
         }
     }
@@ -279,7 +306,7 @@ impl Writer {
         }
         let config = &self.config;
         let due = self.compaction.is_none()
-            && self.failed.is_none()
+            && self.failure.is_none()
             && self.wal_bytes >= config.compact_min_bytes.max(self.compact_again_at)
             && self.wal_bytes as f64 > config.compact_ratio * self.snapshot_bytes as f64;
         if due {
@@ -320,7 +347,9 @@ impl Writer {
             // The older logs must be whole before a snapshot replaces them:
             // damage in them is no longer a torn tail but corruption.
             if let Err(error) = self.sync() {
-                self.failed = Some(error.clone());
+                // Only `everysec` and `never` have unsynced writes here, and
+                // they were answered.
+                self.fail(error.clone(), true);
                 return Err(error);
             }
         }
@@ -354,8 +383,8 @@ impl Writer {
         }
     }
 
-    /// The final fsync, after waiting for a running compaction.
-    fn close(&mut self) -> Result<(), WalError> {
+    /// Waits for a running compaction and collects it.
+    fn finish_running_compaction(&mut self) {
         if let Some(running) = self.compaction.take() {
             let result = running
                 .thread
@@ -363,8 +392,15 @@ impl Writer {
                 .unwrap_or_else(|_| Err(self.compaction_panicked()));
             self.finish_compaction(running.generation, running.replaces, result);
         }
-        if let Some(error) = &self.failed {
-            return Err(WalError::Failed(Box::new(error.clone())));
+    }
+
+    /// The final fsync, after waiting for a running compaction. A failed
+    /// log gets one last retry; if that fails too, closing fails only if a
+    /// write answered `OK` may not be on disk.
+    fn close(&mut self) -> Result<(), WalError> {
+        self.finish_running_compaction();
+        if self.failure.is_some() && !self.recover() {
+            return self.close_failed();
         }
         if self.unsynced {
             self.sync()?;

@@ -1,5 +1,6 @@
 //! [`Metered`]: the connection's I/O, counting the bytes read through it so
-//! that each request's size on the wire is known without knowing the codec.
+//! that each request's size on the wire is known without knowing the codec,
+//! and reading no more than the connection's budget allows.
 
 use pin_project::pin_project;
 use std::io;
@@ -7,35 +8,75 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// An I/O object that counts the bytes read through it.
+/// An I/O object that counts the bytes read through it, and reads at most
+/// an allowance of bytes.
 ///
-/// The connection compares that count with its codec's read buffer to learn
+/// The connection compares the count with its codec's read buffer to learn
 /// how many wire bytes each decoded request took, without knowing the codec.
+/// It sets the allowance from its share of the budget; when the allowance is
+/// spent, a read returns `Pending` *without* registering a waker and
+/// [`starved`](Self::starved) says so: the connection, the only reader,
+/// then asks the budget for more (and waits on it) before reading again.
 #[pin_project]
 #[derive(Debug)]
 pub(crate) struct Metered<Io> {
     #[pin]
     io: Io,
     read: u64,
+    allowance: usize,
+    starved: bool,
 }
 
 impl<Io> Metered<Io> {
     pub(crate) fn new(io: Io) -> Self {
-        Metered { io, read: 0 }
+        Metered {
+            io,
+            read: 0,
+            allowance: usize::MAX,
+            starved: false,
+        }
     }
 
     /// Bytes read through this so far.
     pub(super) fn bytes_read(&self) -> u64 {
         self.read
     }
+
+    /// Reads at most `bytes` more, until the next call.
+    pub(super) fn allow(self: Pin<&mut Self>, bytes: usize) {
+        let this = self.project();
+        *this.allowance = bytes;
+        *this.starved = false;
+    }
+
+    /// The last read found the allowance spent.
+    pub(super) fn starved(&self) -> bool {
+        self.starved
+    }
 }
 
 impl<Io: AsyncRead> AsyncRead for Metered<Io> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.project();
+        if *this.allowance == 0 {
+            *this.starved = true;
+            return Poll::Pending;
+        }
         let before = buf.filled().len();
-        let result = this.io.poll_read(cx, buf);
-        *this.read += (buf.filled().len() - before) as u64;
+        let result = if buf.remaining() <= *this.allowance {
+            this.io.poll_read(cx, buf)
+        } else {
+            // Read into the first `allowance` bytes of the buffer only.
+            let room = buf.initialize_unfilled_to(*this.allowance);
+            let mut limited = ReadBuf::new(room);
+            let result = this.io.poll_read(cx, &mut limited);
+            let n = limited.filled().len();
+            buf.advance(n);
+            result
+        };
+        let n = buf.filled().len() - before;
+        *this.read += n as u64;
+        *this.allowance -= n;
         result
     }
 }

@@ -25,12 +25,13 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Refuse,
-        Budget::new(usize::MAX),
+        Budget::new(usize::MAX, 1),
         Limits {
             max_in_flight: 4,
             idle_timeout: Some(IDLE),
             read_timeout: Some(READ),
             write_timeout: Some(WRITE),
+            frame_size: None,
         },
         CancellationToken::new().cancelled_owned(),
     );

@@ -1,0 +1,208 @@
+//! Is damage at the end of the newest log a torn write, to be cut off, or
+//! corruption, to be refused?
+//!
+//! A crash can only leave the end of the log short: the writer appends, and
+//! a process killed mid-`write(2)` leaves a prefix of what it was writing.
+//! A file system may also extend the file with zeros it never got to
+//! overwrite. So damage is a torn write only if
+//!
+//! * everything from the damage to the end of the file is zero, or
+//! * fewer bytes than a record header are left, or
+//! * the record's checksum fails, but zeros run from inside it through its
+//!   end and on to the end of the file (written in part, then extended), or
+//! * the header claims more bytes than the file has left — *and* the bytes
+//!   that are left are not a whole record with a damaged length field (its
+//!   checksum would match them), *and* no valid record starts anywhere
+//!   after the damage.
+//!
+//! Anything else — a checksum mismatch in a record that is all there, a
+//! length past the end of the file followed by more log — is corruption:
+//! recovery refuses to start and cuts nothing. A last record whose value
+//! happens to end in zeros and that is also damaged is not mistaken for a
+//! zero-filled tail: the zeros must go on past the record's end.
+//!
+//! The search for a valid record after the damage is what tells a length
+//! field with a flipped bit (the records after it are still there) from a
+//! record cut short (nothing after it). It may also find a valid record
+//! *inside* the value of a record cut short, if a client stored the bytes
+//! of a log record as a value; that is reported as corruption too, which
+//! errs on the side of keeping data: `kv repair` then cuts it.
+
+use super::record::{
+    checksum_of_len, could_start_log_record, parse_header, Damage, HEADER_LEN, MAX_PAYLOAD, PLAUSIBLE_PREFIX,
+};
+use std::io::{self, Read, Seek, SeekFrom};
+
+/// The smallest record: a header and a DELETE of the empty key.
+const MIN_RECORD: u64 = HEADER_LEN + PLAUSIBLE_PREFIX as u64;
+/// How much of the file the search for a valid record reads at once.
+const WINDOW: usize = 1 << 20;
+/// How many payload bytes the search may checksum before it gives up. Only
+/// crafted data makes it check more than a few candidates.
+const SCAN_BUDGET: u64 = 1 << 30;
+
+/// What damage at the end of the newest log is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A write cut short by a crash: cut it off.
+    Torn(&'static str),
+    /// Damage a crash cannot leave: refuse, naming this.
+    Corrupt(String),
+}
+
+/// What a search for a valid record found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// A valid log record starts at this offset.
+    At(u64),
+    /// No valid log record starts in the range.
+    Nothing,
+    /// The search spent its budget before it could tell.
+    GaveUp,
+}
+
+/// Judges `damage` found at `offset` of a log file of `file_len` bytes.
+pub(crate) fn judge<F: Read + Seek>(
+    file: &mut F,
+    file_len: u64,
+    offset: u64,
+    damage: Damage,
+) -> io::Result<Verdict> {
+    let zeros_from = trailing_zeros(file, offset, file_len)?;
+    if zeros_from == offset {
+        return Ok(Verdict::Torn("zeros the file system left at the end"));
+    }
+    let past_end = match damage {
+        Damage::PartialHeader => return Ok(Verdict::Torn("a partial record header")),
+        Damage::Malformed(_) => return Ok(Verdict::Corrupt(damage.reason())),
+        Damage::Checksum => {
+            let mut header = [0; HEADER_LEN as usize];
+            read_at(file, offset, &mut header)?;
+            let end = offset + HEADER_LEN + u64::from(parse_header(header).0);
+            if zeros_from < end && end < file_len {
+                return Ok(Verdict::Torn("a record cut short, then zeros to the end"));
+            }
+            return Ok(Verdict::Corrupt(damage.reason()));
+        }
+        Damage::PastEnd => damage.reason(),
+    };
+    let mut header = [0; HEADER_LEN as usize];
+    read_at(file, offset, &mut header)?;
+    let (len, crc) = parse_header(header);
+    if len > MAX_PAYLOAD {
+        return Ok(Verdict::Corrupt(format!(
+            "the length field claims {len} bytes, more than any record has"
+        )));
+    }
+    let rest = file_len - offset - HEADER_LEN;
+    if (PLAUSIBLE_PREFIX as u64..=u64::from(MAX_PAYLOAD)).contains(&rest)
+        && checksum_at(file, offset + HEADER_LEN, rest, &mut Vec::new())? == Some(crc)
+    {
+        return Ok(Verdict::Corrupt(format!(
+            "the length field is damaged: it claims {len} bytes, and the record's checksum \
+             matches the {rest} bytes left in the file"
+        )));
+    }
+    Ok(match find_record(file, offset + 1, file_len)? {
+        Found::Nothing => Verdict::Torn("a record cut short"),
+        Found::At(next) => {
+            Verdict::Corrupt(format!("{past_end}, but a valid record follows at offset {next}"))
+        }
+        Found::GaveUp => Verdict::Corrupt(format!(
+            "{past_end}, and the search for valid records after it gave up"
+        )),
+    })
+}
+
+/// Looks for the first offset in `from..to` where a whole, valid log record
+/// starts (its checksum matches and its payload is a PUT or a DELETE).
+pub(crate) fn find_record<F: Read + Seek>(file: &mut F, from: u64, to: u64) -> io::Result<Found> {
+    let mut window = Vec::new();
+    let mut window_start = from;
+    let mut chunk = Vec::new();
+    let mut budget = SCAN_BUDGET;
+    let mut at = from;
+    while at + MIN_RECORD <= to {
+        if at + MIN_RECORD > window_start + window.len() as u64 {
+            window_start = at;
+            let len = (to - at).min(WINDOW as u64) as usize;
+            window.resize(len, 0);
+            read_at(file, at, &mut window)?;
+        }
+        let i = (at - window_start) as usize;
+        let mut header = [0; HEADER_LEN as usize];
+        header.copy_from_slice(&window[i..i + HEADER_LEN as usize]);
+        let (len, crc) = parse_header(header);
+        let payload = i + HEADER_LEN as usize;
+        let fits = at + HEADER_LEN + u64::from(len) <= to;
+        if fits && could_start_log_record(len, &window[payload..payload + PLAUSIBLE_PREFIX]) {
+            let Some(left) = budget.checked_sub(u64::from(len)) else {
+                return Ok(Found::GaveUp);
+            };
+            budget = left;
+            let end = payload + len as usize;
+            let sum = match window.get(payload..end) {
+                Some(bytes) => {
+                    let mut hasher = checksum_of_len(len.to_le_bytes());
+                    hasher.update(bytes);
+                    Some(hasher.finalize())
+                }
+                None => checksum_at(file, at + HEADER_LEN, u64::from(len), &mut chunk)?,
+            };
+            if sum == Some(crc) {
+                return Ok(Found::At(at));
+            }
+        }
+        at += 1;
+    }
+    Ok(Found::Nothing)
+}
+
+/// The checksum of a record whose length field says `len` and whose payload
+/// is the `len` bytes at `start`; `None` if `len` is too big for a record.
+fn checksum_at<F: Read + Seek>(
+    file: &mut F,
+    start: u64,
+    len: u64,
+    chunk: &mut Vec<u8>,
+) -> io::Result<Option<u32>> {
+    let Ok(field) = u32::try_from(len) else {
+        return Ok(None);
+    };
+    let mut hasher = checksum_of_len(field.to_le_bytes());
+    file.seek(SeekFrom::Start(start))?;
+    chunk.resize(64 * 1024, 0);
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.read_exact(&mut chunk[..n])?;
+        hasher.update(&chunk[..n]);
+        left -= n as u64;
+    }
+    Ok(Some(hasher.finalize()))
+}
+
+/// Where the zeros at the end of the file start: the offset just after the
+/// last non-zero byte at or after `offset` (`offset` if there is none).
+fn trailing_zeros<F: Read + Seek>(file: &mut F, offset: u64, file_len: u64) -> io::Result<u64> {
+    let mut chunk = [0u8; 8192];
+    let mut end = file_len;
+    while end > offset {
+        let start = end.saturating_sub(chunk.len() as u64).max(offset);
+        let bytes = &mut chunk[..(end - start) as usize];
+        read_at(file, start, bytes)?;
+        if let Some(last) = bytes.iter().rposition(|&b| b != 0) {
+            return Ok(start + last as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(offset)
+}
+
+fn read_at<F: Read + Seek>(file: &mut F, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+#[cfg(test)]
+mod tests;
