@@ -104,6 +104,9 @@ pub mod pipeline;
 pub mod reconnect;
 pub mod retry;
 pub mod server;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 pub mod transport;
 
 #[cfg(feature = "kv")]

@@ -64,3 +64,21 @@ where
         Box::pin(super::connect(target, self.codec.clone()))
     }
 }
+
+impl<C> Service<super::Target> for TcpConnector<C>
+where
+    C: Clone + Send + 'static,
+{
+    type Response = Framed<TcpStream, C>;
+    type Error = io::Error;
+    type Future = BoxFuture<'static, io::Result<Framed<TcpStream, C>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, target: super::Target) -> Self::Future {
+        let (codec, resolving) = (self.codec.clone(), target.resolve());
+        Box::pin(async move { super::connect(&resolving.await?[..], codec).await })
+    }
+}

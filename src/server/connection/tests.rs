@@ -1,7 +1,7 @@
 //! The timers, on an in-memory pipe with the clock paused: no real waiting.
 
 use super::*;
-use crate::server::Refuse;
+use crate::server::{KeepOpen, Refuse};
 use std::convert::Infallible;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
@@ -25,6 +25,7 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Refuse,
+        KeepOpen,
         Budget::new(usize::MAX),
         Limits {
             max_in_flight: 4,
