@@ -35,6 +35,7 @@
 //!
 #![doc = include_str!("PROTOCOL.md")]
 
+mod auth;
 mod client;
 mod codec;
 mod server;
@@ -42,6 +43,10 @@ mod service;
 mod store;
 mod wal;
 
+pub use auth::{
+    check_protected, AuthHandshake, AuthLimits, AuthToken, Authenticator, EmptyToken, Reply, RequireAuth,
+    Unprotected,
+};
 pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
     ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
@@ -72,6 +77,8 @@ pub enum Command {
     Delete = 0x04,
     /// `0x05`: write a key that expires after a number of milliseconds.
     PutTtl = 0x05,
+    /// `0x06`: authenticate the connection with a token.
+    Auth = 0x06,
 }
 
 impl Command {
@@ -83,6 +90,7 @@ impl Command {
             0x03 => Command::Put,
             0x04 => Command::Delete,
             0x05 => Command::PutTtl,
+            0x06 => Command::Auth,
             _ => return None,
         })
     }
@@ -107,6 +115,8 @@ pub enum Status {
     Busy = 0x05,
     /// `0x06`: the write could not be made durable; the key is unchanged.
     Storage = 0x06,
+    /// `0x07`: the server wants `AUTH` first, or the token was wrong.
+    Unauthenticated = 0x07,
 }
 
 impl Status {
@@ -120,6 +130,7 @@ impl Status {
             0x04 => Status::TooLarge,
             0x05 => Status::Busy,
             0x06 => Status::Storage,
+            0x07 => Status::Unauthenticated,
             _ => return None,
         })
     }
@@ -134,6 +145,7 @@ impl Status {
             Status::TooLarge => "TOO_LARGE",
             Status::Busy => "BUSY",
             Status::Storage => "STORAGE",
+            Status::Unauthenticated => "UNAUTHENTICATED",
         }
     }
 }
@@ -178,6 +190,11 @@ pub enum Request {
         /// The value.
         value: Bytes,
     },
+    /// Authenticate this connection.
+    Auth {
+        /// The token.
+        token: Bytes,
+    },
 }
 
 impl Request {
@@ -189,6 +206,7 @@ impl Request {
             Request::Put { .. } => Command::Put,
             Request::Delete { .. } => Command::Delete,
             Request::PutTtl { .. } => Command::PutTtl,
+            Request::Auth { .. } => Command::Auth,
         }
     }
 }
@@ -204,6 +222,8 @@ impl Request {
 /// * `DELETE` deletes nothing the second time, but then answers `NOT_FOUND`:
 ///   after a retried `DELETE`, [`KvClient::delete`] may return `false` for a
 ///   key that did exist.
+/// * `AUTH` with the same token authenticates again (on a new connection:
+///   the retry layer sends a request again on a fresh one).
 impl crate::retry::Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
@@ -211,13 +231,15 @@ impl crate::retry::Idempotent for Request {
             | Request::Get { .. }
             | Request::Put { .. }
             | Request::Delete { .. }
-            | Request::PutTtl { .. } => true,
+            | Request::PutTtl { .. }
+            | Request::Auth { .. } => true,
         }
     }
 }
 
 /// `BUSY` is the server refusing work before doing any (`PROTOCOL.md`: safe
-/// to retry later); every other status is an answer.
+/// to retry later); every other status is an answer — `UNAUTHENTICATED`
+/// too: sending the same request again cannot make it authenticated.
 impl crate::retry::RetryableResponse for Response {
     fn is_retryable(&self) -> bool {
         self.status == Status::Busy

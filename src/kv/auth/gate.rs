@@ -1,0 +1,195 @@
+//! [`RequireAuth`]: the server's per-connection gate, and [`Reply`], the
+//! answer that may close its connection.
+
+use super::limiter::Limiter;
+use super::AuthToken;
+use crate::kv::codec::{CodecError, ServerCodec};
+use crate::kv::{Busy, Incoming, Request, Response, Status};
+use crate::server::{Overload, Overloaded};
+use bytes::BytesMut;
+use futures::future::{Either, MapOk, Ready};
+use futures::TryFutureExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio_util::codec::Encoder;
+use tower::Service;
+
+/// A response, and whether the server closes the connection once it is
+/// written: what [`RequireAuth`] answers. The wire sees only the response;
+/// the server's [`CloseAfter`](crate::server::CloseAfter) hook reads
+/// `close` ([`Reply::closes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The response written.
+    pub response: Response,
+    /// Close the connection after it.
+    pub close: bool,
+}
+
+impl Reply {
+    /// A response after which the connection goes on.
+    pub fn keep(response: Response) -> Self {
+        Reply {
+            response,
+            close: false,
+        }
+    }
+
+    /// The server's [`CloseAfter`](crate::server::CloseAfter) hook for
+    /// replies: give `Reply::closes` to
+    /// [`Server::with_close_after`](crate::server::Server::with_close_after).
+    pub fn closes(reply: &Reply) -> bool {
+        reply.close
+    }
+}
+
+impl Encoder<Reply> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(reply.response, dst)
+    }
+}
+
+impl Overload<Reply> for Busy {
+    fn overloaded(&self, reason: &Overloaded) -> Option<Reply> {
+        Overload::<Response>::overloaded(self, reason).map(Reply::keep)
+    }
+}
+
+/// What a connection must do before it is served.
+#[derive(Debug, Clone)]
+struct Gate {
+    token: AuthToken,
+    limiter: Arc<Limiter>,
+}
+
+/// The KV server's authentication, in front of a service `S` (a
+/// [`KvService`](crate::kv::KvService)): one per connection, made for its
+/// peer's address.
+///
+/// With a token ([`Authenticator::require`]), a request before a successful
+/// `AUTH` is answered `UNAUTHENTICATED` and the connection goes on; an
+/// `AUTH` with a wrong token — or from an address over its
+/// [limit](super::AuthLimits) of failed attempts — is answered
+/// `UNAUTHENTICATED` and closes the connection, and is logged (`warn`) with
+/// the peer's address. Without one ([`RequireAuth::open`]) everything
+/// reaches `S`, and `S` answers `AUTH` with `OK`.
+///
+/// The decision is made when a request is *called*, so a pipelined
+/// `AUTH` followed by requests authenticates them.
+#[derive(Debug, Clone)]
+pub struct RequireAuth<S> {
+    inner: S,
+    gate: Option<Gate>,
+    peer: SocketAddr,
+    authenticated: bool,
+}
+
+/// Makes the [`RequireAuth`] of each connection: one token and one
+/// [limit](super::AuthLimits) of failed attempts per address, shared by
+/// every connection. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    gate: Gate,
+}
+
+impl Authenticator {
+    /// Requires `token`, with `limits` on failed attempts.
+    pub fn new(token: AuthToken, limits: super::AuthLimits) -> Self {
+        Authenticator {
+            gate: Gate {
+                token,
+                limiter: Arc::new(Limiter::new(limits)),
+            },
+        }
+    }
+
+    /// The gate in front of `inner` for the connection from `peer`.
+    pub fn require<S>(&self, inner: S, peer: SocketAddr) -> RequireAuth<S> {
+        RequireAuth {
+            inner,
+            gate: Some(self.gate.clone()),
+            peer,
+            authenticated: false,
+        }
+    }
+}
+
+impl<S> RequireAuth<S> {
+    /// No authentication: every request reaches `inner`.
+    pub fn open(inner: S, peer: SocketAddr) -> Self {
+        RequireAuth {
+            inner,
+            gate: None,
+            peer,
+            authenticated: true,
+        }
+    }
+
+    /// `true` once this connection may send every command.
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    fn unauthenticated(message: &str, close: bool) -> Reply {
+        Reply {
+            response: Response::error(Status::Unauthenticated, message),
+            close,
+        }
+    }
+
+    /// Checks an `AUTH` against the gate.
+    fn authenticate(&mut self, gate: &Gate, candidate: &[u8]) -> Reply {
+        let ip = self.peer.ip();
+        if !gate.limiter.try_attempt(ip) {
+            tracing::warn!(peer = %self.peer, "AUTH refused: too many failed attempts from this address");
+            return Self::unauthenticated(
+                "too many failed AUTH attempts from this address; try again later",
+                true,
+            );
+        }
+        if gate.token.matches(candidate) {
+            gate.limiter.succeeded(ip);
+            self.authenticated = true;
+            return Reply::keep(Response::ok_empty());
+        }
+        self.authenticated = false;
+        tracing::warn!(peer = %self.peer, "AUTH failed: wrong token; closing the connection");
+        Self::unauthenticated("wrong token", true)
+    }
+}
+
+impl<S> Service<Incoming> for RequireAuth<S>
+where
+    S: Service<Incoming, Response = Response, Error = std::convert::Infallible>,
+{
+    type Response = Reply;
+    type Error = std::convert::Infallible;
+    type Future =
+        Either<Ready<Result<Reply, std::convert::Infallible>>, MapOk<S::Future, fn(Response) -> Reply>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, incoming: Incoming) -> Self::Future {
+        let answer = match (&incoming, self.gate.clone()) {
+            (Incoming::Request(Request::Auth { token }), Some(gate)) => Some(self.authenticate(&gate, token)),
+            (Incoming::Request(_), Some(_)) if !self.authenticated => Some(Self::unauthenticated(
+                "AUTH required: this server has a token",
+                false,
+            )),
+            _ => None,
+        };
+        match answer {
+            Some(reply) => Either::Left(futures::future::ready(Ok(reply))),
+            None => Either::Right(
+                self.inner
+                    .call(incoming)
+                    .map_ok(Reply::keep as fn(Response) -> Reply),
+            ),
+        }
+    }
+}
