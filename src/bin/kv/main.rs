@@ -3,6 +3,8 @@
 //! ```text
 //! kv serve --listen 127.0.0.1:7878 --data-dir ./data
 //! kv put KEY VALUE [--ttl MS]     kv get KEY     kv del KEY     kv ping
+//! kv serve --listen 0.0.0.0:7878 --tls-cert server.pem --tls-key server.key --auth-token-file token
+//! kv get KEY --addr db.example:7878 --tls-ca ca.pem --auth-token-file token
 //! ```
 //!
 //! Client commands exit 0 on success, 1 when the key was not found and 2 on
@@ -11,6 +13,7 @@
 
 mod args;
 mod bench;
+mod secure;
 
 use args::{BenchArgs, Cli, ClientArgs, Command, ServeArgs};
 use bench::{BenchConfig, Workload};
@@ -20,7 +23,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tower::Service;
 use wirestack::builder::ClientBuilder;
-use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Limits, Request, Response, WalConfig};
+use wirestack::kv::{
+    AuthHandshake, ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Limits, Request, Response,
+    WalConfig,
+};
 use wirestack::BoxError;
 
 /// How a client command ended, as an exit status.
@@ -58,7 +64,7 @@ async fn run(command: Command) -> Result<Outcome, String> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| Outcome::Done),
         Command::Ping(client) => {
-            connect(&client).await?.ping().await.map_err(|e| e.to_string())?;
+            connect(&client).await?.ping().await.map_err(explain)?;
             println!("PONG");
             Ok(Outcome::Done)
         }
@@ -73,7 +79,7 @@ async fn run(command: Command) -> Result<Outcome, String> {
                 Ok(Outcome::Done)
             }
             Ok(None) => Ok(Outcome::NotFound),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(explain(error)),
         },
         Command::Put {
             key,
@@ -86,14 +92,24 @@ async fn run(command: Command) -> Result<Outcome, String> {
                 Some(ms) => client.put_with_ttl(key, value, Duration::from_millis(ms)).await,
                 None => client.put(key, value).await,
             };
-            result.map(|()| Outcome::Done).map_err(|e| e.to_string())
+            result.map(|()| Outcome::Done).map_err(explain)
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(explain(error)),
         },
+    }
+}
+
+/// A client error as one line, with what to do about a missing token.
+fn explain(error: KvError) -> String {
+    match error {
+        KvError::Unauthenticated { .. } => {
+            format!("{error} (give --auth-token-file FILE or set KV_AUTH_TOKEN)")
+        }
+        error => error.to_string(),
     }
 }
 
@@ -113,8 +129,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             args.duration
         ));
     }
+    let security = args.security.load(&args.addr)?;
     let config = BenchConfig {
         addr,
+        tls: security.tls,
+        token: security.token,
         ops: args.ops,
         duration: Duration::from_secs_f64(args.duration),
         pipeline: args.pipeline.max(1),
@@ -156,20 +175,47 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
 }
 
 /// One command, one attempt: a person at a shell wants `BUSY` or a refused
-/// connection reported now, not retried until the deadline.
+/// connection reported now, not retried until the deadline. With a token,
+/// every connection sends `AUTH` first.
 async fn connect(
     args: &ClientArgs,
 ) -> Result<KvClient<impl Service<Request, Response = Response, Error = BoxError> + Clone>, String> {
-    ClientBuilder::new(ClientCodec::new())
-        .no_retry()
-        .connect_first(&args.addr)
-        .await
+    let security = args.security.load(&args.addr)?;
+    let builder = ClientBuilder::new(ClientCodec::new()).no_retry();
+    let addr = args.addr.as_str();
+    let connected = match (security.tls, security.token) {
+        (None, None) => builder.connect_first(addr).await,
+        (None, Some(token)) => {
+            builder
+                .on_connect(AuthHandshake::new(token))
+                .connect_first(addr)
+                .await
+        }
+        (Some((config, name)), None) => builder.tls(config, name).connect_first(addr).await,
+        (Some((config, name)), Some(token)) => {
+            builder
+                .tls(config, name)
+                .on_connect(AuthHandshake::new(token))
+                .connect_first(addr)
+                .await
+        }
+    };
+    connected
         .map(KvClient::new)
-        .map_err(|e| format!("cannot connect to {}: {e}", args.addr))
+        .map_err(|e| match KvError::from_service(e.into()) {
+            error @ KvError::Unauthenticated { .. } => explain(error),
+            error => format!("cannot connect to {addr}: {error}"),
+        })
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    // Token, certificates and protected mode are settled before anything
+    // else: a server that must not start does not touch its data.
+    let security = args.security.load(args.listen)?;
     let config = KvServerConfig {
+        auth: security.token,
+        allow_unauthenticated: security.allow_unauthenticated,
+        tls: security.tls,
         limits: Limits {
             max_key_bytes: args.max_key_bytes,
             max_value_bytes: args.max_value_bytes,
