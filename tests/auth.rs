@@ -178,7 +178,7 @@ async fn a_wrong_token_in_the_hook_is_unauthenticated_and_never_retried() {
         .on_connect(AuthHandshake::new(wrong.clone()))
         .connect::<Request>(server.local_addr())
         .await;
-    let error = KvError::from_service(connected.err().expect("refused").into());
+    let error = KvError::from_service(connected.expect_err("refused").into());
     match error {
         KvError::Unauthenticated { message } => assert_eq!(message, "wrong token"),
         other => panic!("expected Unauthenticated, got {other:?}"),

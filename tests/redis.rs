@@ -455,7 +455,6 @@ async fn redis_over_tls_with_auth() {
         .tls(stranger.client_config(None), name())
         .connect::<Value>(server.addr)
         .await
-        .err()
-        .expect("an unknown issuer is refused");
+        .expect_err("an unknown issuer is refused");
     assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
 }

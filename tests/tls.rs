@@ -39,7 +39,9 @@ async fn tls_client(
     config: Arc<ClientConfig>,
 ) -> Result<
     KvClient<
-        impl tower::Service<Request, Response = wirestack::kv::Response, Error = wirestack::BoxError> + Clone,
+        impl tower::Service<Request, Response = wirestack::kv::Response, Error = wirestack::BoxError>
+            + Clone
+            + std::fmt::Debug,
     >,
     KvError,
 > {
@@ -120,8 +122,7 @@ async fn an_expired_certificate_is_refused() {
     let error = timeout(SOON, bare_tls(server.local_addr(), pki.client_config(None)))
         .await
         .expect("no hang")
-        .err()
-        .expect("an expired certificate is refused");
+        .expect_err("an expired certificate is refused");
     assert!(error.to_string().contains("expired"), "{error}");
     server.shutdown().await.unwrap();
 }
@@ -133,14 +134,12 @@ async fn a_certificate_for_another_name_is_refused() {
     let error = timeout(SOON, bare_tls(server.local_addr(), pki.client_config(None)))
         .await
         .expect("no hang")
-        .err()
-        .expect("a certificate for db.example does not do for localhost");
+        .expect_err("a certificate for db.example does not do for localhost");
     assert!(error.to_string().contains("not valid for name"), "{error}");
     // The full stack reports it as a failed connect, with the reason.
     let error = tls_client(server.local_addr(), pki.client_config(None))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(matches!(error, KvError::Disconnected(_)), "{error:?}");
     assert!(format!("{error}").contains("not valid for name"), "{error}");
     server.shutdown().await.unwrap();
@@ -152,8 +151,7 @@ async fn a_certificate_from_an_unknown_ca_is_refused() {
     let server = tls_server(&stranger.server(), None, ServeConfig::default()).await;
     let error = bare_tls(server.local_addr(), pki.client_config(None))
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
     server.shutdown().await.unwrap();
 }

@@ -118,3 +118,30 @@ async fn a_peer_that_reads_nothing_is_dropped_after_the_write_timeout() {
     assert!(lasted >= WRITE && lasted < WRITE + READ, "lasted {lasted:?}");
     writer.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
+    let (mut peer, server) = tokio::io::duplex(1024);
+    let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
+    let connection = Connection::new(
+        Framed::new(Metered::new(server), LinesCodec::new()),
+        service,
+        Refuse,
+        |line: &String| line == "BYE",
+        Budget::new(usize::MAX),
+        Limits {
+            max_in_flight: 4,
+            idle_timeout: Some(IDLE),
+            read_timeout: Some(READ),
+            write_timeout: Some(WRITE),
+        },
+        CancellationToken::new().cancelled_owned(),
+    );
+    let task = tokio::spawn(connection);
+    // Pipelined: what follows BYE was read, and is dropped unanswered.
+    peer.write_all(b"one\nBYE\nafter\nand more\n").await.unwrap();
+    let mut answers = String::new();
+    peer.read_to_string(&mut answers).await.unwrap();
+    assert_eq!(answers, "one\nBYE\n");
+    assert!(task.await.unwrap().is_ok());
+}
