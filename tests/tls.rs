@@ -293,3 +293,29 @@ async fn garbage_frames_inside_tls_are_answered_as_in_plain_text() {
     client.ping().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_connection_past_the_cap_is_answered_busy_over_tls() {
+    let pki = Pki::new("test CA");
+    let server = tls_server(
+        &pki.server(),
+        None,
+        ServeConfig {
+            max_connections: 1,
+            ..ServeConfig::default()
+        },
+    )
+    .await;
+    let addr = server.local_addr();
+    let admitted = bare_tls(addr, pki.client_config(None)).await.unwrap();
+    admitted.ping().await.unwrap();
+    // The refusal is a TLS handshake too, then BUSY in its place.
+    let refused = bare_tls(addr, pki.client_config(None)).await.unwrap();
+    let error = timeout(SOON, refused.ping())
+        .await
+        .expect("no hang")
+        .expect_err("past the cap");
+    assert!(error.is_busy(), "{error}");
+    admitted.ping().await.unwrap();
+    server.shutdown().await.unwrap();
+}

@@ -14,7 +14,10 @@
 //!     │              (.reconnect(config) / .no_reconnect())
 //!   Pipeline         many callers, one connection, in order      → pipeline::Error
 //!     │
-//!   Framed<TcpStream, codec>
+//!   on-connect       a handshake on every new connection          → HandshakeError
+//!     │              (.on_connect(h): AUTH, SELECT, ...)
+//!   Framed<TcpStream | TlsStream<TcpStream>, codec>
+//!                    (.tls(config, name) with the `tls` feature, or .connector(m))
 //! ```
 //!
 //! Every layer is usable alone (see [`reconnect`](crate::reconnect),
@@ -141,8 +144,8 @@ pub type DefaultStack<Req, Resp> = Timeout<Retry<RetryPolicy, Reconnect<Pipeline
 /// ([`ReconnectConfig`] or [`NoReconnect`]).
 ///
 /// `M` is the connector every connection is made with:
-/// [`TcpConnector`] by default, a `tls::TlsConnector` after
-/// [`tls`](Self::tls), an [`OnConnect`] after [`on_connect`](Self::on_connect),
+/// [`TcpConnector`] by default, a `tls::TlsConnector` after `.tls(..)`
+/// (feature `tls`), an [`OnConnect`] after [`on_connect`](Self::on_connect),
 /// or any [`MakeTransport`] of yours ([`connector`](Self::connector)).
 #[derive(Debug, Clone)]
 pub struct ClientBuilder<

@@ -13,6 +13,11 @@
 //! * [`KvService`] is the server side, a tower `Service` from requests to the
 //!   store; [`serve`] and [`KvServer`] run it on the framework's server;
 //! * [`KvClient`] is the typed client on top of any service stack.
+//! * Authentication: [`AuthToken`], [`RequireAuth`] in front of the service
+//!   on the server (closing a connection after a wrong token through the
+//!   server's [`CloseAfter`](crate::server::CloseAfter) hook, by answering
+//!   a [`Reply`]), [`AuthHandshake`] on the client's every new connection,
+//!   and protected mode ([`check_protected`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

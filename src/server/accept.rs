@@ -32,8 +32,11 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 /// Turns an accepted TCP stream into the I/O a connection is served over.
 ///
@@ -58,5 +61,36 @@ impl Accept for PlainTcp {
 
     fn accept(&self, stream: TcpStream) -> impl Future<Output = io::Result<TcpStream>> + Send {
         std::future::ready(Ok(stream))
+    }
+}
+
+/// Runs the acceptor's handshake on `stream` within `timeout`; `None` (the
+/// connection is dropped) if it failed, timed out or the server is
+/// shutting down.
+pub(super) async fn handshake<A: Accept>(
+    acceptor: &A,
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeout: Option<Duration>,
+    stop: &CancellationToken,
+) -> Option<A::Io> {
+    let accepting = acceptor.accept(stream);
+    let bounded = async {
+        match timeout {
+            Some(limit) => tokio::time::timeout(limit, accepting)
+                .await
+                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))),
+            None => accepting.await,
+        }
+    };
+    tokio::select! {
+        accepted = bounded => match accepted {
+            Ok(io) => Some(io),
+            Err(error) => {
+                tracing::debug!(%error, %peer, "handshake failed; closing the connection");
+                None
+            }
+        },
+        () = stop.cancelled() => None,
     }
 }

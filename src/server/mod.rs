@@ -341,7 +341,8 @@ impl<C, O, A, K> Server<C, O, A, K> {
             connections.spawn(async move {
                 // Held until the connection ends, even by a panic.
                 let _slot = slot;
-                let Some(io) = handshake(&acceptor, stream, peer, limits.read_timeout, &stop).await else {
+                let Some(io) = accept::handshake(&acceptor, stream, peer, limits.read_timeout, &stop).await
+                else {
                     return;
                 };
                 let transport = Framed::new(Metered::new(io), codec);
@@ -405,37 +406,6 @@ impl<C, O, A, K> Server<C, O, A, K> {
             })
             .await;
         });
-    }
-}
-
-/// Runs the acceptor's handshake on `stream` within `timeout`; `None` (the
-/// connection is dropped) if it failed, timed out or the server is
-/// shutting down.
-async fn handshake<A: Accept>(
-    acceptor: &A,
-    stream: TcpStream,
-    peer: SocketAddr,
-    timeout: Option<Duration>,
-    stop: &CancellationToken,
-) -> Option<A::Io> {
-    let accepting = acceptor.accept(stream);
-    let bounded = async {
-        match timeout {
-            Some(limit) => tokio::time::timeout(limit, accepting)
-                .await
-                .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))),
-            None => accepting.await,
-        }
-    };
-    tokio::select! {
-        accepted = bounded => match accepted {
-            Ok(io) => Some(io),
-            Err(error) => {
-                tracing::debug!(%error, %peer, "handshake failed; closing the connection");
-                None
-            }
-        },
-        () = stop.cancelled() => None,
     }
 }
 

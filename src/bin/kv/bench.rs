@@ -18,10 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceExt};
-use wirestack::kv::{AuthHandshake, AuthToken, ClientCodec, KvClient, KvError, Request, Response, Status};
-use wirestack::pipeline::{Builder, Pipeline};
-use wirestack::tls::{rustls, TlsConnector};
-use wirestack::transport::{self, Handshake, Transport};
+use wirestack::kv::{AuthToken, KvClient, KvError, Request, Response, Status};
+use wirestack::pipeline::Pipeline;
+use wirestack::tls::rustls;
 
 /// What the load consists of.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -210,7 +209,9 @@ pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result
     // Connect every client before the clock starts.
     let mut clients = Vec::with_capacity(config.connections);
     for _ in 0..config.connections.max(1) {
-        clients.push(KvClient::new(open(&config).await?));
+        let pipeline =
+            crate::secure::connect_bare(config.addr, &config.tls, &config.token, config.pipeline).await?;
+        clients.push(KvClient::new(pipeline));
     }
     if config.workload == (Workload::Get) {
         // Reads of an empty store measure NOT_FOUND; make the keys exist.
@@ -240,39 +241,6 @@ pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result
     }
     report.elapsed = started.elapsed();
     Ok(report)
-}
-
-/// One bare pipelined connection, plain or TLS, authenticated if there is
-/// a token: the pipeline hides which, so the load is the same.
-async fn open(config: &BenchConfig) -> Result<Pipeline<Request, Response>, KvError> {
-    let builder = Builder::new().max_in_flight(config.pipeline.max(1));
-    let lost = |e: std::io::Error| KvError::Connection(e.into());
-    match &config.tls {
-        None => {
-            let transport = transport::connect(config.addr, ClientCodec::new())
-                .await
-                .map_err(lost)?;
-            Ok(builder.spawn(authenticate(transport, &config.token).await?))
-        }
-        Some((tls, name)) => {
-            let connector = TlsConnector::new(tls.clone(), name.clone(), ClientCodec::new());
-            let transport = connector.oneshot(config.addr).await.map_err(lost)?;
-            Ok(builder.spawn(authenticate(transport, &config.token).await?))
-        }
-    }
-}
-
-async fn authenticate<T>(transport: T, token: &Option<AuthToken>) -> Result<T, KvError>
-where
-    T: Transport<Request, Response = Response, Error = wirestack::kv::CodecError> + Unpin + Send + 'static,
-{
-    match token {
-        Some(token) => AuthHandshake::new(token.clone())
-            .handshake(transport)
-            .await
-            .map_err(|e| KvError::from_service(e.into())),
-        None => Ok(transport),
-    }
 }
 
 struct Plan {

@@ -5,8 +5,11 @@ use clap::Args;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wirestack::kv::{check_protected, AuthToken};
-use wirestack::tls::{self, rustls};
+use tower::ServiceExt;
+use wirestack::kv::{check_protected, AuthHandshake, AuthToken, ClientCodec, KvError, Request, Response};
+use wirestack::pipeline::{Builder, Pipeline};
+use wirestack::tls::{self, rustls, TlsConnector};
+use wirestack::transport::{self, Handshake, Transport};
 
 /// The environment variable that holds a token, when no token file is given.
 const TOKEN_ENV: &str = "KV_AUTH_TOKEN";
@@ -141,6 +144,43 @@ fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
                 .map(Some)
                 .map_err(|_| format!("{TOKEN_ENV} is set but empty"))
         }
+    }
+}
+
+/// One bare pipelined connection, plain or TLS, authenticated if there is
+/// a token: the pipeline hides which, so the load is the same.
+pub(crate) async fn connect_bare(
+    addr: SocketAddr,
+    tls: &Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    token: &Option<AuthToken>,
+    max_in_flight: usize,
+) -> Result<Pipeline<Request, Response>, KvError> {
+    let builder = Builder::new().max_in_flight(max_in_flight.max(1));
+    let lost = |e: std::io::Error| KvError::Connection(e.into());
+    match tls {
+        None => {
+            let transport = transport::connect(addr, ClientCodec::new()).await.map_err(lost)?;
+            Ok(builder.spawn(authenticate(transport, token).await?))
+        }
+        Some((tls, name)) => {
+            let connector = TlsConnector::new(tls.clone(), name.clone(), ClientCodec::new());
+            let transport = connector.oneshot(addr).await.map_err(lost)?;
+            Ok(builder.spawn(authenticate(transport, token).await?))
+        }
+    }
+}
+
+/// Sends `AUTH` on a bare transport, if there is a token.
+async fn authenticate<T>(transport: T, token: &Option<AuthToken>) -> Result<T, KvError>
+where
+    T: Transport<Request, Response = Response, Error = wirestack::kv::CodecError> + Unpin + Send + 'static,
+{
+    match token {
+        Some(token) => AuthHandshake::new(token.clone())
+            .handshake(transport)
+            .await
+            .map_err(|e| KvError::from_service(e.into())),
+        None => Ok(transport),
     }
 }
 
