@@ -5,7 +5,7 @@ use super::codec::{Limits, ServerCodec};
 use super::service::KvService;
 use super::store::Store;
 use super::wal::{Wal, WalConfig};
-use crate::server::{ServeConfig, Server};
+use crate::server::{Overloaded, ServeConfig, Server};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -135,7 +135,7 @@ async fn serve_recovered(
     });
     let server = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
-        .with_overload(super::Busy)
+        .with_overload(Reply::busy as fn(&Overloaded) -> Option<Reply>)
         .with_close_after(Reply::closes as fn(&Reply) -> bool);
     #[cfg(feature = "tls")]
     let served = match config.tls {

@@ -42,6 +42,13 @@ impl Reply {
     pub fn closes(reply: &Reply) -> bool {
         reply.close
     }
+
+    /// The server's [`Overload`](crate::server::Overload) hook for replies:
+    /// [`Busy`](crate::kv::Busy)'s answer, kept open. Give `Reply::busy` to
+    /// [`Server::with_overload`](crate::server::Server::with_overload).
+    pub fn busy(reason: &Overloaded) -> Option<Reply> {
+        Busy.overloaded(reason).map(Reply::keep)
+    }
 }
 
 impl Encoder<Reply> for ServerCodec {
@@ -49,12 +56,6 @@ impl Encoder<Reply> for ServerCodec {
 
     fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.encode(reply.response, dst)
-    }
-}
-
-impl Overload<Reply> for Busy {
-    fn overloaded(&self, reason: &Overloaded) -> Option<Reply> {
-        Overload::<Response>::overloaded(self, reason).map(Reply::keep)
     }
 }
 
