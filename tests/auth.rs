@@ -10,12 +10,14 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{
     AuthHandshake, AuthLimits, AuthToken, ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Request,
     Status,
 };
 use wirestack::pipeline::Pipeline;
+use wirestack::reconnect::ReconnectConfig;
 
 const SOON: Duration = Duration::from_secs(20);
 const TOKEN: &str = "a long random token, in real life 32 bytes from /dev/urandom";
@@ -241,4 +243,34 @@ async fn a_server_on_every_interface_without_a_token_refuses_to_start() {
         .expect_err("protected mode");
     assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
     assert!(refused.to_string().contains("without a token"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_refused_client_does_not_try_again_until_a_request_needs_it() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let client = KvClient::new(
+        ClientBuilder::new(ClientCodec::new())
+            .reconnect(ReconnectConfig {
+                backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(300)),
+                ..ReconnectConfig::default()
+            })
+            .on_connect(AuthHandshake::new(AuthToken::new("wrong").unwrap()))
+            .build::<Request>(server.local_addr()),
+    );
+    let error = timeout(SOON, client.ping()).await.expect("no hang").unwrap_err();
+    assert!(matches!(error, KvError::Unauthenticated { .. }), "{error:?}");
+    let attempts = client.service().reconnect_stats().connect_attempts;
+    // Left alone for several backoff periods (50 ms, 100 ms, ... 300 ms),
+    // it makes no more attempts: each would be one more failed AUTH.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(client.service().reconnect_stats().connect_attempts, attempts);
+    // A request is demand: it fails at once, and the task tries again.
+    let error = client.ping().await.unwrap_err();
+    assert!(matches!(error, KvError::Unauthenticated { .. }), "{error:?}");
+    let deadline = tokio::time::Instant::now() + SOON;
+    while client.service().reconnect_stats().connect_attempts == attempts {
+        assert!(tokio::time::Instant::now() < deadline, "never tried again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await.unwrap();
 }

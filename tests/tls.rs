@@ -255,7 +255,11 @@ async fn a_peer_that_stalls_mid_handshake_is_closed_by_the_read_timeout() {
     assert_closed(&mut stalled).await;
     assert_closed(&mut silent).await;
     // Not before its time: the timeout, not a parse error, closed them.
-    assert!(started.elapsed() >= read_timeout, "closed after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= read_timeout,
+        "closed after {:?}",
+        started.elapsed()
+    );
 
     bystander.ping().await.unwrap();
     server.shutdown().await.unwrap();
