@@ -74,8 +74,9 @@ struct Gate {
 /// `AUTH` is answered `UNAUTHENTICATED` and the connection goes on; an
 /// `AUTH` with a wrong token — or from an address over its
 /// [limit](super::AuthLimits) of failed attempts — is answered
-/// `UNAUTHENTICATED` and closes the connection, and is logged (`warn`) with
-/// the peer's address. Without one ([`RequireAuth::open`]) everything
+/// `UNAUTHENTICATED` and closes the connection. A wrong token is logged
+/// (`warn`) with the peer's address — at most the limit's rate per address —
+/// and an attempt over the limit at `debug`. Without one ([`RequireAuth::open`]) everything
 /// reaches `S`, and `S` answers `AUTH` with `OK`.
 ///
 /// The decision is made when a request is *called*, so a pipelined
@@ -133,32 +134,38 @@ impl<S> RequireAuth<S> {
     pub fn is_authenticated(&self) -> bool {
         self.authenticated
     }
+}
 
-    fn unauthenticated(message: &str, close: bool) -> Reply {
-        Reply {
-            response: Response::error(Status::Unauthenticated, message),
-            close,
-        }
-    }
-
-    /// Checks an `AUTH` against the gate.
-    fn authenticate(&mut self, gate: &Gate, candidate: &[u8]) -> Reply {
-        let ip = self.peer.ip();
-        if !gate.limiter.try_attempt(ip) {
-            tracing::warn!(peer = %self.peer, "AUTH refused: too many failed attempts from this address");
-            return Self::unauthenticated(
+impl Gate {
+    /// Checks an `AUTH` from `peer`, recording the outcome in `authenticated`.
+    fn check(&self, candidate: &[u8], peer: SocketAddr, authenticated: &mut bool) -> Reply {
+        let ip = peer.ip();
+        if !self.limiter.try_attempt(ip) {
+            // At debug level: a flood of these must not flood the log. The
+            // failures that are compared, logged below, are bounded by the
+            // limit itself.
+            tracing::debug!(%peer, "AUTH refused: too many failed attempts from this address");
+            *authenticated = false;
+            return unauthenticated(
                 "too many failed AUTH attempts from this address; try again later",
                 true,
             );
         }
-        if gate.token.matches(candidate) {
-            gate.limiter.succeeded(ip);
-            self.authenticated = true;
+        if self.token.matches(candidate) {
+            self.limiter.succeeded(ip);
+            *authenticated = true;
             return Reply::keep(Response::ok_empty());
         }
-        self.authenticated = false;
-        tracing::warn!(peer = %self.peer, "AUTH failed: wrong token; closing the connection");
-        Self::unauthenticated("wrong token", true)
+        *authenticated = false;
+        tracing::warn!(%peer, "AUTH failed: wrong token; closing the connection");
+        unauthenticated("wrong token", true)
+    }
+}
+
+fn unauthenticated(message: &str, close: bool) -> Reply {
+    Reply {
+        response: Response::error(Status::Unauthenticated, message),
+        close,
     }
 }
 
@@ -176,12 +183,13 @@ where
     }
 
     fn call(&mut self, incoming: Incoming) -> Self::Future {
-        let answer = match (&incoming, self.gate.clone()) {
-            (Incoming::Request(Request::Auth { token }), Some(gate)) => Some(self.authenticate(&gate, token)),
-            (Incoming::Request(_), Some(_)) if !self.authenticated => Some(Self::unauthenticated(
-                "AUTH required: this server has a token",
-                false,
-            )),
+        let answer = match (&incoming, &self.gate) {
+            (Incoming::Request(Request::Auth { token }), Some(gate)) => {
+                Some(gate.check(token, self.peer, &mut self.authenticated))
+            }
+            (Incoming::Request(_), Some(_)) if !self.authenticated => {
+                Some(unauthenticated("AUTH required: this server has a token", false))
+            }
             _ => None,
         };
         match answer {
