@@ -324,3 +324,22 @@ async fn a_connection_past_the_cap_is_answered_busy_over_tls() {
     admitted.ping().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_platform_roots_are_where_the_platform_says() {
+    // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does: point it
+    // at this test's CA, the only test here that reads the platform's roots.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("platform CA");
+    let (ca, _, _) = pki::write_pem(dir.path(), &pki, &pki.server());
+    std::env::set_var("SSL_CERT_FILE", &ca);
+    std::env::remove_var("SSL_CERT_DIR");
+    let roots = tls::platform_roots().expect("the CA file is read");
+    assert_eq!(roots.len(), 1);
+    let server = tls_server(&pki.server(), None, ServeConfig::default()).await;
+    let client = tls_client(server.local_addr(), tls::client_config(roots, None).unwrap())
+        .await
+        .unwrap();
+    client.ping().await.unwrap();
+    server.shutdown().await.unwrap();
+}
