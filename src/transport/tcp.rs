@@ -10,7 +10,9 @@ use tower::Service;
 /// Makes a transport: a new TCP connection (Nagle off) to the address it is
 /// called with, framed by a clone of a codec.
 ///
-/// It is a `Service<Target>` for any target `tokio` can resolve, resolved
+/// It is a `Service<T>` for any target `T` tokio can resolve, and for a
+/// [`Target`](super::Target) (what a
+/// [`ClientBuilder`](crate::builder::ClientBuilder) gives it), resolved
 /// again on every call, so it is what the [reconnect](crate::reconnect)
 /// layer calls — through [`MakePipeline`](crate::pipeline::MakePipeline),
 /// which puts a [`Pipeline`](crate::pipeline::Pipeline) on each transport.
