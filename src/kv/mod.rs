@@ -38,6 +38,51 @@
 //! # }
 //! ```
 //!
+//! ## TLS and a token
+//!
+//! A server given a certificate and a token ([`KvServerConfig::tls`],
+//! [`KvServerConfig::auth`]), and a client that checks the certificate and
+//! authenticates every connection it makes, before any request:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use wirestack::builder::ClientBuilder;
+//! use wirestack::kv::{AuthHandshake, AuthToken, ClientCodec, KvClient, KvServer, KvServerConfig, Request};
+//! use wirestack::tls;
+//! # let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+//! # let dir = tempfile::tempdir()?;
+//! # let (cert_pem, key_pem) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+//! # std::fs::write(&cert_pem, certified.cert.pem())?;
+//! # std::fs::write(&key_pem, certified.signing_key.serialize_pem())?;
+//! # let ca_pem = &cert_pem;
+//!
+//! // `cert_pem`, `key_pem`: the server's certificate for "localhost" and its
+//! // key; `ca_pem`: what clients trust (here the certificate itself).
+//! let token = AuthToken::new("use 32 random bytes")?;
+//! let server = KvServer::start(
+//!     "127.0.0.1:0",
+//!     KvServerConfig {
+//!         tls: Some(tls::server_config_from_pem(&cert_pem, &key_pem, None)?),
+//!         auth: Some(token.clone()),
+//!         ..KvServerConfig::default()
+//!     },
+//! )
+//! .await?;
+//!
+//! let client = KvClient::new(
+//!     ClientBuilder::new(ClientCodec::new())
+//!         .tls(tls::client_config(tls::read_roots(ca_pem)?, None)?, tls::server_name("localhost")?)
+//!         .on_connect(AuthHandshake::new(token))
+//!         .connect::<Request>(server.local_addr())
+//!         .await?,
+//! );
+//! client.put("k", "v").await?;
+//! # server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 #![doc = include_str!("PROTOCOL.md")]
 
 mod auth;
