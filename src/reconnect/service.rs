@@ -282,12 +282,16 @@ async fn run<M, T, S>(
     loop {
         if failures > 0 {
             let exhausted = refused || config.max_attempts.is_some_and(|max| failures >= max);
-            if exhausted {
+            if refused {
+                // Callers see the refusal; the attempt was logged.
+                tracing::debug!("handshake refused: reconnecting when a request needs the connection");
+            } else if exhausted {
                 tracing::warn!(
                     failures,
-                    refused,
                     "stopped reconnecting until a request needs the connection"
                 );
+            }
+            if exhausted {
                 tokio::select! {
                     () = shared.wake.notified() => {}
                     () = state.closed() => return,
