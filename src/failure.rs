@@ -17,6 +17,7 @@
 //! | error found | [`Failure`] | [`Delivery`] |
 //! | --- | --- | --- |
 //! | tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
+//! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::Closed`] | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
@@ -42,6 +43,7 @@
 
 use crate::pipeline;
 use crate::reconnect::error::Disconnected;
+use crate::transport::HandshakeError;
 use std::error::Error;
 
 /// A boxed error, as tower uses at the boundary between layers.
@@ -64,6 +66,11 @@ pub enum Failure {
     /// nobody asked for); the connection was dropped. The request may have
     /// been applied.
     Protocol,
+    /// The peer refused the connection's on-connect handshake (a wrong
+    /// credential, see [`HandshakeError::Rejected`]): the request was not
+    /// sent, and sending it again on a new connection would meet the same
+    /// refusal, so it is never retried.
+    Rejected,
     /// An error no framework layer made: a layer of yours, or one of
     /// tower's (such as `LoadShed`'s `Overloaded`). The framework cannot
     /// tell whether the request was sent.
@@ -92,8 +99,15 @@ impl Failure {
             if error.is::<tower::timeout::error::Elapsed>() {
                 return Failure::TimedOut;
             }
+            if let Some(HandshakeError::Rejected(_)) = error.downcast_ref::<HandshakeError>() {
+                return Failure::Rejected;
+            }
             if error.is::<Disconnected>() {
-                return Failure::NotSent;
+                // Not sent; unless the last connect attempt was refused.
+                return match error.source().map(Failure::of) {
+                    Some(Failure::Rejected) => Failure::Rejected,
+                    _ => Failure::NotSent,
+                };
             }
             if let Some(error) = error.downcast_ref::<pipeline::Error>() {
                 return Self::of_pipeline(error);
@@ -120,7 +134,7 @@ impl Failure {
         match self {
             Failure::NotSent => Some(Delivery::NotSent),
             Failure::Connection => Some(Delivery::MaybeSent),
-            Failure::TimedOut | Failure::Protocol | Failure::Other => None,
+            Failure::TimedOut | Failure::Rejected | Failure::Protocol | Failure::Other => None,
         }
     }
 }
@@ -179,6 +193,17 @@ mod tests {
         assert_eq!(of(transport(CodecError::Bad)), Failure::Protocol);
         assert_eq!(of(transport(CodecError::Bad).not_sent()), Failure::NotSent);
         assert_eq!(of("a layer of yours said no"), Failure::Other);
+        assert_eq!(of(HandshakeError::rejected("wrong token")), Failure::Rejected);
+        assert_eq!(of(HandshakeError::failed(reset())), Failure::Other);
+    }
+
+    #[test]
+    fn a_refused_handshake_behind_disconnected_is_rejected_and_never_retried() {
+        let refused = Disconnected::because(HandshakeError::rejected("wrong token").into());
+        assert_eq!(of(refused.clone()), Failure::Rejected);
+        assert_eq!(Delivery::of(&refused), None);
+        let failed = Disconnected::because(HandshakeError::failed("reset").into());
+        assert_eq!(of(failed), Failure::NotSent);
     }
 
     #[test]

@@ -44,6 +44,8 @@
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks timeout,
 //!   retry, your layers, reconnect and pipeline over any codec.
 //! * [`server`]: serve any `Service` over any codec.
+//! * `tls` (feature `tls`, default): TLS as a transport on both sides —
+//!   `TlsConnector` for clients, `TlsAcceptor` for the server.
 //!
 //! The protocols, each behind a cargo feature of the same name (all on by
 //! default), built on the framework the way your own protocol would be — a
@@ -55,7 +57,7 @@
 //!   server and `KvClient`; its wire format is in the module's docs.
 //! * `resp`: RESP2, to talk to Redis on the same stack: codec and
 //!   `RedisClient`.
-//! * `cli` (implies `kv`): the `kv` binary — `serve`, `ping`, `get`, `put`,
+//! * `cli` (implies `kv` and `tls`): the `kv` binary — `serve`, `ping`, `get`, `put`,
 //!   `del` and `bench`.
 //!
 //! With `default-features = false` the crate is the framework alone.
@@ -104,6 +106,9 @@ pub mod pipeline;
 pub mod reconnect;
 pub mod retry;
 pub mod server;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 pub mod transport;
 
 #[cfg(feature = "kv")]

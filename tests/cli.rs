@@ -1,5 +1,7 @@
 //! The `kv` binary: serve, then ping/get/put/del with their exit codes.
 
+mod pki;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -229,4 +231,149 @@ fn ping_exits_3_while_the_server_refuses_writes() {
         .unwrap();
     assert_eq!(ping.status.code(), Some(0));
     server.join().unwrap();
+}
+
+fn kv_with(served: &Served, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kv"));
+    command
+        .args(args)
+        .args(["--addr", &served.addr])
+        .env_remove("KV_AUTH_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run kv")
+}
+
+fn stderr_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr:?}");
+    stderr
+}
+
+#[test]
+fn serving_every_interface_without_a_token_is_refused_with_the_fix() {
+    let refused = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("KV_AUTH_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = stderr_line(&refused);
+    for fix in [
+        "--auth-token-file",
+        "KV_AUTH_TOKEN",
+        "127.0.0.1",
+        "--allow-unauthenticated",
+    ] {
+        assert!(stderr.contains(fix), "the message names {fix}: {stderr}");
+    }
+    assert!(refused.stdout.is_empty(), "nothing was announced");
+}
+
+#[test]
+fn a_missing_or_empty_token_file_stops_the_server_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (file, says) in [(&empty, "is empty"), (&missing, "cannot read")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_kv"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--auth-token-file"])
+            .arg(file)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(stderr_line(&output).contains(says), "{:?}", output.stderr);
+    }
+}
+
+#[test]
+fn tls_and_a_token_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new("cli CA");
+    let (ca, cert, key) = pki::write_pem(dir.path(), &pki, &pki.server());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "cli-token\n").unwrap();
+    let (ca, cert, key, token) = (
+        ca.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        token.to_str().unwrap(),
+    );
+    let served = serve(&["--tls-cert", cert, "--tls-key", key, "--auth-token-file", token]);
+
+    let ok = kv_with(
+        &served,
+        &["put", "k", "v", "--tls-ca", ca, "--auth-token-file", token],
+        &[],
+    );
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let got = kv_with(
+        &served,
+        &["get", "k", "--tls", "--tls-ca", ca],
+        &[("KV_AUTH_TOKEN", "cli-token")],
+    );
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "v\n");
+
+    let no_token = kv_with(&served, &["get", "k", "--tls-ca", ca], &[]);
+    assert_eq!(no_token.status.code(), Some(2));
+    let stderr = stderr_line(&no_token);
+    assert!(
+        stderr.contains("unauthenticated") && stderr.contains("--auth-token-file"),
+        "{stderr}"
+    );
+
+    let wrong = kv_with(&served, &["ping", "--tls-ca", ca], &[("KV_AUTH_TOKEN", "guess")]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr_line(&wrong).contains("wrong token"));
+
+    let plain = kv_with(&served, &["ping", "--auth-token-file", token], &[]);
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(stderr_line(&plain).contains("requires TLS"), "{:?}", plain.stderr);
+
+    let other_name = kv_with(
+        &served,
+        &[
+            "ping",
+            "--tls-ca",
+            ca,
+            "--tls-server-name",
+            "db.example",
+            "--auth-token-file",
+            token,
+        ],
+        &[],
+    );
+    assert_eq!(other_name.status.code(), Some(2));
+    assert!(stderr_line(&other_name).contains("not valid for name"));
+
+    let bench = kv_with(
+        &served,
+        &[
+            "bench",
+            "--ops",
+            "2000",
+            "--pipeline",
+            "16",
+            "--json",
+            "--tls-ca",
+            ca,
+            "--auth-token-file",
+            token,
+        ],
+        &[],
+    );
+    assert_eq!(
+        bench.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bench.stdout).contains("\"errors\":0"));
 }

@@ -369,7 +369,7 @@ async fn soak_one_connection(addr: std::net::SocketAddr, id: u64, until: Instant
                     Some(value) => Response::ok(value.clone()),
                     None => Response::not_found(),
                 },
-                _ => unreachable!("only writes and reads are sent"),
+                other => unreachable!("not sent: {other:?}"),
             };
             assert_eq!(response, expected, "connection {id}");
             checked += 1;

@@ -12,7 +12,10 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wirestack::builder::ClientBuilder;
-use wirestack::resp::{RedisClient, RedisError, RespCodec, Value};
+use wirestack::resp::{RedisAuth, RedisClient, RedisError, RespCodec, Value};
+
+#[cfg(feature = "tls")]
+mod pki;
 
 /// A `redis-server` child process with persistence off, killed on drop.
 struct RedisServer {
@@ -20,16 +23,34 @@ struct RedisServer {
     addr: SocketAddr,
 }
 
+/// How to tell that a starting redis-server is up.
+#[derive(Clone, Copy)]
+enum Ready {
+    /// It answers PING with PONG.
+    Pong,
+    /// It answers PING, with PONG or NOAUTH (it has a password).
+    Answers,
+    /// It accepts TCP connections (a TLS-only port).
+    Listens,
+}
+
 impl RedisServer {
     /// Starts one, or returns `None` (after saying so loudly) when
     /// `redis-server` is missing and `CI` is not set.
     fn start() -> Option<RedisServer> {
+        Self::start_with(|port| vec!["--port".into(), port.to_string()], Ready::Pong)
+    }
+
+    /// Starts one with the arguments `args` makes for a free port (which
+    /// must include where to listen), persistence off.
+    fn start_with(args: impl Fn(u16) -> Vec<String>, ready: Ready) -> Option<RedisServer> {
         let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let mut last_error = None;
         for _ in 0..5 {
             let port = free_port();
             let spawned = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(args(port))
+                .args(["--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -44,7 +65,7 @@ impl RedisServer {
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
             };
-            match server.wait_until_it_answers() {
+            match server.wait_until(ready) {
                 Ok(()) => return Some(server),
                 // Most likely the port was taken in between: try another.
                 Err(error) => last_error = Some(error),
@@ -54,17 +75,26 @@ impl RedisServer {
     }
 
     fn wait_until_it_answers(&mut self) -> Result<(), String> {
+        self.wait_until(Ready::Pong)
+    }
+
+    fn wait_until(&mut self, ready: Ready) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("redis-server exited: {status}"));
             }
-            if ping(self.addr).is_ok() {
+            let up = match ready {
+                Ready::Pong => ping(self.addr).is_ok(),
+                Ready::Answers => answers(self.addr),
+                Ready::Listens => TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok(),
+            };
+            if up {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err("redis-server did not answer PING within 10 s".into())
+        Err("redis-server did not answer within 10 s".into())
     }
 }
 
@@ -95,6 +125,18 @@ fn missing(binary: &str) -> Option<RedisServer> {
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
+}
+
+/// `true` if a blocking `PING` gets `+PONG` or `-NOAUTH` (a server with a password).
+fn answers(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut reply = [0u8; 7];
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
 }
 
 /// A blocking `PING`, to wait for the server without the code under test.
@@ -284,4 +326,135 @@ async fn redis_gone_is_a_typed_error_and_its_return_is_noticed() {
     // Persistence is off: the new server starts empty.
     assert_eq!(redis.get("k").await.unwrap(), None);
     assert!(redis.service().reconnect_stats().reconnects() >= 1);
+}
+
+#[tokio::test]
+async fn auth_with_requirepass_and_with_an_acl_user() {
+    let Some(server) = RedisServer::start_with(
+        |port| {
+            vec![
+                "--port".into(),
+                port.to_string(),
+                "--requirepass".into(),
+                "s3cret".into(),
+                "--user".into(),
+                "app".into(),
+                "on".into(),
+                ">app-pass".into(),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+            ]
+        },
+        Ready::Answers,
+    ) else {
+        return;
+    };
+    let connect = |auth: Option<RedisAuth>| async move {
+        let builder = ClientBuilder::new(RespCodec::new()).timeout(Duration::from_secs(5));
+        let connected = match auth {
+            Some(auth) => builder.on_connect(auth).connect::<Value>(server.addr).await,
+            None => builder.connect::<Value>(server.addr).await,
+        };
+        connected
+            .map(RedisClient::new)
+            .map_err(|e| RedisError::from_service(e.into()))
+    };
+
+    // No AUTH: redis answers NOAUTH, an error reply like any other.
+    let anonymous = connect(None).await.unwrap();
+    match anonymous.set("k", "v").await {
+        Err(RedisError::Server(message)) => assert!(message.starts_with("NOAUTH"), "{message}"),
+        other => panic!("expected NOAUTH, got {other:?}"),
+    }
+
+    let password = connect(Some(RedisAuth::password("s3cret"))).await.unwrap();
+    password.set("k", "v").await.unwrap();
+    let user = connect(Some(RedisAuth::user("app", "app-pass"))).await.unwrap();
+    assert_eq!(user.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    let whoami = user.command(["ACL", "WHOAMI"]).await.unwrap();
+    assert_eq!(whoami, Value::Bulk(bytes::Bytes::from_static(b"app")));
+
+    // A wrong password is refused at connect, typed, and never retried.
+    for wrong in [RedisAuth::password("guess"), RedisAuth::user("app", "guess")] {
+        match connect(Some(wrong)).await {
+            Err(RedisError::Auth(message)) => assert!(message.starts_with("WRONGPASS"), "{message}"),
+            other => panic!("expected a refused AUTH, got {other:?}"),
+        }
+    }
+
+    // The hook runs again on a reconnect: killed connections come back authenticated.
+    let _ = password
+        .command(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"])
+        .await;
+    password.ping().await.unwrap();
+    assert_eq!(password.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(password.service().reconnect_stats().reconnects() >= 1);
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn redis_over_tls_with_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new("redis test CA");
+    let (ca, cert, key) = pki::write_pem(dir.path(), &pki, &pki.server());
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (ca, cert, key) = (path(&ca), path(&cert), path(&key));
+    let Some(server) = RedisServer::start_with(
+        |port| {
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                cert.clone(),
+                "--tls-key-file".into(),
+                key.clone(),
+                "--tls-ca-cert-file".into(),
+                ca.clone(),
+                "--tls-auth-clients".into(),
+                "no".into(),
+                "--requirepass".into(),
+                "s3cret".into(),
+            ]
+        },
+        Ready::Listens,
+    ) else {
+        return;
+    };
+    let name = || wirestack::tls::server_name("localhost").unwrap();
+    let redis = RedisClient::new(
+        ClientBuilder::new(RespCodec::new())
+            .timeout(Duration::from_secs(5))
+            .tls(pki.client_config(None), name())
+            .on_connect(RedisAuth::password("s3cret"))
+            .connect::<Value>(server.addr)
+            .await
+            .unwrap(),
+    );
+    redis.set("over", "tls").await.unwrap();
+    assert_eq!(redis.get("over").await.unwrap().as_deref(), Some(&b"tls"[..]));
+    // Pipelined, many tasks, one TLS connection.
+    let tasks = (0..8).map(|task| {
+        let redis = redis.clone();
+        tokio::spawn(async move {
+            for i in 0..50 {
+                redis.set(format!("t{task}:{i}"), "x").await.unwrap();
+            }
+        })
+    });
+    for task in futures::future::join_all(tasks).await {
+        task.unwrap();
+    }
+    assert_eq!(redis.command(["DBSIZE"]).await.unwrap(), Value::Integer(401));
+
+    // A client that trusts another CA refuses redis's certificate.
+    let stranger = pki::Pki::new("another CA");
+    let refused = ClientBuilder::new(RespCodec::new())
+        .tls(stranger.client_config(None), name())
+        .connect::<Value>(server.addr)
+        .await
+        .expect_err("an unknown issuer is refused");
+    assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
 }

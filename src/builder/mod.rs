@@ -14,7 +14,10 @@
 //!     │              (.reconnect(config) / .no_reconnect())
 //!   Pipeline         many callers, one connection, in order      → pipeline::Error
 //!     │
-//!   Framed<TcpStream, codec>
+//!   on-connect       a handshake on every new connection          → HandshakeError
+//!     │              (.on_connect(h): AUTH, SELECT, ...)
+//!   Framed<TcpStream | TlsStream<TcpStream>, codec>
+//!                    (.tls(config, name) with the `tls` feature, or .connector(m))
 //! ```
 //!
 //! Every layer is usable alone (see [`reconnect`](crate::reconnect),
@@ -108,7 +111,7 @@ use crate::pipeline::{self, MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig};
 use crate::retry::{RetryConfig, RetryPolicy};
-use crate::transport::{Codec, TcpConnector};
+use crate::transport::{Codec, MakeTransport, OnConnect, Target, TcpConnector};
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
 use tower::layer::util::{Identity, Stack as LayerStack};
@@ -139,20 +142,34 @@ pub type DefaultStack<Req, Resp> = Timeout<Retry<RetryPolicy, Reconnect<Pipeline
 /// state: `L` your layers, `T` the timeout ([`Duration`] or [`NoTimeout`]),
 /// `R` the retries ([`RetryConfig`] or [`NoRetry`]), `K` the reconnection
 /// ([`ReconnectConfig`] or [`NoReconnect`]).
+///
+/// `M` is the connector every connection is made with:
+/// [`TcpConnector`] by default, a `tls::TlsConnector` after `.tls(..)`
+/// (feature `tls`), an [`OnConnect`] after [`on_connect`](Self::on_connect),
+/// or any [`MakeTransport`] of yours ([`connector`](Self::connector)).
 #[derive(Debug, Clone)]
-pub struct ClientBuilder<C, L = Identity, T = Duration, R = RetryConfig, K = ReconnectConfig> {
+pub struct ClientBuilder<
+    C,
+    L = Identity,
+    T = Duration,
+    R = RetryConfig,
+    K = ReconnectConfig,
+    M = TcpConnector<C>,
+> {
     codec: C,
     timeout: T,
     retry: R,
     reconnect: K,
     pipeline: pipeline::Builder,
     layer: L,
+    connector: M,
 }
 
-impl<C> ClientBuilder<C> {
+impl<C: Clone> ClientBuilder<C> {
     /// A builder for clients that frame their connections with `codec`.
     pub fn new(codec: C) -> Self {
         ClientBuilder {
+            connector: TcpConnector::new(codec.clone()),
             codec,
             timeout: Duration::from_secs(5),
             retry: RetryConfig::default(),
@@ -163,13 +180,32 @@ impl<C> ClientBuilder<C> {
     }
 }
 
-impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
+impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K, TcpConnector<C>> {
+    /// Connects over TLS: every connection (the first and each reconnect)
+    /// is a TCP connection, a TLS handshake with `config` that checks the
+    /// server's certificate against `server_name`, then the codec.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(
+        self,
+        config: std::sync::Arc<crate::tls::rustls::ClientConfig>,
+        server_name: crate::tls::rustls::pki_types::ServerName<'static>,
+    ) -> ClientBuilder<C, L, T, R, K, crate::tls::TlsConnector<C>>
+    where
+        C: Clone,
+    {
+        let connector = crate::tls::TlsConnector::new(config, server_name, self.codec.clone());
+        self.connector(connector)
+    }
+}
+
+impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     /// This builder with its timeout, retry and reconnect settings mapped
     /// by `f` (the other settings kept).
     fn settings<T2, R2, K2>(
         self,
         f: impl FnOnce(T, R, K) -> (T2, R2, K2),
-    ) -> ClientBuilder<C, L, T2, R2, K2> {
+    ) -> ClientBuilder<C, L, T2, R2, K2, M> {
         let (timeout, retry, reconnect) = f(self.timeout, self.retry, self.reconnect);
         ClientBuilder {
             codec: self.codec,
@@ -178,43 +214,88 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
             reconnect,
             pipeline: self.pipeline,
             layer: self.layer,
+            connector: self.connector,
+        }
+    }
+
+    /// Makes every connection with `connector` instead: any
+    /// [`MakeTransport`] of [`Target`]s whose transports speak this
+    /// builder's codec's requests and responses (another socket type, a
+    /// proxy, a handshake of yours).
+    pub fn connector<M2>(self, connector: M2) -> ClientBuilder<C, L, T, R, K, M2> {
+        ClientBuilder {
+            codec: self.codec,
+            timeout: self.timeout,
+            retry: self.retry,
+            reconnect: self.reconnect,
+            pipeline: self.pipeline,
+            layer: self.layer,
+            connector,
+        }
+    }
+
+    /// Runs `handshake` on every new connection, before any request is
+    /// written to it — the first connection and every reconnect — so that
+    /// a reconnect authenticates (or selects, or negotiates) again by
+    /// itself. Until it succeeds, calls wait for the connection as they do
+    /// for a connect. A handshake the peer
+    /// [rejects](crate::transport::HandshakeError::Rejected) fails the
+    /// calls with an error that is never retried.
+    pub fn on_connect<H>(self, handshake: H) -> ClientBuilder<C, L, T, R, K, OnConnect<M, H>> {
+        let ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+            connector,
+        } = self;
+        ClientBuilder {
+            codec,
+            timeout,
+            retry,
+            reconnect,
+            pipeline,
+            layer,
+            connector: OnConnect::new(connector, handshake),
         }
     }
 
     /// The deadline of one request, from the call until its response,
     /// retries and any wait for a connection included (default 5 s).
-    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K> {
+    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K, M> {
         self.settings(|_, retry, reconnect| (timeout, retry, reconnect))
     }
 
     /// No deadline per request: a call waits as long as its retries and the
     /// connection take. Bound it yourself (a `tokio::time::timeout` around
     /// the call, or a layer of yours) if a lost peer must not hang a caller.
-    pub fn no_timeout(self) -> ClientBuilder<C, L, NoTimeout, R, K> {
+    pub fn no_timeout(self) -> ClientBuilder<C, L, NoTimeout, R, K, M> {
         self.settings(|_, retry, reconnect| (NoTimeout, retry, reconnect))
     }
 
     /// How requests are retried (default [`RetryConfig::default`]).
-    pub fn retry(self, retry: RetryConfig) -> ClientBuilder<C, L, T, RetryConfig, K> {
+    pub fn retry(self, retry: RetryConfig) -> ClientBuilder<C, L, T, RetryConfig, K, M> {
         self.settings(|timeout, _, reconnect| (timeout, retry, reconnect))
     }
 
     /// No retry layer: every failure reaches the caller as it happened, and
     /// requests need not be `Clone` or [`Idempotent`](crate::retry::Idempotent).
-    pub fn no_retry(self) -> ClientBuilder<C, L, T, NoRetry, K> {
+    pub fn no_retry(self) -> ClientBuilder<C, L, T, NoRetry, K, M> {
         self.settings(|timeout, _, reconnect| (timeout, NoRetry, reconnect))
     }
 
     /// How the connection is made and remade (default
     /// [`ReconnectConfig::default`]).
-    pub fn reconnect(self, reconnect: ReconnectConfig) -> ClientBuilder<C, L, T, R, ReconnectConfig> {
+    pub fn reconnect(self, reconnect: ReconnectConfig) -> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
         self.settings(|timeout, retry, _| (timeout, retry, reconnect))
     }
 
     /// One connection, never replaced: the stack's bottom is the bare
     /// [`Pipeline`], which fails every call once its connection is gone.
     /// Such a builder can only [`connect`](Self::connect).
-    pub fn no_reconnect(self) -> ClientBuilder<C, L, T, R, NoReconnect> {
+    pub fn no_reconnect(self) -> ClientBuilder<C, L, T, R, NoReconnect, M> {
         self.settings(|timeout, retry, _| (timeout, retry, NoReconnect))
     }
 
@@ -226,7 +307,7 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
 
     /// Adds a layer between the retry and the reconnect layer; layers added
     /// first are outermost, as with `tower::ServiceBuilder`.
-    pub fn layer<N>(self, layer: N) -> ClientBuilder<C, LayerStack<N, L>, T, R, K> {
+    pub fn layer<N>(self, layer: N) -> ClientBuilder<C, LayerStack<N, L>, T, R, K, M> {
         let ClientBuilder {
             codec,
             timeout,
@@ -234,6 +315,7 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
             reconnect,
             pipeline,
             layer: inner,
+            connector,
         } = self;
         ClientBuilder {
             codec,
@@ -242,6 +324,7 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
             reconnect,
             pipeline,
             layer: LayerStack::new(layer, inner),
+            connector,
         }
     }
 
@@ -255,13 +338,17 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
     ) -> Result<Built<C, Req, L, T, R, K>, Disconnected>
     where
         C: Codec<Req>,
+        M: MakeTransport<Target, Req, Item = C::Response>,
         Req: Send + 'static,
         T: TimeoutSetting,
         R: RetrySetting,
         K: ReconnectSetting,
         L: Layer<K::Service<Pipeline<Req, C::Response>>>,
     {
-        let connected = self.reconnect.connect(self.connector(), target).await?;
+        let connected = self
+            .reconnect
+            .connect(self.make_pipeline(), Target::new(target))
+            .await?;
         Ok(self.assemble(connected))
     }
 
@@ -274,6 +361,7 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
     ) -> Result<Built<C, Req, L, T, R, K>, Disconnected>
     where
         C: Codec<Req>,
+        M: MakeTransport<Target, Req, Item = C::Response>,
         Req: Send + 'static,
         T: TimeoutSetting,
         R: RetrySetting,
@@ -285,7 +373,11 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
             .map_err(|e| Disconnected::because(e.into()))?;
         let mut last_error = Disconnected::because("the address resolved to nothing".into());
         for addr in addrs {
-            match self.reconnect.connect(self.connector(), addr).await {
+            match self
+                .reconnect
+                .connect(self.make_pipeline(), Target::from(addr))
+                .await
+            {
                 Ok(connected) => return Ok(self.assemble(connected)),
                 Err(error) => last_error = error,
             }
@@ -293,12 +385,13 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
         Err(last_error)
     }
 
-    /// The connector of this builder's pipelines: TCP, the codec, the limits.
-    fn connector<Req>(&self) -> MakePipeline<TcpConnector<C>, Req>
+    /// The connector of this builder's pipelines: the transport connector
+    /// (TCP or TLS, the handshake, the codec) and the pipeline's limits.
+    fn make_pipeline<Req>(&self) -> MakePipeline<M, Req>
     where
-        C: Clone,
+        M: Clone,
     {
-        MakePipeline::new(TcpConnector::new(self.codec.clone()), self.pipeline.clone())
+        MakePipeline::new(self.connector.clone(), self.pipeline.clone())
     }
 
     /// Stacks the layers over a connection service.
@@ -316,7 +409,7 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K> {
     }
 }
 
-impl<C, L, T, R> ClientBuilder<C, L, T, R, ReconnectConfig> {
+impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
     /// Builds the stack for `target` and starts connecting in the
     /// background; calls made before the first connection is up wait for it
     /// (within their deadline). Must be called within a Tokio runtime.
@@ -328,12 +421,13 @@ impl<C, L, T, R> ClientBuilder<C, L, T, R, ReconnectConfig> {
     ) -> Built<C, Req, L, T, R, ReconnectConfig>
     where
         C: Codec<Req>,
+        M: MakeTransport<Target, Req, Item = C::Response>,
         Req: Send + 'static,
         T: TimeoutSetting,
         R: RetrySetting,
         L: Layer<Reconnect<Pipeline<Req, C::Response>>>,
     {
-        let reconnect = Reconnect::new(self.connector(), target, self.reconnect.clone());
+        let reconnect = Reconnect::new(self.make_pipeline(), Target::new(target), self.reconnect.clone());
         let handle = reconnect.handle();
         self.assemble((reconnect, Some(handle)))
     }

@@ -11,10 +11,9 @@ use crate::pipeline::{MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
 use crate::retry::{RetryConfig, RetryHandle, RetryPolicy};
-use crate::transport::{Codec, TcpConnector};
+use crate::transport::MakeTransport;
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::ToSocketAddrs;
 use tower::retry::Retry;
 use tower::timeout::Timeout;
 use tower::Service;
@@ -93,28 +92,28 @@ pub trait ReconnectSetting: sealed::Sealed {
     /// The connection service over pipelines `P`.
     type Service<P>;
     #[doc(hidden)]
-    fn connect<C, Req, A>(
+    fn connect<M, Req, A>(
         &self,
-        connector: MakePipeline<TcpConnector<C>, Req>,
+        connector: MakePipeline<M, Req>,
         target: A,
-    ) -> impl Future<Output = Connected<Self::Service<Pipeline<Req, C::Response>>>> + Send
+    ) -> impl Future<Output = Connected<Self::Service<Pipeline<Req, M::Item>>>> + Send
     where
-        C: Codec<Req>,
+        M: MakeTransport<A, Req>,
         Req: Send + 'static,
-        A: ToSocketAddrs + Clone + Send + 'static;
+        A: Clone + Send + 'static;
 }
 
 impl ReconnectSetting for ReconnectConfig {
     type Service<P> = Reconnect<P>;
-    async fn connect<C, Req, A>(
+    async fn connect<M, Req, A>(
         &self,
-        connector: MakePipeline<TcpConnector<C>, Req>,
+        connector: MakePipeline<M, Req>,
         target: A,
-    ) -> Connected<Reconnect<Pipeline<Req, C::Response>>>
+    ) -> Connected<Reconnect<Pipeline<Req, M::Item>>>
     where
-        C: Codec<Req>,
+        M: MakeTransport<A, Req>,
         Req: Send + 'static,
-        A: ToSocketAddrs + Clone + Send + 'static,
+        A: Clone + Send + 'static,
     {
         let reconnect = Reconnect::new(connector, target, self.clone());
         reconnect.wait_connected().await?;
@@ -125,20 +124,26 @@ impl ReconnectSetting for ReconnectConfig {
 
 impl ReconnectSetting for NoReconnect {
     type Service<P> = P;
-    async fn connect<C, Req, A>(
+    async fn connect<M, Req, A>(
         &self,
-        mut connector: MakePipeline<TcpConnector<C>, Req>,
+        mut connector: MakePipeline<M, Req>,
         target: A,
-    ) -> Connected<Pipeline<Req, C::Response>>
+    ) -> Connected<Pipeline<Req, M::Item>>
     where
-        C: Codec<Req>,
+        M: MakeTransport<A, Req>,
         Req: Send + 'static,
-        A: ToSocketAddrs + Clone + Send + 'static,
+        A: Clone + Send + 'static,
     {
-        match connector.call(target).await {
-            Ok(pipeline) => Ok((pipeline, None)),
-            Err(error) => Err(Disconnected::because(BoxError::from(error))),
-        }
+        let ready: Result<(), BoxError> = std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(Into::into);
+        let connected = match ready {
+            Ok(()) => connector.call(target).await.map_err(Into::into),
+            Err(error) => Err(error),
+        };
+        connected
+            .map(|pipeline| (pipeline, None))
+            .map_err(Disconnected::because)
     }
 }
 

@@ -21,6 +21,7 @@ use tower::{Service, ServiceExt};
 pub enum KvError {
     /// The server answered with an error status (`ERROR`, `BAD_REQUEST`,
     /// `TOO_LARGE`, `BUSY` or `STORAGE`) and its message.
+    /// (`UNAUTHENTICATED` is [`KvError::Unauthenticated`].)
     #[error("server answered {status}: {message}")]
     Server {
         /// The status the server sent.
@@ -36,6 +37,14 @@ pub enum KvError {
         status: Status,
         /// The request it answered.
         command: &'static str,
+    },
+    /// The server wants a valid `AUTH` first, or refused the token (then it
+    /// closed the connection): the request was not applied. Never retried —
+    /// sending it again cannot change the answer; fix the token.
+    #[error("unauthenticated: {message}")]
+    Unauthenticated {
+        /// The server's message.
+        message: String,
     },
     /// The request did not complete within the client's deadline (retries
     /// included). It may or may not have been applied.
@@ -68,6 +77,10 @@ impl KvError {
     pub fn from_service(error: BoxError) -> Self {
         match Failure::of(&*error) {
             Failure::TimedOut => KvError::TimedOut,
+            Failure::Rejected => match refusal(&*error) {
+                Some(message) => KvError::Unauthenticated { message },
+                None => KvError::Other(error),
+            },
             Failure::NotSent => KvError::Disconnected(error),
             Failure::Protocol => KvError::Protocol(error),
             Failure::Connection => KvError::Connection(error),
@@ -76,9 +89,14 @@ impl KvError {
     }
 
     fn server(response: Response) -> Self {
-        KvError::Server {
-            status: response.status,
-            message: response.message(),
+        match response.status {
+            Status::Unauthenticated => KvError::Unauthenticated {
+                message: response.message(),
+            },
+            status => KvError::Server {
+                status,
+                message: response.message(),
+            },
         }
     }
 
@@ -194,6 +212,20 @@ where
         expect_ok(response, "PING")
     }
 
+    /// Authenticates this client's connection with `token`.
+    ///
+    /// This authenticates the connection the request goes out on, not its
+    /// replacements: to authenticate every connection, reconnects included,
+    /// build the stack with an [`AuthHandshake`](super::AuthHandshake)
+    /// instead. A wrong token fails with [`KvError::Unauthenticated`], and
+    /// the server closes the connection.
+    pub async fn auth(&self, token: &super::AuthToken) -> Result<(), KvError> {
+        let request = Request::Auth {
+            token: token.as_bytes().clone(),
+        };
+        expect_ok(self.call(request).await?, "AUTH").map(drop)
+    }
+
     /// Checks that the server answers.
     pub async fn ping(&self) -> Result<(), KvError> {
         self.ping_with(Bytes::new()).await.map(drop)
@@ -296,6 +328,19 @@ where
             .map(get_result)
             .collect()
     }
+}
+
+/// The server's message, if a [`KvError::Unauthenticated`] is `error` or
+/// one of its sources (a refused on-connect `AUTH`).
+fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(KvError::Unauthenticated { message }) = error.downcast_ref::<KvError>() {
+            return Some(message.clone());
+        }
+        next = error.source();
+    }
+    None
 }
 
 fn ttl_millis(ttl: Duration) -> u64 {

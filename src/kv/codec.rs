@@ -58,6 +58,10 @@ pub enum CodecError {
     /// A response carried a status byte the protocol does not define.
     #[error("unknown response status byte 0x{0:02x}")]
     UnknownStatus(u8),
+    /// The server answered with a TLS record: it expects TLS on this port,
+    /// and the client connected in plain text.
+    #[error("the server answered with TLS (record type 0x{0:02x}): it requires TLS on this port; connect with TLS")]
+    TlsAnswer(u8),
     /// The server codec already rejected an over-limit frame; it decodes
     /// nothing more from this connection.
     #[error("connection framing lost after an over-limit frame")]
@@ -111,6 +115,7 @@ impl Encoder<&Request> for ClientCodec {
             Request::Put { key, value } => (key, None, value),
             Request::PutTtl { key, ttl_ms, value } => (key, Some(*ttl_ms), value),
             Request::Health => (&[], None, &[]),
+            Request::Auth { token } => (&[], None, token),
         };
         let ttl_len = if ttl.is_some() { TTL_LEN } else { 0 };
         let key_len = encode_len("key", key.len())?;
@@ -137,7 +142,9 @@ impl Decoder for ClientCodec {
         let Some(header) = src.get(..RESPONSE_HEADER_LEN) else {
             return Ok(None);
         };
-        let status = Status::from_byte(header[0]).ok_or(CodecError::UnknownStatus(header[0]))?;
+        let Some(status) = Status::from_byte(header[0]) else {
+            return Err(unknown_status(header));
+        };
         let value_len = read_u32(&header[1..5]);
         if value_len > self.limits.max_value_bytes {
             return Err(CodecError::TooLarge {
@@ -232,6 +239,16 @@ impl ServerCodec {
     }
 }
 
+/// The error for a response that starts with an unknown status byte: a
+/// TLS alert or handshake record (type `0x15`/`0x16`, version `0x03 xx`)
+/// says that the server speaks TLS; anything else is just unknown.
+fn unknown_status(header: &[u8]) -> CodecError {
+    match header {
+        [record @ (0x15 | 0x16), 0x03, 0x00..=0x04, ..] => CodecError::TlsAnswer(*record),
+        _ => CodecError::UnknownStatus(header[0]),
+    }
+}
+
 fn read_u32(bytes: &[u8]) -> u32 {
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&bytes[..4]);
@@ -249,6 +266,8 @@ fn parse_request(command_byte: u8, key: Bytes, mut value: Bytes) -> Incoming {
     };
     let request = match command {
         Command::Ping if !key.is_empty() => return bad_request("PING takes no key"),
+        Command::Auth if !key.is_empty() => return bad_request("AUTH takes no key"),
+        Command::Auth => Request::Auth { token: value },
         Command::Ping => Request::Ping { payload: value },
         Command::Health if !key.is_empty() || !value.is_empty() => {
             return bad_request("HEALTH takes no key and no value")

@@ -13,6 +13,11 @@
 //! * [`KvService`] is the server side, a tower `Service` from requests to the
 //!   store; [`serve`] and [`KvServer`] run it on the framework's server;
 //! * [`KvClient`] is the typed client on top of any service stack.
+//! * Authentication: [`AuthToken`], [`RequireAuth`] in front of the service
+//!   on the server (closing a connection after a wrong token through the
+//!   server's [`CloseAfter`](crate::server::CloseAfter) hook, by answering
+//!   a [`Reply`]), [`AuthHandshake`] on the client's every new connection,
+//!   and protected mode ([`check_protected`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -33,8 +38,54 @@
 //! # }
 //! ```
 //!
+//! ## TLS and a token
+//!
+//! A server given a certificate and a token ([`KvServerConfig::tls`],
+//! [`KvServerConfig::auth`]), and a client that checks the certificate and
+//! authenticates every connection it makes, before any request:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use wirestack::builder::ClientBuilder;
+//! use wirestack::kv::{AuthHandshake, AuthToken, ClientCodec, KvClient, KvServer, KvServerConfig, Request};
+//! use wirestack::tls;
+//! # let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+//! # let dir = tempfile::tempdir()?;
+//! # let (cert_pem, key_pem) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+//! # std::fs::write(&cert_pem, certified.cert.pem())?;
+//! # std::fs::write(&key_pem, certified.signing_key.serialize_pem())?;
+//! # let ca_pem = &cert_pem;
+//!
+//! // `cert_pem`, `key_pem`: the server's certificate for "localhost" and its
+//! // key; `ca_pem`: what clients trust (here the certificate itself).
+//! let token = AuthToken::new("use 32 random bytes")?;
+//! let server = KvServer::start(
+//!     "127.0.0.1:0",
+//!     KvServerConfig {
+//!         tls: Some(tls::server_config_from_pem(&cert_pem, &key_pem, None)?),
+//!         auth: Some(token.clone()),
+//!         ..KvServerConfig::default()
+//!     },
+//! )
+//! .await?;
+//!
+//! let client = KvClient::new(
+//!     ClientBuilder::new(ClientCodec::new())
+//!         .tls(tls::client_config(tls::read_roots(ca_pem)?, None)?, tls::server_name("localhost")?)
+//!         .on_connect(AuthHandshake::new(token))
+//!         .connect::<Request>(server.local_addr())
+//!         .await?,
+//! );
+//! client.put("k", "v").await?;
+//! # server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 #![doc = include_str!("PROTOCOL.md")]
 
+mod auth;
 mod client;
 mod codec;
 mod server;
@@ -42,6 +93,10 @@ mod service;
 mod store;
 mod wal;
 
+pub use auth::{
+    check_protected, AuthHandshake, AuthLimits, AuthToken, Authenticator, EmptyToken, Reply, RequireAuth,
+    Unprotected,
+};
 pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
     ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
@@ -73,6 +128,8 @@ pub enum Command {
     Delete = 0x04,
     /// `0x05`: write a key that expires after a number of milliseconds.
     PutTtl = 0x05,
+    /// `0x06`: authenticate the connection with a token.
+    Auth = 0x06,
     /// `0x80` (an extension of protocol 1.1): whether the server takes
     /// writes (`OK`) or its log refuses them for now (`STORAGE`).
     Health = 0x80,
@@ -87,6 +144,7 @@ impl Command {
             0x03 => Command::Put,
             0x04 => Command::Delete,
             0x05 => Command::PutTtl,
+            0x06 => Command::Auth,
             0x80 => Command::Health,
             _ => return None,
         })
@@ -112,6 +170,8 @@ pub enum Status {
     Busy = 0x05,
     /// `0x06`: the write could not be made durable; the key is unchanged.
     Storage = 0x06,
+    /// `0x07`: the server wants `AUTH` first, or the token was wrong.
+    Unauthenticated = 0x07,
 }
 
 impl Status {
@@ -125,6 +185,7 @@ impl Status {
             0x04 => Status::TooLarge,
             0x05 => Status::Busy,
             0x06 => Status::Storage,
+            0x07 => Status::Unauthenticated,
             _ => return None,
         })
     }
@@ -139,6 +200,7 @@ impl Status {
             Status::TooLarge => "TOO_LARGE",
             Status::Busy => "BUSY",
             Status::Storage => "STORAGE",
+            Status::Unauthenticated => "UNAUTHENTICATED",
         }
     }
 }
@@ -184,6 +246,11 @@ pub enum Request {
         /// The value.
         value: Bytes,
     },
+    /// Authenticate this connection.
+    Auth {
+        /// The token.
+        token: Bytes,
+    },
     /// Ask whether the server takes writes.
     Health,
 }
@@ -197,6 +264,7 @@ impl Request {
             Request::Put { .. } => Command::Put,
             Request::Delete { .. } => Command::Delete,
             Request::PutTtl { .. } => Command::PutTtl,
+            Request::Auth { .. } => Command::Auth,
             Request::Health => Command::Health,
         }
     }
@@ -220,17 +288,21 @@ impl Request {
 /// connection failed: [`KvError::Disconnected`]) or refused with `BUSY` is
 /// still retried, whatever it is. `tests/linearizability.rs` checks these
 /// claims against a server killed and restarted under load.
+///
+/// `AUTH` is sent again: its effect belongs to the connection, and a retry
+/// goes out on a fresh one, which it authenticates.
 impl crate::retry::Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
-            Request::Ping { .. } | Request::Get { .. } | Request::Health => true,
+            Request::Ping { .. } | Request::Get { .. } | Request::Health | Request::Auth { .. } => true,
             Request::Put { .. } | Request::Delete { .. } | Request::PutTtl { .. } => false,
         }
     }
 }
 
 /// `BUSY` is the server refusing work before doing any (`PROTOCOL.md`: safe
-/// to retry later); every other status is an answer.
+/// to retry later); every other status is an answer — `UNAUTHENTICATED`
+/// too: sending the same request again cannot make it authenticated.
 impl crate::retry::RetryableResponse for Response {
     fn is_retryable(&self) -> bool {
         self.status == Status::Busy

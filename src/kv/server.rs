@@ -1,10 +1,11 @@
 //! Running a KV server: the store, its log, its service and the framework's server.
 
+use super::auth::{check_protected, AuthLimits, AuthToken, Authenticator, Reply};
 use super::codec::{Limits, ServerCodec};
 use super::service::KvService;
 use super::store::Store;
 use super::wal::{Wal, WalConfig, WalError};
-use crate::server::{ServeConfig, Server};
+use crate::server::{Overloaded, ServeConfig, Server};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -30,6 +31,19 @@ pub struct KvServerConfig {
     pub data_dir: Option<PathBuf>,
     /// How the log is written and compacted, when there is a `data_dir`.
     pub wal: WalConfig,
+    /// The token every connection must `AUTH` with first; `None` (the
+    /// default): no authentication.
+    pub auth: Option<AuthToken>,
+    /// The limit on failed `AUTH` attempts per peer address.
+    pub auth_limits: AuthLimits,
+    /// Serve on an address other than loopback without a token (default
+    /// `false`: such a server refuses to start; see [`check_protected`]).
+    pub allow_unauthenticated: bool,
+    /// Serve TLS with this configuration (see [`crate::tls`]); `None` (the
+    /// default): plain TCP.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub tls: Option<std::sync::Arc<crate::tls::rustls::ServerConfig>>,
 }
 
 impl Default for KvServerConfig {
@@ -40,6 +54,11 @@ impl Default for KvServerConfig {
             purge_interval: Duration::from_millis(100),
             data_dir: None,
             wal: WalConfig::default(),
+            auth: None,
+            auth_limits: AuthLimits::default(),
+            allow_unauthenticated: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -103,14 +122,26 @@ impl From<ConfigError> for io::Error {
 /// log is fsynced after the last connection is drained. A configuration
 /// that fails [`KvServerConfig::validate`] is an error of kind
 /// `InvalidInput`, before anything is read.
+///
+/// A listener on an address other than loopback is refused (an error of
+/// kind `PermissionDenied` whose inner error is an
+/// [`Unprotected`](super::Unprotected)) unless the config has a token or
+/// allows unauthenticated clients.
 pub async fn serve(
     listener: TcpListener,
     config: KvServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    protected(listener.local_addr()?, &config)?;
     let store = Store::new();
     let wal = recover(&config, &store).await?;
     serve_recovered(listener, store, wal, config, shutdown).await
+}
+
+/// Protected mode: see [`check_protected`].
+fn protected(addr: SocketAddr, config: &KvServerConfig) -> io::Result<()> {
+    check_protected(addr, config.auth.is_some(), config.allow_unauthenticated)
+        .map_err(|refused| io::Error::new(io::ErrorKind::PermissionDenied, refused))
 }
 
 /// Recovers the log of `config.data_dir` into `store`, if there is one, off
@@ -138,12 +169,35 @@ async fn serve_recovered(
         Some(wal) => KvService::with_wal(wal.clone()),
         None => KvService::new(store),
     };
-    let served = Server::new(ServerCodec::with_limits(config.limits))
+    // One gate per connection, in front of a clone of the service.
+    let authenticator = config
+        .auth
+        .clone()
+        .map(|token| Authenticator::new(token, config.auth_limits));
+    let per_connection = tower::service_fn(move |peer: SocketAddr| {
+        let gated = match &authenticator {
+            Some(authenticator) => authenticator.require(service.clone(), peer),
+            None => super::RequireAuth::open(service.clone(), peer),
+        };
+        std::future::ready(Ok::<_, std::convert::Infallible>(gated))
+    });
+    let server = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
-        .with_overload(super::Busy)
+        .with_overload(Reply::busy as fn(&Overloaded) -> Option<Reply>)
         .with_frame_size(ServerCodec::frame_len)
-        .serve(listener, tower::make::Shared::new(service), shutdown)
-        .await;
+        .with_close_after(Reply::closes as fn(&Reply) -> bool);
+    #[cfg(feature = "tls")]
+    let served = match config.tls {
+        Some(tls) => {
+            server
+                .with_acceptor(crate::tls::TlsAcceptor::new(tls))
+                .serve(listener, per_connection, shutdown)
+                .await
+        }
+        None => server.serve(listener, per_connection, shutdown).await,
+    };
+    #[cfg(not(feature = "tls"))]
+    let served = server.serve(listener, per_connection, shutdown).await;
     purger.abort();
     // Every connection has been answered: make what they were told durable.
     let closed = match wal {
@@ -199,6 +253,7 @@ impl KvServer {
         let wal = recover(&config, &store).await?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        protected(local_addr, &config)?;
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve_recovered(
             listener,

@@ -15,8 +15,9 @@ use tower::Service;
 /// Puts a [`Pipeline`] on every transport a connector makes.
 ///
 /// `M` is any `Service<Target>` that makes a transport — a
-/// [`TcpConnector`](crate::transport::TcpConnector), or a connector of your
-/// own (another socket type, a handshake first) — and `MakePipeline` is then
+/// [`TcpConnector`](crate::transport::TcpConnector), a TLS one (feature
+/// `tls`), an [`OnConnect`](crate::transport::OnConnect) that runs a
+/// handshake first, or a connector of your own — and `MakePipeline` is then
 /// a `Service<Target>` that makes pipelines: the connector the
 /// [reconnect](crate::reconnect) layer needs. `Req` is the request type the
 /// pipelines send (a codec may encode several).

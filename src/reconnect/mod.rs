@@ -32,7 +32,9 @@
 //!   breaks soon after it was made counts as a failure too, so a peer that
 //!   accepts and drops cannot make it spin either. After
 //!   [`max_attempts`](ReconnectConfig::max_attempts) failures in a row the
-//!   task waits for demand before it tries again.
+//!   task waits for demand before it tries again; so it does at once after
+//!   a handshake the peer [refused](crate::failure::Failure::Rejected) (a
+//!   wrong credential), which trying again by itself would only repeat.
 //! * **Fail fast while down.** Once an attempt has failed, calls fail at once
 //!   with [`Disconnected`](error::Disconnected) — nothing queues without bound
 //!   behind a dead endpoint. Such a request was never sent, which is what

@@ -4,7 +4,7 @@ use super::error::{ConnectTimedOut, Disconnected, SharedError};
 use super::future::ResponseFuture;
 use super::layer::ReconnectConfig;
 use crate::backoff::jitter_rng;
-use crate::failure::BoxError;
+use crate::failure::{BoxError, Failure};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -275,15 +275,23 @@ async fn run<M, T, S>(
     // Consecutive failures: failed attempts, and connections that broke
     // before they were healthy for `backoff.cap()`.
     let mut failures: u32 = 0;
+    // The last attempt's handshake was refused (a wrong credential): trying
+    // again by itself would only repeat the refusal, so wait for demand.
+    let mut refused = false;
     let mut generation: u64 = 0;
     loop {
         if failures > 0 {
-            let exhausted = config.max_attempts.is_some_and(|max| failures >= max);
-            if exhausted {
+            let exhausted = refused || config.max_attempts.is_some_and(|max| failures >= max);
+            if refused {
+                // Callers see the refusal; the attempt was logged.
+                tracing::debug!("handshake refused: reconnecting when a request needs the connection");
+            } else if exhausted {
                 tracing::warn!(
                     failures,
                     "stopped reconnecting until a request needs the connection"
                 );
+            }
+            if exhausted {
                 tokio::select! {
                     () = shared.wake.notified() => {}
                     () = state.closed() => return,
@@ -313,6 +321,7 @@ async fn run<M, T, S>(
         let service = match outcome.unwrap_or_else(|_| Err(BoxError::from(ConnectTimedOut(())))) {
             Ok(service) => service,
             Err(error) => {
+                refused = Failure::of(&*error) == Failure::Rejected;
                 failures = failures.saturating_add(1);
                 shared.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(failures, %error, "connect attempt failed");

@@ -28,6 +28,10 @@ pub enum RedisError {
         /// The reply.
         reply: Value,
     },
+    /// The server refused the credentials of the on-connect `AUTH`
+    /// ([`RedisAuth`](super::RedisAuth)); its error reply. Never retried.
+    #[error("authentication refused: {0}")]
+    Auth(String),
     /// The request did not complete within the client's deadline (retries
     /// included). It may or may not have been applied.
     #[error("request timed out")]
@@ -55,6 +59,10 @@ impl RedisError {
     pub fn from_service(error: BoxError) -> Self {
         match Failure::of(&*error) {
             Failure::TimedOut => RedisError::TimedOut,
+            Failure::Rejected => match refusal(&*error) {
+                Some(message) => RedisError::Auth(message),
+                None => RedisError::Other(error),
+            },
             Failure::NotSent => RedisError::Disconnected(error),
             Failure::Protocol => RedisError::Protocol(error),
             Failure::Connection => RedisError::Connection(error),
@@ -205,6 +213,19 @@ where
             reply => Err(unexpected("PEXPIRE", reply)),
         }
     }
+}
+
+/// The server's error reply, if a [`RedisError::Auth`] is `error` or one of
+/// its sources (a refused on-connect `AUTH`).
+fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(RedisError::Auth(message)) = error.downcast_ref::<RedisError>() {
+            return Some(message.clone());
+        }
+        next = error.source();
+    }
+    None
 }
 
 fn unexpected(command: &'static str, reply: Value) -> RedisError {

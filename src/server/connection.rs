@@ -11,6 +11,7 @@ mod timers;
 pub(crate) use metered::Metered;
 
 use super::budget::{Budget, FrameSize, NeverFits, Share};
+use super::close::CloseAfter;
 use super::overload::{Overload, Overloaded};
 use crate::failure::BoxError;
 use futures::future::{Either, Ready};
@@ -78,7 +79,7 @@ type InFlight<S, Req> = Either<
 /// the budget ever to hold is answered by the [`Overload`] hook in its
 /// place, and the connection closes.
 #[pin_project(project = ConnectionProj)]
-pub(crate) struct Connection<Io, C, S, Req, O>
+pub(crate) struct Connection<Io, C, S, Req, O, K>
 where
     S: Service<Req>,
 {
@@ -86,6 +87,8 @@ where
     transport: Framed<Metered<Io>, C>,
     service: S,
     overload: O,
+    /// Asked about every response: close after writing it?
+    close: K,
     in_flight: FuturesOrdered<InFlight<S, Req>>,
     /// The wire bytes of each request in `in_flight`, in the same order.
     in_flight_sizes: VecDeque<usize>,
@@ -108,7 +111,7 @@ where
     timers: Timers,
 }
 
-impl<Io, C, S, Req, O> fmt::Debug for Connection<Io, C, S, Req, O>
+impl<Io, C, S, Req, O, K> fmt::Debug for Connection<Io, C, S, Req, O, K>
 where
     S: Service<Req>,
 {
@@ -121,7 +124,7 @@ where
     }
 }
 
-impl<Io, C, S, Req, O> Connection<Io, C, S, Req, O>
+impl<Io, C, S, Req, O, K> Connection<Io, C, S, Req, O, K>
 where
     S: Service<Req>,
 {
@@ -129,6 +132,7 @@ where
         transport: Framed<Metered<Io>, C>,
         service: S,
         overload: O,
+        close: K,
         budget: Arc<Budget>,
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
@@ -138,6 +142,7 @@ where
             transport,
             service,
             overload,
+            close,
             in_flight: FuturesOrdered::new(),
             in_flight_sizes: VecDeque::new(),
             in_flight_bytes: 0,
@@ -174,7 +179,7 @@ enum Room {
 /// How many read-write rounds one poll may run before yielding to the runtime.
 const ROUNDS_PER_POLL: usize = 16;
 
-impl<Io, C, S, Req, O> Future for Connection<Io, C, S, Req, O>
+impl<Io, C, S, Req, O, K> Future for Connection<Io, C, S, Req, O, K>
 where
     Io: AsyncRead + AsyncWrite,
     C: Decoder<Item = Req> + Encoder<S::Response>,
@@ -183,6 +188,7 @@ where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     O: Overload<S::Response>,
+    K: CloseAfter<S::Response>,
 {
     type Output = Result<(), ConnectionError>;
 
@@ -216,7 +222,7 @@ where
     }
 }
 
-impl<Io, C, S, Req, O> ConnectionProj<'_, Io, C, S, Req, O>
+impl<Io, C, S, Req, O, K> ConnectionProj<'_, Io, C, S, Req, O, K>
 where
     Io: AsyncRead + AsyncWrite,
     C: Decoder<Item = Req> + Encoder<S::Response>,
@@ -225,6 +231,7 @@ where
     S: Service<Req>,
     S::Error: Into<BoxError>,
     O: Overload<S::Response>,
+    K: CloseAfter<S::Response>,
 {
     /// Gives back the pool bytes this connection no longer needs: it keeps
     /// what it holds, and what the frame it is reading still needs.
@@ -373,22 +380,26 @@ where
             *self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
             match output {
                 Ok(response) => {
+                    let last = self.close.close_after(&response);
                     self.transport
                         .as_mut()
                         .start_send(response)
                         .map_err(|e| ConnectionError::Write(e.into()))?;
                     *self.needs_flush = true;
                     wrote = true;
+                    if last {
+                        // The protocol ends the conversation here: what was
+                        // read after this request is dropped unanswered.
+                        tracing::debug!("the answer closes the connection");
+                        self.stop_after_this();
+                    }
                 }
                 Err(error) => {
                     // A service error has no response to send: stop here, so
                     // that no later response is written out of its place.
                     let error = error.into();
                     tracing::debug!(%error, "service failed a request; closing the connection");
-                    self.in_flight.clear();
-                    self.in_flight_sizes.clear();
-                    *self.in_flight_bytes = 0;
-                    *self.reading = false;
+                    self.stop_after_this();
                     self.failed.get_or_insert(ConnectionError::Service(error));
                 }
             }
@@ -401,6 +412,15 @@ where
             }
         }
         Ok(wrote)
+    }
+
+    /// Reads nothing more and drops every request still in flight: the
+    /// connection closes once what is written is flushed.
+    fn stop_after_this(&mut self) {
+        self.in_flight.clear();
+        self.in_flight_sizes.clear();
+        *self.in_flight_bytes = 0;
+        *self.reading = false;
     }
 
     /// Polls the timers with where the connection rests; returns the timer

@@ -48,6 +48,17 @@
 //! A panic in a service or codec ends only its connection's task; the accept
 //! loop logs it and goes on.
 //!
+//! ## Hooks
+//!
+//! * [`Server::with_acceptor`]: what is done with each accepted stream
+//!   before it is framed ([`Accept`]): nothing ([`PlainTcp`], the default)
+//!   or a handshake — TLS with the `tls` feature. The handshake runs on the
+//!   connection's task, within [`ServeConfig::read_timeout`].
+//! * [`Server::with_overload`]: the protocol's answer to refused work
+//!   ([`Overload`]).
+//! * [`Server::with_close_after`]: which answers end their connection
+//!   ([`CloseAfter`]), such as a refused credential.
+//!
 //! Shutdown is a future passed in: when it completes the server stops
 //! accepting, every connection stops reading (no new work starts), answers
 //! what it had received, flushes and closes; [`Server::serve`] returns when
@@ -87,14 +98,18 @@
 //! # }
 //! ```
 
+mod accept;
 mod bounds;
 mod budget;
+mod close;
 mod connection;
 mod overload;
 #[cfg(test)]
 mod tests;
 
+pub use accept::{Accept, PlainTcp};
 pub use bounds::{MakeConnectionService, ServeCodec};
+pub use close::{CloseAfter, KeepOpen};
 pub use connection::ConnectionError;
 pub use overload::{Overload, Overloaded, Refuse};
 
@@ -107,7 +122,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -144,7 +159,8 @@ pub struct ServeConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a frame that has started to arrive may take to finish
     /// before the connection is closed (default 30 s; `None`: forever).
-    /// Only time spent waiting on the peer counts.
+    /// Only time spent waiting on the peer counts. It also bounds the
+    /// acceptor's handshake (TLS), from accept to the first byte served.
     pub read_timeout: Option<Duration>,
     /// How long a connection with responses to write may wait for its peer
     /// to read any of them before it is closed, responses unwritten
@@ -189,13 +205,18 @@ const MAX_REFUSALS_IN_PROGRESS: usize = 64;
 /// A pipelined server for one codec.
 ///
 /// `O` makes the protocol's answer to refused work (see [`Overload`]); by
-/// default ([`Refuse`]) refused work closes the connection.
+/// default ([`Refuse`]) refused work closes the connection. `A` is the
+/// [`Accept`]or each TCP stream goes through ([`PlainTcp`] by default), and
+/// `K` says which answers close their connection ([`CloseAfter`]; by
+/// default, [`KeepOpen`], none does).
 #[derive(Debug, Clone)]
-pub struct Server<C, O = Refuse> {
+pub struct Server<C, O = Refuse, A = PlainTcp, K = KeepOpen> {
     codec: C,
     config: ServeConfig,
     overload: O,
     frame_size: Option<FrameSize>,
+    acceptor: A,
+    close: K,
 }
 
 impl<C> Server<C> {
@@ -206,11 +227,13 @@ impl<C> Server<C> {
             config: ServeConfig::default(),
             overload: Refuse,
             frame_size: None,
+            acceptor: PlainTcp,
+            close: KeepOpen,
         }
     }
 }
 
-impl<C, O> Server<C, O> {
+impl<C, O, A, K> Server<C, O, A, K> {
     /// Replaces the connection settings.
     pub fn with_config(mut self, config: ServeConfig) -> Self {
         self.config = config;
@@ -219,11 +242,39 @@ impl<C, O> Server<C, O> {
 
     /// Sets how refused work is answered: past the connection limit, and a
     /// frame larger than the buffer budget can hold.
-    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2> {
+    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2, A, K> {
         Server {
             codec: self.codec,
             config: self.config,
             overload,
+            frame_size: self.frame_size,
+            acceptor: self.acceptor,
+            close: self.close,
+        }
+    }
+
+    /// Sets what is done with each accepted TCP stream before it is framed:
+    /// a TLS handshake, say (see [`Accept`]).
+    pub fn with_acceptor<A2>(self, acceptor: A2) -> Server<C, O, A2, K> {
+        Server {
+            codec: self.codec,
+            config: self.config,
+            overload: self.overload,
+            acceptor,
+            close: self.close,
+            frame_size: self.frame_size,
+        }
+    }
+
+    /// Sets which answers close their connection once written (see
+    /// [`CloseAfter`]).
+    pub fn with_close_after<K2>(self, close: K2) -> Server<C, O, A, K2> {
+        Server {
+            codec: self.codec,
+            config: self.config,
+            overload: self.overload,
+            acceptor: self.acceptor,
+            close,
             frame_size: self.frame_size,
         }
     }
@@ -275,6 +326,8 @@ impl<C, O> Server<C, O> {
         M: MakeConnectionService<Req>,
         C: ServeCodec<M::Response, Request = Req>,
         O: Overload<M::Response> + Clone + Send + 'static,
+        A: Accept,
+        K: CloseAfter<M::Response> + Clone + Send + 'static,
         Req: Send + 'static,
     {
         let stop = CancellationToken::new();
@@ -338,18 +391,30 @@ impl<C, O> Server<C, O> {
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%error, %peer, "could not set TCP_NODELAY");
             }
-            let transport = Framed::new(Metered::new(stream), self.codec.clone());
-            let connection = Connection::new(
-                transport,
-                service,
+            let (acceptor, codec, overload, close) = (
+                self.acceptor.clone(),
+                self.codec.clone(),
                 self.overload.clone(),
-                budget.clone(),
-                limits.clone(),
-                stop.clone().cancelled_owned(),
+                self.close.clone(),
             );
+            let (budget, limits, stop) = (budget.clone(), limits.clone(), stop.clone());
             connections.spawn(async move {
                 // Held until the connection ends, even by a panic.
                 let _slot = slot;
+                let Some(io) = accept::handshake(&acceptor, stream, peer, limits.read_timeout, &stop).await
+                else {
+                    return;
+                };
+                let transport = Framed::new(Metered::new(io), codec);
+                let connection = Connection::new(
+                    transport,
+                    service,
+                    overload,
+                    close,
+                    budget,
+                    limits,
+                    stop.cancelled_owned(),
+                );
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, %peer, "connection ended with an error");
                 }
@@ -399,6 +464,7 @@ impl<C, O> Server<C, O> {
     ) where
         C: Encoder<Resp> + Clone,
         O: Overload<Resp>,
+        A: Accept,
     {
         let reason = Overloaded::TooManyConnections {
             limit: self.config.max_connections,
@@ -414,9 +480,13 @@ impl<C, O> Server<C, O> {
         let Ok(slot) = refusal_slots.clone().try_acquire_owned() else {
             return;
         };
+        let acceptor = self.acceptor.clone();
         connections.spawn(async move {
             let _slot = slot;
-            let _ = tokio::time::timeout(REFUSAL_GRACE, answer_and_close(stream, answer)).await;
+            let _ = tokio::time::timeout(REFUSAL_GRACE, async move {
+                answer_and_close(acceptor.accept(stream).await?, answer).await
+            })
+            .await;
         });
     }
 }
@@ -429,7 +499,10 @@ impl<C, O> Server<C, O> {
 /// connection rather than as its first answer. Draining before closing keeps
 /// unread input from resetting the connection and destroying the answer
 /// before the peer reads it.
-async fn answer_and_close(mut stream: TcpStream, answer: BytesMut) -> io::Result<()> {
+async fn answer_and_close(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    answer: BytesMut,
+) -> io::Result<()> {
     let mut discard = [0u8; 1024];
     if stream.read(&mut discard).await? == 0 {
         return Ok(());

@@ -11,7 +11,11 @@
 //! * [`TcpConnector`] makes transports: a new TCP connection framed by a
 //!   clone of a codec, for every address it is called with. It is the
 //!   connector the [reconnect](crate::reconnect) layer uses, through
-//!   [`pipeline::MakePipeline`](crate::pipeline::MakePipeline).
+//!   [`pipeline::MakePipeline`](crate::pipeline::MakePipeline). With the
+//!   `tls` feature, `tls::TlsConnector` makes TLS transports the same way.
+//! * [`OnConnect`] runs a [`Handshake`] (an authentication exchange, say)
+//!   on every transport a connector makes, before it carries requests.
+//! * [`MakeTransport`] names what a client needs of a connector.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -36,8 +40,14 @@
 //! # }
 //! ```
 
+mod handshake;
+mod make;
+mod target;
 mod tcp;
 
+pub use handshake::{Handshake, HandshakeError, OnConnect};
+pub use make::MakeTransport;
+pub use target::Target;
 pub use tcp::TcpConnector;
 
 use crate::failure::BoxError;

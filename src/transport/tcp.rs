@@ -10,7 +10,9 @@ use tower::Service;
 /// Makes a transport: a new TCP connection (Nagle off) to the address it is
 /// called with, framed by a clone of a codec.
 ///
-/// It is a `Service<Target>` for any target `tokio` can resolve, resolved
+/// It is a `Service<T>` for any target `T` tokio can resolve, and for a
+/// [`Target`](super::Target) (what a
+/// [`ClientBuilder`](crate::builder::ClientBuilder) gives it), resolved
 /// again on every call, so it is what the [reconnect](crate::reconnect)
 /// layer calls — through [`MakePipeline`](crate::pipeline::MakePipeline),
 /// which puts a [`Pipeline`](crate::pipeline::Pipeline) on each transport.
@@ -62,5 +64,23 @@ where
 
     fn call(&mut self, target: T) -> Self::Future {
         Box::pin(super::connect(target, self.codec.clone()))
+    }
+}
+
+impl<C> Service<super::Target> for TcpConnector<C>
+where
+    C: Clone + Send + 'static,
+{
+    type Response = Framed<TcpStream, C>;
+    type Error = io::Error;
+    type Future = BoxFuture<'static, io::Result<Framed<TcpStream, C>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, target: super::Target) -> Self::Future {
+        let (codec, resolving) = (self.codec.clone(), target.resolve());
+        Box::pin(async move { super::connect(&resolving.await?[..], codec).await })
     }
 }

@@ -2,6 +2,7 @@
 //! library's configuration types.
 
 use crate::bench::Workload;
+use crate::secure::{ClientSecurityArgs, ServeSecurityArgs};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +81,8 @@ pub(crate) struct ServeArgs {
     pub(crate) max_value_bytes: u32,
     #[command(flatten)]
     pub(crate) serve_limits: ServeLimitArgs,
+    #[command(flatten)]
+    pub(crate) security: ServeSecurityArgs,
 }
 
 /// The connection limits of `kv serve`, mapped onto `ServeConfig`.
@@ -157,6 +160,8 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) security: ClientSecurityArgs,
 }
 
 #[derive(Debug, Args)]
@@ -174,4 +179,6 @@ pub(crate) struct ClientArgs {
     /// Address of the server.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub(crate) addr: String,
+    #[command(flatten)]
+    pub(crate) security: ClientSecurityArgs,
 }

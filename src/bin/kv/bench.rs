@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceExt};
-use wirestack::kv::{ClientCodec, KvClient, KvError, Request, Response, Status};
-use wirestack::pipeline::{Builder, Pipeline};
-use wirestack::transport;
+use wirestack::kv::{AuthToken, KvClient, KvError, Request, Response, Status};
+use wirestack::pipeline::Pipeline;
+use wirestack::tls::rustls;
 
 /// What the load consists of.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,6 +69,10 @@ impl std::str::FromStr for Workload {
 pub(crate) struct BenchConfig {
     /// The server.
     pub addr: SocketAddr,
+    /// Connect over TLS with this configuration and server name.
+    pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    /// `AUTH` with this token on every connection, before the clock starts.
+    pub token: Option<AuthToken>,
     /// Stop after this many operations (all connections together).
     pub ops: u64,
     /// Stop after this long, whatever the count.
@@ -91,6 +95,8 @@ impl BenchConfig {
     pub(crate) fn new(addr: SocketAddr, workload: Workload) -> Self {
         BenchConfig {
             addr,
+            tls: None,
+            token: None,
             ops: 100_000,
             duration: Duration::from_secs(60),
             pipeline: 1,
@@ -203,12 +209,8 @@ pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result
     // Connect every client before the clock starts.
     let mut clients = Vec::with_capacity(config.connections);
     for _ in 0..config.connections.max(1) {
-        let transport = transport::connect(config.addr, ClientCodec::new())
-            .await
-            .map_err(|e| KvError::Connection(e.into()))?;
-        let pipeline = Builder::new()
-            .max_in_flight(config.pipeline.max(1))
-            .spawn(transport);
+        let pipeline =
+            crate::secure::connect_bare(config.addr, &config.tls, &config.token, config.pipeline).await?;
         clients.push(KvClient::new(pipeline));
     }
     if config.workload == (Workload::Get) {

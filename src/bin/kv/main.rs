@@ -4,6 +4,8 @@
 //! kv serve --listen 127.0.0.1:7878 --data-dir ./data
 //! kv put KEY VALUE [--ttl MS]     kv get KEY     kv del KEY     kv ping
 //! kv repair --data-dir ./data [--dry-run]
+//! kv serve --listen 0.0.0.0:7878 --tls-cert server.pem --tls-key server.key --auth-token-file token
+//! kv get KEY --addr db.example:7878 --tls-ca ca.pem --auth-token-file token
 //! ```
 //!
 //! Client commands exit 0 on success, 1 when the key was not found and 2 on
@@ -13,6 +15,7 @@
 
 mod args;
 mod bench;
+mod secure;
 
 use args::{BenchArgs, Cli, ClientArgs, Command, RepairArgs, ServeArgs};
 use bench::{BenchConfig, Workload};
@@ -23,8 +26,8 @@ use std::time::Duration;
 use tower::Service;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{
-    ClientCodec, ConfigError, KvClient, KvError, KvServer, KvServerConfig, Limits, RepairMode, Request,
-    Response, Wal, WalConfig, WalError,
+    AuthHandshake, ClientCodec, ConfigError, KvClient, KvError, KvServer, KvServerConfig, Limits, RepairMode,
+    Request, Response, Wal, WalConfig, WalError,
 };
 use wirestack::BoxError;
 
@@ -67,7 +70,7 @@ async fn run(command: Command) -> Result<Outcome, String> {
         Command::Serve(args) => serve(args).await.map(|()| Outcome::Done),
         Command::Ping(client) => {
             let client = connect(&client).await?;
-            client.ping().await.map_err(|e| e.to_string())?;
+            client.ping().await.map_err(explain)?;
             println!("PONG");
             // A second probe: PING only echoes, HEALTH says whether writes
             // are taken. A server older than HEALTH answers BAD_REQUEST.
@@ -77,7 +80,7 @@ async fn run(command: Command) -> Result<Outcome, String> {
                     Ok(Outcome::Degraded)
                 }
                 Ok(()) | Err(KvError::Server { .. }) => Ok(Outcome::Done),
-                Err(error) => Err(error.to_string()),
+                Err(error) => Err(explain(error)),
             }
         }
         Command::Get { key, client } => match connect(&client).await?.get(key).await {
@@ -91,7 +94,7 @@ async fn run(command: Command) -> Result<Outcome, String> {
                 Ok(Outcome::Done)
             }
             Ok(None) => Ok(Outcome::NotFound),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(explain(error)),
         },
         Command::Put {
             key,
@@ -104,14 +107,14 @@ async fn run(command: Command) -> Result<Outcome, String> {
                 Some(ms) => client.put_with_ttl(key, value, Duration::from_millis(ms)).await,
                 None => client.put(key, value).await,
             };
-            result.map(|()| Outcome::Done).map_err(|e| e.to_string())
+            result.map(|()| Outcome::Done).map_err(explain)
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
         Command::Repair(args) => repair(args).await,
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(explain(error)),
         },
     }
 }
@@ -136,6 +139,16 @@ async fn repair(args: RepairArgs) -> Result<Outcome, String> {
     })
 }
 
+/// A client error as one line, with what to do about a missing token.
+fn explain(error: KvError) -> String {
+    match error {
+        KvError::Unauthenticated { .. } => {
+            format!("{error} (give --auth-token-file FILE or set KV_AUTH_TOKEN)")
+        }
+        error => error.to_string(),
+    }
+}
+
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,8 +165,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             args.duration
         ));
     }
+    let security = args.security.load(&args.addr)?;
     let config = BenchConfig {
         addr,
+        tls: security.tls,
+        token: security.token,
         ops: args.ops,
         duration: Duration::from_secs_f64(args.duration),
         pipeline: args.pipeline.max(1),
@@ -195,20 +211,47 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
 }
 
 /// One command, one attempt: a person at a shell wants `BUSY` or a refused
-/// connection reported now, not retried until the deadline.
+/// connection reported now, not retried until the deadline. With a token,
+/// every connection sends `AUTH` first.
 async fn connect(
     args: &ClientArgs,
 ) -> Result<KvClient<impl Service<Request, Response = Response, Error = BoxError> + Clone>, String> {
-    ClientBuilder::new(ClientCodec::new())
-        .no_retry()
-        .connect_first(&args.addr)
-        .await
+    let security = args.security.load(&args.addr)?;
+    let builder = ClientBuilder::new(ClientCodec::new()).no_retry();
+    let addr = args.addr.as_str();
+    let connected = match (security.tls, security.token) {
+        (None, None) => builder.connect_first(addr).await,
+        (None, Some(token)) => {
+            builder
+                .on_connect(AuthHandshake::new(token))
+                .connect_first(addr)
+                .await
+        }
+        (Some((config, name)), None) => builder.tls(config, name).connect_first(addr).await,
+        (Some((config, name)), Some(token)) => {
+            builder
+                .tls(config, name)
+                .on_connect(AuthHandshake::new(token))
+                .connect_first(addr)
+                .await
+        }
+    };
+    connected
         .map(KvClient::new)
-        .map_err(|e| format!("cannot connect to {}: {e}", args.addr))
+        .map_err(|e| match KvError::from_service(e.into()) {
+            error @ KvError::Unauthenticated { .. } => explain(error),
+            error => format!("cannot connect to {addr}: {error}"),
+        })
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    // Token, certificates and protected mode are settled before anything
+    // else: a server that must not start does not touch its data.
+    let security = args.security.load(args.listen)?;
     let config = KvServerConfig {
+        auth: security.token,
+        allow_unauthenticated: security.allow_unauthenticated,
+        tls: security.tls,
         limits: Limits {
             max_key_bytes: args.max_key_bytes,
             max_value_bytes: args.max_value_bytes,

@@ -112,7 +112,7 @@ fn every_command_decodes_on_the_server() {
 
 #[test]
 fn every_status_round_trips() {
-    for byte in 0x00..=0x06u8 {
+    for byte in 0x00..=0x07u8 {
         let status = Status::from_byte(byte).unwrap();
         let response = Response {
             status,
@@ -326,7 +326,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
 }
 
 fn status_strategy() -> impl Strategy<Value = Status> {
-    (0u8..=6).prop_map(|b| Status::from_byte(b).unwrap())
+    (0u8..=7).prop_map(|b| Status::from_byte(b).unwrap())
 }
 
 proptest! {
@@ -443,7 +443,7 @@ proptest! {
             match frame {
                 Incoming::Request(request) => {
                     let (key, value) = match &request {
-                        Request::Ping { payload } => (&Bytes::new(), payload),
+                        Request::Ping { payload } | Request::Auth { token: payload } => (&Bytes::new(), payload),
                         Request::Health => (&Bytes::new(), &Bytes::new()),
                         Request::Get { key } | Request::Delete { key } => (key, &Bytes::new()),
                         Request::Put { key, value } | Request::PutTtl { key, value, .. } => (key, value),
@@ -466,4 +466,37 @@ proptest! {
             prop_assert!(response.value.len() <= SMALL.max_value_bytes as usize);
         }
     }
+}
+
+#[test]
+fn auth_round_trips_and_takes_no_key() {
+    let auth = Request::Auth {
+        token: Bytes::from_static(b"s3cret"),
+    };
+    let bytes = encode_request(&auth);
+    assert_eq!(&bytes[..9], &[0x06, 0, 0, 0, 0, 6, 0, 0, 0]);
+    assert_eq!(
+        decode_one(&mut ServerCodec::new(), &bytes),
+        Incoming::Request(auth)
+    );
+    let with_key = [0x06, 1, 0, 0, 0, 0, 0, 0, 0, b'k'];
+    match decode_one(&mut ServerCodec::new(), &with_key) {
+        Incoming::Rejected(response) => {
+            assert_eq!(response.status, Status::BadRequest);
+            assert!(response.message().contains("AUTH takes no key"));
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_tls_record_in_place_of_a_response_says_the_server_wants_tls() {
+    // A TLS alert (decode_error), as a TLS server sends to plain text.
+    let mut alert = BytesMut::from(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32][..]);
+    let error = ClientCodec::new().decode(&mut alert).unwrap_err();
+    assert!(matches!(error, CodecError::TlsAnswer(0x15)), "{error:?}");
+    assert!(error.to_string().contains("requires TLS"), "{error}");
+    let mut other = BytesMut::from(&[0x15, 0x00, 0x00, 0x00, 0x00][..]);
+    let error = ClientCodec::new().decode(&mut other).unwrap_err();
+    assert!(matches!(error, CodecError::UnknownStatus(0x15)), "{error:?}");
 }

@@ -1,7 +1,7 @@
 //! The timers, on an in-memory pipe with the clock paused: no real waiting.
 
 use super::*;
-use crate::server::Refuse;
+use crate::server::{KeepOpen, Refuse};
 use std::convert::Infallible;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
@@ -25,6 +25,7 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Refuse,
+        KeepOpen,
         Budget::new(usize::MAX, 1),
         Limits {
             max_in_flight: 4,
@@ -117,4 +118,32 @@ async fn a_peer_that_reads_nothing_is_dropped_after_the_write_timeout() {
     );
     assert!(lasted >= WRITE && lasted < WRITE + READ, "lasted {lasted:?}");
     writer.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
+    let (mut peer, server) = tokio::io::duplex(1024);
+    let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
+    let connection = Connection::new(
+        Framed::new(Metered::new(server), LinesCodec::new()),
+        service,
+        Refuse,
+        |line: &String| line == "BYE",
+        Budget::new(usize::MAX, 1),
+        Limits {
+            max_in_flight: 4,
+            idle_timeout: Some(IDLE),
+            read_timeout: Some(READ),
+            write_timeout: Some(WRITE),
+            frame_size: None,
+        },
+        CancellationToken::new().cancelled_owned(),
+    );
+    let task = tokio::spawn(connection);
+    // Pipelined: what follows BYE was read, and is dropped unanswered.
+    peer.write_all(b"one\nBYE\nafter\nand more\n").await.unwrap();
+    let mut answers = String::new();
+    peer.read_to_string(&mut answers).await.unwrap();
+    assert_eq!(answers, "one\nBYE\n");
+    assert!(task.await.unwrap().is_ok());
 }

@@ -1,0 +1,199 @@
+//! The security flags of `kv`: TLS and the token, for `serve` and for the
+//! client commands, and how they become library configuration.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower::ServiceExt;
+use wirestack::kv::{check_protected, AuthHandshake, AuthToken, ClientCodec, KvError, Request, Response};
+use wirestack::pipeline::{Builder, Pipeline};
+use wirestack::tls::{self, rustls, TlsConnector};
+use wirestack::transport::{self, Handshake, Transport};
+
+/// The environment variable that holds a token, when no token file is given.
+const TOKEN_ENV: &str = "KV_AUTH_TOKEN";
+
+/// `kv serve`'s TLS, token and protected-mode flags.
+#[derive(Debug, Args)]
+pub(crate) struct ServeSecurityArgs {
+    /// Serve TLS with this PEM certificate chain (its own certificate first); needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Require client certificates signed by a CA of this PEM bundle (mutual TLS).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Require AUTH with the token in this file (read once, at start; KV_AUTH_TOKEN otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_token_file: Option<PathBuf>,
+    /// Serve a non-loopback address without a token (only on a network you trust).
+    #[arg(long)]
+    pub(crate) allow_unauthenticated: bool,
+}
+
+/// What `kv serve` runs with, from its flags.
+pub(crate) struct ServeSecurity {
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) token: Option<AuthToken>,
+    pub(crate) allow_unauthenticated: bool,
+}
+
+impl ServeSecurityArgs {
+    /// Reads the certificates and the token, and applies protected mode to
+    /// `listen`; every error is one line that says how to fix it.
+    pub(crate) fn load(&self, listen: SocketAddr) -> Result<ServeSecurity, String> {
+        let token = token(self.auth_token_file.as_deref())?;
+        check_protected(listen, token.is_some(), self.allow_unauthenticated).map_err(|_| {
+            format!(
+                "refusing to listen on {listen} without a token: any host that can reach it could read \
+                 and overwrite every key. Give --auth-token-file FILE (or set {TOKEN_ENV}), listen on \
+                 127.0.0.1, or pass --allow-unauthenticated if every host on this network is trusted"
+            )
+        })?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                tls::server_config_from_pem(cert, key, self.tls_client_ca.as_deref())
+                    .map_err(|e| format!("TLS: {e}"))?,
+            ),
+            _ => None,
+        };
+        Ok(ServeSecurity {
+            tls,
+            token,
+            allow_unauthenticated: self.allow_unauthenticated,
+        })
+    }
+}
+
+/// The client commands' TLS and token flags.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ClientSecurityArgs {
+    /// Connect over TLS, checking the server's certificate (against the platform's roots without --tls-ca).
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Trust the CAs of this PEM bundle (implies --tls).
+    #[arg(long, value_name = "PEM")]
+    pub(crate) tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry (implies --tls; default: the host of --addr).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) tls_server_name: Option<String>,
+    /// AUTH with the token in this file on every connection (KV_AUTH_TOKEN otherwise).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) auth_token_file: Option<PathBuf>,
+}
+
+/// How a client connects, from its flags.
+#[derive(Clone)]
+pub(crate) struct ClientSecurity {
+    pub(crate) tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    pub(crate) token: Option<AuthToken>,
+}
+
+impl ClientSecurityArgs {
+    /// Reads the CA bundle and the token; `addr` gives the default server name.
+    pub(crate) fn load(&self, addr: &str) -> Result<ClientSecurity, String> {
+        let token = token(self.auth_token_file.as_deref())?;
+        let wants_tls = self.tls || self.tls_ca.is_some() || self.tls_server_name.is_some();
+        let tls = if wants_tls {
+            let roots = match &self.tls_ca {
+                Some(ca) => tls::read_roots(ca),
+                None => tls::platform_roots(),
+            }
+            .map_err(|e| format!("TLS: {e}"))?;
+            let name = match &self.tls_server_name {
+                Some(name) => name.clone(),
+                None => host_of(addr).ok_or_else(|| {
+                    format!("TLS: cannot tell the server's name from --addr {addr}; give --tls-server-name")
+                })?,
+            };
+            let config = tls::client_config(roots, None).map_err(|e| format!("TLS: {e}"))?;
+            let name = tls::server_name(&name).map_err(|e| format!("TLS: {e}"))?;
+            Some((config, name))
+        } else {
+            None
+        };
+        Ok(ClientSecurity { tls, token })
+    }
+}
+
+/// The host part of `host:port` or `[v6]:port`.
+fn host_of(addr: &str) -> Option<String> {
+    let (host, _port) = addr.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The token of `--auth-token-file`, or of `KV_AUTH_TOKEN`, or none.
+fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
+    if let Some(file) = file {
+        return AuthToken::from_file(file).map(Some).map_err(|e| e.to_string());
+    }
+    match std::env::var_os(TOKEN_ENV) {
+        None => Ok(None),
+        Some(value) => {
+            let value = value
+                .into_string()
+                .map_err(|_| format!("{TOKEN_ENV} is not valid UTF-8"))?;
+            AuthToken::new(value)
+                .map(Some)
+                .map_err(|_| format!("{TOKEN_ENV} is set but empty"))
+        }
+    }
+}
+
+/// One bare pipelined connection, plain or TLS, authenticated if there is
+/// a token: the pipeline hides which, so the load is the same.
+pub(crate) async fn connect_bare(
+    addr: SocketAddr,
+    tls: &Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    token: &Option<AuthToken>,
+    max_in_flight: usize,
+) -> Result<Pipeline<Request, Response>, KvError> {
+    let builder = Builder::new().max_in_flight(max_in_flight.max(1));
+    let lost = |e: std::io::Error| KvError::Connection(e.into());
+    match tls {
+        None => {
+            let transport = transport::connect(addr, ClientCodec::new()).await.map_err(lost)?;
+            Ok(builder.spawn(authenticate(transport, token).await?))
+        }
+        Some((tls, name)) => {
+            let connector = TlsConnector::new(tls.clone(), name.clone(), ClientCodec::new());
+            let transport = connector.oneshot(addr).await.map_err(lost)?;
+            Ok(builder.spawn(authenticate(transport, token).await?))
+        }
+    }
+}
+
+/// Sends `AUTH` on a bare transport, if there is a token.
+async fn authenticate<T>(transport: T, token: &Option<AuthToken>) -> Result<T, KvError>
+where
+    T: Transport<Request, Response = Response, Error = wirestack::kv::CodecError> + Unpin + Send + 'static,
+{
+    match token {
+        Some(token) => AuthHandshake::new(token.clone())
+            .handshake(transport)
+            .await
+            .map_err(|e| KvError::from_service(e.into())),
+        None => Ok(transport),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_name_defaults_to_the_host_of_the_address() {
+        assert_eq!(host_of("db.example:7878").as_deref(), Some("db.example"));
+        assert_eq!(host_of("127.0.0.1:7878").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host_of("[::1]:7878").as_deref(), Some("::1"));
+        assert_eq!(host_of(":7878"), None);
+        assert_eq!(host_of("nohost"), None);
+    }
+}

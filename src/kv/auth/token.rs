@@ -1,0 +1,112 @@
+//! [`AuthToken`]: the shared secret, compared in constant time.
+
+use bytes::Bytes;
+use std::fmt;
+use std::io;
+use std::path::Path;
+use subtle::ConstantTimeEq;
+
+/// An `AUTH` token: any non-empty bytes. Its `Debug` shows no byte of it.
+///
+/// [`matches`](Self::matches) compares in constant time (the `subtle`
+/// crate): how long a comparison takes says nothing about how many leading
+/// bytes of a guess were right. It does depend on whether the lengths
+/// differ, so prefer long random tokens (32 bytes or more) whose length is
+/// no secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthToken(Bytes);
+
+/// A token must not be empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the token is empty")]
+pub struct EmptyToken;
+
+impl AuthToken {
+    /// A token of these bytes; fails if there are none.
+    pub fn new(token: impl Into<Bytes>) -> Result<Self, EmptyToken> {
+        let token = token.into();
+        if token.is_empty() {
+            return Err(EmptyToken);
+        }
+        Ok(AuthToken(token))
+    }
+
+    /// Reads a token from a file, once: its content without trailing line
+    /// breaks and spaces. A missing, unreadable or empty file is an error
+    /// (kind `NotFound`, ..., or `InvalidData` for an empty one), with the
+    /// path in its message.
+    pub fn from_file(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref();
+        let content = std::fs::read(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read the token file {}: {e}", path.display()),
+            )
+        })?;
+        let end = content
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |last| last + 1);
+        let mut content = content;
+        content.truncate(end);
+        AuthToken::new(content).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the token file {} is empty", path.display()),
+            )
+        })
+    }
+
+    /// `true` if `candidate` is this token, compared in constant time.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        bool::from(self.0.as_ref().ct_eq(candidate))
+    }
+
+    /// The token's bytes, as sent in `AUTH`.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuthToken({} bytes, redacted)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_only_the_same_bytes() {
+        let token = AuthToken::new("correct horse").unwrap();
+        assert!(token.matches(b"correct horse"));
+        for wrong in [
+            &b""[..],
+            b"correct hors",
+            b"correct horse ",
+            b"Correct horse",
+            b"xorrect horse",
+        ] {
+            assert!(!token.matches(wrong), "{wrong:?}");
+        }
+        assert_eq!(AuthToken::new(""), Err(EmptyToken));
+        assert!(!format!("{token:?}").contains("horse"));
+    }
+
+    #[test]
+    fn a_token_file_is_read_without_its_line_break_and_must_not_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert!(AuthToken::from_file(&file).unwrap().matches(b"s3cret"));
+        std::fs::write(&file, " \n").unwrap();
+        let empty = AuthToken::from_file(&file).unwrap_err();
+        assert_eq!(empty.kind(), io::ErrorKind::InvalidData);
+        assert!(empty.to_string().contains("is empty"), "{empty}");
+        let missing = AuthToken::from_file(dir.path().join("nope")).unwrap_err();
+        assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+}

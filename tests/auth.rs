@@ -1,0 +1,276 @@
+//! Token authentication as PROTOCOL.md 1.1 says: requests before AUTH,
+//! a wrong token, pipelined AUTH, the client's on-connect AUTH across a
+//! server restart, the limit on failed attempts and protected mode. Every
+//! wait has a deadline; nothing asserts a speed.
+
+mod common;
+
+use common::read_response;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use wirestack::backoff::Backoff;
+use wirestack::builder::ClientBuilder;
+use wirestack::kv::{
+    AuthHandshake, AuthLimits, AuthToken, ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Request,
+    Status,
+};
+use wirestack::pipeline::Pipeline;
+use wirestack::reconnect::ReconnectConfig;
+
+const SOON: Duration = Duration::from_secs(20);
+const TOKEN: &str = "a long random token, in real life 32 bytes from /dev/urandom";
+
+fn token() -> AuthToken {
+    AuthToken::new(TOKEN).unwrap()
+}
+
+async fn server_with_token(limits: AuthLimits) -> KvServer {
+    KvServer::start(
+        "127.0.0.1:0",
+        KvServerConfig {
+            auth: Some(token()),
+            auth_limits: limits,
+            ..KvServerConfig::default()
+        },
+    )
+    .await
+    .expect("a server on a loopback port")
+}
+
+/// Raw frames, as any client of the protocol would send them.
+fn frame(command: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut frame = vec![command];
+    frame.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&(value.len() as u32).to_le_bytes());
+    frame.extend_from_slice(key);
+    frame.extend_from_slice(value);
+    frame
+}
+
+fn auth(token: &str) -> Vec<u8> {
+    frame(0x06, b"", token.as_bytes())
+}
+
+async fn assert_closed(socket: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    let read = timeout(SOON, socket.read(&mut byte))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "connection still open: {read:?}");
+}
+
+async fn bare_client(addr: std::net::SocketAddr) -> KvClient<Pipeline<Request, wirestack::kv::Response>> {
+    let transport = wirestack::transport::connect(addr, ClientCodec::new())
+        .await
+        .unwrap();
+    KvClient::new(Pipeline::new(transport))
+}
+
+#[tokio::test]
+async fn requests_before_auth_are_answered_unauthenticated_and_the_connection_stays() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let client = bare_client(server.local_addr()).await;
+    for _ in 0..3 {
+        match client.put("k", "v").await {
+            Err(KvError::Unauthenticated { message }) => {
+                assert!(message.contains("AUTH required"), "{message}")
+            }
+            other => panic!("expected UNAUTHENTICATED, got {other:?}"),
+        }
+    }
+    // Same connection: now authenticate, and it is served.
+    client.auth(&token()).await.unwrap();
+    client.put("k", "v").await.unwrap();
+    assert_eq!(client.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(server.store().len(), 1, "nothing was written before AUTH");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_answered_unauthenticated_and_closes_the_connection() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    // A wrong AUTH, and a PUT pipelined behind it.
+    let mut batch = auth("not the token");
+    batch.extend(frame(0x03, b"k", b"v"));
+    socket.write_all(&batch).await.unwrap();
+    let (status, message) = read_response(&mut socket).await;
+    assert_eq!(status, Status::Unauthenticated as u8);
+    assert_eq!(String::from_utf8_lossy(&message), "wrong token");
+    assert_closed(&mut socket).await;
+    assert_eq!(server.store().len(), 0, "the PUT behind it was not applied");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pipelined_auth_authenticates_the_requests_behind_it() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut batch = frame(0x01, b"", b""); // PING before AUTH
+    batch.extend(auth(TOKEN));
+    batch.extend(frame(0x03, b"k", b"v"));
+    batch.extend(frame(0x02, b"k", b""));
+    socket.write_all(&batch).await.unwrap();
+    assert_eq!(read_response(&mut socket).await.0, Status::Unauthenticated as u8);
+    assert_eq!(read_response(&mut socket).await, (0x00, vec![]));
+    assert_eq!(read_response(&mut socket).await, (0x00, vec![]));
+    assert_eq!(read_response(&mut socket).await, (0x00, b"v".to_vec()));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn auth_on_a_server_without_a_token_is_ok() {
+    let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
+        .await
+        .unwrap();
+    let client = bare_client(server.local_addr()).await;
+    client.auth(&AuthToken::new("anything").unwrap()).await.unwrap();
+    client.put("k", "v").await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_on_connect_auth_reauthenticates_after_a_server_restart() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let addr = server.local_addr();
+    let stack = ClientBuilder::new(ClientCodec::new())
+        .timeout(Duration::from_secs(10))
+        .on_connect(AuthHandshake::new(token()))
+        .connect::<Request>(addr)
+        .await
+        .unwrap();
+    let client = KvClient::new(stack);
+    client.put("k", "before").await.unwrap();
+
+    server.shutdown().await.unwrap();
+    let restarted = KvServer::start(
+        addr,
+        KvServerConfig {
+            auth: Some(token()),
+            ..KvServerConfig::default()
+        },
+    )
+    .await
+    .expect("the same port again");
+    // The next requests go out on a new connection, authenticated by the
+    // hook before any of them is written (the store is new: in memory).
+    let deadline = tokio::time::Instant::now() + SOON;
+    loop {
+        match client.put("k", "after").await {
+            Ok(()) => break,
+            Err(KvError::Unauthenticated { message }) => panic!("sent before AUTH: {message}"),
+            Err(error) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "never reconnected: {error}"
+            ),
+        }
+    }
+    assert_eq!(client.get("k").await.unwrap().as_deref(), Some(&b"after"[..]));
+    assert!(client.service().reconnect_stats().reconnects() >= 1);
+    restarted.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_token_in_the_hook_is_unauthenticated_and_never_retried() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let wrong = AuthToken::new("wrong").unwrap();
+    let connected = ClientBuilder::new(ClientCodec::new())
+        .on_connect(AuthHandshake::new(wrong.clone()))
+        .connect::<Request>(server.local_addr())
+        .await;
+    let error = KvError::from_service(connected.expect_err("refused").into());
+    match error {
+        KvError::Unauthenticated { message } => assert_eq!(message, "wrong token"),
+        other => panic!("expected Unauthenticated, got {other:?}"),
+    }
+
+    // Built in the background: calls fail with it too, and are not retried.
+    let client = KvClient::new(
+        ClientBuilder::new(ClientCodec::new())
+            .on_connect(AuthHandshake::new(wrong))
+            .build::<Request>(server.local_addr()),
+    );
+    let error = timeout(SOON, client.put("k", "v"))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(matches!(error, KvError::Unauthenticated { .. }), "{error:?}");
+    assert_eq!(client.service().retry_stats().retries, 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_attempts_past_the_burst_are_refused_without_comparing_the_token() {
+    // Three failures allowed, then one an hour: the test is over long before.
+    let server = server_with_token(AuthLimits {
+        burst: 3,
+        refill: Duration::from_secs(3600),
+    })
+    .await;
+    let addr = server.local_addr();
+    // A correct AUTH costs nothing.
+    for _ in 0..5 {
+        bare_client(addr).await.auth(&token()).await.unwrap();
+    }
+    // Each wrong guess, on a connection of its own, is compared and refused.
+    for _ in 0..3 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(&auth("guess")).await.unwrap();
+        let (status, message) = read_response(&mut socket).await;
+        assert_eq!(
+            (status, &message[..]),
+            (Status::Unauthenticated as u8, &b"wrong token"[..])
+        );
+        assert_closed(&mut socket).await;
+    }
+    // The budget of 127.0.0.1 is spent: even the right token is refused now.
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    socket.write_all(&auth(TOKEN)).await.unwrap();
+    let (status, message) = read_response(&mut socket).await;
+    assert_eq!(status, Status::Unauthenticated as u8);
+    assert!(String::from_utf8_lossy(&message).contains("too many failed AUTH attempts"));
+    assert_closed(&mut socket).await;
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_on_every_interface_without_a_token_refuses_to_start() {
+    // Bound and refused before it serves anything; no traffic is sent.
+    let refused = KvServer::start("0.0.0.0:0", KvServerConfig::default())
+        .await
+        .expect_err("protected mode");
+    assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(refused.to_string().contains("without a token"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_refused_client_does_not_try_again_until_a_request_needs_it() {
+    let server = server_with_token(AuthLimits::default()).await;
+    let client = KvClient::new(
+        ClientBuilder::new(ClientCodec::new())
+            .reconnect(ReconnectConfig {
+                backoff: Backoff::new(Duration::from_millis(50), Duration::from_millis(300)),
+                ..ReconnectConfig::default()
+            })
+            .on_connect(AuthHandshake::new(AuthToken::new("wrong").unwrap()))
+            .build::<Request>(server.local_addr()),
+    );
+    let error = timeout(SOON, client.ping()).await.expect("no hang").unwrap_err();
+    assert!(matches!(error, KvError::Unauthenticated { .. }), "{error:?}");
+    let attempts = client.service().reconnect_stats().connect_attempts;
+    // Left alone for several backoff periods (50 ms, 100 ms, ... 300 ms),
+    // it makes no more attempts: each would be one more failed AUTH.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(client.service().reconnect_stats().connect_attempts, attempts);
+    // A request is demand: it fails at once, and the task tries again.
+    let error = client.ping().await.unwrap_err();
+    assert!(matches!(error, KvError::Unauthenticated { .. }), "{error:?}");
+    let deadline = tokio::time::Instant::now() + SOON;
+    while client.service().reconnect_stats().connect_attempts == attempts {
+        assert!(tokio::time::Instant::now() < deadline, "never tried again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.shutdown().await.unwrap();
+}
