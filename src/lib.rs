@@ -98,7 +98,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod batch;
 pub mod builder;
+pub mod deadline;
 pub mod failure;
 pub mod pipeline;
 pub mod reconnect;

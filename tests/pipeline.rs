@@ -103,7 +103,7 @@ async fn queued_requests_are_written_together_and_flushed_once() {
     let mut responses = Vec::new();
     for i in 0..100u32 {
         let mut handle = pipeline.clone();
-        handle.ready().await.unwrap();
+        ServiceExt::<u32>::ready(&mut handle).await.unwrap();
         responses.push(handle.call(i));
     }
     tokio::spawn(dispatch);
@@ -132,12 +132,12 @@ async fn poll_ready_waits_at_max_in_flight() {
     wait_for_writes(&mock, 2).await;
 
     let mut third = pipeline.clone();
-    let blocked = tokio::time::timeout(Duration::from_millis(50), third.ready()).await;
+    let blocked = tokio::time::timeout(Duration::from_millis(50), ServiceExt::<u32>::ready(&mut third)).await;
     assert!(blocked.is_err(), "a third request waits for capacity");
 
     mock.respond(Ok(10));
     assert_eq!(first.await.unwrap().unwrap(), 10);
-    let ready = tokio::time::timeout(Duration::from_secs(10), third.ready()).await;
+    let ready = tokio::time::timeout(Duration::from_secs(10), ServiceExt::<u32>::ready(&mut third)).await;
     assert!(ready.expect("capacity freed").is_ok());
     mock.respond(Ok(20));
     assert_eq!(second.await.unwrap().unwrap(), 20);
@@ -166,7 +166,7 @@ async fn a_transport_error_fails_every_waiting_caller_and_breaks_the_service() {
         assert!(matches!(result, Err(Error::Transport(source)) if source.to_string() == "boom"));
     }
     assert!(pipeline.broken().is_some());
-    assert!(matches!(pipeline.clone().ready().await, Err(Error::Transport(_))));
+    assert!(matches!(ServiceExt::<u32>::ready(&mut pipeline.clone()).await, Err(Error::Transport(_))));
 }
 
 #[tokio::test]
@@ -229,7 +229,7 @@ async fn requests_still_queued_when_the_connection_fails_are_not_sent() {
     let mut responses = Vec::new();
     for i in 0..10u32 {
         let mut handle = pipeline.clone();
-        handle.ready().await.unwrap();
+        ServiceExt::<u32>::ready(&mut handle).await.unwrap();
         responses.push(handle.call(i));
     }
     // One pass writes one request (max_batch 1), then reads the error.
@@ -257,7 +257,7 @@ async fn requests_still_queued_when_the_connection_fails_are_not_sent() {
     }
     // A call on the broken pipeline is not sent either.
     let mut handle = pipeline.clone();
-    let late = match handle.ready().await {
+    let late = match ServiceExt::<u32>::ready(&mut handle).await {
         Err(error) => error,
         Ok(ready) => ready.call(99).await.unwrap_err(),
     };

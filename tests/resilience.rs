@@ -591,8 +591,7 @@ async fn spawn_counter_server() -> CounterServer {
     server
 }
 
-type CounterService =
-    tower::timeout::Timeout<tower::retry::Retry<RetryPolicy, Reconnect<Pipeline<Cmd, Reply>>>>;
+type CounterService = wirestack::deadline::Deadline<wirestack::retry::Retry<Reconnect<Pipeline<Cmd, Reply>>>>;
 
 fn counter_client<M>(connector: M, addr: SocketAddr, policy: RetryPolicy) -> CounterService
 where
@@ -601,7 +600,7 @@ where
     M::Future: Send,
 {
     ServiceBuilder::new()
-        .timeout(Duration::from_secs(10))
+        .layer(wirestack::deadline::DeadlineLayer::new(Duration::from_secs(10)))
         .layer(policy.into_layer())
         .layer(ReconnectLayer::with_config(addr, fast_reconnect()))
         .service(connector)

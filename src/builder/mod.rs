@@ -4,7 +4,7 @@
 //! ```text
 //!   Client ── handles: reconnect_stats(), retry_stats()
 //!     │
-//!   Timeout          the request's deadline, retries included    → tower::timeout::error::Elapsed
+//!   Deadline         the request's deadline, retries included    → deadline::Elapsed
 //!     │              (.timeout(d) / .no_timeout())
 //!   Retry            RetryPolicy: safe requests, backoff, budget → the last attempt's error
 //!     │              (.retry(config) / .no_retry())
@@ -17,8 +17,8 @@
 //!   Framed<TcpStream, codec>
 //! ```
 //!
-//! Every layer is usable alone (see [`reconnect`](crate::reconnect),
-//! [`retry`](crate::retry) and tower's [`timeout`](tower::timeout)); the
+//! Every layer is usable alone (see [`deadline`](crate::deadline),
+//! [`retry`](crate::retry) and [`reconnect`](crate::reconnect)); the
 //! builder only stacks them in the order that makes each one's promise hold:
 //! the timeout bounds everything, including retries and the wait for a
 //! reconnect; a retry sees the error of one attempt and retries on a fresh
@@ -107,13 +107,12 @@ pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetti
 use crate::pipeline::{self, MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig};
-use crate::retry::{RetryConfig, RetryPolicy};
+use crate::deadline::Deadline;
+use crate::retry::{Retry, RetryConfig};
 use crate::transport::{Codec, TcpConnector};
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
 use tower::layer::util::{Identity, Stack as LayerStack};
-use tower::retry::Retry;
-use tower::timeout::Timeout;
 use tower::Layer;
 
 /// The service a builder in state `T`, `R`, `K` with layers `L` makes, for
@@ -127,8 +126,8 @@ pub type Stack<T, R, L, K, P> = <T as TimeoutSetting>::Service<
 pub type Built<C, Req, L, T, R, K> = Client<Stack<T, R, L, K, Pipeline<Req, <C as Codec<Req>>::Response>>>;
 
 /// The stack [`ClientBuilder`] builds with its defaults and no layer of
-/// yours: timeout → retry → reconnect → pipeline.
-pub type DefaultStack<Req, Resp> = Timeout<Retry<RetryPolicy, Reconnect<Pipeline<Req, Resp>>>>;
+/// yours: deadline → retry → reconnect → pipeline.
+pub type DefaultStack<Req, Resp> = Deadline<Retry<Reconnect<Pipeline<Req, Resp>>>>;
 
 /// Builds a [`Client`]: timeout → retry → your layers → reconnect → pipeline,
 /// over TCP and `codec`.

@@ -291,11 +291,7 @@ impl Rng {
     }
 }
 
-async fn preload<S>(client: &KvClient<S>, plan: &Plan) -> Result<(), KvError>
-where
-    S: Service<Request, Response = Response> + Clone,
-    S::Error: Into<wirestack::BoxError>,
-{
+async fn preload(client: &KvClient<Pipeline<Request, Response>>, plan: &Plan) -> Result<(), KvError> {
     let batch = 1_000u64;
     let mut start = 0;
     while start < plan.config.key_space {
@@ -322,7 +318,7 @@ async fn drive(client: KvClient<Pipeline<Request, Response>>, plan: Arc<Plan>, s
         let mut answers = FuturesOrdered::new();
         for n in first..first + count {
             let request = next_request(&plan, &mut rng, n);
-            match service.ready().await {
+            match ServiceExt::<Request>::ready(&mut service).await {
                 Ok(ready) => answers.push_back(ready.call(request)),
                 Err(_) => {
                     report.errors += first + count - n;
