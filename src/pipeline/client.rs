@@ -111,7 +111,7 @@ impl Builder {
 pub struct Pipeline<Req, Resp> {
     pub(super) handle: Arc<Handle<Req, Resp>>,
     /// Only made when a caller has to wait for capacity.
-    waiting: Option<PollSemaphore>,
+    waiting: Option<Box<PollSemaphore>>,
     /// `poll_ready` took a permit that no call has used yet.
     pub(super) has_permit: bool,
 }
@@ -211,7 +211,7 @@ pub(super) fn poll_permit<Req, Resp>(
     }
     let waiting = pipeline
         .waiting
-        .get_or_insert_with(|| PollSemaphore::new(shared.semaphore.clone()));
+        .get_or_insert_with(|| Box::new(PollSemaphore::new(shared.semaphore.clone())));
     match ready!(waiting.poll_acquire(cx)) {
         Some(permit) => {
             permit.forget();

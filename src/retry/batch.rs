@@ -87,7 +87,7 @@ where
         sleep: Pin<Box<Sleep>>,
     },
     Readying {
-        service: S,
+        service: Box<S>,
     },
 }
 
@@ -182,7 +182,7 @@ where
                         return Poll::Pending;
                     }
                     State::Readying {
-                        service: this.core.service(),
+                        service: Box::new(this.core.service()),
                     }
                 }
                 StateProj::Readying { service } => match futures::ready!(service.poll_ready(cx)) {

@@ -42,8 +42,9 @@ where
     Backoff {
         sleep: Pin<Box<Sleep>>,
     },
+    /// Rare: boxed, so that it does not make every future larger.
     Readying {
-        service: S,
+        service: Box<S>,
     },
 }
 
@@ -110,7 +111,7 @@ where
                         return Poll::Pending;
                     }
                     State::Readying {
-                        service: this.core.service(),
+                        service: Box::new(this.core.service()),
                     }
                 }
                 StateProj::Readying { service } => match futures::ready!(service.poll_ready(cx)) {
