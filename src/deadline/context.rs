@@ -20,63 +20,70 @@
 use std::cell::Cell;
 use tokio::time::Instant;
 
+/// The deadline in force, and the earliest wake-up promised under it.
+#[derive(Clone, Copy)]
+struct Frame {
+    deadline: Option<Instant>,
+    wake_by: Option<Instant>,
+}
+
 thread_local! {
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-    static WAKE_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+    static FRAME: Cell<Frame> = const {
+        Cell::new(Frame {
+            deadline: None,
+            wake_by: None,
+        })
+    };
 }
 
 /// The deadline of the request being called or polled on this thread, if a
 /// deadline layer is above it.
 pub(crate) fn current() -> Option<Instant> {
-    DEADLINE.with(Cell::get)
+    FRAME.with(|frame| frame.get().deadline)
 }
 
 /// Called by a pending future: its task will be woken by `at` at the latest,
 /// whatever happens below.
 pub(crate) fn promise_wake_by(at: Instant) {
-    WAKE_BY.with(|cell| {
-        let earliest = match cell.get() {
-            Some(before) if before <= at => before,
-            _ => at,
-        };
-        cell.set(Some(earliest));
+    FRAME.with(|cell| {
+        let mut frame = cell.get();
+        if frame.wake_by.is_none_or(|before| at < before) {
+            frame.wake_by = Some(at);
+            cell.set(frame);
+        }
     });
 }
 
 /// The deadline of one call or poll, set until [`Scope::end`] or drop.
 pub(crate) struct Scope {
-    outer_deadline: Option<Instant>,
-    outer_wake_by: Option<Instant>,
-    ended: bool,
+    outer: Option<Frame>,
 }
 
 impl Scope {
     /// Makes `deadline` the current one, with no promise made yet.
     pub(crate) fn enter(deadline: Instant) -> Scope {
-        let outer_deadline = DEADLINE.with(|cell| cell.replace(Some(deadline)));
-        let outer_wake_by = WAKE_BY.with(|cell| cell.replace(None));
-        Scope {
-            outer_deadline,
-            outer_wake_by,
-            ended: false,
-        }
+        let outer = FRAME.with(|cell| {
+            cell.replace(Frame {
+                deadline: Some(deadline),
+                wake_by: None,
+            })
+        });
+        Scope { outer: Some(outer) }
     }
 
     /// Restores the outer scope and returns the earliest wake-up promised
     /// within this one.
     pub(crate) fn end(mut self) -> Option<Instant> {
-        self.ended = true;
-        let promised = WAKE_BY.with(|cell| cell.replace(self.outer_wake_by));
-        DEADLINE.with(|cell| cell.set(self.outer_deadline));
-        promised
+        let outer = self.outer.take();
+        FRAME.with(|cell| outer.map(|outer| cell.replace(outer).wake_by))
+            .flatten()
     }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        if !self.ended {
-            WAKE_BY.with(|cell| cell.set(self.outer_wake_by));
-            DEADLINE.with(|cell| cell.set(self.outer_deadline));
+        if let Some(outer) = self.outer.take() {
+            FRAME.with(|cell| cell.set(outer));
         }
     }
 }

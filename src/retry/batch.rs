@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower::Service;
 
 /// A batch is retried from its first request that failed — refused, or
@@ -40,7 +40,7 @@ where
     }
 
     fn call(&mut self, batch: Batch<Req>) -> Self::Future {
-        let (core, deadline) = self.start();
+        let core = self.start();
         let requests = batch.requests().to_vec();
         let future = self.inner_mut().call(batch);
         BatchFuture {
@@ -50,7 +50,6 @@ where
             answers: Vec::new(),
             core,
             attempts: 0,
-            deadline,
         }
     }
 }
@@ -71,7 +70,6 @@ where
     answers: BatchResponse<Resp, E>,
     core: Arc<Core<S>>,
     attempts: u32,
-    deadline: Option<Instant>,
 }
 
 #[pin_project(project = StateProj)]
@@ -157,7 +155,7 @@ where
                         }
                     };
                     let delay = retry.and_then(|(first, reason)| {
-                        let delay = policy.allow(*this.attempts, reason, *this.deadline, &mut jitter_rng())?;
+                        let delay = policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())?;
                         Some((first, delay))
                     });
                     let Some((first, delay)) = delay else {
@@ -201,7 +199,7 @@ where
                             .first()
                             .and_then(|request| policy.reason::<Req, Resp>(request, Err(&*error)))
                             .and_then(|reason| {
-                                policy.allow(*this.attempts, reason, *this.deadline, &mut jitter_rng())
+                                policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
                             });
                         let Some(delay) = retry else {
                             return Poll::Ready(Err(error));

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower::Service;
 
 /// The response of a [`Retry`](super::Retry) call: the first answer that
@@ -27,7 +27,6 @@ where
     request: Req,
     core: Arc<Core<S>>,
     attempts: u32,
-    deadline: Option<Instant>,
 }
 
 #[pin_project(project = StateProj)]
@@ -52,13 +51,12 @@ impl<S, Req> ResponseFuture<S, Req>
 where
     S: Service<Req>,
 {
-    pub(super) fn new(future: S::Future, request: Req, core: Arc<Core<S>>, deadline: Option<Instant>) -> Self {
+    pub(super) fn new(future: S::Future, request: Req, core: Arc<Core<S>>) -> Self {
         ResponseFuture {
             state: State::Attempt { future },
             request,
             core,
             attempts: 0,
-            deadline,
         }
     }
 }
@@ -94,7 +92,7 @@ where
                     let Some(reason) = policy.reason(&*this.request, outcome) else {
                         return Poll::Ready(result);
                     };
-                    let Some(delay) = policy.allow(*this.attempts, reason, *this.deadline, &mut jitter_rng())
+                    let Some(delay) = policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
                     else {
                         // Out of retries, budget or time: the last answer.
                         return Poll::Ready(result);
@@ -124,7 +122,7 @@ where
                         let retry = policy
                             .reason::<Req, S::Response>(&*this.request, Err(&*error))
                             .and_then(|reason| {
-                                policy.allow(*this.attempts, reason, *this.deadline, &mut jitter_rng())
+                                policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
                             });
                         let Some(delay) = retry else {
                             return Poll::Ready(Err(error));

@@ -3,7 +3,6 @@
 use super::classify::{Idempotent, RetryableResponse};
 use super::future::ResponseFuture;
 use super::policy::{RetryHandle, RetryPolicy, Shared};
-use crate::deadline::context;
 use crate::failure::BoxError;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,8 +19,8 @@ use tower::Service;
 /// the inner service, from a copy kept for that.
 ///
 /// Under a [`Deadline`](crate::deadline::Deadline) layer it never waits for
-/// a backoff that would end past the request's deadline: it returns the
-/// last answer — a refusal as the refusal, an error as that error — instead
+/// a backoff that would end past the request's deadline (the deadline in
+/// force when its future is polled): it returns the last answer — a refusal as the refusal, an error as that error — instead
 /// of letting the deadline turn it into a timeout.
 ///
 /// It also takes a [`Batch`](crate::batch::Batch) as one unit; see
@@ -74,7 +73,7 @@ impl<S> Retry<S> {
         &self.inner
     }
 
-    pub(super) fn start(&mut self) -> (Arc<Core<S>>, Option<tokio::time::Instant>)
+    pub(super) fn start(&mut self) -> Arc<Core<S>>
     where
         S: Clone,
     {
@@ -82,7 +81,7 @@ impl<S> Retry<S> {
             .template
             .get_or_init(|| Mutex::new(self.inner.clone()));
         self.core.policy.on_request();
-        (self.core.clone(), context::current())
+        self.core.clone()
     }
 
     pub(super) fn inner_mut(&mut self) -> &mut S {
@@ -121,9 +120,9 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let (core, deadline) = self.start();
+        let core = self.start();
         let copy = request.clone();
         let future = self.inner.call(request);
-        ResponseFuture::new(future, copy, core, deadline)
+        ResponseFuture::new(future, copy, core)
     }
 }
