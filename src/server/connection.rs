@@ -3,6 +3,7 @@
 //!
 //! Its I/O wrapper is in `metered`, its timeouts in `timers`.
 
+mod in_flight;
 mod metered;
 #[cfg(test)]
 mod tests;
@@ -13,9 +14,8 @@ pub(crate) use metered::Metered;
 use super::budget::{Budget, Charge};
 use super::overload::{Overload, Overloaded};
 use crate::failure::BoxError;
-use futures::future::{Either, Ready};
-use futures::stream::FuturesOrdered;
-use futures::{Sink, Stream, TryStream};
+use futures::{Sink, TryStream};
+use in_flight::InFlight;
 use pin_project::pin_project;
 use std::collections::VecDeque;
 use std::fmt;
@@ -56,13 +56,6 @@ pub(crate) struct Limits {
     pub(crate) write_timeout: Option<Duration>,
 }
 
-/// A request being worked on: the service's future, or an answer the
-/// server already has (a shed request).
-type InFlight<S, Req> = Either<
-    <S as Service<Req>>::Future,
-    Ready<Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>>,
->;
-
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
@@ -82,7 +75,7 @@ where
     transport: Framed<Metered<Io>, C>,
     service: S,
     overload: O,
-    in_flight: FuturesOrdered<InFlight<S, Req>>,
+    in_flight: InFlight<S::Future>,
     /// The wire bytes of each request in `in_flight`, in the same order.
     in_flight_sizes: VecDeque<usize>,
     in_flight_bytes: usize,
@@ -133,7 +126,7 @@ where
             transport,
             service,
             overload,
-            in_flight: FuturesOrdered::new(),
+            in_flight: InFlight::new(),
             in_flight_sizes: VecDeque::new(),
             in_flight_bytes: 0,
             consumed: 0,
@@ -258,8 +251,7 @@ where
                         drop(request);
                         match self.overload.overloaded(&reason) {
                             Some(response) => {
-                                self.in_flight
-                                    .push_back(Either::Right(futures::future::ready(Ok(response))));
+                                self.in_flight.push_answered(Ok(response));
                                 self.in_flight_sizes.push_back(0);
                             }
                             None => {
@@ -269,7 +261,8 @@ where
                             }
                         }
                     } else {
-                        self.in_flight.push_back(Either::Left(self.service.call(request)));
+                        let future = self.service.call(request);
+                        self.in_flight.push(future, cx);
                         self.in_flight_sizes.push_back(size);
                         *self.in_flight_bytes += size;
                     }
@@ -304,7 +297,7 @@ where
                     break;
                 }
             }
-            let output = match Pin::new(&mut *self.in_flight).poll_next(cx) {
+            let output = match self.in_flight.poll_next(cx) {
                 Poll::Ready(Some(output)) => output,
                 Poll::Ready(None) | Poll::Pending => break,
             };
