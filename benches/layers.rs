@@ -132,9 +132,15 @@ fn bench_layers(c: &mut Criterion) {
     group.bench_function("retry+reconnect", |b| b.iter(|| run_batch(&rt, &retry)));
     group.bench_function("deadline+reconnect", |b| b.iter(|| run_batch(&rt, &deadline)));
     group.bench_function("deadline+retry+reconnect", |b| b.iter(|| run_batch(&rt, &full)));
-    group.bench_function("tower:retry+reconnect", |b| b.iter(|| run_batch(&rt, &tower_retry)));
-    group.bench_function("tower:timeout+reconnect", |b| b.iter(|| run_batch(&rt, &tower_timeout)));
-    group.bench_function("tower:timeout+retry+reconnect", |b| b.iter(|| run_batch(&rt, &tower_full)));
+    group.bench_function("tower:retry+reconnect", |b| {
+        b.iter(|| run_batch(&rt, &tower_retry))
+    });
+    group.bench_function("tower:timeout+reconnect", |b| {
+        b.iter(|| run_batch(&rt, &tower_timeout))
+    });
+    group.bench_function("tower:timeout+retry+reconnect", |b| {
+        b.iter(|| run_batch(&rt, &tower_full))
+    });
     group.finish();
 }
 

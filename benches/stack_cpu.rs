@@ -74,7 +74,11 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let time = Duration::from_millis(if std::env::var("PROFILE").is_ok() { 5000 } else { 700 });
+    let time = Duration::from_millis(if std::env::var("PROFILE").is_ok() {
+        5000
+    } else {
+        700
+    });
     let started = Instant::now();
     let cpu = process_cpu();
     let mut gets = 0u64;
@@ -91,14 +95,19 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let server = KvServer::start("127.0.0.1:0", KvServerConfig::default()).await.unwrap();
+        let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
+            .await
+            .unwrap();
         let full = KvClient::connect(server.local_addr()).await.unwrap();
         let transport = wirestack::transport::connect(server.local_addr(), ClientCodec::new())
             .await
@@ -107,7 +116,10 @@ fn main() {
         full.put("key", vec![b'x'; 64]).await.unwrap();
         if let Ok(only) = std::env::var("PROFILE") {
             // One variant for a while, for a profiler: PROFILE=each|batch|each-bare|batch-bare.
-            let depth: usize = std::env::var("DEPTH").ok().and_then(|d| d.parse().ok()).unwrap_or(1000);
+            let depth: usize = std::env::var("DEPTH")
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(1000);
             let task = tokio::spawn(async move {
                 let us = match only.as_str() {
                     "each" => measure(depth, || each(&full, depth)).await,

@@ -132,9 +132,25 @@ mod size_report {
         type T = crate::retry::Retry<R>;
         type D = crate::deadline::Deadline<T>;
         println!("Request {}", std::mem::size_of::<Request>());
-        println!("Pipeline {} fut {}", std::mem::size_of::<P>(), std::mem::size_of::<<P as tower::Service<Request>>::Future>());
-        println!("Reconnect {} fut {}", std::mem::size_of::<R>(), std::mem::size_of::<<R as tower::Service<Request>>::Future>());
-        println!("Retry {} fut {}", std::mem::size_of::<T>(), std::mem::size_of::<<T as tower::Service<Request>>::Future>());
-        println!("Deadline {} fut {}", std::mem::size_of::<D>(), std::mem::size_of::<<D as tower::Service<Request>>::Future>());
+        println!(
+            "Pipeline {} fut {}",
+            std::mem::size_of::<P>(),
+            std::mem::size_of::<<P as tower::Service<Request>>::Future>()
+        );
+        println!(
+            "Reconnect {} fut {}",
+            std::mem::size_of::<R>(),
+            std::mem::size_of::<<R as tower::Service<Request>>::Future>()
+        );
+        println!(
+            "Retry {} fut {}",
+            std::mem::size_of::<T>(),
+            std::mem::size_of::<<T as tower::Service<Request>>::Future>()
+        );
+        println!(
+            "Deadline {} fut {}",
+            std::mem::size_of::<D>(),
+            std::mem::size_of::<<D as tower::Service<Request>>::Future>()
+        );
     }
 }

@@ -149,7 +149,9 @@ async fn error_busy_and_storage_statuses_are_typed_errors() {
             other => panic!("expected {status}, got {other:?}"),
         }
         assert_eq!(result.unwrap_err().is_busy(), status == Status::Busy);
-        let typed = |result: Result<(), KvError>| matches!(result, Err(KvError::Server { .. } | KvError::Busy { .. }));
+        let typed = |result: Result<(), KvError>| {
+            matches!(result, Err(KvError::Server { .. } | KvError::Busy { .. }))
+        };
         assert!(typed(client.get("k").await.map(drop)));
         assert!(typed(client.delete("k").await.map(drop)));
     }

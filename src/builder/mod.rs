@@ -104,10 +104,10 @@ mod settings;
 pub use client::Client;
 pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
 
+use crate::deadline::Deadline;
 use crate::pipeline::{self, MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig};
-use crate::deadline::Deadline;
 use crate::retry::{Retry, RetryConfig};
 use crate::transport::{Codec, TcpConnector};
 use std::time::Duration;

@@ -75,7 +75,8 @@ impl Scope {
     /// within this one.
     pub(crate) fn end(mut self) -> Option<Instant> {
         let outer = self.outer.take();
-        FRAME.with(|cell| outer.map(|outer| cell.replace(outer).wake_by))
+        FRAME
+            .with(|cell| outer.map(|outer| cell.replace(outer).wake_by))
             .flatten()
     }
 }
@@ -106,7 +107,11 @@ mod tests {
         promise_wake_by(inner);
         assert_eq!(inner_scope.end(), Some(inner));
         assert_eq!(current(), Some(outer));
-        assert_eq!(outer_scope.end(), Some(outer), "the inner promise is not the outer's");
+        assert_eq!(
+            outer_scope.end(),
+            Some(outer),
+            "the inner promise is not the outer's"
+        );
         assert_eq!(current(), None);
     }
 

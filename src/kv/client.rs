@@ -231,7 +231,10 @@ where
     /// written back to back, answered at once, retried as a unit (see
     /// [`crate::batch`]). Returns the responses in order, whatever their
     /// status; fails if any request failed in the stack.
-    pub async fn call_many<E>(&self, requests: impl IntoIterator<Item = Request>) -> Result<Vec<Response>, KvError>
+    pub async fn call_many<E>(
+        &self,
+        requests: impl IntoIterator<Item = Request>,
+    ) -> Result<Vec<Response>, KvError>
     where
         S: Service<Batch<Request>, Response = BatchResponse<Response, E>>,
         <S as Service<Batch<Request>>>::Error: Into<BoxError>,
@@ -268,7 +271,10 @@ where
 
     /// Reads every key in one [`Batch`]; the values come back in the order
     /// of the keys.
-    pub async fn get_many<K, E>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Bytes>>, KvError>
+    pub async fn get_many<K, E>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, KvError>
     where
         K: Into<Bytes>,
         S: Service<Batch<Request>, Response = BatchResponse<Response, E>>,

@@ -47,7 +47,13 @@ where
         }
         let permits = requests.len().min(self.handle.max_in_flight);
         let rest = u32::try_from(permits - 1).unwrap_or(u32::MAX);
-        if rest == 0 || shared.semaphore.try_acquire_many(rest).map(|p| p.forget()).is_ok() {
+        if rest == 0
+            || shared
+                .semaphore
+                .try_acquire_many(rest)
+                .map(|p| p.forget())
+                .is_ok()
+        {
             return BatchFuture::sent(self, requests, deadline, permits);
         }
         // Not enough room now: wait for it, holding the permit we have.
@@ -112,7 +118,12 @@ impl<Req, Resp> BatchFuture<Req, Resp> {
         }
     }
 
-    fn sent(pipeline: &Pipeline<Req, Resp>, requests: Vec<Req>, deadline: Option<Instant>, permits: usize) -> Self {
+    fn sent(
+        pipeline: &Pipeline<Req, Resp>,
+        requests: Vec<Req>,
+        deadline: Option<Instant>,
+        permits: usize,
+    ) -> Self {
         let (tx, rx) = oneshot::channel();
         pipeline.send(Message::Many {
             requests,

@@ -250,9 +250,16 @@ where
         }
         this.sweep.note(message.deadline());
         match message {
-            Message::One { request, tx, deadline } => {
+            Message::One {
+                request,
+                tx,
+                deadline,
+            } => {
                 start_send(this, request)?;
-                this.pending.push_back(Pending::One { tx: Some(tx), deadline });
+                this.pending.push_back(Pending::One {
+                    tx: Some(tx),
+                    deadline,
+                });
                 written += 1;
             }
             Message::Many {
@@ -343,7 +350,11 @@ where
 }
 
 /// Gives `response` to the oldest call waiting for one.
-fn answer<T, Req>(this: &mut Projected<'_, T, Req>, response: T::Response, released: &mut usize) -> Result<(), Error>
+fn answer<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    response: T::Response,
+    released: &mut usize,
+) -> Result<(), Error>
 where
     T: Transport<Req>,
 {

@@ -81,7 +81,12 @@ pub(crate) struct ManyPending<Req, Resp> {
 }
 
 impl<Req, Resp> ManyPending<Req, Resp> {
-    pub(crate) fn new(requests: Vec<Req>, tx: BatchReply<Resp>, deadline: Option<Instant>, permits: usize) -> Self {
+    pub(crate) fn new(
+        requests: Vec<Req>,
+        tx: BatchReply<Resp>,
+        deadline: Option<Instant>,
+        permits: usize,
+    ) -> Self {
         let answers = Vec::with_capacity(requests.len());
         ManyPending {
             tx: Some(tx),
@@ -128,7 +133,10 @@ impl<Req, Resp> Pending<Req, Resp> {
     /// The deadline of a caller still waiting, if it has one.
     pub(crate) fn live_deadline(&self) -> Option<Instant> {
         match self {
-            Pending::One { tx: Some(_), deadline } => *deadline,
+            Pending::One {
+                tx: Some(_),
+                deadline,
+            } => *deadline,
             Pending::Many(many) if many.tx.is_some() => many.deadline,
             _ => None,
         }

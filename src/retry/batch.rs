@@ -128,34 +128,35 @@ where
                     let result = futures::ready!(future.poll(cx)).map_err(Into::into);
                     let remainder = &this.requests[*this.offset..];
                     let policy = &this.core.policy;
-                    let retry = match &result {
-                        Ok(answers) => first_failed(answers).and_then(|first| {
-                            // Each request from the first failed one on must
-                            // be safe to send again.
-                            let mut reasons = remainder[first..]
-                                .iter()
-                                .zip(&answers[first..])
-                                .map(|(request, answer)| match answer {
-                                    Ok(response) if !response.is_retryable() => {
-                                        request.is_idempotent().then_some(None)
-                                    }
-                                    answer => policy
-                                        .reason(request, answer.as_ref().map_err(|e| e as _))
-                                        .map(Some),
-                                });
-                            let reason = reasons.next()??;
-                            reasons.all(|safe| safe.is_some()).then_some((first, reason?))
-                        }),
-                        Err(error) => {
-                            let mut reasons = remainder
-                                .iter()
-                                .map(|request| policy.reason::<Req, Resp>(request, Err(&**error)));
-                            let reason = reasons.next().flatten();
-                            reason.filter(|_| reasons.all(|r| r.is_some())).map(|r| (0, r))
-                        }
-                    };
+                    let retry =
+                        match &result {
+                            Ok(answers) => first_failed(answers).and_then(|first| {
+                                // Each request from the first failed one on must
+                                // be safe to send again.
+                                let mut reasons = remainder[first..].iter().zip(&answers[first..]).map(
+                                    |(request, answer)| match answer {
+                                        Ok(response) if !response.is_retryable() => {
+                                            request.is_idempotent().then_some(None)
+                                        }
+                                        answer => policy
+                                            .reason(request, answer.as_ref().map_err(|e| e as _))
+                                            .map(Some),
+                                    },
+                                );
+                                let reason = reasons.next()??;
+                                reasons.all(|safe| safe.is_some()).then_some((first, reason?))
+                            }),
+                            Err(error) => {
+                                let mut reasons = remainder
+                                    .iter()
+                                    .map(|request| policy.reason::<Req, Resp>(request, Err(&**error)));
+                                let reason = reasons.next().flatten();
+                                reason.filter(|_| reasons.all(|r| r.is_some())).map(|r| (0, r))
+                            }
+                        };
                     let delay = retry.and_then(|(first, reason)| {
-                        let delay = policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())?;
+                        let delay =
+                            policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())?;
                         Some((first, delay))
                     });
                     let Some((first, delay)) = delay else {

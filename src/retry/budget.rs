@@ -114,7 +114,9 @@ impl RetryBudget {
         let new = deposits.saturating_sub(counted);
         if new > 0 {
             let current = self.current.load(Ordering::Acquire);
-            let amount = i64::try_from(new).unwrap_or(i64::MAX).saturating_mul(self.deposit_amount);
+            let amount = i64::try_from(new)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(self.deposit_amount);
             self.slots[current].fetch_add(amount, Ordering::AcqRel);
         }
         self.slide();

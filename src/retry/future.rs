@@ -92,7 +92,8 @@ where
                     let Some(reason) = policy.reason(&*this.request, outcome) else {
                         return Poll::Ready(result);
                     };
-                    let Some(delay) = policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
+                    let Some(delay) =
+                        policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
                     else {
                         // Out of retries, budget or time: the last answer.
                         return Poll::Ready(result);

@@ -252,7 +252,12 @@ impl Shared {
         }
         let delay = self.backoff.delay(attempts, rng);
         if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
-            tracing::debug!(attempts, ?reason, ?delay, "not retrying: the backoff would end past the deadline");
+            tracing::debug!(
+                attempts,
+                ?reason,
+                ?delay,
+                "not retrying: the backoff would end past the deadline"
+            );
             return None;
         }
         if !self.budget.withdraw() {

@@ -77,9 +77,7 @@ impl<S> Retry<S> {
     where
         S: Clone,
     {
-        self.core
-            .template
-            .get_or_init(|| Mutex::new(self.inner.clone()));
+        self.core.template.get_or_init(|| Mutex::new(self.inner.clone()));
         self.core.policy.on_request();
         self.core.clone()
     }
@@ -100,7 +98,9 @@ impl<S: Clone> Clone for Retry<S> {
 
 impl<S> fmt::Debug for Retry<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Retry").field("stats", &self.handle().stats()).finish()
+        f.debug_struct("Retry")
+            .field("stats", &self.handle().stats())
+            .finish()
     }
 }
 

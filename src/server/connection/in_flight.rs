@@ -144,13 +144,20 @@ mod tests {
         let mut in_flight = InFlight::new();
         let (tx, rx) = oneshot::channel::<u32>();
         let slow = async move { rx.await.unwrap_or(0) };
-        in_flight.push(Box::pin(async { 1u32 }) as Pin<Box<dyn Future<Output = u32>>>, &mut cx);
+        in_flight.push(
+            Box::pin(async { 1u32 }) as Pin<Box<dyn Future<Output = u32>>>,
+            &mut cx,
+        );
         in_flight.push(Box::pin(slow), &mut cx);
         in_flight.push_answered(3);
         in_flight.push(Box::pin(async { 4 }), &mut cx);
         assert_eq!(in_flight.len(), 4);
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(1)));
-        assert_eq!(in_flight.poll_next(&mut cx), Poll::Pending, "the second is not answered yet");
+        assert_eq!(
+            in_flight.poll_next(&mut cx),
+            Poll::Pending,
+            "the second is not answered yet"
+        );
         tx.send(2).unwrap();
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(2)));
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(3)));

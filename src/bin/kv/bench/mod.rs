@@ -127,7 +127,8 @@ pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result
 }
 
 /// One connection of protocol `W`: a bare pipeline.
-type Connection<W> = Pipeline<<W as Wire>::Request, <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response>;
+type Connection<W> =
+    Pipeline<<W as Wire>::Request, <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response>;
 
 async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, BoxError> {
     let ops = match config.workload {

@@ -86,7 +86,6 @@ impl BenchReport {
     }
 }
 
-
 impl BenchReport {
     pub(crate) fn empty() -> Self {
         BenchReport {
