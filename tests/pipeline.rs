@@ -420,3 +420,43 @@ impl Stream for Blocked {
         Pin::new(&mut self.get_mut().0).poll_next(cx)
     }
 }
+
+#[tokio::test]
+async fn a_caller_that_waited_for_room_loses_no_permit() {
+    let mock = Mock::default();
+    let pipeline = Builder::new().max_in_flight(2).spawn::<_, u32>(mock.clone());
+    let first = tokio::spawn(pipeline.clone().oneshot(1));
+    let second = tokio::spawn(pipeline.clone().oneshot(2));
+    wait_for_writes(&mock, 2).await;
+
+    // A third caller queues for room...
+    let mut third = pipeline.clone();
+    let mut ready = ServiceExt::<u32>::ready(&mut third);
+    assert!(futures::poll!(&mut ready).is_pending());
+    // ...and both slots free at once: one is handed to it while it waits.
+    mock.respond(Ok(10));
+    mock.respond(Ok(20));
+    assert_eq!(first.await.unwrap().unwrap(), 10);
+    assert_eq!(second.await.unwrap().unwrap(), 20);
+    ready.await.unwrap();
+    let call = tokio::spawn(third.call(3));
+    wait_for_writes(&mock, 3).await;
+    mock.respond(Ok(30));
+    assert_eq!(call.await.unwrap().unwrap(), 30);
+
+    // Both slots are free again: two batches that each need both, from two
+    // callers, go one after the other.
+    let a = tokio::spawn(pipeline.clone().oneshot(Batch::new(vec![4, 5])));
+    let b = tokio::spawn(pipeline.clone().oneshot(Batch::new(vec![6, 7])));
+    let mut answered = 3;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !(a.is_finished() && b.is_finished()) {
+            mock.echo_written(&mut answered);
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("no permit was lost");
+    assert_eq!(a.await.unwrap().unwrap().len(), 2);
+    assert_eq!(b.await.unwrap().unwrap().len(), 2);
+}

@@ -10,7 +10,6 @@ use futures::future::BoxFuture;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{oneshot, AcquireError, OwnedSemaphorePermit};
 use tokio::time::Instant;
@@ -20,8 +19,9 @@ type Answers<Resp> = Result<BatchResponse<Resp, Error>, Error>;
 
 /// A batch of `n` requests is charged `n` permits of the in-flight limit
 /// (at most `max_in_flight`): `poll_ready` reserves the first, `call` takes
-/// the rest if they are free and otherwise waits for them in its future,
-/// then sends the batch. Its requests are written back to back; it
+/// the rest if they are free; otherwise it gives the first back and its
+/// future waits for all of them at once (holding none while it waits, so
+/// that two waiting batches cannot block each other), then sends the batch. Its requests are written back to back; it
 /// completes once, with one result per request (see [`crate::batch`]).
 impl<Req, Resp> Service<Batch<Req>> for Pipeline<Req, Resp>
 where
@@ -56,8 +56,10 @@ where
         {
             return BatchFuture::sent(self, requests, deadline, permits);
         }
-        // Not enough room now: wait for it, holding the permit we have.
-        let acquire = Box::pin(shared.semaphore.clone().acquire_many_owned(rest));
+        // Not enough room now: wait for all of it, in line with the others.
+        shared.release(1);
+        let all = u32::try_from(permits).unwrap_or(u32::MAX);
+        let acquire = Box::pin(shared.semaphore.clone().acquire_many_owned(all));
         BatchFuture {
             state: State::Waiting {
                 acquire,
@@ -65,19 +67,7 @@ where
                 requests,
                 deadline,
                 permits,
-                reserved: Reserved(Some(shared.clone())),
             },
-        }
-    }
-}
-
-/// The permit a waiting batch holds, given back if it is dropped.
-struct Reserved(Option<Arc<super::dispatch::Shared>>);
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.release(1);
         }
     }
 }
@@ -102,7 +92,6 @@ enum State<Req, Resp> {
         requests: Vec<Req>,
         deadline: Option<Instant>,
         permits: usize,
-        reserved: Reserved,
     },
     Sent {
         rx: oneshot::Receiver<Answers<Resp>>,
@@ -180,7 +169,6 @@ impl<Req, Resp> Future for BatchFuture<Req, Resp> {
                         requests,
                         deadline,
                         permits,
-                        mut reserved,
                         ..
                     } = std::mem::replace(&mut this.state, State::Answered(None))
                     else {
@@ -189,8 +177,6 @@ impl<Req, Resp> Future for BatchFuture<Req, Resp> {
                     match acquired {
                         Ok(permit) => {
                             permit.forget();
-                            // The reserved permit goes with the batch now.
-                            reserved.0 = None;
                             this.state = BatchFuture::sent(&pipeline, requests, deadline, permits).state;
                         }
                         Err(_) => {

@@ -199,20 +199,29 @@ pub(super) fn poll_permit<Req, Resp>(
     if pipeline.has_permit {
         return Poll::Ready(Ok(()));
     }
-    match shared.semaphore.try_acquire() {
-        Ok(permit) => {
-            permit.forget();
-            pipeline.has_permit = true;
-            return Poll::Ready(Ok(()));
+    // The fast path only while this handle is not queued for a permit: a
+    // queued waiter may have been given one already, which would be lost
+    // inside it if this handle took another from the counter.
+    if pipeline.waiting.is_none() {
+        match shared.semaphore.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                pipeline.has_permit = true;
+                return Poll::Ready(Ok(()));
+            }
+            // The connection task closes the semaphore when it fails.
+            Err(TryAcquireError::Closed) => return Poll::Ready(Err(shared.error().unwrap_or(Error::Closed))),
+            Err(TryAcquireError::NoPermits) => {}
         }
-        // The connection task closes the semaphore when it fails.
-        Err(TryAcquireError::Closed) => return Poll::Ready(Err(shared.error().unwrap_or(Error::Closed))),
-        Err(TryAcquireError::NoPermits) => {}
     }
     let waiting = pipeline
         .waiting
         .get_or_insert_with(|| Box::new(PollSemaphore::new(shared.semaphore.clone())));
-    match ready!(waiting.poll_acquire(cx)) {
+    let acquired = ready!(waiting.poll_acquire(cx));
+    // Done waiting: nothing is queued for this handle any more (the next
+    // acquisition the semaphore prepared is not queued until polled).
+    pipeline.waiting = None;
+    match acquired {
         Some(permit) => {
             permit.forget();
             pipeline.has_permit = true;
