@@ -13,7 +13,8 @@
 //!  ───────────                                ───────────
 //!  KvClient / RedisClient / yours             Server::serve (any codec,
 //!      │                                      any tower Service)
-//!  Timeout: one deadline per request              │
+//!  Deadline: one per request, kept by the         │
+//!  pipeline's timer (none per request)            │
 //!      │                                      accept, one task per
 //!  Retry: only what is safe, with backoff,    connection, N requests in
 //!  under a budget                             flight, answers in order
@@ -36,12 +37,14 @@
 //!   [`Codec`](transport::Codec) bounds a client needs, and the TCP connector.
 //! * [`pipeline`]: the in-order multiplexer, a `Service` many tasks share.
 //! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
-//! * [`retry`]: a tower retry policy that retries only what is safe.
+//! * [`deadline`]: one deadline per request, without a timer per request.
+//! * [`retry`]: retries only what is safe, within the deadline.
+//! * [`batch`]: many requests as one unit through the whole stack.
 //! * [`backoff`]: exponential backoff with full jitter, for both of them.
 //! * [`failure`]: the failure vocabulary — [`BoxError`], and the one rule
 //!   that says whether a failed request timed out, was not sent, was lost
 //!   with its connection or met a protocol error.
-//! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks timeout,
+//! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec.
 //! * [`server`]: serve any `Service` over any codec.
 //!
@@ -122,35 +125,3 @@ pub use failure::BoxError;
 #[cfg(all(doctest, feature = "kv"))]
 pub struct ReadmeDoctests;
 
-#[cfg(all(test, feature = "kv"))]
-mod size_report {
-    #[test]
-    fn print_future_sizes() {
-        use crate::kv::{Request, Response};
-        type P = crate::pipeline::Pipeline<Request, Response>;
-        type R = crate::reconnect::Reconnect<P>;
-        type T = crate::retry::Retry<R>;
-        type D = crate::deadline::Deadline<T>;
-        println!("Request {}", std::mem::size_of::<Request>());
-        println!(
-            "Pipeline {} fut {}",
-            std::mem::size_of::<P>(),
-            std::mem::size_of::<<P as tower::Service<Request>>::Future>()
-        );
-        println!(
-            "Reconnect {} fut {}",
-            std::mem::size_of::<R>(),
-            std::mem::size_of::<<R as tower::Service<Request>>::Future>()
-        );
-        println!(
-            "Retry {} fut {}",
-            std::mem::size_of::<T>(),
-            std::mem::size_of::<<T as tower::Service<Request>>::Future>()
-        );
-        println!(
-            "Deadline {} fut {}",
-            std::mem::size_of::<D>(),
-            std::mem::size_of::<<D as tower::Service<Request>>::Future>()
-        );
-    }
-}

@@ -20,14 +20,14 @@
 //! Every layer is usable alone (see [`deadline`](crate::deadline),
 //! [`retry`](crate::retry) and [`reconnect`](crate::reconnect)); the
 //! builder only stacks them in the order that makes each one's promise hold:
-//! the timeout bounds everything, including retries and the wait for a
+//! the deadline bounds everything, including retries and the wait for a
 //! reconnect; a retry sees the error of one attempt and retries on a fresh
 //! connection. A layer you turn off is not in the stack at all: its type is
 //! gone from the [`Client`] and it costs nothing.
 //!
 //! | builder | stack |
 //! | --- | --- |
-//! | `ClientBuilder::new(codec)` | timeout → retry → reconnect → pipeline |
+//! | `ClientBuilder::new(codec)` | deadline → retry → reconnect → pipeline |
 //! | `.no_timeout().no_retry()` | reconnect → pipeline |
 //! | `.no_timeout().no_retry().no_reconnect()` | the bare [`Pipeline`] |
 //!
@@ -129,7 +129,7 @@ pub type Built<C, Req, L, T, R, K> = Client<Stack<T, R, L, K, Pipeline<Req, <C a
 /// yours: deadline → retry → reconnect → pipeline.
 pub type DefaultStack<Req, Resp> = Deadline<Retry<Reconnect<Pipeline<Req, Resp>>>>;
 
-/// Builds a [`Client`]: timeout → retry → your layers → reconnect → pipeline,
+/// Builds a [`Client`]: deadline → retry → your layers → reconnect → pipeline,
 /// over TCP and `codec`.
 ///
 /// Defaults: a 5 s deadline per request ([`timeout`](Self::timeout)),
