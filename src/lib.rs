@@ -124,4 +124,3 @@ pub use failure::BoxError;
 #[doc = include_str!("../README.md")]
 #[cfg(all(doctest, feature = "kv"))]
 pub struct ReadmeDoctests;
-

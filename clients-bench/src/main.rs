@@ -151,7 +151,11 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
                     ops
                 })
             });
-            join_all(tasks).await.into_iter().map(|ops| ops.expect("task")).sum()
+            join_all(tasks)
+                .await
+                .into_iter()
+                .map(|ops| ops.expect("task"))
+                .sum()
         }
         Load::Batch64 => {
             let mut ops = 0;
@@ -196,15 +200,26 @@ fn start_redis() -> (SocketAddr, Server) {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (Debian: apt-get install redis-server)");
+    let server = Server(
+        Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian: apt-get install redis-server)"),
+    );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
     for _ in 0..100 {
         if std::net::TcpStream::connect(addr).is_ok() {
-            return (addr, Server(child));
+            return (addr, server);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -212,8 +227,14 @@ fn start_redis() -> (SocketAddr, Server) {
 }
 
 fn main() {
-    let reps: usize = std::env::var("REPS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
-    let seconds: f64 = std::env::var("SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let reps: usize = std::env::var("REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let seconds: f64 = std::env::var("SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     let time = Duration::from_secs_f64(seconds);
     let (addr, _server) = match std::env::var("REDIS") {
         Ok(addr) => (addr.parse().expect("REDIS=IP:PORT"), None),
