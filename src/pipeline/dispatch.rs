@@ -157,7 +157,7 @@ where
         }
         // The deadlines: rarely due, and then once per timeout period.
         while this.sweep.poll_due(cx) {
-            let released = expire(&mut this);
+            let released = this.sweep.expire(this.queue, this.pending);
             this.shared.release(released);
         }
         if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
@@ -384,42 +384,6 @@ where
             Ok(())
         }
     }
-}
-
-/// Answers every request whose deadline has passed with a timeout; returns
-/// the permits that frees.
-fn expire<T, Req>(this: &mut Projected<'_, T, Req>) -> usize
-where
-    T: Transport<Req>,
-{
-    let now = this.sweep.start();
-    let mut released = 0;
-    for message in std::mem::take(this.queue) {
-        match message.deadline() {
-            Some(at) if at <= now => {
-                released += message.permits();
-                message.fail(Error::TimedOut);
-            }
-            deadline => {
-                this.sweep.note(deadline);
-                this.queue.push_back(message);
-            }
-        }
-    }
-    for pending in this.pending.iter_mut() {
-        match pending.live_deadline() {
-            Some(at) if at <= now => pending.expire(),
-            deadline => this.sweep.note(deadline),
-        }
-    }
-    // A batch that expired while being written may be complete now.
-    if let Some(Pending::Many(many)) = this.pending.back() {
-        if many.is_complete() {
-            released += many.permits;
-            this.pending.pop_back();
-        }
-    }
-    released
 }
 
 /// Fails every caller, waiting or queued, with the same error.

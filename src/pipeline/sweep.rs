@@ -9,6 +9,9 @@
 //! and re-arms the timer once. With one timeout for every request, deadlines
 //! arrive in order and the timer is re-armed about once per timeout period.
 
+use super::error::Error;
+use super::message::{Message, Pending};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -46,10 +49,43 @@ impl Sweep {
         matches!(timer.as_mut().poll(cx), Poll::Ready(()))
     }
 
-    /// Starts a sweep: every deadline at or before the returned time has
-    /// passed; the caller notes the deadlines still waiting.
-    pub(crate) fn start(&mut self) -> Instant {
+    /// Answers every request whose deadline has passed with a timeout — a
+    /// queued one is never written, a written one's answer will be read and
+    /// dropped — and notes the deadlines still waiting. Returns the permits
+    /// that frees.
+    pub(crate) fn expire<Req, Resp>(
+        &mut self,
+        queue: &mut VecDeque<Message<Req, Resp>>,
+        pending: &mut VecDeque<Pending<Req, Resp>>,
+    ) -> usize {
         self.earliest = None;
-        Instant::now()
+        let now = Instant::now();
+        let mut released = 0;
+        for message in std::mem::take(queue) {
+            match message.deadline() {
+                Some(at) if at <= now => {
+                    released += message.permits();
+                    message.fail(Error::TimedOut);
+                }
+                deadline => {
+                    self.note(deadline);
+                    queue.push_back(message);
+                }
+            }
+        }
+        for waiting in pending.iter_mut() {
+            match waiting.live_deadline() {
+                Some(at) if at <= now => waiting.expire(),
+                deadline => self.note(deadline),
+            }
+        }
+        // A batch that expired while being written may be complete now.
+        if let Some(Pending::Many(many)) = pending.back() {
+            if many.is_complete() {
+                released += many.permits;
+                pending.pop_back();
+            }
+        }
+        released
     }
 }
