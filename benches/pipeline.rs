@@ -7,18 +7,23 @@
 //!   no runtime: the loopback floor for one request at a time.
 //! * `sequential/{full,bare}`: one GET at a time through the full stack
 //!   (timeout → retry → reconnect → pipeline) or the bare `Pipeline`.
-//! * `pipelined/{full,bare}/D`: explicit batches of D GETs (`call_many`).
+//! * `pipelined/{full,bare}/D`: D GETs in flight at once from one task, each
+//!   its own call through the stack (a queue slot, a completion, a deadline
+//!   and a retry decision each).
+//! * `batch/{full,bare}/D`: D GETs as one `Batch` (`call_many`): one call.
 //! * `64_tasks`: 64 long-lived tasks sharing one full-stack client, each
 //!   sending one GET at a time: pipelining by write coalescing alone, with
 //!   no batching by the callers.
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use futures::stream::{FuturesOrdered, TryStreamExt};
 use std::future::Future;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
-use tower::Service;
+use tower::{Service, ServiceExt};
+use wirestack::batch::{Batch, BatchResponse};
 use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
 use wirestack::pipeline::Pipeline;
 use wirestack::BoxError;
@@ -67,34 +72,73 @@ where
     })
 }
 
-async fn get_batch<S>(client: KvClient<S>, depth: u64)
+/// `depth` GETs in flight at once, each its own call.
+async fn get_each<S>(client: KvClient<S>, depth: u64)
 where
     S: Service<Request, Response = Response> + Clone,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + std::fmt::Debug,
+{
+    let mut service = client.service().clone();
+    let mut answers = FuturesOrdered::new();
+    for _ in 0..depth {
+        let ready = ServiceExt::<Request>::ready(&mut service).await.unwrap();
+        answers.push_back(ready.call(Request::Get { key: "key".into() }));
+    }
+    let answers: Vec<Response> = answers.try_collect().await.unwrap();
+    assert_eq!(answers.len() as u64, depth);
+}
+
+/// `depth` GETs as one batch.
+async fn get_batch<S, E>(client: KvClient<S>, depth: u64)
+where
+    S: Service<Request, Response = Response>
+        + Service<Batch<Request>, Response = BatchResponse<Response, E>>
+        + Clone,
+    <S as Service<Request>>::Error: Into<BoxError>,
+    <S as Service<Batch<Request>>>::Error: Into<BoxError>,
+    E: Into<BoxError>,
 {
     let requests = (0..depth).map(|_| Request::Get { key: "key".into() });
     let responses = client.call_many(requests).await.unwrap();
     assert_eq!(responses.len() as u64, depth);
 }
 
-/// Sequential and pipelined GETs through one client.
-fn bench_client<S>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, name: &str, client: KvClient<S>)
+/// Sequential, pipelined and batched GETs through one client.
+fn bench_client<S, E>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, name: &str, client: KvClient<S>)
 where
-    S: Service<Request, Response = Response> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError> + Send,
-    S::Future: Send,
+    S: Service<Request, Response = Response>
+        + Service<Batch<Request>, Response = BatchResponse<Response, E>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <S as Service<Request>>::Error: Into<BoxError> + Send + std::fmt::Debug,
+    <S as Service<Request>>::Future: Send,
+    <S as Service<Batch<Request>>>::Error: Into<BoxError> + Send,
+    <S as Service<Batch<Request>>>::Future: Send,
+    E: Into<BoxError> + Send + 'static,
 {
     group.throughput(Throughput::Elements(1));
     group.bench_function(format!("sequential/{name}"), |b| {
         b.iter_custom(|iters| {
             let client = client.clone();
-            timed(rt, iters, move || get_batch(client.clone(), 1))
+            timed(rt, iters, move || get_each(client.clone(), 1))
         })
     });
     for depth in [16u64, 64, 1000] {
         group.throughput(Throughput::Elements(depth));
         group.bench_with_input(
             BenchmarkId::new(format!("pipelined/{name}"), depth),
+            &depth,
+            |b, &depth| {
+                b.iter_custom(|iters| {
+                    let client = client.clone();
+                    timed(rt, iters, move || get_each(client.clone(), depth))
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new(format!("batch/{name}"), depth),
             &depth,
             |b, &depth| {
                 b.iter_custom(|iters| {

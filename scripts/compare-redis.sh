@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# kv serve and redis-server side by side, on 127.0.0.1, with the same load:
-# operation, value size, key space, connections and pipeline depth.
+# kv serve and redis-server side by side, on 127.0.0.1, driven by the same
+# load generator (`kv bench`, with --protocol kv or --protocol resp): the
+# same operation, value size, key space, connections and pipeline depth, the
+# same engine. redis-benchmark's figure for redis is an extra column.
 #
 #   scripts/compare-redis.sh            # one run per cell
 #   RUNS=3 scripts/compare-redis.sh     # the median of three runs per cell
 #   SCALE=0.2 scripts/compare-redis.sh  # a fifth of the operations (quick look)
+#   REDIS_BENCHMARK=0 scripts/compare-redis.sh  # without the redis-benchmark column
+#   MEMORY=0 scripts/compare-redis.sh   # without the memory measurement
 #
 # Prints one table: throughput and p99 of both, and the ratios kv/redis
-# (throughput: higher is better for kv; p99: lower is better for kv). Then
+# (throughput: higher is better for kv; p99: lower is better for kv), and
+# redis-benchmark's throughput and p99 for redis. Then
 # the durable case (kv --fsync always vs redis appendfsync always) and the
 # memory of 1,000,000 keys with 64-byte values.
 #
@@ -83,20 +88,20 @@ stop_kv() {
 
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
-# One cell of each system: prints "ops_per_sec p99_us".
-redis_cell() { # op(SET|GET) connections pipeline ops
+# One cell: prints "ops_per_sec p99_us".
+bench_cell() { # protocol addr op(SET|GET) connections pipeline ops
+  local workload=put
+  [ "$3" = GET ] && workload=get
+  "$KV" bench --protocol "$1" --addr "$2" --workload "$workload" --connections "$4" --pipeline "$5" --ops "$6" \
+    --value-size "$VALUE" --key-space "$KEYS" --duration 120 --json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["ops_per_sec"], r["p99_us"])'
+}
+
+redis_benchmark_cell() { # op(SET|GET) connections pipeline ops
   redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -t "${1,,}" -c "$2" -P "$3" -n "$4" -d "$VALUE" -r "$KEYS" --csv 2>/dev/null |
     python3 -c 'import csv,sys
 rows=[r for r in csv.reader(sys.stdin)]
 r=rows[1]; print(r[1], round(float(r[6])*1000))'
-}
-
-kv_cell() { # op connections pipeline ops [addr]
-  local workload=put
-  [ "$1" = GET ] && workload=get
-  "$KV" bench --addr "$kv_addr" --workload "$workload" --connections "$2" --pipeline "$3" --ops "$4" \
-    --value-size "$VALUE" --key-space "$KEYS" --duration 120 --json |
-    python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["ops_per_sec"], r["p99_us"])'
 }
 
 results="$work/results.tsv"
@@ -105,8 +110,13 @@ measure() { # label op connections pipeline
   local n
   n=$(ops_for "$3" "$4")
   for run in $(seq "$RUNS"); do
-    printf '%s\t%s\t%s\t%s\tredis\t%s\n' "$1" "$2" "$3" "$4" "$(redis_cell "$2" "$3" "$4" "$n")" >>"$results"
-    printf '%s\t%s\t%s\t%s\tkv\t%s\n' "$1" "$2" "$3" "$4" "$(kv_cell "$2" "$3" "$4" "$n")" >>"$results"
+    printf '%s\t%s\t%s\t%s\tkv\t%s\n' "$1" "$2" "$3" "$4" "$(bench_cell kv "$kv_addr" "$2" "$3" "$4" "$n")" >>"$results"
+    printf '%s\t%s\t%s\t%s\tredis\t%s\n' "$1" "$2" "$3" "$4" \
+      "$(bench_cell resp "127.0.0.1:$REDIS_PORT" "$2" "$3" "$4" "$n")" >>"$results"
+    if [ "${REDIS_BENCHMARK:-1}" = 1 ]; then
+      printf '%s\t%s\t%s\t%s\tredis-benchmark\t%s\n' "$1" "$2" "$3" "$4" \
+        "$(redis_benchmark_cell "$2" "$3" "$4" "$n")" >>"$results"
+    fi
   done
   echo "  measured $1 $2 c=$3 P=$4 ($n ops x $RUNS)" >&2
 }
@@ -135,6 +145,7 @@ else
   echo "== durable: skipped, this kv has no --fsync" >&2
 fi
 
+if [ "${MEMORY:-1}" = 1 ]; then
 echo "== memory: 1,000,000 keys, $VALUE-byte values" >&2
 start_redis --appendonly no
 before=$(rss_kib "$redis_pid")
@@ -156,6 +167,7 @@ kv_bytes=$(( ($(rss_kib "$kv_pid") - before) * 1024 ))
 stop_kv
 printf 'memory\t-\t-\t-\tredis\t%s %s\n' "$redis_bytes" "$redis_keys" >>"$results"
 printf 'memory\t-\t-\t-\tkv\t%s 1000000\n' "$kv_bytes" >>"$results"
+fi
 
 python3 - "$results" "$RUNS" <<'PY'
 import statistics, sys
@@ -175,15 +187,18 @@ for line in open(path):
         order.append(key)
     cells[key][system].append((float(a), float(b)))
 print(f"kv serve vs redis-server, 127.0.0.1, {runs} run(s) per cell (median), 64-byte values, 100k keys")
+print("both driven by kv bench (--protocol kv / resp); redis-benchmark against redis as an extra column")
 print()
-print(f"| mode | op | c | P | redis ops/s | kv ops/s | kv/redis | redis p99 us | kv p99 us | kv/redis p99 |")
-print(f"| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+print(f"| mode | op | c | P | redis ops/s | kv ops/s | kv/redis | redis p99 us | kv p99 us | kv/redis p99 | redis-benchmark ops/s | redis-benchmark p99 us |")
+print(f"| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+def med(values, i):
+    return statistics.median(x[i] for x in values) if values else float("nan")
 for key in order:
-    r = cells[key]["redis"]; k = cells[key]["kv"]
-    r_ops = statistics.median(x[0] for x in r); k_ops = statistics.median(x[0] for x in k)
-    r_p99 = statistics.median(x[1] for x in r); k_p99 = statistics.median(x[1] for x in k)
+    r = cells[key]["redis"]; k = cells[key]["kv"]; b = cells[key].get("redis-benchmark", [])
+    r_ops, k_ops, b_ops = med(r, 0), med(k, 0), med(b, 0)
+    r_p99, k_p99, b_p99 = med(r, 1), med(k, 1), med(b, 1)
     label, op, c, p = key
-    print(f"| {label} | {op} | {c} | {p} | {r_ops:,.0f} | {k_ops:,.0f} | {k_ops / r_ops:.2f}x | {r_p99:,.0f} | {k_p99:,.0f} | {k_p99 / max(r_p99, 1):.2f}x |")
+    print(f"| {label} | {op} | {c} | {p} | {r_ops:,.0f} | {k_ops:,.0f} | {k_ops / r_ops:.2f}x | {r_p99:,.0f} | {k_p99:,.0f} | {k_p99 / max(r_p99, 1):.2f}x | {b_ops:,.0f} | {b_p99:,.0f} |")
 if memory:
     print()
     print("| memory, 1M keys x 64 B | RSS growth | keys | bytes per key |")

@@ -16,7 +16,8 @@
 //!
 //! | error found | [`Failure`] | [`Delivery`] |
 //! | --- | --- | --- |
-//! | tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
+//! | [`deadline::Elapsed`](crate::deadline::Elapsed), or tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
+//! | [`pipeline::Error::TimedOut`] (the deadline passed in the pipeline) | [`TimedOut`](Failure::TimedOut) | — |
 //! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
@@ -53,8 +54,8 @@ pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Failure {
-    /// The request's deadline passed (tower's `Timeout`); it may or may not
-    /// have been applied.
+    /// The request's deadline passed (the [`Deadline`](crate::deadline::Deadline)
+    /// layer, or tower's `Timeout`); it may or may not have been applied.
     TimedOut,
     /// The request was not sent: there was no connection, or it failed
     /// while the request was still queued. Nothing reached the peer.
@@ -96,7 +97,7 @@ impl Failure {
     pub fn of(error: &(dyn Error + 'static)) -> Failure {
         let mut next = Some(error);
         while let Some(error) = next {
-            if error.is::<tower::timeout::error::Elapsed>() {
+            if error.is::<crate::deadline::Elapsed>() || error.is::<tower::timeout::error::Elapsed>() {
                 return Failure::TimedOut;
             }
             if let Some(HandshakeError::Rejected(_)) = error.downcast_ref::<HandshakeError>() {
@@ -122,6 +123,7 @@ impl Failure {
             pipeline::Error::NotSent(_) => Failure::NotSent,
             pipeline::Error::Closed => Failure::Connection,
             pipeline::Error::UnexpectedResponse => Failure::Protocol,
+            pipeline::Error::TimedOut => Failure::TimedOut,
             pipeline::Error::Transport(source) if has_io_error(&**source) => Failure::Connection,
             pipeline::Error::Transport(_) => Failure::Protocol,
         }
@@ -185,6 +187,8 @@ mod tests {
     fn every_framework_error_has_one_answer() {
         let reset = || io::Error::from(io::ErrorKind::ConnectionReset);
         assert_eq!(of(tower::timeout::error::Elapsed::new()), Failure::TimedOut);
+        assert_eq!(of(crate::deadline::Elapsed::new()), Failure::TimedOut);
+        assert_eq!(of(pipeline::Error::TimedOut), Failure::TimedOut);
         assert_eq!(of(Disconnected::new(None)), Failure::NotSent);
         assert_eq!(of(pipeline::Error::Closed.not_sent()), Failure::NotSent);
         assert_eq!(of(pipeline::Error::Closed), Failure::Connection);

@@ -13,7 +13,8 @@
 //!  ───────────                                ───────────
 //!  KvClient / RedisClient / yours             Server::serve (any codec,
 //!      │                                      any tower Service)
-//!  Timeout: one deadline per request              │
+//!  Deadline: one per request, kept by the         │
+//!  pipeline's timer (none per request)            │
 //!      │                                      accept, one task per
 //!  Retry: only what is safe, with backoff,    connection, N requests in
 //!  under a budget                             flight, answers in order
@@ -36,12 +37,14 @@
 //!   [`Codec`](transport::Codec) bounds a client needs, and the TCP connector.
 //! * [`pipeline`]: the in-order multiplexer, a `Service` many tasks share.
 //! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
-//! * [`retry`]: a tower retry policy that retries only what is safe.
+//! * [`deadline`]: one deadline per request, without a timer per request.
+//! * [`retry`]: retries only what is safe, within the deadline.
+//! * [`batch`]: many requests as one unit through the whole stack.
 //! * [`backoff`]: exponential backoff with full jitter, for both of them.
 //! * [`failure`]: the failure vocabulary — [`BoxError`], and the one rule
 //!   that says whether a failed request timed out, was not sent, was lost
 //!   with its connection or met a protocol error.
-//! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks timeout,
+//! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec.
 //! * [`server`]: serve any `Service` over any codec.
 //! * `tls` (feature `tls`, default): TLS as a transport on both sides —
@@ -100,7 +103,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod batch;
 pub mod builder;
+pub mod deadline;
 pub mod failure;
 pub mod pipeline;
 pub mod reconnect;

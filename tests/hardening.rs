@@ -466,7 +466,7 @@ async fn a_bad_response_fails_every_pending_caller_and_drops_the_connection() {
             "expected a protocol error, got {error:?}"
         );
         let mut pipeline = pipeline;
-        let ready = std::future::poll_fn(|cx| pipeline.poll_ready(cx)).await;
+        let ready = std::future::poll_fn(|cx| Service::<kv::Request>::poll_ready(&mut pipeline, cx)).await;
         assert!(ready.is_err(), "a broken pipeline takes no more requests");
         assert!(dropped.await, "the client dropped the connection");
     }

@@ -224,6 +224,45 @@ async fn error_replies_are_typed() {
     assert_eq!(redis.service().reconnect_stats().connects, 1);
 }
 
+#[tokio::test]
+async fn a_batch_is_answered_in_order_with_error_replies_in_place() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let redis = RedisClient::connect(server.addr).await.unwrap();
+
+    redis
+        .set_many((0..500).map(|i| (format!("k{i}"), format!("v{i}"))))
+        .await
+        .unwrap();
+    let keys: Vec<String> = (0..500)
+        .map(|i| format!("k{i}"))
+        .chain(["missing".into()])
+        .collect();
+    let values = redis.get_many(&keys).await.unwrap();
+    assert_eq!(values.len(), 501);
+    assert_eq!(values[321].as_deref(), Some(&b"v321"[..]));
+    assert_eq!(values[500], None);
+
+    let replies = redis
+        .batch([
+            Value::command(["INCR", "counter"]),
+            Value::command(["NOSUCHCOMMAND"]),
+            Value::command(["INCR", "counter"]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(replies[0], Value::Integer(1));
+    assert!(
+        matches!(&replies[1], Value::Error(e) if e.starts_with(b"ERR")),
+        "{replies:?}"
+    );
+    assert_eq!(replies[2], Value::Integer(2), "applied once each, in order");
+    assert!(redis.batch([]).await.unwrap().is_empty());
+    // One request each for the retry budget: three batches, not 1,004 calls.
+    assert_eq!(redis.service().retry_stats().requests, 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_tasks_share_one_pipelined_connection() {
     let Some(server) = RedisServer::start() else {

@@ -603,8 +603,7 @@ async fn spawn_counter_server() -> CounterServer {
     server
 }
 
-type CounterService =
-    tower::timeout::Timeout<tower::retry::Retry<RetryPolicy, Reconnect<Pipeline<Cmd, Reply>>>>;
+type CounterService = wirestack::deadline::Deadline<wirestack::retry::Retry<Reconnect<Pipeline<Cmd, Reply>>>>;
 
 fn counter_client<M>(connector: M, addr: SocketAddr, policy: RetryPolicy) -> CounterService
 where
@@ -613,7 +612,7 @@ where
     M::Future: Send,
 {
     ServiceBuilder::new()
-        .timeout(Duration::from_secs(10))
+        .layer(wirestack::deadline::DeadlineLayer::new(Duration::from_secs(10)))
         .layer(policy.into_layer())
         .layer(ReconnectLayer::with_config(addr, fast_reconnect()))
         .service(connector)
@@ -683,4 +682,73 @@ async fn a_request_that_is_not_idempotent_is_retried_when_it_was_never_sent() {
     assert_eq!(reply, Reply("1".into()));
     assert_eq!(server.counter.load(Ordering::SeqCst), 1, "applied exactly once");
     assert!(stats.stats().retries >= 1, "{:?}", stats.stats());
+}
+
+#[tokio::test]
+async fn a_batch_resends_the_remainder_from_its_first_refused_request() {
+    let received = Arc::new(AtomicU64::new(0));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let store = kv::Store::new();
+    let service = tower::service_fn({
+        let received = received.clone();
+        move |incoming: Incoming| {
+            // The second request this server ever sees is refused.
+            let refuse = received.fetch_add(1, Ordering::SeqCst) == 1;
+            let answer = (!refuse).then(|| kv::KvService::new(store.clone()).call(incoming));
+            async move {
+                match answer {
+                    Some(answer) => answer.await,
+                    None => Ok::<_, Infallible>(Response::error(Status::Busy, "one moment")),
+                }
+            }
+        }
+    });
+    tokio::spawn(Server::new(ServerCodec::new()).serve(
+        listener,
+        tower::make::Shared::new(service),
+        std::future::pending(),
+    ));
+
+    let client = KvClient::connect(addr).await.unwrap();
+    // k is written twice in the batch: the retry must leave the later value.
+    client
+        .put_many([("k", "first"), ("a", "1"), ("k", "last"), ("b", "2")])
+        .await
+        .unwrap();
+    // 4 sent, then the 3 from the refused one on.
+    assert_eq!(received.load(Ordering::SeqCst), 7);
+    assert_eq!(client.service().retry_stats().retries, 1);
+    assert_eq!(client.get("k").await.unwrap().as_deref(), Some(&b"last"[..]));
+    assert_eq!(client.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_that_outlasts_the_deadline_is_reported_as_busy() {
+    let received = Arc::new(AtomicU64::new(0));
+    let addr = spawn_busy_server(received.clone()).await;
+    // Retries every 200-400 ms, without limit but the deadline's.
+    let client = KvClient::new(
+        ClientBuilder::new(ClientCodec::new())
+            .timeout(Duration::from_secs(2))
+            .retry(RetryConfig {
+                max_retries: u32::MAX,
+                backoff: Backoff::new(Duration::from_millis(200), Duration::from_millis(400)),
+                ..RetryConfig::default()
+            })
+            .connect::<Request>(addr)
+            .await
+            .unwrap(),
+    );
+    let started = tokio::time::Instant::now();
+    let error = client.get("k").await.unwrap_err();
+    assert!(matches!(error, KvError::Busy { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered before the deadline"
+    );
+    assert!(
+        received.load(Ordering::Relaxed) >= 3,
+        "retried while there was time"
+    );
 }

@@ -34,17 +34,7 @@ async fn tls_server(identity: &Identity, client_ca: Option<&Pki>, serve: ServeCo
 }
 
 /// A client with the full default stack over TLS, checking "localhost".
-async fn tls_client(
-    addr: std::net::SocketAddr,
-    config: Arc<ClientConfig>,
-) -> Result<
-    KvClient<
-        impl tower::Service<Request, Response = wirestack::kv::Response, Error = wirestack::BoxError>
-            + Clone
-            + std::fmt::Debug,
-    >,
-    KvError,
-> {
+async fn tls_client(addr: std::net::SocketAddr, config: Arc<ClientConfig>) -> Result<KvClient, KvError> {
     ClientBuilder::new(ClientCodec::new())
         .timeout(Duration::from_secs(5))
         .tls(config, tls::server_name("localhost").unwrap())

@@ -4,6 +4,7 @@
 use crate::reconnect::{ReconnectHandle, ReconnectStats};
 use crate::retry::{RetryHandle, RetryStats};
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::Service;
 
@@ -16,6 +17,11 @@ use tower::Service;
 #[derive(Clone)]
 pub struct Client<S> {
     service: S,
+    /// One reference count per clone, however many handles.
+    handles: Arc<Handles>,
+}
+
+struct Handles {
     reconnect: Option<ReconnectHandle>,
     retry: Option<RetryHandle>,
 }
@@ -24,33 +30,31 @@ impl<S> Client<S> {
     pub(super) fn new(service: S, reconnect: Option<ReconnectHandle>, retry: Option<RetryHandle>) -> Self {
         Client {
             service,
-            reconnect,
-            retry,
+            handles: Arc::new(Handles { reconnect, retry }),
         }
     }
 
     /// What the reconnect layer has done (all zero without one).
     pub fn reconnect_stats(&self) -> ReconnectStats {
-        self.reconnect
-            .as_ref()
+        self.reconnect_handle()
             .map(ReconnectHandle::stats)
             .unwrap_or_default()
     }
 
     /// What the retry layer has done (all zero without one).
     pub fn retry_stats(&self) -> RetryStats {
-        self.retry.as_ref().map(RetryHandle::stats).unwrap_or_default()
+        self.retry_handle().map(RetryHandle::stats).unwrap_or_default()
     }
 
     /// A handle on the reconnect layer's counters and state, if the stack
     /// has one.
     pub fn reconnect_handle(&self) -> Option<&ReconnectHandle> {
-        self.reconnect.as_ref()
+        self.handles.reconnect.as_ref()
     }
 
     /// A handle on the retry layer's counters, if the stack has one.
     pub fn retry_handle(&self) -> Option<&RetryHandle> {
-        self.retry.as_ref()
+        self.handles.retry.as_ref()
     }
 
     /// The stack.
@@ -67,8 +71,8 @@ impl<S> Client<S> {
 impl<S> fmt::Debug for Client<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("reconnect", &self.reconnect.as_ref().map(ReconnectHandle::stats))
-            .field("retry", &self.retry.as_ref().map(RetryHandle::stats))
+            .field("reconnect", &self.reconnect_handle().map(ReconnectHandle::stats))
+            .field("retry", &self.retry_handle().map(RetryHandle::stats))
             .finish_non_exhaustive()
     }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //!   Client ── handles: reconnect_stats(), retry_stats()
 //!     │
-//!   Timeout          the request's deadline, retries included    → tower::timeout::error::Elapsed
+//!   Deadline         the request's deadline, retries included    → deadline::Elapsed
 //!     │              (.timeout(d) / .no_timeout())
 //!   Retry            RetryPolicy: safe requests, backoff, budget → the last attempt's error
 //!     │              (.retry(config) / .no_retry())
@@ -20,17 +20,17 @@
 //!                    (.tls(config, name) with the `tls` feature, or .connector(m))
 //! ```
 //!
-//! Every layer is usable alone (see [`reconnect`](crate::reconnect),
-//! [`retry`](crate::retry) and tower's [`timeout`](tower::timeout)); the
+//! Every layer is usable alone (see [`deadline`](crate::deadline),
+//! [`retry`](crate::retry) and [`reconnect`](crate::reconnect)); the
 //! builder only stacks them in the order that makes each one's promise hold:
-//! the timeout bounds everything, including retries and the wait for a
+//! the deadline bounds everything, including retries and the wait for a
 //! reconnect; a retry sees the error of one attempt and retries on a fresh
 //! connection. A layer you turn off is not in the stack at all: its type is
 //! gone from the [`Client`] and it costs nothing.
 //!
 //! | builder | stack |
 //! | --- | --- |
-//! | `ClientBuilder::new(codec)` | timeout → retry → reconnect → pipeline |
+//! | `ClientBuilder::new(codec)` | deadline → retry → reconnect → pipeline |
 //! | `.no_timeout().no_retry()` | reconnect → pipeline |
 //! | `.no_timeout().no_retry().no_reconnect()` | the bare [`Pipeline`] |
 //!
@@ -107,16 +107,15 @@ mod settings;
 pub use client::Client;
 pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
 
+use crate::deadline::Deadline;
 use crate::pipeline::{self, MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig};
-use crate::retry::{RetryConfig, RetryPolicy};
+use crate::retry::{Retry, RetryConfig};
 use crate::transport::{Codec, MakeTransport, OnConnect, Target, TcpConnector};
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
 use tower::layer::util::{Identity, Stack as LayerStack};
-use tower::retry::Retry;
-use tower::timeout::Timeout;
 use tower::Layer;
 
 /// The service a builder in state `T`, `R`, `K` with layers `L` makes, for
@@ -130,10 +129,10 @@ pub type Stack<T, R, L, K, P> = <T as TimeoutSetting>::Service<
 pub type Built<C, Req, L, T, R, K> = Client<Stack<T, R, L, K, Pipeline<Req, <C as Codec<Req>>::Response>>>;
 
 /// The stack [`ClientBuilder`] builds with its defaults and no layer of
-/// yours: timeout → retry → reconnect → pipeline.
-pub type DefaultStack<Req, Resp> = Timeout<Retry<RetryPolicy, Reconnect<Pipeline<Req, Resp>>>>;
+/// yours: deadline → retry → reconnect → pipeline.
+pub type DefaultStack<Req, Resp> = Deadline<Retry<Reconnect<Pipeline<Req, Resp>>>>;
 
-/// Builds a [`Client`]: timeout → retry → your layers → reconnect → pipeline,
+/// Builds a [`Client`]: deadline → retry → your layers → reconnect → pipeline,
 /// over TCP and `codec`.
 ///
 /// Defaults: a 5 s deadline per request ([`timeout`](Self::timeout)),

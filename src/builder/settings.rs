@@ -6,16 +6,15 @@
 //! [`RetryConfig`] or [`NoRetry`], [`ReconnectConfig`] or [`NoReconnect`]),
 //! and each knows the service it wraps around its inner one.
 
+use crate::deadline::Deadline;
 use crate::failure::BoxError;
 use crate::pipeline::{MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
-use crate::retry::{RetryConfig, RetryHandle, RetryPolicy};
+use crate::retry::{Retry, RetryConfig, RetryHandle, RetryPolicy};
 use crate::transport::MakeTransport;
 use std::future::Future;
 use std::time::Duration;
-use tower::retry::Retry;
-use tower::timeout::Timeout;
 use tower::Service;
 
 /// The builder's state for "no deadline per request": see
@@ -33,8 +32,9 @@ pub struct NoRetry;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoReconnect;
 
-/// The outermost layer's setting: a [`Duration`] (tower's
-/// [`Timeout`]) or [`NoTimeout`]. Sealed.
+/// The outermost layer's setting: a [`Duration`] (a [`Deadline`]: one
+/// deadline per request, kept by the pipeline's timer) or [`NoTimeout`].
+/// Sealed.
 pub trait TimeoutSetting: sealed::Sealed {
     /// The service this setting makes around `S`.
     type Service<S>;
@@ -43,9 +43,9 @@ pub trait TimeoutSetting: sealed::Sealed {
 }
 
 impl TimeoutSetting for Duration {
-    type Service<S> = Timeout<S>;
-    fn wrap<S>(&self, inner: S) -> Timeout<S> {
-        Timeout::new(inner, *self)
+    type Service<S> = Deadline<S>;
+    fn wrap<S>(&self, inner: S) -> Deadline<S> {
+        Deadline::new(inner, *self)
     }
 }
 
@@ -56,7 +56,7 @@ impl TimeoutSetting for NoTimeout {
     }
 }
 
-/// The retry layer's setting: a [`RetryConfig`] (tower's [`Retry`] with a
+/// The retry layer's setting: a [`RetryConfig`] (a [`Retry`] with a
 /// [`RetryPolicy`]) or [`NoRetry`]. Sealed.
 pub trait RetrySetting: sealed::Sealed {
     /// The service this setting makes around `S`.
@@ -66,8 +66,8 @@ pub trait RetrySetting: sealed::Sealed {
 }
 
 impl RetrySetting for RetryConfig {
-    type Service<S> = Retry<RetryPolicy, S>;
-    fn wrap<S>(&self, inner: S) -> (Retry<RetryPolicy, S>, Option<RetryHandle>) {
+    type Service<S> = Retry<S>;
+    fn wrap<S>(&self, inner: S) -> (Retry<S>, Option<RetryHandle>) {
         let policy = RetryPolicy::new(self.clone());
         let handle = policy.handle();
         (Retry::new(policy, inner), Some(handle))

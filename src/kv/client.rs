@@ -2,11 +2,11 @@
 
 use super::codec::ClientCodec;
 use super::{Request, Response, Status};
+use crate::batch::{Batch, BatchResponse};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
 use crate::failure::{BoxError, Failure};
 use crate::pipeline;
 use bytes::Bytes;
-use futures::stream::{FuturesOrdered, TryStreamExt};
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
 use tower::{Service, ServiceExt};
@@ -20,12 +20,20 @@ use tower::{Service, ServiceExt};
 #[non_exhaustive]
 pub enum KvError {
     /// The server answered with an error status (`ERROR`, `BAD_REQUEST`,
-    /// `TOO_LARGE`, `BUSY` or `STORAGE`) and its message.
-    /// (`UNAUTHENTICATED` is [`KvError::Unauthenticated`].)
+    /// `TOO_LARGE` or `STORAGE`) and its message. (`BUSY` is
+    /// [`KvError::Busy`], `UNAUTHENTICATED` is [`KvError::Unauthenticated`].)
     #[error("server answered {status}: {message}")]
     Server {
         /// The status the server sent.
         status: Status,
+        /// The server's message.
+        message: String,
+    },
+    /// The server refused the request for now (`BUSY`: overloaded) and went
+    /// on refusing until the client's retries, retry budget or deadline ran
+    /// out. Nothing was applied; the request may be sent again later.
+    #[error("server answered BUSY: {message}")]
+    Busy {
         /// The server's message.
         message: String,
     },
@@ -93,6 +101,9 @@ impl KvError {
             Status::Unauthenticated => KvError::Unauthenticated {
                 message: response.message(),
             },
+            Status::Busy => KvError::Busy {
+                message: response.message(),
+            },
             status => KvError::Server {
                 status,
                 message: response.message(),
@@ -100,15 +111,10 @@ impl KvError {
         }
     }
 
-    /// `true` if this is the server answering `BUSY`: safe to retry later.
+    /// `true` if this is the server answering `BUSY` ([`KvError::Busy`]):
+    /// nothing was applied, safe to retry later.
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            KvError::Server {
-                status: Status::Busy,
-                ..
-            }
-        )
+        matches!(self, KvError::Busy { .. })
     }
 
     /// `true` if this is the server answering `STORAGE`: its log could not
@@ -195,9 +201,7 @@ where
 
     /// Sends one request and returns the raw response, whatever its status.
     pub async fn call(&self, request: Request) -> Result<Response, KvError> {
-        self.service
-            .clone()
-            .oneshot(request)
+        ServiceExt::<Request>::oneshot(self.service.clone(), request)
             .await
             .map_err(|e| KvError::from_service(e.into()))
     }
@@ -278,32 +282,37 @@ where
         }
     }
 
-    /// Sends every request back to back without waiting between them (one
-    /// pipelined batch) and returns the responses in order.
-    pub async fn call_many(
+    /// Sends every request as one [`Batch`]: one message through the stack,
+    /// written back to back, answered at once, retried as a unit (see
+    /// [`crate::batch`]). Returns the responses in order, whatever their
+    /// status; fails if any request failed in the stack.
+    pub async fn call_many<E>(
         &self,
         requests: impl IntoIterator<Item = Request>,
-    ) -> Result<Vec<Response>, KvError> {
-        let mut service = self.service.clone();
-        let mut responses = FuturesOrdered::new();
-        for request in requests {
-            let ready = service
-                .ready()
-                .await
-                .map_err(|e| KvError::from_service(e.into()))?;
-            responses.push_back(ready.call(request));
-        }
-        responses
-            .try_collect()
+    ) -> Result<Vec<Response>, KvError>
+    where
+        S: Service<Batch<Request>, Response = BatchResponse<Response, E>>,
+        <S as Service<Batch<Request>>>::Error: Into<BoxError>,
+        E: Into<BoxError>,
+    {
+        let batch: Batch<Request> = requests.into_iter().collect();
+        let answers = ServiceExt::<Batch<Request>>::oneshot(self.service.clone(), batch)
             .await
-            .map_err(|e: S::Error| KvError::from_service(e.into()))
+            .map_err(|e| KvError::from_service(e.into()))?;
+        answers
+            .into_iter()
+            .map(|answer| answer.map_err(|e| KvError::from_service(e.into())))
+            .collect()
     }
 
-    /// Writes every pair in one pipelined batch; fails if any write failed.
-    pub async fn put_many<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), KvError>
+    /// Writes every pair in one [`Batch`]; fails if any write failed.
+    pub async fn put_many<K, V, E>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), KvError>
     where
         K: Into<Bytes>,
         V: Into<Bytes>,
+        S: Service<Batch<Request>, Response = BatchResponse<Response, E>>,
+        <S as Service<Batch<Request>>>::Error: Into<BoxError>,
+        E: Into<BoxError>,
     {
         let requests = pairs.into_iter().map(|(key, value)| Request::Put {
             key: key.into(),
@@ -315,11 +324,17 @@ where
         Ok(())
     }
 
-    /// Reads every key in one pipelined batch; the values come back in the
-    /// order of the keys.
-    pub async fn get_many<K>(&self, keys: impl IntoIterator<Item = K>) -> Result<Vec<Option<Bytes>>, KvError>
+    /// Reads every key in one [`Batch`]; the values come back in the order
+    /// of the keys.
+    pub async fn get_many<K, E>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, KvError>
     where
         K: Into<Bytes>,
+        S: Service<Batch<Request>, Response = BatchResponse<Response, E>>,
+        <S as Service<Batch<Request>>>::Error: Into<BoxError>,
+        E: Into<BoxError>,
     {
         let requests = keys.into_iter().map(|key| Request::Get { key: key.into() });
         self.call_many(requests)

@@ -1,7 +1,9 @@
 //! The [`Pipeline`] service that callers hold.
 
-use super::dispatch::{Dispatch, Message, Shared};
+use super::dispatch::{Dispatch, Shared};
 use super::error::Error;
+use super::message::Message;
+use crate::deadline::context;
 use crate::failure::BoxError;
 use crate::transport::Transport;
 use futures::ready;
@@ -11,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore, TryAcquireError};
+use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 use tower::Service;
 
@@ -61,12 +64,15 @@ impl Builder {
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let semaphore = Arc::new(Semaphore::new(self.max_in_flight));
-        let shared = Arc::new(Shared::new(semaphore.clone()));
+        let shared = Arc::new(Shared::new(semaphore));
         let pipeline = Pipeline {
-            tx,
-            semaphore: PollSemaphore::new(semaphore),
-            permit: None,
-            shared: shared.clone(),
+            handle: Arc::new(Handle {
+                tx,
+                shared: shared.clone(),
+                max_in_flight: self.max_in_flight,
+            }),
+            waiting: None,
+            has_permit: false,
         };
         let dispatch = Dispatch::new(transport, rx, shared, self.max_batch);
         (pipeline, dispatch)
@@ -89,20 +95,32 @@ impl Builder {
 
 /// A pipelining multiplexer over one connection, as a tower [`Service`].
 ///
-/// Clone it freely: every clone shares the connection. Requests are written
-/// in the order they are called and matched to responses in that order.
-/// `poll_ready` waits while `max_in_flight` requests are outstanding, and
-/// fails once the connection is gone — the service is then broken for good
-/// and should be dropped (the reconnect layer does this).
+/// Clone it freely: every clone shares the connection (a clone is one
+/// reference count). Requests are written in the order they are called and
+/// matched to responses in that order. `poll_ready` waits while
+/// `max_in_flight` requests are outstanding, and fails once the connection
+/// is gone — the service is then broken for good and should be dropped (the
+/// reconnect layer does this).
+///
+/// It is also a `Service` of [`Batch`](crate::batch::Batch)es: see
+/// [`BatchFuture`](super::BatchFuture).
 ///
 /// Dropping a call's [`ResponseFuture`] cancels it: never sent if the
 /// connection task had not written it yet, answered and the answer
 /// discarded if it had.
 pub struct Pipeline<Req, Resp> {
-    tx: mpsc::UnboundedSender<Message<Req, Resp>>,
-    semaphore: PollSemaphore,
-    permit: Option<OwnedSemaphorePermit>,
-    shared: Arc<Shared>,
+    pub(super) handle: Arc<Handle<Req, Resp>>,
+    /// Only made when a caller has to wait for capacity.
+    waiting: Option<Box<PollSemaphore>>,
+    /// `poll_ready` took a permit that no call has used yet.
+    pub(super) has_permit: bool,
+}
+
+/// What every clone of a [`Pipeline`] shares.
+pub(super) struct Handle<Req, Resp> {
+    pub(super) tx: mpsc::UnboundedSender<Message<Req, Resp>>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) max_in_flight: usize,
 }
 
 impl<Req, Resp> Pipeline<Req, Resp> {
@@ -119,17 +137,43 @@ impl<Req, Resp> Pipeline<Req, Resp> {
 
     /// The error that broke the connection, if it is broken.
     pub fn broken(&self) -> Option<Error> {
-        self.shared.error()
+        self.handle.shared.error()
+    }
+
+    /// Takes the permit `poll_ready` reserved, for a call.
+    pub(super) fn take_permit(&mut self) {
+        assert!(
+            std::mem::take(&mut self.has_permit),
+            "Pipeline::call without a successful poll_ready"
+        );
+    }
+
+    /// Queues `message` for the connection task; if the task is gone, the
+    /// message comes back unsent and is failed here.
+    pub(super) fn send(&self, message: Message<Req, Resp>) {
+        if let Err(unsent) = self.handle.tx.send(message) {
+            let unsent = unsent.0;
+            self.handle.shared.release(unsent.permits());
+            let failure = self.broken().unwrap_or(Error::Closed);
+            unsent.fail(failure.not_sent());
+        }
     }
 }
 
 impl<Req, Resp> Clone for Pipeline<Req, Resp> {
     fn clone(&self) -> Self {
         Pipeline {
-            tx: self.tx.clone(),
-            semaphore: self.semaphore.clone(),
-            permit: None,
-            shared: self.shared.clone(),
+            handle: self.handle.clone(),
+            waiting: None,
+            has_permit: false,
+        }
+    }
+}
+
+impl<Req, Resp> Drop for Pipeline<Req, Resp> {
+    fn drop(&mut self) {
+        if self.has_permit {
+            self.handle.shared.release(1);
         }
     }
 }
@@ -137,9 +181,53 @@ impl<Req, Resp> Clone for Pipeline<Req, Resp> {
 impl<Req, Resp> fmt::Debug for Pipeline<Req, Resp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
-            .field("ready", &self.permit.is_some())
-            .field("broken", &self.shared.error())
+            .field("ready", &self.has_permit)
+            .field("broken", &self.broken())
             .finish()
+    }
+}
+
+/// `poll_ready` for one request or one batch: a permit of the in-flight limit.
+pub(super) fn poll_permit<Req, Resp>(
+    pipeline: &mut Pipeline<Req, Resp>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
+    let shared = &pipeline.handle.shared;
+    if let Some(error) = shared.error() {
+        return Poll::Ready(Err(error));
+    }
+    if pipeline.has_permit {
+        return Poll::Ready(Ok(()));
+    }
+    // The fast path only while this handle is not queued for a permit: a
+    // queued waiter may have been given one already, which would be lost
+    // inside it if this handle took another from the counter.
+    if pipeline.waiting.is_none() {
+        match shared.semaphore.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                pipeline.has_permit = true;
+                return Poll::Ready(Ok(()));
+            }
+            // The connection task closes the semaphore when it fails.
+            Err(TryAcquireError::Closed) => return Poll::Ready(Err(shared.error().unwrap_or(Error::Closed))),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+    }
+    let waiting = pipeline
+        .waiting
+        .get_or_insert_with(|| Box::new(PollSemaphore::new(shared.semaphore.clone())));
+    let acquired = ready!(waiting.poll_acquire(cx));
+    // Done waiting: nothing is queued for this handle any more (the next
+    // acquisition the semaphore prepared is not queued until polled).
+    pipeline.waiting = None;
+    match acquired {
+        Some(permit) => {
+            permit.forget();
+            pipeline.has_permit = true;
+            Poll::Ready(Ok(()))
+        }
+        None => Poll::Ready(Err(shared.error().unwrap_or(Error::Closed))),
     }
 }
 
@@ -149,38 +237,19 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
     type Future = ResponseFuture<Resp>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        if let Some(error) = self.shared.error() {
-            return Poll::Ready(Err(error));
-        }
-        if self.permit.is_none() {
-            match ready!(self.semaphore.poll_acquire(cx)) {
-                Some(permit) => self.permit = Some(permit),
-                // The connection task closes the semaphore when it fails.
-                None => return Poll::Ready(Err(self.shared.error().unwrap_or(Error::Closed))),
-            }
-        }
-        Poll::Ready(Ok(()))
+        poll_permit(self, cx)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let Some(permit) = self.permit.take() else {
-            panic!("Pipeline::call without a successful poll_ready");
-        };
+        self.take_permit();
         let (tx, rx) = oneshot::channel();
-        let message = Message {
+        let deadline = context::current();
+        self.send(Message::One {
             request,
             tx,
-            _permit: permit,
-        };
-        // If the connection task is gone the message comes back unsent.
-        if let Err(unsent) = self.tx.send(message) {
-            let failure = self.shared.error().unwrap_or(Error::Closed);
-            let _ = unsent.0.tx.send(Err(failure.not_sent()));
-        }
-        ResponseFuture {
-            rx,
-            shared: self.shared.clone(),
-        }
+            deadline,
+        });
+        ResponseFuture { rx, deadline }
     }
 }
 
@@ -193,7 +262,8 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
 pub struct ResponseFuture<Resp> {
     #[pin]
     rx: oneshot::Receiver<Result<Resp, Error>>,
-    shared: Arc<Shared>,
+    /// The connection task answers by then at the latest.
+    deadline: Option<Instant>,
 }
 
 impl<Resp> fmt::Debug for ResponseFuture<Resp> {
@@ -207,11 +277,17 @@ impl<Resp> Future for ResponseFuture<Resp> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        match ready!(this.rx.poll(cx)) {
-            Ok(result) => Poll::Ready(result),
-            // The connection task dropped the request without answering: it
-            // has failed or stopped, and recorded why first.
-            Err(_) => Poll::Ready(Err(this.shared.error().unwrap_or(Error::Closed))),
+        match this.rx.poll(cx) {
+            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            // The connection task answers everyone before it ends, even when
+            // it is dropped; this is only a safety net.
+            Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed)),
+            Poll::Pending => {
+                if let Some(deadline) = *this.deadline {
+                    context::promise_wake_by(deadline);
+                }
+                Poll::Pending
+            }
         }
     }
 }

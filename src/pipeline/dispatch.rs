@@ -1,37 +1,27 @@
-//! The task that owns the transport: coalesces writes, matches responses.
+//! The task that owns the transport: coalesces writes, matches responses,
+//! keeps the deadlines.
 
 use super::error::Error;
+use super::message::{ManyPending, Message, Pending};
+use super::sweep::Sweep;
 use crate::failure::BoxError;
 use crate::transport::Transport;
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-
-/// A request on its way to the connection task.
-pub(crate) struct Message<Req, Resp> {
-    pub(crate) request: Req,
-    pub(crate) tx: oneshot::Sender<Result<Resp, Error>>,
-    /// Held until the response is delivered: this is what bounds the number
-    /// of requests in flight.
-    pub(crate) _permit: OwnedSemaphorePermit,
-}
-
-/// A request written to the transport, waiting for its response.
-struct Pending<Resp> {
-    tx: oneshot::Sender<Result<Resp, Error>>,
-    _permit: OwnedSemaphorePermit,
-}
+use tokio::sync::{mpsc, Semaphore};
 
 /// State shared by the handles and the connection task.
 #[derive(Debug)]
 pub(crate) struct Shared {
     error: OnceLock<Error>,
-    semaphore: Arc<Semaphore>,
+    /// The in-flight limit. Callers take permits and forget them; the
+    /// connection task gives them back when their calls are done, in bulk.
+    pub(crate) semaphore: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -46,6 +36,12 @@ impl Shared {
         self.error.get().cloned()
     }
 
+    pub(crate) fn release(&self, permits: usize) {
+        if permits > 0 {
+            self.semaphore.add_permits(permits);
+        }
+    }
+
     /// Records why the connection failed (the first reason wins) and wakes
     /// every caller waiting for capacity so that it sees it.
     fn fail(&self, error: Error) -> Error {
@@ -57,13 +53,14 @@ impl Shared {
 
 /// The future that drives one pipelined connection.
 ///
-/// It owns the transport. Each time it runs it moves every queued request
-/// into the sink (up to `max_batch`), flushes once for all of them, and hands
-/// each response that has arrived to the oldest waiting caller. It finishes
-/// when every [`Pipeline`](super::Pipeline) handle is gone and every response
-/// is delivered, or when the connection fails — then every waiting caller gets
-/// the error at once.
-#[pin_project(project = DispatchProj)]
+/// It owns the transport. Each time it runs it moves queued requests into
+/// the sink (up to `max_batch`; a batch's requests back to back), flushes
+/// once for all of them, and hands each response that has arrived to the
+/// oldest waiting caller. One timer keeps the deadlines of every request it
+/// holds. It finishes when every [`Pipeline`](super::Pipeline) handle is gone
+/// and every response is delivered, or when the connection fails — then
+/// every waiting caller gets the error at once.
+#[pin_project(PinnedDrop, project = DispatchProj)]
 pub struct Dispatch<T, Req>
 where
     T: Transport<Req>,
@@ -71,13 +68,17 @@ where
     #[pin]
     transport: T,
     rx: mpsc::UnboundedReceiver<Message<Req, T::Response>>,
-    pending: VecDeque<Pending<T::Response>>,
+    /// Received while the transport could take no more: not written yet.
+    queue: VecDeque<Message<Req, T::Response>>,
+    pending: VecDeque<Pending<Req, T::Response>>,
     shared: Arc<Shared>,
+    sweep: Sweep,
     max_batch: usize,
     needs_flush: bool,
     /// This pass's flush was put off once, to gather more requests.
     flush_deferred: bool,
     handles_gone: bool,
+    done: bool,
 }
 
 impl<T, Req> fmt::Debug for Dispatch<T, Req>
@@ -86,6 +87,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dispatch")
+            .field("queued", &self.queue.len())
             .field("pending", &self.pending.len())
             .field("needs_flush", &self.needs_flush)
             .field("handles_gone", &self.handles_gone)
@@ -116,12 +118,15 @@ where
         Dispatch {
             transport,
             rx,
+            queue: VecDeque::new(),
             pending: VecDeque::new(),
             shared,
+            sweep: Sweep::default(),
             max_batch,
             needs_flush: false,
             flush_deferred: false,
             handles_gone: false,
+            done: false,
         }
     }
 }
@@ -135,18 +140,31 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        match poll_once(&mut this, cx) {
+        if *this.done {
+            return Poll::Ready(());
+        }
+        let mut released = 0;
+        let step = poll_once(&mut this, cx, &mut released);
+        this.shared.release(released);
+        match step {
             Ok(Step::Idle) => {}
             Ok(Step::Again) => cx.waker().wake_by_ref(),
             Err(error) => {
                 fail_all(&mut this, error);
+                *this.done = true;
                 return Poll::Ready(());
             }
         }
-        if *this.handles_gone && this.pending.is_empty() && !*this.needs_flush {
+        // The deadlines: rarely due, and then once per timeout period.
+        while this.sweep.poll_due(cx) {
+            let released = this.sweep.expire(this.queue, this.pending);
+            this.shared.release(released);
+        }
+        if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
             // Orderly end: nobody can send more and nobody waits. A failed
             // close changes nothing for anyone.
             let _ = futures::ready!(this.transport.as_mut().poll_close(cx));
+            *this.done = true;
             return Poll::Ready(());
         }
         Poll::Pending
@@ -155,7 +173,11 @@ where
 
 type Projected<'a, T, Req> = DispatchProj<'a, T, Req>;
 
-fn poll_once<T, Req>(this: &mut Projected<'_, T, Req>, cx: &mut Context<'_>) -> Result<Step, Error>
+fn poll_once<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    cx: &mut Context<'_>,
+    released: &mut usize,
+) -> Result<Step, Error>
 where
     T: Transport<Req>,
     <T as Transport<Req>>::Error: Into<BoxError>,
@@ -163,39 +185,113 @@ where
     let mut step = Step::Idle;
 
     // 1. Move queued requests into the sink; no flush yet.
+    let in_flight_before = this.pending.len();
     let mut written = 0;
-    while !*this.handles_gone {
+    let mut blocked = false;
+    loop {
         if written == *this.max_batch {
             step = Step::Again;
+            break;
+        }
+        // A batch being written goes on before anything else is taken.
+        let writing = match this.pending.back_mut() {
+            Some(Pending::Many(many)) if many.unwritten.len() > 0 => {
+                if many.tx.as_ref().is_none_or(|tx| tx.is_closed()) {
+                    // Its caller stopped waiting: write no more of it.
+                    many.stop_writing();
+                    if many.is_complete() {
+                        *released += many.permits;
+                        this.pending.pop_back();
+                    }
+                    continue;
+                }
+                true
+            }
+            _ => false,
+        };
+        if !writing && this.queue.is_empty() && *this.handles_gone {
             break;
         }
         match this.transport.as_mut().poll_ready(cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => break,
-        }
-        let message = match this.rx.poll_recv(cx) {
-            Poll::Ready(Some(message)) => message,
-            Poll::Ready(None) => {
-                *this.handles_gone = true;
+            Poll::Pending => {
+                blocked = true;
                 break;
             }
-            Poll::Pending => break,
-        };
-        if message.tx.is_closed() {
-            // The caller gave up before the request was written: skip it.
+        }
+        if writing {
+            let next = match this.pending.back_mut() {
+                Some(Pending::Many(many)) => many.unwritten.next(),
+                _ => None,
+            };
+            if let Some(request) = next {
+                start_send(this, request)?;
+                many_written(this);
+                written += 1;
+            }
             continue;
         }
-        this.transport
-            .as_mut()
-            .start_send(message.request)
-            .map_err(Error::transport)?;
-        this.pending.push_back(Pending {
-            tx: message.tx,
-            _permit: message._permit,
-        });
-        *this.needs_flush = true;
-        written += 1;
+        let message = match this.queue.pop_front() {
+            Some(message) => message,
+            None => match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(message)) => message,
+                Poll::Ready(None) => {
+                    *this.handles_gone = true;
+                    break;
+                }
+                Poll::Pending => break,
+            },
+        };
+        if message.is_abandoned() {
+            // The caller gave up before anything was written: skip it.
+            *released += message.permits();
+            continue;
+        }
+        this.sweep.note(message.deadline());
+        match message {
+            Message::One {
+                request,
+                tx,
+                deadline,
+            } => {
+                start_send(this, request)?;
+                this.pending.push_back(Pending::One {
+                    tx: Some(tx),
+                    deadline,
+                });
+                written += 1;
+            }
+            Message::Many {
+                requests,
+                tx,
+                deadline,
+                permits,
+            } => {
+                if requests.is_empty() {
+                    let _ = tx.send(Ok(Vec::new()));
+                    *released += permits;
+                    continue;
+                }
+                // Written from the top of the loop, request by request.
+                let many = ManyPending::new(requests, tx, deadline, permits);
+                this.pending.push_back(Pending::Many(Box::new(many)));
+            }
+        }
+    }
+    if blocked {
+        // The peer is not reading: hold what callers queue, so that the
+        // deadlines of every request are known here.
+        while !*this.handles_gone {
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(message)) => {
+                    this.sweep.note(message.deadline());
+                    this.queue.push_back(message);
+                }
+                Poll::Ready(None) => *this.handles_gone = true,
+                Poll::Pending => break,
+            }
+        }
     }
 
     // 2. One flush for the whole batch. When other requests are already in
@@ -203,8 +299,8 @@ where
     // put the flush off for one turn of the scheduler, so those join this
     // write instead of each paying for a syscall of its own. A lone caller
     // (nothing else in flight) is flushed at once and pays no latency.
-    let others_in_flight = this.pending.len() > written;
-    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred {
+    let others_in_flight = in_flight_before > 0;
+    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred && !blocked {
         *this.flush_deferred = true;
         step = Step::Again;
     } else if *this.needs_flush {
@@ -221,17 +317,73 @@ where
     // 3. Hand every response that has arrived to the oldest waiting caller.
     loop {
         match this.transport.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(response))) => match this.pending.pop_front() {
-                // A caller that stopped waiting just doesn't get it.
-                Some(pending) => drop(pending.tx.send(Ok(response))),
-                None => return Err(Error::UnexpectedResponse),
-            },
+            Poll::Ready(Some(Ok(response))) => answer(this, response, released)?,
             Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
             Poll::Ready(None) => return Err(Error::Closed),
             Poll::Pending => break,
         }
     }
     Ok(step)
+}
+
+fn start_send<T, Req>(this: &mut Projected<'_, T, Req>, request: Req) -> Result<(), Error>
+where
+    T: Transport<Req>,
+    <T as Transport<Req>>::Error: Into<BoxError>,
+{
+    this.transport
+        .as_mut()
+        .start_send(request)
+        .map_err(Error::transport)?;
+    *this.needs_flush = true;
+    Ok(())
+}
+
+/// Counts one more written request of the batch being written.
+fn many_written<T, Req>(this: &mut Projected<'_, T, Req>)
+where
+    T: Transport<Req>,
+{
+    if let Some(Pending::Many(many)) = this.pending.back_mut() {
+        many.written += 1;
+    }
+}
+
+/// Gives `response` to the oldest call waiting for one.
+fn answer<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    response: T::Response,
+    released: &mut usize,
+) -> Result<(), Error>
+where
+    T: Transport<Req>,
+{
+    match this.pending.front_mut() {
+        None => Err(Error::UnexpectedResponse),
+        Some(Pending::One { tx, .. }) => {
+            // A caller that stopped waiting just doesn't get it.
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(Ok(response));
+            }
+            this.pending.pop_front();
+            *released += 1;
+            Ok(())
+        }
+        Some(Pending::Many(many)) => {
+            if many.answers.len() == many.written {
+                // An answer to a request not written yet.
+                return Err(Error::UnexpectedResponse);
+            }
+            many.answers.push(Ok(response));
+            if many.is_complete() {
+                *released += many.permits;
+                if let Some(Pending::Many(many)) = this.pending.pop_front() {
+                    many.deliver();
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Fails every caller, waiting or queued, with the same error.
@@ -242,13 +394,31 @@ where
     let error = this.shared.fail(error);
     tracing::debug!(%error, pending = this.pending.len(), "pipelined connection failed");
     for pending in this.pending.drain(..) {
-        let _ = pending.tx.send(Err(error.clone()));
+        pending.fail(&error);
     }
     // Requests still queued were never written: say so, so that a retry
     // layer may send them again whatever they are.
-    this.rx.close();
     let not_sent = error.not_sent();
+    for message in this.queue.drain(..) {
+        message.fail(not_sent.clone());
+    }
+    this.rx.close();
     while let Ok(message) = this.rx.try_recv() {
-        let _ = message.tx.send(Err(not_sent.clone()));
+        message.fail(not_sent.clone());
+    }
+}
+
+#[pinned_drop]
+impl<T, Req> PinnedDrop for Dispatch<T, Req>
+where
+    T: Transport<Req>,
+{
+    fn drop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if !*this.done {
+            // Dropped while running (its runtime shut down): nobody will
+            // answer, so say so to everyone now rather than never.
+            fail_all(&mut this, Error::Closed);
+        }
     }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 /// Why a pipelined request failed.
 ///
-/// Every variant means the connection is gone: the [`Pipeline`] that returned
-/// it is broken for good and reports so from `poll_ready`, so that a
-/// reconnect layer above it can replace it. The error is cheap to clone: all
-/// callers that were waiting on a dead connection get the same one.
+/// Every variant but [`TimedOut`](Error::TimedOut) means the connection is
+/// gone: the [`Pipeline`] that returned it is broken for good and reports so
+/// from `poll_ready`, so that a reconnect layer above it can replace it. The
+/// error is cheap to clone: all callers that were waiting on a dead
+/// connection get the same one.
 ///
 /// [`Pipeline`]: super::Pipeline
 #[derive(Debug, Clone)]
@@ -29,6 +30,12 @@ pub enum Error {
     /// written: the peer never saw it, so it is safe to send again whatever
     /// it does.
     NotSent(Arc<Error>),
+    /// The request's deadline (set by a
+    /// [`Deadline`](crate::deadline::Deadline) layer above) passed while it
+    /// was queued or waiting for its answer. The connection is fine: a
+    /// request not yet written is never written, and the answer to one that
+    /// was is read in its place and dropped.
+    TimedOut,
 }
 
 impl Error {
@@ -53,6 +60,7 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("connection closed by the peer"),
             Error::UnexpectedResponse => f.write_str("peer sent a response with no request outstanding"),
             Error::NotSent(cause) => write!(f, "request not sent: {cause}"),
+            Error::TimedOut => f.write_str("request deadline passed"),
         }
     }
 }
@@ -65,7 +73,7 @@ impl std::error::Error for Error {
         match self {
             Error::Transport(error) => Some(&**error),
             Error::NotSent(cause) => Some(&**cause),
-            Error::Closed | Error::UnexpectedResponse => None,
+            Error::Closed | Error::UnexpectedResponse | Error::TimedOut => None,
         }
     }
 }

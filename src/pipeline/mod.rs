@@ -20,6 +20,11 @@
 //!   automatically, without callers batching by hand.
 //! * At most `max_in_flight` requests are queued or unanswered; past that
 //!   `poll_ready` waits (backpressure).
+//! * A [`Batch`](crate::batch::Batch) is one call: one message, charged its
+//!   length against `max_in_flight`, written back to back, completed once.
+//! * Deadlines set by a [`Deadline`](crate::deadline::Deadline) layer above
+//!   are kept here with one timer per connection, not one per request (see
+//!   [`crate::deadline`]).
 //! * When the connection fails every waiting caller gets an [`Error`] at once,
 //!   and the service answers `poll_ready` with an error from then on, so that
 //!   a reconnect layer knows to replace it.
@@ -62,11 +67,15 @@
 //! # }
 //! ```
 
+mod batch;
 mod client;
 mod connect;
 mod dispatch;
 mod error;
+mod message;
+mod sweep;
 
+pub use batch::BatchFuture;
 pub use client::{Builder, Pipeline, ResponseFuture};
 pub use connect::{MakeFuture, MakePipeline};
 pub use dispatch::Dispatch;

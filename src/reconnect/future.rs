@@ -27,6 +27,9 @@ where
     kind: Kind<S, Req>,
 }
 
+/// With a live connection the future is the connection's own: the other
+/// states are rare and boxed, so that they do not make every request's
+/// future larger to move around.
 #[pin_project(project = KindProj)]
 enum Kind<S, Req>
 where
@@ -36,6 +39,13 @@ where
         #[pin]
         future: S::Future,
     },
+    Slow(Box<Slow<S, Req>>),
+}
+
+enum Slow<S, Req>
+where
+    S: Service<Req>,
+{
     Waiting {
         wait: BoxFuture<'static, Result<(u64, S), Disconnected>>,
         request: Option<Req>,
@@ -68,17 +78,17 @@ where
         shared: Arc<Shared>,
     ) -> Self {
         ResponseFuture {
-            kind: Kind::Waiting {
+            kind: Kind::Slow(Box::new(Slow::Waiting {
                 wait,
                 request: Some(request),
                 shared,
-            },
+            })),
         }
     }
 
     pub(crate) fn failed(error: Disconnected) -> Self {
         ResponseFuture {
-            kind: Kind::Failed { error: Some(error) },
+            kind: Kind::Slow(Box::new(Slow::Failed { error: Some(error) })),
         }
     }
 }
@@ -90,9 +100,11 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Called { .. } => "called",
-            Kind::Waiting { .. } => "waiting for a connection",
-            Kind::Readying { .. } => "waiting for the connection to be ready",
-            Kind::Failed { .. } => "failed",
+            Kind::Slow(slow) => match **slow {
+                Slow::Waiting { .. } => "waiting for a connection",
+                Slow::Readying { .. } => "waiting for the connection to be ready",
+                Slow::Failed { .. } => "failed",
+            },
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()
     }
@@ -110,25 +122,31 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let next = match this.kind.as_mut().project() {
+            let slow = match this.kind.as_mut().project() {
                 KindProj::Called { future } => return future.poll(cx).map_err(Into::into),
-                KindProj::Failed { error } => {
+                KindProj::Slow(slow) => slow,
+            };
+            let next = match &mut **slow {
+                Slow::Failed { error } => {
                     return Poll::Ready(Err(error.take().expect(POLLED_AFTER_COMPLETION).into()));
                 }
-                KindProj::Waiting {
+                Slow::Waiting {
                     wait,
                     request,
                     shared,
                 } => match ready!(wait.as_mut().poll(cx)) {
-                    Ok((generation, service)) => Kind::Readying {
-                        generation,
-                        service,
-                        request: request.take(),
-                        shared: shared.clone(),
-                    },
+                    Ok((generation, service)) => {
+                        **slow = Slow::Readying {
+                            generation,
+                            service,
+                            request: request.take(),
+                            shared: shared.clone(),
+                        };
+                        continue;
+                    }
                     Err(error) => return Poll::Ready(Err(error.into())),
                 },
-                KindProj::Readying {
+                Slow::Readying {
                     generation,
                     service,
                     request,

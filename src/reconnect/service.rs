@@ -105,10 +105,18 @@ impl ReconnectHandle {
 /// Clones share the connection and the reconnect task; the task ends when the
 /// last clone is dropped.
 pub struct Reconnect<S> {
-    shared: Arc<Shared>,
-    state: watch::Receiver<State<S>>,
+    handle: Arc<Handle<S>>,
     /// This handle's clone of the live connection, with its generation.
     current: Option<(u64, S)>,
+}
+
+/// What every clone of a [`Reconnect`] shares: one reference count per
+/// clone, whatever is inside.
+struct Handle<S> {
+    shared: Arc<Shared>,
+    /// Read only when this handle has no live connection; the task stops
+    /// when the last receiver is gone.
+    state: watch::Receiver<State<S>>,
 }
 
 impl<S> Reconnect<S>
@@ -131,8 +139,7 @@ where
         let (tx, rx) = watch::channel(State::Connecting);
         tokio::spawn(run(connector, target, config, shared.clone(), tx));
         Reconnect {
-            shared,
-            state: rx,
+            handle: Arc::new(Handle { shared, state: rx }),
             current: None,
         }
     }
@@ -140,7 +147,9 @@ where
     /// Waits for the connect attempt under way, if any: `Ok` once connected,
     /// [`Disconnected`] if the attempt failed.
     pub async fn wait_connected(&self) -> Result<(), Disconnected> {
-        connected(self.state.clone(), self.shared.clone()).await.map(drop)
+        connected(self.handle.state.clone(), self.handle.shared.clone())
+            .await
+            .map(drop)
     }
 }
 
@@ -148,21 +157,19 @@ impl<S> Reconnect<S> {
     /// A handle to read this service's counters.
     pub fn handle(&self) -> ReconnectHandle {
         ReconnectHandle {
-            shared: self.shared.clone(),
+            shared: self.handle.shared.clone(),
         }
     }
 }
 
-impl<S> Clone for Reconnect<S> {
-    /// A new handle on the same connection. It takes its own clone of the
-    /// live connection at its first `poll_ready`, not now: tower's `Retry`
-    /// clones its inner service for every request in case it must retry, and
-    /// most of those clones are dropped unused.
+impl<S: Clone> Clone for Reconnect<S> {
+    /// A new handle on the same connection, with this one's clone of the
+    /// live connection: a clone costs two reference counts, and the new
+    /// handle's first `poll_ready` goes straight to the connection.
     fn clone(&self) -> Self {
         Reconnect {
-            shared: self.shared.clone(),
-            state: self.state.clone(),
-            current: None,
+            handle: self.handle.clone(),
+            current: self.current.clone(),
         }
     }
 }
@@ -191,10 +198,13 @@ where
     /// Ready when the live connection is ready, or at once when there is
     /// none: `call` then waits for the attempt under way or fails fast.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        if self.current.is_none() || self.state.has_changed().unwrap_or(false) {
-            let state = self.state.borrow_and_update();
+        // A connection is replaced only after a handle found it broken, and
+        // a broken connection fails its own `poll_ready`: so a handle with a
+        // connection need not look at the shared state at all.
+        if self.current.is_none() {
+            let state = self.handle.state.borrow();
             self.current = match &*state {
-                State::Connected { generation, service } if !self.shared.is_broken(*generation) => {
+                State::Connected { generation, service } if !self.handle.shared.is_broken(*generation) => {
                     Some((*generation, service.clone()))
                 }
                 _ => None,
@@ -208,7 +218,7 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(error)) => {
                 let error: BoxError = error.into();
-                self.shared.report_broken(*generation, &*error);
+                self.handle.shared.report_broken(*generation, &*error);
                 self.current = None;
                 Poll::Ready(Ok(()))
             }
@@ -219,19 +229,20 @@ where
         if let Some((_, service)) = &mut self.current {
             return ResponseFuture::called(service.call(request));
         }
-        let down = match &*self.state.borrow() {
+        let down = match &*self.handle.state.borrow() {
             State::Down { cause } => Some(cause.clone()),
             State::Connecting | State::Connected { .. } => None,
         };
+        let shared = &self.handle.shared;
         match down {
             Some(cause) => {
                 // Fail fast, and let a task that gave up know it is needed.
-                self.shared.wake.notify_one();
+                shared.wake.notify_one();
                 ResponseFuture::failed(Disconnected::new(Some(cause)))
             }
             None => {
-                let wait = Box::pin(connected(self.state.clone(), self.shared.clone()));
-                ResponseFuture::waiting(wait, request, self.shared.clone())
+                let wait = Box::pin(connected(self.handle.state.clone(), shared.clone()));
+                ResponseFuture::waiting(wait, request, shared.clone())
             }
         }
     }

@@ -2,6 +2,7 @@
 //! RESP's retry classification.
 
 use super::{RespCodec, Value};
+use crate::batch::{Batch, BatchResponse};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
 use crate::failure::{BoxError, Failure};
 use crate::retry::{Idempotent, RetryableResponse};
@@ -133,28 +134,24 @@ where
         I: IntoIterator<Item = A>,
         A: AsRef<[u8]>,
     {
-        self.service
-            .clone()
-            .oneshot(Value::command(args))
+        self.send(Value::command(args)).await
+    }
+
+    /// Sends one command, already a [`Value`], and returns the raw reply.
+    pub async fn send(&self, command: Value) -> Result<Value, RedisError> {
+        ServiceExt::<Value>::oneshot(self.service.clone(), command)
             .await
             .map_err(|e| RedisError::from_service(e.into()))
     }
 
     /// Sends a command and turns an error reply into [`RedisError::Server`].
-    async fn call<I, A>(&self, args: I) -> Result<Value, RedisError>
-    where
-        I: IntoIterator<Item = A>,
-        A: AsRef<[u8]>,
-    {
-        match self.command(args).await? {
-            Value::Error(message) => Err(RedisError::Server(String::from_utf8_lossy(&message).into_owned())),
-            reply => Ok(reply),
-        }
+    async fn call(&self, command: Value) -> Result<Value, RedisError> {
+        server_error(self.send(command).await?)
     }
 
     /// `PING`: checks that the server answers.
     pub async fn ping(&self) -> Result<(), RedisError> {
-        match self.call(["PING"]).await? {
+        match self.call(named(b"PING", [])).await? {
             Value::Simple(pong) if &pong[..] == b"PONG" => Ok(()),
             reply => Err(unexpected("PING", reply)),
         }
@@ -162,22 +159,12 @@ where
 
     /// `GET key`: its value, or `None` if it does not exist.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, RedisError> {
-        match self.call([b"GET".as_slice(), key.as_ref()]).await? {
-            Value::Bulk(value) => Ok(Some(value)),
-            Value::Nil => Ok(None),
-            reply => Err(unexpected("GET", reply)),
-        }
+        get_reply(self.call(named(b"GET", [key.as_ref()])).await?)
     }
 
     /// `SET key value`: sets it, clearing any TTL.
     pub async fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<(), RedisError> {
-        match self
-            .call([b"SET".as_slice(), key.as_ref(), value.as_ref()])
-            .await?
-        {
-            Value::Simple(ok) if &ok[..] == b"OK" => Ok(()),
-            reply => Err(unexpected("SET", reply)),
-        }
+        set_reply(self.call(named(b"SET", [key.as_ref(), value.as_ref()])).await?)
     }
 
     /// `DEL key...`: removes the keys; returns how many existed.
@@ -191,8 +178,7 @@ where
         K: AsRef<[u8]>,
     {
         let keys: Vec<K> = keys.into_iter().collect();
-        let args = std::iter::once(b"DEL".as_slice()).chain(keys.iter().map(AsRef::as_ref));
-        match self.call(args).await? {
+        match self.call(named(b"DEL", keys.iter().map(AsRef::as_ref))).await? {
             Value::Integer(n) => Ok(n),
             reply => Err(unexpected("DEL", reply)),
         }
@@ -206,7 +192,7 @@ where
             .max(1)
             .to_string();
         match self
-            .call([b"PEXPIRE".as_slice(), key.as_ref(), millis.as_bytes()])
+            .call(named(b"PEXPIRE", [key.as_ref(), millis.as_bytes()]))
             .await?
         {
             Value::Integer(n) => Ok(n == 1),
@@ -226,6 +212,104 @@ fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
         next = error.source();
     }
     None
+}
+
+/// Batches: many commands as one [`Batch`] through the stack — written back
+/// to back, answered at once, retried as a unit (see [`crate::batch`]) —
+/// as redis-rs's `pipe()` sends a pipeline.
+impl<S, E> RedisClient<S>
+where
+    S: Service<Value, Response = Value> + Service<Batch<Value>, Response = BatchResponse<Value, E>> + Clone,
+    <S as Service<Value>>::Error: Into<BoxError>,
+    <S as Service<Batch<Value>>>::Error: Into<BoxError>,
+    E: Into<BoxError>,
+{
+    /// Sends `commands` as one batch; returns the raw replies in order (an
+    /// error reply is a [`Value::Error`]). Fails if any command failed in
+    /// the stack (a lost connection, a deadline).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), wirestack::resp::RedisError> {
+    /// use wirestack::resp::{RedisClient, Value};
+    ///
+    /// let redis = RedisClient::connect("127.0.0.1:6379").await?;
+    /// let replies = redis
+    ///     .batch([Value::command(["SET", "a", "1"]), Value::command(["GET", "a"])])
+    ///     .await?;
+    /// assert_eq!(replies[1], Value::bulk("1"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn batch(&self, commands: impl IntoIterator<Item = Value>) -> Result<Vec<Value>, RedisError> {
+        let batch: Batch<Value> = commands.into_iter().collect();
+        let replies = ServiceExt::<Batch<Value>>::oneshot(self.service.clone(), batch)
+            .await
+            .map_err(|e| RedisError::from_service(e.into()))?;
+        replies
+            .into_iter()
+            .map(|reply| reply.map_err(|e| RedisError::from_service(e.into())))
+            .collect()
+    }
+
+    /// `GET` of every key, as one batch; the values in the order of the keys.
+    pub async fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, RedisError> {
+        let commands = keys.into_iter().map(|key| named(b"GET", [key.as_ref()]));
+        self.batch(commands)
+            .await?
+            .into_iter()
+            .map(|reply| get_reply(server_error(reply)?))
+            .collect()
+    }
+
+    /// `SET` of every pair, as one batch; fails if any failed.
+    pub async fn set_many<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), RedisError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let commands = pairs
+            .into_iter()
+            .map(|(key, value)| named(b"SET", [key.as_ref(), value.as_ref()]));
+        for reply in self.batch(commands).await? {
+            set_reply(server_error(reply)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A command whose name is a constant: the name is not copied.
+fn named<'a>(name: &'static [u8], args: impl IntoIterator<Item = &'a [u8]>) -> Value {
+    let mut command = vec![Value::Bulk(Bytes::from_static(name))];
+    command.extend(
+        args.into_iter()
+            .map(|arg| Value::Bulk(Bytes::copy_from_slice(arg))),
+    );
+    Value::Array(command)
+}
+
+fn server_error(reply: Value) -> Result<Value, RedisError> {
+    match reply {
+        Value::Error(message) => Err(RedisError::Server(String::from_utf8_lossy(&message).into_owned())),
+        reply => Ok(reply),
+    }
+}
+
+fn get_reply(reply: Value) -> Result<Option<Bytes>, RedisError> {
+    match reply {
+        Value::Bulk(value) => Ok(Some(value)),
+        Value::Nil => Ok(None),
+        reply => Err(unexpected("GET", reply)),
+    }
+}
+
+fn set_reply(reply: Value) -> Result<(), RedisError> {
+    match reply {
+        Value::Simple(ok) if &ok[..] == b"OK" => Ok(()),
+        reply => Err(unexpected("SET", reply)),
+    }
 }
 
 fn unexpected(command: &'static str, reply: Value) -> RedisError {

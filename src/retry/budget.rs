@@ -4,11 +4,12 @@
 //! [`TpsBudget`](tower::retry::budget::TpsBudget) — over a sliding window,
 //! retries may add at most `ratio` of the requests plus a floor of
 //! `min_per_sec` — with a cheaper deposit. Every request deposits, so the
-//! deposit is on the hot path of every call: here it is one atomic add, and
-//! only every 64th deposit (and every withdrawal, which only
-//! retries make) reads the clock and slides the window. `TpsBudget` reads the
-//! clock and takes a lock on every deposit, which `benches/layers.rs` showed
-//! as a large share of the retry layer's cost.
+//! deposit is on the hot path of every call: here it is one atomic add to a
+//! counter. Every 64th deposit (and every withdrawal, which only retries
+//! make) moves what was counted into the window's current slot, reading the
+//! clock and sliding the window. `TpsBudget` reads the clock and takes a
+//! lock on every deposit, which `benches/layers.rs` showed as a large share
+//! of the retry layer's cost.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -37,7 +38,10 @@ pub struct RetryBudget {
     /// The floor: `min_per_sec * window`, in thousandths.
     reserve: i64,
     deposit_amount: i64,
+    /// Every deposit ever made.
     deposits: AtomicU64,
+    /// How many of `deposits` are in the slots already.
+    counted: AtomicU64,
 }
 
 const RETRY_COST: i64 = 1000;
@@ -61,6 +65,7 @@ impl RetryBudget {
             reserve: (i64::from(min_per_sec) * window.as_secs() as i64).saturating_mul(RETRY_COST),
             deposit_amount: (f64::from(ratio) * RETRY_COST as f64) as i64,
             deposits: AtomicU64::new(0),
+            counted: AtomicU64::new(0),
         }
     }
 
@@ -98,21 +103,35 @@ impl RetryBudget {
     }
 }
 
+impl RetryBudget {
+    /// Puts the deposits made since the last time into the current slot —
+    /// the one they were made in, or (if a slot's time ended meanwhile) an
+    /// older one, so that they age out early rather than late — then slides
+    /// the window.
+    fn settle(&self) {
+        let deposits = self.deposits.load(Ordering::Acquire);
+        let counted = self.counted.swap(deposits, Ordering::AcqRel);
+        let new = deposits.saturating_sub(counted);
+        if new > 0 {
+            let current = self.current.load(Ordering::Acquire);
+            let amount = i64::try_from(new)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(self.deposit_amount);
+            self.slots[current].fetch_add(amount, Ordering::AcqRel);
+        }
+        self.slide();
+    }
+}
+
 impl Budget for RetryBudget {
     fn deposit(&self) {
-        if self
-            .deposits
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(CLOCK_EVERY)
-        {
-            self.slide();
+        if self.deposits.fetch_add(1, Ordering::Relaxed) % CLOCK_EVERY == CLOCK_EVERY - 1 {
+            self.settle();
         }
-        let current = self.current.load(Ordering::Relaxed);
-        self.slots[current].fetch_add(self.deposit_amount, Ordering::AcqRel);
     }
 
     fn withdraw(&self) -> bool {
-        self.slide();
+        self.settle();
         if self.balance() < RETRY_COST {
             return false;
         }

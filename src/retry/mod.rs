@@ -1,7 +1,13 @@
-//! Retrying what is safe to retry: a tower retry [`Policy`](tower::retry::Policy).
+//! Retrying what is safe to retry: the [`Retry`] middleware and its
+//! [`RetryPolicy`].
 //!
-//! tower's [`Retry`](tower::retry::Retry) middleware does the retrying; this
-//! module decides *whether* and *when*:
+//! [`RetryPolicy`] decides *whether* and *when* to retry; [`Retry`] does the
+//! retrying (tower's own `Retry` can use the policy too: it is a tower retry
+//! [`Policy`](tower::retry::Policy)). [`Retry`] costs less per request than
+//! tower's (it does not clone the inner service and the policy for every
+//! call), keeps a request's [deadline](crate::deadline) — it returns the last
+//! answer rather than wait for a backoff past it — and takes a
+//! [`Batch`](crate::batch::Batch) as one unit.
 //!
 //! * The protocol says what is safe: its request type implements
 //!   [`Idempotent`] and its response type [`RetryableResponse`] (a refusal
@@ -77,10 +83,18 @@
 //! # }
 //! ```
 
+mod batch;
 mod budget;
 mod classify;
+mod future;
+mod layer;
 mod policy;
+mod service;
 
+pub use batch::BatchFuture;
 pub use budget::RetryBudget;
 pub use classify::{Idempotent, RetryableResponse};
+pub use future::ResponseFuture;
+pub use layer::RetryLayer;
 pub use policy::{RetryConfig, RetryHandle, RetryPolicy, RetryStats};
+pub use service::Retry;

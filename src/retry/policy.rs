@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tower::retry::budget::Budget;
 use tower::retry::Policy;
 use tower::util::rng::HasherRng;
@@ -53,7 +54,9 @@ impl RetryConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RetryStats {
-    /// Requests that completed a first attempt.
+    /// Requests made (a [`Batch`](crate::batch::Batch) is one): each pays
+    /// into the retry budget. With tower's `Retry`, counted when the first
+    /// attempt completes.
     pub requests: u64,
     /// Retries made.
     pub retries: u64,
@@ -64,7 +67,7 @@ pub struct RetryStats {
     pub unsafe_to_retry: u64,
 }
 
-struct Shared {
+pub(super) struct Shared {
     budget: Box<dyn Budget + Send + Sync>,
     backoff: Backoff,
     max_retries: u32,
@@ -81,6 +84,10 @@ pub struct RetryHandle {
 }
 
 impl RetryHandle {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        RetryHandle { shared }
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> RetryStats {
         let shared = &self.shared;
@@ -162,9 +169,16 @@ impl RetryPolicy {
         }
     }
 
-    /// `tower::retry::RetryLayer` with this policy.
-    pub fn into_layer(self) -> tower::retry::RetryLayer<Self> {
-        tower::retry::RetryLayer::new(self)
+    /// A [`RetryLayer`](super::RetryLayer) with this policy: this crate's
+    /// [`Retry`](super::Retry), which keeps a request's deadline and takes
+    /// [`Batch`](crate::batch::Batch)es. (The policy is also a tower retry
+    /// `Policy`: `tower::retry::RetryLayer::new(policy)` works too.)
+    pub fn into_layer(self) -> super::RetryLayer {
+        super::RetryLayer::new(self)
+    }
+
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
@@ -186,10 +200,75 @@ impl fmt::Debug for RetryPolicy {
 
 /// Why a retry is made, for the trace.
 #[derive(Debug, Clone, Copy)]
-enum Reason {
+pub(super) enum Reason {
     Refused,
     NotSent,
     LostIdempotent,
+}
+
+impl Shared {
+    /// A request is made: it counts, and pays into the budget.
+    pub(super) fn on_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.budget.deposit();
+    }
+
+    /// Why retrying a request after this outcome is safe, or `None` if it
+    /// is not (or would not help).
+    pub(super) fn reason<Req: Idempotent, Resp: RetryableResponse>(
+        &self,
+        request: &Req,
+        outcome: Result<&Resp, &(dyn std::error::Error + 'static)>,
+    ) -> Option<Reason> {
+        match outcome {
+            Ok(response) if response.is_retryable() => Some(Reason::Refused),
+            Ok(_) => None,
+            Err(error) => match Delivery::of(error) {
+                Some(Delivery::NotSent) => Some(Reason::NotSent),
+                Some(Delivery::MaybeSent) if request.is_idempotent() => Some(Reason::LostIdempotent),
+                Some(Delivery::MaybeSent) => {
+                    self.unsafe_to_retry.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%error, "not retrying: the request may have been applied and is not idempotent");
+                    None
+                }
+                None => None,
+            },
+        }
+    }
+
+    /// The delay before retry number `attempts + 1`, if one is allowed: the
+    /// request has retries left, the backoff ends before its deadline, and
+    /// the budget pays for it.
+    pub(super) fn allow(
+        &self,
+        attempts: u32,
+        reason: Reason,
+        deadline: Option<Instant>,
+        rng: &mut HasherRng,
+    ) -> Option<Duration> {
+        if attempts >= self.max_retries {
+            tracing::debug!(attempts, ?reason, "not retrying: no retries left");
+            return None;
+        }
+        let delay = self.backoff.delay(attempts, rng);
+        if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
+            tracing::debug!(
+                attempts,
+                ?reason,
+                ?delay,
+                "not retrying: the backoff would end past the deadline"
+            );
+            return None;
+        }
+        if !self.budget.withdraw() {
+            self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(?reason, "not retrying: retry budget exhausted");
+            return None;
+        }
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(retry = attempts + 1, ?reason, ?delay, "retrying");
+        Some(delay)
+    }
 }
 
 impl<Req, Resp> Policy<Req, Resp, BoxError> for RetryPolicy
@@ -204,39 +283,11 @@ where
     fn retry(&mut self, request: &mut Req, result: &mut Result<Resp, BoxError>) -> Option<Self::Future> {
         let shared = &*self.shared;
         if self.attempts == 0 {
-            shared.requests.fetch_add(1, Ordering::Relaxed);
-            shared.budget.deposit();
+            shared.on_request();
         }
-        let reason = match result {
-            Ok(response) if response.is_retryable() => Reason::Refused,
-            Ok(_) => return None,
-            Err(error) => match Delivery::of(&**error) {
-                Some(Delivery::NotSent) => Reason::NotSent,
-                Some(Delivery::MaybeSent) if request.is_idempotent() => Reason::LostIdempotent,
-                Some(Delivery::MaybeSent) => {
-                    shared.unsafe_to_retry.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%error, "not retrying: the request may have been applied and is not idempotent");
-                    return None;
-                }
-                None => return None,
-            },
-        };
-        if self.attempts >= shared.max_retries {
-            tracing::debug!(attempts = self.attempts, ?reason, "not retrying: no retries left");
-            return None;
-        }
-        if !shared.budget.withdraw() {
-            shared.budget_exhausted.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(?reason, "not retrying: retry budget exhausted");
-            return None;
-        }
-        let delay = shared.backoff.delay(self.attempts, &mut self.rng);
+        let reason = shared.reason(request, result.as_ref().map_err(|error| &**error as _))?;
+        let delay = shared.allow(self.attempts, reason, None, &mut self.rng)?;
         self.attempts += 1;
-        shared.retries.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Err(error) => tracing::debug!(retry = self.attempts, ?reason, ?delay, %error, "retrying request"),
-            Ok(_) => tracing::debug!(retry = self.attempts, ?reason, ?delay, "retrying refused request"),
-        }
         Some(Box::pin(tokio::time::sleep(delay)))
     }
 

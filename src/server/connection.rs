@@ -3,6 +3,7 @@
 //!
 //! Its I/O wrapper is in `metered`, its timeouts in `timers`.
 
+mod in_flight;
 mod metered;
 #[cfg(test)]
 mod tests;
@@ -14,9 +15,8 @@ use super::budget::{Budget, FrameSize, NeverFits, Share};
 use super::close::CloseAfter;
 use super::overload::{Overload, Overloaded};
 use crate::failure::BoxError;
-use futures::future::{Either, Ready};
-use futures::stream::FuturesOrdered;
-use futures::{Sink, Stream, TryStream};
+use futures::{Sink, TryStream};
+use in_flight::InFlight;
 use pin_project::pin_project;
 use std::collections::VecDeque;
 use std::fmt;
@@ -59,13 +59,6 @@ pub(crate) struct Limits {
     pub(crate) frame_size: Option<FrameSize>,
 }
 
-/// A request being worked on: the service's future, or an answer the
-/// server already has (a frame refused for the budget).
-type InFlight<S, Req> = Either<
-    <S as Service<Req>>::Future,
-    Ready<Result<<S as Service<Req>>::Response, <S as Service<Req>>::Error>>,
->;
-
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
@@ -89,7 +82,7 @@ where
     overload: O,
     /// Asked about every response: close after writing it?
     close: K,
-    in_flight: FuturesOrdered<InFlight<S, Req>>,
+    in_flight: InFlight<S::Future>,
     /// The wire bytes of each request in `in_flight`, in the same order.
     in_flight_sizes: VecDeque<usize>,
     in_flight_bytes: usize,
@@ -143,7 +136,7 @@ where
             service,
             overload,
             close,
-            in_flight: FuturesOrdered::new(),
+            in_flight: InFlight::new(),
             in_flight_sizes: VecDeque::new(),
             in_flight_bytes: 0,
             consumed: 0,
@@ -283,8 +276,7 @@ where
         };
         tracing::debug!(%reason, "a frame larger than the budget: closing the connection");
         if let Some(response) = self.overload.overloaded(&reason) {
-            self.in_flight
-                .push_back(Either::Right(futures::future::ready(Ok(response))));
+            self.in_flight.push_answered(Ok(response));
             self.in_flight_sizes.push_back(0);
         }
         *self.reading = false;
@@ -326,7 +318,8 @@ where
                 Poll::Ready(Some(Ok(request))) => {
                     self.timers.frame_decoded();
                     let size = self.frame_size();
-                    self.in_flight.push_back(Either::Left(self.service.call(request)));
+                    let future = self.service.call(request);
+                    self.in_flight.push(future, cx);
                     self.in_flight_sizes.push_back(size);
                     *self.in_flight_bytes += size;
                     started = true;
@@ -372,7 +365,7 @@ where
                     break;
                 }
             }
-            let output = match Pin::new(&mut *self.in_flight).poll_next(cx) {
+            let output = match self.in_flight.poll_next(cx) {
                 Poll::Ready(Some(output)) => output,
                 Poll::Ready(None) | Poll::Pending => break,
             };

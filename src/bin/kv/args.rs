@@ -1,7 +1,7 @@
 //! The `kv` command line: every subcommand and flag, mapped onto the
 //! library's configuration types.
 
-use crate::bench::Workload;
+use crate::bench::{Protocol, Workload};
 use crate::secure::{ClientSecurityArgs, ServeSecurityArgs};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -157,6 +157,9 @@ pub(crate) struct BenchArgs {
     /// put, get, fill (every key once) or mixed:R (R = share of GETs).
     #[arg(long, default_value = "put")]
     pub(crate) workload: Workload,
+    /// kv (the KV protocol, to kv serve) or resp (SET/GET in RESP2, to redis-server).
+    #[arg(long, default_value = "kv")]
+    pub(crate) protocol: Protocol,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,

@@ -177,6 +177,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         value_size: args.value_size,
         key_space: args.key_space.max(1),
         workload: args.workload,
+        protocol: args.protocol,
     };
     let total = match config.workload {
         Workload::Fill => config.key_space,

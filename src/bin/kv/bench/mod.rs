@@ -1,26 +1,38 @@
-//! `kv bench`: a load generator for KV servers, with latency percentiles.
+//! `kv bench`: a load generator for KV and RESP servers, with latency
+//! percentiles.
 //!
-//! Each of
-//! [`BenchConfig::connections`] connections keeps [`BenchConfig::pipeline`]
-//! requests in flight at a time (as `redis-benchmark -P` does: send a batch,
-//! wait for all of it), and every request's latency — from its batch being
-//! sent to its own answer — goes into an HDR histogram.
+//! Each of [`BenchConfig::connections`] connections keeps
+//! [`BenchConfig::pipeline`] requests in flight at a time, as
+//! `redis-benchmark -P` does: it sends them as one batch (one
+//! [`Batch`] through a bare `Pipeline`: written in one go) and waits for all
+//! of them. Every request's latency — from its batch being sent to the
+//! batch's last answer — goes into an HDR histogram.
+//!
+//! The same engine speaks the KV protocol (to `kv serve`) or RESP2 (to
+//! `redis-server`): [`BenchConfig::protocol`]. Only the requests and the
+//! codec differ, so two servers driven by it are measured alike.
 //!
 //! The load is bounded both in count ([`BenchConfig::ops`]) and in time
 //! ([`BenchConfig::duration`]); it stops at whichever comes first.
 
-use bytes::Bytes;
-use futures::stream::{FuturesOrdered, StreamExt};
-use hdrhistogram::Histogram;
-use std::fmt::Write as _;
+mod protocol;
+mod report;
+
+pub(crate) use protocol::Protocol;
+pub(crate) use report::BenchReport;
+
+use bytes::{Bytes, BytesMut};
+use protocol::{Connection, KvWire, RespWire, Wire};
+use report::MAX_LATENCY_US;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceExt};
-use wirestack::kv::{AuthToken, KvClient, KvError, Request, Response, Status};
-use wirestack::pipeline::Pipeline;
+use wirestack::batch::Batch;
+use wirestack::kv::AuthToken;
 use wirestack::tls::rustls;
+use wirestack::BoxError;
 
 /// What the load consists of.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,6 +99,8 @@ pub(crate) struct BenchConfig {
     pub key_space: u64,
     /// What to send.
     pub workload: Workload,
+    /// What to speak.
+    pub protocol: Protocol,
 }
 
 impl BenchConfig {
@@ -104,136 +118,54 @@ impl BenchConfig {
             value_size: 64,
             key_space: 100_000,
             workload,
+            protocol: Protocol::Kv,
         }
-    }
-}
-
-/// What a load measured.
-#[derive(Debug, Clone)]
-pub(crate) struct BenchReport {
-    /// Operations answered (errors included).
-    pub ops: u64,
-    /// Operations answered with an error status or lost with a connection.
-    pub errors: u64,
-    /// Wall time from the first request to the last answer.
-    pub elapsed: Duration,
-    /// Latency of every operation, in microseconds.
-    pub latency_us: Histogram<u64>,
-}
-
-impl BenchReport {
-    /// Operations per second.
-    pub(crate) fn ops_per_sec(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
-    }
-
-    /// The latency at quantile `q` (0.0 to 1.0), in microseconds.
-    pub(crate) fn percentile_us(&self, q: f64) -> u64 {
-        self.latency_us.value_at_quantile(q)
-    }
-
-    /// One JSON object: ops, seconds, ops_per_sec, p50_us, p95_us, p99_us,
-    /// p999_us, max_us, errors.
-    pub(crate) fn to_json(&self) -> String {
-        format!(
-            "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{}}}",
-            self.ops,
-            self.elapsed.as_secs_f64(),
-            self.ops_per_sec(),
-            self.percentile_us(0.50),
-            self.percentile_us(0.95),
-            self.percentile_us(0.99),
-            self.percentile_us(0.999),
-            self.latency_us.max(),
-            self.errors,
-        )
-    }
-
-    /// A human-readable summary with a latency histogram table.
-    pub(crate) fn to_text(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{} ops in {:.3} s: {:.0} ops/s, {} errors",
-            self.ops,
-            self.elapsed.as_secs_f64(),
-            self.ops_per_sec(),
-            self.errors
-        );
-        let _ = writeln!(
-            out,
-            "latency us: p50 {}  p95 {}  p99 {}  p99.9 {}  max {}",
-            self.percentile_us(0.50),
-            self.percentile_us(0.95),
-            self.percentile_us(0.99),
-            self.percentile_us(0.999),
-            self.latency_us.max()
-        );
-        let _ = writeln!(out, "{:>12}  {:>10}  {:>8}", "<= us", "count", "cumul %");
-        let total = self.latency_us.len().max(1);
-        let mut cumulative = 0u64;
-        for bucket in self.latency_us.iter_log(16, 2.0) {
-            let count = bucket.count_since_last_iteration();
-            if count == 0 {
-                continue;
-            }
-            cumulative += count;
-            let _ = writeln!(
-                out,
-                "{:>12}  {:>10}  {:>7.3}%",
-                bucket.value_iterated_to(),
-                count,
-                100.0 * cumulative as f64 / total as f64
-            );
-        }
-        out
     }
 }
 
 /// Runs the load; `progress` counts answered operations as they come, for a
 /// progress display.
-pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, KvError> {
+pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, BoxError> {
+    match config.protocol {
+        Protocol::Kv => run_with::<KvWire>(config, progress).await,
+        Protocol::Resp => run_with::<RespWire>(config, progress).await,
+    }
+}
+
+async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, BoxError> {
     let ops = match config.workload {
         Workload::Fill => config.key_space,
         _ => config.ops,
     };
-    let shared = Arc::new(Plan {
+    let plan = Arc::new(Plan {
         next_op: AtomicU64::new(0),
         ops,
         deadline: Instant::now() + config.duration,
         progress,
+        keys: keys(config.key_space),
         value: Bytes::from(vec![b'x'; config.value_size]),
         config: config.clone(),
     });
 
     // Connect every client before the clock starts.
-    let mut clients = Vec::with_capacity(config.connections);
+    let mut connections: Vec<Connection<W>> = Vec::with_capacity(config.connections);
     for _ in 0..config.connections.max(1) {
-        let pipeline =
-            crate::secure::connect_bare(config.addr, &config.tls, &config.token, config.pipeline).await?;
-        clients.push(KvClient::new(pipeline));
+        connections.push(W::connect(&config).await?);
     }
-    if config.workload == (Workload::Get) {
+    if config.workload == Workload::Get {
         // Reads of an empty store measure NOT_FOUND; make the keys exist.
-        preload(&clients[0], &shared).await?;
+        preload::<W>(&mut connections[0], &plan).await?;
     }
 
     let started = Instant::now();
-    let tasks: Vec<_> = clients
+    let tasks: Vec<_> = connections
         .into_iter()
         .enumerate()
-        .map(|(seed, client)| tokio::spawn(drive(client, shared.clone(), seed as u64 + 1)))
+        .map(|(seed, connection)| tokio::spawn(drive::<W>(connection, plan.clone(), seed as u64 + 1)))
         .collect();
-    let mut report = BenchReport {
-        ops: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency_us: new_histogram(),
-    };
+    let mut report = BenchReport::empty();
     for task in tasks {
-        let part = task
-            .await
-            .map_err(|e| KvError::Connection(format!("load task failed: {e}").into()))?;
+        let part = task.await.map_err(|e| format!("load task failed: {e}"))?;
         report.ops += part.ops;
         report.errors += part.errors;
         // Both histograms have the same bounds, so adding cannot fail.
@@ -248,8 +180,31 @@ struct Plan {
     ops: u64,
     deadline: Instant,
     progress: Arc<AtomicU64>,
+    /// `key:N` for every N of the key space, made once: a request's key is
+    /// a reference count, not a string formatted for it.
+    keys: Vec<Bytes>,
     value: Bytes,
     config: BenchConfig,
+}
+
+/// `key:000000000000`, `key:000000000001`, ... slices of one buffer.
+fn keys(key_space: u64) -> Vec<Bytes> {
+    let count = usize::try_from(key_space).unwrap_or(usize::MAX);
+    let mut buffer = BytesMut::with_capacity(count.saturating_mul(16));
+    let mut ends = Vec::with_capacity(count);
+    for n in 0..key_space {
+        buffer.extend_from_slice(format!("key:{n:012}").as_bytes());
+        ends.push(buffer.len());
+    }
+    let buffer = buffer.freeze();
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let key = buffer.slice(start..end);
+            start = end;
+            key
+        })
+        .collect()
 }
 
 impl Plan {
@@ -264,13 +219,9 @@ impl Plan {
     }
 
     fn key(&self, n: u64) -> Bytes {
-        Bytes::from(format!("key:{n:012}"))
+        let index = usize::try_from(n).unwrap_or(usize::MAX);
+        self.keys.get(index).cloned().unwrap_or_default()
     }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // 1 us to 100 s at 3 significant figures: constant, valid bounds.
-    Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
 }
 
 /// A small, fast, seedable generator for key choice (xorshift64*).
@@ -293,74 +244,67 @@ impl Rng {
     }
 }
 
-async fn preload<S>(client: &KvClient<S>, plan: &Plan) -> Result<(), KvError>
-where
-    S: Service<Request, Response = Response> + Clone,
-    S::Error: Into<wirestack::BoxError>,
-{
+async fn preload<W: Wire>(connection: &mut Connection<W>, plan: &Plan) -> Result<(), BoxError> {
     let batch = 1_000u64;
     let mut start = 0;
     while start < plan.config.key_space {
         let end = (start + batch).min(plan.config.key_space);
-        client
-            .put_many((start..end).map(|n| (plan.key(n), plan.value.clone())))
+        let requests: Batch<W::Request> = (start..end)
+            .map(|n| W::put(plan.key(n), plan.value.clone()))
+            .collect();
+        let answers = ServiceExt::<Batch<W::Request>>::ready(&mut *connection)
+            .await?
+            .call(requests)
             .await?;
+        if !answers.iter().all(|answer| answer.as_ref().is_ok_and(W::is_ok)) {
+            return Err("the server refused the preload".into());
+        }
         start = end;
     }
     Ok(())
 }
 
-async fn drive(client: KvClient<Pipeline<Request, Response>>, plan: Arc<Plan>, seed: u64) -> BenchReport {
+async fn drive<W: Wire>(mut connection: Connection<W>, plan: Arc<Plan>, seed: u64) -> BenchReport {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let mut report = BenchReport {
-        ops: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency_us: new_histogram(),
-    };
-    let mut service = client.service().clone();
+    let mut report = BenchReport::empty();
     while let Some((first, count)) = plan.claim() {
+        let requests: Batch<W::Request> = (first..first + count)
+            .map(|n| next_request::<W>(&plan, &mut rng, n))
+            .collect();
         let sent = Instant::now();
-        let mut answers = FuturesOrdered::new();
-        for n in first..first + count {
-            let request = next_request(&plan, &mut rng, n);
-            match service.ready().await {
-                Ok(ready) => answers.push_back(ready.call(request)),
-                Err(_) => {
-                    report.errors += first + count - n;
-                    break;
-                }
-            }
-        }
-        while let Some(answer) = answers.next().await {
-            let latency = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-            report.latency_us.saturating_record(latency.max(1));
-            report.ops += 1;
-            match answer {
-                Ok(response) if matches!(response.status, Status::Ok | Status::NotFound) => {}
-                _ => report.errors += 1,
-            }
-        }
+        let answers = match ServiceExt::<Batch<W::Request>>::ready(&mut connection).await {
+            Ok(ready) => ready.call(requests).await,
+            Err(error) => Err(error),
+        };
+        let latency = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let _ = report
+            .latency_us
+            .record_n(latency.clamp(1, MAX_LATENCY_US), count);
+        report.ops += count;
+        let good = match &answers {
+            Ok(answers) => answers
+                .iter()
+                .filter(|answer| answer.as_ref().is_ok_and(W::is_ok))
+                .count() as u64,
+            Err(_) => 0,
+        };
+        report.errors += count - good.min(count);
         plan.progress.fetch_add(count, Ordering::Relaxed);
-        if service.broken().is_some() {
+        if connection.broken().is_some() {
             break;
         }
     }
     report
 }
 
-fn next_request(plan: &Plan, rng: &mut Rng, n: u64) -> Request {
+fn next_request<W: Wire>(plan: &Plan, rng: &mut Rng, n: u64) -> W::Request {
     let random_key = |rng: &mut Rng| plan.key(rng.below(plan.config.key_space));
-    let put = |key| Request::Put {
-        key,
-        value: plan.value.clone(),
-    };
     match plan.config.workload {
-        Workload::Put => put(random_key(rng)),
-        Workload::Get => Request::Get { key: random_key(rng) },
-        Workload::Mixed { read_ratio } if rng.chance(read_ratio) => Request::Get { key: random_key(rng) },
-        Workload::Mixed { .. } => put(random_key(rng)),
-        Workload::Fill => put(plan.key(n)),
+        Workload::Put => W::put(random_key(rng), plan.value.clone()),
+        Workload::Get => W::get(random_key(rng)),
+        Workload::Mixed { read_ratio } if rng.chance(read_ratio) => W::get(random_key(rng)),
+        Workload::Mixed { .. } => W::put(random_key(rng), plan.value.clone()),
+        Workload::Fill => W::put(plan.key(n), plan.value.clone()),
     }
 }
 
@@ -410,6 +354,58 @@ mod tests {
         }
         assert!(report.to_text().contains("p99"));
         server.shutdown().await.unwrap();
+    }
+
+    /// A RESP server of our own for the test: SET answers `+OK`, GET `$1 x`,
+    /// anything else an error; it counts the commands.
+    async fn resp_server(commands: Arc<AtomicU64>) -> SocketAddr {
+        use wirestack::resp::{RespCodec, Value};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = tower::service_fn(move |command: Value| {
+            commands.fetch_add(1, Ordering::Relaxed);
+            let name = match &command {
+                Value::Array(args) => match args.first() {
+                    Some(Value::Bulk(name)) => name.clone(),
+                    _ => Bytes::new(),
+                },
+                _ => Bytes::new(),
+            };
+            let answer = match &name[..] {
+                b"SET" => Value::simple("OK"),
+                b"GET" => Value::bulk("x"),
+                _ => Value::error("ERR unknown command"),
+            };
+            async move { Ok::<_, std::convert::Infallible>(answer) }
+        });
+        tokio::spawn(wirestack::server::Server::new(RespCodec::new()).serve(
+            listener,
+            tower::make::Shared::new(service),
+            std::future::pending(),
+        ));
+        addr
+    }
+
+    #[tokio::test]
+    async fn the_same_engine_speaks_resp() {
+        let commands = Arc::new(AtomicU64::new(0));
+        let addr = resp_server(commands.clone()).await;
+        let mut config = BenchConfig::new(addr, Workload::Get);
+        config.protocol = Protocol::Resp;
+        config.ops = 1_000;
+        config.pipeline = 64;
+        config.key_space = 100;
+        let report = run(config, Arc::default()).await.unwrap();
+        assert_eq!((report.ops, report.errors), (1_000, 0));
+        // The preload's 100 SETs, then the 1,000 GETs.
+        assert_eq!(commands.load(Ordering::Relaxed), 1_100);
+    }
+
+    #[test]
+    fn protocols_parse() {
+        assert_eq!("kv".parse(), Ok(Protocol::Kv));
+        assert_eq!("resp".parse(), Ok(Protocol::Resp));
+        assert!("http".parse::<Protocol>().is_err());
     }
 
     #[tokio::test]

@@ -1,0 +1,108 @@
+//! The two protocols `kv bench` speaks: the same load, the same engine,
+//! only the requests and the codec differ.
+
+use super::BenchConfig;
+use bytes::Bytes;
+use std::future::Future;
+use wirestack::kv::{self, ClientCodec, Status};
+use wirestack::pipeline::{Builder, Pipeline};
+use wirestack::resp::{RespCodec, Value};
+use wirestack::transport::{self, Codec};
+use wirestack::BoxError;
+
+/// One connection of protocol `W`: a bare pipeline.
+pub(crate) type Connection<W> =
+    Pipeline<<W as Wire>::Request, <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response>;
+
+/// Which protocol a load speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// The KV protocol, to `kv serve`.
+    Kv,
+    /// RESP2 (`SET`/`GET`), to `redis-server` or anything that speaks it.
+    Resp,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "kv" => Ok(Protocol::Kv),
+            "resp" => Ok(Protocol::Resp),
+            _ => Err(format!("unknown protocol {text:?}: use kv or resp")),
+        }
+    }
+}
+
+/// What the engine needs of a protocol.
+pub(crate) trait Wire: Send + Sync + 'static {
+    type Request: Send + 'static;
+    type Codec: Codec<Self::Request>;
+    fn get(key: Bytes) -> Self::Request;
+    fn put(key: Bytes, value: Bytes) -> Self::Request;
+    /// `true` for an answer that is not an error (a missing key included).
+    fn is_ok(answer: &<Self::Codec as Codec<Self::Request>>::Response) -> bool;
+    /// One connection as `config` says (TLS, a token), ready for the load.
+    fn connect(config: &BenchConfig) -> impl Future<Output = Result<Connection<Self>, BoxError>> + Send
+    where
+        Self: Sized;
+}
+
+pub(crate) struct KvWire;
+
+impl Wire for KvWire {
+    type Request = kv::Request;
+    type Codec = ClientCodec;
+
+    fn get(key: Bytes) -> kv::Request {
+        kv::Request::Get { key }
+    }
+
+    fn put(key: Bytes, value: Bytes) -> kv::Request {
+        kv::Request::Put { key, value }
+    }
+
+    fn is_ok(answer: &kv::Response) -> bool {
+        matches!(answer.status, Status::Ok | Status::NotFound)
+    }
+
+    async fn connect(config: &BenchConfig) -> Result<Connection<Self>, BoxError> {
+        let pipeline =
+            crate::secure::connect_bare(config.addr, &config.tls, &config.token, config.pipeline).await?;
+        Ok(pipeline)
+    }
+}
+
+pub(crate) struct RespWire;
+
+impl Wire for RespWire {
+    type Request = Value;
+    type Codec = RespCodec;
+
+    fn get(key: Bytes) -> Value {
+        Value::Array(vec![Value::Bulk(Bytes::from_static(b"GET")), Value::Bulk(key)])
+    }
+
+    fn put(key: Bytes, value: Bytes) -> Value {
+        Value::Array(vec![
+            Value::Bulk(Bytes::from_static(b"SET")),
+            Value::Bulk(key),
+            Value::Bulk(value),
+        ])
+    }
+
+    fn is_ok(answer: &Value) -> bool {
+        !matches!(answer, Value::Error(_))
+    }
+
+    async fn connect(config: &BenchConfig) -> Result<Connection<Self>, BoxError> {
+        if config.tls.is_some() || config.token.is_some() {
+            return Err("--tls and --auth-token-file apply to --protocol kv only".into());
+        }
+        let transport = transport::connect(config.addr, RespCodec::new()).await?;
+        Ok(Builder::new()
+            .max_in_flight(config.pipeline.max(1))
+            .spawn(transport))
+    }
+}

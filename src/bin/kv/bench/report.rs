@@ -1,0 +1,106 @@
+//! [`BenchReport`]: what a load measured, as text or JSON.
+
+use hdrhistogram::Histogram;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// What a load measured.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchReport {
+    /// Operations answered (errors included).
+    pub ops: u64,
+    /// Operations answered with an error status or lost with a connection.
+    pub errors: u64,
+    /// Wall time from the first request to the last answer.
+    pub elapsed: Duration,
+    /// Latency of every operation, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl BenchReport {
+    /// Operations per second.
+    pub(crate) fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// The latency at quantile `q` (0.0 to 1.0), in microseconds.
+    pub(crate) fn percentile_us(&self, q: f64) -> u64 {
+        self.latency_us.value_at_quantile(q)
+    }
+
+    /// One JSON object: ops, seconds, ops_per_sec, p50_us, p95_us, p99_us,
+    /// p999_us, max_us, errors.
+    pub(crate) fn to_json(&self) -> String {
+        format!(
+            "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{}}}",
+            self.ops,
+            self.elapsed.as_secs_f64(),
+            self.ops_per_sec(),
+            self.percentile_us(0.50),
+            self.percentile_us(0.95),
+            self.percentile_us(0.99),
+            self.percentile_us(0.999),
+            self.latency_us.max(),
+            self.errors,
+        )
+    }
+
+    /// A human-readable summary with a latency histogram table.
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} ops in {:.3} s: {:.0} ops/s, {} errors",
+            self.ops,
+            self.elapsed.as_secs_f64(),
+            self.ops_per_sec(),
+            self.errors
+        );
+        let _ = writeln!(
+            out,
+            "latency us: p50 {}  p95 {}  p99 {}  p99.9 {}  max {}",
+            self.percentile_us(0.50),
+            self.percentile_us(0.95),
+            self.percentile_us(0.99),
+            self.percentile_us(0.999),
+            self.latency_us.max()
+        );
+        let _ = writeln!(out, "{:>12}  {:>10}  {:>8}", "<= us", "count", "cumul %");
+        let total = self.latency_us.len().max(1);
+        let mut cumulative = 0u64;
+        for bucket in self.latency_us.iter_log(16, 2.0) {
+            let count = bucket.count_since_last_iteration();
+            if count == 0 {
+                continue;
+            }
+            cumulative += count;
+            let _ = writeln!(
+                out,
+                "{:>12}  {:>10}  {:>7.3}%",
+                bucket.value_iterated_to(),
+                count,
+                100.0 * cumulative as f64 / total as f64
+            );
+        }
+        out
+    }
+}
+
+impl BenchReport {
+    pub(crate) fn empty() -> Self {
+        BenchReport {
+            ops: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency_us: new_histogram(),
+        }
+    }
+}
+
+/// The highest latency the histogram holds, in microseconds.
+pub(crate) const MAX_LATENCY_US: u64 = 100_000_000;
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 us to 100 s at 3 significant figures: constant, valid bounds.
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
