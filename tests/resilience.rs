@@ -684,8 +684,9 @@ async fn a_request_that_is_not_idempotent_is_retried_when_it_was_never_sent() {
     assert!(stats.stats().retries >= 1, "{:?}", stats.stats());
 }
 
-#[tokio::test]
-async fn a_batch_resends_the_remainder_from_its_first_refused_request() {
+/// A KV server that answers `BUSY` to the requests `refuse` picks (by the
+/// order the server sees them, from 0) and serves the others.
+async fn refusing_server(refuse: fn(u64) -> bool) -> (SocketAddr, Arc<AtomicU64>) {
     let received = Arc::new(AtomicU64::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -693,9 +694,8 @@ async fn a_batch_resends_the_remainder_from_its_first_refused_request() {
     let service = tower::service_fn({
         let received = received.clone();
         move |incoming: Incoming| {
-            // The second request this server ever sees is refused.
-            let refuse = received.fetch_add(1, Ordering::SeqCst) == 1;
-            let answer = (!refuse).then(|| kv::KvService::new(store.clone()).call(incoming));
+            let refused = refuse(received.fetch_add(1, Ordering::SeqCst));
+            let answer = (!refused).then(|| kv::KvService::new(store.clone()).call(incoming));
             async move {
                 match answer {
                     Some(answer) => answer.await,
@@ -709,7 +709,14 @@ async fn a_batch_resends_the_remainder_from_its_first_refused_request() {
         tower::make::Shared::new(service),
         std::future::pending(),
     ));
+    (addr, received)
+}
 
+#[tokio::test]
+async fn a_batch_resends_the_remainder_from_its_first_refused_request() {
+    // The server refuses the 2nd, 3rd and 4th request it ever sees, as an
+    // overloaded server refuses what follows: the whole remainder.
+    let (addr, received) = refusing_server(|n| (1..=3).contains(&n)).await;
     let client = KvClient::connect(addr).await.unwrap();
     // k is written twice in the batch: the retry must leave the later value.
     client
@@ -721,6 +728,27 @@ async fn a_batch_resends_the_remainder_from_its_first_refused_request() {
     assert_eq!(client.service().retry_stats().retries, 1);
     assert_eq!(client.get("k").await.unwrap().as_deref(), Some(&b"last"[..]));
     assert_eq!(client.get("a").await.unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[tokio::test]
+async fn a_batch_is_not_resent_over_writes_that_were_applied_after_a_refusal() {
+    // Only the 2nd request is refused: the writes after it were applied,
+    // and sending them again could land over newer writes of others.
+    let (addr, received) = refusing_server(|n| n == 1).await;
+    let client = KvClient::connect(addr).await.unwrap();
+    let error = client
+        .put_many([("k", "first"), ("a", "1"), ("k", "last"), ("b", "2")])
+        .await
+        .unwrap_err();
+    assert!(error.is_busy(), "the refusal, as it was: {error}");
+    assert_eq!(received.load(Ordering::SeqCst), 4, "nothing sent again");
+    assert_eq!(client.service().retry_stats().retries, 0);
+    assert_eq!(client.get("k").await.unwrap().as_deref(), Some(&b"last"[..]));
+    assert_eq!(
+        client.get("a").await.unwrap(),
+        None,
+        "the refused write was not applied"
+    );
 }
 
 #[tokio::test(start_paused = true)]
