@@ -19,6 +19,7 @@
 //! | [`deadline::Elapsed`](crate::deadline::Elapsed), or tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
 //! | [`pipeline::Error::TimedOut`] (the deadline passed in the pipeline) | [`TimedOut`](Failure::TimedOut) | — |
 //! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
+//! | [`retry::MaybeApplied`](crate::retry::MaybeApplied) (retries gave up; an earlier attempt may have been applied) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::Closed`] | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
@@ -102,6 +103,9 @@ impl Failure {
             }
             if let Some(HandshakeError::Rejected(_)) = error.downcast_ref::<HandshakeError>() {
                 return Failure::Rejected;
+            }
+            if error.is::<crate::retry::MaybeApplied>() {
+                return Failure::Connection;
             }
             if error.is::<Disconnected>() {
                 // Not sent; unless the last connect attempt was refused.

@@ -1,10 +1,12 @@
 //! The [`ResponseFuture`] of [`Retry`](super::Retry), for one request.
 
 use super::classify::{Idempotent, RetryableResponse};
+use super::error::MaybeApplied;
+use super::policy::Reason;
 use super::service::Core;
 use crate::backoff::jitter_rng;
 use crate::deadline::context;
-use crate::failure::BoxError;
+use crate::failure::{BoxError, Delivery};
 use pin_project::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -27,6 +29,8 @@ where
     request: Req,
     core: Arc<Core<S>>,
     attempts: u32,
+    /// An earlier attempt was lost after it may have been written.
+    maybe_applied: bool,
 }
 
 #[pin_project(project = StateProj)]
@@ -57,6 +61,7 @@ where
             request,
             core,
             attempts: 0,
+            maybe_applied: false,
         }
     }
 }
@@ -90,13 +95,14 @@ where
                     let policy = &this.core.policy;
                     let outcome = result.as_ref().map_err(|error| &**error as _);
                     let Some(reason) = policy.reason(&*this.request, outcome) else {
-                        return Poll::Ready(result);
+                        return Poll::Ready(give_up(result, *this.maybe_applied));
                     };
+                    *this.maybe_applied |= matches!(reason, Reason::LostIdempotent);
                     let Some(delay) =
                         policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
                     else {
                         // Out of retries, budget or time: the last answer.
-                        return Poll::Ready(result);
+                        return Poll::Ready(give_up(result, *this.maybe_applied));
                     };
                     *this.attempts += 1;
                     State::Backoff {
@@ -126,7 +132,7 @@ where
                                 policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
                             });
                         let Some(delay) = retry else {
-                            return Poll::Ready(Err(error));
+                            return Poll::Ready(give_up(Err(error), *this.maybe_applied));
                         };
                         *this.attempts += 1;
                         State::Backoff {
@@ -137,5 +143,17 @@ where
             };
             this.state.set(next);
         }
+    }
+}
+
+/// The answer a request that is not retried again ends with: as it is,
+/// unless it is an error saying "not sent" while an earlier attempt may have
+/// been applied — then that is what the caller must learn.
+fn give_up<Resp>(result: Result<Resp, BoxError>, maybe_applied: bool) -> Result<Resp, BoxError> {
+    match result {
+        Err(error) if maybe_applied && Delivery::of(&*error) == Some(Delivery::NotSent) => {
+            Err(MaybeApplied::new(error).into())
+        }
+        result => result,
     }
 }

@@ -86,6 +86,7 @@
 mod batch;
 mod budget;
 mod classify;
+mod error;
 mod future;
 mod layer;
 mod policy;
@@ -94,7 +95,11 @@ mod service;
 pub use batch::BatchFuture;
 pub use budget::RetryBudget;
 pub use classify::{Idempotent, RetryableResponse};
+pub use error::MaybeApplied;
 pub use future::ResponseFuture;
 pub use layer::RetryLayer;
 pub use policy::{RetryConfig, RetryHandle, RetryPolicy, RetryStats};
 pub use service::Retry;
+
+#[cfg(test)]
+mod tests;
