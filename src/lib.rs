@@ -107,6 +107,7 @@ pub mod batch;
 pub mod builder;
 pub mod deadline;
 pub mod failure;
+pub mod metrics;
 pub mod pipeline;
 pub mod reconnect;
 pub mod retry;

@@ -61,6 +61,7 @@ where
                 // Whatever layer below noticed the deadline first, the caller
                 // learns it as this layer's error.
                 if Failure::of(&*error) == Failure::TimedOut {
+                    crate::metrics::deadline_expired();
                     return Poll::Ready(Err(Elapsed::new().into()));
                 }
                 return Poll::Ready(Err(error));
@@ -77,6 +78,7 @@ where
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
+            crate::metrics::deadline_expired();
             return Poll::Ready(Err(Elapsed::new().into()));
         }
         context::promise_wake_by(deadline);

@@ -154,8 +154,9 @@ impl<Req, Resp> Pipeline<Req, Resp> {
         if let Err(unsent) = self.handle.tx.send(message) {
             let unsent = unsent.0;
             self.handle.shared.release(unsent.permits());
-            let failure = self.broken().unwrap_or(Error::Closed);
-            unsent.fail(failure.not_sent());
+            let failure = self.broken().unwrap_or(Error::Closed).not_sent();
+            crate::metrics::PipelineMetrics::failed(&failure, unsent.permits());
+            unsent.fail(failure);
         }
     }
 }

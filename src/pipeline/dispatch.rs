@@ -5,6 +5,7 @@ use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
 use super::sweep::Sweep;
 use crate::failure::BoxError;
+use crate::metrics::PipelineMetrics;
 use crate::transport::Transport;
 use pin_project::{pin_project, pinned_drop};
 use std::collections::VecDeque;
@@ -73,6 +74,7 @@ where
     pending: VecDeque<Pending<Req, T::Response>>,
     shared: Arc<Shared>,
     sweep: Sweep,
+    metrics: PipelineMetrics,
     max_batch: usize,
     needs_flush: bool,
     /// This pass's flush was put off once, to gather more requests.
@@ -122,6 +124,7 @@ where
             pending: VecDeque::new(),
             shared,
             sweep: Sweep::default(),
+            metrics: PipelineMetrics::new(),
             max_batch,
             needs_flush: false,
             flush_deferred: false,
@@ -160,6 +163,7 @@ where
             let released = this.sweep.expire(this.queue, this.pending);
             this.shared.release(released);
         }
+        this.metrics.in_flight(this.pending.len() + this.queue.len());
         if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
             // Orderly end: nobody can send more and nobody waits. A failed
             // close changes nothing for anyone.
@@ -183,6 +187,8 @@ where
     <T as Transport<Req>>::Error: Into<BoxError>,
 {
     let mut step = Step::Idle;
+    // This pass's time, when latencies are measured (no clock read otherwise).
+    let now = this.metrics.clock();
 
     // 1. Move queued requests into the sink; no flush yet.
     let in_flight_before = this.pending.len();
@@ -259,6 +265,7 @@ where
                 this.pending.push_back(Pending::One {
                     tx: Some(tx),
                     deadline,
+                    sent: now,
                 });
                 written += 1;
             }
@@ -274,11 +281,12 @@ where
                     continue;
                 }
                 // Written from the top of the loop, request by request.
-                let many = ManyPending::new(requests, tx, deadline, permits);
+                let many = ManyPending::new(requests, tx, deadline, permits, now);
                 this.pending.push_back(Pending::Many(Box::new(many)));
             }
         }
     }
+    this.metrics.written(written);
     if blocked {
         // The peer is not reading: hold what callers queue, so that the
         // deadlines of every request are known here.
@@ -315,9 +323,10 @@ where
     }
 
     // 3. Hand every response that has arrived to the oldest waiting caller.
+    let mut now = None;
     loop {
         match this.transport.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(response))) => answer(this, response, released)?,
+            Poll::Ready(Some(Ok(response))) => answer(this, response, released, &mut now)?,
             Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
             Poll::Ready(None) => return Err(Error::Closed),
             Poll::Pending => break,
@@ -354,13 +363,15 @@ fn answer<T, Req>(
     this: &mut Projected<'_, T, Req>,
     response: T::Response,
     released: &mut usize,
+    now: &mut Option<std::time::Instant>,
 ) -> Result<(), Error>
 where
     T: Transport<Req>,
 {
     match this.pending.front_mut() {
         None => Err(Error::UnexpectedResponse),
-        Some(Pending::One { tx, .. }) => {
+        Some(Pending::One { tx, sent, .. }) => {
+            this.metrics.answered(*sent, now, 1);
             // A caller that stopped waiting just doesn't get it.
             if let Some(tx) = tx.take() {
                 let _ = tx.send(Ok(response));
@@ -375,6 +386,7 @@ where
                 return Err(Error::UnexpectedResponse);
             }
             many.answers.push(Ok(response));
+            this.metrics.answered(many.sent, now, 1);
             if many.is_complete() {
                 *released += many.permits;
                 if let Some(Pending::Many(many)) = this.pending.pop_front() {
@@ -393,19 +405,26 @@ where
 {
     let error = this.shared.fail(error);
     tracing::debug!(%error, pending = this.pending.len(), "pipelined connection failed");
+    let (mut failed, mut unsent) = (0, 0);
     for pending in this.pending.drain(..) {
-        pending.fail(&error);
+        let (requests, of_them_unsent) = pending.fail(&error);
+        failed += requests - of_them_unsent;
+        unsent += of_them_unsent;
     }
     // Requests still queued were never written: say so, so that a retry
     // layer may send them again whatever they are.
     let not_sent = error.not_sent();
     for message in this.queue.drain(..) {
+        unsent += message.permits();
         message.fail(not_sent.clone());
     }
     this.rx.close();
     while let Ok(message) = this.rx.try_recv() {
+        unsent += message.permits();
         message.fail(not_sent.clone());
     }
+    PipelineMetrics::failed(&error, failed);
+    PipelineMetrics::failed(&not_sent, unsent);
 }
 
 #[pinned_drop]

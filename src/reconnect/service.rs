@@ -5,6 +5,7 @@ use super::future::ResponseFuture;
 use super::layer::ReconnectConfig;
 use crate::backoff::jitter_rng;
 use crate::failure::{BoxError, Failure};
+use crate::metrics::ReconnectMetrics;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -238,6 +239,7 @@ where
             Some(cause) => {
                 // Fail fast, and let a task that gave up know it is needed.
                 shared.wake.notify_one();
+                crate::metrics::failed_fast();
                 ResponseFuture::failed(Disconnected::new(Some(cause)))
             }
             None => {
@@ -283,6 +285,7 @@ async fn run<M, T, S>(
     T: Clone,
 {
     let mut rng = jitter_rng();
+    let mut metrics = ReconnectMetrics::new();
     // Consecutive failures: failed attempts, and connections that broke
     // before they were healthy for `backoff.cap()`.
     let mut failures: u32 = 0;
@@ -313,6 +316,7 @@ async fn run<M, T, S>(
             } else {
                 config.backoff.delay(failures - 1, &mut rng)
             };
+            metrics.backoff(delay);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = state.closed() => return,
@@ -320,6 +324,7 @@ async fn run<M, T, S>(
         }
 
         shared.attempts.fetch_add(1, Ordering::Relaxed);
+        metrics.attempt();
         let next = target.clone();
         let attempt = async {
             let connector = connector.ready().await.map_err(Into::into)?;
@@ -333,6 +338,7 @@ async fn run<M, T, S>(
             Ok(service) => service,
             Err(error) => {
                 refused = Failure::of(&*error) == Failure::Rejected;
+                metrics.attempt_failed(refused, error.is::<ConnectTimedOut>());
                 failures = failures.saturating_add(1);
                 shared.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(failures, %error, "connect attempt failed");
@@ -346,6 +352,7 @@ async fn run<M, T, S>(
         generation += 1;
         shared.connects.fetch_add(1, Ordering::Relaxed);
         shared.connected.store(true, Ordering::Release);
+        metrics.connected(generation == 1);
         if generation == 1 {
             tracing::debug!("connected");
         } else {
@@ -366,6 +373,7 @@ async fn run<M, T, S>(
         }
         shared.connected.store(false, Ordering::Release);
         shared.disconnects.fetch_add(1, Ordering::Relaxed);
+        metrics.disconnected();
         failures = if connected_at.elapsed() >= config.backoff.cap() {
             0
         } else {

@@ -2,6 +2,7 @@
 //! library's configuration types.
 
 use crate::bench::{Protocol, Workload};
+use crate::metrics::MetricsAddr;
 use crate::secure::{ClientSecurityArgs, ServeSecurityArgs};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -79,6 +80,9 @@ pub(crate) struct ServeArgs {
     /// Largest value accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_value_bytes)]
     pub(crate) max_value_bytes: u32,
+    /// Serve Prometheus metrics on this address (IP:PORT, or a bare PORT on 127.0.0.1); off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<MetricsAddr>,
     #[command(flatten)]
     pub(crate) serve_limits: ServeLimitArgs,
     #[command(flatten)]

@@ -15,6 +15,7 @@
 
 mod args;
 mod bench;
+mod metrics;
 mod secure;
 
 use args::{BenchArgs, Cli, ClientArgs, Command, RepairArgs, ServeArgs};
@@ -277,6 +278,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut signals = Signals::new()?;
+    // Before the server is built, so that every layer registers with it.
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(metrics::start(addr).await?),
+        None => None,
+    };
     // `start` recovers the log before it binds: a damaged log ends the
     // process before anyone is told the server is there.
     let server = KvServer::start(args.listen, config)
@@ -287,6 +293,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         writeln!(stdout, "listening on {}", server.local_addr())
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
+        if let Some((listener, handle)) = metrics {
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            writeln!(stdout, "metrics on {at}")
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write to stdout: {e}"))?;
+            tokio::spawn(metrics::serve(listener, handle));
+        }
     }
     signals.next().await;
     tracing::info!("shutting down: draining connections (a second signal stops at once)");
