@@ -8,20 +8,8 @@
 //! 100 ms by default) when a recorder was installed before the server
 //! started; the recovery time is set once, at startup.
 //!
-//! | name | type | what |
-//! | --- | --- | --- |
-//! | `wirestack_kv_keys` | gauge | keys held (expired keys not yet purged included) |
-//! | `wirestack_kv_store_bytes` | gauge | memory held for the data: record chunks, large records, table slots |
-//! | `wirestack_kv_expired_keys_total` | counter | expired keys purged from memory |
-//! | `wirestack_kv_wal_records_total` | counter | records appended to the log |
-//! | `wirestack_kv_wal_bytes_total` | counter | bytes appended to the log |
-//! | `wirestack_kv_wal_fsyncs_total` | counter | fsyncs of log files |
-//! | `wirestack_kv_wal_records_per_fsync` | gauge | records appended per fsync since the log was opened (group commit) |
-//! | `wirestack_kv_wal_compactions_total` | counter | compactions (and snapshots after a failed fsync) finished |
-//! | `wirestack_kv_wal_last_compaction_timestamp_seconds` | gauge | Unix time the last one finished (0: none since start) |
-//! | `wirestack_kv_wal_recovery_seconds` | gauge | how long recovering the log took at startup |
-//! | `wirestack_kv_wal_recovered_records` | gauge | records replayed at startup |
-//! | `wirestack_kv_storage_degraded` | gauge | 1 while the log refuses writes (a failed write or fsync), else 0 |
+//! The README's "Operating it" section lists every name with its type and
+//! meaning; [`names`] holds the names.
 
 use super::store::Store;
 use super::wal::Wal;
@@ -54,6 +42,22 @@ pub mod names {
     pub const WAL_RECOVERED: &str = "wirestack_kv_wal_recovered_records";
     /// Gauge: 1 while the log refuses writes.
     pub const STORAGE_DEGRADED: &str = "wirestack_kv_storage_degraded";
+
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        KEYS,
+        STORE_BYTES,
+        EXPIRED,
+        WAL_RECORDS,
+        WAL_BYTES,
+        WAL_FSYNCS,
+        WAL_RECORDS_PER_FSYNC,
+        WAL_COMPACTIONS,
+        WAL_LAST_COMPACTION,
+        WAL_RECOVERY,
+        WAL_RECOVERED,
+        STORAGE_DEGRADED,
+    ];
 }
 
 /// Tells the installed recorder the unit and meaning of every KV metric

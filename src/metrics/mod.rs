@@ -21,39 +21,10 @@
 //! values each (never a key, a peer or a port). The protocols add their own
 //! (the KV store's and log's, in the `kv` module).
 //!
-//! | name | type | labels | what |
-//! | --- | --- | --- | --- |
-//! | `wirestack_client_requests_total` | counter | | requests a pipeline wrote to its connection (each request of a batch counts) |
-//! | `wirestack_client_request_duration_seconds` | histogram | | from the connection task's pass that wrote a request to the pass that read its answer |
-//! | `wirestack_client_requests_in_flight` | gauge | | calls queued for or awaiting an answer from a connection, all pipelines together (a batch is one call) |
-//! | `wirestack_client_request_failures_total` | counter | `failure` | requests a pipeline failed, by [`Failure`](crate::failure::Failure) kind: `timed_out`, `not_sent`, `connection`, `protocol` |
-//! | `wirestack_client_connect_attempts_total` | counter | | connect attempts made by reconnect layers |
-//! | `wirestack_client_connect_failures_total` | counter | `failure` | attempts that failed: `rejected` (a refused handshake), `timed_out`, `other` |
-//! | `wirestack_client_connects_total` | counter | | attempts that made a connection (the first of each layer included) |
-//! | `wirestack_client_reconnects_total` | counter | | connections made after a layer's first |
-//! | `wirestack_client_disconnects_total` | counter | | connections found broken |
-//! | `wirestack_client_backoff_seconds` | histogram | | each wait between connect attempts (its count: how many waits) |
-//! | `wirestack_client_connected` | gauge | | reconnect layers with a live connection |
-//! | `wirestack_client_requests_failed_fast_total` | counter | | requests failed at once with `Disconnected`: no connection was up |
-//! | `wirestack_client_retries_total` | counter | `reason` | retries made: `refused`, `not_sent`, `lost_idempotent` |
-//! | `wirestack_client_retry_budget_exhausted_total` | counter | | retries the retry budget refused |
-//! | `wirestack_client_retries_unsafe_total` | counter | | failed requests not retried because they may have been applied and are not idempotent |
-//! | `wirestack_client_deadline_expired_total` | counter | | requests the deadline layer ended with `Elapsed` |
-//! | `wirestack_server_connections_accepted_total` | counter | | connections taken on (within `max_connections`) |
-//! | `wirestack_server_connections_refused_total` | counter | | connections past `max_connections`, answered through `Overload` or closed |
-//! | `wirestack_server_connections_closed_total` | counter | `cause` | connections ended, by cause (see below) |
-//! | `wirestack_server_connections_open` | gauge | | connections being served |
-//! | `wirestack_server_requests_total` | counter | | requests decoded and started |
-//! | `wirestack_server_requests_refused_total` | counter | `cause` | work answered through the `Overload` hook: `max_connections`, `buffer_budget` |
-//! | `wirestack_server_received_bytes_total` | counter | | bytes read from connections |
-//! | `wirestack_server_sent_bytes_total` | counter | | bytes written to connections |
-//!
-//! A closed connection's `cause`: `peer_closed`, `shutdown`, `idle_timeout`,
-//! `read_timeout` (a frame or handshake that did not finish), `write_timeout`,
-//! `protocol_error` (the decoder gave up), `service_error`, `write_error`,
-//! `close_after` (an answer that ends the connection), `buffer_budget` (a
-//! frame too large for the budget), `handshake_failed`, `aborted` (closed
-//! where it stood: the shutdown deadline passed).
+//! The README's "Operating it" section lists every name with its type,
+//! labels and meaning, and says which ones tell "overloaded", "disk
+//! failing" and "clients reconnecting"; [`names`] holds the names
+//! (`tests/metrics.rs` checks that the two agree).
 //!
 //! ```
 //! // An application installs its recorder first, then describes the names
@@ -129,4 +100,32 @@ pub mod names {
     pub const SERVER_RECEIVED_BYTES: &str = "wirestack_server_received_bytes_total";
     /// Counter (bytes): written to connections.
     pub const SERVER_SENT_BYTES: &str = "wirestack_server_sent_bytes_total";
+
+    /// Every name above.
+    pub const ALL: &[&str] = &[
+        CLIENT_REQUESTS,
+        CLIENT_REQUEST_DURATION,
+        CLIENT_IN_FLIGHT,
+        CLIENT_FAILURES,
+        CLIENT_CONNECT_ATTEMPTS,
+        CLIENT_CONNECT_FAILURES,
+        CLIENT_CONNECTS,
+        CLIENT_RECONNECTS,
+        CLIENT_DISCONNECTS,
+        CLIENT_BACKOFF,
+        CLIENT_CONNECTED,
+        CLIENT_FAILED_FAST,
+        CLIENT_RETRIES,
+        CLIENT_RETRY_BUDGET_EXHAUSTED,
+        CLIENT_RETRIES_UNSAFE,
+        CLIENT_DEADLINE_EXPIRED,
+        SERVER_ACCEPTED,
+        SERVER_REFUSED,
+        SERVER_CLOSED,
+        SERVER_OPEN,
+        SERVER_REQUESTS,
+        SERVER_REQUESTS_REFUSED,
+        SERVER_RECEIVED_BYTES,
+        SERVER_SENT_BYTES,
+    ];
 }
