@@ -245,6 +245,7 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
         self.take_permit();
         let (tx, rx) = oneshot::channel();
         let deadline = context::current();
+        tracing::debug!("queued for the connection task");
         self.send(Message::One {
             request,
             tx,
@@ -279,7 +280,15 @@ impl<Resp> Future for ResponseFuture<Resp> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.rx.poll(cx) {
-            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            Poll::Ready(Ok(Ok(response))) => {
+                tracing::debug!("answered");
+                Poll::Ready(Ok(response))
+            }
+            Poll::Ready(Ok(Err(error))) => {
+                let failure = crate::metrics::failure_label(crate::failure::Failure::of(&error));
+                tracing::debug!(%error, failure, "failed");
+                Poll::Ready(Err(error))
+            }
             // The connection task answers everyone before it ends, even when
             // it is dropped; this is only a safety net.
             Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed)),

@@ -227,7 +227,8 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Some((_, service)) = &mut self.current {
+        if let Some((generation, service)) = &mut self.current {
+            tracing::debug!(connection = *generation, "sending");
             return ResponseFuture::called(service.call(request));
         }
         let down = match &*self.handle.state.borrow() {
@@ -240,9 +241,11 @@ where
                 // Fail fast, and let a task that gave up know it is needed.
                 shared.wake.notify_one();
                 crate::metrics::failed_fast();
+                tracing::debug!(%cause, "not connected: failing fast");
                 ResponseFuture::failed(Disconnected::new(Some(cause)))
             }
             None => {
+                tracing::debug!("waiting for a connection");
                 let wait = Box::pin(connected(self.handle.state.clone(), shared.clone()));
                 ResponseFuture::waiting(wait, request, shared.clone())
             }
