@@ -50,6 +50,11 @@ pub(crate) struct PipelineMetrics {
     in_flight: Gauge,
     /// This pipeline's share of the in-flight gauge.
     reported: usize,
+    /// This pass's time, once read for an answer.
+    now: Option<Instant>,
+    /// Answers read in this pass to requests written in one same pass
+    /// (when, how many): they took the same time, and are recorded at once.
+    run: Option<(Instant, usize)>,
 }
 
 impl PipelineMetrics {
@@ -60,14 +65,17 @@ impl PipelineMetrics {
             duration: histogram(names::CLIENT_REQUEST_DURATION),
             in_flight: gauge(names::CLIENT_IN_FLIGHT),
             reported: 0,
+            now: None,
+            run: None,
         }
     }
 
-    /// The time, when latencies are measured: read once per pass of the
-    /// connection task, and not at all without a recorder.
-    pub(crate) fn clock(&self) -> Option<Instant> {
+    /// When a request written now was sent, if latencies are measured:
+    /// this pass's time, read once per pass of the connection task (for
+    /// its first write or answer), and never without a recorder.
+    pub(crate) fn sent(&mut self) -> Option<Instant> {
         if self.enabled {
-            Some(Instant::now())
+            Some(*self.now.get_or_insert_with(Instant::now))
         } else {
             None
         }
@@ -80,14 +88,38 @@ impl PipelineMetrics {
         }
     }
 
-    /// `n` answers to requests written at `sent` were read; `now` is this
-    /// pass's time, read the first time it is needed.
-    pub(crate) fn answered(&self, sent: Option<Instant>, now: &mut Option<Instant>, n: usize) {
-        if let Some(sent) = sent {
-            let now = *now.get_or_insert_with(Instant::now);
-            self.duration
-                .record_many(now.saturating_duration_since(sent).as_secs_f64(), n);
+    /// An answer to a request written at `sent` was read in this pass.
+    pub(crate) fn answered(&mut self, sent: Option<Instant>) {
+        let Some(sent) = sent else {
+            return;
+        };
+        match &mut self.run {
+            Some((at, n)) if *at == sent => *n += 1,
+            run => {
+                let done = run.replace((sent, 1));
+                self.record(done);
+            }
         }
+    }
+
+    /// The pass read its last answer: records the answers it read, with
+    /// one clock read.
+    pub(crate) fn answers_read(&mut self) {
+        let run = self.run.take();
+        self.record(run);
+    }
+
+    fn record(&mut self, run: Option<(Instant, usize)>) {
+        if let Some((sent, n)) = run {
+            let now = *self.now.get_or_insert_with(Instant::now);
+            let took = now.saturating_duration_since(sent).as_secs_f64();
+            self.duration.record_many(took, n);
+        }
+    }
+
+    /// A new pass starts: its time is read again when needed.
+    pub(crate) fn new_pass(&mut self) {
+        self.now = None;
     }
 
     /// The connection holds `calls` calls now.

@@ -187,8 +187,7 @@ where
     <T as Transport<Req>>::Error: Into<BoxError>,
 {
     let mut step = Step::Idle;
-    // This pass's time, when latencies are measured (no clock read otherwise).
-    let now = this.metrics.clock();
+    this.metrics.new_pass();
 
     // 1. Move queued requests into the sink; no flush yet.
     let in_flight_before = this.pending.len();
@@ -265,7 +264,7 @@ where
                 this.pending.push_back(Pending::One {
                     tx: Some(tx),
                     deadline,
-                    sent: now,
+                    sent: this.metrics.sent(),
                 });
                 written += 1;
             }
@@ -281,7 +280,8 @@ where
                     continue;
                 }
                 // Written from the top of the loop, request by request.
-                let many = ManyPending::new(requests, tx, deadline, permits, now);
+                let sent = this.metrics.sent();
+                let many = ManyPending::new(requests, tx, deadline, permits, sent);
                 this.pending.push_back(Pending::Many(Box::new(many)));
             }
         }
@@ -323,15 +323,15 @@ where
     }
 
     // 3. Hand every response that has arrived to the oldest waiting caller.
-    let mut now = None;
     loop {
         match this.transport.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(response))) => answer(this, response, released, &mut now)?,
+            Poll::Ready(Some(Ok(response))) => answer(this, response, released)?,
             Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
             Poll::Ready(None) => return Err(Error::Closed),
             Poll::Pending => break,
         }
     }
+    this.metrics.answers_read();
     Ok(step)
 }
 
@@ -363,7 +363,6 @@ fn answer<T, Req>(
     this: &mut Projected<'_, T, Req>,
     response: T::Response,
     released: &mut usize,
-    now: &mut Option<std::time::Instant>,
 ) -> Result<(), Error>
 where
     T: Transport<Req>,
@@ -371,7 +370,7 @@ where
     match this.pending.front_mut() {
         None => Err(Error::UnexpectedResponse),
         Some(Pending::One { tx, sent, .. }) => {
-            this.metrics.answered(*sent, now, 1);
+            this.metrics.answered(*sent);
             // A caller that stopped waiting just doesn't get it.
             if let Some(tx) = tx.take() {
                 let _ = tx.send(Ok(response));
@@ -386,7 +385,7 @@ where
                 return Err(Error::UnexpectedResponse);
             }
             many.answers.push(Ok(response));
-            this.metrics.answered(many.sent, now, 1);
+            this.metrics.answered(many.sent);
             if many.is_complete() {
                 *released += many.permits;
                 if let Some(Pending::Many(many)) = this.pending.pop_front() {

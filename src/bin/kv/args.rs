@@ -167,6 +167,12 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Also write the latency histogram to FILE as HdrHistogram's percentile distribution (milliseconds).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) hdr_out: Option<PathBuf>,
+    /// Also draw latency by percentile and throughput and latency over time into FILE (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) security: ClientSecurityArgs,
 }

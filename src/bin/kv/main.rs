@@ -179,6 +179,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         key_space: args.key_space.max(1),
         workload: args.workload,
         protocol: args.protocol,
+        timeline: args.plot.is_some(),
     };
     let total = match config.workload {
         Workload::Fill => config.key_space,
@@ -203,6 +204,22 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let report = bench::run(config, progress).await.map_err(|e| e.to_string())?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some(path) = &args.hdr_out {
+        std::fs::write(path, bench::percentile_distribution(&report.latency_us))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "kv bench --protocol {} {} --workload {} -c {} -P {}: {:.0} ops/s",
+            args.protocol,
+            args.addr,
+            args.workload,
+            args.connections.max(1),
+            args.pipeline.max(1),
+            report.ops_per_sec()
+        );
+        bench::draw(path, &title, &report, &report.intervals, report.interval)?;
     }
     if args.json {
         println!("{}", report.to_json());
