@@ -187,6 +187,9 @@ fn default_stack(
     )
 }
 
+/// One way of running a batch, measured against the others.
+type Variant<'a> = Box<dyn FnMut(&Runtime) + 'a>;
+
 /// ns per request of `rounds` runs of `BATCH` requests.
 fn time(rt: &Runtime, rounds: u32, run: &mut dyn FnMut(&Runtime)) -> f64 {
     let started = std::time::Instant::now();
@@ -225,7 +228,7 @@ fn observe() {
         tracing::Dispatch::new(debug)
     });
 
-    let mut variants: Vec<(&str, Box<dyn FnMut(&Runtime)>)> = vec![
+    let mut variants: Vec<(&str, Variant<'_>)> = vec![
         ("pipeline", Box::new(|rt: &Runtime| run_batch(rt, &bare))),
         ("stack", Box::new(|rt: &Runtime| run_batch(rt, &plain))),
         (

@@ -54,11 +54,13 @@ mod real {
 
     impl Counter {
         pub(crate) fn increment(&self, _: u64) {}
+        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
         pub(crate) fn absolute(&self, _: u64) {}
     }
     impl Gauge {
         pub(crate) fn increment(&self, _: f64) {}
         pub(crate) fn decrement(&self, _: f64) {}
+        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
         pub(crate) fn set(&self, _: f64) {}
     }
     impl Histogram {

@@ -5,6 +5,7 @@
 use super::facade::{counter, gauge, histogram, label, recorder_installed, Counter, Gauge, Histogram, Label};
 use super::names;
 use crate::failure::Failure;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// The `failure` label's value for a [`Failure`].
@@ -40,7 +41,17 @@ fn failure_labels(failure: Failure) -> &'static [Label] {
     &FAILURES[index]
 }
 
+/// The pass of a connection task a request was written in: a number, so
+/// that a request in flight carries four bytes for its latency, not a time.
+pub(crate) type Pass = u32;
+
 /// A pipeline's handles, registered when its connection task is made.
+///
+/// Latency is measured at the granularity of the connection task's passes:
+/// a pass that writes requests reads the clock once and notes its number
+/// and time; a pass that reads answers reads the clock once, and every
+/// answer to requests of one same earlier pass is recorded with one call.
+/// Without a recorder none of this happens: no clock read, no note.
 #[derive(Debug)]
 pub(crate) struct PipelineMetrics {
     /// A recorder was installed then: latencies are measured.
@@ -50,11 +61,14 @@ pub(crate) struct PipelineMetrics {
     in_flight: Gauge,
     /// This pipeline's share of the in-flight gauge.
     reported: usize,
-    /// This pass's time, once read for an answer.
+    pass: Pass,
+    /// This pass's time, once read.
     now: Option<Instant>,
-    /// Answers read in this pass to requests written in one same pass
-    /// (when, how many): they took the same time, and are recorded at once.
-    run: Option<(Instant, usize)>,
+    /// The passes that wrote requests not all answered yet, oldest first,
+    /// with their times (answers come in order: the oldest is at the front).
+    passes: VecDeque<(Pass, Instant)>,
+    /// Answers read in this pass to requests of one same pass: which, how many.
+    run: Option<(Pass, usize)>,
 }
 
 impl PipelineMetrics {
@@ -65,20 +79,26 @@ impl PipelineMetrics {
             duration: histogram(names::CLIENT_REQUEST_DURATION),
             in_flight: gauge(names::CLIENT_IN_FLIGHT),
             reported: 0,
+            pass: 0,
             now: None,
+            passes: VecDeque::new(),
             run: None,
         }
     }
 
-    /// When a request written now was sent, if latencies are measured:
-    /// this pass's time, read once per pass of the connection task (for
-    /// its first write or answer), and never without a recorder.
-    pub(crate) fn sent(&mut self) -> Option<Instant> {
-        if self.enabled {
-            Some(*self.now.get_or_insert_with(Instant::now))
-        } else {
-            None
+    /// A new pass of the connection task starts.
+    pub(crate) fn new_pass(&mut self) {
+        self.pass = self.pass.wrapping_add(1);
+        self.now = None;
+    }
+
+    /// A request is written in this pass: the pass it belongs to.
+    pub(crate) fn sent(&mut self) -> Pass {
+        if self.enabled && self.passes.back().is_none_or(|(pass, _)| *pass != self.pass) {
+            let now = *self.now.get_or_insert_with(Instant::now);
+            self.passes.push_back((self.pass, now));
         }
+        self.pass
     }
 
     /// `n` requests were written.
@@ -88,13 +108,13 @@ impl PipelineMetrics {
         }
     }
 
-    /// An answer to a request written at `sent` was read in this pass.
-    pub(crate) fn answered(&mut self, sent: Option<Instant>) {
-        let Some(sent) = sent else {
+    /// The answer to a request written in pass `sent` was read.
+    pub(crate) fn answered(&mut self, sent: Pass) {
+        if !self.enabled {
             return;
-        };
+        }
         match &mut self.run {
-            Some((at, n)) if *at == sent => *n += 1,
+            Some((pass, n)) if *pass == sent => *n += 1,
             run => {
                 let done = run.replace((sent, 1));
                 self.record(done);
@@ -102,24 +122,25 @@ impl PipelineMetrics {
         }
     }
 
-    /// The pass read its last answer: records the answers it read, with
-    /// one clock read.
+    /// The pass read its last answer: records what it read.
     pub(crate) fn answers_read(&mut self) {
         let run = self.run.take();
         self.record(run);
     }
 
-    fn record(&mut self, run: Option<(Instant, usize)>) {
-        if let Some((sent, n)) = run {
-            let now = *self.now.get_or_insert_with(Instant::now);
-            let took = now.saturating_duration_since(sent).as_secs_f64();
-            self.duration.record_many(took, n);
+    fn record(&mut self, run: Option<(Pass, usize)>) {
+        let Some((sent, n)) = run else {
+            return;
+        };
+        // Passes before `sent` are answered in full: answers come in order.
+        while self.passes.front().is_some_and(|(pass, _)| *pass != sent) {
+            self.passes.pop_front();
         }
-    }
-
-    /// A new pass starts: its time is read again when needed.
-    pub(crate) fn new_pass(&mut self) {
-        self.now = None;
+        if let Some((_, at)) = self.passes.front() {
+            let now = *self.now.get_or_insert_with(Instant::now);
+            self.duration
+                .record_many(now.saturating_duration_since(*at).as_secs_f64(), n);
+        }
     }
 
     /// The connection holds `calls` calls now.

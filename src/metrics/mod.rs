@@ -43,9 +43,11 @@ mod server;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use describe::describe;
 
+// For the protocols' own figures (the KV store's and log's).
+#[cfg_attr(not(feature = "kv"), allow(unused_imports))]
 pub(crate) use facade::{counter, gauge, recorder_installed, Counter, Gauge};
 pub(crate) use layers::{
-    deadline_expired, failed_fast, failure_label, PipelineMetrics, ReconnectMetrics, RetryMetrics,
+    deadline_expired, failed_fast, failure_label, Pass, PipelineMetrics, ReconnectMetrics, RetryMetrics,
     RetryReason,
 };
 pub(crate) use server::{CloseCause, ConnectionMetrics, ServerMetrics};

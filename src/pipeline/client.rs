@@ -245,7 +245,6 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
         self.take_permit();
         let (tx, rx) = oneshot::channel();
         let deadline = context::current();
-        tracing::debug!("queued for the connection task");
         self.send(Message::One {
             request,
             tx,

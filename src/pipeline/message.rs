@@ -65,8 +65,8 @@ pub(crate) enum Pending<Req, Resp> {
         /// passed): the answer is read in its place and dropped.
         tx: Option<Reply<Resp>>,
         deadline: Option<Instant>,
-        /// When it was written, if latencies are measured.
-        sent: Option<std::time::Instant>,
+        /// The connection task's pass that wrote it (for its latency).
+        sent: crate::metrics::Pass,
     },
     Many(Box<ManyPending<Req, Resp>>),
 }
@@ -76,8 +76,8 @@ pub(crate) struct ManyPending<Req, Resp> {
     pub(crate) tx: Option<BatchReply<Resp>>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) permits: usize,
-    /// When its writing started, if latencies are measured.
-    pub(crate) sent: Option<std::time::Instant>,
+    /// The connection task's pass that started writing it.
+    pub(crate) sent: crate::metrics::Pass,
     /// The requests not written yet; written back to back.
     pub(crate) unwritten: std::vec::IntoIter<Req>,
     pub(crate) written: usize,
@@ -90,7 +90,7 @@ impl<Req, Resp> ManyPending<Req, Resp> {
         tx: BatchReply<Resp>,
         deadline: Option<Instant>,
         permits: usize,
-        sent: Option<std::time::Instant>,
+        sent: crate::metrics::Pass,
     ) -> Self {
         let answers = Vec::with_capacity(requests.len());
         ManyPending {

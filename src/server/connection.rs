@@ -112,6 +112,9 @@ impl<Io, C, S, Req, O, K> Connection<Io, C, S, Req, O, K>
 where
     S: Service<Req>,
 {
+    // Every argument is a separate part the connection owns; a struct of
+    // them would only be built here, once.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         transport: Framed<Metered<Io>, C>,
         service: S,
