@@ -10,7 +10,8 @@
 //!
 //! `OBSERVE=1 cargo bench --bench layers` instead measures what metrics and
 //! tracing cost the default stack, in rounds that interleave the variants
-//! (A B C D E, A B C D E, ...; ROUNDS=N, default 15), and prints the median
+//! (A B C D, A B C D, ...; ROUNDS=N, default 15; ONLY=a,b for some of them),
+//! and prints the median
 //! ns per request of each:
 //!
 //! * `pipeline`: the bare pipeline, for scale;
@@ -211,6 +212,7 @@ fn observe() {
     let bare = rt.block_on(async { Pipeline::new(Echo::default()) });
     let plain = default_stack(&rt);
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let upkeep = recorder.handle();
     let recorded = {
         let _installed = metrics::set_default_local_recorder(&recorder);
         default_stack(&rt)
@@ -246,6 +248,11 @@ fn observe() {
             Box::new(|rt: &Runtime| tracing::dispatcher::with_default(debug, || run_batch(rt, &plain))),
         ));
     }
+    // ONLY=a,b: only these variants.
+    if let Ok(only) = std::env::var("ONLY") {
+        let only: Vec<&str> = only.split(',').collect();
+        variants.retain(|(name, _)| only.contains(name));
+    }
     // Warm up, then interleave: each round runs every variant once.
     for (_, run) in variants.iter_mut() {
         time(&rt, 200, run.as_mut());
@@ -255,12 +262,19 @@ fn observe() {
         for (i, (_, run)) in variants.iter_mut().enumerate() {
             samples[i].push(time(&rt, 300, run.as_mut()));
         }
+        // What the exporter does every few seconds: histogram samples are
+        // folded in, so that memory stays bounded.
+        upkeep.run_upkeep();
     }
     let median = |values: &mut Vec<f64>| {
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    let base = median(&mut samples[1].clone());
+    let stack = variants
+        .iter()
+        .position(|(name, _)| *name == "stack")
+        .unwrap_or(0);
+    let base = median(&mut samples[stack].clone());
     println!("| variant | ns per request (median of {rounds}) | / stack |");
     println!("| --- | ---: | ---: |");
     for ((name, _), values) in variants.iter().zip(samples.iter_mut()) {

@@ -87,12 +87,14 @@ impl PipelineMetrics {
     }
 
     /// A new pass of the connection task starts.
+    #[inline]
     pub(crate) fn new_pass(&mut self) {
         self.pass = self.pass.wrapping_add(1);
         self.now = None;
     }
 
     /// A request is written in this pass: the pass it belongs to.
+    #[inline]
     pub(crate) fn sent(&mut self) -> Pass {
         if self.enabled && self.passes.back().is_none_or(|(pass, _)| *pass != self.pass) {
             let now = *self.now.get_or_insert_with(Instant::now);
@@ -102,6 +104,7 @@ impl PipelineMetrics {
     }
 
     /// `n` requests were written.
+    #[inline]
     pub(crate) fn written(&self, n: usize) {
         if n > 0 {
             self.requests.increment(n as u64);
@@ -109,6 +112,7 @@ impl PipelineMetrics {
     }
 
     /// The answer to a request written in pass `sent` was read.
+    #[inline]
     pub(crate) fn answered(&mut self, sent: Pass) {
         if !self.enabled {
             return;
@@ -116,22 +120,24 @@ impl PipelineMetrics {
         match &mut self.run {
             Some((pass, n)) if *pass == sent => *n += 1,
             run => {
-                let done = run.replace((sent, 1));
-                self.record(done);
+                if let Some(done) = run.replace((sent, 1)) {
+                    self.record(done);
+                }
             }
         }
     }
 
     /// The pass read its last answer: records what it read.
+    #[inline]
     pub(crate) fn answers_read(&mut self) {
-        let run = self.run.take();
-        self.record(run);
+        if let Some(run) = self.run.take() {
+            self.record(run);
+        }
     }
 
-    fn record(&mut self, run: Option<(Pass, usize)>) {
-        let Some((sent, n)) = run else {
-            return;
-        };
+    #[cold]
+    #[inline(never)]
+    fn record(&mut self, (sent, n): (Pass, usize)) {
         // Passes before `sent` are answered in full: answers come in order.
         while self.passes.front().is_some_and(|(pass, _)| *pass != sent) {
             self.passes.pop_front();
@@ -144,6 +150,7 @@ impl PipelineMetrics {
     }
 
     /// The connection holds `calls` calls now.
+    #[inline]
     pub(crate) fn in_flight(&mut self, calls: usize) {
         if self.enabled && calls != self.reported {
             if calls > self.reported {
@@ -156,6 +163,8 @@ impl PipelineMetrics {
     }
 
     /// `n` requests failed with `error`.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn failed(error: &crate::pipeline::Error, n: usize) {
         if n > 0 {
             counter(names::CLIENT_FAILURES, failure_labels(Failure::of(error))).increment(n as u64);
@@ -206,6 +215,8 @@ impl ReconnectMetrics {
 
     /// An attempt failed: the peer refused its handshake, it timed out, or
     /// something else.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn attempt_failed(&self, rejected: bool, timed_out: bool) {
         let labels = match (rejected, timed_out) {
             (true, _) => &CONNECT_FAILURES[0],
@@ -250,11 +261,15 @@ impl Drop for ReconnectMetrics {
 }
 
 /// A request failed at once: no connection was up.
+#[cold]
+#[inline(never)]
 pub(crate) fn failed_fast() {
     counter(names::CLIENT_FAILED_FAST, &[]).increment(1);
 }
 
 /// A request's deadline passed.
+#[cold]
+#[inline(never)]
 pub(crate) fn deadline_expired() {
     counter(names::CLIENT_DEADLINE_EXPIRED, &[]).increment(1);
 }
@@ -290,14 +305,20 @@ impl RetryMetrics {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn retried(&self, reason: RetryReason) {
         self.retries[reason as usize].increment(1);
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn budget_exhausted(&self) {
         self.budget_exhausted.increment(1);
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn unsafe_to_retry(&self) {
         self.unsafe_to_retry.increment(1);
     }
