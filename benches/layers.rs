@@ -7,8 +7,25 @@
 //!
 //! `tower:` rows are the same stack built from tower's own `Timeout` and
 //! `Retry` (with the same `RetryPolicy`), for comparison in the same run.
+//!
+//! `OBSERVE=1 cargo bench --bench layers` instead measures what metrics and
+//! tracing cost the default stack, in rounds that interleave the variants
+//! (A B C D, A B C D, ...; ROUNDS=N, default 15; ONLY=a,b for some of them),
+//! and prints the median
+//! ns per request of each:
+//!
+//! * `pipeline`: the bare pipeline, for scale;
+//! * `stack`: deadline + retry + reconnect, no recorder, no subscriber;
+//! * `stack+recorder`: the same stack built while the Prometheus recorder
+//!   `kv serve` uses was installed (for this thread): every layer records;
+//! * `stack+info`: no recorder, a `tracing` subscriber at `info` (the
+//!   request and attempt spans and the layers' `debug` events are off);
+//! * `stack+debug` (only with `OBSERVE=debug`: a subscriber at `debug` in
+//!   the process makes every other `debug` callsite ask it too): a
+//!   subscriber at `debug` writing to a sink — every span and event is
+//!   made and formatted.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::{Sink, Stream};
 use std::collections::VecDeque;
@@ -145,4 +162,123 @@ fn bench_layers(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_layers);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os("OBSERVE").is_some() {
+        observe();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// The default stack over a fresh reconnect layer (registering its
+/// handles with whatever recorder is installed now).
+fn default_stack(
+    rt: &Runtime,
+) -> impl Service<Request, Response = Response, Error = wirestack::BoxError> + Clone {
+    let reconnect = rt.block_on(async {
+        let reconnect = Reconnect::new(connector(), (), ReconnectConfig::default());
+        reconnect.wait_connected().await.unwrap();
+        reconnect
+    });
+    Deadline::new(
+        Retry::new(RetryPolicy::default(), reconnect),
+        Duration::from_secs(5),
+    )
+}
+
+/// One way of running a batch, measured against the others.
+type Variant<'a> = Box<dyn FnMut(&Runtime) + 'a>;
+
+/// ns per request of `rounds` runs of `BATCH` requests.
+fn time(rt: &Runtime, rounds: u32, run: &mut dyn FnMut(&Runtime)) -> f64 {
+    let started = std::time::Instant::now();
+    for _ in 0..rounds {
+        run(rt);
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(rounds) / BATCH as f64
+}
+
+fn observe() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bare = rt.block_on(async { Pipeline::new(Echo::default()) });
+    let plain = default_stack(&rt);
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let upkeep = recorder.handle();
+    let recorded = {
+        let _installed = metrics::set_default_local_recorder(&recorder);
+        default_stack(&rt)
+    };
+    let info = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    let info = tracing::Dispatch::new(info);
+    let debug = (std::env::var("OBSERVE").as_deref() == Ok("debug")).then(|| {
+        let debug = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::Dispatch::new(debug)
+    });
+
+    let mut variants: Vec<(&str, Variant<'_>)> = vec![
+        ("pipeline", Box::new(|rt: &Runtime| run_batch(rt, &bare))),
+        ("stack", Box::new(|rt: &Runtime| run_batch(rt, &plain))),
+        (
+            "stack+recorder",
+            Box::new(|rt: &Runtime| run_batch(rt, &recorded)),
+        ),
+        (
+            "stack+info",
+            Box::new(|rt: &Runtime| tracing::dispatcher::with_default(&info, || run_batch(rt, &plain))),
+        ),
+    ];
+    if let Some(debug) = &debug {
+        variants.push((
+            "stack+debug",
+            Box::new(|rt: &Runtime| tracing::dispatcher::with_default(debug, || run_batch(rt, &plain))),
+        ));
+    }
+    // ONLY=a,b: only these variants.
+    if let Ok(only) = std::env::var("ONLY") {
+        let only: Vec<&str> = only.split(',').collect();
+        variants.retain(|(name, _)| only.contains(name));
+    }
+    // Warm up, then interleave: each round runs every variant once.
+    for (_, run) in variants.iter_mut() {
+        time(&rt, 200, run.as_mut());
+    }
+    let mut samples = vec![Vec::new(); variants.len()];
+    for _ in 0..rounds {
+        for (i, (_, run)) in variants.iter_mut().enumerate() {
+            samples[i].push(time(&rt, 300, run.as_mut()));
+        }
+        // What the exporter does every few seconds: histogram samples are
+        // folded in, so that memory stays bounded.
+        upkeep.run_upkeep();
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let stack = variants
+        .iter()
+        .position(|(name, _)| *name == "stack")
+        .unwrap_or(0);
+    let base = median(&mut samples[stack].clone());
+    println!("| variant | ns per request (median of {rounds}) | / stack |");
+    println!("| --- | ---: | ---: |");
+    for ((name, _), values) in variants.iter().zip(samples.iter_mut()) {
+        let ns = median(values);
+        println!("| {name} | {ns:.1} | {:.3} |", ns / base);
+    }
+}

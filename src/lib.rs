@@ -44,6 +44,9 @@
 //! * [`failure`]: the failure vocabulary — [`BoxError`], and the one rule
 //!   that says whether a failed request timed out, was not sent, was lost
 //!   with its connection or met a protocol error.
+//! * [`metrics`]: what every layer records through the `metrics` facade
+//!   (feature `metrics`, default) — the names, and `describe()`; no
+//!   exporter: the application installs one.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec.
 //! * [`server`]: serve any `Service` over any codec.
@@ -60,7 +63,7 @@
 //!   server and `KvClient`; its wire format is in the module's docs.
 //! * `resp`: RESP2, to talk to Redis on the same stack: codec and
 //!   `RedisClient`.
-//! * `cli` (implies `kv` and `tls`): the `kv` binary — `serve`, `ping`, `get`, `put`,
+//! * `cli` (implies `kv`, `tls` and `metrics`): the `kv` binary — `serve`, `ping`, `get`, `put`,
 //!   `del` and `bench`.
 //!
 //! With `default-features = false` the crate is the framework alone.
@@ -107,6 +110,7 @@ pub mod batch;
 pub mod builder;
 pub mod deadline;
 pub mod failure;
+pub mod metrics;
 pub mod pipeline;
 pub mod reconnect;
 pub mod retry;

@@ -20,14 +20,17 @@ pub struct ResponseFuture<F> {
     /// Armed only while nothing below has promised to wake this task by the
     /// deadline.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The request's span, if `debug` tracing was enabled for it.
+    span: Option<Box<tracing::Span>>,
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, deadline: Instant) -> Self {
+    pub(super) fn new(inner: F, deadline: Instant, span: Option<Box<tracing::Span>>) -> Self {
         ResponseFuture {
             inner,
             deadline,
             sleep: None,
+            span,
         }
     }
 }
@@ -50,6 +53,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let _entered = this.span.as_deref().map(tracing::Span::enter);
         let deadline = *this.deadline;
         let scope = Scope::enter(deadline);
         let polled = this.inner.poll(cx);
@@ -61,6 +65,8 @@ where
                 // Whatever layer below noticed the deadline first, the caller
                 // learns it as this layer's error.
                 if Failure::of(&*error) == Failure::TimedOut {
+                    crate::metrics::deadline_expired();
+                    tracing::debug!("deadline passed");
                     return Poll::Ready(Err(Elapsed::new().into()));
                 }
                 return Poll::Ready(Err(error));
@@ -77,6 +83,8 @@ where
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
+            crate::metrics::deadline_expired();
+            tracing::debug!("deadline passed");
             return Poll::Ready(Err(Elapsed::new().into()));
         }
         context::promise_wake_by(deadline);

@@ -58,10 +58,18 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let deadline = Instant::now() + self.timeout;
-        let scope = Scope::enter(deadline);
-        let future = self.inner.call(request);
-        // Nothing is pending yet, so nothing was promised.
-        let _ = scope.end();
-        ResponseFuture::new(future, deadline)
+        // The request's span, when `debug` is enabled for it: the layers
+        // below trace within it. Disabled, it is one check and no field.
+        let span = tracing::debug_span!("request", timeout_ms = self.timeout.as_millis() as u64);
+        let span = (!span.is_disabled()).then(|| Box::new(span));
+        let future = {
+            let _entered = span.as_deref().map(tracing::Span::enter);
+            let scope = Scope::enter(deadline);
+            let future = self.inner.call(request);
+            // Nothing is pending yet, so nothing was promised.
+            let _ = scope.end();
+            future
+        };
+        ResponseFuture::new(future, deadline, span)
     }
 }

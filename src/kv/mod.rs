@@ -88,6 +88,7 @@
 mod auth;
 mod client;
 mod codec;
+pub mod metrics;
 mod server;
 mod service;
 mod store;

@@ -2,6 +2,7 @@
 
 use super::auth::{check_protected, AuthLimits, AuthToken, Authenticator, Reply};
 use super::codec::{Limits, ServerCodec};
+use super::metrics::KvMetrics;
 use super::service::KvService;
 use super::store::Store;
 use super::wal::{Wal, WalConfig, WalError};
@@ -152,8 +153,11 @@ async fn recover(config: &KvServerConfig, store: &Store) -> io::Result<Option<Wa
         return Ok(None);
     };
     let (wal_config, store) = (config.wal.clone(), store.clone());
+    let started = std::time::Instant::now();
     let opened = tokio::task::spawn_blocking(move || Wal::open(dir, wal_config, store)).await?;
-    Ok(Some(opened?))
+    let wal = opened?;
+    super::metrics::recovered(started.elapsed());
+    Ok(Some(wal))
 }
 
 /// Serves with the log [`recover`] opened (or none).
@@ -164,7 +168,7 @@ async fn serve_recovered(
     config: KvServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let purger = tokio::spawn(purge_expired(store.clone(), config.purge_interval));
+    let purger = tokio::spawn(purge_expired(store.clone(), wal.clone(), config.purge_interval));
     let service = match &wal {
         Some(wal) => KvService::with_wal(wal.clone()),
         None => KvService::new(store),
@@ -207,12 +211,16 @@ async fn serve_recovered(
     served.and(closed)
 }
 
-async fn purge_expired(store: Store, every: Duration) {
+/// Purges expired keys on every tick, and publishes the store's and the
+/// log's figures (see [`super::metrics`]).
+async fn purge_expired(store: Store, wal: Option<Wal>, every: Duration) {
+    let metrics = KvMetrics::new();
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        store.purge_expired();
+        let purged = store.purge_expired();
+        metrics.publish(&store, wal.as_ref(), purged);
     }
 }
 

@@ -154,8 +154,9 @@ impl<Req, Resp> Pipeline<Req, Resp> {
         if let Err(unsent) = self.handle.tx.send(message) {
             let unsent = unsent.0;
             self.handle.shared.release(unsent.permits());
-            let failure = self.broken().unwrap_or(Error::Closed);
-            unsent.fail(failure.not_sent());
+            let failure = self.broken().unwrap_or(Error::Closed).not_sent();
+            crate::metrics::PipelineMetrics::failed(&failure, unsent.permits());
+            unsent.fail(failure);
         }
     }
 }
@@ -278,7 +279,15 @@ impl<Resp> Future for ResponseFuture<Resp> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         match this.rx.poll(cx) {
-            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            Poll::Ready(Ok(Ok(response))) => {
+                tracing::debug!("answered");
+                Poll::Ready(Ok(response))
+            }
+            Poll::Ready(Ok(Err(error))) => {
+                let failure = crate::metrics::failure_label(crate::failure::Failure::of(&error));
+                tracing::debug!(%error, failure, "failed");
+                Poll::Ready(Err(error))
+            }
             // The connection task answers everyone before it ends, even when
             // it is dropped; this is only a safety net.
             Poll::Ready(Err(_)) => Poll::Ready(Err(Error::Closed)),

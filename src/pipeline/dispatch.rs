@@ -5,6 +5,7 @@ use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
 use super::sweep::Sweep;
 use crate::failure::BoxError;
+use crate::metrics::PipelineMetrics;
 use crate::transport::Transport;
 use pin_project::{pin_project, pinned_drop};
 use std::collections::VecDeque;
@@ -73,6 +74,7 @@ where
     pending: VecDeque<Pending<Req, T::Response>>,
     shared: Arc<Shared>,
     sweep: Sweep,
+    metrics: PipelineMetrics,
     max_batch: usize,
     needs_flush: bool,
     /// This pass's flush was put off once, to gather more requests.
@@ -122,6 +124,7 @@ where
             pending: VecDeque::new(),
             shared,
             sweep: Sweep::default(),
+            metrics: PipelineMetrics::new(),
             max_batch,
             needs_flush: false,
             flush_deferred: false,
@@ -160,6 +163,7 @@ where
             let released = this.sweep.expire(this.queue, this.pending);
             this.shared.release(released);
         }
+        this.metrics.in_flight(this.pending.len() + this.queue.len());
         if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
             // Orderly end: nobody can send more and nobody waits. A failed
             // close changes nothing for anyone.
@@ -183,6 +187,7 @@ where
     <T as Transport<Req>>::Error: Into<BoxError>,
 {
     let mut step = Step::Idle;
+    this.metrics.new_pass();
 
     // 1. Move queued requests into the sink; no flush yet.
     let in_flight_before = this.pending.len();
@@ -259,6 +264,7 @@ where
                 this.pending.push_back(Pending::One {
                     tx: Some(tx),
                     deadline,
+                    sent: this.metrics.sent(),
                 });
                 written += 1;
             }
@@ -274,11 +280,13 @@ where
                     continue;
                 }
                 // Written from the top of the loop, request by request.
-                let many = ManyPending::new(requests, tx, deadline, permits);
+                let sent = this.metrics.sent();
+                let many = ManyPending::new(requests, tx, deadline, permits, sent);
                 this.pending.push_back(Pending::Many(Box::new(many)));
             }
         }
     }
+    this.metrics.written(written);
     if blocked {
         // The peer is not reading: hold what callers queue, so that the
         // deadlines of every request are known here.
@@ -323,6 +331,7 @@ where
             Poll::Pending => break,
         }
     }
+    this.metrics.answers_read();
     Ok(step)
 }
 
@@ -360,7 +369,8 @@ where
 {
     match this.pending.front_mut() {
         None => Err(Error::UnexpectedResponse),
-        Some(Pending::One { tx, .. }) => {
+        Some(Pending::One { tx, sent, .. }) => {
+            this.metrics.answered(*sent);
             // A caller that stopped waiting just doesn't get it.
             if let Some(tx) = tx.take() {
                 let _ = tx.send(Ok(response));
@@ -375,6 +385,7 @@ where
                 return Err(Error::UnexpectedResponse);
             }
             many.answers.push(Ok(response));
+            this.metrics.answered(many.sent);
             if many.is_complete() {
                 *released += many.permits;
                 if let Some(Pending::Many(many)) = this.pending.pop_front() {
@@ -393,19 +404,26 @@ where
 {
     let error = this.shared.fail(error);
     tracing::debug!(%error, pending = this.pending.len(), "pipelined connection failed");
+    let (mut failed, mut unsent) = (0, 0);
     for pending in this.pending.drain(..) {
-        pending.fail(&error);
+        let (requests, of_them_unsent) = pending.fail(&error);
+        failed += requests - of_them_unsent;
+        unsent += of_them_unsent;
     }
     // Requests still queued were never written: say so, so that a retry
     // layer may send them again whatever they are.
     let not_sent = error.not_sent();
     for message in this.queue.drain(..) {
+        unsent += message.permits();
         message.fail(not_sent.clone());
     }
     this.rx.close();
     while let Ok(message) = this.rx.try_recv() {
+        unsent += message.permits();
         message.fail(not_sent.clone());
     }
+    PipelineMetrics::failed(&error, failed);
+    PipelineMetrics::failed(&not_sent, unsent);
 }
 
 #[pinned_drop]

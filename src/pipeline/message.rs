@@ -65,6 +65,8 @@ pub(crate) enum Pending<Req, Resp> {
         /// passed): the answer is read in its place and dropped.
         tx: Option<Reply<Resp>>,
         deadline: Option<Instant>,
+        /// The connection task's pass that wrote it (for its latency).
+        sent: crate::metrics::Pass,
     },
     Many(Box<ManyPending<Req, Resp>>),
 }
@@ -74,6 +76,8 @@ pub(crate) struct ManyPending<Req, Resp> {
     pub(crate) tx: Option<BatchReply<Resp>>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) permits: usize,
+    /// The connection task's pass that started writing it.
+    pub(crate) sent: crate::metrics::Pass,
     /// The requests not written yet; written back to back.
     pub(crate) unwritten: std::vec::IntoIter<Req>,
     pub(crate) written: usize,
@@ -86,12 +90,14 @@ impl<Req, Resp> ManyPending<Req, Resp> {
         tx: BatchReply<Resp>,
         deadline: Option<Instant>,
         permits: usize,
+        sent: crate::metrics::Pass,
     ) -> Self {
         let answers = Vec::with_capacity(requests.len());
         ManyPending {
             tx: Some(tx),
             deadline,
             permits,
+            sent,
             unwritten: requests.into_iter(),
             written: 0,
             answers,
@@ -136,6 +142,7 @@ impl<Req, Resp> Pending<Req, Resp> {
             Pending::One {
                 tx: Some(_),
                 deadline,
+                ..
             } => *deadline,
             Pending::Many(many) if many.tx.is_some() => many.deadline,
             _ => None,
@@ -143,24 +150,42 @@ impl<Req, Resp> Pending<Req, Resp> {
     }
 
     /// Answers the caller with a timeout; its answers are read and dropped,
-    /// and no more of a batch is written.
-    pub(crate) fn expire(&mut self) {
+    /// and no more of a batch is written. Returns the requests it failed.
+    pub(crate) fn expire(&mut self) -> usize {
         match self {
-            Pending::One { tx, .. } => {
-                if let Some(tx) = tx.take() {
+            Pending::One { tx, .. } => match tx.take() {
+                Some(tx) => {
                     let _ = tx.send(Err(Error::TimedOut));
+                    1
                 }
-            }
+                None => 0,
+            },
             Pending::Many(many) => {
-                if let Some(tx) = many.tx.take() {
-                    let _ = tx.send(Err(Error::TimedOut));
-                }
+                let expired = match many.tx.take() {
+                    Some(tx) => {
+                        let _ = tx.send(Err(Error::TimedOut));
+                        many.permits
+                    }
+                    None => 0,
+                };
                 many.stop_writing();
+                expired
             }
         }
     }
 
-    pub(crate) fn fail(self, error: &Error) {
+    /// Answers the caller with `error` (for a batch: its "not sent" form
+    /// for what was not written); returns how many requests it failed,
+    /// and how many of those were not sent.
+    pub(crate) fn fail(self, error: &Error) -> (usize, usize) {
+        let failed = match &self {
+            Pending::One { tx, .. } => (usize::from(tx.is_some()), 0),
+            Pending::Many(many) if many.tx.is_some() => {
+                let unwritten = many.unwritten.len();
+                (many.written - many.answers.len() + unwritten, unwritten)
+            }
+            Pending::Many(_) => (0, 0),
+        };
         match self {
             Pending::One { tx, .. } => {
                 if let Some(tx) = tx {
@@ -169,5 +194,6 @@ impl<Req, Resp> Pending<Req, Resp> {
             }
             Pending::Many(many) => many.fail(error),
         }
+        failed
     }
 }

@@ -61,10 +61,12 @@ impl Sweep {
         self.earliest = None;
         let now = Instant::now();
         let mut released = 0;
+        let mut expired = 0;
         for message in std::mem::take(queue) {
             match message.deadline() {
                 Some(at) if at <= now => {
                     released += message.permits();
+                    expired += message.permits();
                     message.fail(Error::TimedOut);
                 }
                 deadline => {
@@ -75,10 +77,11 @@ impl Sweep {
         }
         for waiting in pending.iter_mut() {
             match waiting.live_deadline() {
-                Some(at) if at <= now => waiting.expire(),
+                Some(at) if at <= now => expired += waiting.expire(),
                 deadline => self.note(deadline),
             }
         }
+        crate::metrics::PipelineMetrics::failed(&Error::TimedOut, expired);
         // A batch that expired while being written may be complete now.
         if let Some(Pending::Many(many)) = pending.back() {
             if many.is_complete() {

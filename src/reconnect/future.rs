@@ -154,6 +154,7 @@ where
                 } => match ready!(service.poll_ready(cx)) {
                     Ok(()) => {
                         let request = request.take().expect(POLLED_AFTER_COMPLETION);
+                        tracing::debug!(connection = *generation, "sending");
                         Kind::Called {
                             future: service.call(request),
                         }

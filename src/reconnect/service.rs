@@ -5,6 +5,7 @@ use super::future::ResponseFuture;
 use super::layer::ReconnectConfig;
 use crate::backoff::jitter_rng;
 use crate::failure::{BoxError, Failure};
+use crate::metrics::ReconnectMetrics;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -226,7 +227,8 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Some((_, service)) = &mut self.current {
+        if let Some((generation, service)) = &mut self.current {
+            tracing::debug!(connection = *generation, "sending");
             return ResponseFuture::called(service.call(request));
         }
         let down = match &*self.handle.state.borrow() {
@@ -238,9 +240,12 @@ where
             Some(cause) => {
                 // Fail fast, and let a task that gave up know it is needed.
                 shared.wake.notify_one();
+                crate::metrics::failed_fast();
+                tracing::debug!(%cause, "not connected: failing fast");
                 ResponseFuture::failed(Disconnected::new(Some(cause)))
             }
             None => {
+                tracing::debug!("waiting for a connection");
                 let wait = Box::pin(connected(self.handle.state.clone(), shared.clone()));
                 ResponseFuture::waiting(wait, request, shared.clone())
             }
@@ -283,6 +288,7 @@ async fn run<M, T, S>(
     T: Clone,
 {
     let mut rng = jitter_rng();
+    let mut metrics = ReconnectMetrics::new();
     // Consecutive failures: failed attempts, and connections that broke
     // before they were healthy for `backoff.cap()`.
     let mut failures: u32 = 0;
@@ -313,6 +319,7 @@ async fn run<M, T, S>(
             } else {
                 config.backoff.delay(failures - 1, &mut rng)
             };
+            metrics.backoff(delay);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = state.closed() => return,
@@ -320,6 +327,7 @@ async fn run<M, T, S>(
         }
 
         shared.attempts.fetch_add(1, Ordering::Relaxed);
+        metrics.attempt();
         let next = target.clone();
         let attempt = async {
             let connector = connector.ready().await.map_err(Into::into)?;
@@ -333,6 +341,7 @@ async fn run<M, T, S>(
             Ok(service) => service,
             Err(error) => {
                 refused = Failure::of(&*error) == Failure::Rejected;
+                metrics.attempt_failed(refused, error.is::<ConnectTimedOut>());
                 failures = failures.saturating_add(1);
                 shared.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(failures, %error, "connect attempt failed");
@@ -346,6 +355,7 @@ async fn run<M, T, S>(
         generation += 1;
         shared.connects.fetch_add(1, Ordering::Relaxed);
         shared.connected.store(true, Ordering::Release);
+        metrics.connected(generation == 1);
         if generation == 1 {
             tracing::debug!("connected");
         } else {
@@ -366,6 +376,7 @@ async fn run<M, T, S>(
         }
         shared.connected.store(false, Ordering::Release);
         shared.disconnects.fetch_add(1, Ordering::Relaxed);
+        metrics.disconnected();
         failures = if connected_at.elapsed() >= config.backoff.cap() {
             0
         } else {

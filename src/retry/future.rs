@@ -31,6 +31,15 @@ where
     attempts: u32,
     /// An earlier attempt was lost after it may have been written.
     maybe_applied: bool,
+    /// The attempt under way's span, if `debug` tracing is enabled for it.
+    span: Option<Box<tracing::Span>>,
+}
+
+/// The span of attempt `n` (1 for the first), when `debug` is enabled for
+/// it: the layers below trace within it. Disabled, it is one check.
+pub(super) fn attempt_span(n: u32) -> Option<Box<tracing::Span>> {
+    let span = tracing::debug_span!("attempt", n);
+    (!span.is_disabled()).then(|| Box::new(span))
 }
 
 #[pin_project(project = StateProj)]
@@ -55,13 +64,19 @@ impl<S, Req> ResponseFuture<S, Req>
 where
     S: Service<Req>,
 {
-    pub(super) fn new(future: S::Future, request: Req, core: Arc<Core<S>>) -> Self {
+    pub(super) fn new(
+        future: S::Future,
+        request: Req,
+        core: Arc<Core<S>>,
+        span: Option<Box<tracing::Span>>,
+    ) -> Self {
         ResponseFuture {
             state: State::Attempt { future },
             request,
             core,
             attempts: 0,
             maybe_applied: false,
+            span,
         }
     }
 }
@@ -91,7 +106,11 @@ where
         loop {
             let next = match this.state.as_mut().project() {
                 StateProj::Attempt { future } => {
-                    let result = futures::ready!(future.poll(cx)).map_err(Into::into);
+                    let polled = {
+                        let _entered = this.span.as_deref().map(tracing::Span::enter);
+                        future.poll(cx)
+                    };
+                    let result = futures::ready!(polled).map_err(Into::into);
                     let policy = &this.core.policy;
                     let outcome = result.as_ref().map_err(|error| &**error as _);
                     let Some(reason) = policy.reason(&*this.request, outcome) else {
@@ -120,9 +139,13 @@ where
                     }
                 }
                 StateProj::Readying { service } => match futures::ready!(service.poll_ready(cx)) {
-                    Ok(()) => State::Attempt {
-                        future: service.call(this.request.clone()),
-                    },
+                    Ok(()) => {
+                        *this.span = attempt_span(*this.attempts + 1);
+                        let _entered = this.span.as_deref().map(tracing::Span::enter);
+                        State::Attempt {
+                            future: service.call(this.request.clone()),
+                        }
+                    }
                     Err(error) => {
                         let error: BoxError = error.into();
                         let policy = &this.core.policy;

@@ -4,6 +4,7 @@ use super::budget::RetryBudget;
 use super::classify::{Idempotent, RetryableResponse};
 use crate::backoff::Backoff;
 use crate::failure::{BoxError, Delivery};
+use crate::metrics::{RetryMetrics, RetryReason};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +76,7 @@ pub(super) struct Shared {
     retries: AtomicU64,
     budget_exhausted: AtomicU64,
     unsafe_to_retry: AtomicU64,
+    metrics: RetryMetrics,
 }
 
 /// A cheap handle to read a [`RetryPolicy`]'s counters.
@@ -156,6 +158,7 @@ impl RetryPolicy {
                 retries: AtomicU64::new(0),
                 budget_exhausted: AtomicU64::new(0),
                 unsafe_to_retry: AtomicU64::new(0),
+                metrics: RetryMetrics::new(),
             }),
             attempts: 0,
             rng: HasherRng::new(),
@@ -228,6 +231,7 @@ impl Shared {
                 Some(Delivery::MaybeSent) if request.is_idempotent() => Some(Reason::LostIdempotent),
                 Some(Delivery::MaybeSent) => {
                     self.unsafe_to_retry.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.unsafe_to_retry();
                     tracing::debug!(%error, "not retrying: the request may have been applied and is not idempotent");
                     None
                 }
@@ -262,10 +266,16 @@ impl Shared {
         }
         if !self.budget.withdraw() {
             self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+            self.metrics.budget_exhausted();
             tracing::debug!(?reason, "not retrying: retry budget exhausted");
             return None;
         }
         self.retries.fetch_add(1, Ordering::Relaxed);
+        self.metrics.retried(match reason {
+            Reason::Refused => RetryReason::Refused,
+            Reason::NotSent => RetryReason::NotSent,
+            Reason::LostIdempotent => RetryReason::LostIdempotent,
+        });
         tracing::debug!(retry = attempts + 1, ?reason, ?delay, "retrying");
         Some(delay)
     }

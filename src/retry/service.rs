@@ -122,7 +122,11 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let core = self.start();
         let copy = request.clone();
-        let future = self.inner.call(request);
-        ResponseFuture::new(future, copy, core)
+        let span = super::future::attempt_span(1);
+        let future = {
+            let _entered = span.as_deref().map(tracing::Span::enter);
+            self.inner.call(request)
+        };
+        ResponseFuture::new(future, copy, core, span)
     }
 }

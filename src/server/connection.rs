@@ -3,21 +3,26 @@
 //!
 //! Its I/O wrapper is in `metered`, its timeouts in `timers`.
 
+mod error;
 mod in_flight;
 mod metered;
+mod share;
 #[cfg(test)]
 mod tests;
 mod timers;
 
+pub use error::ConnectionError;
 pub(crate) use metered::Metered;
 
-use super::budget::{Budget, FrameSize, NeverFits, Share};
+use super::budget::{Budget, FrameSize, Share};
 use super::close::CloseAfter;
 use super::overload::{Overload, Overloaded};
 use crate::failure::BoxError;
+use crate::metrics::{CloseCause, ConnectionMetrics};
 use futures::{Sink, TryStream};
 use in_flight::InFlight;
 use pin_project::pin_project;
+use share::Room;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -30,23 +35,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
-
-/// Why a connection ended other than by the peer closing it.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConnectionError {
-    /// Writing a response failed.
-    #[error("writing to the connection failed: {0}")]
-    Write(#[source] BoxError),
-    /// The service failed a request; the connection is closed after the
-    /// responses before it are written.
-    #[error("the service failed: {0}")]
-    Service(#[source] BoxError),
-    /// The peer read none of its responses for the write timeout; the
-    /// connection was closed with responses unwritten.
-    #[error("the peer read nothing for {0:?}")]
-    WriteTimedOut(Duration),
-}
 
 /// The limits one connection is served with.
 #[derive(Debug, Clone)]
@@ -102,6 +90,9 @@ where
     write_blocked: bool,
     failed: Option<ConnectionError>,
     timers: Timers,
+    metrics: ConnectionMetrics,
+    /// Requests started since the metrics were last told.
+    started: usize,
 }
 
 impl<Io, C, S, Req, O, K> fmt::Debug for Connection<Io, C, S, Req, O, K>
@@ -121,6 +112,9 @@ impl<Io, C, S, Req, O, K> Connection<Io, C, S, Req, O, K>
 where
     S: Service<Req>,
 {
+    // Every argument is a separate part the connection owns; a struct of
+    // them would only be built here, once.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         transport: Framed<Metered<Io>, C>,
         service: S,
@@ -129,6 +123,7 @@ where
         budget: Arc<Budget>,
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
+        metrics: ConnectionMetrics,
     ) -> Self {
         let timers = Timers::new(limits.idle_timeout, limits.read_timeout, limits.write_timeout);
         Connection {
@@ -153,20 +148,10 @@ where
             write_blocked: false,
             failed: None,
             timers,
+            metrics,
+            started: 0,
         }
     }
-}
-
-/// What the budget says to a connection that has read all its share allows.
-enum Room {
-    /// More was granted: read on.
-    Granted,
-    /// Others hold the pool: the task is woken when they give bytes back.
-    Waiting,
-    /// The connection holds all it can, mostly requests in flight.
-    Full,
-    /// The frame being read is larger than a connection can ever hold.
-    NeverFits,
 }
 
 /// How many read-write rounds one poll may run before yielding to the runtime.
@@ -189,21 +174,28 @@ where
         let mut this = self.project();
         for _ in 0..ROUNDS_PER_POLL {
             if *this.reading && this.shutdown.as_mut().poll(cx).is_ready() {
-                *this.reading = false;
+                this.stop_reading(CloseCause::Shutdown);
             }
             let read = this.read(cx);
             let wrote = match this.write(cx) {
                 Ok(wrote) => wrote,
-                Err(error) => return Poll::Ready(Err(error)),
+                Err(error) => {
+                    this.metrics.closing(CloseCause::WriteError);
+                    return Poll::Ready(Err(error));
+                }
             };
             this.end_round();
             if !read && !wrote {
                 if let Some(timer) = this.poll_timers(cx) {
                     tracing::debug!(?timer, "connection timed out; closing it");
                     if let (Timer::Write, Some(timeout)) = (timer, this.limits.write_timeout) {
+                        this.metrics.closing(CloseCause::WriteTimeout);
                         return Poll::Ready(Err(ConnectionError::WriteTimedOut(timeout)));
                     }
-                    *this.reading = false;
+                    this.stop_reading(match timer {
+                        Timer::Idle => CloseCause::IdleTimeout,
+                        Timer::PartialFrame | Timer::Write => CloseCause::ReadTimeout,
+                    });
                     continue;
                 }
                 return this.finish(cx);
@@ -226,48 +218,6 @@ where
     O: Overload<S::Response>,
     K: CloseAfter<S::Response>,
 {
-    /// Gives back the pool bytes this connection no longer needs: it keeps
-    /// what it holds, and what the frame it is reading still needs.
-    fn end_round(&mut self) {
-        let buffered = self.transport.read_buffer();
-        let keep = match self.limits.frame_size.as_ref() {
-            _ if self.share.pooled() == 0 => 0,
-            Some(frame_size) => {
-                let frame = frame_size.of(buffered).unwrap_or(0).max(buffered.len());
-                *self.in_flight_bytes + frame
-            }
-            // Unknown frame sizes: keep the pool bytes until the frame is read.
-            None if !buffered.is_empty() => self.share.limit(),
-            None => *self.in_flight_bytes,
-        };
-        self.share.end_round(keep);
-    }
-
-    /// Lets the transport read up to this connection's limit.
-    fn allow_reading(&mut self) {
-        let held = self.transport.read_buffer().len() + *self.in_flight_bytes;
-        let allowance = self.share.limit().saturating_sub(held);
-        self.transport.as_mut().get_pin_mut().allow(allowance);
-    }
-
-    /// Asks the budget for room to go on with the frame being read.
-    fn reserve(&mut self, cx: &mut Context<'_>) -> Room {
-        let buffered = self.transport.read_buffer();
-        let frame = self.limits.frame_size.as_ref().and_then(|f| f.of(buffered));
-        let held = buffered.len() + *self.in_flight_bytes;
-        match self.share.need(*self.in_flight_bytes, buffered.len(), frame) {
-            Err(NeverFits) => Room::NeverFits,
-            // As much as a connection can hold, most of it requests in
-            // flight: their answers give room back (and wake the task).
-            Ok(need) if need <= held => Room::Full,
-            Ok(need) => match self.share.poll_reserve(cx, need) {
-                Poll::Ready(Ok(())) => Room::Granted,
-                Poll::Ready(Err(NeverFits)) => Room::NeverFits,
-                Poll::Pending => Room::Waiting,
-            },
-        }
-    }
-
     /// Answers the frame being read, which the budget can never hold,
     /// through the overload hook, and stops reading.
     fn refuse_frame(&mut self) {
@@ -275,11 +225,12 @@ where
             limit: self.share.budget().limit(),
         };
         tracing::debug!(%reason, "a frame larger than the budget: closing the connection");
+        self.metrics.overloaded(&reason);
         if let Some(response) = self.overload.overloaded(&reason) {
             self.in_flight.push_answered(Ok(response));
             self.in_flight_sizes.push_back(0);
         }
-        *self.reading = false;
+        self.stop_reading(CloseCause::BufferBudget);
     }
 
     /// The wire bytes of the frame just decoded.
@@ -309,7 +260,7 @@ where
                     let error = error.into();
                     tracing::debug!(%error, "service not ready; closing the connection");
                     self.failed.get_or_insert(ConnectionError::Service(error));
-                    *self.reading = false;
+                    self.stop_reading(CloseCause::ServiceError);
                     break;
                 }
                 Poll::Pending => break,
@@ -322,15 +273,16 @@ where
                     self.in_flight.push(future, cx);
                     self.in_flight_sizes.push_back(size);
                     *self.in_flight_bytes += size;
+                    *self.started += 1;
                     started = true;
                 }
                 Poll::Ready(Some(Err(error))) => {
                     // The decoder gave up (bad framing, over-limit, I/O):
                     // answer what was received, then close.
                     tracing::debug!(%error, "stopped reading a connection");
-                    *self.reading = false;
+                    self.stop_reading(CloseCause::ProtocolError);
                 }
-                Poll::Ready(None) => *self.reading = false,
+                Poll::Ready(None) => self.stop_reading(CloseCause::PeerClosed),
                 Poll::Pending if self.transport.get_ref().starved() => match self.reserve(cx) {
                     Room::Granted => self.allow_reading(),
                     Room::NeverFits => {
@@ -384,6 +336,7 @@ where
                         // The protocol ends the conversation here: what was
                         // read after this request is dropped unanswered.
                         tracing::debug!("the answer closes the connection");
+                        self.metrics.closing(CloseCause::CloseAfter);
                         self.stop_after_this();
                     }
                 }
@@ -392,6 +345,7 @@ where
                     // that no later response is written out of its place.
                     let error = error.into();
                     tracing::debug!(%error, "service failed a request; closing the connection");
+                    self.metrics.closing(CloseCause::ServiceError);
                     self.stop_after_this();
                     self.failed.get_or_insert(ConnectionError::Service(error));
                 }
@@ -405,6 +359,14 @@ where
             }
         }
         Ok(wrote)
+    }
+
+    /// Reads nothing more, because of `cause` (the first counts).
+    fn stop_reading(&mut self, cause: CloseCause) {
+        if *self.reading {
+            self.metrics.closing(cause);
+        }
+        *self.reading = false;
     }
 
     /// Reads nothing more and drops every request still in flight: the

@@ -114,6 +114,7 @@ pub use connection::ConnectionError;
 pub use overload::{Overload, Overloaded, Refuse};
 
 use crate::failure::BoxError;
+use crate::metrics::{CloseCause, ServerMetrics};
 use budget::{Budget, FrameSize};
 use bytes::BytesMut;
 use connection::{Connection, Metered};
@@ -337,6 +338,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
         );
         let connection_slots = Arc::new(Semaphore::new(self.config.max_connections));
         let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS_IN_PROGRESS));
+        let metrics = ServerMetrics::new();
         let limits = connection::Limits {
             max_in_flight: self.config.max_in_flight_per_connection,
             idle_timeout: self.config.idle_timeout,
@@ -373,7 +375,8 @@ impl<C, O, A, K> Server<C, O, A, K> {
                 },
             };
             let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
-                self.refuse(stream, peer, &refusal_slots, &mut connections);
+                metrics.refused();
+                self.refuse(stream, peer, &refusal_slots, &mut connections, &metrics);
                 continue;
             };
             let service = match futures::future::poll_fn(|cx| make_service.poll_ready(cx)).await {
@@ -398,11 +401,14 @@ impl<C, O, A, K> Server<C, O, A, K> {
                 self.close.clone(),
             );
             let (budget, limits, stop) = (budget.clone(), limits.clone(), stop.clone());
+            // Counts the connection closed when dropped, however it ends.
+            let mut counted = metrics.accepted();
             connections.spawn(async move {
                 // Held until the connection ends, even by a panic.
                 let _slot = slot;
                 let Some(io) = accept::handshake(&acceptor, stream, peer, limits.read_timeout, &stop).await
                 else {
+                    counted.closing(CloseCause::HandshakeFailed);
                     return;
                 };
                 let transport = Framed::new(Metered::new(io), codec);
@@ -414,6 +420,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
                     budget,
                     limits,
                     stop.cancelled_owned(),
+                    counted,
                 );
                 if let Err(error) = connection.await {
                     tracing::debug!(%error, %peer, "connection ended with an error");
@@ -461,6 +468,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
         peer: SocketAddr,
         refusal_slots: &Arc<Semaphore>,
         connections: &mut JoinSet<()>,
+        metrics: &ServerMetrics,
     ) where
         C: Encoder<Resp> + Clone,
         O: Overload<Resp>,
@@ -473,6 +481,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
         let Some(response) = self.overload.overloaded(&reason) else {
             return;
         };
+        metrics.overloaded(&reason);
         let mut answer = BytesMut::new();
         if self.codec.clone().encode(response, &mut answer).is_err() {
             return;

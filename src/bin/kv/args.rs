@@ -2,6 +2,7 @@
 //! library's configuration types.
 
 use crate::bench::{Protocol, Workload};
+use crate::metrics::MetricsAddr;
 use crate::secure::{ClientSecurityArgs, ServeSecurityArgs};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -79,6 +80,9 @@ pub(crate) struct ServeArgs {
     /// Largest value accepted, in bytes.
     #[arg(long, default_value_t = Limits::default().max_value_bytes)]
     pub(crate) max_value_bytes: u32,
+    /// Serve Prometheus metrics on this address (IP:PORT, or a bare PORT on 127.0.0.1); off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<MetricsAddr>,
     #[command(flatten)]
     pub(crate) serve_limits: ServeLimitArgs,
     #[command(flatten)]
@@ -163,6 +167,12 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Also write the latency histogram to FILE as HdrHistogram's percentile distribution (milliseconds).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) hdr_out: Option<PathBuf>,
+    /// Also draw latency by percentile and throughput and latency over time into FILE (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) security: ClientSecurityArgs,
 }

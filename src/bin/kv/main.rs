@@ -15,6 +15,7 @@
 
 mod args;
 mod bench;
+mod metrics;
 mod secure;
 
 use args::{BenchArgs, Cli, ClientArgs, Command, RepairArgs, ServeArgs};
@@ -178,6 +179,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         key_space: args.key_space.max(1),
         workload: args.workload,
         protocol: args.protocol,
+        timeline: args.plot.is_some(),
     };
     let total = match config.workload {
         Workload::Fill => config.key_space,
@@ -202,6 +204,22 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let report = bench::run(config, progress).await.map_err(|e| e.to_string())?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    if let Some(path) = &args.hdr_out {
+        std::fs::write(path, bench::percentile_distribution(&report.latency_us))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        let title = format!(
+            "kv bench --protocol {} {} --workload {} -c {} -P {}: {:.0} ops/s",
+            args.protocol,
+            args.addr,
+            args.workload,
+            args.connections.max(1),
+            args.pipeline.max(1),
+            report.ops_per_sec()
+        );
+        bench::draw(path, &title, &report, &report.intervals, report.interval)?;
     }
     if args.json {
         println!("{}", report.to_json());
@@ -277,6 +295,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut signals = Signals::new()?;
+    // Before the server is built, so that every layer registers with it.
+    let metrics = match args.metrics_listen {
+        Some(addr) => Some(metrics::start(addr).await?),
+        None => None,
+    };
     // `start` recovers the log before it binds: a damaged log ends the
     // process before anyone is told the server is there.
     let server = KvServer::start(args.listen, config)
@@ -287,6 +310,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         writeln!(stdout, "listening on {}", server.local_addr())
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
+        if let Some((listener, handle)) = metrics {
+            let at = listener.local_addr().map_err(|e| e.to_string())?;
+            writeln!(stdout, "metrics on {at}")
+                .and_then(|()| stdout.flush())
+                .map_err(|e| format!("cannot write to stdout: {e}"))?;
+            tokio::spawn(metrics::serve(listener, handle));
+        }
     }
     signals.next().await;
     tracing::info!("shutting down: draining connections (a second signal stops at once)");

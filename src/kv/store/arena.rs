@@ -77,6 +77,8 @@ pub(super) struct Records {
     /// Bytes of chunk space no slot points to.
     pub(super) dead: usize,
     large: Vec<Box<[u8]>>,
+    /// Bytes of the records in `large`.
+    large_bytes: usize,
     /// Numbers of `large` entries free for reuse.
     free_large: Vec<u32>,
     /// Reused for encoding, so that a put does not allocate for small records.
@@ -104,6 +106,7 @@ impl Records {
         let offset = self.chunks.len().saturating_sub(1) * CHUNK + self.tail;
         if len > SMALL_RECORD || offset + CHUNK > u32::MAX as usize {
             let record = std::mem::take(&mut self.scratch).into_boxed_slice();
+            self.large_bytes += record.len();
             let at = match self.free_large.pop() {
                 Some(at) => {
                     self.large[at as usize] = record;
@@ -138,11 +141,18 @@ impl Records {
 
     pub(super) fn release(&mut self, slot: Slot) {
         if slot.is_large() {
+            self.large_bytes -= self.large[slot.at as usize].len();
             self.large[slot.at as usize] = Box::default();
             self.free_large.push(slot.at);
         } else {
             self.dead += slot.len as usize;
         }
+    }
+
+    /// Bytes held for records: every chunk (live and dead space) and every
+    /// large record.
+    pub(super) fn bytes(&self) -> usize {
+        self.chunks.len() * CHUNK + self.large_bytes
     }
 
     pub(super) fn needs_compaction(&self) -> bool {
@@ -155,6 +165,7 @@ impl Records {
     pub(super) fn compact<'a>(&mut self, slots: impl Iterator<Item = &'a mut Slot>) {
         let mut fresh = Records {
             large: std::mem::take(&mut self.large),
+            large_bytes: self.large_bytes,
             free_large: std::mem::take(&mut self.free_large),
             ..Records::default()
         };

@@ -240,6 +240,22 @@ impl Store {
             .sum()
     }
 
+    /// Bytes of memory the store holds for its data: the records (packed
+    /// chunks, dead space included, and large records alone) and the hash
+    /// tables' slots. Allocator overhead and the process's other memory are
+    /// not counted.
+    pub fn bytes(&self) -> usize {
+        let slot = std::mem::size_of::<Slot>() + 1;
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| {
+                let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+                shard.records.bytes() + shard.table.capacity() * slot
+            })
+            .sum()
+    }
+
     /// `true` if the store holds no keys.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

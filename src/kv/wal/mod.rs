@@ -99,8 +99,19 @@ struct Stats {
     fsyncs: AtomicU64,
     compactions: AtomicU64,
     recovered: AtomicU64,
+    /// When the last compaction finished, in Unix milliseconds (0: none yet).
+    last_compaction_ms: AtomicU64,
     /// Why the log refuses writes, while it does.
     failure: std::sync::Mutex<Option<WalError>>,
+}
+
+impl Stats {
+    /// A compaction (or a snapshot) finished now.
+    fn compacted(&self) {
+        self.compactions.fetch_add(1, Relaxed);
+        let now = crate::kv::store::now_ms().max(1);
+        self.last_compaction_ms.store(now, Relaxed);
+    }
 }
 
 /// The write-ahead log of one data directory: what makes a write answered
@@ -257,6 +268,15 @@ impl Wal {
             fsyncs: stats.fsyncs.load(Relaxed),
             compactions: stats.compactions.load(Relaxed),
             records_recovered: stats.recovered.load(Relaxed),
+        }
+    }
+
+    /// When the last compaction (or snapshot after a failed fsync) since
+    /// the log was opened finished, if one did.
+    pub fn last_compaction(&self) -> Option<std::time::SystemTime> {
+        match self.inner.stats.last_compaction_ms.load(Relaxed) {
+            0 => None,
+            ms => Some(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
         }
     }
 

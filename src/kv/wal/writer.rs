@@ -372,7 +372,7 @@ impl Writer {
                 );
                 self.snapshot_bytes = snapshot_bytes;
                 self.compact_again_at = 0;
-                self.stats.compactions.fetch_add(1, Relaxed);
+                self.stats.compacted();
             }
             Err(error) => {
                 // The older logs are still there and still replayed.

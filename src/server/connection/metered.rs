@@ -23,6 +23,7 @@ pub(crate) struct Metered<Io> {
     #[pin]
     io: Io,
     read: u64,
+    written: u64,
     allowance: usize,
     starved: bool,
 }
@@ -32,6 +33,7 @@ impl<Io> Metered<Io> {
         Metered {
             io,
             read: 0,
+            written: 0,
             allowance: usize::MAX,
             starved: false,
         }
@@ -40,6 +42,11 @@ impl<Io> Metered<Io> {
     /// Bytes read through this so far.
     pub(super) fn bytes_read(&self) -> u64 {
         self.read
+    }
+
+    /// Bytes written through this so far.
+    pub(super) fn bytes_written(&self) -> u64 {
+        self.written
     }
 
     /// Reads at most `bytes` more, until the next call.
@@ -83,7 +90,10 @@ impl<Io: AsyncRead> AsyncRead for Metered<Io> {
 
 impl<Io: AsyncWrite> AsyncWrite for Metered<Io> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
+        let this = self.project();
+        let written = futures::ready!(this.io.poll_write(cx, buf))?;
+        *this.written += written as u64;
+        Poll::Ready(Ok(written))
     }
 
     fn poll_write_vectored(
@@ -91,7 +101,10 @@ impl<Io: AsyncWrite> AsyncWrite for Metered<Io> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
+        let this = self.project();
+        let written = futures::ready!(this.io.poll_write_vectored(cx, bufs))?;
+        *this.written += written as u64;
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -15,9 +15,14 @@
 //! The load is bounded both in count ([`BenchConfig::ops`]) and in time
 //! ([`BenchConfig::duration`]); it stops at whichever comes first.
 
+mod hdr;
+mod plot;
 mod protocol;
 mod report;
+mod timeline;
 
+pub(crate) use hdr::percentile_distribution;
+pub(crate) use plot::draw;
 pub(crate) use protocol::Protocol;
 pub(crate) use report::BenchReport;
 
@@ -28,6 +33,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timeline::Timeline;
 use tower::{Service, ServiceExt};
 use wirestack::batch::Batch;
 use wirestack::kv::AuthToken;
@@ -49,6 +55,17 @@ pub(crate) enum Workload {
     /// PUT every key of the key space exactly once, in order: loads a server
     /// for a memory measurement. The operation count is the key space.
     Fill,
+}
+
+impl std::fmt::Display for Workload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Workload::Put => f.write_str("put"),
+            Workload::Get => f.write_str("get"),
+            Workload::Fill => f.write_str("fill"),
+            Workload::Mixed { read_ratio } => write!(f, "mixed:{read_ratio}"),
+        }
+    }
 }
 
 impl std::str::FromStr for Workload {
@@ -101,6 +118,8 @@ pub(crate) struct BenchConfig {
     pub workload: Workload,
     /// What to speak.
     pub protocol: Protocol,
+    /// Record latencies by interval too, for a plot over time.
+    pub timeline: bool,
 }
 
 impl BenchConfig {
@@ -119,6 +138,7 @@ impl BenchConfig {
             key_space: 100_000,
             workload,
             protocol: Protocol::Kv,
+            timeline: false,
         }
     }
 }
@@ -158,10 +178,14 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
     }
 
     let started = Instant::now();
+    let timeline = config.timeline.then(|| Arc::new(Timeline::new(config.duration)));
     let tasks: Vec<_> = connections
         .into_iter()
         .enumerate()
-        .map(|(seed, connection)| tokio::spawn(drive::<W>(connection, plan.clone(), seed as u64 + 1)))
+        .map(|(seed, connection)| {
+            let drive = drive::<W>(connection, plan.clone(), seed as u64 + 1, timeline.clone());
+            tokio::spawn(drive)
+        })
         .collect();
     let mut report = BenchReport::empty();
     for task in tasks {
@@ -172,6 +196,10 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         let _ = report.latency_us.add(&part.latency_us);
     }
     report.elapsed = started.elapsed();
+    if let Some(timeline) = timeline {
+        report.interval = timeline.interval();
+        report.intervals = timeline.intervals();
+    }
     Ok(report)
 }
 
@@ -264,9 +292,15 @@ async fn preload<W: Wire>(connection: &mut Connection<W>, plan: &Plan) -> Result
     Ok(())
 }
 
-async fn drive<W: Wire>(mut connection: Connection<W>, plan: Arc<Plan>, seed: u64) -> BenchReport {
+async fn drive<W: Wire>(
+    mut connection: Connection<W>,
+    plan: Arc<Plan>,
+    seed: u64,
+    timeline: Option<Arc<Timeline>>,
+) -> BenchReport {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut report = BenchReport::empty();
+    let mut over_time = timeline.as_deref().map(timeline::Recorder::new);
     while let Some((first, count)) = plan.claim() {
         let requests: Batch<W::Request> = (first..first + count)
             .map(|n| next_request::<W>(&plan, &mut rng, n))
@@ -277,9 +311,11 @@ async fn drive<W: Wire>(mut connection: Connection<W>, plan: Arc<Plan>, seed: u6
             Err(error) => Err(error),
         };
         let latency = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let _ = report
-            .latency_us
-            .record_n(latency.clamp(1, MAX_LATENCY_US), count);
+        let latency = latency.clamp(1, MAX_LATENCY_US);
+        let _ = report.latency_us.record_n(latency, count);
+        if let Some(over_time) = &mut over_time {
+            over_time.record(latency, count);
+        }
         report.ops += count;
         let good = match &answers {
             Ok(answers) => answers

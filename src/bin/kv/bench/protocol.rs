@@ -23,6 +23,15 @@ pub(crate) enum Protocol {
     Resp,
 }
 
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Kv => "kv",
+            Protocol::Resp => "resp",
+        })
+    }
+}
+
 impl std::str::FromStr for Protocol {
     type Err = String;
 

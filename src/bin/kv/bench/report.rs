@@ -15,6 +15,9 @@ pub(crate) struct BenchReport {
     pub elapsed: Duration,
     /// Latency of every operation, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// With a timeline: latencies by interval of `interval` from the start.
+    pub intervals: Vec<Histogram<u64>>,
+    pub interval: Duration,
 }
 
 impl BenchReport {
@@ -93,6 +96,8 @@ impl BenchReport {
             errors: 0,
             elapsed: Duration::ZERO,
             latency_us: new_histogram(),
+            intervals: Vec::new(),
+            interval: Duration::ZERO,
         }
     }
 }

@@ -149,7 +149,7 @@ impl Writer {
         );
         self.snapshot_bytes = len;
         self.wal_bytes = self.file_len;
-        self.stats.compactions.fetch_add(1, Relaxed);
+        self.stats.compacted();
         Ok(())
     }
 

@@ -1,0 +1,151 @@
+//! `kv serve --metrics-listen ADDR`: the Prometheus text endpoint.
+//!
+//! The recorder is `metrics-exporter-prometheus`'s, installed before the
+//! server is built so that every layer registers with it. The endpoint is
+//! a minimal HTTP/1.1 responder: one `GET` per connection, answered with
+//! the text exposition format and closed. A request head must arrive
+//! within [`READ_TIMEOUT`] and fit in [`MAX_HEAD`]; at most
+//! [`MAX_SCRAPES`] scrapes are served at once (more wait in the listen
+//! queue). Histograms are exported with [`BUCKETS`] (seconds).
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+/// How long a scraper may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest request head read.
+const MAX_HEAD: usize = 8 * 1024;
+/// Scrapes served at once.
+const MAX_SCRAPES: usize = 16;
+/// How often histograms are compacted between scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+/// Histogram bucket bounds, in seconds: 50 us to 10 s.
+const BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// `--metrics-listen`'s value: `IP:PORT`, or a bare port on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MetricsAddr(pub(crate) SocketAddr);
+
+impl std::str::FromStr for MetricsAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Ok(port) = text.parse::<u16>() {
+            return Ok(MetricsAddr(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port,
+            )));
+        }
+        text.parse()
+            .map(MetricsAddr)
+            .map_err(|_| format!("{text:?} is neither IP:PORT nor a port"))
+    }
+}
+
+/// Binds the endpoint and installs the recorder; [`serve`] then answers
+/// scrapes. Call before the server is built.
+pub(crate) async fn start(addr: MetricsAddr) -> Result<(TcpListener, PrometheusHandle), String> {
+    let listener = TcpListener::bind(addr.0)
+        .await
+        .map_err(|e| format!("cannot serve metrics on {}: {e}", addr.0))?;
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(BUCKETS)
+        .map_err(|e| e.to_string())?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+    wirestack::metrics::describe();
+    wirestack::kv::metrics::describe_metrics();
+    Ok((listener, handle))
+}
+
+/// Answers scrapes on `listener` for as long as the process runs.
+pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(UPKEEP).await;
+            upkeep.run_upkeep();
+        }
+    });
+    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            if let Err(error) = answer(stream, &handle).await {
+                tracing::debug!(%error, "metrics endpoint: a scrape failed");
+            }
+        });
+    }
+}
+
+/// Reads one request head and answers it, then closes.
+async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let read = tokio::time::timeout(READ_TIMEOUT, async {
+        let mut chunk = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            if head.len() >= MAX_HEAD {
+                return Ok(false);
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(false);
+            }
+            head.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<_, std::io::Error>(true)
+    })
+    .await;
+    let complete = match read {
+        Ok(complete) => complete?,
+        Err(_) => false,
+    };
+    let (status, content_type, body) = if !complete {
+        ("400 Bad Request", "text/plain", "bad request\n".to_string())
+    } else if head.starts_with(b"GET ") {
+        ("200 OK", "text/plain; version=0.0.4", handle.render())
+    } else {
+        ("405 Method Not Allowed", "text/plain", "only GET\n".to_string())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_port_is_loopback() {
+        let addr: MetricsAddr = "9100".parse().unwrap();
+        assert_eq!(addr.0, "127.0.0.1:9100".parse().unwrap());
+        let addr: MetricsAddr = "0.0.0.0:9100".parse().unwrap();
+        assert_eq!(addr.0, "0.0.0.0:9100".parse().unwrap());
+        assert!("localhost:x".parse::<MetricsAddr>().is_err());
+    }
+}
