@@ -88,6 +88,7 @@
 mod auth;
 mod client;
 mod codec;
+mod route;
 mod server;
 mod service;
 mod store;
@@ -101,6 +102,7 @@ pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
     ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
 };
+pub use route::ShardedService;
 pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;
