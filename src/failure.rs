@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(of("a layer of yours said no"), Failure::Other);
         assert_eq!(of(HandshakeError::rejected("wrong token")), Failure::Rejected);
         assert_eq!(of(HandshakeError::failed(reset())), Failure::Other);
-        assert_eq!(of(crate::route::Ejected::new("127.0.0.1:7001".into())), Failure::NotSent);
+        assert_eq!(
+            of(crate::route::Ejected::new("127.0.0.1:7001".into())),
+            Failure::NotSent
+        );
     }
 
     #[test]

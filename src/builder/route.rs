@@ -60,7 +60,10 @@ impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
     /// not answer is [ejected](Self::health) once it has failed enough calls.
     /// Fails if `targets` is empty or names one twice. Must be called within
     /// a Tokio runtime.
-    pub fn route<Req, A>(self, targets: impl IntoIterator<Item = A>) -> Result<Routed<C, Req, L, T, R>, RouteError>
+    pub fn route<Req, A>(
+        self,
+        targets: impl IntoIterator<Item = A>,
+    ) -> Result<Routed<C, Req, L, T, R>, RouteError>
     where
         A: ToSocketAddrs + fmt::Display + Clone + Send + Sync + 'static,
         C: Codec<Req>,

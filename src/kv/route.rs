@@ -29,7 +29,9 @@ impl crate::route::RouteKey for Request {
 /// An ejected server is probed with an empty `PING`.
 impl crate::route::Probe for Request {
     fn probe() -> Self {
-        Request::Ping { payload: Bytes::new() }
+        Request::Ping {
+            payload: Bytes::new(),
+        }
     }
 }
 

@@ -78,7 +78,9 @@ impl<S: Service<Req>, Req> Future for ResponseFuture<S, Req> {
             let result = match this.state.as_mut().project() {
                 StateProj::Readying { service, request } => match futures::ready!(service.poll_ready(cx)) {
                     Ok(()) => {
-                        let request = request.take().expect("pool::ResponseFuture polled after completion");
+                        let request = request
+                            .take()
+                            .expect("pool::ResponseFuture polled after completion");
                         let future = service.call(request);
                         this.state.set(State::Called(future));
                         continue;

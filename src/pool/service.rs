@@ -107,7 +107,10 @@ impl<S> Pool<S> {
     fn pick(&mut self) -> Arc<Member<S>> {
         let shared = &*self.shared;
         let chosen = {
-            let members = shared.members.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let members = shared
+                .members
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let len = members.len() as u64;
             let chosen = if len < 2 {
                 members[0].clone()
@@ -130,7 +133,10 @@ impl<S> Pool<S> {
             }
             chosen
         };
-        let mut members = shared.members.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut members = shared
+            .members
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if members.len() >= shared.config.max_connections {
             return chosen;
         }
@@ -211,9 +217,7 @@ mod tests {
                 grow_at: 2,
             },
         );
-        let calls: Vec<_> = (0..12)
-            .map(|_| tokio::spawn(pool.clone().oneshot(())))
-            .collect();
+        let calls: Vec<_> = (0..12).map(|_| tokio::spawn(pool.clone().oneshot(()))).collect();
         tokio::task::yield_now().await;
         while pool.handle().connections() < 3 {
             tokio::task::yield_now().await;

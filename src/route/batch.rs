@@ -65,7 +65,10 @@ where
                     });
                 let failed: Option<&(dyn std::error::Error + 'static)> = match &answers {
                     Err(error) => Some(&**error),
-                    Ok(answers) => answers.iter().find_map(|answer| answer.as_ref().err()).map(|e| &**e as _),
+                    Ok(answers) => answers
+                        .iter()
+                        .find_map(|answer| answer.as_ref().err())
+                        .map(|e| &**e as _),
                 };
                 record::<S, Req>(&table, part.endpoint, failed.map_or(Ok(()), Err));
                 (name, part.positions, answers)

@@ -80,7 +80,9 @@ where
         loop {
             let result = match this.state.as_mut().project() {
                 StateProj::Failed(ejected) => {
-                    let ejected = ejected.take().expect("route::ResponseFuture polled after completion");
+                    let ejected = ejected
+                        .take()
+                        .expect("route::ResponseFuture polled after completion");
                     return Poll::Ready(Err(ejected.into()));
                 }
                 StateProj::Readying { service, request } => match futures::ready!(service.poll_ready(cx)) {

@@ -28,7 +28,10 @@ impl Rendezvous {
     /// [`pick`](Self::pick) returns).
     pub fn new<N: AsRef<[u8]>>(names: impl IntoIterator<Item = N>) -> Self {
         Rendezvous {
-            seeds: names.into_iter().map(|name| fmix64(fnv1a(name.as_ref()))).collect(),
+            seeds: names
+                .into_iter()
+                .map(|name| fmix64(fnv1a(name.as_ref())))
+                .collect(),
         }
     }
 
@@ -107,7 +110,10 @@ mod tests {
         let (moved, between_old) = movement(10);
         assert_eq!(between_old, 0, "rendezvous moves keys only to the new endpoint");
         let ideal = 1.0 / 11.0;
-        assert!((moved - ideal).abs() < ideal * 0.05, "moved {moved:.4}, ideal {ideal:.4}");
+        assert!(
+            (moved - ideal).abs() < ideal * 0.05,
+            "moved {moved:.4}, ideal {ideal:.4}"
+        );
     }
 
     #[test]
@@ -115,7 +121,10 @@ mod tests {
         let (moved, between_old) = movement(100);
         assert_eq!(between_old, 0);
         let ideal = 1.0 / 101.0;
-        assert!((moved - ideal).abs() < ideal * 0.15, "moved {moved:.5}, ideal {ideal:.5}");
+        assert!(
+            (moved - ideal).abs() < ideal * 0.15,
+            "moved {moved:.5}, ideal {ideal:.5}"
+        );
     }
 
     #[test]

@@ -111,7 +111,10 @@ impl Health {
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         while recent
             .front()
             .is_some_and(|&at| now.duration_since(at) >= config.window)
@@ -190,7 +193,11 @@ where
         let error = match answer {
             Ok(Ok(_)) => {
                 health.state.store(UP, Ordering::Release);
-                tracing::info!(endpoint = endpoint.name(), probes = failures + 1, "endpoint back up");
+                tracing::info!(
+                    endpoint = endpoint.name(),
+                    probes = failures + 1,
+                    "endpoint back up"
+                );
                 return;
             }
             Ok(Err(error)) => error.into().to_string(),
@@ -229,7 +236,10 @@ mod tests {
         assert!(!health.record(Ok(()), &config, "a"));
         assert!(!health.record(Err(&down), &config, "a"));
         assert_eq!(health.state(), EndpointState::Up);
-        assert!(health.record(Err(&down), &config, "a"), "the third within 1 s ejects");
+        assert!(
+            health.record(Err(&down), &config, "a"),
+            "the third within 1 s ejects"
+        );
         assert_eq!(health.state(), EndpointState::Ejected);
         assert!(!health.record(Err(&down), &config, "a"), "ejected once");
         assert_eq!(health.ejections.load(Ordering::Relaxed), 1);

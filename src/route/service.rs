@@ -67,7 +67,10 @@ impl<S> Router<S> {
         endpoints: impl IntoIterator<Item = (N, S)>,
         config: HealthConfig,
     ) -> Result<Self, RouteError> {
-        Self::with_pools(endpoints.into_iter().map(|(name, service)| (name, service, None)), config)
+        Self::with_pools(
+            endpoints.into_iter().map(|(name, service)| (name, service, None)),
+            config,
+        )
     }
 
     /// As [`new`](Self::new), with each endpoint's pool (for its stats).
@@ -199,7 +202,8 @@ pub(super) fn record<S, Req>(
         .health
         .record(outcome, &table.config, &endpoint.info.name)
     {
-        let probe = super::health::probe::<Endpoint<S>, S, Req>(Arc::downgrade(endpoint), table.config.clone());
+        let probe =
+            super::health::probe::<Endpoint<S>, S, Req>(Arc::downgrade(endpoint), table.config.clone());
         tokio::spawn(probe);
     }
 }
