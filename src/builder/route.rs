@@ -5,7 +5,7 @@ use super::{Client, ClientBuilder, RetrySetting, TimeoutSetting};
 use crate::pipeline::Pipeline;
 use crate::pool::{Pool, PoolConfig};
 use crate::reconnect::{Reconnect, ReconnectConfig};
-use crate::route::{HealthConfig, RouteError, Router};
+use crate::route::{Accrual, EndpointInfo, HealthConfig, RouteError, Router};
 use crate::transport::{Codec, MakeTransport, Target};
 use std::fmt;
 use tokio::net::ToSocketAddrs;
@@ -20,12 +20,13 @@ pub(super) struct Routing {
 
 /// The [`Router`] that [`ClientBuilder::route`] builds for requests `Req`:
 /// over one stack per endpoint — the builder's deadline, retry and layers
-/// over a [`Pool`] of [`Reconnect`]s of pipelines.
+/// over an [`Accrual`] (each attempt recorded against the endpoint's
+/// health) over a [`Pool`] of [`Reconnect`]s of pipelines.
 pub type Routed<C, Req, L, T, R> = Router<
     Client<
         <T as TimeoutSetting>::Service<
             <R as RetrySetting>::Service<
-                <L as Layer<Pool<Reconnect<Pipeline<Req, <C as Codec<Req>>::Response>>>>>::Service,
+                <L as Layer<Accrual<Pool<Reconnect<Pipeline<Req, <C as Codec<Req>>::Response>>>>>>::Service,
             >,
         >,
     >,
@@ -72,7 +73,7 @@ impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
         Req: Send + 'static,
         T: TimeoutSetting,
         R: RetrySetting,
-        L: Layer<Pool<Reconnect<Pipeline<Req, C::Response>>>>,
+        L: Layer<Accrual<Pool<Reconnect<Pipeline<Req, C::Response>>>>>,
         Self: Clone,
     {
         let mut endpoints = Vec::new();
@@ -85,9 +86,10 @@ impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
                 move || Reconnect::new(connector.clone(), Target::new(address.clone()), config.clone()),
                 builder.routing.pool,
             );
-            let handle = pool.handle();
-            endpoints.push((name, builder.assemble((pool, None)), Some(handle)));
+            let info = EndpointInfo::new(name.into(), Some(pool.handle()));
+            let observed = Accrual::new(pool, info.clone(), builder.routing.health.clone());
+            endpoints.push((info, builder.assemble((observed, None)), true));
         }
-        Router::with_pools(endpoints, self.routing.health)
+        Router::from_parts(endpoints, self.routing.health)
     }
 }

@@ -162,10 +162,11 @@ fn counts(error: &(dyn std::error::Error + 'static)) -> bool {
     )
 }
 
-/// What the probe task needs of an endpoint: its health and its stack.
+/// What the probe task needs of an endpoint: its health and a stack to
+/// send the probe on.
 pub(crate) trait Probed<S>: Send + Sync + 'static {
     fn health(&self) -> &Health;
-    fn service(&self) -> &S;
+    fn service(&self) -> S;
     fn name(&self) -> &str;
 }
 
@@ -174,7 +175,7 @@ pub(crate) trait Probed<S>: Send + Sync + 'static {
 pub(crate) async fn probe<E, S, Req>(endpoint: Weak<E>, config: HealthConfig)
 where
     E: Probed<S>,
-    S: Service<Req> + Clone,
+    S: Service<Req>,
     S::Error: Into<BoxError>,
     Req: Probe,
 {
@@ -188,7 +189,7 @@ where
         let health = endpoint.health();
         health.state.store(PROBING, Ordering::Release);
         health.probes.fetch_add(1, Ordering::Relaxed);
-        let service = endpoint.service().clone();
+        let service = endpoint.service();
         let answer = tokio::time::timeout(config.probe_timeout, service.oneshot(Req::probe())).await;
         let error = match answer {
             Ok(Ok(_)) => {

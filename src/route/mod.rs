@@ -66,6 +66,7 @@
 //! # }
 //! ```
 
+mod accrual;
 mod batch;
 mod error;
 mod future;
@@ -76,6 +77,7 @@ mod scatter;
 mod service;
 mod stats;
 
+pub use accrual::Accrual;
 pub use error::{Ejected, EndpointError, RouteError};
 pub use future::ResponseFuture;
 pub use hash::Rendezvous;
@@ -83,4 +85,5 @@ pub use health::{EndpointState, HealthConfig};
 pub use key::{Probe, RouteKey};
 pub use scatter::{Gather, Part, Scatter};
 pub use service::Router;
+pub(crate) use service::EndpointInfo;
 pub use stats::{EndpointStats, RouterHandle};

@@ -35,6 +35,9 @@ pub(super) struct Table<S> {
 pub(crate) struct Endpoint<S> {
     pub(super) info: Arc<EndpointInfo>,
     pub(super) service: S,
+    /// An [`Accrual`](super::Accrual) inside the stack records each
+    /// attempt: the router only checks the endpoint's state.
+    observed: bool,
 }
 
 /// What a [`RouterHandle`] reads of an endpoint.
@@ -45,13 +48,23 @@ pub(crate) struct EndpointInfo {
     pub(crate) pool: Option<PoolHandle>,
 }
 
-impl<S: Send + Sync + 'static> Probed<S> for Endpoint<S> {
+impl EndpointInfo {
+    pub(crate) fn new(name: Arc<str>, pool: Option<PoolHandle>) -> Arc<Self> {
+        Arc::new(EndpointInfo {
+            name,
+            health: Health::default(),
+            pool,
+        })
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Probed<S> for Endpoint<S> {
     fn health(&self) -> &Health {
         &self.info.health
     }
 
-    fn service(&self) -> &S {
-        &self.service
+    fn service(&self) -> S {
+        self.service.clone()
     }
 
     fn name(&self) -> &str {
@@ -63,34 +76,37 @@ impl<S> Router<S> {
     /// Routes over `endpoints`, each a name (which places keys: every client
     /// given the same names places keys alike) and its stack. Fails if
     /// there is none or a name is listed twice.
+    ///
+    /// The router records the outcome of each call against its endpoint.
+    /// ([`ClientBuilder::route`](crate::builder::ClientBuilder::route)
+    /// records each *attempt* instead, under the retry layer, so that a dead
+    /// endpoint is ejected after K failed attempts, not K calls that each
+    /// retried until their deadline.)
     pub fn new<N: Into<Arc<str>>>(
         endpoints: impl IntoIterator<Item = (N, S)>,
         config: HealthConfig,
     ) -> Result<Self, RouteError> {
-        Self::with_pools(
-            endpoints.into_iter().map(|(name, service)| (name, service, None)),
-            config,
-        )
+        let endpoints = endpoints
+            .into_iter()
+            .map(|(name, service)| (EndpointInfo::new(name.into(), None), service, false));
+        Self::from_parts(endpoints, config)
     }
 
-    /// As [`new`](Self::new), with each endpoint's pool (for its stats).
-    pub(crate) fn with_pools<N: Into<Arc<str>>>(
-        endpoints: impl IntoIterator<Item = (N, S, Option<PoolHandle>)>,
+    /// Routes over endpoints whose info was made beforehand, and whose
+    /// stacks record their own outcomes if `observed`.
+    pub(crate) fn from_parts(
+        endpoints: impl IntoIterator<Item = (Arc<EndpointInfo>, S, bool)>,
         config: HealthConfig,
     ) -> Result<Self, RouteError> {
         let mut table: Vec<Arc<Endpoint<S>>> = Vec::new();
-        for (name, service, pool) in endpoints {
-            let name: Arc<str> = name.into();
-            if table.iter().any(|endpoint| endpoint.info.name == name) {
-                return Err(RouteError::Duplicate(name.to_string()));
+        for (info, service, observed) in endpoints {
+            if table.iter().any(|endpoint| endpoint.info.name == info.name) {
+                return Err(RouteError::Duplicate(info.name.to_string()));
             }
             table.push(Arc::new(Endpoint {
-                info: Arc::new(EndpointInfo {
-                    name,
-                    health: Health::default(),
-                    pool,
-                }),
+                info,
                 service,
+                observed,
             }));
         }
         if table.is_empty() {
@@ -197,6 +213,9 @@ pub(super) fn record<S, Req>(
     Req: Probe + Send + 'static,
 {
     let endpoint = &table.endpoints[index];
+    if endpoint.observed {
+        return;
+    }
     if endpoint
         .info
         .health
