@@ -97,9 +97,15 @@ async fn three_servers_hold_an_even_share_of_100_000_keys() {
         assert!((count as f64 - even).abs() < even * 0.10, "{counts:?}");
     }
     // A batch across the servers comes back in the caller's order.
-    let values = client.get_many((0..1000).rev().map(|i| format!("key:{i}"))).await.unwrap();
+    let values = client
+        .get_many((0..1000).rev().map(|i| format!("key:{i}")))
+        .await
+        .unwrap();
     assert!(values.iter().all(|v| v.as_deref() == Some(&b"v"[..])));
-    assert_eq!(client.get_many(["key:7", "missing", "key:8"]).await.unwrap()[1], None);
+    assert_eq!(
+        client.get_many(["key:7", "missing", "key:8"]).await.unwrap()[1],
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,9 +131,15 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
     let handle = router.handle();
     let client = KvClient::new(router.clone());
     let keys: Vec<String> = (0..600).map(|i| format!("key:{i}")).collect();
-    let (dead_keys, live_keys): (Vec<String>, Vec<String>) =
-        keys.into_iter().partition(|key| router.endpoint_of(key.as_bytes()) == c.addr);
-    assert!(dead_keys.len() > 100 && live_keys.len() > 300, "{} {}", dead_keys.len(), live_keys.len());
+    let (dead_keys, live_keys): (Vec<String>, Vec<String>) = keys
+        .into_iter()
+        .partition(|key| router.endpoint_of(key.as_bytes()) == c.addr);
+    assert!(
+        dead_keys.len() > 100 && live_keys.len() > 300,
+        "{} {}",
+        dead_keys.len(),
+        live_keys.len()
+    );
     for key in dead_keys.iter().chain(&live_keys) {
         client.put(key.clone(), key.clone()).await.unwrap();
     }
@@ -149,7 +161,10 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
                     }
                     let key = keys[n % keys.len()].clone();
                     let outcome = match client.put(key.clone(), key.clone()).await {
-                        Ok(()) => client.get(key.clone()).await.map(|v| v.as_deref() == Some(key.as_bytes())),
+                        Ok(()) => client
+                            .get(key.clone())
+                            .await
+                            .map(|v| v.as_deref() == Some(key.as_bytes())),
                         Err(error) => Err(error),
                     };
                     match outcome {
@@ -195,7 +210,10 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
     assert!(slowest < deadline / 4, "failing fast took {slowest:?}");
     let ops_while_down = ops.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(ops.load(Ordering::Relaxed) > ops_while_down, "the other servers keep serving");
+    assert!(
+        ops.load(Ordering::Relaxed) > ops_while_down,
+        "the other servers keep serving"
+    );
 
     // Restart it on the same address: a probe brings it back.
     let mut restarted = None;
@@ -208,13 +226,18 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
     }
     c = restarted.expect("kv serve restarts on its address");
     assert!(
-        eventually(Duration::from_secs(10), || handle.state(&c.addr) == Some(EndpointState::Up)).await,
+        eventually(Duration::from_secs(10), || handle.state(&c.addr)
+            == Some(EndpointState::Up))
+        .await,
         "probed back in: {:?}",
         handle.stats()
     );
     for key in &dead_keys {
         client.put(key.clone(), "again").await.unwrap();
-        assert_eq!(client.get(key.clone()).await.unwrap().as_deref(), Some(&b"again"[..]));
+        assert_eq!(
+            client.get(key.clone()).await.unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
     }
 
     stop.store(true, Ordering::Relaxed);
@@ -222,13 +245,23 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
         task.await.unwrap();
     }
     let errors = errors.lock().unwrap();
-    assert!(errors.is_empty(), "{} failed operations on live servers: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "{} failed operations on live servers: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
     let stats = handle.stats();
     let dead = stats.iter().find(|s| s.name == port).unwrap();
     assert_eq!(dead.ejections, 1, "{stats:?}");
     assert!(dead.probes >= 1, "{stats:?}");
     assert!(stats.iter().all(|s| s.state == EndpointState::Up), "{stats:?}");
-    assert!(stats.iter().all(|s| s.connections.is_some_and(|n| (1..=2).contains(&n))), "{stats:?}");
+    assert!(
+        stats
+            .iter()
+            .all(|s| s.connections.is_some_and(|n| (1..=2).contains(&n))),
+        "{stats:?}"
+    );
     println!(
         "ejected {ejected_after:?} after the kill; slowest fast failure {slowest:?}; {} operations on the live servers",
         ops.load(Ordering::Relaxed)
@@ -239,7 +272,11 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
 #[test]
 fn the_cli_spreads_keys_over_a_list_of_addresses() {
     let servers = [serve(), serve(), serve()];
-    let list = servers.iter().map(|s| s.addr.as_str()).collect::<Vec<_>>().join(",");
+    let list = servers
+        .iter()
+        .map(|s| s.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     let kv = |args: &[&str], addr: &str| {
         Command::new(env!("CARGO_BIN_EXE_kv"))
             .args(args)
@@ -264,7 +301,27 @@ fn the_cli_spreads_keys_over_a_list_of_addresses() {
     let ping = kv(&["ping"], &list);
     assert!(ping.status.success());
     assert_eq!(String::from_utf8_lossy(&ping.stdout), "PONG\nPONG\nPONG\n");
-    let bench = kv(&["bench", "--ops", "3000", "--pipeline", "32", "--key-space", "300", "--json"], &list);
-    assert!(bench.status.success(), "{}", String::from_utf8_lossy(&bench.stderr));
-    assert!(String::from_utf8_lossy(&bench.stdout).contains("\"errors\":0"), "{:?}", bench);
+    let bench = kv(
+        &[
+            "bench",
+            "--ops",
+            "3000",
+            "--pipeline",
+            "32",
+            "--key-space",
+            "300",
+            "--json",
+        ],
+        &list,
+    );
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&bench.stdout).contains("\"errors\":0"),
+        "{:?}",
+        bench
+    );
 }

@@ -137,7 +137,11 @@ where
         let result = futures::ready!(this.inner.poll(cx)).map_err(Into::into);
         let shared = &**this.shared;
         let outcome = result.as_ref().map(drop).map_err(|error| &**error as _);
-        if shared.info.health.record(outcome, &shared.config, &shared.info.name) {
+        if shared
+            .info
+            .health
+            .record(outcome, &shared.config, &shared.info.name)
+        {
             let config = shared.config.clone();
             tokio::spawn(probe::<Shared<S>, S, Req>(Arc::downgrade(this.shared), config));
         }

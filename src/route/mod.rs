@@ -84,6 +84,9 @@ pub use hash::Rendezvous;
 pub use health::{EndpointState, HealthConfig};
 pub use key::{Probe, RouteKey};
 pub use scatter::{Gather, Part, Scatter};
-pub use service::Router;
 pub(crate) use service::EndpointInfo;
+pub use service::Router;
 pub use stats::{EndpointStats, RouterHandle};
+
+#[cfg(test)]
+mod tests;
