@@ -26,7 +26,8 @@ use tower::{Service, ServiceExt};
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// Most attempts of one command: redirects, retries after `TRYAGAIN`
-    /// or `CLUSTERDOWN`, and retries after a lost connection (default 16).
+    /// or `CLUSTERDOWN`, and retries after a failed node (default 64; the
+    /// deadline around the cluster usually ends a failover's retries first).
     pub max_attempts: u32,
     /// Pause before a retry (not before following a redirect): default
     /// 10 ms doubling to 500 ms, full jitter.
@@ -38,7 +39,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            max_attempts: 16,
+            max_attempts: 64,
             backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(500)),
             refresh_timeout: Duration::from_secs(1),
         }
