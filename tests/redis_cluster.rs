@@ -260,17 +260,20 @@ async fn ten_thousand_keys_go_to_the_primary_of_their_slot() {
 
 /// Operations of `tasks` tasks on `keys` until `stop`: each task writes its
 /// own keys and reads them back. Returns the count and the errors.
+/// A running load: its operation count, its errors, its tasks.
+type Load = (
+    Arc<AtomicU64>,
+    Arc<Mutex<Vec<String>>>,
+    Vec<tokio::task::JoinHandle<()>>,
+);
+
 fn load(
     redis: &RedisClient<ClusterService>,
     keys: &[String],
     tasks: usize,
     stop: &Arc<AtomicBool>,
     check_values: bool,
-) -> (
-    Arc<AtomicU64>,
-    Arc<Mutex<Vec<String>>>,
-    Vec<tokio::task::JoinHandle<()>>,
-) {
+) -> Load {
     let ops = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(Mutex::new(Vec::new()));
     let handles = (0..tasks)
@@ -449,7 +452,7 @@ async fn a_killed_primary_is_replaced_by_its_replica_within_the_deadline() {
     for task in tasks {
         task.await.unwrap();
     }
-    let errors = errors.lock().unwrap();
+    let errors = errors.lock().unwrap().clone();
     assert!(
         errors.is_empty(),
         "{} caller-visible errors: {:?}",

@@ -37,7 +37,9 @@ fn try_serve(listen: &str) -> Option<Served> {
         .spawn()
         .expect("start kv serve");
     let mut line = String::new();
-    let _ = BufReader::new(child.stdout.take()?).read_line(&mut line);
+    if let Some(stdout) = child.stdout.take() {
+        let _ = BufReader::new(stdout).read_line(&mut line);
+    }
     let Some(addr) = line.strip_prefix("listening on ") else {
         let _ = child.kill();
         let _ = child.wait();

@@ -1,11 +1,5 @@
 //! [`Accrual`]: records each attempt against its endpoint's health, from
 //! inside the endpoint's stack.
-//!
-//! A routed client built by [`ClientBuilder::route`](crate::builder::ClientBuilder::route)
-//! has it under the retry layer: a dead endpoint is then ejected after K
-//! failed *attempts* (a refused connection fails at once), not after K
-//! calls that each retried until their deadline; and it is probed over the
-//! same connections, without the retry layer.
 
 use super::health::{probe, HealthConfig, Probed};
 use super::key::Probe;
@@ -21,7 +15,13 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 /// Records the outcome of every call to `S` against an endpoint's health,
-/// and starts the probe when that ejects it. See the [module docs](self).
+/// and starts the probe when that ejects it.
+///
+/// A routed client built by [`ClientBuilder::route`](crate::builder::ClientBuilder::route)
+/// has it under the retry layer: a dead endpoint is then ejected after K
+/// failed *attempts* (a refused connection fails at once), not after K
+/// calls that each retried until their deadline; and it is probed over the
+/// same connections, without the retry layer.
 pub struct Accrual<S> {
     inner: S,
     shared: Arc<Shared<S>>,

@@ -1,23 +1,23 @@
-//! [`Rendezvous`]: which endpoint a key belongs to — highest random weight
-//! (rendezvous) hashing, with minimal movement.
-//!
-//! Every endpoint gets a score for a key, and the key belongs to the
-//! endpoint with the highest. A key's scores for the other endpoints do not
-//! change when one is added, so adding an endpoint to `n` moves only the keys
-//! it now wins — `1/(n+1)` of them in expectation — and never moves a key
-//! between two old endpoints; removing one moves only its own keys. The
-//! share of keys per endpoint is even in expectation, without virtual nodes.
-//!
-//! The hashes are fixed (FNV-1a over the bytes, then the 64-bit finalizer of
-//! MurmurHash3), not seeded per process: every client, in any process,
-//! places a key on the same endpoint when it is given the same endpoint
-//! names (in any order).
-//!
-//! A lookup costs one hash of the key and one finalizer per endpoint: for
-//! the tens of endpoints a client routes over, less than a ring's binary
-//! search misses in cache.
+//! [`Rendezvous`]: which endpoint a key belongs to.
 
-/// Places keys on endpoints by rendezvous hashing; see the [module docs](self).
+/// Places keys on endpoints by rendezvous (highest random weight) hashing,
+/// with minimal movement.
+///
+/// Every endpoint gets a score for a key, and the key belongs to the
+/// endpoint with the highest. A key's scores for the other endpoints do not
+/// change when one is added, so adding an endpoint to `n` moves only the keys
+/// it now wins — `1/(n+1)` of them in expectation — and never moves a key
+/// between two old endpoints; removing one moves only its own keys. The
+/// share of keys per endpoint is even in expectation, without virtual nodes.
+///
+/// The hashes are fixed (FNV-1a over the bytes, then the 64-bit finalizer of
+/// MurmurHash3), not seeded per process: every client, in any process,
+/// places a key on the same endpoint when it is given the same endpoint
+/// names (in any order).
+///
+/// A lookup costs one hash of the key and one finalizer per endpoint: for
+/// the tens of endpoints a client routes over, less than a ring's binary
+/// search misses in cache.
 #[derive(Debug, Clone)]
 pub struct Rendezvous {
     seeds: Box<[u64]>,

@@ -1,18 +1,5 @@
 //! Failure accrual: when an endpoint has failed too often it is ejected,
 //! and a probe brings it back.
-//!
-//! ```text
-//!   Up ──K failures within `window`──► Ejected ──backoff──► Probing
-//!    ▲                                   ▲                    │
-//!    └──────────── probe answered ───────┼────────────────────┤
-//!                                        └── probe failed ────┘
-//! ```
-//!
-//! What counts as a failure is decided by the [failure rule](crate::failure):
-//! a request not sent (no connection), lost with its connection, timed out,
-//! or met with a protocol error. An answer is never a failure, whatever it
-//! says (a refusal such as `BUSY` is the endpoint working), and neither is
-//! an error the framework does not know (a layer of yours).
 
 use super::error::Ejected;
 use super::key::Probe;
@@ -51,7 +38,21 @@ impl Default for HealthConfig {
     }
 }
 
-/// Where an endpoint stands; see the [module docs](self).
+/// Where an endpoint stands. When it has failed too often it is ejected,
+/// and a probe brings it back:
+///
+/// ```text
+///   Up ──K failures within `window`──► Ejected ──backoff──► Probing
+///    ▲                                   ▲                    │
+///    └──────────── probe answered ───────┼────────────────────┤
+///                                        └── probe failed ────┘
+/// ```
+///
+/// What counts as a failure is decided by the [failure rule](crate::failure):
+/// a request not sent (no connection), lost with its connection, timed out,
+/// or met with a protocol error. An answer is never a failure, whatever it
+/// says (a refusal such as `BUSY` is the endpoint working), and neither is
+/// an error the framework does not know (a layer of yours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EndpointState {
