@@ -21,6 +21,7 @@
 //! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
 //! | [`retry::MaybeApplied`](crate::retry::MaybeApplied) (retries gave up; an earlier attempt may have been applied) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
+//! | [`route::Ejected`](crate::route::Ejected) (the request's endpoint is ejected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::Closed`] | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`pipeline::Error::UnexpectedResponse`] | [`Protocol`](Failure::Protocol) | — |
@@ -117,6 +118,9 @@ impl Failure {
             if let Some(error) = error.downcast_ref::<pipeline::Error>() {
                 return Self::of_pipeline(error);
             }
+            if error.is::<crate::route::Ejected>() {
+                return Failure::NotSent;
+            }
             next = error.source();
         }
         Failure::Other
@@ -203,6 +207,10 @@ mod tests {
         assert_eq!(of("a layer of yours said no"), Failure::Other);
         assert_eq!(of(HandshakeError::rejected("wrong token")), Failure::Rejected);
         assert_eq!(of(HandshakeError::failed(reset())), Failure::Other);
+        assert_eq!(
+            of(crate::route::Ejected::new("127.0.0.1:7001".into())),
+            Failure::NotSent
+        );
     }
 
     #[test]

@@ -112,8 +112,10 @@ pub mod deadline;
 pub mod failure;
 pub mod metrics;
 pub mod pipeline;
+pub mod pool;
 pub mod reconnect;
 pub mod retry;
+pub mod route;
 pub mod server;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

@@ -7,6 +7,11 @@
 //!   `get_many`, redis-rs `pipe()`, fred `pipeline()`);
 //! * `1000 in flight`: one task, 1000 GET calls awaited together.
 //!
+//! With `MODE=cluster` it starts a local Redis Cluster (three primaries)
+//! and compares `RedisClient::cluster` with redis-rs's async cluster client
+//! (`cluster-async`) on the same loads but the batch (redis-rs sends a
+//! cluster pipeline to one node).
+//!
 //! Each cell reports ops/s and the client's CPU time per GET (getrusage of
 //! this process: redis-server is another process), the median of
 //! interleaved repetitions (every cell of every client in turn, REPS times).
@@ -16,6 +21,7 @@
 //! REDIS=127.0.0.1:6379 cargo run --release -p clients-bench
 //! REPS=5 SECONDS=1 cargo run --release -p clients-bench
 //! CLIENTS=wirestack LOADS=batch SECONDS=10 REPS=1 cargo run --release -p clients-bench
+//! MODE=cluster cargo run --release -p clients-bench   # starts a local cluster
 //! ```
 //!
 //! Every load is bounded in time; all traffic goes to 127.0.0.1.
@@ -27,7 +33,10 @@ use redis::AsyncCommands;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use wirestack::resp::cluster::ClusterService;
 use wirestack::resp::RedisClient;
+
+mod cluster;
 
 const KEYS: usize = 1000;
 
@@ -53,6 +62,8 @@ enum Client {
     Wirestack(RedisClient),
     RedisRs(redis::aio::MultiplexedConnection),
     Fred(fred::clients::Client),
+    WirestackCluster(RedisClient<ClusterService>),
+    RedisRsCluster(redis::cluster_async::ClusterConnection),
 }
 
 impl Client {
@@ -61,6 +72,8 @@ impl Client {
             Client::Wirestack(_) => "wirestack",
             Client::RedisRs(_) => "redis-rs",
             Client::Fred(_) => "fred",
+            Client::WirestackCluster(_) => "wirestack cluster",
+            Client::RedisRsCluster(_) => "redis-rs cluster",
         }
     }
 
@@ -74,6 +87,12 @@ impl Client {
             }
             Client::Fred(client) => {
                 let value: Option<Bytes> = client.get(key).await.expect("GET");
+                value.map(|v| v.len())
+            }
+            Client::WirestackCluster(client) => client.get(key).await.expect("GET").map(|v| v.len()),
+            Client::RedisRsCluster(connection) => {
+                let mut connection = connection.clone();
+                let value: Option<Vec<u8>> = connection.get(key).await.expect("GET");
                 value.map(|v| v.len())
             }
         };
@@ -100,6 +119,8 @@ impl Client {
                 let values: Vec<Option<Bytes>> = pipeline.all().await.expect("pipeline");
                 values.len()
             }
+            Client::WirestackCluster(client) => client.get_many(keys).await.expect("batch").len(),
+            Client::RedisRsCluster(_) => unreachable!("no batch load in cluster mode"),
         };
         assert_eq!(found, keys.len());
     }
@@ -236,6 +257,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let time = Duration::from_secs_f64(seconds);
+    if std::env::var("MODE").as_deref() == Ok("cluster") {
+        return cluster_main(reps, seconds);
+    }
     let (addr, _server) = match std::env::var("REDIS") {
         Ok(addr) => (addr.parse().expect("REDIS=IP:PORT"), None),
         Err(_) => {
@@ -284,36 +308,87 @@ fn main() {
             .into_iter()
             .filter(|load| picked("LOADS", load.name()))
             .collect();
-        let mut cells = vec![vec![(Vec::new(), Vec::new()); clients.len()]; loads.len()];
-        for _ in 0..reps {
-            for (l, &load) in loads.iter().enumerate() {
-                for (c, client) in clients.iter().enumerate() {
-                    // In a task on the runtime's workers, as an application
-                    // would run it, not on the thread that blocks on it.
-                    let client = client.clone();
-                    let (ops, cpu) = tokio::spawn(async move { measure(&client, load, time).await })
-                        .await
-                        .expect("the load task");
-                    cells[l][c].0.push(ops);
-                    cells[l][c].1.push(cpu);
-                }
-            }
-        }
+        let cells = run_cells(&clients, &loads, reps, time).await;
         println!("redis-server on {addr}; GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s");
-        println!();
-        println!("| load | client | GET/s | client CPU us per GET |");
-        println!("| --- | --- | ---: | ---: |");
-        for (l, load) in loads.iter().enumerate() {
+        report(&loads, &clients, &cells);
+    });
+}
+
+/// Every load on every client, `reps` times interleaved; each cell's
+/// (ops/s, CPU us per op) of every repetition.
+async fn run_cells(
+    clients: &[Client],
+    loads: &[Load],
+    reps: usize,
+    time: Duration,
+) -> Vec<Vec<(Vec<f64>, Vec<f64>)>> {
+    let mut cells = vec![vec![(Vec::new(), Vec::new()); clients.len()]; loads.len()];
+    for _ in 0..reps {
+        for (l, &load) in loads.iter().enumerate() {
             for (c, client) in clients.iter().enumerate() {
-                let (ops, cpu) = cells[l][c].clone();
-                println!(
-                    "| {} | {} | {:.0} | {:.2} |",
-                    load.name(),
-                    client.name(),
-                    median(ops),
-                    median(cpu)
-                );
+                let client = client.clone();
+                let (ops, cpu) = tokio::spawn(async move { measure(&client, load, time).await })
+                    .await
+                    .expect("the load task");
+                cells[l][c].0.push(ops);
+                cells[l][c].1.push(cpu);
             }
         }
+    }
+    cells
+}
+
+fn report(loads: &[Load], clients: &[Client], cells: &[Vec<(Vec<f64>, Vec<f64>)>]) {
+    println!();
+    println!("| load | client | GET/s | client CPU us per GET |");
+    println!("| --- | --- | ---: | ---: |");
+    for (l, load) in loads.iter().enumerate() {
+        for (c, client) in clients.iter().enumerate() {
+            let (ops, cpu) = cells[l][c].clone();
+            println!(
+                "| {} | {} | {:.0} | {:.2} |",
+                load.name(),
+                client.name(),
+                median(ops),
+                median(cpu)
+            );
+        }
+    }
+}
+
+/// `MODE=cluster`: wirestack's cluster client against redis-rs's on a local
+/// three-primary cluster.
+fn cluster_main(reps: usize, seconds: f64) {
+    let time = Duration::from_secs_f64(seconds);
+    let cluster = cluster::LocalCluster::start();
+    let seeds = cluster.seeds();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async move {
+        let wirestack = RedisClient::cluster(&seeds).await.expect("wirestack connects");
+        for chunk in (0..KEYS).collect::<Vec<_>>().chunks(100) {
+            wirestack
+                .set_many(chunk.iter().map(|&i| (key(i), [b'x'; 64])))
+                .await
+                .expect("preload");
+        }
+        let urls: Vec<String> = seeds.iter().map(|seed| format!("redis://{seed}/")).collect();
+        let redis_rs = redis::cluster::ClusterClient::new(urls)
+            .expect("a redis-rs cluster client")
+            .get_async_connection()
+            .await
+            .expect("redis-rs connects");
+        let clients = [Client::WirestackCluster(wirestack), Client::RedisRsCluster(redis_rs)];
+        let loads = [Load::Sequential, Load::Tasks64, Load::InFlight1000];
+        let cells = run_cells(&clients, &loads, reps, time).await;
+        println!(
+            "a local Redis Cluster of three primaries ({}); GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s",
+            seeds.join(", ")
+        );
+        report(&loads, &clients, &cells);
     });
+    drop(cluster);
 }

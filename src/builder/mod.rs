@@ -102,9 +102,11 @@
 //! (see [`failure`](crate::failure)).
 
 mod client;
+mod route;
 mod settings;
 
 pub use client::Client;
+pub use route::Routed;
 pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
 
 use crate::deadline::Deadline;
@@ -162,6 +164,7 @@ pub struct ClientBuilder<
     pipeline: pipeline::Builder,
     layer: L,
     connector: M,
+    routing: route::Routing,
 }
 
 impl<C: Clone> ClientBuilder<C> {
@@ -175,6 +178,7 @@ impl<C: Clone> ClientBuilder<C> {
             reconnect: ReconnectConfig::default(),
             pipeline: pipeline::Builder::default(),
             layer: Identity::new(),
+            routing: route::Routing::default(),
         }
     }
 }
@@ -214,6 +218,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
             pipeline: self.pipeline,
             layer: self.layer,
             connector: self.connector,
+            routing: self.routing,
         }
     }
 
@@ -230,6 +235,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
             pipeline: self.pipeline,
             layer: self.layer,
             connector,
+            routing: self.routing,
         }
     }
 
@@ -249,6 +255,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
             pipeline,
             layer,
             connector,
+            routing,
         } = self;
         ClientBuilder {
             codec,
@@ -258,6 +265,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
             pipeline,
             layer,
             connector: OnConnect::new(connector, handshake),
+            routing,
         }
     }
 
@@ -315,6 +323,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
             pipeline,
             layer: inner,
             connector,
+            routing,
         } = self;
         ClientBuilder {
             codec,
@@ -324,6 +333,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
             pipeline,
             layer: LayerStack::new(layer, inner),
             connector,
+            routing,
         }
     }
 

@@ -89,6 +89,7 @@ mod auth;
 mod client;
 mod codec;
 pub mod metrics;
+mod route;
 mod server;
 mod service;
 mod store;
@@ -102,6 +103,7 @@ pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
     ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
 };
+pub use route::ShardedService;
 pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;

@@ -1,11 +1,9 @@
-//! [`RedisClient`]: a few typed Redis commands over any service stack, and
-//! RESP's retry classification.
+//! [`RedisClient`]: a few typed Redis commands over any service stack.
 
 use super::{RespCodec, Value};
 use crate::batch::{Batch, BatchResponse};
 use crate::builder::{Client, ClientBuilder, DefaultStack};
 use crate::failure::{BoxError, Failure};
-use crate::retry::{Idempotent, RetryableResponse};
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
@@ -41,6 +39,10 @@ pub enum RedisError {
     /// sent**; the source says why the last connect attempt failed.
     #[error("{0}")]
     Disconnected(#[source] BoxError),
+    /// A Redis Cluster refused or could not route the command (keys in
+    /// different slots, no slot map); see [`ClusterError`](super::cluster::ClusterError).
+    #[error("cluster: {0}")]
+    Cluster(#[from] super::cluster::ClusterError),
     /// The server sent bytes that are not RESP2. The connection was dropped
     /// and will be replaced; the request may have been applied.
     #[error("protocol error: {0}")]
@@ -58,6 +60,9 @@ pub enum RedisError {
 impl RedisError {
     /// Sorts an error from the service stack into the variant a caller acts on.
     pub fn from_service(error: BoxError) -> Self {
+        if let Some(cluster) = find::<super::cluster::ClusterError>(&*error) {
+            return RedisError::Cluster(cluster.clone());
+        }
         match Failure::of(&*error) {
             Failure::TimedOut => RedisError::TimedOut,
             Failure::Rejected => match refusal(&*error) {
@@ -201,6 +206,18 @@ where
     }
 }
 
+/// The first error of type `E` in `error`'s chain of sources.
+fn find<'a, E: std::error::Error + 'static>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = error.source();
+    }
+    None
+}
+
 /// The server's error reply, if a [`RedisError::Auth`] is `error` or one of
 /// its sources (a refused on-connect `AUTH`).
 fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<String> {
@@ -314,138 +331,4 @@ fn set_reply(reply: Value) -> Result<(), RedisError> {
 
 fn unexpected(command: &'static str, reply: Value) -> RedisError {
     RedisError::UnexpectedReply { command, reply }
-}
-
-/// The name of a command (its first argument), if `value` is one.
-fn command_name(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::Array(args) => match args.first() {
-            Some(Value::Bulk(name) | Value::Simple(name)) => Some(name),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// Which Redis commands may be sent again after a lost answer.
-///
-/// Read-only commands are; so are `SET` (without `NX`, `XX` or `GET`, whose
-/// answer would change on a retry), `DEL`/`UNLINK` and the `EXPIRE` family,
-/// whose effect is the same applied twice — though `DEL`'s count and a
-/// relative TTL restart from the retry. Everything else — `INCR`, `APPEND`,
-/// `LPUSH`, `SET ... NX`, transactions, scripts, any command not listed — is
-/// not: after a lost answer it fails rather than risk applying twice.
-impl Idempotent for Value {
-    fn is_idempotent(&self) -> bool {
-        let Some(name) = command_name(self) else {
-            return false;
-        };
-        const ALWAYS: &[&[u8]] = &[
-            b"PING",
-            b"ECHO",
-            b"GET",
-            b"MGET",
-            b"EXISTS",
-            b"TTL",
-            b"PTTL",
-            b"TYPE",
-            b"STRLEN",
-            b"GETRANGE",
-            b"HGET",
-            b"HMGET",
-            b"HGETALL",
-            b"HEXISTS",
-            b"HLEN",
-            b"LLEN",
-            b"LRANGE",
-            b"LINDEX",
-            b"SCARD",
-            b"SISMEMBER",
-            b"SMEMBERS",
-            b"ZSCORE",
-            b"ZRANGE",
-            b"ZCARD",
-            b"DBSIZE",
-            b"DEL",
-            b"UNLINK",
-            b"EXPIRE",
-            b"PEXPIRE",
-            b"EXPIREAT",
-            b"PEXPIREAT",
-            b"PERSIST",
-        ];
-        if ALWAYS.iter().any(|known| name.eq_ignore_ascii_case(known)) {
-            return true;
-        }
-        if name.eq_ignore_ascii_case(b"SET") {
-            let Value::Array(args) = self else {
-                return false;
-            };
-            return !args.iter().skip(3).any(|arg| match arg {
-                Value::Bulk(option) => [&b"NX"[..], b"XX", b"GET"]
-                    .iter()
-                    .any(|unsafe_option| option.eq_ignore_ascii_case(unsafe_option)),
-                _ => true,
-            });
-        }
-        false
-    }
-}
-
-/// Error replies that mean "not now, nothing was done": `LOADING` (the
-/// server is loading its dataset), `BUSY` (a script is running) and
-/// `TRYAGAIN` (a multi-key operation during resharding).
-impl RetryableResponse for Value {
-    fn is_retryable(&self) -> bool {
-        let Value::Error(message) = self else {
-            return false;
-        };
-        let code = message.split(|&b| b == b' ').next().unwrap_or_default();
-        [&b"LOADING"[..], b"BUSY", b"TRYAGAIN"].contains(&code)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn idempotent_commands() {
-        let yes = [
-            &["GET", "k"][..],
-            &["get", "k"],
-            &["SET", "k", "v"],
-            &["SET", "k", "v", "EX", "10"],
-            &["DEL", "a", "b"],
-            &["PEXPIRE", "k", "100"],
-            &["PING"],
-        ];
-        for args in yes {
-            assert!(Value::command(args.iter()).is_idempotent(), "{args:?}");
-        }
-        let no = [
-            &["INCR", "k"][..],
-            &["SET", "k", "v", "NX"],
-            &["set", "k", "v", "get"],
-            &["LPUSH", "l", "x"],
-            &["EVAL", "return 1", "0"],
-            &["UNKNOWN"],
-            &[],
-        ];
-        for args in no {
-            assert!(!Value::command(args.iter()).is_idempotent(), "{args:?}");
-        }
-        assert!(!Value::Integer(1).is_idempotent());
-    }
-
-    #[test]
-    fn retryable_replies() {
-        assert!(Value::error("LOADING Redis is loading the dataset in memory").is_retryable());
-        assert!(Value::error("BUSY Redis is busy running a script").is_retryable());
-        assert!(Value::error("TRYAGAIN Multiple keys request during rehashing").is_retryable());
-        assert!(!Value::error("BUSYKEY Target key name already exists").is_retryable());
-        assert!(!Value::error("ERR unknown command").is_retryable());
-        assert!(!Value::simple("OK").is_retryable());
-        assert!(!Value::Nil.is_retryable());
-    }
 }

@@ -44,7 +44,9 @@
 //! ```
 
 mod auth;
+mod classify;
 pub mod client;
+pub mod cluster;
 mod codec;
 mod error;
 mod value;

@@ -137,7 +137,7 @@ fn millis(timeout: Option<Duration>) -> u64 {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Address of the server.
+    /// Address of the server, or of several separated by commas (A,B,C): keys are spread over them.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub(crate) addr: String,
     /// Stop after this many operations.
@@ -189,7 +189,7 @@ pub(crate) struct RepairArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
-    /// Address of the server.
+    /// Address of the server, or of several separated by commas (A,B,C): each key lives on one of them.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub(crate) addr: String,
     #[command(flatten)]

@@ -15,22 +15,20 @@
 
 mod args;
 mod bench;
+mod connect;
 mod metrics;
 mod secure;
 
-use args::{BenchArgs, Cli, ClientArgs, Command, RepairArgs, ServeArgs};
+use args::{BenchArgs, Cli, Command, RepairArgs, ServeArgs};
 use bench::{BenchConfig, Workload};
 use clap::Parser;
+use connect::connect;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
-use tower::Service;
-use wirestack::builder::ClientBuilder;
 use wirestack::kv::{
-    AuthHandshake, ClientCodec, ConfigError, KvClient, KvError, KvServer, KvServerConfig, Limits, RepairMode,
-    Request, Response, Wal, WalConfig, WalError,
+    ConfigError, KvError, KvServer, KvServerConfig, Limits, RepairMode, Wal, WalConfig, WalError,
 };
-use wirestack::BoxError;
 
 /// How a client command ended, as an exit status.
 enum Outcome {
@@ -70,19 +68,14 @@ async fn run(command: Command) -> Result<Outcome, String> {
     match command {
         Command::Serve(args) => serve(args).await.map(|()| Outcome::Done),
         Command::Ping(client) => {
-            let client = connect(&client).await?;
-            client.ping().await.map_err(explain)?;
-            println!("PONG");
-            // A second probe: PING only echoes, HEALTH says whether writes
-            // are taken. A server older than HEALTH answers BAD_REQUEST.
-            match client.health().await {
-                Err(error) if error.is_storage() => {
-                    eprintln!("kv: the server refuses writes: {error}");
-                    Ok(Outcome::Degraded)
+            // Every server of a list answers, or the first that does not is the error.
+            let mut outcome = Outcome::Done;
+            for addr in connect::addresses(&client.addr) {
+                if let Outcome::Degraded = ping(connect::connect_to(&client, &addr).await?).await? {
+                    outcome = Outcome::Degraded;
                 }
-                Ok(()) | Err(KvError::Server { .. }) => Ok(Outcome::Done),
-                Err(error) => Err(explain(error)),
             }
+            Ok(outcome)
         }
         Command::Get { key, client } => match connect(&client).await?.get(key).await {
             Ok(Some(value)) => {
@@ -120,6 +113,22 @@ async fn run(command: Command) -> Result<Outcome, String> {
     }
 }
 
+/// `kv ping` of one server: `PONG`, then whether its log takes writes.
+async fn ping(client: connect::Client) -> Result<Outcome, String> {
+    client.ping().await.map_err(explain)?;
+    println!("PONG");
+    // A second probe: PING only echoes, HEALTH says whether writes
+    // are taken. A server older than HEALTH answers BAD_REQUEST.
+    match client.health().await {
+        Err(error) if error.is_storage() => {
+            eprintln!("kv: the server refuses writes: {error}");
+            Ok(Outcome::Degraded)
+        }
+        Ok(()) | Err(KvError::Server { .. }) => Ok(Outcome::Done),
+        Err(error) => Err(explain(error)),
+    }
+}
+
 /// `kv repair`: prints the report; with `--dry-run`, damage found is exit 1.
 async fn repair(args: RepairArgs) -> Result<Outcome, String> {
     let mode = if args.dry_run {
@@ -141,7 +150,7 @@ async fn repair(args: RepairArgs) -> Result<Outcome, String> {
 }
 
 /// A client error as one line, with what to do about a missing token.
-fn explain(error: KvError) -> String {
+pub(crate) fn explain(error: KvError) -> String {
     match error {
         KvError::Unauthenticated { .. } => {
             format!("{error} (give --auth-token-file FILE or set KV_AUTH_TOKEN)")
@@ -155,20 +164,28 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    let addr = tokio::net::lookup_host(&args.addr)
-        .await
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| format!("cannot resolve {}", args.addr))?;
+    let mut addrs = Vec::new();
+    for addr in connect::addresses(&args.addr) {
+        let resolved = tokio::net::lookup_host(&addr)
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| format!("cannot resolve {addr}"))?;
+        addrs.push(resolved);
+    }
+    if addrs.is_empty() {
+        return Err(format!("cannot resolve {}", args.addr));
+    }
     if !(args.duration > 0.0 && args.duration.is_finite()) {
         return Err(format!(
             "--duration must be a positive number of seconds, got {}",
             args.duration
         ));
     }
-    let security = args.security.load(&args.addr)?;
+    let first = connect::addresses(&args.addr).swap_remove(0);
+    let security = args.security.load(&first)?;
     let config = BenchConfig {
-        addr,
+        addrs,
         tls: security.tls,
         token: security.token,
         ops: args.ops,
@@ -227,40 +244,6 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         print!("{}", report.to_text());
     }
     Ok(())
-}
-
-/// One command, one attempt: a person at a shell wants `BUSY` or a refused
-/// connection reported now, not retried until the deadline. With a token,
-/// every connection sends `AUTH` first.
-async fn connect(
-    args: &ClientArgs,
-) -> Result<KvClient<impl Service<Request, Response = Response, Error = BoxError> + Clone>, String> {
-    let security = args.security.load(&args.addr)?;
-    let builder = ClientBuilder::new(ClientCodec::new()).no_retry();
-    let addr = args.addr.as_str();
-    let connected = match (security.tls, security.token) {
-        (None, None) => builder.connect_first(addr).await,
-        (None, Some(token)) => {
-            builder
-                .on_connect(AuthHandshake::new(token))
-                .connect_first(addr)
-                .await
-        }
-        (Some((config, name)), None) => builder.tls(config, name).connect_first(addr).await,
-        (Some((config, name)), Some(token)) => {
-            builder
-                .tls(config, name)
-                .on_connect(AuthHandshake::new(token))
-                .connect_first(addr)
-                .await
-        }
-    };
-    connected
-        .map(KvClient::new)
-        .map_err(|e| match KvError::from_service(e.into()) {
-            error @ KvError::Unauthenticated { .. } => explain(error),
-            error => format!("cannot connect to {addr}: {error}"),
-        })
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {

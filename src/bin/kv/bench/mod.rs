@@ -15,6 +15,7 @@
 //! The load is bounded both in count ([`BenchConfig::ops`]) and in time
 //! ([`BenchConfig::duration`]); it stops at whichever comes first.
 
+mod connection;
 mod hdr;
 mod plot;
 mod protocol;
@@ -27,14 +28,14 @@ pub(crate) use protocol::Protocol;
 pub(crate) use report::BenchReport;
 
 use bytes::{Bytes, BytesMut};
-use protocol::{Connection, KvWire, RespWire, Wire};
+use connection::Connection;
+use protocol::{KvWire, RespWire, Wire};
 use report::MAX_LATENCY_US;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timeline::Timeline;
-use tower::{Service, ServiceExt};
 use wirestack::batch::Batch;
 use wirestack::kv::AuthToken;
 use wirestack::tls::rustls;
@@ -96,8 +97,8 @@ impl std::str::FromStr for Workload {
 /// The shape of a load.
 #[derive(Debug, Clone)]
 pub(crate) struct BenchConfig {
-    /// The server.
-    pub addr: SocketAddr,
+    /// The server, or several: each key goes to one of them.
+    pub addrs: Vec<SocketAddr>,
     /// Connect over TLS with this configuration and server name.
     pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
     /// `AUTH` with this token on every connection, before the clock starts.
@@ -127,7 +128,7 @@ impl BenchConfig {
     #[cfg(test)]
     pub(crate) fn new(addr: SocketAddr, workload: Workload) -> Self {
         BenchConfig {
-            addr,
+            addrs: vec![addr],
             tls: None,
             token: None,
             ops: 100_000,
@@ -170,7 +171,7 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
     // Connect every client before the clock starts.
     let mut connections: Vec<Connection<W>> = Vec::with_capacity(config.connections);
     for _ in 0..config.connections.max(1) {
-        connections.push(W::connect(&config).await?);
+        connections.push(Connection::<W>::open(&config).await?);
     }
     if config.workload == Workload::Get {
         // Reads of an empty store measure NOT_FOUND; make the keys exist.
@@ -280,10 +281,7 @@ async fn preload<W: Wire>(connection: &mut Connection<W>, plan: &Plan) -> Result
         let requests: Batch<W::Request> = (start..end)
             .map(|n| W::put(plan.key(n), plan.value.clone()))
             .collect();
-        let answers = ServiceExt::<Batch<W::Request>>::ready(&mut *connection)
-            .await?
-            .call(requests)
-            .await?;
+        let answers = connection.send(requests).await?;
         if !answers.iter().all(|answer| answer.as_ref().is_ok_and(W::is_ok)) {
             return Err("the server refused the preload".into());
         }
@@ -306,10 +304,7 @@ async fn drive<W: Wire>(
             .map(|n| next_request::<W>(&plan, &mut rng, n))
             .collect();
         let sent = Instant::now();
-        let answers = match ServiceExt::<Batch<W::Request>>::ready(&mut connection).await {
-            Ok(ready) => ready.call(requests).await,
-            Err(error) => Err(error),
-        };
+        let answers = connection.send(requests).await;
         let latency = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
         let latency = latency.clamp(1, MAX_LATENCY_US);
         let _ = report.latency_us.record_n(latency, count);
@@ -326,7 +321,7 @@ async fn drive<W: Wire>(
         };
         report.errors += count - good.min(count);
         plan.progress.fetch_add(count, Ordering::Relaxed);
-        if connection.broken().is_some() {
+        if connection.is_broken() {
             break;
         }
     }

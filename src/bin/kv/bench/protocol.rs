@@ -5,14 +5,14 @@ use super::BenchConfig;
 use bytes::Bytes;
 use std::future::Future;
 use wirestack::kv::{self, ClientCodec, Status};
-use wirestack::pipeline::{Builder, Pipeline};
+use wirestack::pipeline::Builder;
 use wirestack::resp::{RespCodec, Value};
 use wirestack::transport::{self, Codec};
 use wirestack::BoxError;
 
-/// One connection of protocol `W`: a bare pipeline.
-pub(crate) type Connection<W> =
-    Pipeline<<W as Wire>::Request, <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response>;
+use super::connection::Pipe;
+use std::net::SocketAddr;
+use wirestack::route::{Probe, RouteKey};
 
 /// Which protocol a load speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,14 +46,17 @@ impl std::str::FromStr for Protocol {
 
 /// What the engine needs of a protocol.
 pub(crate) trait Wire: Send + Sync + 'static {
-    type Request: Send + 'static;
+    type Request: RouteKey + Probe + Send + 'static;
     type Codec: Codec<Self::Request>;
     fn get(key: Bytes) -> Self::Request;
     fn put(key: Bytes, value: Bytes) -> Self::Request;
     /// `true` for an answer that is not an error (a missing key included).
     fn is_ok(answer: &<Self::Codec as Codec<Self::Request>>::Response) -> bool;
-    /// One connection as `config` says (TLS, a token), ready for the load.
-    fn connect(config: &BenchConfig) -> impl Future<Output = Result<Connection<Self>, BoxError>> + Send
+    /// One connection to `addr` as `config` says (TLS, a token), ready for the load.
+    fn connect(
+        config: &BenchConfig,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<Pipe<Self>, BoxError>> + Send
     where
         Self: Sized;
 }
@@ -76,9 +79,8 @@ impl Wire for KvWire {
         matches!(answer.status, Status::Ok | Status::NotFound)
     }
 
-    async fn connect(config: &BenchConfig) -> Result<Connection<Self>, BoxError> {
-        let pipeline =
-            crate::secure::connect_bare(config.addr, &config.tls, &config.token, config.pipeline).await?;
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Pipe<Self>, BoxError> {
+        let pipeline = crate::secure::connect_bare(addr, &config.tls, &config.token, config.pipeline).await?;
         Ok(pipeline)
     }
 }
@@ -105,11 +107,11 @@ impl Wire for RespWire {
         !matches!(answer, Value::Error(_))
     }
 
-    async fn connect(config: &BenchConfig) -> Result<Connection<Self>, BoxError> {
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Pipe<Self>, BoxError> {
         if config.tls.is_some() || config.token.is_some() {
             return Err("--tls and --auth-token-file apply to --protocol kv only".into());
         }
-        let transport = transport::connect(config.addr, RespCodec::new()).await?;
+        let transport = transport::connect(addr, RespCodec::new()).await?;
         Ok(Builder::new()
             .max_in_flight(config.pipeline.max(1))
             .spawn(transport))

@@ -1,0 +1,70 @@
+//! One load task's connection: a bare pipeline to the server, or — with
+//! several servers — a router over one bare pipeline to each, which splits
+//! every batch per server and sends the parts at once.
+
+use super::protocol::Wire;
+use super::BenchConfig;
+use tower::{Service, ServiceExt};
+use wirestack::batch::Batch;
+use wirestack::pipeline::Pipeline;
+use wirestack::route::{HealthConfig, Router};
+use wirestack::transport::Codec;
+use wirestack::BoxError;
+
+/// A bare pipeline of protocol `W`.
+pub(crate) type Pipe<W> =
+    Pipeline<<W as Wire>::Request, <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response>;
+
+/// What protocol `W` answers.
+pub(crate) type Answer<W> = <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response;
+
+/// One load task's connection; see the [module docs](self).
+pub(crate) enum Connection<W: Wire> {
+    One(Pipe<W>),
+    Sharded(Router<Pipe<W>>),
+}
+
+impl<W: Wire> Connection<W> {
+    /// A connection to every server of `config`.
+    pub(crate) async fn open(config: &BenchConfig) -> Result<Self, BoxError> {
+        if let [addr] = config.addrs[..] {
+            return Ok(Connection::One(W::connect(config, addr).await?));
+        }
+        let mut pipes = Vec::with_capacity(config.addrs.len());
+        for &addr in &config.addrs {
+            pipes.push((addr.to_string(), W::connect(config, addr).await?));
+        }
+        Ok(Connection::Sharded(Router::new(pipes, HealthConfig::default())?))
+    }
+
+    /// Sends `batch`; one answer per request, in order.
+    pub(crate) async fn send(
+        &mut self,
+        batch: Batch<W::Request>,
+    ) -> Result<Vec<Result<Answer<W>, BoxError>>, BoxError> {
+        match self {
+            Connection::One(pipe) => {
+                let answers = ServiceExt::<Batch<W::Request>>::ready(pipe)
+                    .await?
+                    .call(batch)
+                    .await?;
+                Ok(answers.into_iter().map(|a| a.map_err(BoxError::from)).collect())
+            }
+            Connection::Sharded(router) => {
+                ServiceExt::<Batch<W::Request>>::ready(router)
+                    .await?
+                    .call(batch)
+                    .await
+            }
+        }
+    }
+
+    /// `true` once the (single) connection is gone: the task stops. A
+    /// sharded connection goes on with the servers that answer.
+    pub(crate) fn is_broken(&self) -> bool {
+        match self {
+            Connection::One(pipe) => pipe.broken().is_some(),
+            Connection::Sharded(_) => false,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! [`ClientBuilder::route`]: one client over several endpoints, a stack per
+//! endpoint, with pools and health checks.
+
+use super::{Client, ClientBuilder, RetrySetting, TimeoutSetting};
+use crate::pipeline::Pipeline;
+use crate::pool::{Pool, PoolConfig};
+use crate::reconnect::{Reconnect, ReconnectConfig};
+use crate::route::{Accrual, EndpointInfo, HealthConfig, RouteError, Router};
+use crate::transport::{Codec, MakeTransport, Target};
+use std::fmt;
+use tokio::net::ToSocketAddrs;
+use tower::Layer;
+
+/// The builder's settings for routed clients.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Routing {
+    pool: PoolConfig,
+    health: HealthConfig,
+}
+
+/// The [`Router`] that [`ClientBuilder::route`] builds for requests `Req`:
+/// over one stack per endpoint — the builder's deadline, retry and layers
+/// over an [`Accrual`] (each attempt recorded against the endpoint's
+/// health) over a [`Pool`] of [`Reconnect`]s of pipelines.
+pub type Routed<C, Req, L, T, R> = Router<
+    Client<
+        <T as TimeoutSetting>::Service<
+            <R as RetrySetting>::Service<
+                <L as Layer<Accrual<Pool<Reconnect<Pipeline<Req, <C as Codec<Req>>::Response>>>>>>::Service,
+            >,
+        >,
+    >,
+>;
+
+impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
+    /// Connections per endpoint of a [routed](Self::route) client: a
+    /// [`Pool`] that starts with one and grows under load up to
+    /// `config.max_connections` (default: one connection).
+    pub fn pool(mut self, config: PoolConfig) -> Self {
+        self.routing.pool = config;
+        self
+    }
+
+    /// When an endpoint of a [routed](Self::route) client is ejected and how
+    /// it is probed back (default [`HealthConfig::default`]).
+    pub fn health(mut self, config: HealthConfig) -> Self {
+        self.routing.health = config;
+        self
+    }
+}
+
+impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
+    /// Builds one client over several endpoints: each request goes to the
+    /// endpoint its key belongs to (see [`crate::route`]), over a stack of
+    /// its own built as [`build`](Self::build) builds one, with a
+    /// [pool](Self::pool) of connections at its bottom. An endpoint is named
+    /// by its address as written (`Display`): clients given the same names
+    /// place keys alike.
+    ///
+    /// Connects in the background, as `build` does; an endpoint that does
+    /// not answer is [ejected](Self::health) once it has failed enough calls.
+    /// Fails if `targets` is empty or names one twice. Must be called within
+    /// a Tokio runtime.
+    pub fn route<Req, A>(
+        self,
+        targets: impl IntoIterator<Item = A>,
+    ) -> Result<Routed<C, Req, L, T, R>, RouteError>
+    where
+        A: ToSocketAddrs + fmt::Display + Clone + Send + Sync + 'static,
+        C: Codec<Req>,
+        M: MakeTransport<Target, Req, Item = C::Response> + Clone + Send + Sync + 'static,
+        M::Future: Send,
+        Req: Send + 'static,
+        T: TimeoutSetting,
+        R: RetrySetting,
+        L: Layer<Accrual<Pool<Reconnect<Pipeline<Req, C::Response>>>>>,
+        Self: Clone,
+    {
+        let mut endpoints = Vec::new();
+        for address in targets {
+            let name = address.to_string();
+            let builder = self.clone();
+            let connector = builder.make_pipeline::<Req>();
+            let config = builder.reconnect.clone();
+            let pool = Pool::new(
+                move || Reconnect::new(connector.clone(), Target::new(address.clone()), config.clone()),
+                builder.routing.pool,
+            );
+            let info = EndpointInfo::new(name.into(), Some(pool.handle()));
+            let observed = Accrual::new(pool, info.clone(), builder.routing.health.clone());
+            endpoints.push((info, builder.assemble((observed, None)), true));
+        }
+        Router::from_parts(endpoints, self.routing.health)
+    }
+}

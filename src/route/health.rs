@@ -1,0 +1,264 @@
+//! Failure accrual: when an endpoint has failed too often it is ejected,
+//! and a probe brings it back.
+
+use super::error::Ejected;
+use super::key::Probe;
+use crate::backoff::{jitter_rng, Backoff};
+use crate::failure::{BoxError, Failure};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Mutex, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+/// When an endpoint is ejected and how it is probed back.
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    /// Failures within [`window`](Self::window) that eject an endpoint
+    /// (default 5). A batch sent to an endpoint counts once.
+    pub failures: u32,
+    /// How far back failures count (default 10 s).
+    pub window: Duration,
+    /// Delay before each probe of an ejected endpoint: exponential with
+    /// full jitter (default 50 ms doubling to 5 s).
+    pub probe_backoff: Backoff,
+    /// How long a probe may take before it counts as failed (default 1 s).
+    pub probe_timeout: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            failures: 5,
+            window: Duration::from_secs(10),
+            probe_backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(5)),
+            probe_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where an endpoint stands. When it has failed too often it is ejected,
+/// and a probe brings it back:
+///
+/// ```text
+///   Up ──K failures within `window`──► Ejected ──backoff──► Probing
+///    ▲                                   ▲                    │
+///    └──────────── probe answered ───────┼────────────────────┤
+///                                        └── probe failed ────┘
+/// ```
+///
+/// What counts as a failure is decided by the [failure rule](crate::failure):
+/// a request not sent (no connection), lost with its connection, timed out,
+/// or met with a protocol error. An answer is never a failure, whatever it
+/// says (a refusal such as `BUSY` is the endpoint working), and neither is
+/// an error the framework does not know (a layer of yours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointState {
+    /// Calls are sent to it.
+    Up,
+    /// It failed too often: calls routed to it fail fast with [`Ejected`]
+    /// until a probe answers.
+    Ejected,
+    /// Ejected, and a probe is under way.
+    Probing,
+}
+
+const UP: u8 = 0;
+const EJECTED: u8 = 1;
+const PROBING: u8 = 2;
+
+/// One endpoint's health and counters.
+#[derive(Debug, Default)]
+pub(crate) struct Health {
+    state: AtomicU8,
+    /// The times of recent failures, oldest first (at most `failures`).
+    recent: Mutex<VecDeque<Instant>>,
+    pub(crate) requests: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) ejections: AtomicU64,
+    pub(crate) probes: AtomicU64,
+    pub(crate) probe_failures: AtomicU64,
+}
+
+impl Health {
+    pub(crate) fn state(&self) -> EndpointState {
+        match self.state.load(Ordering::Acquire) {
+            UP => EndpointState::Up,
+            EJECTED => EndpointState::Ejected,
+            _ => EndpointState::Probing,
+        }
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.state.load(Ordering::Acquire) == UP
+    }
+
+    /// Records the outcome of a call; `true` if it ejected the endpoint
+    /// (then the caller starts the probe).
+    pub(crate) fn record(
+        &self,
+        outcome: Result<(), &(dyn std::error::Error + 'static)>,
+        config: &HealthConfig,
+        endpoint: &str,
+    ) -> bool {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let Err(error) = outcome else {
+            return false;
+        };
+        if !counts(error) {
+            return false;
+        }
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while recent
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= config.window)
+        {
+            recent.pop_front();
+        }
+        recent.push_back(now);
+        let limit = config.failures.max(1) as usize;
+        while recent.len() > limit {
+            recent.pop_front();
+        }
+        if recent.len() < limit || !self.is_up() {
+            return false;
+        }
+        recent.clear();
+        drop(recent);
+        if self
+            .state
+            .compare_exchange(UP, EJECTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        self.ejections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            endpoint,
+            failures = limit,
+            window = ?config.window,
+            %error,
+            "endpoint ejected; probing it back"
+        );
+        true
+    }
+}
+
+/// Whether a failed call counts against its endpoint.
+fn counts(error: &(dyn std::error::Error + 'static)) -> bool {
+    // An ejection is not a new failure of the endpoint.
+    if error.is::<Ejected>() {
+        return false;
+    }
+    matches!(
+        Failure::of(error),
+        Failure::NotSent | Failure::Connection | Failure::TimedOut | Failure::Protocol
+    )
+}
+
+/// What the probe task needs of an endpoint: its health and a stack to
+/// send the probe on.
+pub(crate) trait Probed<S>: Send + Sync + 'static {
+    fn health(&self) -> &Health;
+    fn service(&self) -> S;
+    fn name(&self) -> &str;
+}
+
+/// Probes an ejected endpoint with backoff until it answers (then it is up
+/// again) or the router is gone.
+pub(crate) async fn probe<E, S, Req>(endpoint: Weak<E>, config: HealthConfig)
+where
+    E: Probed<S>,
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    Req: Probe,
+{
+    let mut rng = jitter_rng();
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(config.probe_backoff.delay(failures, &mut rng)).await;
+        let Some(endpoint) = endpoint.upgrade() else {
+            return;
+        };
+        let health = endpoint.health();
+        health.state.store(PROBING, Ordering::Release);
+        health.probes.fetch_add(1, Ordering::Relaxed);
+        let service = endpoint.service();
+        let answer = tokio::time::timeout(config.probe_timeout, service.oneshot(Req::probe())).await;
+        let error = match answer {
+            Ok(Ok(_)) => {
+                health.state.store(UP, Ordering::Release);
+                tracing::info!(
+                    endpoint = endpoint.name(),
+                    probes = failures + 1,
+                    "endpoint back up"
+                );
+                return;
+            }
+            Ok(Err(error)) => error.into().to_string(),
+            Err(_) => format!("no answer within {:?}", config.probe_timeout),
+        };
+        health.probe_failures.fetch_add(1, Ordering::Relaxed);
+        health.state.store(EJECTED, Ordering::Release);
+        failures = failures.saturating_add(1);
+        tracing::debug!(endpoint = endpoint.name(), failures, %error, "probe failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconnect::error::Disconnected;
+
+    fn config() -> HealthConfig {
+        HealthConfig {
+            failures: 3,
+            window: Duration::from_secs(1),
+            ..HealthConfig::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn k_failures_within_the_window_eject_and_older_ones_do_not_count() {
+        let health = Health::default();
+        let down = Disconnected::new(None);
+        let config = config();
+        assert!(!health.record(Err(&down), &config, "a"));
+        assert!(!health.record(Err(&down), &config, "a"));
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        // The two failures above are out of the window now.
+        assert!(!health.record(Err(&down), &config, "a"));
+        assert!(!health.record(Ok(()), &config, "a"));
+        assert!(!health.record(Err(&down), &config, "a"));
+        assert_eq!(health.state(), EndpointState::Up);
+        assert!(
+            health.record(Err(&down), &config, "a"),
+            "the third within 1 s ejects"
+        );
+        assert_eq!(health.state(), EndpointState::Ejected);
+        assert!(!health.record(Err(&down), &config, "a"), "ejected once");
+        assert_eq!(health.ejections.load(Ordering::Relaxed), 1);
+        assert_eq!(health.requests.load(Ordering::Relaxed), 7);
+    }
+
+    #[test]
+    fn answers_and_errors_of_other_layers_do_not_count() {
+        let health = Health::default();
+        let config = HealthConfig {
+            failures: 1,
+            ..HealthConfig::default()
+        };
+        let other: BoxError = "a layer of yours said no".into();
+        assert!(!health.record(Err(&*other), &config, "a"));
+        assert!(!health.record(Err(&Ejected::new("a".into())), &config, "a"));
+        assert_eq!(health.state(), EndpointState::Up);
+        assert!(health.record(Err(&crate::pipeline::Error::Closed), &config, "a"));
+    }
+}

@@ -1,0 +1,129 @@
+//! [`Scatter`] and [`Gather`]: a batch split per endpoint, and its answers
+//! put back in the caller's order.
+
+use crate::batch::BatchResponse;
+use crate::failure::BoxError;
+
+/// The requests of a batch, grouped by the endpoint each goes to, each
+/// group in the batch's order.
+#[derive(Debug)]
+pub struct Scatter<Req> {
+    parts: Vec<Part<Req>>,
+    len: usize,
+}
+
+/// The requests of a batch that go to one endpoint.
+#[derive(Debug)]
+pub struct Part<Req> {
+    /// The endpoint, as the function given to [`Scatter::new`] numbered it.
+    pub endpoint: usize,
+    /// Where each request stands in the batch.
+    pub positions: Vec<usize>,
+    /// The requests, in the batch's order.
+    pub requests: Vec<Req>,
+}
+
+impl<Req> Scatter<Req> {
+    /// Groups `requests` by `endpoint_of` (parts in order of first use).
+    pub fn new(requests: Vec<Req>, mut endpoint_of: impl FnMut(&Req) -> usize) -> Self {
+        let len = requests.len();
+        let mut parts: Vec<Part<Req>> = Vec::new();
+        for (position, request) in requests.into_iter().enumerate() {
+            let endpoint = endpoint_of(&request);
+            let part = match parts.iter().position(|part| part.endpoint == endpoint) {
+                Some(index) => &mut parts[index],
+                None => {
+                    parts.push(Part {
+                        endpoint,
+                        positions: Vec::new(),
+                        requests: Vec::new(),
+                    });
+                    let last = parts.len() - 1;
+                    &mut parts[last]
+                }
+            };
+            part.positions.push(position);
+            part.requests.push(request);
+        }
+        Scatter { parts, len }
+    }
+
+    /// How many requests the batch held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if it held none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The parts, one per endpoint.
+    pub fn into_parts(self) -> Vec<Part<Req>> {
+        self.parts
+    }
+}
+
+/// The answers of a scattered batch, collected in any order and returned in
+/// the batch's.
+#[derive(Debug)]
+pub struct Gather<Resp> {
+    answers: Vec<Option<Result<Resp, BoxError>>>,
+}
+
+impl<Resp> Gather<Resp> {
+    /// Room for `len` answers.
+    pub fn new(len: usize) -> Self {
+        Gather {
+            answers: (0..len).map(|_| None).collect(),
+        }
+    }
+
+    /// The answer of the request at `position`.
+    pub fn put(&mut self, position: usize, answer: Result<Resp, BoxError>) {
+        if let Some(slot) = self.answers.get_mut(position) {
+            *slot = Some(answer);
+        }
+    }
+
+    /// The answers, in the batch's order; a position nobody answered (a
+    /// bug of the caller) is an error, not a panic.
+    pub fn finish(self) -> BatchResponse<Resp, BoxError> {
+        self.answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err("no answer was gathered for this request".into())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_split_by_endpoint_and_put_back_in_order() {
+        let scatter = Scatter::new((0..10).collect(), |n: &i32| (*n % 3) as usize);
+        assert_eq!(scatter.len(), 10);
+        let parts = scatter.into_parts();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1].positions, [1, 4, 7]);
+        assert_eq!(parts[1].requests, [1, 4, 7]);
+        let mut gather = Gather::new(10);
+        for part in parts.into_iter().rev() {
+            for (position, request) in part.positions.into_iter().zip(part.requests) {
+                gather.put(position, Ok(request * 10));
+            }
+        }
+        let answers: Vec<i32> = gather.finish().into_iter().map(|a| a.unwrap()).collect();
+        assert_eq!(answers, (0..10).map(|n| n * 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_missing_answer_is_an_error() {
+        let mut gather = Gather::<u8>::new(2);
+        gather.put(0, Ok(1));
+        gather.put(7, Ok(1));
+        let answers = gather.finish();
+        assert!(answers[0].is_ok() && answers[1].is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! The router on a paused clock: ejection, failing fast, probing back.
+
+use super::*;
+use crate::backoff::Backoff;
+use crate::failure::{BoxError, Failure};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::{service_fn, ServiceExt};
+
+#[derive(Debug, Clone)]
+struct Get(&'static str);
+
+impl RouteKey for Get {
+    fn route_key(&self) -> Option<&[u8]> {
+        Some(self.0.as_bytes())
+    }
+}
+
+impl Probe for Get {
+    fn probe() -> Self {
+        Get("")
+    }
+}
+
+/// An endpoint that answers with its name while `up`, and otherwise fails
+/// after a second, as a request that times out would.
+fn endpoint(
+    name: &'static str,
+    up: Arc<AtomicBool>,
+) -> impl tower::Service<Get, Response = &'static str, Error = BoxError, Future = impl Send> + Clone {
+    service_fn(move |_: Get| {
+        let up = up.load(Ordering::Relaxed);
+        async move {
+            if up {
+                Ok(name)
+            } else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Err(BoxError::from(crate::deadline::Elapsed::new()))
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ejected_endpoint_fails_at_once_and_a_probe_brings_it_back() {
+    let (a_up, b_up) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(true)));
+    let config = HealthConfig {
+        failures: 2,
+        window: Duration::from_secs(10),
+        probe_backoff: Backoff::new(Duration::from_millis(100), Duration::from_millis(100)),
+        probe_timeout: Duration::from_secs(5),
+    };
+    let router = Router::new(
+        [("a", endpoint("a", a_up.clone())), ("b", endpoint("b", b_up))],
+        config,
+    )
+    .unwrap();
+    let handle = router.handle();
+    let (a_keys, b_keys): (Vec<&'static str>, Vec<&'static str>) =
+        ["k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"]
+            .into_iter()
+            .partition(|key| router.endpoint_of(key.as_bytes()) == "a");
+    assert!(!a_keys.is_empty() && !b_keys.is_empty());
+
+    a_up.store(false, Ordering::Relaxed);
+    for _ in 0..2 {
+        let error = router.clone().oneshot(Get(a_keys[0])).await.unwrap_err();
+        assert_eq!(Failure::of(&*error), Failure::TimedOut);
+        assert_eq!(error.downcast_ref::<EndpointError>().unwrap().endpoint(), "a");
+    }
+    assert_eq!(handle.state("a"), Some(EndpointState::Ejected));
+
+    // Ejected: no time passes before the error, and it says "not sent".
+    let before = Instant::now();
+    let error = router.clone().oneshot(Get(a_keys[0])).await.unwrap_err();
+    assert_eq!(Instant::now(), before);
+    assert_eq!(error.downcast_ref::<Ejected>().unwrap().endpoint(), "a");
+    assert_eq!(Failure::of(&*error), Failure::NotSent);
+    // The other endpoint is unaffected.
+    assert_eq!(router.clone().oneshot(Get(b_keys[0])).await.unwrap(), "b");
+
+    // Probes fail (each after its timeout of one second) until it is up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(handle.stats()[0].probe_failures >= 1, "{:?}", handle.stats());
+    a_up.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(handle.state("a"), Some(EndpointState::Up));
+    assert_eq!(router.clone().oneshot(Get(a_keys[0])).await.unwrap(), "a");
+    assert_eq!(handle.stats()[0].ejections, 1);
+}
+
+#[test]
+fn a_router_needs_distinct_endpoints() {
+    let up = Arc::new(AtomicBool::new(true));
+    type Any = tower::util::BoxCloneService<Get, &'static str, BoxError>;
+    let no_endpoint = Router::<Any>::new(Vec::<(&str, Any)>::new(), HealthConfig::default());
+    assert_eq!(no_endpoint.map(drop).unwrap_err(), RouteError::NoEndpoints);
+    let twice = Router::new(
+        [("a", endpoint("a", up.clone())), ("a", endpoint("a", up))],
+        HealthConfig::default(),
+    );
+    assert_eq!(twice.map(drop).unwrap_err(), RouteError::Duplicate("a".into()));
+}
