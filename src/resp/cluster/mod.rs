@@ -32,14 +32,18 @@
 
 mod batch;
 mod client;
+mod config;
 mod error;
 mod keys;
 mod map;
 mod redirect;
 mod service;
 mod slot;
+mod stats;
 
 pub use client::{ClusterService, NodeService};
+pub use config::ClusterConfig;
 pub use error::ClusterError;
-pub use service::{Cluster, ClusterConfig, ClusterHandle, ClusterStats};
+pub use service::Cluster;
 pub use slot::{slot, SLOTS};
+pub use stats::{ClusterHandle, ClusterStats};

@@ -1,12 +1,13 @@
 //! The [`Cluster`] service: each command to the primary of its slot, with
 //! redirects followed and the slot map kept fresh.
 
+use super::config::ClusterConfig;
 use super::error::ClusterError;
 use super::keys::keys;
 use super::map::SlotMap;
 use super::redirect::Redirect;
 use super::slot::slot;
-use crate::backoff::Backoff;
+use super::stats::{ClusterHandle, Counters};
 use crate::batch::{Batch, BatchResponse};
 use crate::failure::{BoxError, Delivery};
 use crate::resp::Value;
@@ -14,79 +15,13 @@ use crate::retry::Idempotent;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::util::rng::HasherRng;
 use tower::{Service, ServiceExt};
-
-/// How a [`Cluster`] follows redirects and retries.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// Most attempts of one command: redirects, retries after `TRYAGAIN`
-    /// or `CLUSTERDOWN`, and retries after a failed node (default 64; the
-    /// deadline around the cluster usually ends a failover's retries first).
-    pub max_attempts: u32,
-    /// Pause before a retry (not before following a redirect): default
-    /// 10 ms doubling to 500 ms, full jitter.
-    pub backoff: Backoff,
-    /// How long a node may take to answer `CLUSTER SLOTS` (default 1 s).
-    pub refresh_timeout: Duration,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            max_attempts: 64,
-            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(500)),
-            refresh_timeout: Duration::from_secs(1),
-        }
-    }
-}
-
-/// What a [`Cluster`] has done; see [`ClusterHandle::stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClusterStats {
-    /// Slot maps loaded (the first included).
-    pub refreshes: u64,
-    /// `MOVED` replies followed.
-    pub moved: u64,
-    /// `ASK` replies followed.
-    pub asked: u64,
-    /// Commands sent again after `TRYAGAIN`, `CLUSTERDOWN`, `LOADING` or a
-    /// lost connection.
-    pub retries: u64,
-}
-
-/// A cheap handle on a [`Cluster`]'s counters.
-#[derive(Debug, Clone)]
-pub struct ClusterHandle {
-    counters: Arc<Counters>,
-}
-
-impl ClusterHandle {
-    /// A snapshot of the counters.
-    pub fn stats(&self) -> ClusterStats {
-        let c = &self.counters;
-        ClusterStats {
-            refreshes: c.refreshes.load(Ordering::Relaxed),
-            moved: c.moved.load(Ordering::Relaxed),
-            asked: c.asked.load(Ordering::Relaxed),
-            retries: c.retries.load(Ordering::Relaxed),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    refreshes: AtomicU64,
-    moved: AtomicU64,
-    asked: AtomicU64,
-    retries: AtomicU64,
-}
 
 type MakeNode<S> = Box<dyn Fn(&str) -> S + Send + Sync>;
 

@@ -1,0 +1,28 @@
+//! [`ClusterConfig`]: how a cluster client follows redirects and retries.
+
+use crate::backoff::Backoff;
+use std::time::Duration;
+
+/// How a [`Cluster`] follows redirects and retries.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Most attempts of one command: redirects, retries after `TRYAGAIN`
+    /// or `CLUSTERDOWN`, and retries after a failed node (default 64; the
+    /// deadline around the cluster usually ends a failover's retries first).
+    pub max_attempts: u32,
+    /// Pause before a retry (not before following a redirect): default
+    /// 10 ms doubling to 500 ms, full jitter.
+    pub backoff: Backoff,
+    /// How long a node may take to answer `CLUSTER SLOTS` (default 1 s).
+    pub refresh_timeout: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            max_attempts: 64,
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(500)),
+            refresh_timeout: Duration::from_secs(1),
+        }
+    }
+}

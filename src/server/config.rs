@@ -1,0 +1,70 @@
+//! [`ServeConfig`]: the limits a server holds every connection to.
+
+use std::time::Duration;
+
+/// How the server treats connections: every limit a peer could push against.
+///
+/// ```
+/// use std::time::Duration;
+/// use wirestack::server::ServeConfig;
+///
+/// let config = ServeConfig {
+///     max_connections: 10_000,
+///     idle_timeout: None,
+///     read_timeout: Some(Duration::from_secs(5)),
+///     ..ServeConfig::default()
+/// };
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The most requests of one connection being worked on or waiting to be
+    /// written at once (default 128). Past it the connection stops reading,
+    /// which pushes back on the client through TCP.
+    pub max_in_flight_per_connection: usize,
+    /// The most connections served at once (default 1024). A connection
+    /// past it has its first request answered through the [`Overload`]
+    /// hook, if the protocol has an answer, and is closed.
+    pub max_connections: usize,
+    /// How long a connection may wait for its peer with nothing buffered
+    /// and nothing in flight before it is closed (default 5 minutes;
+    /// `None`: forever).
+    pub idle_timeout: Option<Duration>,
+    /// How long a frame that has started to arrive may take to finish
+    /// before the connection is closed (default 30 s; `None`: forever).
+    /// Only time spent waiting on the peer counts. It also bounds the
+    /// acceptor's handshake (TLS), from accept to the first byte served.
+    pub read_timeout: Option<Duration>,
+    /// How long a connection with responses to write may wait for its peer
+    /// to read any of them before it is closed, responses unwritten
+    /// (default 30 s; `None`: forever).
+    pub write_timeout: Option<Duration>,
+    /// The budget of request bytes held by all connections together — read
+    /// buffers plus requests in flight (default 256 MiB): each connection
+    /// may hold `budget / (2 · max_connections)` on its own, and takes more
+    /// from a common pool of the other half, waiting (not reading) while
+    /// the pool is empty. Keep half of it above the largest frame the codec
+    /// accepts: a frame larger than a share and the pool together is
+    /// refused through the [`Overload`] hook, and closes its connection.
+    pub max_buffered_request_bytes: usize,
+    /// How long a graceful shutdown may take (default 5 s; `None`: as long
+    /// as the connections need). Past it, every connection still open is
+    /// closed at once, its unwritten answers dropped; requests the service
+    /// had already started are not cancelled by the server, only their
+    /// answers are lost.
+    pub shutdown_timeout: Option<Duration>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_in_flight_per_connection: 128,
+            max_connections: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(30)),
+            max_buffered_request_bytes: 256 * 1024 * 1024,
+            shutdown_timeout: Some(Duration::from_secs(5)),
+        }
+    }
+}
