@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Request};
+use wirestack::pool::PoolConfig;
 use wirestack::reconnect::ReconnectConfig;
+use wirestack::route::HealthConfig;
 
 /// The README's metrics table: name -> type.
 fn readme_table() -> BTreeMap<String, String> {
@@ -399,4 +401,87 @@ async fn a_stack_built_without_a_recorder_records_nothing() {
         .collect();
     assert!(recorded.is_empty(), "recorded {recorded:?}");
     server.shutdown().await.unwrap();
+}
+
+/// The router counts ejections and the calls they fail at once, and holds
+/// the number of endpoints out; pools hold the number of connections.
+#[tokio::test(flavor = "current_thread")]
+async fn the_router_and_its_pools_record_ejections_and_connections() {
+    let recorder = DebuggingRecorder::new();
+    let mut totals = Totals::new(recorder.snapshotter());
+    let _installed = metrics::set_default_local_recorder(&recorder);
+    use wirestack::metrics::names::*;
+
+    let start = || KvServer::start("127.0.0.1:0", KvServerConfig::default());
+    let (up, down) = (start().await.unwrap(), start().await.unwrap());
+    let down_addr = down.local_addr();
+    let router = ClientBuilder::new(ClientCodec::new())
+        .timeout(Duration::from_secs(2))
+        .no_retry()
+        .pool(PoolConfig {
+            max_connections: 3,
+            grow_at: 1,
+        })
+        .health(HealthConfig {
+            failures: 2,
+            window: Duration::from_secs(30),
+            probe_backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(50)),
+            probe_timeout: Duration::from_millis(500),
+        })
+        .route::<Request, _>([up.local_addr(), down_addr])
+        .unwrap();
+    let client = KvClient::new(router.clone());
+    let keys: Vec<String> = (0..200).map(|i| format!("key:{i}")).collect();
+    let (down_keys, up_keys): (Vec<String>, Vec<String>) = keys
+        .iter()
+        .cloned()
+        .partition(|key| router.endpoint_of(key.as_bytes()) == down_addr.to_string());
+    assert!(!down_keys.is_empty() && !up_keys.is_empty());
+    // Many calls at once: the pools grow past their first connection.
+    client
+        .put_many(keys.iter().map(|k| (k.clone(), "v")))
+        .await
+        .unwrap();
+    futures::future::try_join_all(keys.iter().map(|k| client.get(k.clone())))
+        .await
+        .unwrap();
+    let connections = totals.gauge(CLIENT_POOL_CONNECTIONS);
+    assert!((3.0..=6.0).contains(&connections), "{connections}");
+    assert_eq!(totals.gauge(CLIENT_ENDPOINTS_EJECTED), 0.0);
+
+    // One server goes away: its calls fail until it is ejected, then fail
+    // at once; the other's keys are served throughout.
+    down.shutdown().await.unwrap();
+    let started = Instant::now();
+    while totals.counter(CLIENT_ENDPOINT_EJECTIONS, &[]) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ejected");
+        assert!(client.get(down_keys[0].clone()).await.is_err());
+        assert!(client.get(up_keys[0].clone()).await.is_ok());
+    }
+    assert_eq!(totals.gauge(CLIENT_ENDPOINTS_EJECTED), 1.0);
+    let before = totals.counter(CLIENT_REQUESTS_EJECTED, &[]);
+    assert!(client.get(down_keys[0].clone()).await.is_err());
+    assert!(client.get_many(keys.iter().cloned()).await.is_err());
+    assert_eq!(
+        totals.counter(CLIENT_REQUESTS_EJECTED, &[]),
+        before + 1 + down_keys.len() as u64,
+        "one call, then each request of the batch routed there"
+    );
+
+    // Back on its address: a probe brings it back, and the gauge says so.
+    let again = KvServer::start(down_addr, KvServerConfig::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while totals.gauge(CLIENT_ENDPOINTS_EJECTED) != 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never probed back");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(totals.counter(CLIENT_ENDPOINT_EJECTIONS, &[]), 1);
+
+    // The router gone, its pools' connections are no longer counted.
+    drop((client, router));
+    assert_eq!(totals.gauge(CLIENT_POOL_CONNECTIONS), 0.0);
+    up.shutdown().await.unwrap();
+    again.shutdown().await.unwrap();
 }

@@ -222,21 +222,31 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
         }
     }
 
-    /// Makes every connection with `connector` instead: any
-    /// [`MakeTransport`] of [`Target`]s whose transports speak this
-    /// builder's codec's requests and responses (another socket type, a
-    /// proxy, a handshake of yours).
-    pub fn connector<M2>(self, connector: M2) -> ClientBuilder<C, L, T, R, K, M2> {
+    /// This builder with its layers mapped by `layer` and its connector by
+    /// `connector` (the other settings kept).
+    fn stack<L2, M2>(
+        self,
+        layer: impl FnOnce(L) -> L2,
+        connector: impl FnOnce(M) -> M2,
+    ) -> ClientBuilder<C, L2, T, R, K, M2> {
         ClientBuilder {
             codec: self.codec,
             timeout: self.timeout,
             retry: self.retry,
             reconnect: self.reconnect,
             pipeline: self.pipeline,
-            layer: self.layer,
-            connector,
+            layer: layer(self.layer),
+            connector: connector(self.connector),
             routing: self.routing,
         }
+    }
+
+    /// Makes every connection with `connector` instead: any
+    /// [`MakeTransport`] of [`Target`]s whose transports speak this
+    /// builder's codec's requests and responses (another socket type, a
+    /// proxy, a handshake of yours).
+    pub fn connector<M2>(self, connector: M2) -> ClientBuilder<C, L, T, R, K, M2> {
+        self.stack(|layer| layer, |_| connector)
     }
 
     /// Runs `handshake` on every new connection, before any request is
@@ -247,26 +257,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     /// [rejects](crate::transport::HandshakeError::Rejected) fails the
     /// calls with an error that is never retried.
     pub fn on_connect<H>(self, handshake: H) -> ClientBuilder<C, L, T, R, K, OnConnect<M, H>> {
-        let ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-            connector,
-            routing,
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer,
-            connector: OnConnect::new(connector, handshake),
-            routing,
-        }
+        self.stack(|layer| layer, |connector| OnConnect::new(connector, handshake))
     }
 
     /// The deadline of one request, from the call until its response,
@@ -315,26 +306,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     /// Adds a layer between the retry and the reconnect layer; layers added
     /// first are outermost, as with `tower::ServiceBuilder`.
     pub fn layer<N>(self, layer: N) -> ClientBuilder<C, LayerStack<N, L>, T, R, K, M> {
-        let ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer: inner,
-            connector,
-            routing,
-        } = self;
-        ClientBuilder {
-            codec,
-            timeout,
-            retry,
-            reconnect,
-            pipeline,
-            layer: LayerStack::new(layer, inner),
-            connector,
-            routing,
-        }
+        self.stack(|inner| LayerStack::new(layer, inner), |connector| connector)
     }
 
     /// Connects to `target` and builds the stack over that connection; fails

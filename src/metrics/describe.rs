@@ -75,6 +75,26 @@ pub fn describe() {
         Unit::Count,
         "Requests ended by their deadline."
     );
+    describe_counter!(
+        CLIENT_ENDPOINT_EJECTIONS,
+        Unit::Count,
+        "Router endpoints ejected after failing too often within the window."
+    );
+    describe_gauge!(
+        CLIENT_ENDPOINTS_EJECTED,
+        Unit::Count,
+        "Router endpoints ejected or being probed back."
+    );
+    describe_counter!(
+        CLIENT_REQUESTS_EJECTED,
+        Unit::Count,
+        "Requests failed at once because their endpoint was ejected."
+    );
+    describe_gauge!(
+        CLIENT_POOL_CONNECTIONS,
+        Unit::Count,
+        "Connection services held by connection pools."
+    );
     describe_counter!(SERVER_ACCEPTED, Unit::Count, "Connections taken on.");
     describe_counter!(
         SERVER_REFUSED,

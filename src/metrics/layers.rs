@@ -323,3 +323,73 @@ impl RetryMetrics {
         self.unsafe_to_retry.increment(1);
     }
 }
+
+/// A router endpoint's handles, registered when the router is built.
+#[derive(Debug)]
+pub(crate) struct EndpointMetrics {
+    ejections: Counter,
+    ejected: Gauge,
+    failed_fast: Counter,
+}
+
+impl EndpointMetrics {
+    pub(crate) fn new() -> Self {
+        EndpointMetrics {
+            ejections: counter(names::CLIENT_ENDPOINT_EJECTIONS, &[]),
+            ejected: gauge(names::CLIENT_ENDPOINTS_EJECTED),
+            failed_fast: counter(names::CLIENT_REQUESTS_EJECTED, &[]),
+        }
+    }
+
+    /// The endpoint was ejected.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn ejected(&self) {
+        self.ejections.increment(1);
+        self.ejected.increment(1.0);
+    }
+
+    /// The endpoint is up again, or its router is gone while it was out.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn back(&self) {
+        self.ejected.decrement(1.0);
+    }
+
+    /// `n` requests routed to the ejected endpoint failed at once.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn failed_fast(&self, n: usize) {
+        self.failed_fast.increment(n as u64);
+    }
+}
+
+impl Default for EndpointMetrics {
+    fn default() -> Self {
+        EndpointMetrics::new()
+    }
+}
+
+/// A pool's handle on the connections gauge.
+#[derive(Debug)]
+pub(crate) struct PoolMetrics {
+    connections: Gauge,
+}
+
+impl PoolMetrics {
+    pub(crate) fn new() -> Self {
+        PoolMetrics {
+            connections: gauge(names::CLIENT_POOL_CONNECTIONS),
+        }
+    }
+
+    /// The pool now holds `n` more connection services.
+    pub(crate) fn grew(&self, n: usize) {
+        self.connections.increment(n as f64);
+    }
+
+    /// The pool, holding `n`, is gone.
+    pub(crate) fn dropped(&self, n: usize) {
+        self.connections.decrement(n as f64);
+    }
+}

@@ -4,7 +4,8 @@
 //! Every layer records what it sees — the pipeline its requests, their
 //! latency and its calls in flight, the reconnect layer its connects and
 //! backoff waits, the retry layer its retries, the deadline layer its
-//! expiries, the server its connections, requests and bytes. The library
+//! expiries, the router its ejections, pools their connections, the server
+//! its connections, requests and bytes. The library
 //! installs no exporter: the application installs the recorder it wants
 //! (Prometheus, StatsD, ...) with `metrics::set_global_recorder`, **before
 //! it builds its clients and servers**, since each layer registers its
@@ -47,8 +48,8 @@ pub use describe::describe;
 #[cfg_attr(not(feature = "kv"), allow(unused_imports))]
 pub(crate) use facade::{counter, gauge, recorder_installed, Counter, Gauge};
 pub(crate) use layers::{
-    deadline_expired, failed_fast, failure_label, Pass, PipelineMetrics, ReconnectMetrics, RetryMetrics,
-    RetryReason,
+    deadline_expired, failed_fast, failure_label, EndpointMetrics, Pass, PipelineMetrics, PoolMetrics,
+    ReconnectMetrics, RetryMetrics, RetryReason,
 };
 pub(crate) use server::{CloseCause, ConnectionMetrics, ServerMetrics};
 
@@ -86,6 +87,14 @@ pub mod names {
     pub const CLIENT_RETRIES_UNSAFE: &str = "wirestack_client_retries_unsafe_total";
     /// Counter: requests ended by their deadline.
     pub const CLIENT_DEADLINE_EXPIRED: &str = "wirestack_client_deadline_expired_total";
+    /// Counter: router endpoints ejected after failing too often.
+    pub const CLIENT_ENDPOINT_EJECTIONS: &str = "wirestack_client_endpoint_ejections_total";
+    /// Gauge: router endpoints ejected (or being probed) now.
+    pub const CLIENT_ENDPOINTS_EJECTED: &str = "wirestack_client_endpoints_ejected";
+    /// Counter: requests failed at once, their endpoint being ejected.
+    pub const CLIENT_REQUESTS_EJECTED: &str = "wirestack_client_requests_ejected_total";
+    /// Gauge: connection services held by pools.
+    pub const CLIENT_POOL_CONNECTIONS: &str = "wirestack_client_pool_connections";
     /// Counter: connections taken on.
     pub const SERVER_ACCEPTED: &str = "wirestack_server_connections_accepted_total";
     /// Counter: connections refused past the limit.
@@ -121,6 +130,10 @@ pub mod names {
         CLIENT_RETRY_BUDGET_EXHAUSTED,
         CLIENT_RETRIES_UNSAFE,
         CLIENT_DEADLINE_EXPIRED,
+        CLIENT_ENDPOINT_EJECTIONS,
+        CLIENT_ENDPOINTS_EJECTED,
+        CLIENT_REQUESTS_EJECTED,
+        CLIENT_POOL_CONNECTIONS,
         SERVER_ACCEPTED,
         SERVER_REFUSED,
         SERVER_CLOSED,

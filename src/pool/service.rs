@@ -1,6 +1,7 @@
 //! The [`Pool`] service.
 
 use super::future::{InFlight, ResponseFuture};
+use crate::metrics::PoolMetrics;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -59,6 +60,13 @@ struct Shared<S> {
     make: Make<S>,
     config: PoolConfig,
     size: Arc<AtomicUsize>,
+    metrics: PoolMetrics,
+}
+
+impl<S> Drop for Shared<S> {
+    fn drop(&mut self) {
+        self.metrics.dropped(self.size.load(Ordering::Relaxed));
+    }
 }
 
 /// A cheap handle on a [`Pool`]'s size.
@@ -81,6 +89,8 @@ impl<S> Pool<S> {
             service: make(),
             in_flight: AtomicUsize::new(0),
         });
+        let metrics = PoolMetrics::new();
+        metrics.grew(1);
         Pool {
             shared: Arc::new(Shared {
                 members: RwLock::new(vec![first]),
@@ -90,6 +100,7 @@ impl<S> Pool<S> {
                     grow_at: config.grow_at.max(1),
                 },
                 size: Arc::new(AtomicUsize::new(1)),
+                metrics,
             }),
             rng: HasherRng::new(),
         }
@@ -146,6 +157,7 @@ impl<S> Pool<S> {
         });
         members.push(member.clone());
         shared.size.store(members.len(), Ordering::Relaxed);
+        shared.metrics.grew(1);
         tracing::debug!(connections = members.len(), "pool grew");
         member
     }

@@ -45,6 +45,7 @@ where
             let endpoint = &table.endpoints[part.endpoint];
             let name = endpoint.info.name.clone();
             if !endpoint.info.health.is_up() {
+                endpoint.info.health.failed_fast(part.positions.len());
                 let ejected = Ejected::new(name);
                 for position in part.positions {
                     gather.put(position, Err(ejected.clone().into()));

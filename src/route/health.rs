@@ -5,6 +5,7 @@ use super::error::Ejected;
 use super::key::Probe;
 use crate::backoff::{jitter_rng, Backoff};
 use crate::failure::{BoxError, Failure};
+use crate::metrics::EndpointMetrics;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, Weak};
@@ -80,6 +81,7 @@ pub(crate) struct Health {
     pub(crate) ejections: AtomicU64,
     pub(crate) probes: AtomicU64,
     pub(crate) probe_failures: AtomicU64,
+    metrics: EndpointMetrics,
 }
 
 impl Health {
@@ -93,6 +95,11 @@ impl Health {
 
     pub(crate) fn is_up(&self) -> bool {
         self.state.load(Ordering::Acquire) == UP
+    }
+
+    /// `n` calls routed here failed at once, the endpoint being ejected.
+    pub(crate) fn failed_fast(&self, n: usize) {
+        self.metrics.failed_fast(n);
     }
 
     /// Records the outcome of a call; `true` if it ejected the endpoint
@@ -140,6 +147,7 @@ impl Health {
             return false;
         }
         self.ejections.fetch_add(1, Ordering::Relaxed);
+        self.metrics.ejected();
         tracing::warn!(
             endpoint,
             failures = limit,
@@ -148,6 +156,15 @@ impl Health {
             "endpoint ejected; probing it back"
         );
         true
+    }
+}
+
+impl Drop for Health {
+    fn drop(&mut self) {
+        // The ejected-endpoints gauge counts this one until it is back up.
+        if !self.is_up() {
+            self.metrics.back();
+        }
     }
 }
 
@@ -195,6 +212,7 @@ where
         let error = match answer {
             Ok(Ok(_)) => {
                 health.state.store(UP, Ordering::Release);
+                health.metrics.back();
                 tracing::info!(
                     endpoint = endpoint.name(),
                     probes = failures + 1,

@@ -194,6 +194,7 @@ where
         let index = self.table.index(&request);
         let endpoint = &self.table.endpoints[index];
         if !endpoint.info.health.is_up() {
+            endpoint.info.health.failed_fast(1);
             return ResponseFuture::failed(Ejected::new(endpoint.info.name.clone()));
         }
         ResponseFuture::new(self.table.clone(), index, endpoint.service.clone(), request)
