@@ -1,8 +1,9 @@
 //! The KV store is linearizable and the requests of a connection take effect
 //! in order — checked on recorded histories of a real server under a
 //! contended, pipelined load: in memory, with `--fsync never` and
-//! `--fsync always`, across a `kill -9` of the `kv` binary, and through
-//! `KvClient`'s default stack while the server is killed and restarted.
+//! `--fsync always`, across a `kill -9` of the `kv` binary, through
+//! `KvClient`'s default stack while the server is killed and restarted,
+//! and through a sharded `KvClient` while one of three servers is.
 //!
 //! The checker is `tests/common/linearizability.rs`; its own tests are in
 //! `checker` below. Every load is bounded in operations and time; a run
@@ -23,10 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
+use wirestack::backoff::Backoff;
+use wirestack::builder::ClientBuilder;
 use wirestack::kv::{
     ClientCodec, FsyncPolicy, KvClient, KvError, KvServer, KvServerConfig, Request, Response, Status,
     WalConfig,
 };
+use wirestack::route::{EndpointState, HealthConfig};
 
 /// PUT_TTL's TTL in these tests: an hour, far longer than any run, so that
 /// the checker may treat PUT_TTL as PUT (no key expires during a check).
@@ -355,19 +359,31 @@ async fn finish(tasks: Vec<tokio::task::JoinHandle<()>>) {
 
 /// Reads every key once more, after everything else, on a session of its own.
 async fn final_reads(addr: SocketAddr, session: u64, keys: usize, recorder: &Recorder) {
-    let load = Load {
-        connections: 1,
-        depth: keys,
-        ops_per_connection: keys,
-        keys,
-    };
-    let stream = TcpStream::connect(addr)
-        .await
-        .expect("connect for the final reads");
-    let mut framed = Framed::new(stream, ClientCodec::new());
+    final_reads_from(|_| addr, session, keys, recorder).await;
+}
+
+/// [`final_reads`], each key read from the server `home` names for it.
+async fn final_reads_from(
+    home: impl Fn(&[u8]) -> SocketAddr,
+    session: u64,
+    keys: usize,
+    recorder: &Recorder,
+) {
+    let mut connections: Vec<(SocketAddr, Framed<TcpStream, ClientCodec>)> = Vec::new();
     let mut ops = Vec::new();
-    for k in 0..load.keys {
+    for k in 0..keys {
         let key = Bytes::from(format!("k{k}"));
+        let addr = home(&key);
+        let framed = match connections.iter().position(|(a, _)| *a == addr) {
+            Some(i) => &mut connections[i].1,
+            None => {
+                let stream = TcpStream::connect(addr)
+                    .await
+                    .expect("connect for the final reads");
+                connections.push((addr, Framed::new(stream, ClientCodec::new())));
+                &mut connections.last_mut().expect("just pushed").1
+            }
+        };
         let sent = recorder.now();
         framed.send(Request::Get { key: key.clone() }).await.unwrap();
         let response = framed.next().await.expect("an answer").unwrap();
@@ -556,14 +572,17 @@ fn outcome_of(action: &Action, result: Result<Response, KvError>) -> Outcome {
 /// One task of the client load: calls one at a time through the shared
 /// client until `stop` (at most `MAX_CLIENT_OPS`). Writes that failed "not
 /// sent" go to `not_sent`.
-async fn client_task(
-    client: KvClient,
+async fn client_task<S>(
+    client: KvClient<S>,
     task: u64,
     keys: usize,
     stop: Arc<AtomicBool>,
     recorder: Arc<Recorder>,
     not_sent: Arc<Mutex<Vec<Bytes>>>,
-) {
+) where
+    S: tower::Service<Request, Response = Response> + Clone,
+    S::Error: Into<wirestack::BoxError>,
+{
     let mut rng = fastrand::Rng::with_seed(task);
     for n in 0..MAX_CLIENT_OPS {
         if stop.load(Ordering::Relaxed) {
@@ -658,5 +677,93 @@ async fn the_default_client_stack_is_linearizable_across_server_restarts() {
     assert_eq!(reconnects.reconnects(), 2, "{reconnects:?}");
     // The long outage outlasted the retries: writes failed "not sent".
     assert!(!not_sent.is_empty());
+    assert!(checked.ops > 0);
+}
+
+/// Three `kv serve --fsync always` behind one sharded `KvClient` (24 tasks
+/// sharing it): one, picked at random, is killed for longer than the
+/// retries last — its calls fail until it is ejected, then fail at once,
+/// "not sent" — and restarted on its address, where a probe finds it. A key
+/// lives on one server only, so the history must stay linearizable, and no
+/// write reported "not sent" (ejected or disconnected) may ever be seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_client_is_linearizable_across_a_restart_of_one_server() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers: Vec<Option<Process>> = dirs
+        .iter()
+        .map(|dir| Some(Process::start(dir.path(), "127.0.0.1:0", "always")))
+        .collect();
+    let addrs: Vec<SocketAddr> = servers.iter().flatten().map(|server| server.addr).collect();
+    let router = ClientBuilder::new(ClientCodec::new())
+        .health(HealthConfig {
+            failures: 3,
+            window: Duration::from_secs(10),
+            probe_backoff: Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
+            probe_timeout: Duration::from_millis(500),
+        })
+        .route::<Request, _>(addrs.clone())
+        .unwrap();
+    let home = |key: &[u8]| -> SocketAddr { router.endpoint_of(key).parse().expect("an address") };
+    let keys = 12;
+    let homes: Vec<SocketAddr> = (0..keys).map(|k| home(format!("k{k}").as_bytes())).collect();
+    assert!(
+        addrs.iter().all(|addr| homes.contains(addr)),
+        "every server holds keys"
+    );
+
+    let client = KvClient::new(router.clone());
+    let recorder = Arc::new(Recorder::default());
+    let not_sent = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..24)
+        .map(|task| {
+            let (client, stop, recorder, not_sent) =
+                (client.clone(), stop.clone(), recorder.clone(), not_sent.clone());
+            tokio::spawn(client_task(client, task, keys, stop, recorder, not_sent))
+        })
+        .collect();
+    wait_for_answers(&recorder, fastrand::usize(300..900)).await;
+    let victim = fastrand::usize(..addrs.len());
+    servers[victim].take().expect("running").kill();
+    tokio::time::sleep(LONG_OUTAGE).await;
+    servers[victim] = Some(Process::start(
+        dirs[victim].path(),
+        &addrs[victim].to_string(),
+        "always",
+    ));
+    // Probed back in: calls for its keys are answered again.
+    let handle = router.handle();
+    let back = tokio::time::timeout(HANG, async {
+        while handle.state(&addrs[victim].to_string()) != Some(EndpointState::Up) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    back.await.expect("the restarted server is probed back in");
+    wait_for_answers(&recorder, recorder.answered() + 300).await;
+    stop.store(true, Ordering::Relaxed);
+    finish(tasks).await;
+    final_reads_from(home, 1_000, keys, &recorder).await;
+
+    let history = recorder.history();
+    let not_sent = not_sent.lock().unwrap().clone();
+    for op in &history {
+        if let Some((_, Answer::Value(Some(value)))) = &op.answer {
+            assert!(
+                !not_sent.contains(value),
+                "a write that failed as not sent was applied: {value:?} read by {op:?}"
+            );
+        }
+    }
+    let checked = assert_linearizable(&history);
+    let stats = handle.stats();
+    eprintln!("{stats:?}, {} writes not sent", not_sent.len());
+    let victim_stats = &stats[victim];
+    assert_eq!(victim_stats.name, addrs[victim].to_string());
+    assert_eq!(victim_stats.ejections, 1, "{stats:?}");
+    assert!(stats.iter().all(|s| s.state == EndpointState::Up), "{stats:?}");
+    assert!(
+        !not_sent.is_empty(),
+        "calls for the killed server's keys failed not sent"
+    );
     assert!(checked.ops > 0);
 }

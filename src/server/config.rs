@@ -23,7 +23,7 @@ pub struct ServeConfig {
     /// which pushes back on the client through TCP.
     pub max_in_flight_per_connection: usize,
     /// The most connections served at once (default 1024). A connection
-    /// past it has its first request answered through the [`Overload`]
+    /// past it has its first request answered through the [`Overload`](super::Overload)
     /// hook, if the protocol has an answer, and is closed.
     pub max_connections: usize,
     /// How long a connection may wait for its peer with nothing buffered
@@ -45,7 +45,7 @@ pub struct ServeConfig {
     /// from a common pool of the other half, waiting (not reading) while
     /// the pool is empty. Keep half of it above the largest frame the codec
     /// accepts: a frame larger than a share and the pool together is
-    /// refused through the [`Overload`] hook, and closes its connection.
+    /// refused through the [`Overload`](super::Overload) hook, and closes its connection.
     pub max_buffered_request_bytes: usize,
     /// How long a graceful shutdown may take (default 5 s; `None`: as long
     /// as the connections need). Past it, every connection still open is

@@ -3,7 +3,7 @@
 use crate::backoff::Backoff;
 use std::time::Duration;
 
-/// How a [`Cluster`] follows redirects and retries.
+/// How a [`Cluster`](super::Cluster) follows redirects and retries.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
     /// Most attempts of one command: redirects, retries after `TRYAGAIN`

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// What a [`Cluster`] has done; see [`ClusterHandle::stats`].
+/// What a [`Cluster`](super::Cluster) has done; see [`ClusterHandle::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClusterStats {
@@ -18,7 +18,7 @@ pub struct ClusterStats {
     pub retries: u64,
 }
 
-/// A cheap handle on a [`Cluster`]'s counters.
+/// A cheap handle on a [`Cluster`](super::Cluster)'s counters.
 #[derive(Debug, Clone)]
 pub struct ClusterHandle {
     pub(super) counters: Arc<Counters>,
