@@ -4,7 +4,8 @@
 //! server is built so that every layer registers with it. The endpoint is
 //! a minimal HTTP/1.1 responder: one `GET` per connection, answered with
 //! the text exposition format and closed. A request head must arrive
-//! within [`READ_TIMEOUT`] and fit in [`MAX_HEAD`]; at most
+//! within [`READ_TIMEOUT`] and fit in [`MAX_HEAD`], and the answer be read
+//! within [`WRITE_TIMEOUT`]; at most
 //! [`MAX_SCRAPES`] scrapes are served at once (more wait in the listen
 //! queue). Histograms are exported with [`BUCKETS`] (seconds).
 
@@ -18,6 +19,8 @@ use tokio::sync::Semaphore;
 
 /// How long a scraper may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scraper may take to read the answer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
 /// Scrapes served at once.
@@ -132,8 +135,17 @@ async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Re
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    // A scraper that does not read holds its slot for a bounded time only.
+    let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    });
+    written.await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the scraper did not read the answer",
+        ))
+    })
 }
 
 #[cfg(test)]
