@@ -21,7 +21,7 @@
 //! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
 //! | [`retry::MaybeApplied`](crate::retry::MaybeApplied) (retries gave up; an earlier attempt may have been applied) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
-//! | [`route::Ejected`](crate::route::Ejected) (the request's endpoint is ejected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
+//! | [`route::Ejected`](crate::route::Ejected) (the request's endpoint is ejected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent), but not retried: until a probe brings the endpoint back every attempt meets the same refusal |
 //! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::Closed`] | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`pipeline::Error::UnexpectedResponse`] | [`Protocol`](Failure::Protocol) | — |
@@ -153,6 +153,22 @@ impl Delivery {
     /// [`Failure::of`]`(error).`[`delivery()`](Failure::delivery).
     pub fn of(error: &(dyn Error + 'static)) -> Option<Delivery> {
         Failure::of(error).delivery()
+    }
+
+    /// What the retry layer acts on: [`Delivery::of`], except `None` for a
+    /// request refused because its endpoint is
+    /// [ejected](crate::route::Ejected). It was not sent, but sending it
+    /// again cannot help: a key has one home, and it stays ejected until a
+    /// probe brings it back.
+    pub(crate) fn worth_retrying(error: &(dyn Error + 'static)) -> Option<Delivery> {
+        let mut next = Some(error);
+        while let Some(error) = next {
+            if error.is::<crate::route::Ejected>() {
+                return None;
+            }
+            next = error.source();
+        }
+        Delivery::of(error)
     }
 }
 

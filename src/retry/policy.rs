@@ -226,7 +226,7 @@ impl Shared {
         match outcome {
             Ok(response) if response.is_retryable() => Some(Reason::Refused),
             Ok(_) => None,
-            Err(error) => match Delivery::of(error) {
+            Err(error) => match Delivery::worth_retrying(error) {
                 Some(Delivery::NotSent) => Some(Reason::NotSent),
                 Some(Delivery::MaybeSent) if request.is_idempotent() => Some(Reason::LostIdempotent),
                 Some(Delivery::MaybeSent) => {

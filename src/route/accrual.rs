@@ -1,6 +1,7 @@
 //! [`Accrual`]: records each attempt against its endpoint's health, from
 //! inside the endpoint's stack.
 
+use super::error::Ejected;
 use super::health::{probe, HealthConfig, Probed};
 use super::key::Probe;
 use super::service::EndpointInfo;
@@ -25,6 +26,9 @@ use tower::Service;
 pub struct Accrual<S> {
     inner: S,
     shared: Arc<Shared<S>>,
+    /// The endpoint was ejected when this clone was last made ready: the
+    /// next call fails at once with [`Ejected`], without the inner service.
+    ejected: bool,
 }
 
 struct Shared<S> {
@@ -57,6 +61,7 @@ impl<S: Clone> Accrual<S> {
                 template: inner.clone(),
             }),
             inner,
+            ejected: false,
         }
     }
 }
@@ -66,6 +71,7 @@ impl<S: Clone> Clone for Accrual<S> {
         Accrual {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            ejected: false,
         }
     }
 }
@@ -90,13 +96,34 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req>;
 
+    /// Ready at once while the endpoint is ejected (the call will fail
+    /// without the inner service); otherwise when the inner service is.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.ejected = !self.shared.info.health.is_up();
+        if self.ejected {
+            return Poll::Ready(Ok(()));
+        }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    /// While the endpoint is ejected an attempt fails at once with
+    /// [`Ejected`], so that a call already inside the endpoint's stack
+    /// (in the retry layer's backoff when the endpoint was ejected) ends
+    /// now instead of retrying until its deadline: the retry layer does not
+    /// retry an ejection (see [`crate::failure`]).
     fn call(&mut self, request: Req) -> Self::Future {
+        if std::mem::take(&mut self.ejected) {
+            return ResponseFuture {
+                state: State::Ejected {
+                    error: Some(Ejected::new(self.shared.info.name.clone()).into()),
+                },
+                shared: self.shared.clone(),
+            };
+        }
         ResponseFuture {
-            inner: self.inner.call(request),
+            state: State::Called {
+                inner: self.inner.call(request),
+            },
             shared: self.shared.clone(),
         }
     }
@@ -109,12 +136,24 @@ impl<Req: Probe> Probe for Batch<Req> {
     }
 }
 
-/// The response of an [`Accrual`] call: the inner one, recorded.
+/// The response of an [`Accrual`] call: the inner one, recorded; or the
+/// ejection.
 #[pin_project]
 pub struct ResponseFuture<S: Service<Req>, Req> {
     #[pin]
-    inner: S::Future,
+    state: State<S::Future>,
     shared: Arc<Shared<S>>,
+}
+
+#[pin_project(project = StateProj)]
+enum State<F> {
+    Called {
+        #[pin]
+        inner: F,
+    },
+    Ejected {
+        error: Option<BoxError>,
+    },
 }
 
 impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
@@ -134,7 +173,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = futures::ready!(this.inner.poll(cx)).map_err(Into::into);
+        let inner = match this.state.project() {
+            StateProj::Called { inner } => inner,
+            StateProj::Ejected { error } => {
+                let error = error.take().unwrap_or_else(|| "polled after completion".into());
+                return Poll::Ready(Err(error));
+            }
+        };
+        let result = futures::ready!(inner.poll(cx)).map_err(Into::into);
         let shared = &**this.shared;
         let outcome = result.as_ref().map(drop).map_err(|error| &**error as _);
         if shared

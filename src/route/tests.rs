@@ -103,3 +103,73 @@ fn a_router_needs_distinct_endpoints() {
     );
     assert_eq!(twice.map(drop).unwrap_err(), RouteError::Duplicate("a".into()));
 }
+
+impl crate::retry::Idempotent for Get {
+    fn is_idempotent(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Debug)]
+struct Reply;
+
+impl crate::retry::RetryableResponse for Reply {
+    fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// A call already inside an endpoint's stack when the endpoint is ejected
+/// (waiting in the retry layer's backoff) stops there: its next attempt
+/// meets the ejection, which is not retried, instead of retrying until its
+/// retries or its deadline run out.
+#[tokio::test(start_paused = true)]
+async fn a_call_retrying_when_its_endpoint_is_ejected_ends_with_the_ejection() {
+    use crate::reconnect::error::Disconnected;
+    use crate::retry::{RetryConfig, RetryPolicy};
+    use std::sync::atomic::AtomicU32;
+    use tower::Layer;
+
+    // Every attempt fails at once, not sent (no connection).
+    let attempts = Arc::new(AtomicU32::new(0));
+    let counted = attempts.clone();
+    let dead = service_fn(move |_: Get| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        async { Err::<Reply, BoxError>(Disconnected::new(None).into()) }
+    });
+    let health = HealthConfig {
+        failures: 2,
+        window: Duration::from_secs(10),
+        // Probes far off: the endpoint stays ejected for this test.
+        probe_backoff: Backoff::new(Duration::from_secs(3600), Duration::from_secs(3600)),
+        probe_timeout: Duration::from_secs(1),
+    };
+    let info = service::EndpointInfo::new("a".into(), None);
+    let observed = Accrual::new(dead, info.clone(), health);
+    let policy = RetryPolicy::new(RetryConfig {
+        max_retries: 8,
+        backoff: Backoff::new(Duration::from_millis(100), Duration::from_millis(100)),
+        ..RetryConfig::default()
+    });
+    let retries = policy.handle();
+    let error = policy
+        .into_layer()
+        .layer(observed)
+        .oneshot(Get("k"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(info.health.state(), EndpointState::Ejected);
+    assert!(error.is::<Ejected>(), "{error}");
+    assert_eq!(Failure::of(&*error), Failure::NotSent);
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        2,
+        "two attempts reached the service"
+    );
+    assert_eq!(
+        retries.stats().retries,
+        2,
+        "and one more met the ejection: not retried"
+    );
+}
