@@ -1,5 +1,5 @@
 //! What the framework's layers measure, through the `metrics` crate's
-//! facade: the names, their labels, and [`describe`].
+//! facade: the names, their labels, and `describe` (feature `metrics`).
 //!
 //! Every layer records what it sees — the pipeline its requests, their
 //! latency and its calls in flight, the reconnect layer its connects and
