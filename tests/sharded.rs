@@ -13,6 +13,8 @@ use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig};
 use wirestack::pool::PoolConfig;
+use wirestack::reconnect::ReconnectConfig;
+use wirestack::retry::RetryConfig;
 use wirestack::route::{Ejected, EndpointState, HealthConfig};
 
 /// A `kv serve` process (in memory), killed on drop.
@@ -116,8 +118,19 @@ async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_r
     let mut c = serve();
     let addrs = vec![a.addr.clone(), b.addr.clone(), c.addr.clone()];
     let deadline = Duration::from_secs(2);
+    // Backoffs tuned for a loopback cluster, where a refused connect takes
+    // microseconds: retry and reconnect back off from 10 ms (defaults: 25
+    // and 100 ms), so that a dead server is ejected after 3 quick attempts.
     let router = ClientBuilder::new(ClientCodec::new())
         .timeout(deadline)
+        .retry(RetryConfig {
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_millis(200)),
+            ..RetryConfig::default()
+        })
+        .reconnect(ReconnectConfig {
+            backoff: Backoff::new(Duration::from_millis(10), Duration::from_secs(1)),
+            ..ReconnectConfig::default()
+        })
         .pool(PoolConfig {
             max_connections: 2,
             grow_at: 4,
