@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tower::util::Oneshot;
 use tower::Service;
 
 /// One call in flight on a member, until dropped.
@@ -38,26 +39,14 @@ where
     S: Service<Req>,
 {
     #[pin]
-    state: State<S, Req>,
+    call: Oneshot<S, Req>,
     in_flight: Option<InFlight<S>>,
-}
-
-#[pin_project(project = StateProj)]
-enum State<S, Req>
-where
-    S: Service<Req>,
-{
-    Readying { service: S, request: Option<Req> },
-    Called(#[pin] S::Future),
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
     pub(super) fn new(service: S, request: Req, in_flight: InFlight<S>) -> Self {
         ResponseFuture {
-            state: State::Readying {
-                service,
-                request: Some(request),
-            },
+            call: Oneshot::new(service, request),
             in_flight: Some(in_flight),
         }
     }
@@ -73,24 +62,9 @@ impl<S: Service<Req>, Req> Future for ResponseFuture<S, Req> {
     type Output = Result<S::Response, S::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            let result = match this.state.as_mut().project() {
-                StateProj::Readying { service, request } => match futures::ready!(service.poll_ready(cx)) {
-                    Ok(()) => {
-                        let request = request
-                            .take()
-                            .expect("pool::ResponseFuture polled after completion");
-                        let future = service.call(request);
-                        this.state.set(State::Called(future));
-                        continue;
-                    }
-                    Err(error) => Err(error),
-                },
-                StateProj::Called(future) => futures::ready!(future.poll(cx)),
-            };
-            this.in_flight.take();
-            return Poll::Ready(result);
-        }
+        let this = self.project();
+        let result = futures::ready!(this.call.poll(cx));
+        this.in_flight.take();
+        Poll::Ready(result)
     }
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tower::util::Oneshot;
 use tower::Service;
 
 /// The response of a request routed by a [`Router`](super::Router): the
@@ -32,17 +33,13 @@ where
     S: Service<Req>,
 {
     Failed(Option<Ejected>),
-    Readying { service: S, request: Option<Req> },
-    Called(#[pin] S::Future),
+    Called(#[pin] Oneshot<S, Req>),
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
     pub(super) fn new(table: Arc<Table<S>>, index: usize, service: S, request: Req) -> Self {
         ResponseFuture {
-            state: State::Readying {
-                service,
-                request: Some(request),
-            },
+            state: State::Called(Oneshot::new(service, request)),
             route: Some((table, index)),
         }
     }
@@ -59,7 +56,6 @@ impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Failed(_) => "ejected",
-            State::Readying { .. } => "readying",
             State::Called(_) => "called",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()
@@ -76,43 +72,30 @@ where
     type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            let result = match this.state.as_mut().project() {
-                StateProj::Failed(ejected) => {
-                    let ejected = ejected
-                        .take()
-                        .expect("route::ResponseFuture polled after completion");
-                    return Poll::Ready(Err(ejected.into()));
-                }
-                StateProj::Readying { service, request } => match futures::ready!(service.poll_ready(cx)) {
-                    Ok(()) => {
-                        let request = request
-                            .take()
-                            .expect("route::ResponseFuture polled after completion");
-                        let future = service.call(request);
-                        this.state.set(State::Called(future));
-                        continue;
-                    }
-                    Err(error) => Err(error),
-                },
-                StateProj::Called(future) => futures::ready!(future.poll(cx)),
-            };
-            let Some((table, index)) = this.route.take() else {
-                return Poll::Ready(Err("route::ResponseFuture polled after completion".into()));
-            };
-            return Poll::Ready(match result {
-                Ok(response) => {
-                    record::<S, Req>(&table, index, Ok(()));
-                    Ok(response)
-                }
-                Err(error) => {
-                    let error: BoxError = error.into();
-                    record::<S, Req>(&table, index, Err(&*error));
-                    let name = table.endpoints[index].info.name.clone();
-                    Err(EndpointError::new(name, error).into())
-                }
-            });
-        }
+        let this = self.project();
+        let result = match this.state.project() {
+            StateProj::Failed(ejected) => {
+                let ejected = ejected
+                    .take()
+                    .expect("route::ResponseFuture polled after completion");
+                return Poll::Ready(Err(ejected.into()));
+            }
+            StateProj::Called(call) => futures::ready!(call.poll(cx)),
+        };
+        let Some((table, index)) = this.route.take() else {
+            return Poll::Ready(Err("route::ResponseFuture polled after completion".into()));
+        };
+        Poll::Ready(match result {
+            Ok(response) => {
+                record::<S, Req>(&table, index, Ok(()));
+                Ok(response)
+            }
+            Err(error) => {
+                let error: BoxError = error.into();
+                record::<S, Req>(&table, index, Err(&*error));
+                let name = table.endpoints[index].info.name.clone();
+                Err(EndpointError::new(name, error).into())
+            }
+        })
     }
 }
