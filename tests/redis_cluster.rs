@@ -193,19 +193,25 @@ async fn client(cluster: &LocalCluster, deadline: Duration) -> RedisClient<Clust
     RedisClient::new(Deadline::new(inner, deadline))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_keys_go_to_the_primary_of_their_slot() {
-    let Some(cluster) = LocalCluster::start(3, 0) else {
-        return;
-    };
-    let redis = client(&cluster, Duration::from_secs(5)).await;
-    let keys: Vec<String> = (0..10_000).map(|i| format!("key:{i}")).collect();
+/// Sets `key:0` .. `key:<n-1>`, each to its own name, in batches of 500.
+async fn set_keys(redis: &RedisClient<ClusterService>, n: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..n).map(|i| format!("key:{i}")).collect();
     for chunk in keys.chunks(500) {
         redis
             .set_many(chunk.iter().map(|k| (k.as_str(), k.as_str())))
             .await
             .unwrap();
     }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_keys_go_to_the_primary_of_their_slot() {
+    let Some(cluster) = LocalCluster::start(3, 0) else {
+        return;
+    };
+    let redis = client(&cluster, Duration::from_secs(5)).await;
+    let keys = set_keys(&redis, 10_000).await;
     // Each key is where the client placed it: its node answers it without
     // a redirect (a direct connection sees MOVED as an error reply).
     let mut by_node: std::collections::HashMap<String, Vec<&str>> = Default::default();
@@ -315,13 +321,7 @@ async fn resharding_under_load_is_invisible_to_callers() {
         return;
     };
     let redis = client(&cluster, Duration::from_secs(5)).await;
-    let keys: Vec<String> = (0..3000).map(|i| format!("key:{i}")).collect();
-    for chunk in keys.chunks(500) {
-        redis
-            .set_many(chunk.iter().map(|k| (k.as_str(), k.as_str())))
-            .await
-            .unwrap();
-    }
+    let keys = set_keys(&redis, 3000).await;
     let cluster_service = redis.service().get_ref().clone();
 
     // One slot by hand: while it migrates, a key not yet moved is still
@@ -410,13 +410,7 @@ async fn a_killed_primary_is_replaced_by_its_replica_within_the_deadline() {
         return;
     };
     let redis = client(&cluster, Duration::from_secs(10)).await;
-    let keys: Vec<String> = (0..3000).map(|i| format!("key:{i}")).collect();
-    for chunk in keys.chunks(500) {
-        redis
-            .set_many(chunk.iter().map(|k| (k.as_str(), k.as_str())))
-            .await
-            .unwrap();
-    }
+    let keys = set_keys(&redis, 3000).await;
     let cluster_service = redis.service().get_ref().clone();
     let victim = cluster_service.node_of(b"key:0").unwrap();
     let victim_port = cluster.node(&victim).port;
