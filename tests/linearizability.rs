@@ -617,6 +617,19 @@ async fn client_task<S>(
     }
 }
 
+/// A write that failed "not sent" (`Disconnected`, an ejection) was never
+/// applied: no read of `history` may see its value.
+fn assert_never_seen(history: &[Op], not_sent: &[Bytes]) {
+    for op in history {
+        if let Some((_, Answer::Value(Some(value)))) = &op.answer {
+            assert!(
+                !not_sent.contains(value),
+                "a write that failed as not sent was applied: {value:?} read by {op:?}"
+            );
+        }
+    }
+}
+
 /// Most calls one task of the client load makes.
 const MAX_CLIENT_OPS: usize = 2_000;
 
@@ -661,16 +674,8 @@ async fn the_default_client_stack_is_linearizable_across_server_restarts() {
     final_reads(server.addr, 1_000, keys, &recorder).await;
 
     let history = recorder.history();
-    // A write that failed "not sent" must never be seen.
     let not_sent = not_sent.lock().unwrap().clone();
-    for op in &history {
-        if let Some((_, Answer::Value(Some(value)))) = &op.answer {
-            assert!(
-                !not_sent.contains(value),
-                "a write that failed as not sent (Disconnected) was applied: {value:?} read by {op:?}"
-            );
-        }
-    }
+    assert_never_seen(&history, &not_sent);
     let checked = assert_linearizable(&history);
     let (reconnects, retries) = (client.service().reconnect_stats(), client.service().retry_stats());
     eprintln!("{reconnects:?}, {retries:?}, {} writes not sent", not_sent.len());
@@ -715,13 +720,16 @@ async fn a_sharded_client_is_linearizable_across_a_restart_of_one_server() {
     let recorder = Arc::new(Recorder::default());
     let not_sent = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..24)
-        .map(|task| {
-            let (client, stop, recorder, not_sent) =
-                (client.clone(), stop.clone(), recorder.clone(), not_sent.clone());
-            tokio::spawn(client_task(client, task, keys, stop, recorder, not_sent))
-        })
-        .collect();
+    let spawn = |tasks: std::ops::Range<u64>| -> Vec<_> {
+        tasks
+            .map(|task| {
+                let (client, stop, recorder, not_sent) =
+                    (client.clone(), stop.clone(), recorder.clone(), not_sent.clone());
+                tokio::spawn(client_task(client, task, keys, stop, recorder, not_sent))
+            })
+            .collect()
+    };
+    let tasks = spawn(0..24);
     wait_for_answers(&recorder, fastrand::usize(300..900)).await;
     servers[victim].take().expect("running").kill();
     tokio::time::sleep(LONG_OUTAGE).await;
@@ -740,13 +748,7 @@ async fn a_sharded_client_is_linearizable_across_a_restart_of_one_server() {
     back.await.expect("the restarted server is probed back in");
     // Fresh tasks (the first ones may have used up their calls while the
     // server was out): load after the restart, its keys included.
-    let after: Vec<_> = (100..104)
-        .map(|task| {
-            let (client, stop, recorder, not_sent) =
-                (client.clone(), stop.clone(), recorder.clone(), not_sent.clone());
-            tokio::spawn(client_task(client, task, keys, stop, recorder, not_sent))
-        })
-        .collect();
+    let after = spawn(100..104);
     wait_for_answers(&recorder, recorder.answered() + 300).await;
     stop.store(true, Ordering::Relaxed);
     finish(tasks).await;
@@ -755,14 +757,7 @@ async fn a_sharded_client_is_linearizable_across_a_restart_of_one_server() {
 
     let history = recorder.history();
     let not_sent = not_sent.lock().unwrap().clone();
-    for op in &history {
-        if let Some((_, Answer::Value(Some(value)))) = &op.answer {
-            assert!(
-                !not_sent.contains(value),
-                "a write that failed as not sent was applied: {value:?} read by {op:?}"
-            );
-        }
-    }
+    assert_never_seen(&history, &not_sent);
     let checked = assert_linearizable(&history);
     let stats = handle.stats();
     eprintln!("{stats:?}, {} writes not sent", not_sent.len());
