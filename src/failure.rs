@@ -1,7 +1,7 @@
 //! The failure vocabulary of a client stack: what became of a request that
 //! failed, decided by one rule.
 //!
-//! Layers box their errors at the tower boundary ([`BoxError`]), as tower's
+//! Layers box their errors at the tower boundary ([`BoxError`](crate::BoxError)), as tower's
 //! own middleware does, so whoever sits above a stack — a typed client, the
 //! [retry](crate::retry) layer, your code — has to look through a chain of
 //! sources to learn what happened. [`Failure::of`] is that look, made once
@@ -12,13 +12,16 @@
 //! # The rule
 //!
 //! Following [`Error::source`] from the outermost error inward, the first
-//! error the framework knows decides:
+//! error the framework knows decides. Each layer says what its own errors
+//! mean, beside their definition; this module names no layer, and this
+//! table is what they say:
 //!
 //! | error found | [`Failure`] | [`Delivery`] |
 //! | --- | --- | --- |
 //! | [`deadline::Elapsed`](crate::deadline::Elapsed), or tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
 //! | [`pipeline::Error::TimedOut`] (the deadline passed in the pipeline) | [`TimedOut`](Failure::TimedOut) | — |
 //! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
+//! | [`transport::HandshakeError::Failed`](crate::transport::HandshakeError::Failed) | what its source says | |
 //! | [`retry::MaybeApplied`](crate::retry::MaybeApplied) (retries gave up; an earlier attempt may have been applied) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`route::Ejected`](crate::route::Ejected) (the request's endpoint is ejected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent), but not retried: until a probe brings the endpoint back every attempt meets the same refusal |
@@ -44,13 +47,10 @@
 //! assert_eq!(Failure::Connection.delivery(), Some(Delivery::MaybeSent));
 //! ```
 
-use crate::pipeline;
-use crate::reconnect::error::Disconnected;
-use crate::transport::HandshakeError;
 use std::error::Error;
 
-/// A boxed error, as tower uses at the boundary between layers.
-pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
+// Until every file names it at the crate root.
+pub(crate) use crate::BoxError;
 
 /// What became of a request that failed somewhere in a client stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,9 +70,10 @@ pub enum Failure {
     /// been applied.
     Protocol,
     /// The peer refused the connection's on-connect handshake (a wrong
-    /// credential, see [`HandshakeError::Rejected`]): the request was not
-    /// sent, and sending it again on a new connection would meet the same
-    /// refusal, so it is never retried.
+    /// credential, see
+    /// [`HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected)):
+    /// the request was not sent, and sending it again on a new connection
+    /// would meet the same refusal, so it is never retried.
     Rejected,
     /// An error no framework layer made: a layer of yours, or one of
     /// tower's (such as `LoadShed`'s `Overloaded`). The framework cannot
@@ -93,48 +94,64 @@ pub enum Delivery {
     MaybeSent,
 }
 
+/// What a framework error says about the request it failed: each layer's
+/// error implements it beside its definition, and the crate root lists
+/// those errors ([`crate::KNOWN_ERRORS`]) — so this module names no layer.
+pub(crate) trait Classify: Error + 'static {
+    /// What became of the request; `None` when this error only wraps the
+    /// one that decides (its source).
+    fn failure(&self) -> Option<Failure>;
+
+    /// `false` when sending the request again cannot help although it was
+    /// not sent (its endpoint is ejected: every attempt meets the same
+    /// refusal until a probe brings it back).
+    fn worth_retrying(&self) -> bool {
+        true
+    }
+}
+
+/// One error type the rule knows: a downcast to it, and what it says.
+#[derive(Clone, Copy)]
+pub(crate) struct Known(fn(&(dyn Error + 'static)) -> Option<Verdict>);
+
+/// What a known error said.
+#[derive(Clone, Copy)]
+struct Verdict {
+    failure: Failure,
+    worth_retrying: bool,
+}
+
+impl Known {
+    /// The rule knows errors of type `E`.
+    pub(crate) const fn of<E: Classify>() -> Known {
+        fn verdict<E: Classify>(error: &(dyn Error + 'static)) -> Option<Verdict> {
+            let error = error.downcast_ref::<E>()?;
+            Some(Verdict {
+                failure: error.failure()?,
+                worth_retrying: error.worth_retrying(),
+            })
+        }
+        Known(verdict::<E>)
+    }
+}
+
+/// The first known error in `error`'s chain of sources, and what it says.
+fn verdict(error: &(dyn Error + 'static)) -> Option<Verdict> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(verdict) = crate::KNOWN_ERRORS.iter().find_map(|known| (known.0)(error)) {
+            return Some(verdict);
+        }
+        next = error.source();
+    }
+    None
+}
+
 impl Failure {
     /// Sorts `error` by [the rule](self): the first error in its chain of
     /// sources that the framework knows decides.
     pub fn of(error: &(dyn Error + 'static)) -> Failure {
-        let mut next = Some(error);
-        while let Some(error) = next {
-            if error.is::<crate::deadline::Elapsed>() || error.is::<tower::timeout::error::Elapsed>() {
-                return Failure::TimedOut;
-            }
-            if let Some(HandshakeError::Rejected(_)) = error.downcast_ref::<HandshakeError>() {
-                return Failure::Rejected;
-            }
-            if error.is::<crate::retry::MaybeApplied>() {
-                return Failure::Connection;
-            }
-            if error.is::<Disconnected>() {
-                // Not sent; unless the last connect attempt was refused.
-                return match error.source().map(Failure::of) {
-                    Some(Failure::Rejected) => Failure::Rejected,
-                    _ => Failure::NotSent,
-                };
-            }
-            if let Some(error) = error.downcast_ref::<pipeline::Error>() {
-                return Self::of_pipeline(error);
-            }
-            if error.is::<crate::route::Ejected>() {
-                return Failure::NotSent;
-            }
-            next = error.source();
-        }
-        Failure::Other
-    }
-
-    fn of_pipeline(error: &pipeline::Error) -> Failure {
-        match error {
-            pipeline::Error::NotSent(_) => Failure::NotSent,
-            pipeline::Error::Closed => Failure::Connection,
-            pipeline::Error::UnexpectedResponse => Failure::Protocol,
-            pipeline::Error::TimedOut => Failure::TimedOut,
-            pipeline::Error::Transport(source) if has_io_error(&**source) => Failure::Connection,
-            pipeline::Error::Transport(_) => Failure::Protocol,
-        }
+        verdict(error).map_or(Failure::Other, |verdict| verdict.failure)
     }
 
     /// Whether a request that failed this way may have reached the peer;
@@ -156,24 +173,19 @@ impl Delivery {
     }
 
     /// What the retry layer acts on: [`Delivery::of`], except `None` for a
-    /// request refused because its endpoint is
-    /// [ejected](crate::route::Ejected). It was not sent, but sending it
-    /// again cannot help: a key has one home, and it stays ejected until a
-    /// probe brings it back.
+    /// request that was not sent but that sending again cannot help, such
+    /// as one refused because its endpoint is
+    /// [ejected](crate::route::Ejected): a key has one home, and it stays
+    /// ejected until a probe brings it back.
     pub(crate) fn worth_retrying(error: &(dyn Error + 'static)) -> Option<Delivery> {
-        let mut next = Some(error);
-        while let Some(error) = next {
-            if error.is::<crate::route::Ejected>() {
-                return None;
-            }
-            next = error.source();
-        }
-        Delivery::of(error)
+        let verdict = verdict(error)?;
+        verdict.worth_retrying.then_some(verdict.failure.delivery()).flatten()
     }
 }
 
-/// `true` if an [`std::io::Error`] is `error` or one of its sources.
-fn has_io_error(error: &(dyn Error + 'static)) -> bool {
+/// `true` if an [`std::io::Error`] is `error` or one of its sources: what
+/// tells a connection that failed from a peer that broke the protocol.
+pub(crate) fn has_io_error(error: &(dyn Error + 'static)) -> bool {
     let mut next = Some(error);
     while let Some(error) = next {
         if error.is::<std::io::Error>() {
@@ -187,6 +199,10 @@ fn has_io_error(error: &(dyn Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline;
+    use crate::reconnect::error::Disconnected;
+    use crate::transport::HandshakeError;
+    use crate::BoxError;
     use std::io;
     use std::sync::Arc;
 
@@ -246,6 +262,21 @@ mod tests {
         struct Wrapper(#[source] pipeline::Error);
         assert_eq!(of(Wrapper(pipeline::Error::Closed)), Failure::Connection);
         assert_eq!(of(Wrapper(transport(CodecError::Bad))), Failure::Protocol);
+    }
+
+    #[test]
+    fn an_ejection_is_not_sent_but_not_worth_retrying() {
+        let ejected = crate::route::Ejected::new("127.0.0.1:7001".into());
+        assert_eq!(Delivery::of(&ejected), Some(Delivery::NotSent));
+        assert_eq!(Delivery::worth_retrying(&ejected), None);
+        let closed = pipeline::Error::Closed.not_sent();
+        assert_eq!(Delivery::worth_retrying(&closed), Some(Delivery::NotSent));
+    }
+
+    #[test]
+    fn a_failed_handshake_is_what_its_cause_says() {
+        let failed = HandshakeError::failed(pipeline::Error::Closed);
+        assert_eq!(of(failed), Failure::Connection);
     }
 
     #[test]

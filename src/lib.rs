@@ -41,7 +41,7 @@
 //! * [`retry`]: retries only what is safe, within the deadline.
 //! * [`batch`]: many requests as one unit through the whole stack.
 //! * [`backoff`]: exponential backoff with full jitter, for both of them.
-//! * [`failure`]: the failure vocabulary — [`BoxError`], and the one rule
+//! * [`failure`]: the failure vocabulary — the one rule
 //!   that says whether a failed request timed out, was not sent, was lost
 //!   with its connection or met a protocol error.
 //! * [`metrics`]: what every layer records through the `metrics` facade
@@ -129,7 +129,23 @@ pub mod kv;
 #[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
 pub mod resp;
 
-pub use failure::BoxError;
+/// A boxed error, as tower uses at the boundary between layers: the error
+/// type of every middleware that must carry any inner error. Downcast it (or
+/// ask [`failure::Failure::of`]) to learn what happened.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The framework's errors that the [failure rule](failure) knows. Each says
+/// what it means beside its definition; this list, in the one module that
+/// knows every other, is how the rule finds them without naming a layer.
+const KNOWN_ERRORS: &[failure::Known] = &[
+    failure::Known::of::<deadline::Elapsed>(),
+    failure::Known::of::<tower::timeout::error::Elapsed>(),
+    failure::Known::of::<transport::HandshakeError>(),
+    failure::Known::of::<retry::MaybeApplied>(),
+    failure::Known::of::<reconnect::error::Disconnected>(),
+    failure::Known::of::<pipeline::Error>(),
+    failure::Known::of::<route::Ejected>(),
+];
 
 /// The README's code blocks, compiled as doc tests so they stay true.
 #[doc = include_str!("../README.md")]

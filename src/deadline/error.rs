@@ -1,5 +1,6 @@
 //! The error of the deadline middleware.
 
+use crate::failure::{Classify, Failure};
 use std::fmt;
 
 /// The request's deadline passed before it was answered. It may or may not
@@ -21,3 +22,17 @@ impl fmt::Display for Elapsed {
 }
 
 impl std::error::Error for Elapsed {}
+
+impl Classify for Elapsed {
+    fn failure(&self) -> Option<Failure> {
+        Some(Failure::TimedOut)
+    }
+}
+
+/// tower's `Timeout` is this crate's deadline, as far as the failure rule
+/// is concerned.
+impl Classify for tower::timeout::error::Elapsed {
+    fn failure(&self) -> Option<Failure> {
+        Some(Failure::TimedOut)
+    }
+}

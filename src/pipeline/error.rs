@@ -1,6 +1,6 @@
 //! The errors of the pipelining multiplexer.
 
-use crate::failure::BoxError;
+use crate::failure::{has_io_error, BoxError, Classify, Failure};
 use std::fmt;
 use std::sync::Arc;
 
@@ -62,6 +62,21 @@ impl fmt::Display for Error {
             Error::NotSent(cause) => write!(f, "request not sent: {cause}"),
             Error::TimedOut => f.write_str("request deadline passed"),
         }
+    }
+}
+
+impl Classify for Error {
+    fn failure(&self) -> Option<Failure> {
+        Some(match self {
+            Error::NotSent(_) => Failure::NotSent,
+            Error::Closed => Failure::Connection,
+            Error::UnexpectedResponse => Failure::Protocol,
+            Error::TimedOut => Failure::TimedOut,
+            // An I/O error among its sources: the connection failed; else
+            // the codec rejected the peer's bytes.
+            Error::Transport(source) if has_io_error(&**source) => Failure::Connection,
+            Error::Transport(_) => Failure::Protocol,
+        })
     }
 }
 

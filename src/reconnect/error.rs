@@ -6,6 +6,7 @@
 //! [`pipeline::Error`](crate::pipeline::Error)); a request that could not be
 //! sent at all fails with [`Disconnected`]. Downcast to tell them apart.
 
+use crate::failure::{Classify, Failure};
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
@@ -54,6 +55,16 @@ impl fmt::Display for Disconnected {
 impl Error for Disconnected {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         self.cause.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+impl Classify for Disconnected {
+    /// Not sent; unless the last connect attempt was refused.
+    fn failure(&self) -> Option<Failure> {
+        Some(match self.source().map(Failure::of) {
+            Some(Failure::Rejected) => Failure::Rejected,
+            _ => Failure::NotSent,
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The retry layer's own error: the last attempt's error, when an earlier
 //! attempt may already have been applied.
 
-use crate::failure::BoxError;
+use crate::failure::{BoxError, Classify, Failure};
 use std::error::Error;
 use std::fmt;
 
@@ -31,6 +31,13 @@ impl fmt::Display for MaybeApplied {
             "an earlier attempt may have been applied; the last one failed: {}",
             self.last
         )
+    }
+}
+
+/// A lost connection (may have been sent), whatever its source says.
+impl Classify for MaybeApplied {
+    fn failure(&self) -> Option<Failure> {
+        Some(Failure::Connection)
     }
 }
 

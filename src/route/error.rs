@@ -1,5 +1,6 @@
 //! Errors of the router.
 
+use crate::failure::{Classify, Failure};
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +39,18 @@ impl fmt::Display for Ejected {
 }
 
 impl Error for Ejected {}
+
+impl Classify for Ejected {
+    fn failure(&self) -> Option<Failure> {
+        Some(Failure::NotSent)
+    }
+
+    /// Until a probe brings the endpoint back, every attempt meets the same
+    /// refusal.
+    fn worth_retrying(&self) -> bool {
+        false
+    }
+}
 
 /// A request routed to an endpoint failed there: the endpoint's name, and
 /// the error of its stack as the source (the [failure

@@ -1,7 +1,7 @@
 //! The on-connect hook: [`OnConnect`] runs a [`Handshake`] on every new
 //! transport before anything else is written to it.
 
-use crate::failure::BoxError;
+use crate::failure::{BoxError, Classify, Failure};
 use futures::future::BoxFuture;
 use std::fmt;
 use std::future::Future;
@@ -27,6 +27,16 @@ pub enum HandshakeError {
     /// The handshake could not be completed.
     #[error("the handshake failed: {0}")]
     Failed(#[source] BoxError),
+}
+
+impl Classify for HandshakeError {
+    /// A refusal is final; a handshake that failed is what its cause says.
+    fn failure(&self) -> Option<Failure> {
+        match self {
+            HandshakeError::Rejected(_) => Some(Failure::Rejected),
+            HandshakeError::Failed(_) => None,
+        }
+    }
 }
 
 impl HandshakeError {
