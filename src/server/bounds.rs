@@ -8,6 +8,7 @@
 use crate::failure::BoxError;
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use tokio_util::codec::{Decoder, Encoder};
@@ -27,9 +28,9 @@ pub trait ServeCodec<Resp>:
     type Request: Send + 'static;
     /// Why a frame could not be decoded (logged; the connection then
     /// answers what it has and closes).
-    type DecodeError: fmt::Display + Send;
+    type DecodeError: fmt::Display + From<io::Error> + Send;
     /// Why a response could not be encoded (the connection ends with it).
-    type EncodeError: Into<BoxError> + Send;
+    type EncodeError: Into<BoxError> + From<io::Error> + Send;
 }
 
 impl<C, Resp> ServeCodec<Resp> for C

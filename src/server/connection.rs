@@ -14,6 +14,7 @@ mod timers;
 pub use error::ConnectionError;
 pub(crate) use metered::Metered;
 
+use super::bounds::ServeCodec;
 use super::budget::{Budget, FrameSize, Share};
 use super::close::CloseAfter;
 use super::overload::{Overload, Overloaded};
@@ -23,7 +24,6 @@ use futures::{Sink, TryStream};
 use in_flight::InFlight;
 use pin_project::pin_project;
 use share::Room;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use timers::{Resting, Timer, Timers};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::{Decoder, Encoder, Framed};
+use tokio_util::codec::Framed;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
 
@@ -45,6 +45,14 @@ pub(crate) struct Limits {
     pub(crate) write_timeout: Option<Duration>,
     /// The protocol's frame lengths, if it tells them.
     pub(crate) frame_size: Option<FrameSize>,
+}
+
+/// The protocol's two hooks a connection asks: its answer to refused work,
+/// and which answers end the conversation.
+#[derive(Debug, Clone)]
+pub(crate) struct Hooks<O, K> {
+    pub(crate) overload: O,
+    pub(crate) close: K,
 }
 
 /// Serves one transport with one service, pipelined.
@@ -67,13 +75,8 @@ where
     #[pin]
     transport: Framed<Metered<Io>, C>,
     service: S,
-    overload: O,
-    /// Asked about every response: close after writing it?
-    close: K,
+    hooks: Hooks<O, K>,
     in_flight: InFlight<S::Future>,
-    /// The wire bytes of each request in `in_flight`, in the same order.
-    in_flight_sizes: VecDeque<usize>,
-    in_flight_bytes: usize,
     /// Bytes read and taken out of the read buffer by decoded frames.
     consumed: u64,
     share: Share,
@@ -102,7 +105,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("in_flight", &self.in_flight.len())
-            .field("in_flight_bytes", &self.in_flight_bytes)
+            .field("in_flight_bytes", &self.in_flight.bytes())
             .field("reading", &self.reading)
             .finish_non_exhaustive()
     }
@@ -112,14 +115,10 @@ impl<Io, C, S, Req, O, K> Connection<Io, C, S, Req, O, K>
 where
     S: Service<Req>,
 {
-    // Every argument is a separate part the connection owns; a struct of
-    // them would only be built here, once.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         transport: Framed<Metered<Io>, C>,
         service: S,
-        overload: O,
-        close: K,
+        hooks: Hooks<O, K>,
         budget: Arc<Budget>,
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
@@ -129,11 +128,8 @@ where
         Connection {
             transport,
             service,
-            overload,
-            close,
+            hooks,
             in_flight: InFlight::new(),
-            in_flight_sizes: VecDeque::new(),
-            in_flight_bytes: 0,
             consumed: 0,
             share: Share::new(budget),
             limits: Limits {
@@ -160,11 +156,8 @@ const ROUNDS_PER_POLL: usize = 16;
 impl<Io, C, S, Req, O, K> Future for Connection<Io, C, S, Req, O, K>
 where
     Io: AsyncRead + AsyncWrite,
-    C: Decoder<Item = Req> + Encoder<S::Response>,
-    <C as Decoder>::Error: fmt::Display,
-    <C as Encoder<S::Response>>::Error: Into<BoxError>,
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
+    C: ServeCodec<S::Response, Request = Req>,
+    S: Service<Req, Error: Into<BoxError>>,
     O: Overload<S::Response>,
     K: CloseAfter<S::Response>,
 {
@@ -210,11 +203,8 @@ where
 impl<Io, C, S, Req, O, K> ConnectionProj<'_, Io, C, S, Req, O, K>
 where
     Io: AsyncRead + AsyncWrite,
-    C: Decoder<Item = Req> + Encoder<S::Response>,
-    <C as Decoder>::Error: fmt::Display,
-    <C as Encoder<S::Response>>::Error: Into<BoxError>,
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
+    C: ServeCodec<S::Response, Request = Req>,
+    S: Service<Req, Error: Into<BoxError>>,
     O: Overload<S::Response>,
     K: CloseAfter<S::Response>,
 {
@@ -226,9 +216,8 @@ where
         };
         tracing::debug!(%reason, "a frame larger than the budget: closing the connection");
         self.metrics.overloaded(&reason);
-        if let Some(response) = self.overload.overloaded(&reason) {
+        if let Some(response) = self.hooks.overload.overloaded(&reason) {
             self.in_flight.push_answered(Ok(response));
-            self.in_flight_sizes.push_back(0);
         }
         self.stop_reading(CloseCause::BufferBudget);
     }
@@ -270,9 +259,7 @@ where
                     self.timers.frame_decoded();
                     let size = self.frame_size();
                     let future = self.service.call(request);
-                    self.in_flight.push(future, cx);
-                    self.in_flight_sizes.push_back(size);
-                    *self.in_flight_bytes += size;
+                    self.in_flight.push(future, size, cx);
                     *self.started += 1;
                     started = true;
                 }
@@ -318,14 +305,12 @@ where
                 }
             }
             let output = match self.in_flight.poll_next(cx) {
-                Poll::Ready(Some(output)) => output,
+                Poll::Ready(Some((output, _size))) => output,
                 Poll::Ready(None) | Poll::Pending => break,
             };
-            let size = self.in_flight_sizes.pop_front().unwrap_or(0);
-            *self.in_flight_bytes = self.in_flight_bytes.saturating_sub(size);
             match output {
                 Ok(response) => {
-                    let last = self.close.close_after(&response);
+                    let last = self.hooks.close.close_after(&response);
                     self.transport
                         .as_mut()
                         .start_send(response)
@@ -373,8 +358,6 @@ where
     /// connection closes once what is written is flushed.
     fn stop_after_this(&mut self) {
         self.in_flight.clear();
-        self.in_flight_sizes.clear();
-        *self.in_flight_bytes = 0;
         *self.reading = false;
     }
 

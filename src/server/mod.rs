@@ -119,7 +119,7 @@ use crate::failure::BoxError;
 use crate::metrics::{CloseCause, ServerMetrics};
 use budget::{Budget, FrameSize};
 use bytes::BytesMut;
-use connection::{Connection, Metered};
+use connection::{Connection, Hooks, Metered};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -329,12 +329,11 @@ impl<C, O, A, K> Server<C, O, A, K> {
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::debug!(%error, %peer, "could not set TCP_NODELAY");
             }
-            let (acceptor, codec, overload, close) = (
-                self.acceptor.clone(),
-                self.codec.clone(),
-                self.overload.clone(),
-                self.close.clone(),
-            );
+            let (acceptor, codec) = (self.acceptor.clone(), self.codec.clone());
+            let hooks = Hooks {
+                overload: self.overload.clone(),
+                close: self.close.clone(),
+            };
             let (budget, limits, stop) = (budget.clone(), limits.clone(), stop.clone());
             // Counts the connection closed when dropped, however it ends.
             let mut counted = metrics.accepted();
@@ -350,8 +349,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
                 let connection = Connection::new(
                     transport,
                     service,
-                    overload,
-                    close,
+                    hooks,
                     budget,
                     limits,
                     stop.cancelled_owned(),

@@ -1,5 +1,10 @@
 //! [`InFlight`]: the requests of one connection being worked on, answered in
-//! the order they came.
+//! the order they came, each with the wire bytes it holds.
+//!
+//! The order answers leave in is this type's alone: the connection loop
+//! writes whatever [`InFlight::poll_next`] gives it. A protocol that tags
+//! its requests can answer them as they complete through a collection with
+//! the same methods that yields them in that order instead.
 //!
 //! Most services answer most requests at once (an in-memory read or write
 //! is done by the time its future is first polled). Such a request costs no
@@ -22,11 +27,15 @@ const SPARE_SLOTS: usize = 4;
 /// A pinned place for one future, reused once it has answered.
 type Slot<F> = Pin<Box<Option<F>>>;
 
-/// Requests in flight, in order: answered already, or still running.
+/// Requests in flight, in order: answered already, or still running; each
+/// with the wire bytes of its request, which count against the connection's
+/// share of the buffer budget until its answer is taken.
 pub(super) struct InFlight<F: Future> {
-    order: VecDeque<Entry<F::Output>>,
+    order: VecDeque<(Entry<F::Output>, usize)>,
     running: FuturesOrdered<Running<F>>,
     spare: Vec<Slot<F>>,
+    /// The wire bytes of every request in `order`.
+    bytes: usize,
 }
 
 enum Entry<T> {
@@ -57,7 +66,13 @@ impl<F: Future> InFlight<F> {
             order: VecDeque::new(),
             running: FuturesOrdered::new(),
             spare: Vec::new(),
+            bytes: 0,
         }
+    }
+
+    /// The wire bytes of the requests in flight.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub(super) fn len(&self) -> usize {
@@ -72,15 +87,18 @@ impl<F: Future> InFlight<F> {
     pub(super) fn clear(&mut self) {
         self.order.clear();
         self.running = FuturesOrdered::new();
+        self.bytes = 0;
     }
 
-    /// Queues an answer the server already has.
+    /// Queues an answer the server already has (to no request read whole).
     pub(super) fn push_answered(&mut self, output: F::Output) {
-        self.order.push_back(Entry::Answered(output));
+        self.order.push_back((Entry::Answered(output), 0));
     }
 
-    /// Starts `future`, polling it once now.
-    pub(super) fn push(&mut self, future: F, cx: &mut Context<'_>) {
+    /// Starts `future`, the work of a request of `size` wire bytes, polling
+    /// it once now.
+    pub(super) fn push(&mut self, future: F, size: usize, cx: &mut Context<'_>) {
+        self.bytes += size;
         let mut slot = self.spare.pop().unwrap_or_else(|| Box::pin(None));
         slot.set(Some(future));
         let polled = match slot.as_mut().as_pin_mut() {
@@ -93,33 +111,32 @@ impl<F: Future> InFlight<F> {
                 if self.spare.len() < SPARE_SLOTS {
                     self.spare.push(slot);
                 }
-                self.order.push_back(Entry::Answered(output));
+                self.order.push_back((Entry::Answered(output), size));
             }
             Poll::Pending => {
                 self.running.push_back(Running(slot));
-                self.order.push_back(Entry::Running);
+                self.order.push_back((Entry::Running, size));
             }
         }
     }
 
-    /// The oldest request's answer, once it has one; `None` if none is in
-    /// flight.
-    pub(super) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        match self.order.front() {
-            None => Poll::Ready(None),
-            Some(Entry::Answered(_)) => match self.order.pop_front() {
-                Some(Entry::Answered(output)) => Poll::Ready(Some(output)),
-                _ => Poll::Ready(None),
+    /// The oldest request's answer and its request's size, once it has
+    /// one; `None` if none is in flight.
+    pub(super) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(F::Output, usize)>> {
+        let output = match self.order.front_mut() {
+            None => return Poll::Ready(None),
+            Some((Entry::Running, _)) => match futures::ready!(self.running.poll_next_unpin(cx)) {
+                Some(output) => output,
+                None => return Poll::Ready(None),
             },
-            Some(Entry::Running) => match self.running.poll_next_unpin(cx) {
-                Poll::Ready(Some(output)) => {
-                    self.order.pop_front();
-                    Poll::Ready(Some(output))
-                }
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
+            Some((entry, _)) => match std::mem::replace(entry, Entry::Running) {
+                Entry::Answered(output) => output,
+                Entry::Running => return Poll::Ready(None),
             },
-        }
+        };
+        let size = self.order.pop_front().map_or(0, |(_, size)| size);
+        self.bytes -= size;
+        Poll::Ready(Some((output, size)))
     }
 }
 
@@ -146,23 +163,27 @@ mod tests {
         let slow = async move { rx.await.unwrap_or(0) };
         in_flight.push(
             Box::pin(async { 1u32 }) as Pin<Box<dyn Future<Output = u32>>>,
+            10,
             &mut cx,
         );
-        in_flight.push(Box::pin(slow), &mut cx);
+        in_flight.push(Box::pin(slow), 20, &mut cx);
         in_flight.push_answered(3);
-        in_flight.push(Box::pin(async { 4 }), &mut cx);
+        in_flight.push(Box::pin(async { 4 }), 40, &mut cx);
         assert_eq!(in_flight.len(), 4);
-        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(1)));
+        assert_eq!(in_flight.bytes(), 70);
+        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((1, 10))));
         assert_eq!(
             in_flight.poll_next(&mut cx),
             Poll::Pending,
             "the second is not answered yet"
         );
+        assert_eq!(in_flight.bytes(), 60, "the second holds its bytes until answered");
         tx.send(2).unwrap();
-        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(2)));
-        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(3)));
-        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some(4)));
+        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((2, 20))));
+        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((3, 0))));
+        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((4, 40))));
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(None));
         assert!(in_flight.is_empty());
+        assert_eq!(in_flight.bytes(), 0);
     }
 }

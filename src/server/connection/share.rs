@@ -33,18 +33,18 @@ where
             _ if self.share.pooled() == 0 => 0,
             Some(frame_size) => {
                 let frame = frame_size.of(buffered).unwrap_or(0).max(buffered.len());
-                *self.in_flight_bytes + frame
+                self.in_flight.bytes() + frame
             }
             // Unknown frame sizes: keep the pool bytes until the frame is read.
             None if !buffered.is_empty() => self.share.limit(),
-            None => *self.in_flight_bytes,
+            None => self.in_flight.bytes(),
         };
         self.share.end_round(keep);
     }
 
     /// Lets the transport read up to this connection's limit.
     pub(super) fn allow_reading(&mut self) {
-        let held = self.transport.read_buffer().len() + *self.in_flight_bytes;
+        let held = self.transport.read_buffer().len() + self.in_flight.bytes();
         let allowance = self.share.limit().saturating_sub(held);
         self.transport.as_mut().get_pin_mut().allow(allowance);
     }
@@ -53,8 +53,8 @@ where
     pub(super) fn reserve(&mut self, cx: &mut Context<'_>) -> Room {
         let buffered = self.transport.read_buffer();
         let frame = self.limits.frame_size.as_ref().and_then(|f| f.of(buffered));
-        let held = buffered.len() + *self.in_flight_bytes;
-        match self.share.need(*self.in_flight_bytes, buffered.len(), frame) {
+        let held = buffered.len() + self.in_flight.bytes();
+        match self.share.need(self.in_flight.bytes(), buffered.len(), frame) {
             Err(NeverFits) => Room::NeverFits,
             // As much as a connection can hold, most of it requests in
             // flight: their answers give room back (and wake the task).

@@ -24,8 +24,10 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
     let connection = Connection::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Refuse,
-        KeepOpen,
+        Hooks {
+            overload: Refuse,
+            close: KeepOpen,
+        },
         Budget::new(usize::MAX, 1),
         Limits {
             max_in_flight: 4,
@@ -128,8 +130,10 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     let connection = Connection::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Refuse,
-        |line: &String| line == "BYE",
+        Hooks {
+            overload: Refuse,
+            close: |line: &String| line == "BYE",
+        },
         Budget::new(usize::MAX, 1),
         Limits {
             max_in_flight: 4,
