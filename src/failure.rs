@@ -1,7 +1,7 @@
 //! The failure vocabulary of a client stack: what became of a request that
 //! failed, decided by one rule.
 //!
-//! Layers box their errors at the tower boundary ([`BoxError`](crate::BoxError)), as tower's
+//! Layers box their errors at the tower boundary ([`BoxError`]), as tower's
 //! own middleware does, so whoever sits above a stack — a typed client, the
 //! [retry](crate::retry) layer, your code — has to look through a chain of
 //! sources to learn what happened. [`Failure::of`] is that look, made once
@@ -19,17 +19,17 @@
 //! | error found | [`Failure`] | [`Delivery`] |
 //! | --- | --- | --- |
 //! | [`deadline::Elapsed`](crate::deadline::Elapsed), or tower's timeout `Elapsed` | [`TimedOut`](Failure::TimedOut) | — (not retried) |
-//! | [`pipeline::Error::TimedOut`] (the deadline passed in the pipeline) | [`TimedOut`](Failure::TimedOut) | — |
+//! | [`pipeline::Error::TimedOut`](crate::pipeline::Error::TimedOut) (the deadline passed in the pipeline) | [`TimedOut`](Failure::TimedOut) | — |
 //! | [`transport::HandshakeError::Rejected`](crate::transport::HandshakeError::Rejected), also as the cause of a `Disconnected` | [`Rejected`](Failure::Rejected) | — (not retried) |
 //! | [`transport::HandshakeError::Failed`](crate::transport::HandshakeError::Failed) | what its source says | |
 //! | [`retry::MaybeApplied`](crate::retry::MaybeApplied) (retries gave up; an earlier attempt may have been applied) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`route::Ejected`](crate::route::Ejected) (the request's endpoint is ejected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent), but not retried: until a probe brings the endpoint back every attempt meets the same refusal |
-//! | [`pipeline::Error::NotSent`] | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
-//! | [`pipeline::Error::Closed`] | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
-//! | [`pipeline::Error::UnexpectedResponse`] | [`Protocol`](Failure::Protocol) | — |
-//! | [`pipeline::Error::Transport`] with an [`std::io::Error`] among its sources | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
-//! | [`pipeline::Error::Transport`] without one (the codec rejected the peer's bytes) | [`Protocol`](Failure::Protocol) | — |
+//! | [`pipeline::Error::NotSent`](crate::pipeline::Error::NotSent) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
+//! | [`pipeline::Error::Closed`](crate::pipeline::Error::Closed) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
+//! | [`pipeline::Error::UnexpectedResponse`](crate::pipeline::Error::UnexpectedResponse) | [`Protocol`](Failure::Protocol) | — |
+//! | [`pipeline::Error::Transport`](crate::pipeline::Error::Transport) with an [`std::io::Error`] among its sources | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
+//! | [`pipeline::Error::Transport`](crate::pipeline::Error::Transport) without one (the codec rejected the peer's bytes) | [`Protocol`](Failure::Protocol) | — |
 //! | anything else (a layer of yours, tower's `LoadShed`, ...) | [`Other`](Failure::Other) | — |
 //!
 //! A codec's error type therefore tells an I/O failure from a protocol
@@ -179,7 +179,10 @@ impl Delivery {
     /// ejected until a probe brings it back.
     pub(crate) fn worth_retrying(error: &(dyn Error + 'static)) -> Option<Delivery> {
         let verdict = verdict(error)?;
-        verdict.worth_retrying.then_some(verdict.failure.delivery()).flatten()
+        verdict
+            .worth_retrying
+            .then_some(verdict.failure.delivery())
+            .flatten()
     }
 }
 

@@ -190,7 +190,7 @@ async fn a_wrong_token_in_the_hook_is_unauthenticated_and_never_retried() {
     let client = KvClient::new(
         ClientBuilder::new(ClientCodec::new())
             .on_connect(AuthHandshake::new(wrong))
-            .build::<Request>(server.local_addr()),
+            .connect_lazy::<Request>(server.local_addr()),
     );
     let error = timeout(SOON, client.put("k", "v"))
         .await
@@ -255,7 +255,7 @@ async fn a_refused_client_does_not_try_again_until_a_request_needs_it() {
                 ..ReconnectConfig::default()
             })
             .on_connect(AuthHandshake::new(AuthToken::new("wrong").unwrap()))
-            .build::<Request>(server.local_addr()),
+            .connect_lazy::<Request>(server.local_addr()),
     );
     let error = timeout(SOON, client.ping()).await.expect("no hang").unwrap_err();
     assert!(matches!(error, KvError::Unauthenticated { .. }), "{error:?}");

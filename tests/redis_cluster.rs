@@ -185,7 +185,7 @@ async fn client(cluster: &LocalCluster, deadline: Duration) -> RedisClient<Clust
         ClientBuilder::new(RespCodec::new())
             .no_timeout()
             .no_retry()
-            .build::<Value>(addr.to_string())
+            .connect_lazy::<Value>(addr.to_string())
     };
     let inner = Cluster::connect(cluster.seeds(), node, ClusterConfig::default())
         .await

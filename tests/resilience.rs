@@ -288,7 +288,7 @@ async fn calls_to_a_server_that_stays_down_end_with_a_typed_error_within_their_d
         ClientBuilder::new(ClientCodec::new())
             .timeout(deadline)
             .reconnect(fast_reconnect())
-            .build::<Request>(addr),
+            .connect_lazy::<Request>(addr),
     );
     let calls = (0..50).map(|i| {
         let client = client.clone();
@@ -317,7 +317,7 @@ async fn calls_to_a_server_that_stays_down_end_with_a_typed_error_within_their_d
                 ..RetryConfig::default()
             })
             .reconnect(fast_reconnect())
-            .build::<Request>(addr),
+            .connect_lazy::<Request>(addr),
     );
     for i in 0..20 {
         match client.put(format!("k{i}"), "v").await {

@@ -101,10 +101,12 @@
 //! retried: only a request that was not sent or lost with its connection is
 //! (see [`failure`](crate::failure)).
 
+mod builds;
 mod client;
 mod route;
 mod settings;
 
+pub use builds::Builds;
 pub use client::Client;
 pub use route::Routed;
 pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
@@ -309,57 +311,40 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
         self.stack(|inner| LayerStack::new(layer, inner), |connector| connector)
     }
 
-    /// Connects to `target` and builds the stack over that connection; fails
-    /// with the connect attempt's error if it does not connect.
+    /// Connects to `target` now and builds the stack over that connection;
+    /// fails with the connect attempt's error if it does not connect. Every
+    /// reconnect resolves `target` again (a name that moves is followed).
     ///
     /// `Req` is the request type the codec encodes.
     pub async fn connect<Req>(
         self,
         target: impl ToSocketAddrs + Clone + Send + 'static,
-    ) -> Result<Built<C, Req, L, T, R, K>, Disconnected>
+    ) -> Result<<Self as Builds<Req>>::Stack, Disconnected>
     where
-        C: Codec<Req>,
-        M: MakeTransport<Target, Req, Item = C::Response>,
-        Req: Send + 'static,
-        T: TimeoutSetting,
-        R: RetrySetting,
-        K: ReconnectSetting,
-        L: Layer<K::Service<Pipeline<Req, C::Response>>>,
+        Self: Builds<Req>,
     {
-        let connected = self
-            .reconnect
-            .connect(self.make_pipeline(), Target::new(target))
-            .await?;
-        Ok(self.assemble(connected))
+        let connection = self.connection(Target::new(target)).await?;
+        Ok(self.finish(connection))
     }
 
     /// Resolves `addr` once and [connects](Self::connect) to the first of its
-    /// addresses that answers; the stack then reconnects to that address
-    /// only. Fails with the last attempt's error if none answers.
-    pub async fn connect_first<Req>(
+    /// addresses that answers (`localhost` may be `::1` and `127.0.0.1`);
+    /// the stack is pinned to that address: every reconnect goes to it
+    /// again. Fails with the last attempt's error if none answers.
+    pub async fn connect_pinned<Req>(
         self,
         addr: impl ToSocketAddrs,
-    ) -> Result<Built<C, Req, L, T, R, K>, Disconnected>
+    ) -> Result<<Self as Builds<Req>>::Stack, Disconnected>
     where
-        C: Codec<Req>,
-        M: MakeTransport<Target, Req, Item = C::Response>,
-        Req: Send + 'static,
-        T: TimeoutSetting,
-        R: RetrySetting,
-        K: ReconnectSetting,
-        L: Layer<K::Service<Pipeline<Req, C::Response>>>,
+        Self: Builds<Req>,
     {
         let addrs = tokio::net::lookup_host(addr)
             .await
             .map_err(|e| Disconnected::because(e.into()))?;
         let mut last_error = Disconnected::because("the address resolved to nothing".into());
         for addr in addrs {
-            match self
-                .reconnect
-                .connect(self.make_pipeline(), Target::from(addr))
-                .await
-            {
-                Ok(connected) => return Ok(self.assemble(connected)),
+            match self.connection(Target::from(addr)).await {
+                Ok(connection) => return Ok(self.finish(connection)),
                 Err(error) => last_error = error,
             }
         }
@@ -391,12 +376,14 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
 }
 
 impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
-    /// Builds the stack for `target` and starts connecting in the
+    /// Builds the stack for `target` at once and connects in the
     /// background; calls made before the first connection is up wait for it
-    /// (within their deadline). Must be called within a Tokio runtime.
+    /// (within their deadline). Every reconnect resolves `target` again, as
+    /// with [`connect`](Self::connect). Must be called within a Tokio
+    /// runtime.
     ///
     /// `Req` is the request type the codec encodes.
-    pub fn build<Req>(
+    pub fn connect_lazy<Req>(
         self,
         target: impl ToSocketAddrs + Clone + Send + 'static,
     ) -> Built<C, Req, L, T, R, ReconnectConfig>

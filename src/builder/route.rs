@@ -52,12 +52,12 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
 impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
     /// Builds one client over several endpoints: each request goes to the
     /// endpoint its key belongs to (see [`crate::route`]), over a stack of
-    /// its own built as [`build`](Self::build) builds one, with a
+    /// its own built as [`connect_lazy`](Self::connect_lazy) builds one, with a
     /// [pool](Self::pool) of connections at its bottom. An endpoint is named
     /// by its address as written (`Display`): clients given the same names
     /// place keys alike.
     ///
-    /// Connects in the background, as `build` does; an endpoint that does
+    /// Connects in the background, as `connect_lazy` does; an endpoint that does
     /// not answer is [ejected](Self::health) once it has failed enough calls.
     /// Fails if `targets` is empty or names one twice. Must be called within
     /// a Tokio runtime.

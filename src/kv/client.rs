@@ -177,7 +177,7 @@ impl KvClient<DefaultService> {
     /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, KvError> {
         ClientBuilder::new(ClientCodec::new())
-            .connect_first(addr)
+            .connect_pinned(addr)
             .await
             .map(KvClient::new)
             .map_err(|e| KvError::Disconnected(e.into()))

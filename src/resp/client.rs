@@ -110,7 +110,7 @@ impl RedisClient<DefaultService> {
     /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, RedisError> {
         ClientBuilder::new(RespCodec::new())
-            .connect_first(addr)
+            .connect_pinned(addr)
             .await
             .map(RedisClient::new)
             .map_err(|e| RedisError::Disconnected(e.into()))

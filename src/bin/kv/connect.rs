@@ -65,7 +65,7 @@ where
         return Ok(KvClient::new(BoxCloneService::new(router)));
     }
     builder
-        .connect_first(addr)
+        .connect_pinned(addr)
         .await
         .map(|client| KvClient::new(BoxCloneService::new(client)))
         .map_err(|e| match KvError::from_service(e.into()) {

@@ -41,7 +41,7 @@ impl RedisClient<ClusterService> {
             ClientBuilder::new(RespCodec::new())
                 .no_timeout()
                 .no_retry()
-                .build::<Value>(addr.to_string())
+                .connect_lazy::<Value>(addr.to_string())
         };
         let cluster = Cluster::connect(seeds, node, ClusterConfig::default()).await?;
         Ok(RedisClient::new(Deadline::new(cluster, Duration::from_secs(5))))
