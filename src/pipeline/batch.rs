@@ -40,15 +40,15 @@ where
         self.take_permit();
         let requests = batch.into_requests();
         let deadline = context::current();
-        let shared = &self.handle.shared;
+        let status = &self.core.status;
         if requests.is_empty() {
-            shared.release(1);
+            status.release(1);
             return BatchFuture::answered(Ok(Vec::new()));
         }
-        let permits = requests.len().min(self.handle.max_in_flight);
+        let permits = requests.len().min(self.core.max_in_flight);
         let rest = u32::try_from(permits - 1).unwrap_or(u32::MAX);
         if rest == 0
-            || shared
+            || status
                 .semaphore
                 .try_acquire_many(rest)
                 .map(|p| p.forget())
@@ -57,9 +57,9 @@ where
             return BatchFuture::sent(self, requests, deadline, permits);
         }
         // Not enough room now: wait for all of it, in line with the others.
-        shared.release(1);
+        status.release(1);
         let all = u32::try_from(permits).unwrap_or(u32::MAX);
-        let acquire = Box::pin(shared.semaphore.clone().acquire_many_owned(all));
+        let acquire = Box::pin(status.semaphore.clone().acquire_many_owned(all));
         BatchFuture {
             state: State::Waiting {
                 acquire,

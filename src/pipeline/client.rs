@@ -1,6 +1,6 @@
 //! The [`Pipeline`] service that callers hold.
 
-use super::dispatch::{Dispatch, Shared};
+use super::dispatch::{Dispatch, Status};
 use super::error::Error;
 use super::message::Message;
 use crate::deadline::context;
@@ -64,17 +64,17 @@ impl Builder {
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let semaphore = Arc::new(Semaphore::new(self.max_in_flight));
-        let shared = Arc::new(Shared::new(semaphore));
+        let status = Arc::new(Status::new(semaphore));
         let pipeline = Pipeline {
-            handle: Arc::new(Handle {
+            core: Arc::new(Core {
                 tx,
-                shared: shared.clone(),
+                status: status.clone(),
                 max_in_flight: self.max_in_flight,
             }),
             waiting: None,
             has_permit: false,
         };
-        let dispatch = Dispatch::new(transport, rx, shared, self.max_batch);
+        let dispatch = Dispatch::new(transport, rx, status, self.max_batch);
         (pipeline, dispatch)
     }
 
@@ -109,7 +109,7 @@ impl Builder {
 /// connection task had not written it yet, answered and the answer
 /// discarded if it had.
 pub struct Pipeline<Req, Resp> {
-    pub(super) handle: Arc<Handle<Req, Resp>>,
+    pub(super) core: Arc<Core<Req, Resp>>,
     /// Only made when a caller has to wait for capacity.
     waiting: Option<Box<PollSemaphore>>,
     /// `poll_ready` took a permit that no call has used yet.
@@ -117,9 +117,9 @@ pub struct Pipeline<Req, Resp> {
 }
 
 /// What every clone of a [`Pipeline`] shares.
-pub(super) struct Handle<Req, Resp> {
+pub(super) struct Core<Req, Resp> {
     pub(super) tx: mpsc::UnboundedSender<Message<Req, Resp>>,
-    pub(super) shared: Arc<Shared>,
+    pub(super) status: Arc<Status>,
     pub(super) max_in_flight: usize,
 }
 
@@ -137,7 +137,7 @@ impl<Req, Resp> Pipeline<Req, Resp> {
 
     /// The error that broke the connection, if it is broken.
     pub fn broken(&self) -> Option<Error> {
-        self.handle.shared.error()
+        self.core.status.error()
     }
 
     /// Takes the permit `poll_ready` reserved, for a call.
@@ -151,9 +151,9 @@ impl<Req, Resp> Pipeline<Req, Resp> {
     /// Queues `message` for the connection task; if the task is gone, the
     /// message comes back unsent and is failed here.
     pub(super) fn send(&self, message: Message<Req, Resp>) {
-        if let Err(unsent) = self.handle.tx.send(message) {
+        if let Err(unsent) = self.core.tx.send(message) {
             let unsent = unsent.0;
-            self.handle.shared.release(unsent.permits());
+            self.core.status.release(unsent.permits());
             let failure = self.broken().unwrap_or(Error::Closed).not_sent();
             crate::metrics::PipelineMetrics::failed(&failure, unsent.permits());
             unsent.fail(failure);
@@ -164,7 +164,7 @@ impl<Req, Resp> Pipeline<Req, Resp> {
 impl<Req, Resp> Clone for Pipeline<Req, Resp> {
     fn clone(&self) -> Self {
         Pipeline {
-            handle: self.handle.clone(),
+            core: self.core.clone(),
             waiting: None,
             has_permit: false,
         }
@@ -174,7 +174,7 @@ impl<Req, Resp> Clone for Pipeline<Req, Resp> {
 impl<Req, Resp> Drop for Pipeline<Req, Resp> {
     fn drop(&mut self) {
         if self.has_permit {
-            self.handle.shared.release(1);
+            self.core.status.release(1);
         }
     }
 }
@@ -193,8 +193,8 @@ pub(super) fn poll_permit<Req, Resp>(
     pipeline: &mut Pipeline<Req, Resp>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), Error>> {
-    let shared = &pipeline.handle.shared;
-    if let Some(error) = shared.error() {
+    let status = &pipeline.core.status;
+    if let Some(error) = status.error() {
         return Poll::Ready(Err(error));
     }
     if pipeline.has_permit {
@@ -204,20 +204,20 @@ pub(super) fn poll_permit<Req, Resp>(
     // queued waiter may have been given one already, which would be lost
     // inside it if this handle took another from the counter.
     if pipeline.waiting.is_none() {
-        match shared.semaphore.try_acquire() {
+        match status.semaphore.try_acquire() {
             Ok(permit) => {
                 permit.forget();
                 pipeline.has_permit = true;
                 return Poll::Ready(Ok(()));
             }
             // The connection task closes the semaphore when it fails.
-            Err(TryAcquireError::Closed) => return Poll::Ready(Err(shared.error().unwrap_or(Error::Closed))),
+            Err(TryAcquireError::Closed) => return Poll::Ready(Err(status.error().unwrap_or(Error::Closed))),
             Err(TryAcquireError::NoPermits) => {}
         }
     }
     let waiting = pipeline
         .waiting
-        .get_or_insert_with(|| Box::new(PollSemaphore::new(shared.semaphore.clone())));
+        .get_or_insert_with(|| Box::new(PollSemaphore::new(status.semaphore.clone())));
     let acquired = ready!(waiting.poll_acquire(cx));
     // Done waiting: nothing is queued for this handle any more (the next
     // acquisition the semaphore prepared is not queued until polled).
@@ -228,7 +228,7 @@ pub(super) fn poll_permit<Req, Resp>(
             pipeline.has_permit = true;
             Poll::Ready(Ok(()))
         }
-        None => Poll::Ready(Err(shared.error().unwrap_or(Error::Closed))),
+        None => Poll::Ready(Err(status.error().unwrap_or(Error::Closed))),
     }
 }
 

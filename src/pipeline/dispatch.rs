@@ -16,18 +16,19 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::sync::{mpsc, Semaphore};
 
-/// State shared by the handles and the connection task.
+/// What the connection task tells its callers: its error once it failed,
+/// and the in-flight permits it gives back.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub(crate) struct Status {
     error: OnceLock<Error>,
     /// The in-flight limit. Callers take permits and forget them; the
     /// connection task gives them back when their calls are done, in bulk.
     pub(crate) semaphore: Arc<Semaphore>,
 }
 
-impl Shared {
+impl Status {
     pub(crate) fn new(semaphore: Arc<Semaphore>) -> Self {
-        Shared {
+        Status {
             error: OnceLock::new(),
             semaphore,
         }
@@ -72,7 +73,7 @@ where
     /// Received while the transport could take no more: not written yet.
     queue: VecDeque<Message<Req, T::Response>>,
     pending: VecDeque<Pending<Req, T::Response>>,
-    shared: Arc<Shared>,
+    status: Arc<Status>,
     sweep: Sweep,
     metrics: PipelineMetrics,
     max_batch: usize,
@@ -114,7 +115,7 @@ where
     pub(crate) fn new(
         transport: T,
         rx: mpsc::UnboundedReceiver<Message<Req, T::Response>>,
-        shared: Arc<Shared>,
+        status: Arc<Status>,
         max_batch: usize,
     ) -> Self {
         Dispatch {
@@ -122,7 +123,7 @@ where
             rx,
             queue: VecDeque::new(),
             pending: VecDeque::new(),
-            shared,
+            status,
             sweep: Sweep::default(),
             metrics: PipelineMetrics::new(),
             max_batch,
@@ -148,7 +149,7 @@ where
         }
         let mut released = 0;
         let step = poll_once(&mut this, cx, &mut released);
-        this.shared.release(released);
+        this.status.release(released);
         match step {
             Ok(Step::Idle) => {}
             Ok(Step::Again) => cx.waker().wake_by_ref(),
@@ -161,7 +162,7 @@ where
         // The deadlines: rarely due, and then once per timeout period.
         while this.sweep.poll_due(cx) {
             let released = this.sweep.expire(this.queue, this.pending);
-            this.shared.release(released);
+            this.status.release(released);
         }
         this.metrics.in_flight(this.pending.len() + this.queue.len());
         if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
@@ -402,7 +403,7 @@ fn fail_all<T, Req>(this: &mut Projected<'_, T, Req>, error: Error)
 where
     T: Transport<Req>,
 {
-    let error = this.shared.fail(error);
+    let error = this.status.fail(error);
     tracing::debug!(%error, pending = this.pending.len(), "pipelined connection failed");
     let (mut failed, mut unsent) = (0, 0);
     for pending in this.pending.drain(..) {

@@ -35,7 +35,7 @@
 //!     PoolConfig { max_connections: 4, grow_at: 8 },
 //! );
 //! assert_eq!(pool.clone().oneshot(1).await?, 2);
-//! assert_eq!(pool.handle().connections(), 1, "grown only under load");
+//! assert_eq!(pool.handle().stats().connections, 1, "grown only under load");
 //! # Ok(())
 //! # }
 //! ```
@@ -44,4 +44,4 @@ mod future;
 mod service;
 
 pub use future::ResponseFuture;
-pub use service::{Pool, PoolConfig, PoolHandle};
+pub use service::{Pool, PoolConfig, PoolHandle, PoolStats};

@@ -44,7 +44,7 @@ impl PoolConfig {
 /// Clones share the members. Always ready: the member is picked at `call`,
 /// and its readiness is awaited in the response future.
 pub struct Pool<S> {
-    shared: Arc<Shared<S>>,
+    shared: Arc<Core<S>>,
     rng: HasherRng,
 }
 
@@ -55,7 +55,7 @@ pub(super) struct Member<S> {
 
 type Make<S> = Box<dyn Fn() -> S + Send + Sync>;
 
-struct Shared<S> {
+struct Core<S> {
     members: RwLock<Vec<Arc<Member<S>>>>,
     make: Make<S>,
     config: PoolConfig,
@@ -63,22 +63,32 @@ struct Shared<S> {
     metrics: PoolMetrics,
 }
 
-impl<S> Drop for Shared<S> {
+impl<S> Drop for Core<S> {
     fn drop(&mut self) {
         self.metrics.dropped(self.size.load(Ordering::Relaxed));
     }
 }
 
-/// A cheap handle on a [`Pool`]'s size.
+/// A cheap handle to read a [`Pool`]'s figures.
 #[derive(Debug, Clone)]
 pub struct PoolHandle {
     size: Arc<AtomicUsize>,
 }
 
+/// What a [`Pool`] holds; see [`PoolHandle::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Members (connection services) the pool has made.
+    pub connections: usize,
+}
+
 impl PoolHandle {
-    /// How many members the pool has made.
-    pub fn connections(&self) -> usize {
-        self.size.load(Ordering::Relaxed)
+    /// A snapshot of the figures.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            connections: self.size.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -92,7 +102,7 @@ impl<S> Pool<S> {
         let metrics = PoolMetrics::new();
         metrics.grew(1);
         Pool {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Core {
                 members: RwLock::new(vec![first]),
                 make: Box::new(make),
                 config: PoolConfig {
@@ -175,7 +185,7 @@ impl<S> Clone for Pool<S> {
 impl<S> fmt::Debug for Pool<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("connections", &self.handle().connections())
+            .field("connections", &self.handle().stats().connections)
             .field("config", &self.shared.config)
             .finish()
     }
@@ -231,7 +241,7 @@ mod tests {
         );
         let calls: Vec<_> = (0..12).map(|_| tokio::spawn(pool.clone().oneshot(()))).collect();
         tokio::task::yield_now().await;
-        while pool.handle().connections() < 3 {
+        while pool.handle().stats().connections < 3 {
             tokio::task::yield_now().await;
         }
         tokio::task::yield_now().await;
@@ -260,6 +270,6 @@ mod tests {
         for n in 0..100 {
             assert_eq!(pool.clone().oneshot(n).await.unwrap(), n);
         }
-        assert_eq!(pool.handle().connections(), 1);
+        assert_eq!(pool.handle().stats().connections, 1);
     }
 }

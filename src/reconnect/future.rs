@@ -1,7 +1,7 @@
 //! The [`ResponseFuture`] of [`Reconnect`](super::Reconnect).
 
 use super::error::Disconnected;
-use super::service::Shared;
+use super::service::Status;
 use crate::failure::BoxError;
 use futures::future::BoxFuture;
 use futures::ready;
@@ -49,13 +49,13 @@ where
     Waiting {
         wait: BoxFuture<'static, Result<(u64, S), Disconnected>>,
         request: Option<Req>,
-        shared: Arc<Shared>,
+        status: Arc<Status>,
     },
     Readying {
         generation: u64,
         service: S,
         request: Option<Req>,
-        shared: Arc<Shared>,
+        status: Arc<Status>,
     },
     Failed {
         error: Option<Disconnected>,
@@ -75,13 +75,13 @@ where
     pub(crate) fn waiting(
         wait: BoxFuture<'static, Result<(u64, S), Disconnected>>,
         request: Req,
-        shared: Arc<Shared>,
+        status: Arc<Status>,
     ) -> Self {
         ResponseFuture {
             kind: Kind::Slow(Box::new(Slow::Waiting {
                 wait,
                 request: Some(request),
-                shared,
+                status,
             })),
         }
     }
@@ -133,14 +133,14 @@ where
                 Slow::Waiting {
                     wait,
                     request,
-                    shared,
+                    status,
                 } => match ready!(wait.as_mut().poll(cx)) {
                     Ok((generation, service)) => {
                         **slow = Slow::Readying {
                             generation,
                             service,
                             request: request.take(),
-                            shared: shared.clone(),
+                            status: status.clone(),
                         };
                         continue;
                     }
@@ -150,7 +150,7 @@ where
                     generation,
                     service,
                     request,
-                    shared,
+                    status,
                 } => match ready!(service.poll_ready(cx)) {
                     Ok(()) => {
                         let request = request.take().expect(POLLED_AFTER_COMPLETION);
@@ -163,7 +163,7 @@ where
                         // The new connection broke before this request was
                         // written: it was not sent.
                         let error: BoxError = error.into();
-                        shared.report_broken(*generation, &*error);
+                        status.report_broken(*generation, &*error);
                         return Poll::Ready(Err(Disconnected::new(Some(Arc::from(error))).into()));
                     }
                 },

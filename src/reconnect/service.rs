@@ -25,9 +25,10 @@ pub(crate) enum State<S> {
     Down { cause: SharedError },
 }
 
-/// State shared by every handle and the reconnect task.
+/// What the reconnect task and its callers tell each other: which
+/// connection broke, whether one is up, and the counters.
 #[derive(Debug, Default)]
-pub(crate) struct Shared {
+pub(crate) struct Status {
     /// The newest generation a caller found broken.
     broken: AtomicU64,
     /// Wakes the task: a generation broke, or a caller needs a connection.
@@ -39,7 +40,7 @@ pub(crate) struct Shared {
     disconnects: AtomicU64,
 }
 
-impl Shared {
+impl Status {
     /// Records that connection `generation` failed; the first report of a
     /// generation wakes the task to replace it.
     pub(crate) fn report_broken(&self, generation: u64, error: &(dyn std::error::Error + 'static)) {
@@ -79,24 +80,24 @@ impl ReconnectStats {
 /// connected. It does not keep the reconnect task alive.
 #[derive(Debug, Clone)]
 pub struct ReconnectHandle {
-    shared: Arc<Shared>,
+    status: Arc<Status>,
 }
 
 impl ReconnectHandle {
     /// A snapshot of the counters.
     pub fn stats(&self) -> ReconnectStats {
-        let shared = &self.shared;
+        let status = &self.status;
         ReconnectStats {
-            connect_attempts: shared.attempts.load(Ordering::Relaxed),
-            connects: shared.connects.load(Ordering::Relaxed),
-            connect_failures: shared.failures.load(Ordering::Relaxed),
-            disconnects: shared.disconnects.load(Ordering::Relaxed),
+            connect_attempts: status.attempts.load(Ordering::Relaxed),
+            connects: status.connects.load(Ordering::Relaxed),
+            connect_failures: status.failures.load(Ordering::Relaxed),
+            disconnects: status.disconnects.load(Ordering::Relaxed),
         }
     }
 
     /// `true` while a connection is up and nobody has found it broken.
     pub fn is_connected(&self) -> bool {
-        self.shared.connected.load(Ordering::Acquire)
+        self.status.connected.load(Ordering::Acquire)
     }
 }
 
@@ -106,15 +107,15 @@ impl ReconnectHandle {
 /// Clones share the connection and the reconnect task; the task ends when the
 /// last clone is dropped.
 pub struct Reconnect<S> {
-    handle: Arc<Handle<S>>,
+    core: Arc<Core<S>>,
     /// This handle's clone of the live connection, with its generation.
     current: Option<(u64, S)>,
 }
 
 /// What every clone of a [`Reconnect`] shares: one reference count per
 /// clone, whatever is inside.
-struct Handle<S> {
-    shared: Arc<Shared>,
+struct Core<S> {
+    status: Arc<Status>,
     /// Read only when this handle has no live connection; the task stops
     /// when the last receiver is gone.
     state: watch::Receiver<State<S>>,
@@ -136,11 +137,11 @@ where
         M::Future: Send,
         T: Clone + Send + 'static,
     {
-        let shared = Arc::new(Shared::default());
+        let status = Arc::new(Status::default());
         let (tx, rx) = watch::channel(State::Connecting);
-        tokio::spawn(run(connector, target, config, shared.clone(), tx));
+        tokio::spawn(run(connector, target, config, status.clone(), tx));
         Reconnect {
-            handle: Arc::new(Handle { shared, state: rx }),
+            core: Arc::new(Core { status, state: rx }),
             current: None,
         }
     }
@@ -148,7 +149,7 @@ where
     /// Waits for the connect attempt under way, if any: `Ok` once connected,
     /// [`Disconnected`] if the attempt failed.
     pub async fn wait_connected(&self) -> Result<(), Disconnected> {
-        connected(self.handle.state.clone(), self.handle.shared.clone())
+        connected(self.core.state.clone(), self.core.status.clone())
             .await
             .map(drop)
     }
@@ -158,7 +159,7 @@ impl<S> Reconnect<S> {
     /// A handle to read this service's counters.
     pub fn handle(&self) -> ReconnectHandle {
         ReconnectHandle {
-            shared: self.handle.shared.clone(),
+            status: self.core.status.clone(),
         }
     }
 }
@@ -169,7 +170,7 @@ impl<S: Clone> Clone for Reconnect<S> {
     /// handle's first `poll_ready` goes straight to the connection.
     fn clone(&self) -> Self {
         Reconnect {
-            handle: self.handle.clone(),
+            core: self.core.clone(),
             current: self.current.clone(),
         }
     }
@@ -201,11 +202,11 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // A connection is replaced only after a handle found it broken, and
         // a broken connection fails its own `poll_ready`: so a handle with a
-        // connection need not look at the shared state at all.
+        // connection need not look at the status state at all.
         if self.current.is_none() {
-            let state = self.handle.state.borrow();
+            let state = self.core.state.borrow();
             self.current = match &*state {
-                State::Connected { generation, service } if !self.handle.shared.is_broken(*generation) => {
+                State::Connected { generation, service } if !self.core.status.is_broken(*generation) => {
                     Some((*generation, service.clone()))
                 }
                 _ => None,
@@ -219,7 +220,7 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(error)) => {
                 let error: BoxError = error.into();
-                self.handle.shared.report_broken(*generation, &*error);
+                self.core.status.report_broken(*generation, &*error);
                 self.current = None;
                 Poll::Ready(Ok(()))
             }
@@ -231,23 +232,23 @@ where
             tracing::debug!(connection = *generation, "sending");
             return ResponseFuture::called(service.call(request));
         }
-        let down = match &*self.handle.state.borrow() {
+        let down = match &*self.core.state.borrow() {
             State::Down { cause } => Some(cause.clone()),
             State::Connecting | State::Connected { .. } => None,
         };
-        let shared = &self.handle.shared;
+        let status = &self.core.status;
         match down {
             Some(cause) => {
                 // Fail fast, and let a task that gave up know it is needed.
-                shared.wake.notify_one();
+                status.wake.notify_one();
                 crate::metrics::failed_fast();
                 tracing::debug!(%cause, "not connected: failing fast");
                 ResponseFuture::failed(Disconnected::new(Some(cause)))
             }
             None => {
                 tracing::debug!("waiting for a connection");
-                let wait = Box::pin(connected(self.handle.state.clone(), shared.clone()));
-                ResponseFuture::waiting(wait, request, shared.clone())
+                let wait = Box::pin(connected(self.core.state.clone(), status.clone()));
+                ResponseFuture::waiting(wait, request, status.clone())
             }
         }
     }
@@ -256,12 +257,12 @@ where
 /// Waits until the state shows a live connection (`Ok`) or a failed attempt.
 pub(crate) async fn connected<S: Clone>(
     mut state: watch::Receiver<State<S>>,
-    shared: Arc<Shared>,
+    status: Arc<Status>,
 ) -> Result<(u64, S), Disconnected> {
     loop {
         {
             match &*state.borrow_and_update() {
-                State::Connected { generation, service } if !shared.is_broken(*generation) => {
+                State::Connected { generation, service } if !status.is_broken(*generation) => {
                     return Ok((*generation, service.clone()));
                 }
                 State::Down { cause } => return Err(Disconnected::new(Some(cause.clone()))),
@@ -280,7 +281,7 @@ async fn run<M, T, S>(
     mut connector: M,
     target: T,
     config: ReconnectConfig,
-    shared: Arc<Shared>,
+    status: Arc<Status>,
     state: watch::Sender<State<S>>,
 ) where
     M: Service<T, Response = S>,
@@ -310,7 +311,7 @@ async fn run<M, T, S>(
             }
             if exhausted {
                 tokio::select! {
-                    () = shared.wake.notified() => {}
+                    () = status.wake.notified() => {}
                     () = state.closed() => return,
                 }
             }
@@ -326,7 +327,7 @@ async fn run<M, T, S>(
             }
         }
 
-        shared.attempts.fetch_add(1, Ordering::Relaxed);
+        status.attempts.fetch_add(1, Ordering::Relaxed);
         metrics.attempt();
         let next = target.clone();
         let attempt = async {
@@ -343,7 +344,7 @@ async fn run<M, T, S>(
                 refused = Failure::of(&*error) == Failure::Rejected;
                 metrics.attempt_failed(refused, error.is::<ConnectTimedOut>());
                 failures = failures.saturating_add(1);
-                shared.failures.fetch_add(1, Ordering::Relaxed);
+                status.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(failures, %error, "connect attempt failed");
                 state.send_replace(State::Down {
                     cause: Arc::from(error),
@@ -353,8 +354,8 @@ async fn run<M, T, S>(
         };
 
         generation += 1;
-        shared.connects.fetch_add(1, Ordering::Relaxed);
-        shared.connected.store(true, Ordering::Release);
+        status.connects.fetch_add(1, Ordering::Relaxed);
+        status.connected.store(true, Ordering::Release);
         metrics.connected(generation == 1);
         if generation == 1 {
             tracing::debug!("connected");
@@ -367,15 +368,15 @@ async fn run<M, T, S>(
         // Wait for a caller to find this connection broken.
         loop {
             tokio::select! {
-                () = shared.wake.notified() => {}
+                () = status.wake.notified() => {}
                 () = state.closed() => return,
             }
-            if shared.is_broken(generation) {
+            if status.is_broken(generation) {
                 break;
             }
         }
-        shared.connected.store(false, Ordering::Release);
-        shared.disconnects.fetch_add(1, Ordering::Relaxed);
+        status.connected.store(false, Ordering::Release);
+        status.disconnects.fetch_add(1, Ordering::Relaxed);
         metrics.disconnected();
         failures = if connected_at.elapsed() >= config.backoff.cap() {
             0

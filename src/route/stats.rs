@@ -55,7 +55,7 @@ impl RouterHandle {
                     ejections: health.ejections.load(Ordering::Relaxed),
                     probes: health.probes.load(Ordering::Relaxed),
                     probe_failures: health.probe_failures.load(Ordering::Relaxed),
-                    connections: info.pool.as_ref().map(|pool| pool.connections()),
+                    connections: info.pool.as_ref().map(|pool| pool.stats().connections),
                 }
             })
             .collect()
