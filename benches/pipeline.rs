@@ -10,7 +10,7 @@
 //! * `pipelined/{full,bare}/D`: D GETs in flight at once from one task, each
 //!   its own call through the stack (a queue slot, a completion, a deadline
 //!   and a retry decision each).
-//! * `batch/{full,bare}/D`: D GETs as one `Batch` (`call_many`): one call.
+//! * `batch/{full,bare}/D`: D GETs as one `Batch` (`batch`): one call.
 //! * `64_tasks`: 64 long-lived tasks sharing one full-stack client, each
 //!   sending one GET at a time: pipelining by write coalescing alone, with
 //!   no batching by the callers.
@@ -99,7 +99,7 @@ where
     E: Into<BoxError>,
 {
     let requests = (0..depth).map(|_| Request::Get { key: "key".into() });
-    let responses = client.call_many(requests).await.unwrap();
+    let responses = client.batch(requests).await.unwrap();
     assert_eq!(responses.len() as u64, depth);
 }
 

@@ -62,7 +62,7 @@ where
     E: Into<BoxError>,
 {
     let answers = client
-        .call_many((0..depth).map(|_| Request::Get { key: "key".into() }))
+        .batch((0..depth).map(|_| Request::Get { key: "key".into() }))
         .await
         .unwrap();
     assert_eq!(answers.len(), depth);

@@ -353,7 +353,7 @@ async fn soak_one_connection(addr: std::net::SocketAddr, id: u64, until: Instant
                 _ => Request::Get { key },
             });
         }
-        let responses = client.call_many(batch.clone()).await.expect("no protocol error");
+        let responses = client.batch(batch.clone()).await.expect("no protocol error");
         assert_eq!(responses.len(), batch.len());
         for (request, response) in batch.into_iter().zip(responses) {
             let expected = match request {

@@ -286,7 +286,7 @@ where
     /// written back to back, answered at once, retried as a unit (see
     /// [`crate::batch`]). Returns the responses in order, whatever their
     /// status; fails if any request failed in the stack.
-    pub async fn call_many<E>(
+    pub async fn batch<E>(
         &self,
         requests: impl IntoIterator<Item = Request>,
     ) -> Result<Vec<Response>, KvError>
@@ -318,7 +318,7 @@ where
             key: key.into(),
             value: value.into(),
         });
-        for response in self.call_many(requests).await? {
+        for response in self.batch(requests).await? {
             expect_ok(response, "PUT")?;
         }
         Ok(())
@@ -337,7 +337,7 @@ where
         E: Into<BoxError>,
     {
         let requests = keys.into_iter().map(|key| Request::Get { key: key.into() });
-        self.call_many(requests)
+        self.batch(requests)
             .await?
             .into_iter()
             .map(get_result)
