@@ -8,8 +8,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::Path;
 use std::time::Duration;
+use wirestack::kv::wal::{FsyncPolicy, Mutation, Wal, WalConfig};
 use wirestack::kv::Store;
-use wirestack::kv::{FsyncPolicy, Mutation, Wal, WalConfig};
 
 const RECORDS: u64 = 1_000_000;
 

@@ -11,9 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wirestack::kv::{
-    ClientCodec, FsyncPolicy, KvClient, Mutation, Request, Response, Store, Wal, WalConfig, WalError,
-};
+use wirestack::kv::wal::{FsyncPolicy, Mutation, Wal, WalConfig, WalError};
+use wirestack::kv::{ClientCodec, KvClient, Request, Response, Store};
 use wirestack::pipeline::Pipeline;
 use wirestack::transport;
 

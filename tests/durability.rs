@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wirestack::kv::FsyncPolicy;
+use wirestack::kv::wal::FsyncPolicy;
 use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
 use wirestack::pipeline::Pipeline;
 use wirestack::transport;

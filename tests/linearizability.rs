@@ -26,10 +26,8 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
-use wirestack::kv::{
-    ClientCodec, FsyncPolicy, KvClient, KvError, KvServer, KvServerConfig, Request, Response, Status,
-    WalConfig,
-};
+use wirestack::kv::wal::{FsyncPolicy, WalConfig};
+use wirestack::kv::{ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Request, Response, Status};
 use wirestack::route::{EndpointState, HealthConfig};
 
 /// PUT_TTL's TTL in these tests: an hour, far longer than any run, so that

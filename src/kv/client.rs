@@ -337,11 +337,7 @@ where
         E: Into<BoxError>,
     {
         let requests = keys.into_iter().map(|key| Request::Get { key: key.into() });
-        self.batch(requests)
-            .await?
-            .into_iter()
-            .map(get_result)
-            .collect()
+        self.batch(requests).await?.into_iter().map(get_result).collect()
     }
 }
 

@@ -8,7 +8,7 @@
 //!   [`Request`]s and [`Response`]s and back, and nothing else;
 //! * [`Request`] answers the retry layer's [`Idempotent`](crate::retry::Idempotent)
 //!   and [`Response`] its [`RetryableResponse`](crate::retry::RetryableResponse);
-//! * [`Store`] is the concurrent in-memory map with TTL, and [`Wal`] the
+//! * [`Store`] is the concurrent in-memory map with TTL, and [`Wal`](wal::Wal) the
 //!   write-ahead log that makes it durable;
 //! * [`KvService`] is the server side, a tower `Service` from requests to the
 //!   store; [`serve`] and [`KvServer`] run it on the framework's server;
@@ -93,7 +93,7 @@ mod route;
 mod server;
 mod service;
 mod store;
-mod wal;
+pub mod wal;
 
 pub use auth::{
     check_protected, AuthHandshake, AuthLimits, AuthToken, Authenticator, EmptyToken, Reply, RequireAuth,
@@ -107,10 +107,6 @@ pub use route::ShardedService;
 pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
 pub use store::Store;
-pub use wal::{
-    Append, Applied, FsyncPolicy, Mutation, ReadInOrder, RepairAction, RepairMode, RepairReport,
-    UnknownFsyncPolicy, Wal, WalConfig, WalError, WalStats,
-};
 
 use crate::server::{Overload, Overloaded};
 use bytes::Bytes;

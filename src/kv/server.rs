@@ -119,7 +119,7 @@ impl From<ConfigError> for io::Error {
 /// With a [`KvServerConfig::data_dir`], the log there is first recovered
 /// (connections wait in the listen queue meanwhile; a damaged log is an
 /// error of kind `InvalidData` whose inner error is a
-/// [`WalError`](super::WalError)), every write goes through it, and the
+/// [`WalError`](super::wal::WalError)), every write goes through it, and the
 /// log is fsynced after the last connection is drained. A configuration
 /// that fails [`KvServerConfig::validate`] is an error of kind
 /// `InvalidInput`, before anything is read.

@@ -15,7 +15,7 @@
 //! as the KV protocol ([`ClientBuilder`](crate::builder::ClientBuilder):
 //! timeout, retry, reconnect, pipeline); this module only adds the codec and
 //! RESP's answers to "is this command idempotent?" and "is this reply a
-//! refusal?" (see [`client`]). [`RedisAuth`] authenticates every new
+//! refusal?" (see [`RedisClient`]). [`RedisAuth`] authenticates every new
 //! connection (`requirepass` or an ACL user) through the builder's
 //! on-connect hook, and `ClientBuilder::tls` (feature `tls`) runs it over
 //! TLS, as `redis-server --tls-port` serves.
@@ -45,14 +45,14 @@
 
 mod auth;
 mod classify;
-pub mod client;
+mod client;
 pub mod cluster;
 mod codec;
 mod error;
 mod value;
 
 pub use auth::RedisAuth;
-pub use client::{RedisClient, RedisError};
+pub use client::{DefaultService, RedisClient, RedisError};
 pub use codec::RespCodec;
 pub use error::RespError;
 pub use value::Value;

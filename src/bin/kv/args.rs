@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use wirestack::kv::{FsyncPolicy, Limits, WalConfig};
+use wirestack::kv::wal::{FsyncPolicy, WalConfig};
+use wirestack::kv::Limits;
 use wirestack::server::ServeConfig;
 
 #[derive(Debug, Parser)]

@@ -26,9 +26,8 @@ use connect::connect;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
-use wirestack::kv::{
-    ConfigError, KvError, KvServer, KvServerConfig, Limits, RepairMode, Wal, WalConfig, WalError,
-};
+use wirestack::kv::wal::{RepairMode, Wal, WalConfig, WalError};
+use wirestack::kv::{ConfigError, KvError, KvServer, KvServerConfig, Limits};
 
 /// How a client command ended, as an exit status.
 enum Outcome {
