@@ -34,21 +34,29 @@
 //! The framework — it names no protocol:
 //!
 //! * [`transport`]: what a transport is (`Sink` + `Stream`), the
-//!   [`Codec`](transport::Codec) bounds a client needs, and the TCP connector.
+//!   [`Codec`](transport::Codec) bounds a client needs, the TCP connector,
+//!   and handshakes on every new connection.
 //! * [`pipeline`]: the in-order multiplexer, a `Service` many tasks share.
 //! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
 //! * [`deadline`]: one deadline per request, without a timer per request.
 //! * [`retry`]: retries only what is safe, within the deadline.
+//! * [`backoff`]: exponential backoff with full jitter, for the reconnect
+//!   and retry layers and the router's probes.
 //! * [`batch`]: many requests as one unit through the whole stack.
-//! * [`backoff`]: exponential backoff with full jitter, for both of them.
-//! * [`failure`]: the failure vocabulary — the one rule
-//!   that says whether a failed request timed out, was not sent, was lost
-//!   with its connection or met a protocol error.
-//! * [`metrics`]: what every layer records through the `metrics` facade
-//!   (feature `metrics`, default) — the names, and `describe()`; no
-//!   exporter: the application installs one.
+//! * [`route`]: one client over several endpoints — placement by key,
+//!   batches split and put back in order, ejection and probes.
+//! * [`pool`]: several connections to one endpoint, grown under load.
+//! * [`failure`]: the failure vocabulary — the one rule that says whether a
+//!   failed request timed out, was not sent, was lost with its connection or
+//!   met a protocol error; each layer's errors answer it for themselves.
+//!   [`BoxError`] is here at the root, as in tower.
+//! * [`metrics`]: the names of what every layer records through the
+//!   `metrics` facade (feature `metrics`, default), defined once with their
+//!   descriptions; each layer records from its own module. No exporter: the
+//!   application installs one.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
-//!   retry, your layers, reconnect and pipeline over any codec.
+//!   retry, your layers, reconnect and pipeline over any codec, for one
+//!   endpoint or [several](builder::ClientBuilder::route).
 //! * [`server`]: serve any `Service` over any codec.
 //! * `tls` (feature `tls`, default): TLS as a transport on both sides —
 //!   `TlsConnector` for clients, `TlsAcceptor` for the server.
@@ -63,8 +71,8 @@
 //!   server and `KvClient`; its wire format is in the module's docs.
 //! * `resp`: RESP2, to talk to Redis on the same stack: codec and
 //!   `RedisClient`.
-//! * `cli` (implies `kv`, `tls` and `metrics`): the `kv` binary — `serve`, `ping`, `get`, `put`,
-//!   `del` and `bench`.
+//! * `cli` (implies `kv`, `tls` and `metrics`): the `kv` binary — `serve`,
+//!   `ping`, `get`, `put`, `del`, `bench` and `repair`.
 //!
 //! With `default-features = false` the crate is the framework alone.
 //!
