@@ -20,8 +20,8 @@
 //!   is up.
 //! * **Batches.** A [`Batch`](crate::batch::Batch) is split per endpoint,
 //!   the parts are sent in parallel (each one batch to its endpoint) and
-//!   the answers put back in the caller's order, one result per request
-//!   ([`Scatter`], [`Gather`]). A part counts once against its endpoint.
+//!   the answers put back in the caller's order, one result per request.
+//!   A part counts once against its endpoint.
 //! * **Health.** Each endpoint's stack has an [`Accrual`] in it, which
 //!   records the outcome of every call to it ([`Router::new`] wraps each
 //!   stack in one; [`ClientBuilder::route`](crate::builder::ClientBuilder::route)
@@ -92,7 +92,7 @@ pub use future::ResponseFuture;
 pub use hash::Rendezvous;
 pub use health::{EndpointState, HealthConfig};
 pub use key::{Probe, RouteKey};
-pub use scatter::{Gather, Part, Scatter};
+pub(crate) use scatter::{Gather, Scatter};
 pub use service::Router;
 pub use stats::{EndpointStats, RouterHandle};
 
