@@ -44,6 +44,10 @@ async fn asking<S: ClusterNode>(node: S, command: Value) -> Result<Value, BoxErr
 /// following `MOVED` (and refreshing the map) and `ASK`, retrying after
 /// `TRYAGAIN`/`CLUSTERDOWN` and after a connection that failed (if the
 /// command was not sent, or is idempotent), up to `max_attempts`.
+///
+/// Every way out of the last attempt returns that attempt's own error (the
+/// redirect, the uncovered slot, the node's error): the loop has no end to
+/// fall out of, so no error has to be made up for one.
 pub(super) async fn execute<S: ClusterNode>(
     cluster: Arc<ClusterState<S>>,
     command: Value,
@@ -53,7 +57,9 @@ pub(super) async fn execute<S: ClusterNode>(
     let mut rng = HasherRng::new();
     let mut ask: Option<String> = None;
     let mut pauses = 0u32;
-    for attempt in 1..=cluster.config.max_attempts.max(1) {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
         let last_attempt = attempt >= cluster.config.max_attempts;
         let (from, outcome) = match ask.take() {
             Some(addr) => {
@@ -120,11 +126,6 @@ pub(super) async fn execute<S: ClusterNode>(
             }
         }
     }
-    Err(ClusterError::TooManyRedirects {
-        attempts: cluster.config.max_attempts,
-        last: String::from("no attempt made"),
-    }
-    .into())
 }
 
 async fn pause(config: &ClusterConfig, pauses: &mut u32, rng: &mut HasherRng) {
