@@ -80,7 +80,7 @@ mod hash;
 mod health;
 mod key;
 mod recorded;
-mod scatter;
+pub(crate) mod scatter;
 mod service;
 mod stats;
 
@@ -92,7 +92,6 @@ pub use future::ResponseFuture;
 pub use hash::Rendezvous;
 pub use health::{EndpointState, HealthConfig};
 pub use key::{Probe, RouteKey};
-pub(crate) use scatter::{Gather, Scatter};
 pub use service::Router;
 pub use stats::{EndpointStats, RouterHandle};
 
