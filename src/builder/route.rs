@@ -87,9 +87,9 @@ impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
                 builder.routing.pool,
             );
             let info = EndpointInfo::new(name.into(), Some(pool.handle()));
-            let observed = Accrual::new(pool, info.clone(), builder.routing.health.clone());
-            endpoints.push((info, builder.assemble((observed, None)), true));
+            let recorded = Accrual::new(pool, info.clone(), builder.routing.health.clone());
+            endpoints.push((info, builder.assemble((recorded, None))));
         }
-        Router::from_parts(endpoints, self.routing.health)
+        Router::from_parts(endpoints)
     }
 }

@@ -1,10 +1,11 @@
 //! A [`Router`] takes a [`Batch`]: split per endpoint, the parts sent in
 //! parallel, the answers put back in the caller's order.
 
-use super::error::{Ejected, EndpointError};
-use super::key::{Probe, RouteKey};
+use super::bounds::EndpointStack;
+use super::error::EndpointError;
+use super::key::RouteKey;
 use super::scatter::{Gather, Scatter};
-use super::service::{record, Router};
+use super::service::Router;
 use crate::batch::{Batch, BatchResponse};
 use crate::failure::BoxError;
 use futures::future::BoxFuture;
@@ -16,15 +17,12 @@ use tower::{Service, ServiceExt};
 /// back in the batch's order, one per request. A part whose endpoint is
 /// ejected, or that failed as a whole (its deadline passed, no connection),
 /// answers each of its requests with that error; the other parts are
-/// unaffected. The call itself never fails.
+/// unaffected. The call itself never fails. Each part's outcome is
+/// recorded by its endpoint's [`Accrual`](super::Accrual): once per part.
 impl<S, Req, Resp, E> Service<Batch<Req>> for Router<S>
 where
-    S: Service<Batch<Req>, Response = BatchResponse<Resp, E>> + Service<Req> + Clone + Send + Sync + 'static,
-    <S as Service<Batch<Req>>>::Error: Into<BoxError>,
-    <S as Service<Batch<Req>>>::Future: Send,
-    <S as Service<Req>>::Error: Into<BoxError>,
-    <S as Service<Req>>::Future: Send,
-    Req: RouteKey + Probe + Send + 'static,
+    S: EndpointStack<Batch<Req>, Response = BatchResponse<Resp, E>>,
+    Req: RouteKey + Send + 'static,
     Resp: Send + 'static,
     E: Into<BoxError> + Send + 'static,
 {
@@ -37,7 +35,7 @@ where
     }
 
     fn call(&mut self, batch: Batch<Req>) -> Self::Future {
-        let table = self.table.clone();
+        let table = &self.table;
         let scatter = Scatter::new(batch.into_requests(), |request| table.index(request));
         let mut gather = Gather::new(scatter.len());
         let mut sends = Vec::new();
@@ -45,42 +43,22 @@ where
             let endpoint = &table.endpoints[part.endpoint];
             let name = endpoint.info.name.clone();
             if !endpoint.info.health.is_up() {
-                endpoint.info.health.failed_fast(part.positions.len());
-                let ejected = Ejected::new(name);
+                let ejected = endpoint.info.refuse(part.positions.len());
                 for position in part.positions {
                     gather.put(position, Err(ejected.clone().into()));
                 }
                 continue;
             }
-            let service = endpoint.service.clone();
-            let table = table.clone();
-            sends.push(async move {
-                let answers = ServiceExt::<Batch<Req>>::oneshot(service, Batch::new(part.requests))
-                    .await
-                    .map_err(Into::into)
-                    .map(|answers| {
-                        answers
-                            .into_iter()
-                            .map(|answer| answer.map_err(Into::into))
-                            .collect::<Vec<Result<Resp, BoxError>>>()
-                    });
-                let failed: Option<&(dyn std::error::Error + 'static)> = match &answers {
-                    Err(error) => Some(&**error),
-                    Ok(answers) => answers
-                        .iter()
-                        .find_map(|answer| answer.as_ref().err())
-                        .map(|e| &**e as _),
-                };
-                record::<S, Req>(&table, part.endpoint, failed.map_or(Ok(()), Err));
-                (name, part.positions, answers)
-            });
+            let send = endpoint.service.clone().oneshot(Batch::new(part.requests));
+            sends.push(async move { (name, part.positions, send.await.map_err(Into::<BoxError>::into)) });
         }
         Box::pin(async move {
             for (name, positions, answers) in futures::future::join_all(sends).await {
                 match answers {
                     Ok(answers) => {
                         for (position, answer) in positions.into_iter().zip(answers) {
-                            let answer = answer.map_err(|e| EndpointError::new(name.clone(), e).into());
+                            let answer =
+                                answer.map_err(|e| EndpointError::new(name.clone(), e.into()).into());
                             gather.put(position, answer);
                         }
                     }

@@ -1,8 +1,7 @@
 //! The [`ResponseFuture`] of a [`Router`](super::Router) call.
 
+use super::bounds::EndpointStack;
 use super::error::{Ejected, EndpointError};
-use super::key::Probe;
-use super::service::{record, Table};
 use crate::failure::BoxError;
 use pin_project::pin_project;
 use std::fmt;
@@ -23,8 +22,6 @@ where
 {
     #[pin]
     state: State<S, Req>,
-    /// The table and the endpoint's index, to record the outcome.
-    route: Option<(Arc<Table<S>>, usize)>,
 }
 
 #[pin_project(project = StateProj)]
@@ -33,21 +30,27 @@ where
     S: Service<Req>,
 {
     Failed(Option<Ejected>),
-    Called(#[pin] Oneshot<S, Req>),
+    Called {
+        #[pin]
+        call: Oneshot<S, Req>,
+        /// The endpoint's name, for its errors.
+        endpoint: Arc<str>,
+    },
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
-    pub(super) fn new(table: Arc<Table<S>>, index: usize, service: S, request: Req) -> Self {
+    pub(super) fn new(endpoint: Arc<str>, service: S, request: Req) -> Self {
         ResponseFuture {
-            state: State::Called(Oneshot::new(service, request)),
-            route: Some((table, index)),
+            state: State::Called {
+                call: Oneshot::new(service, request),
+                endpoint,
+            },
         }
     }
 
     pub(super) fn failed(ejected: Ejected) -> Self {
         ResponseFuture {
             state: State::Failed(Some(ejected)),
-            route: None,
         }
     }
 }
@@ -56,7 +59,7 @@ impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Failed(_) => "ejected",
-            State::Called(_) => "called",
+            State::Called { .. } => "called",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()
     }
@@ -64,38 +67,22 @@ impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
 
 impl<S, Req> Future for ResponseFuture<S, Req>
 where
-    S: Service<Req> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    Req: Probe + Send + 'static,
+    S: EndpointStack<Req>,
 {
     type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = match this.state.project() {
+        match self.project().state.project() {
             StateProj::Failed(ejected) => {
                 let ejected = ejected
                     .take()
                     .expect("route::ResponseFuture polled after completion");
-                return Poll::Ready(Err(ejected.into()));
+                Poll::Ready(Err(ejected.into()))
             }
-            StateProj::Called(call) => futures::ready!(call.poll(cx)),
-        };
-        let Some((table, index)) = this.route.take() else {
-            return Poll::Ready(Err("route::ResponseFuture polled after completion".into()));
-        };
-        Poll::Ready(match result {
-            Ok(response) => {
-                record::<S, Req>(&table, index, Ok(()));
-                Ok(response)
+            StateProj::Called { call, endpoint } => {
+                let result = futures::ready!(call.poll(cx));
+                Poll::Ready(result.map_err(|error| EndpointError::new(endpoint.clone(), error.into()).into()))
             }
-            Err(error) => {
-                let error: BoxError = error.into();
-                record::<S, Req>(&table, index, Err(&*error));
-                let name = table.endpoints[index].info.name.clone();
-                Err(EndpointError::new(name, error).into())
-            }
-        })
+        }
     }
 }

@@ -2,16 +2,14 @@
 //! and a probe brings it back.
 
 use super::error::Ejected;
-use super::key::Probe;
-use crate::backoff::{jitter_rng, Backoff};
-use crate::failure::{BoxError, Failure};
+use crate::backoff::Backoff;
+use crate::failure::Failure;
 use crate::metrics::EndpointMetrics;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, Weak};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::{Service, ServiceExt};
 
 /// When an endpoint is ejected and how it is probed back.
 #[derive(Debug, Clone)]
@@ -98,8 +96,26 @@ impl Health {
     }
 
     /// `n` calls routed here failed at once, the endpoint being ejected.
-    pub(crate) fn failed_fast(&self, n: usize) {
+    pub(super) fn failed_fast(&self, n: usize) {
         self.metrics.failed_fast(n);
+    }
+
+    /// A probe is being sent.
+    pub(super) fn probing(&self) {
+        self.state.store(PROBING, Ordering::Release);
+        self.probes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A probe was answered: the endpoint is up again.
+    pub(super) fn back_up(&self) {
+        self.state.store(UP, Ordering::Release);
+        self.metrics.back();
+    }
+
+    /// A probe failed: the endpoint stays ejected.
+    pub(super) fn probe_failed(&self) {
+        self.probe_failures.fetch_add(1, Ordering::Relaxed);
+        self.state.store(EJECTED, Ordering::Release);
     }
 
     /// Records the outcome of a call; `true` if it ejected the endpoint
@@ -180,59 +196,10 @@ fn counts(error: &(dyn std::error::Error + 'static)) -> bool {
     )
 }
 
-/// What the probe task needs of an endpoint: its health and a stack to
-/// send the probe on.
-pub(crate) trait Probed<S>: Send + Sync + 'static {
-    fn health(&self) -> &Health;
-    fn service(&self) -> S;
-    fn name(&self) -> &str;
-}
-
-/// Probes an ejected endpoint with backoff until it answers (then it is up
-/// again) or the router is gone.
-pub(crate) async fn probe<E, S, Req>(endpoint: Weak<E>, config: HealthConfig)
-where
-    E: Probed<S>,
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
-    Req: Probe,
-{
-    let mut rng = jitter_rng();
-    let mut failures = 0u32;
-    loop {
-        tokio::time::sleep(config.probe_backoff.delay(failures, &mut rng)).await;
-        let Some(endpoint) = endpoint.upgrade() else {
-            return;
-        };
-        let health = endpoint.health();
-        health.state.store(PROBING, Ordering::Release);
-        health.probes.fetch_add(1, Ordering::Relaxed);
-        let service = endpoint.service();
-        let answer = tokio::time::timeout(config.probe_timeout, service.oneshot(Req::probe())).await;
-        let error = match answer {
-            Ok(Ok(_)) => {
-                health.state.store(UP, Ordering::Release);
-                health.metrics.back();
-                tracing::info!(
-                    endpoint = endpoint.name(),
-                    probes = failures + 1,
-                    "endpoint back up"
-                );
-                return;
-            }
-            Ok(Err(error)) => error.into().to_string(),
-            Err(_) => format!("no answer within {:?}", config.probe_timeout),
-        };
-        health.probe_failures.fetch_add(1, Ordering::Relaxed);
-        health.state.store(EJECTED, Ordering::Release);
-        failures = failures.saturating_add(1);
-        tracing::debug!(endpoint = endpoint.name(), failures, %error, "probe failed");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::BoxError;
     use crate::reconnect::error::Disconnected;
 
     fn config() -> HealthConfig {

@@ -1,10 +1,10 @@
 //! Routing: one client over several endpoints, each request sent to the
 //! endpoint its key belongs to.
 //!
-//! [`Router`] is a `Service` over one stack per endpoint (any `Service`,
-//! typically what [`ClientBuilder::route`](crate::builder::ClientBuilder::route)
-//! builds: deadline, retry, a [pool](crate::pool) of reconnecting
-//! pipelines):
+//! [`Router`] is a `Service` over one stack per endpoint (any
+//! [`EndpointStack`], typically what
+//! [`ClientBuilder::route`](crate::builder::ClientBuilder::route) builds:
+//! deadline, retry, a [pool](crate::pool) of reconnecting pipelines):
 //!
 //! ```text
 //!                         ┌─► endpoint "a": stack ─► pool of connections
@@ -20,16 +20,19 @@
 //!   is up.
 //! * **Batches.** A [`Batch`](crate::batch::Batch) is split per endpoint,
 //!   the parts are sent in parallel (each one batch to its endpoint) and
-//!   the answers put back in the caller's order, one result per request
-//!   ([`Scatter`], [`Gather`]).
-//! * **Health.** An endpoint that fails [`HealthConfig::failures`] times
-//!   within [`HealthConfig::window`] is ejected: calls routed to it fail at
-//!   once with [`Ejected`], naming it (the [failure rule](crate::failure)
-//!   says "not sent"), while the other endpoints go on as before. A task
-//!   probes it with the protocol's [`Probe`] request, with backoff, and
-//!   brings it back when it answers. Its keys are not moved elsewhere: a
-//!   key has one home, so a reader never misses a write made elsewhere
-//!   meanwhile.
+//!   the answers put back in the caller's order, one result per request.
+//!   A part counts once against its endpoint.
+//! * **Health.** Each endpoint's stack has an [`Accrual`] in it, which
+//!   records the outcome of every call to it ([`Router::new`] wraps each
+//!   stack in one; [`ClientBuilder::route`](crate::builder::ClientBuilder::route)
+//!   puts it under the retry layer, to record each attempt). An endpoint
+//!   that fails [`HealthConfig::failures`] times within
+//!   [`HealthConfig::window`] is ejected: calls routed to it fail at once
+//!   with [`Ejected`], naming it (the [failure rule](crate::failure) says
+//!   "not sent"), while the other endpoints go on as before. A task probes
+//!   it with the protocol's [`Probe`] request, with backoff, and brings it
+//!   back when it answers. Its keys are not moved elsewhere: a key has one
+//!   home, so a reader never misses a write made elsewhere meanwhile.
 //! * **Observable.** Ejections, probes and returns are `tracing` events
 //!   (fields `endpoint`, ...); [`RouterHandle::stats`] reads every
 //!   endpoint's state and counters.
@@ -41,7 +44,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use tower::{service_fn, ServiceExt};
-//! use wirestack::route::{HealthConfig, Probe, RouteKey, Router};
+//! use wirestack::route::{Accrual, HealthConfig, Probe, RouteKey, Router};
 //!
 //! // A protocol's two answers: the key of a request, and a probe.
 //! #[derive(Debug)]
@@ -53,9 +56,10 @@
 //!     fn probe() -> Self { Get(String::new()) }
 //! }
 //!
-//! // Three endpoints; each answers with its name.
+//! // Three endpoints; each answers with its name, and is wrapped in an
+//! // `Accrual` that records its outcomes.
 //! let endpoint = |name: &'static str| service_fn(move |_: Get| async move { Ok::<_, wirestack::BoxError>(name) });
-//! let router = Router::new(
+//! let router: Router<Accrual<_>> = Router::new(
 //!     [("a", endpoint("a")), ("b", endpoint("b")), ("c", endpoint("c"))],
 //!     HealthConfig::default(),
 //! )?;
@@ -68,23 +72,26 @@
 
 mod accrual;
 mod batch;
+mod bounds;
+mod endpoint;
 mod error;
 mod future;
 mod hash;
 mod health;
 mod key;
-mod scatter;
+mod recorded;
+pub(crate) mod scatter;
 mod service;
 mod stats;
 
 pub use accrual::Accrual;
+pub use bounds::EndpointStack;
+pub(crate) use endpoint::EndpointInfo;
 pub use error::{Ejected, EndpointError, RouteError};
 pub use future::ResponseFuture;
 pub use hash::Rendezvous;
 pub use health::{EndpointState, HealthConfig};
 pub use key::{Probe, RouteKey};
-pub use scatter::{Gather, Part, Scatter};
-pub(crate) use service::EndpointInfo;
 pub use service::Router;
 pub use stats::{EndpointStats, RouterHandle};
 

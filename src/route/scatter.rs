@@ -7,25 +7,25 @@ use crate::failure::BoxError;
 /// The requests of a batch, grouped by the endpoint each goes to, each
 /// group in the batch's order.
 #[derive(Debug)]
-pub struct Scatter<Req> {
+pub(crate) struct Scatter<Req> {
     parts: Vec<Part<Req>>,
     len: usize,
 }
 
 /// The requests of a batch that go to one endpoint.
 #[derive(Debug)]
-pub struct Part<Req> {
+pub(crate) struct Part<Req> {
     /// The endpoint, as the function given to [`Scatter::new`] numbered it.
-    pub endpoint: usize,
+    pub(crate) endpoint: usize,
     /// Where each request stands in the batch.
-    pub positions: Vec<usize>,
+    pub(crate) positions: Vec<usize>,
     /// The requests, in the batch's order.
-    pub requests: Vec<Req>,
+    pub(crate) requests: Vec<Req>,
 }
 
 impl<Req> Scatter<Req> {
     /// Groups `requests` by `endpoint_of` (parts in order of first use).
-    pub fn new(requests: Vec<Req>, mut endpoint_of: impl FnMut(&Req) -> usize) -> Self {
+    pub(crate) fn new(requests: Vec<Req>, mut endpoint_of: impl FnMut(&Req) -> usize) -> Self {
         let len = requests.len();
         let mut parts: Vec<Part<Req>> = Vec::new();
         for (position, request) in requests.into_iter().enumerate() {
@@ -49,17 +49,12 @@ impl<Req> Scatter<Req> {
     }
 
     /// How many requests the batch held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// `true` if it held none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The parts, one per endpoint.
-    pub fn into_parts(self) -> Vec<Part<Req>> {
+    pub(crate) fn into_parts(self) -> Vec<Part<Req>> {
         self.parts
     }
 }
@@ -67,20 +62,20 @@ impl<Req> Scatter<Req> {
 /// The answers of a scattered batch, collected in any order and returned in
 /// the batch's.
 #[derive(Debug)]
-pub struct Gather<Resp> {
+pub(crate) struct Gather<Resp> {
     answers: Vec<Option<Result<Resp, BoxError>>>,
 }
 
 impl<Resp> Gather<Resp> {
     /// Room for `len` answers.
-    pub fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize) -> Self {
         Gather {
             answers: (0..len).map(|_| None).collect(),
         }
     }
 
     /// The answer of the request at `position`.
-    pub fn put(&mut self, position: usize, answer: Result<Resp, BoxError>) {
+    pub(crate) fn put(&mut self, position: usize, answer: Result<Resp, BoxError>) {
         if let Some(slot) = self.answers.get_mut(position) {
             *slot = Some(answer);
         }
@@ -88,7 +83,7 @@ impl<Resp> Gather<Resp> {
 
     /// The answers, in the batch's order; a position nobody answered (a
     /// bug of the caller) is an error, not a panic.
-    pub fn finish(self) -> BatchResponse<Resp, BoxError> {
+    pub(crate) fn finish(self) -> BatchResponse<Resp, BoxError> {
         self.answers
             .into_iter()
             .map(|answer| answer.unwrap_or_else(|| Err("no answer was gathered for this request".into())))

@@ -1,13 +1,15 @@
 //! The [`Router`] service and its table of endpoints.
 
-use super::error::{Ejected, RouteError};
+use super::accrual::Accrual;
+use super::bounds::EndpointStack;
+use super::endpoint::EndpointInfo;
+use super::error::RouteError;
 use super::future::ResponseFuture;
 use super::hash::Rendezvous;
-use super::health::{Health, HealthConfig, Probed};
-use super::key::{Probe, RouteKey};
+use super::health::HealthConfig;
+use super::key::RouteKey;
 use super::stats::RouterHandle;
 use crate::failure::BoxError;
-use crate::pool::PoolHandle;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,90 +26,52 @@ pub struct Router<S> {
 
 /// What every clone of a [`Router`] shares.
 pub(super) struct Table<S> {
-    pub(super) endpoints: Box<[Arc<Endpoint<S>>]>,
+    pub(super) endpoints: Box<[Endpoint<S>]>,
     placement: Rendezvous,
-    pub(super) config: HealthConfig,
     /// Where the next keyless request starts looking for an endpoint.
     next: AtomicUsize,
 }
 
-/// One endpoint: its name, its stack, its health.
-pub(crate) struct Endpoint<S> {
+/// One endpoint: its info (name, health) and its stack.
+pub(super) struct Endpoint<S> {
     pub(super) info: Arc<EndpointInfo>,
     pub(super) service: S,
-    /// An [`Accrual`](super::Accrual) inside the stack records each
-    /// attempt: the router only checks the endpoint's state.
-    observed: bool,
 }
 
-/// What a [`RouterHandle`] reads of an endpoint.
-#[derive(Debug)]
-pub(crate) struct EndpointInfo {
-    pub(crate) name: Arc<str>,
-    pub(crate) health: Health,
-    pub(crate) pool: Option<PoolHandle>,
-}
-
-impl EndpointInfo {
-    pub(crate) fn new(name: Arc<str>, pool: Option<PoolHandle>) -> Arc<Self> {
-        Arc::new(EndpointInfo {
-            name,
-            health: Health::default(),
-            pool,
-        })
-    }
-}
-
-impl<S: Clone + Send + Sync + 'static> Probed<S> for Endpoint<S> {
-    fn health(&self) -> &Health {
-        &self.info.health
-    }
-
-    fn service(&self) -> S {
-        self.service.clone()
-    }
-
-    fn name(&self) -> &str {
-        &self.info.name
-    }
-}
-
-impl<S> Router<S> {
+impl<S: Clone> Router<Accrual<S>> {
     /// Routes over `endpoints`, each a name (which places keys: every client
-    /// given the same names places keys alike) and its stack. Fails if
-    /// there is none or a name is listed twice.
+    /// given the same names places keys alike) and its stack, which it
+    /// wraps in an [`Accrual`] to record each call's outcome against the
+    /// endpoint. Fails if there is none or a name is listed twice.
     ///
-    /// The router records the outcome of each call against its endpoint.
     /// ([`ClientBuilder::route`](crate::builder::ClientBuilder::route)
-    /// records each *attempt* instead, under the retry layer, so that a dead
-    /// endpoint is ejected after K failed attempts, not K calls that each
-    /// retried until their deadline.)
+    /// puts the `Accrual` under the retry layer instead, so that it records
+    /// each *attempt*: a dead endpoint is ejected after K failed attempts,
+    /// not K calls that each retried until their deadline.)
     pub fn new<N: Into<Arc<str>>>(
         endpoints: impl IntoIterator<Item = (N, S)>,
         config: HealthConfig,
     ) -> Result<Self, RouteError> {
-        let endpoints = endpoints
-            .into_iter()
-            .map(|(name, service)| (EndpointInfo::new(name.into(), None), service, false));
-        Self::from_parts(endpoints, config)
+        let endpoints = endpoints.into_iter().map(|(name, service)| {
+            let info = EndpointInfo::new(name.into(), None);
+            (info.clone(), Accrual::new(service, info, config.clone()))
+        });
+        Router::from_parts(endpoints)
     }
+}
 
-    /// Routes over endpoints whose info was made beforehand, and whose
-    /// stacks record their own outcomes if `observed`.
+impl<S> Router<S> {
+    /// Routes over endpoints whose stacks record their own outcomes: each
+    /// has an [`Accrual`] made with its info.
     pub(crate) fn from_parts(
-        endpoints: impl IntoIterator<Item = (Arc<EndpointInfo>, S, bool)>,
-        config: HealthConfig,
+        endpoints: impl IntoIterator<Item = (Arc<EndpointInfo>, S)>,
     ) -> Result<Self, RouteError> {
-        let mut table: Vec<Arc<Endpoint<S>>> = Vec::new();
-        for (info, service, observed) in endpoints {
+        let mut table: Vec<Endpoint<S>> = Vec::new();
+        for (info, service) in endpoints {
             if table.iter().any(|endpoint| endpoint.info.name == info.name) {
                 return Err(RouteError::Duplicate(info.name.to_string()));
             }
-            table.push(Arc::new(Endpoint {
-                info,
-                service,
-                observed,
-            }));
+            table.push(Endpoint { info, service });
         }
         if table.is_empty() {
             return Err(RouteError::NoEndpoints);
@@ -117,7 +81,6 @@ impl<S> Router<S> {
             table: Arc::new(Table {
                 endpoints: table.into_boxed_slice(),
                 placement,
-                config,
                 next: AtomicUsize::new(0),
             }),
         })
@@ -175,10 +138,8 @@ impl<S> fmt::Debug for Router<S> {
 
 impl<S, Req> Service<Req> for Router<S>
 where
-    S: Service<Req> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    Req: RouteKey + Probe + Send + 'static,
+    S: EndpointStack<Req>,
+    Req: RouteKey,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -190,40 +151,13 @@ where
         Poll::Ready(Ok(()))
     }
 
+    /// Fails at once, without the endpoint's stack, if the endpoint is
+    /// ejected; its [`Accrual`] records the outcome otherwise.
     fn call(&mut self, request: Req) -> Self::Future {
-        let index = self.table.index(&request);
-        let endpoint = &self.table.endpoints[index];
+        let endpoint = &self.table.endpoints[self.table.index(&request)];
         if !endpoint.info.health.is_up() {
-            endpoint.info.health.failed_fast(1);
-            return ResponseFuture::failed(Ejected::new(endpoint.info.name.clone()));
+            return ResponseFuture::failed(endpoint.info.refuse(1));
         }
-        ResponseFuture::new(self.table.clone(), index, endpoint.service.clone(), request)
-    }
-}
-
-/// Records a call's outcome against endpoint `index`; starts the probe if
-/// it ejected the endpoint.
-pub(super) fn record<S, Req>(
-    table: &Arc<Table<S>>,
-    index: usize,
-    outcome: Result<(), &(dyn std::error::Error + 'static)>,
-) where
-    S: Service<Req> + Clone + Send + Sync + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send,
-    Req: Probe + Send + 'static,
-{
-    let endpoint = &table.endpoints[index];
-    if endpoint.observed {
-        return;
-    }
-    if endpoint
-        .info
-        .health
-        .record(outcome, &table.config, &endpoint.info.name)
-    {
-        let probe =
-            super::health::probe::<Endpoint<S>, S, Req>(Arc::downgrade(endpoint), table.config.clone());
-        tokio::spawn(probe);
+        ResponseFuture::new(endpoint.info.name.clone(), endpoint.service.clone(), request)
     }
 }

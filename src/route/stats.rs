@@ -1,7 +1,7 @@
 //! [`RouterHandle`]: each endpoint's state and counters.
 
+use super::endpoint::EndpointInfo;
 use super::health::EndpointState;
-use super::service::EndpointInfo;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 

@@ -95,7 +95,7 @@ async fn an_ejected_endpoint_fails_at_once_and_a_probe_brings_it_back() {
 fn a_router_needs_distinct_endpoints() {
     let up = Arc::new(AtomicBool::new(true));
     type Any = tower::util::BoxCloneService<Get, &'static str, BoxError>;
-    let no_endpoint = Router::<Any>::new(Vec::<(&str, Any)>::new(), HealthConfig::default());
+    let no_endpoint = Router::<Accrual<Any>>::new(Vec::<(&str, Any)>::new(), HealthConfig::default());
     assert_eq!(no_endpoint.map(drop).unwrap_err(), RouteError::NoEndpoints);
     let twice = Router::new(
         [("a", endpoint("a", up.clone())), ("a", endpoint("a", up))],
@@ -144,7 +144,7 @@ async fn a_call_retrying_when_its_endpoint_is_ejected_ends_with_the_ejection() {
         probe_backoff: Backoff::new(Duration::from_secs(3600), Duration::from_secs(3600)),
         probe_timeout: Duration::from_secs(1),
     };
-    let info = service::EndpointInfo::new("a".into(), None);
+    let info = endpoint::EndpointInfo::new("a".into(), None);
     let observed = Accrual::new(dead, info.clone(), health);
     let policy = RetryPolicy::new(RetryConfig {
         max_retries: 8,
@@ -172,4 +172,93 @@ async fn a_call_retrying_when_its_endpoint_is_ejected_ends_with_the_ejection() {
         2,
         "and one more met the ejection: not retried"
     );
+}
+
+/// An endpoint that answers a single request, and loses its connection
+/// under every batch: each request of one fails as "may have been sent".
+#[derive(Clone)]
+struct Lossy {
+    batches: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl tower::Service<Get> for Lossy {
+    type Response = &'static str;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<&'static str, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Get) -> Self::Future {
+        std::future::ready(Ok("pong"))
+    }
+}
+
+impl tower::Service<crate::batch::Batch<Get>> for Lossy {
+    type Response = crate::batch::BatchResponse<&'static str, crate::pipeline::Error>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, batch: crate::batch::Batch<Get>) -> Self::Future {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let lost = batch
+            .requests()
+            .iter()
+            .map(|_| Err(crate::pipeline::Error::Closed));
+        std::future::ready(Ok(lost.collect()))
+    }
+}
+
+/// A batch's part counts once against its endpoint, as its first failed
+/// answer, though the part's call succeeded: two such parts eject it.
+#[tokio::test(start_paused = true)]
+async fn a_batch_part_whose_answers_failed_counts_once_against_its_endpoint() {
+    use crate::batch::Batch;
+    let config = HealthConfig {
+        failures: 2,
+        window: Duration::from_secs(10),
+        // Probes far off: the endpoint stays ejected for this test.
+        probe_backoff: Backoff::new(Duration::from_secs(3600), Duration::from_secs(3600)),
+        probe_timeout: Duration::from_secs(1),
+    };
+    let batches = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let lossy = Lossy {
+        batches: batches.clone(),
+    };
+    let router = Router::new([("a", lossy.clone()), ("b", lossy)], config).unwrap();
+    let handle = router.handle();
+    let a_keys: Vec<&'static str> = ["k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8"]
+        .into_iter()
+        .filter(|key| router.endpoint_of(key.as_bytes()) == "a")
+        .collect();
+    assert!(a_keys.len() >= 2, "{a_keys:?}");
+    let batch = || Batch::new(a_keys.iter().map(|&key| Get(key)).collect());
+
+    let answers = router.clone().oneshot(batch()).await.unwrap();
+    assert_eq!(answers.len(), a_keys.len());
+    for answer in &answers {
+        let error = answer.as_ref().unwrap_err();
+        assert_eq!(error.downcast_ref::<EndpointError>().unwrap().endpoint(), "a");
+        assert_eq!(Failure::of(&**error), Failure::Connection);
+    }
+    let a = &handle.stats()[0];
+    assert_eq!((a.requests, a.failures), (1, 1), "{a:?}");
+    assert_eq!(a.state, EndpointState::Up);
+
+    router.clone().oneshot(batch()).await.unwrap();
+    assert_eq!(handle.state("a"), Some(EndpointState::Ejected));
+    assert_eq!(handle.stats()[0].ejections, 1);
+
+    // Ejected: the part fails at once, without its stack.
+    let answers = router.clone().oneshot(batch()).await.unwrap();
+    assert!(answers
+        .iter()
+        .all(|answer| answer.as_ref().unwrap_err().is::<Ejected>()));
+    assert_eq!(batches.load(Ordering::Relaxed), 2);
+    assert_eq!(handle.stats()[1].requests, 0, "b was not sent anything");
 }

@@ -2,13 +2,16 @@
 //! parallel, and each command a part could not serve (a redirect, a lost
 //! connection) sent again on its own, as a single command would be.
 
+use super::execute::execute;
+use super::node::ClusterNode;
 use super::redirect::Redirect;
-use super::service::{command_slot, execute, Cluster};
+use super::service::{command_slot, Cluster};
 use crate::batch::{Batch, BatchResponse};
 use crate::failure::{BoxError, Delivery};
 use crate::resp::Value;
 use crate::retry::Idempotent;
-use crate::route::{EndpointError, Gather, Scatter};
+use crate::route::scatter::{Gather, Scatter};
+use crate::route::EndpointError;
 use futures::future::BoxFuture;
 use std::task::{Context, Poll};
 use tower::{Service, ServiceExt};
@@ -17,20 +20,7 @@ use tower::{Service, ServiceExt};
 /// whose keys span slots is answered with
 /// [`ClusterError::CrossSlot`](super::ClusterError::CrossSlot); the others
 /// are sent. The call itself never fails.
-impl<S, E> Service<Batch<Value>> for Cluster<S>
-where
-    S: Service<Value, Response = Value>
-        + Service<Batch<Value>, Response = BatchResponse<Value, E>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <S as Service<Value>>::Error: Into<BoxError>,
-    <S as Service<Value>>::Future: Send,
-    <S as Service<Batch<Value>>>::Error: Into<BoxError>,
-    <S as Service<Batch<Value>>>::Future: Send,
-    E: Into<BoxError> + Send + 'static,
-{
+impl<S: ClusterNode> Service<Batch<Value>> for Cluster<S> {
     type Response = BatchResponse<Value, BoxError>;
     type Error = BoxError;
     type Future = BoxFuture<'static, Result<BatchResponse<Value, BoxError>, BoxError>>;
@@ -40,7 +30,7 @@ where
     }
 
     fn call(&mut self, batch: Batch<Value>) -> Self::Future {
-        let shared = self.shared.clone();
+        let cluster = self.state.clone();
         Box::pin(async move {
             let commands = batch.into_requests();
             let mut gather = Gather::new(commands.len());
@@ -54,7 +44,7 @@ where
                         gather.put(position, Err(cross.into()));
                         continue;
                     }
-                    Ok(slot) => shared.route(slot).ok().map(|(addr, _)| addr),
+                    Ok(slot) => cluster.route(slot).ok().map(|(addr, _)| addr),
                 };
                 let index = match targets.iter().position(|known| *known == node) {
                     Some(index) => index,
@@ -67,7 +57,7 @@ where
             }
             let scatter = Scatter::new(placed, |(_, index, _)| *index);
             let sends = scatter.into_parts().into_iter().map(|part| {
-                let shared = shared.clone();
+                let cluster = cluster.clone();
                 let target = targets.get(part.endpoint).cloned().flatten();
                 async move {
                     let (positions, commands): (Vec<usize>, Vec<Value>) = part
@@ -77,7 +67,7 @@ where
                         .unzip();
                     let answers = match &target {
                         Some(addr) => {
-                            let (_, node) = shared.node(addr);
+                            let (_, node) = cluster.node(addr);
                             ServiceExt::<Batch<Value>>::oneshot(node, Batch::new(commands.clone()))
                                 .await
                                 .map_err(Into::into)
@@ -127,8 +117,8 @@ where
                         }
                     }
                     let resent = futures::future::join_all(again.into_iter().map(|(position, command)| {
-                        let shared = shared.clone();
-                        async move { (position, execute(shared, command).await) }
+                        let cluster = cluster.clone();
+                        async move { (position, execute(cluster, command).await) }
                     }))
                     .await;
                     done.extend(resent);

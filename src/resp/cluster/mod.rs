@@ -2,8 +2,9 @@
 //!
 //! A cluster splits its keys into 16384 hash slots ([`slot`]: CRC16 of the
 //! key, or of its `{hash tag}`), each served by one primary. [`Cluster`] is
-//! a `Service` over one stack per node (built by a function you give it,
-//! typically a [`ClientBuilder`](crate::builder::ClientBuilder) with no
+//! a `Service` over one stack per node (a [`ClusterNode`], built by a
+//! function you give it, typically a
+//! [`ClientBuilder`](crate::builder::ClientBuilder) with no
 //! deadline and no retry: the cluster layer retries, and one deadline goes
 //! around it all):
 //!
@@ -34,8 +35,10 @@ mod batch;
 mod client;
 mod config;
 mod error;
+mod execute;
 mod keys;
 mod map;
+mod node;
 mod redirect;
 mod service;
 mod slot;
@@ -44,6 +47,7 @@ mod stats;
 pub use client::{ClusterService, NodeService};
 pub use config::ClusterConfig;
 pub use error::ClusterError;
+pub use node::ClusterNode;
 pub use service::Cluster;
 pub use slot::{slot, SLOTS};
 pub use stats::{ClusterHandle, ClusterStats};

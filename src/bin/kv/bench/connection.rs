@@ -7,7 +7,7 @@ use super::BenchConfig;
 use tower::{Service, ServiceExt};
 use wirestack::batch::Batch;
 use wirestack::pipeline::Pipeline;
-use wirestack::route::{HealthConfig, Router};
+use wirestack::route::{Accrual, HealthConfig, Router};
 use wirestack::transport::Codec;
 use wirestack::BoxError;
 
@@ -21,7 +21,7 @@ pub(crate) type Answer<W> = <<W as Wire>::Codec as Codec<<W as Wire>::Request>>:
 /// One load task's connection; see the [module docs](self).
 pub(crate) enum Connection<W: Wire> {
     One(Pipe<W>),
-    Sharded(Router<Pipe<W>>),
+    Sharded(Router<Accrual<Pipe<W>>>),
 }
 
 impl<W: Wire> Connection<W> {
