@@ -4,7 +4,6 @@
 
 use super::classify::{Idempotent, RetryableResponse};
 use super::service::{Core, Retry};
-use crate::backoff::jitter_rng;
 use crate::batch::{Batch, BatchResponse};
 use crate::deadline::context;
 use crate::failure::BoxError;
@@ -155,8 +154,7 @@ where
                             }
                         };
                     let delay = retry.and_then(|(first, reason)| {
-                        let delay =
-                            policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())?;
+                        let delay = policy.allow(*this.attempts, reason, context::current())?;
                         Some((first, delay))
                     });
                     let Some((first, delay)) = delay else {
@@ -199,9 +197,7 @@ where
                         let retry = this.requests[*this.offset..]
                             .first()
                             .and_then(|request| policy.reason::<Req, Resp>(request, Err(&*error)))
-                            .and_then(|reason| {
-                                policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
-                            });
+                            .and_then(|reason| policy.allow(*this.attempts, reason, context::current()));
                         let Some(delay) = retry else {
                             return Poll::Ready(Err(error));
                         };

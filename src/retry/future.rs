@@ -4,7 +4,6 @@ use super::classify::{Idempotent, RetryableResponse};
 use super::error::MaybeApplied;
 use super::policy::Reason;
 use super::service::Core;
-use crate::backoff::jitter_rng;
 use crate::deadline::context;
 use crate::failure::{BoxError, Delivery};
 use pin_project::pin_project;
@@ -117,9 +116,7 @@ where
                         return Poll::Ready(give_up(result, *this.maybe_applied));
                     };
                     *this.maybe_applied |= matches!(reason, Reason::LostIdempotent);
-                    let Some(delay) =
-                        policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
-                    else {
+                    let Some(delay) = policy.allow(*this.attempts, reason, context::current()) else {
                         // Out of retries, budget or time: the last answer.
                         return Poll::Ready(give_up(result, *this.maybe_applied));
                     };
@@ -151,9 +148,7 @@ where
                         let policy = &this.core.policy;
                         let retry = policy
                             .reason::<Req, S::Response>(&*this.request, Err(&*error))
-                            .and_then(|reason| {
-                                policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
-                            });
+                            .and_then(|reason| policy.allow(*this.attempts, reason, context::current()));
                         let Some(delay) = retry else {
                             return Poll::Ready(give_up(Err(error), *this.maybe_applied));
                         };

@@ -91,6 +91,7 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+mod tries;
 
 pub use batch::BatchFuture;
 pub use budget::RetryBudget;
