@@ -68,7 +68,10 @@ pub struct RetryStats {
     pub unsafe_to_retry: u64,
 }
 
-pub(super) struct Shared {
+/// What a policy's clones share: its settings, budget and counters. (`pub`
+/// in this private module only as a [`Shape`](super::future::Shape)'s
+/// argument; not nameable outside the crate.)
+pub struct Shared {
     budget: Box<dyn Budget + Send + Sync>,
     backoff: Backoff,
     max_retries: u32,
@@ -200,9 +203,15 @@ impl fmt::Debug for RetryPolicy {
     }
 }
 
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 /// Why a retry is made, for the trace.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Reason {
+pub enum Reason {
     Refused,
     NotSent,
     LostIdempotent,

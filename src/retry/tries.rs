@@ -2,14 +2,16 @@
 //! crate's driver and tower's (through [`RetryPolicy`](super::RetryPolicy)'s
 //! `Policy` impl) share, with the one decision they both make.
 
+use super::error::MaybeApplied;
 use super::policy::{Reason, Shared};
+use crate::failure::{BoxError, Delivery};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Why a call is sent again, and whether what is sent again may have been
 /// applied already.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Resend {
+pub struct Resend {
     pub(super) reason: Reason,
     pub(super) applied: bool,
 }
@@ -28,7 +30,6 @@ impl Resend {
 pub(super) struct Tries {
     attempts: u32,
     /// Something sent again may have been applied by an earlier attempt.
-    #[allow(dead_code)] // until the driver's give-up reads it
     maybe_applied: bool,
 }
 
@@ -52,5 +53,17 @@ impl Tries {
         self.attempts += 1;
         self.maybe_applied |= resend.applied;
         Some(delay)
+    }
+
+    /// The answer a call that is not sent again ends with: as it is,
+    /// unless it is an error saying "not sent" while an earlier attempt may
+    /// have been applied — then that is what the caller must learn.
+    pub(super) fn give_up<Resp>(&self, result: Result<Resp, BoxError>) -> Result<Resp, BoxError> {
+        match result {
+            Err(error) if self.maybe_applied && Delivery::of(&*error) == Some(Delivery::NotSent) => {
+                Err(MaybeApplied::new(error).into())
+            }
+            result => result,
+        }
     }
 }
