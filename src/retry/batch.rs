@@ -3,26 +3,23 @@
 //! failed, when that is safe request by request.
 
 use super::classify::{Idempotent, RetryableResponse};
-use super::service::{Core, Retry};
-use crate::backoff::jitter_rng;
+use super::future::{ResponseFuture, Shape};
+use super::policy::{Reason, Shared};
+use super::service::Retry;
+use super::tries::Resend;
 use crate::batch::{Batch, BatchResponse};
-use crate::deadline::context;
 use crate::failure::BoxError;
-use pin_project::pin_project;
 use std::error::Error;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::time::Sleep;
 use tower::Service;
 
 /// A batch is retried from its first request that failed — refused, or
 /// lost with its connection — to its end, if every request in that
 /// remainder may be sent again: refused or never sent, or idempotent. The
 /// answers before it are kept. Otherwise (or out of retries, budget or
-/// time) the last answers are returned as they are.
+/// time) the last answers are returned as they are: a request's own error
+/// is the inner service's `E`, so only an error of the whole call can
+/// become [`MaybeApplied`](super::MaybeApplied).
 impl<S, Req, Resp, E> Service<Batch<Req>> for Retry<S>
 where
     S: Service<Batch<Req>, Response = BatchResponse<Resp, E>> + Clone,
@@ -40,66 +37,26 @@ where
     }
 
     fn call(&mut self, batch: Batch<Req>) -> Self::Future {
-        let core = self.start();
-        let requests = batch.requests().to_vec();
-        let future = self.inner_mut().call(batch);
-        BatchFuture {
-            state: State::Attempt { future },
-            requests,
+        let shape = Many {
+            requests: batch.requests().to_vec(),
             offset: 0,
             answers: Vec::new(),
-            core,
-            attempts: 0,
-        }
+        };
+        ResponseFuture::start(self, batch, shape)
     }
 }
 
 /// The response of a [`Batch`] sent through a [`Retry`].
-#[pin_project]
-pub struct BatchFuture<S, Req, Resp, E>
-where
-    S: Service<Batch<Req>>,
-{
-    #[pin]
-    state: State<S, Req>,
-    /// The whole batch, kept to send its remainder again.
+pub type BatchFuture<S, Req, Resp, E> = ResponseFuture<S, Batch<Req>, Many<Req, Resp, E>>;
+
+/// A batch, kept to send its remainder again.
+#[derive(Debug)]
+pub struct Many<Req, Resp, E> {
     requests: Vec<Req>,
     /// Where the attempt under way starts in `requests`.
     offset: usize,
     /// The answers to the requests before `offset`.
     answers: BatchResponse<Resp, E>,
-    core: Arc<Core<S>>,
-    attempts: u32,
-}
-
-#[pin_project(project = StateProj)]
-enum State<S, Req>
-where
-    S: Service<Batch<Req>>,
-{
-    Attempt {
-        #[pin]
-        future: S::Future,
-    },
-    Backoff {
-        sleep: Pin<Box<Sleep>>,
-    },
-    Readying {
-        service: Box<S>,
-    },
-}
-
-impl<S, Req, Resp, E> fmt::Debug for BatchFuture<S, Req, Resp, E>
-where
-    S: Service<Batch<Req>>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BatchFuture")
-            .field("len", &self.requests.len())
-            .field("offset", &self.offset)
-            .field("attempts", &self.attempts)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Where the remainder to send again starts, if one should be.
@@ -110,109 +67,73 @@ fn first_failed<Resp: RetryableResponse, E>(answers: &[Result<Resp, E>]) -> Opti
     })
 }
 
-impl<S, Req, Resp, E> Future for BatchFuture<S, Req, Resp, E>
+/// Why to send `requests` again after their `outcomes` (the first a
+/// failure), if each may be sent again: refused or never sent, or
+/// idempotent. The first one's reason is the retry's.
+fn resend<'a, Req: Idempotent, Resp: RetryableResponse + 'a>(
+    policy: &Shared,
+    requests: &[Req],
+    outcomes: impl Iterator<Item = Result<&'a Resp, &'a (dyn Error + 'static)>>,
+) -> Option<Resend> {
+    let mut pairs = requests.iter().zip(outcomes);
+    let (request, outcome) = pairs.next()?;
+    let mut resend = Resend::after(policy.reason(request, outcome)?);
+    for (request, outcome) in pairs {
+        resend.applied |= match outcome {
+            // Answered, so applied: sent again only if that changes nothing.
+            Ok(response) if !response.is_retryable() => request.is_idempotent().then_some(true)?,
+            outcome => matches!(policy.reason(request, outcome)?, Reason::LostIdempotent),
+        };
+    }
+    Some(resend)
+}
+
+impl<Req, Resp, E> Shape<Batch<Req>, BatchResponse<Resp, E>> for Many<Req, Resp, E>
 where
-    S: Service<Batch<Req>, Response = BatchResponse<Resp, E>> + Clone,
-    S::Error: Into<BoxError>,
     Req: Idempotent + Clone,
     Resp: RetryableResponse,
     E: Error + 'static,
 {
-    type Output = Result<BatchResponse<Resp, E>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            let next = match this.state.as_mut().project() {
-                StateProj::Attempt { future } => {
-                    let result = futures::ready!(future.poll(cx)).map_err(Into::into);
-                    let remainder = &this.requests[*this.offset..];
-                    let policy = &this.core.policy;
-                    let retry =
-                        match &result {
-                            Ok(answers) => first_failed(answers).and_then(|first| {
-                                // Each request from the first failed one on must
-                                // be safe to send again.
-                                let mut reasons = remainder[first..].iter().zip(&answers[first..]).map(
-                                    |(request, answer)| match answer {
-                                        Ok(response) if !response.is_retryable() => {
-                                            request.is_idempotent().then_some(None)
-                                        }
-                                        answer => policy
-                                            .reason(request, answer.as_ref().map_err(|e| e as _))
-                                            .map(Some),
-                                    },
-                                );
-                                let reason = reasons.next()??;
-                                reasons.all(|safe| safe.is_some()).then_some((first, reason?))
-                            }),
-                            Err(error) => {
-                                let mut reasons = remainder
-                                    .iter()
-                                    .map(|request| policy.reason::<Req, Resp>(request, Err(&**error)));
-                                let reason = reasons.next().flatten();
-                                reason.filter(|_| reasons.all(|r| r.is_some())).map(|r| (0, r))
-                            }
-                        };
-                    let delay = retry.and_then(|(first, reason)| {
-                        let delay =
-                            policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())?;
-                        Some((first, delay))
-                    });
-                    let Some((first, delay)) = delay else {
-                        return Poll::Ready(result.map(|answers| {
-                            let mut all = std::mem::take(this.answers);
-                            all.extend(answers);
-                            all
-                        }));
-                    };
-                    if let Ok(mut answers) = result {
-                        this.answers.extend(answers.drain(..first));
-                    }
-                    *this.offset += first;
-                    *this.attempts += 1;
-                    State::Backoff {
-                        sleep: Box::pin(tokio::time::sleep(delay)),
-                    }
-                }
-                StateProj::Backoff { sleep } => {
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        context::promise_wake_by(sleep.deadline());
-                        return Poll::Pending;
-                    }
-                    State::Readying {
-                        service: Box::new(this.core.service()),
-                    }
-                }
-                StateProj::Readying { service } => match futures::ready!(service.poll_ready(cx)) {
-                    Ok(()) => {
-                        let remainder = Batch::new(this.requests[*this.offset..].to_vec());
-                        State::Attempt {
-                            future: service.call(remainder),
-                        }
-                    }
-                    // Not connected: the remainder was not sent; the same
-                    // rules as for an attempt decide.
-                    Err(error) => {
-                        let error: BoxError = error.into();
-                        let policy = &this.core.policy;
-                        let retry = this.requests[*this.offset..]
-                            .first()
-                            .and_then(|request| policy.reason::<Req, Resp>(request, Err(&*error)))
-                            .and_then(|reason| {
-                                policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
-                            });
-                        let Some(delay) = retry else {
-                            return Poll::Ready(Err(error));
-                        };
-                        *this.attempts += 1;
-                        State::Backoff {
-                            sleep: Box::pin(tokio::time::sleep(delay)),
-                        }
-                    }
-                },
-            };
-            this.state.set(next);
+    fn resend(&self, policy: &Shared, result: &Result<BatchResponse<Resp, E>, BoxError>) -> Option<Resend> {
+        let remainder = &self.requests[self.offset..];
+        match result {
+            Ok(answers) => {
+                let first = first_failed(answers)?;
+                let outcomes = answers[first..]
+                    .iter()
+                    .map(|answer| answer.as_ref().map_err(|e| e as _));
+                resend(policy, &remainder[first..], outcomes)
+            }
+            Err(error) => resend::<Req, Resp>(policy, remainder, std::iter::repeat(Err(&**error as _))),
         }
+    }
+
+    /// The remainder was not sent: its first request's reason decides.
+    fn unready(&self, policy: &Shared, error: &BoxError) -> Option<Reason> {
+        let request = self.requests.get(self.offset)?;
+        policy.reason::<Req, Resp>(request, Err(&**error))
+    }
+
+    fn next(&self) -> Batch<Req> {
+        Batch::new(self.requests[self.offset..].to_vec())
+    }
+
+    fn keep(&mut self, result: Result<BatchResponse<Resp, E>, BoxError>) {
+        if let Ok(mut answers) = result {
+            let first = first_failed(&answers).unwrap_or(answers.len());
+            self.answers.extend(answers.drain(..first));
+            self.offset += first;
+        }
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<BatchResponse<Resp, E>, BoxError>,
+    ) -> Result<BatchResponse<Resp, E>, BoxError> {
+        result.map(|answers| {
+            let mut all = std::mem::take(&mut self.answers);
+            all.extend(answers);
+            all
+        })
     }
 }

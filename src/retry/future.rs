@@ -1,12 +1,18 @@
-//! The [`ResponseFuture`] of [`Retry`](super::Retry), for one request.
+//! [`ResponseFuture`]: the one retry driver — attempt, backoff, a fresh
+//! handle, attempt again — for every shape of call: one request, or a
+//! [`Batch`](crate::batch::Batch) ([`BatchFuture`](super::BatchFuture)).
+//!
+//! As tower splits its `Retry` future from its `Policy`, the driver leaves
+//! to a [`Shape`] what is kept to send again and what an attempt's outcome
+//! means for it; it does the rest itself: counting, the attempt spans, the
+//! backoff under the deadline, readying a handle, and giving up.
 
 use super::classify::{Idempotent, RetryableResponse};
-use super::error::MaybeApplied;
-use super::policy::Reason;
-use super::service::Core;
-use crate::backoff::jitter_rng;
+use super::policy::{Reason, Shared};
+use super::service::{Core, Retry};
+use super::tries::{Resend, Tries};
 use crate::deadline::context;
-use crate::failure::{BoxError, Delivery};
+use crate::failure::BoxError;
 use pin_project::pin_project;
 use std::fmt;
 use std::future::Future;
@@ -16,28 +22,70 @@ use std::task::{Context, Poll};
 use tokio::time::Sleep;
 use tower::Service;
 
-/// The response of a [`Retry`](super::Retry) call: the first answer that
-/// is not retried.
+/// The shape of a call that [`ResponseFuture`] retries, sending `Req` and
+/// answered `Resp`: what it keeps to send again, and what an attempt's
+/// outcome means for it.
+pub trait Shape<Req, Resp> {
+    /// Why to send again after an attempt ended with `result`, if that is
+    /// safe for all that would be sent again.
+    fn resend(&self, policy: &Shared, result: &Result<Resp, BoxError>) -> Option<Resend>;
+
+    /// Why to try again after a handle failed to get ready with `error`
+    /// (nothing was sent).
+    fn unready(&self, policy: &Shared, error: &BoxError) -> Option<Reason>;
+
+    /// What the next attempt sends.
+    fn next(&self) -> Req;
+
+    /// A retry after `result` is on its way: keeps what it settled.
+    fn keep(&mut self, _result: Result<Resp, BoxError>) {}
+
+    /// The call's answer, from its last attempt's `result`.
+    fn finish(&mut self, result: Result<Resp, BoxError>) -> Result<Resp, BoxError> {
+        result
+    }
+}
+
+/// One request, kept whole to send again.
+#[derive(Debug)]
+pub struct One<Req>(pub(super) Req);
+
+impl<Req: Idempotent + Clone, Resp: RetryableResponse> Shape<Req, Resp> for One<Req> {
+    fn resend(&self, policy: &Shared, result: &Result<Resp, BoxError>) -> Option<Resend> {
+        let outcome = result.as_ref().map_err(|error| &**error as _);
+        policy.reason(&self.0, outcome).map(Resend::after)
+    }
+
+    fn unready(&self, policy: &Shared, error: &BoxError) -> Option<Reason> {
+        policy.reason::<Req, Resp>(&self.0, Err(&**error))
+    }
+
+    fn next(&self) -> Req {
+        self.0.clone()
+    }
+}
+
+/// The response of a [`Retry`] call: the first answer that is not retried.
+///
+/// `C` is the shape of the call: one request (the default) or a batch (see
+/// [`BatchFuture`](super::BatchFuture)).
 #[pin_project]
-pub struct ResponseFuture<S, Req>
+pub struct ResponseFuture<S, Req, C = One<Req>>
 where
     S: Service<Req>,
 {
     #[pin]
     state: State<S, Req>,
-    /// Kept to send again.
-    request: Req,
+    shape: C,
     core: Arc<Core<S>>,
-    attempts: u32,
-    /// An earlier attempt was lost after it may have been written.
-    maybe_applied: bool,
+    tries: Tries,
     /// The attempt under way's span, if `debug` tracing is enabled for it.
     span: Option<Box<tracing::Span>>,
 }
 
 /// The span of attempt `n` (1 for the first), when `debug` is enabled for
 /// it: the layers below trace within it. Disabled, it is one check.
-pub(super) fn attempt_span(n: u32) -> Option<Box<tracing::Span>> {
+fn attempt_span(n: u32) -> Option<Box<tracing::Span>> {
     let span = tracing::debug_span!("attempt", n);
     (!span.is_disabled()).then(|| Box::new(span))
 }
@@ -60,73 +108,66 @@ where
     },
 }
 
-impl<S, Req> ResponseFuture<S, Req>
+impl<S, Req, C> ResponseFuture<S, Req, C>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
 {
-    pub(super) fn new(
-        future: S::Future,
-        request: Req,
-        core: Arc<Core<S>>,
-        span: Option<Box<tracing::Span>>,
-    ) -> Self {
+    /// Makes the first attempt of a call to `retry`: sends `request`, whose
+    /// `shape` is kept to send it again.
+    pub(super) fn start(retry: &mut Retry<S>, request: Req, shape: C) -> Self {
+        let core = retry.start();
+        let span = attempt_span(1);
+        let future = {
+            let _entered = span.as_deref().map(tracing::Span::enter);
+            retry.inner_mut().call(request)
+        };
         ResponseFuture {
             state: State::Attempt { future },
-            request,
+            shape,
             core,
-            attempts: 0,
-            maybe_applied: false,
+            tries: Tries::default(),
             span,
         }
     }
 }
 
-impl<S, Req> fmt::Debug for ResponseFuture<S, Req>
+impl<S, Req, C> fmt::Debug for ResponseFuture<S, Req, C>
 where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("attempts", &self.attempts)
+            .field("attempts", &self.tries.attempts())
             .finish_non_exhaustive()
     }
 }
 
-impl<S, Req> Future for ResponseFuture<S, Req>
+impl<S, Req, C> Future for ResponseFuture<S, Req, C>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
-    S::Response: RetryableResponse,
-    Req: Idempotent + Clone,
+    C: Shape<Req, S::Response>,
 {
     type Output = Result<S::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            let next = match this.state.as_mut().project() {
+            let policy = &*this.core.policy;
+            let delay = match this.state.as_mut().project() {
                 StateProj::Attempt { future } => {
                     let polled = {
                         let _entered = this.span.as_deref().map(tracing::Span::enter);
                         future.poll(cx)
                     };
                     let result = futures::ready!(polled).map_err(Into::into);
-                    let policy = &this.core.policy;
-                    let outcome = result.as_ref().map_err(|error| &**error as _);
-                    let Some(reason) = policy.reason(&*this.request, outcome) else {
-                        return Poll::Ready(give_up(result, *this.maybe_applied));
+                    let resend = this.shape.resend(policy, &result);
+                    let Some(delay) = this.tries.retry(policy, resend, context::current()) else {
+                        // Nothing to retry, or out of retries, budget or time.
+                        return Poll::Ready(this.tries.give_up(this.shape.finish(result)));
                     };
-                    *this.maybe_applied |= matches!(reason, Reason::LostIdempotent);
-                    let Some(delay) =
-                        policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
-                    else {
-                        // Out of retries, budget or time: the last answer.
-                        return Poll::Ready(give_up(result, *this.maybe_applied));
-                    };
-                    *this.attempts += 1;
-                    State::Backoff {
-                        sleep: Box::pin(tokio::time::sleep(delay)),
-                    }
+                    this.shape.keep(result);
+                    delay
                 }
                 StateProj::Backoff { sleep } => {
                     if sleep.as_mut().poll(cx).is_pending() {
@@ -134,49 +175,36 @@ where
                         context::promise_wake_by(sleep.deadline());
                         return Poll::Pending;
                     }
-                    State::Readying {
-                        service: Box::new(this.core.service()),
-                    }
+                    let service = Box::new(this.core.service());
+                    this.state.set(State::Readying { service });
+                    continue;
                 }
                 StateProj::Readying { service } => match futures::ready!(service.poll_ready(cx)) {
                     Ok(()) => {
-                        *this.span = attempt_span(*this.attempts + 1);
-                        let _entered = this.span.as_deref().map(tracing::Span::enter);
-                        State::Attempt {
-                            future: service.call(this.request.clone()),
-                        }
+                        *this.span = attempt_span(this.tries.attempts() + 1);
+                        let future = {
+                            let _entered = this.span.as_deref().map(tracing::Span::enter);
+                            service.call(this.shape.next())
+                        };
+                        this.state.set(State::Attempt { future });
+                        continue;
                     }
                     Err(error) => {
                         let error: BoxError = error.into();
-                        let policy = &this.core.policy;
-                        let retry = policy
-                            .reason::<Req, S::Response>(&*this.request, Err(&*error))
-                            .and_then(|reason| {
-                                policy.allow(*this.attempts, reason, context::current(), &mut jitter_rng())
-                            });
-                        let Some(delay) = retry else {
-                            return Poll::Ready(give_up(Err(error), *this.maybe_applied));
+                        // Nothing was sent: nothing more may have been applied.
+                        let resend = this.shape.unready(policy, &error).map(|reason| Resend {
+                            reason,
+                            applied: false,
+                        });
+                        let Some(delay) = this.tries.retry(policy, resend, context::current()) else {
+                            return Poll::Ready(this.tries.give_up(Err(error)));
                         };
-                        *this.attempts += 1;
-                        State::Backoff {
-                            sleep: Box::pin(tokio::time::sleep(delay)),
-                        }
+                        delay
                     }
                 },
             };
-            this.state.set(next);
+            let sleep = Box::pin(tokio::time::sleep(delay));
+            this.state.set(State::Backoff { sleep });
         }
-    }
-}
-
-/// The answer a request that is not retried again ends with: as it is,
-/// unless it is an error saying "not sent" while an earlier attempt may have
-/// been applied — then that is what the caller must learn.
-fn give_up<Resp>(result: Result<Resp, BoxError>, maybe_applied: bool) -> Result<Resp, BoxError> {
-    match result {
-        Err(error) if maybe_applied && Delivery::of(&*error) == Some(Delivery::NotSent) => {
-            Err(MaybeApplied::new(error).into())
-        }
-        result => result,
     }
 }

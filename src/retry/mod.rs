@@ -27,6 +27,13 @@
 //! This module does not know the [reconnect](crate::reconnect) layer or any
 //! protocol: it sees requests, responses and the failure rule's answer.
 //!
+//! [`Retry`] has one driver for every shape of call ([`ResponseFuture`],
+//! and [`BatchFuture`] for a batch). It and tower's `Retry` driving a
+//! [`RetryPolicy`] keep a call's retries in the same per-call state and
+//! decide each retry with the same code (why, whether allowed, counted);
+//! only ours then reports [`MaybeApplied`] — tower's returns the last
+//! answer as it is.
+//!
 //! ## The lost-answer case
 //!
 //! A `PUT k v` whose connection breaks after it was written may have been
@@ -91,6 +98,7 @@ mod future;
 mod layer;
 mod policy;
 mod service;
+mod tries;
 
 pub use batch::BatchFuture;
 pub use budget::RetryBudget;

@@ -2,7 +2,8 @@
 
 use super::budget::RetryBudget;
 use super::classify::{Idempotent, RetryableResponse};
-use crate::backoff::Backoff;
+use super::tries::{Resend, Tries};
+use crate::backoff::{jitter_rng, Backoff};
 use crate::failure::{BoxError, Delivery};
 use crate::metrics::{RetryMetrics, RetryReason};
 use std::fmt;
@@ -13,7 +14,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::Budget;
 use tower::retry::Policy;
-use tower::util::rng::HasherRng;
 
 /// How a [`RetryPolicy`] retries.
 #[derive(Debug, Clone)]
@@ -68,7 +68,10 @@ pub struct RetryStats {
     pub unsafe_to_retry: u64,
 }
 
-pub(super) struct Shared {
+/// What a policy's clones share: its settings, budget and counters. (`pub`
+/// in this private module only as a [`Shape`](super::future::Shape)'s
+/// argument; not nameable outside the crate.)
+pub struct Shared {
     budget: Box<dyn Budget + Send + Sync>,
     backoff: Backoff,
     max_retries: u32,
@@ -135,8 +138,8 @@ impl fmt::Debug for RetryHandle {
 #[derive(Clone)]
 pub struct RetryPolicy {
     shared: Arc<Shared>,
-    attempts: u32,
-    rng: HasherRng,
+    /// The call's retries, when tower's `Retry` drives it.
+    tries: Tries,
 }
 
 impl RetryPolicy {
@@ -160,8 +163,7 @@ impl RetryPolicy {
                 unsafe_to_retry: AtomicU64::new(0),
                 metrics: RetryMetrics::new(),
             }),
-            attempts: 0,
-            rng: HasherRng::new(),
+            tries: Tries::default(),
         }
     }
 
@@ -194,16 +196,22 @@ impl Default for RetryPolicy {
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicy")
-            .field("attempts", &self.attempts)
+            .field("attempts", &self.tries.attempts())
             .field("backoff", &self.shared.backoff)
             .field("max_retries", &self.shared.max_retries)
             .finish_non_exhaustive()
     }
 }
 
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
 /// Why a retry is made, for the trace.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Reason {
+pub enum Reason {
     Refused,
     NotSent,
     LostIdempotent,
@@ -243,18 +251,12 @@ impl Shared {
     /// The delay before retry number `attempts + 1`, if one is allowed: the
     /// request has retries left, the backoff ends before its deadline, and
     /// the budget pays for it.
-    pub(super) fn allow(
-        &self,
-        attempts: u32,
-        reason: Reason,
-        deadline: Option<Instant>,
-        rng: &mut HasherRng,
-    ) -> Option<Duration> {
+    pub(super) fn allow(&self, attempts: u32, reason: Reason, deadline: Option<Instant>) -> Option<Duration> {
         if attempts >= self.max_retries {
             tracing::debug!(attempts, ?reason, "not retrying: no retries left");
             return None;
         }
-        let delay = self.backoff.delay(attempts, rng);
+        let delay = self.backoff.delay(attempts, &mut jitter_rng());
         if deadline.is_some_and(|deadline| Instant::now() + delay >= deadline) {
             tracing::debug!(
                 attempts,
@@ -292,12 +294,11 @@ where
 
     fn retry(&mut self, request: &mut Req, result: &mut Result<Resp, BoxError>) -> Option<Self::Future> {
         let shared = &*self.shared;
-        if self.attempts == 0 {
+        if self.tries.attempts() == 0 {
             shared.on_request();
         }
-        let reason = shared.reason(request, result.as_ref().map_err(|error| &**error as _))?;
-        let delay = shared.allow(self.attempts, reason, None, &mut self.rng)?;
-        self.attempts += 1;
+        let reason = shared.reason(request, result.as_ref().map_err(|error| &**error as _));
+        let delay = self.tries.retry(shared, reason.map(Resend::after), None)?;
         Some(Box::pin(tokio::time::sleep(delay)))
     }
 

@@ -1,7 +1,7 @@
 //! The [`Retry`] service.
 
 use super::classify::{Idempotent, RetryableResponse};
-use super::future::ResponseFuture;
+use super::future::{One, ResponseFuture};
 use super::policy::{RetryHandle, RetryPolicy, Shared};
 use crate::failure::BoxError;
 use std::fmt;
@@ -120,13 +120,7 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let core = self.start();
-        let copy = request.clone();
-        let span = super::future::attempt_span(1);
-        let future = {
-            let _entered = span.as_deref().map(tracing::Span::enter);
-            self.inner.call(request)
-        };
-        ResponseFuture::new(future, copy, core, span)
+        let shape = One(request.clone());
+        ResponseFuture::start(self, request, shape)
     }
 }
