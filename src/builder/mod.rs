@@ -2,7 +2,7 @@
 //! need, with defaults.
 //!
 //! ```text
-//!   Client ── handles: reconnect_stats(), retry_stats()
+//!   Stack ── handles: reconnect_stats(), retry_stats()
 //!     │
 //!   Deadline         the request's deadline, retries included    → deadline::Elapsed
 //!     │              (.timeout(d) / .no_timeout())
@@ -26,7 +26,7 @@
 //! the deadline bounds everything, including retries and the wait for a
 //! reconnect; a retry sees the error of one attempt and retries on a fresh
 //! connection. A layer you turn off is not in the stack at all: its type is
-//! gone from the [`Client`] and it costs nothing.
+//! gone from the [`Stack`] and it costs nothing.
 //!
 //! | builder | stack |
 //! | --- | --- |
@@ -88,7 +88,7 @@
 //!
 //! [`ClientBuilder::layer`] inserts any tower [`Layer`] between the retry and
 //! the reconnect layer, so it applies to each attempt. The builder builds
-//! the stack once and every clone of the [`Client`] clones it:
+//! the stack once and every clone of the [`Stack`] clones it:
 //! `ConcurrencyLimit` clones share one semaphore, so its limit holds across
 //! clones, and `LoadShed` is stateless. `RateLimit` is not `Clone` (a
 //! per-clone rate would not limit anything): put it behind a `Buffer`, which
@@ -102,14 +102,14 @@
 //! (see [`failure`](crate::failure)).
 
 mod builds;
-mod client;
 mod route;
 mod settings;
+mod stack;
 
 pub use builds::Builds;
-pub use client::Client;
 pub use route::Routed;
 pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
+pub use stack::Stack;
 
 use crate::deadline::Deadline;
 use crate::pipeline::{self, MakePipeline, Pipeline};
@@ -124,19 +124,19 @@ use tower::Layer;
 
 /// The service a builder in state `T`, `R`, `K` with layers `L` makes, for
 /// pipelines `P`: `T`'s wrapper around `R`'s around `L`'s around `K`'s.
-pub type Stack<T, R, L, K, P> = <T as TimeoutSetting>::Service<
+pub type Layered<T, R, L, K, P> = <T as TimeoutSetting>::Service<
     <R as RetrySetting>::Service<<L as Layer<<K as ReconnectSetting>::Service<P>>>::Service>,
 >;
 
-/// The [`Client`] that a `ClientBuilder<C, L, T, R, K>` builds for requests
-/// `Req`: its [`Stack`] over pipelines of the codec's requests and responses.
-pub type Built<C, Req, L, T, R, K> = Client<Stack<T, R, L, K, Pipeline<Req, <C as Codec<Req>>::Response>>>;
+/// The [`Stack`] that a `ClientBuilder<C, L, T, R, K>` builds for requests
+/// `Req`: its [`Layered`] service over pipelines of the codec's requests and responses.
+pub type Built<C, Req, L, T, R, K> = Stack<Layered<T, R, L, K, Pipeline<Req, <C as Codec<Req>>::Response>>>;
 
 /// The stack [`ClientBuilder`] builds with its defaults and no layer of
 /// yours: deadline → retry → reconnect → pipeline.
 pub type DefaultStack<Req, Resp> = Deadline<Retry<Reconnect<Pipeline<Req, Resp>>>>;
 
-/// Builds a [`Client`]: deadline → retry → your layers → reconnect → pipeline,
+/// Builds a [`Stack`]: deadline → retry → your layers → reconnect → pipeline,
 /// over TCP and `codec`.
 ///
 /// Defaults: a 5 s deadline per request ([`timeout`](Self::timeout)),
@@ -364,14 +364,14 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     fn assemble<S>(
         self,
         (connection, reconnect): (S, Option<crate::reconnect::ReconnectHandle>),
-    ) -> Client<T::Service<R::Service<L::Service>>>
+    ) -> Stack<T::Service<R::Service<L::Service>>>
     where
         T: TimeoutSetting,
         R: RetrySetting,
         L: Layer<S>,
     {
         let (retried, retry) = self.retry.wrap(self.layer.layer(connection));
-        Client::new(self.timeout.wrap(retried), reconnect, retry)
+        Stack::new(self.timeout.wrap(retried), reconnect, retry)
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`ClientBuilder::route`]: one client over several endpoints, a stack per
 //! endpoint, with pools and health checks.
 
-use super::{Client, ClientBuilder, RetrySetting, TimeoutSetting};
+use super::{ClientBuilder, RetrySetting, Stack, TimeoutSetting};
 use crate::pipeline::Pipeline;
 use crate::pool::{Pool, PoolConfig};
 use crate::reconnect::{Reconnect, ReconnectConfig};
@@ -23,7 +23,7 @@ pub(super) struct Routing {
 /// over an [`Accrual`] (each attempt recorded against the endpoint's
 /// health) over a [`Pool`] of [`Reconnect`]s of pipelines.
 pub type Routed<C, Req, L, T, R> = Router<
-    Client<
+    Stack<
         <T as TimeoutSetting>::Service<
             <R as RetrySetting>::Service<
                 <L as Layer<Accrual<Pool<Reconnect<Pipeline<Req, <C as Codec<Req>>::Response>>>>>>::Service,

@@ -3,7 +3,7 @@
 use super::codec::ClientCodec;
 use super::{Request, Response, Status};
 use crate::batch::{Batch, BatchResponse};
-use crate::builder::{Client, ClientBuilder, DefaultStack};
+use crate::builder::{ClientBuilder, DefaultStack, Stack};
 use crate::failure::{BoxError, Failure};
 use crate::pipeline;
 use bytes::Bytes;
@@ -132,7 +132,7 @@ impl KvError {
 
 /// The client's default stack, as [`KvClient::connect`] builds it: a
 /// deadline, retries, reconnection and one pipelined connection.
-pub type DefaultService = Client<DefaultStack<Request, Response>>;
+pub type DefaultService = Stack<DefaultStack<Request, Response>>;
 
 /// A typed KV client over a service stack `S`.
 ///

@@ -2,7 +2,7 @@
 
 use super::{RespCodec, Value};
 use crate::batch::{Batch, BatchResponse};
-use crate::builder::{Client, ClientBuilder, DefaultStack};
+use crate::builder::{ClientBuilder, DefaultStack, Stack};
 use crate::failure::{BoxError, Failure};
 use bytes::Bytes;
 use std::time::Duration;
@@ -79,7 +79,7 @@ impl RedisError {
 
 /// The client's default stack, as [`RedisClient::connect`] builds it: a
 /// deadline, retries, reconnection and one pipelined connection.
-pub type DefaultService = Client<DefaultStack<Value, Value>>;
+pub type DefaultService = Stack<DefaultStack<Value, Value>>;
 
 /// A typed Redis client over a service stack `S` from RESP2 [`Value`]s to
 /// [`Value`]s — the same [`ClientBuilder`] stack the KV client uses, with

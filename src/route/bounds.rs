@@ -14,7 +14,7 @@ use tower::Service;
 /// cheap to clone into a call (or a probe) running on another task.
 ///
 /// Any such `Service` is one; for example a
-/// [`Pipeline`](crate::pipeline::Pipeline), a [`Client`](crate::builder::Client)
+/// [`Pipeline`](crate::pipeline::Pipeline), a [`Stack`](crate::builder::Stack)
 /// or an [`Accrual`](super::Accrual) over either.
 pub trait EndpointStack<Req>:
     Service<Req, Error: Into<BoxError>, Future: Send> + Clone + Send + Sync + 'static + sealed::Sealed<Req>

@@ -1,7 +1,7 @@
 //! [`RedisClient::cluster`]: the typed client over a [`Cluster`].
 
 use super::{Cluster, ClusterConfig};
-use crate::builder::{Client, ClientBuilder};
+use crate::builder::{ClientBuilder, Stack};
 use crate::deadline::Deadline;
 use crate::pipeline::Pipeline;
 use crate::reconnect::Reconnect;
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// The stack of one node in [`RedisClient::cluster`]: a reconnecting
 /// pipeline (the cluster layer above retries and keeps the deadline).
-pub type NodeService = Client<Reconnect<Pipeline<Value, Value>>>;
+pub type NodeService = Stack<Reconnect<Pipeline<Value, Value>>>;
 
 /// The stack [`RedisClient::cluster`] builds: one 5 s deadline around a
 /// [`Cluster`] of [`NodeService`]s.

@@ -18,7 +18,7 @@ use tower::Service;
 ///
 /// [`NodeService`](super::NodeService) (what
 /// [`RedisClient::cluster`](crate::resp::RedisClient::cluster) builds) is
-/// one, and so is any [`Client`](crate::builder::Client) of the
+/// one, and so is any [`Stack`](crate::builder::Stack) of the
 /// [`RespCodec`](crate::resp::RespCodec).
 pub trait ClusterNode:
     Service<Value, Response = Value, Error: Into<BoxError>, Future: Send>

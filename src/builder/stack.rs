@@ -1,4 +1,4 @@
-//! [`Client`]: the stack a [`ClientBuilder`](super::ClientBuilder) built, with
+//! [`Stack`]: the stack a [`ClientBuilder`](super::ClientBuilder) built, with
 //! handles on its layers' counters.
 
 use crate::reconnect::{ReconnectHandle, ReconnectStats};
@@ -15,7 +15,7 @@ use tower::Service;
 /// Cheap to clone; clones share the connection, the reconnect task, the retry
 /// budget and the counters.
 #[derive(Clone)]
-pub struct Client<S> {
+pub struct Stack<S> {
     service: S,
     /// One reference count per clone, however many handles.
     handles: Arc<Handles>,
@@ -26,9 +26,9 @@ struct Handles {
     retry: Option<RetryHandle>,
 }
 
-impl<S> Client<S> {
+impl<S> Stack<S> {
     pub(super) fn new(service: S, reconnect: Option<ReconnectHandle>, retry: Option<RetryHandle>) -> Self {
-        Client {
+        Stack {
             service,
             handles: Arc::new(Handles { reconnect, retry }),
         }
@@ -68,16 +68,16 @@ impl<S> Client<S> {
     }
 }
 
-impl<S> fmt::Debug for Client<S> {
+impl<S> fmt::Debug for Stack<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("Stack")
             .field("reconnect", &self.reconnect_handle().map(ReconnectHandle::stats))
             .field("retry", &self.retry_handle().map(RetryHandle::stats))
             .finish_non_exhaustive()
     }
 }
 
-impl<S, Req> Service<Req> for Client<S>
+impl<S, Req> Service<Req> for Stack<S>
 where
     S: Service<Req>,
 {
