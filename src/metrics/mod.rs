@@ -5,7 +5,10 @@
 //! latency and its calls in flight, the reconnect layer its connects and
 //! backoff waits, the retry layer its retries, the deadline layer its
 //! expiries, the router its ejections, pools their connections, the server
-//! its connections, requests and bytes. The library
+//! its connections, requests and bytes — each through instruments kept
+//! beside it (`pipeline/metrics.rs`, `server/metrics.rs`, ...). This module
+//! holds what they share: the [`names`], the handles and their
+//! registration, and the descriptions. The library
 //! installs no exporter: the application installs the recorder it wants
 //! (Prometheus, StatsD, ...) with `metrics::set_global_recorder`, **before
 //! it builds its clients and servers**, since each layer registers its
@@ -37,21 +40,16 @@
 #[cfg(feature = "metrics")]
 mod describe;
 mod facade;
-mod layers;
-mod server;
 
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use describe::describe;
 
-// For the protocols' own figures (the KV store's and log's).
-#[cfg_attr(not(feature = "kv"), allow(unused_imports))]
-pub(crate) use facade::{counter, gauge, recorder_installed, Counter, Gauge};
-pub(crate) use layers::{
-    deadline_expired, failed_fast, failure_label, EndpointMetrics, Pass, PipelineMetrics, PoolMetrics,
-    ReconnectMetrics, RetryMetrics, RetryReason,
+// For the layers' instruments (`pipeline/metrics.rs`, ...) and the
+// protocols' own figures.
+pub(crate) use facade::{
+    counter, gauge, histogram, label, recorder_installed, Counter, Gauge, Histogram, Label,
 };
-pub(crate) use server::{CloseCause, ConnectionMetrics, ServerMetrics};
 
 /// The metric names, each spelled here once.
 pub mod names {

@@ -89,6 +89,7 @@ mod classify;
 mod error;
 mod future;
 mod layer;
+mod metrics;
 mod policy;
 mod service;
 

@@ -2,9 +2,9 @@
 
 use super::budget::RetryBudget;
 use super::classify::{Idempotent, RetryableResponse};
+use super::metrics::{RetryMetrics, RetryReason};
 use crate::backoff::Backoff;
 use crate::failure::{BoxError, Delivery};
-use crate::metrics::{RetryMetrics, RetryReason};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

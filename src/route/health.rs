@@ -3,9 +3,9 @@
 
 use super::error::Ejected;
 use super::key::Probe;
+use super::metrics::EndpointMetrics;
 use crate::backoff::{jitter_rng, Backoff};
 use crate::failure::{BoxError, Failure};
-use crate::metrics::EndpointMetrics;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, Weak};

@@ -73,6 +73,7 @@ mod future;
 mod hash;
 mod health;
 mod key;
+mod metrics;
 mod scatter;
 mod service;
 mod stats;

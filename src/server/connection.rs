@@ -16,9 +16,9 @@ pub(crate) use metered::Metered;
 
 use super::budget::{Budget, FrameSize, Share};
 use super::close::CloseAfter;
+use super::metrics::{CloseCause, ConnectionMetrics};
 use super::overload::{Overload, Overloaded};
 use crate::failure::BoxError;
-use crate::metrics::{CloseCause, ConnectionMetrics};
 use futures::{Sink, TryStream};
 use in_flight::InFlight;
 use pin_project::pin_project;

@@ -1,11 +1,10 @@
 //! What the server records: its handles, registered once per
-//! [`Server::serve`](crate::server::Server::serve), and each connection's
+//! [`Server::serve`](super::Server::serve), and each connection's
 //! share — reported once per round of its loop, and its close cause when
 //! it ends, however it ends.
 
-use super::facade::{counter, gauge, label, Counter, Gauge, Label};
-use super::names;
-use crate::server::Overloaded;
+use super::Overloaded;
+use crate::metrics::{counter, gauge, label, names, Counter, Gauge, Label};
 use std::sync::Arc;
 
 /// Why a connection ended, as the `cause` label says it.
