@@ -45,8 +45,8 @@
 //!   that says whether a failed request timed out, was not sent, was lost
 //!   with its connection or met a protocol error.
 //! * [`metrics`]: what every layer records through the `metrics` facade
-//!   (feature `metrics`, default) — the names, and `describe()`; no
-//!   exporter: the application installs one.
+//!   (feature `metrics`, default) — the names, `enable()` and
+//!   `describe()`; no exporter: the application installs one.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec.
 //! * [`server`]: serve any `Service` over any codec.

@@ -1,7 +1,8 @@
 //! Metrics: the README's table is the names the code records, `kv serve
 //! --metrics-listen` serves them to a real scraper in the Prometheus text
 //! format, and the client layers record what they see — with a recorder
-//! installed when they were built, and nothing without one.
+//! installed (and metrics enabled) when they were built, and nothing
+//! without one.
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::collections::{BTreeMap, BTreeSet};
@@ -294,14 +295,16 @@ impl Totals {
     }
 }
 
-/// The client layers record into a recorder installed (for this thread)
-/// before the stack was built: requests, latencies, connection state,
-/// failures by kind, deadline expiries, failed-fast requests.
+/// The client layers record into a recorder installed (for this thread),
+/// and metrics enabled, before the stack was built: requests, latencies,
+/// connection state, failures by kind, deadline expiries, failed-fast
+/// requests.
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_layers_record_what_they_see() {
     let recorder = DebuggingRecorder::new();
     let mut totals = Totals::new(recorder.snapshotter());
     let _installed = metrics::set_default_local_recorder(&recorder);
+    wirestack::metrics::enable();
     use wirestack::metrics::names::*;
 
     let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
@@ -410,6 +413,7 @@ async fn the_router_and_its_pools_record_ejections_and_connections() {
     let recorder = DebuggingRecorder::new();
     let mut totals = Totals::new(recorder.snapshotter());
     let _installed = metrics::set_default_local_recorder(&recorder);
+    wirestack::metrics::enable();
     use wirestack::metrics::names::*;
 
     let start = || KvServer::start("127.0.0.1:0", KvServerConfig::default());

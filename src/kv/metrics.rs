@@ -5,8 +5,8 @@
 //!
 //! The server's purge task publishes them after each purge (every
 //! [`KvServerConfig::purge_interval`](super::KvServerConfig::purge_interval),
-//! 100 ms by default) when a recorder was installed before the server
-//! started; the recovery time is set once, at startup.
+//! 100 ms by default) when metrics were [enabled](crate::metrics::enable)
+//! before the server started; the recovery time is set once, at startup.
 //!
 //! The README's "Operating it" section lists every name with its type and
 //! meaning; [`names`] defines the names (`tests/metrics.rs` checks that the
@@ -14,7 +14,7 @@
 
 use super::store::Store;
 use super::wal::Wal;
-use crate::metrics::{counter, gauge, recorder_installed, Counter, Gauge};
+use crate::metrics::{counter, enabled, gauge, Counter, Gauge};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The KV metric names, each defined once with its kind, unit and help
@@ -48,11 +48,13 @@ pub mod names {
     }
 }
 
-/// Tells the installed recorder the unit and meaning of every KV metric
-/// (see also [`crate::metrics::describe`]).
+/// Tells the installed recorder the unit and meaning of every KV metric,
+/// and calls [`enable`](crate::metrics::enable), as
+/// [`crate::metrics::describe`] does for the framework's.
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn describe_metrics() {
+    crate::metrics::enable();
     names::METRICS.iter().for_each(crate::metrics::Metric::describe);
 }
 
@@ -81,7 +83,7 @@ pub(crate) struct KvMetrics {
 impl KvMetrics {
     pub(crate) fn new() -> Self {
         KvMetrics {
-            enabled: recorder_installed(),
+            enabled: enabled(),
             keys: gauge(names::KEYS),
             bytes: gauge(names::STORE_BYTES),
             expired: counter(names::EXPIRED, &[]),
@@ -97,7 +99,7 @@ impl KvMetrics {
     }
 
     /// Publishes the figures of `store` and `wal` now; `purged` expired
-    /// keys were just purged. Nothing is read without a recorder.
+    /// keys were just purged. Nothing is read unless metrics were enabled.
     pub(crate) fn publish(&self, store: &Store, wal: Option<&Wal>, purged: usize) {
         if !self.enabled {
             return;

@@ -1,13 +1,16 @@
 //! [`describe`]: the unit and help text of every name, for the recorder,
 //! read from the table (see [`Metric`]).
 
-use super::{names, Kind, Metric, Unit};
+use super::{enable, names, Kind, Metric, Unit};
 use metrics::{KeyName, SharedString};
 
 /// Tells the installed recorder the unit and meaning of every metric the
-/// framework records (exporters show them, Prometheus as `# HELP`). Call it
-/// after installing the recorder; calling it again does no harm.
+/// framework records (exporters show them, Prometheus as `# HELP`), and
+/// calls [`enable`]: describing is saying a recorder is installed. Call it
+/// after installing the recorder and before building clients and servers;
+/// calling it again does no harm.
 pub fn describe() {
+    enable();
     names::METRICS.iter().for_each(Metric::describe);
 }
 

@@ -13,14 +13,18 @@
 //!
 //! The library installs no exporter: the application installs the
 //! recorder it wants (Prometheus, StatsD, ...) with
-//! `metrics::set_global_recorder`, **before it builds its clients and
-//! servers**, since each layer registers its handles when it is built.
+//! `metrics::set_global_recorder`, then calls [`enable`] (or
+//! `describe`, which calls it), **before it builds its clients and
+//! servers**: each layer registers its handles, and reads whether metrics
+//! are enabled, when it is built.
 //!
-//! With no recorder installed nothing is recorded and nothing is measured:
-//! the handles a layer holds are the facade's no-op handles (one branch
-//! each), and the pipeline reads no clock for latencies. With the cargo
-//! feature `metrics` off (it is on by default) the recording calls compile
-//! to nothing and the facade is not a dependency.
+//! With no recorder installed nothing is recorded: the handles a layer
+//! holds are the facade's no-op handles (one branch each). Until [`enable`]
+//! is called nothing is measured either: the pipeline reads no clock for
+//! latencies and keeps no count of calls in flight, the KV server
+//! publishes no store and log figures. With the cargo feature `metrics`
+//! off (it is on by default) the recording calls compile to nothing and the
+//! facade is not a dependency.
 //!
 //! Names follow Prometheus' conventions: a `wirestack_` prefix, base units
 //! (seconds, bytes), `_total` on counters. Labels take a handful of fixed
@@ -35,8 +39,10 @@
 //! that the two agree).
 //!
 //! ```
-//! // An application installs its recorder first, then describes the names
-//! // (units and help texts for exporters that show them), then builds.
+//! // An application installs its recorder first, then enables and
+//! // describes the names (units and help texts for exporters that show
+//! // them), then builds.
+//! wirestack::metrics::enable();
 //! # #[cfg(feature = "metrics")]
 //! wirestack::metrics::describe();
 //! ```
@@ -50,11 +56,10 @@ mod table;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use describe::describe;
+pub use facade::enable;
 pub use table::{Kind, Metric, Unit};
 
 // For the layers' instruments (`pipeline/metrics.rs`, ...) and the
 // protocols' own figures.
-pub(crate) use facade::{
-    counter, gauge, histogram, label, recorder_installed, Counter, Gauge, Histogram, Label,
-};
+pub(crate) use facade::{counter, enabled, gauge, histogram, label, Counter, Gauge, Histogram, Label};
 pub(crate) use table::metric_table;

@@ -3,9 +3,7 @@
 //! its failures by kind (the `failure` label of a [`Failure`]).
 
 use crate::failure::Failure;
-use crate::metrics::{
-    counter, gauge, histogram, label, names, recorder_installed, Counter, Gauge, Histogram, Label,
-};
+use crate::metrics::{counter, enabled, gauge, histogram, label, names, Counter, Gauge, Histogram, Label};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -52,10 +50,11 @@ pub(crate) type Pass = u32;
 /// a pass that writes requests reads the clock once and notes its number
 /// and time; a pass that reads answers reads the clock once, and every
 /// answer to requests of one same earlier pass is recorded with one call.
-/// Without a recorder none of this happens: no clock read, no note.
+/// Unless metrics were [enabled](crate::metrics::enable) when it was made,
+/// none of this happens: no clock read, no note, no in-flight count.
 #[derive(Debug)]
 pub(crate) struct PipelineMetrics {
-    /// A recorder was installed then: latencies are measured.
+    /// Metrics were enabled then: latencies and calls in flight are measured.
     enabled: bool,
     requests: Counter,
     duration: Histogram,
@@ -75,7 +74,7 @@ pub(crate) struct PipelineMetrics {
 impl PipelineMetrics {
     pub(crate) fn new() -> Self {
         PipelineMetrics {
-            enabled: recorder_installed(),
+            enabled: enabled(),
             requests: counter(names::CLIENT_REQUESTS, &[]),
             duration: histogram(names::CLIENT_REQUEST_DURATION),
             in_flight: gauge(names::CLIENT_IN_FLIGHT),
@@ -176,5 +175,21 @@ impl PipelineMetrics {
 impl Drop for PipelineMetrics {
     fn drop(&mut self) {
         self.in_flight(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PipelineMetrics;
+
+    /// Whether a pipeline measures is read when it is made. (No other
+    /// unit test enables metrics: the flag is the process's.)
+    #[test]
+    fn a_pipeline_measures_only_if_made_after_enable() {
+        let before = PipelineMetrics::new();
+        crate::metrics::enable();
+        let after = PipelineMetrics::new();
+        assert!(!before.enabled);
+        assert_eq!(after.enabled, cfg!(feature = "metrics"));
     }
 }
