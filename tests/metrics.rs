@@ -1,8 +1,8 @@
 //! Metrics: the README's table is the metrics the code defines (names,
 //! types, labels), `kv serve --metrics-listen` serves them to a real
-//! scraper in the Prometheus text format, and the client layers record what they see — with a recorder
-//! installed (and metrics enabled) when they were built, and nothing
-//! without one.
+//! scraper in the Prometheus text format, and the client layers record
+//! what they see — with a recorder installed (and metrics enabled) when
+//! they were built, and nothing without one.
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::collections::BTreeMap;
