@@ -107,3 +107,14 @@ mod real {
 }
 
 pub(crate) use real::*;
+
+/// `label_sets!("key": "a", "b", ...)`: `[[label("key", "a")], [label("key",
+/// "b")], ...]`, the label of each value of one key, for handles
+/// registered once per value.
+macro_rules! label_sets {
+    ($key:literal: $($value:literal),+ $(,)?) => {
+        [$([$crate::metrics::label($key, $value)]),+]
+    };
+}
+
+pub(crate) use label_sets;

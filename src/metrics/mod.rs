@@ -61,5 +61,7 @@ pub use table::{Kind, Metric, Unit};
 
 // For the layers' instruments (`pipeline/metrics.rs`, ...) and the
 // protocols' own figures.
-pub(crate) use facade::{counter, enabled, gauge, histogram, label, Counter, Gauge, Histogram, Label};
+pub(crate) use facade::{
+    counter, enabled, gauge, histogram, label, label_sets, Counter, Gauge, Histogram, Label,
+};
 pub(crate) use table::metric_table;

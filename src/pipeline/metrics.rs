@@ -3,7 +3,9 @@
 //! its failures by kind (the `failure` label of a [`Failure`]).
 
 use crate::failure::Failure;
-use crate::metrics::{counter, enabled, gauge, histogram, label, names, Counter, Gauge, Histogram, Label};
+use crate::metrics::{
+    counter, enabled, gauge, histogram, label_sets, names, Counter, Gauge, Histogram, Label,
+};
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -19,14 +21,10 @@ pub(crate) fn failure_label(failure: Failure) -> &'static str {
     }
 }
 
-static FAILURES: [[Label; 1]; 6] = [
-    [label("failure", "timed_out")],
-    [label("failure", "not_sent")],
-    [label("failure", "connection")],
-    [label("failure", "protocol")],
-    [label("failure", "rejected")],
-    [label("failure", "other")],
-];
+static FAILURES: [[Label; 1]; 6] = label_sets!(
+    "failure":
+    "timed_out", "not_sent", "connection", "protocol", "rejected", "other"
+);
 
 fn failure_labels(failure: Failure) -> &'static [Label] {
     let index = match failure {

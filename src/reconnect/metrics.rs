@@ -1,7 +1,7 @@
 //! What a reconnect task records: its connects, failed attempts, backoff
 //! waits and connection state, and the requests failed fast meanwhile.
 
-use crate::metrics::{counter, gauge, histogram, label, names, Counter, Gauge, Histogram, Label};
+use crate::metrics::{counter, gauge, histogram, label_sets, names, Counter, Gauge, Histogram, Label};
 use std::time::Duration;
 
 /// A reconnect task's handles.
@@ -16,11 +16,7 @@ pub(crate) struct ReconnectMetrics {
     is_connected: bool,
 }
 
-static CONNECT_FAILURES: [[Label; 1]; 3] = [
-    [label("failure", "rejected")],
-    [label("failure", "timed_out")],
-    [label("failure", "other")],
-];
+static CONNECT_FAILURES: [[Label; 1]; 3] = label_sets!("failure": "rejected", "timed_out", "other");
 
 impl ReconnectMetrics {
     pub(crate) fn new() -> Self {

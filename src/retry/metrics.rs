@@ -1,7 +1,7 @@
 //! What a retry policy records: its retries by reason, the retries its
 //! budget refused, and the failures not retried as unsafe.
 
-use crate::metrics::{counter, label, names, Counter, Label};
+use crate::metrics::{counter, label_sets, names, Counter, Label};
 
 /// Why a retry was made, as the `reason` label says it.
 #[derive(Debug, Clone, Copy)]
@@ -11,11 +11,7 @@ pub(crate) enum RetryReason {
     LostIdempotent,
 }
 
-static RETRY_REASONS: [[Label; 1]; 3] = [
-    [label("reason", "refused")],
-    [label("reason", "not_sent")],
-    [label("reason", "lost_idempotent")],
-];
+static RETRY_REASONS: [[Label; 1]; 3] = label_sets!("reason": "refused", "not_sent", "lost_idempotent");
 
 /// A retry policy's handles.
 #[derive(Debug)]
