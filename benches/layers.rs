@@ -17,7 +17,8 @@
 //! * `pipeline`: the bare pipeline, for scale;
 //! * `stack`: deadline + retry + reconnect, no recorder, no subscriber;
 //! * `stack+recorder`: the same stack built while the Prometheus recorder
-//!   `kv serve` uses was installed (for this thread): every layer records;
+//!   `kv serve` uses was installed (for this thread) and metrics were
+//!   enabled (`wirestack::metrics::enable`): every layer records;
 //! * `stack+info`: no recorder, a `tracing` subscriber at `info` (the
 //!   request and attempt spans and the layers' `debug` events are off);
 //! * `stack+debug` (only with `OBSERVE=debug`: a subscriber at `debug` in
@@ -215,6 +216,8 @@ fn observe() {
     let upkeep = recorder.handle();
     let recorded = {
         let _installed = metrics::set_default_local_recorder(&recorder);
+        // After `bare` and `plain` were built: they measure no latencies.
+        wirestack::metrics::enable();
         default_stack(&rt)
     };
     let info = tracing_subscriber::fmt()

@@ -52,8 +52,8 @@
 //!   [`BoxError`] is here at the root, as in tower.
 //! * [`metrics`]: the names of what every layer records through the
 //!   `metrics` facade (feature `metrics`, default), defined once with their
-//!   descriptions; each layer records from its own module. No exporter: the
-//!   application installs one.
+//!   descriptions, `enable()` and `describe()`; each layer records from its
+//!   own module. No exporter: the application installs one.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec, for one
 //!   endpoint or [several](builder::ClientBuilder::route).

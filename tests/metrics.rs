@@ -1,10 +1,11 @@
-//! Metrics: the README's table is the names the code records, `kv serve
-//! --metrics-listen` serves them to a real scraper in the Prometheus text
-//! format, and the client layers record what they see — with a recorder
-//! installed when they were built, and nothing without one.
+//! Metrics: the README's table is the metrics the code defines (names,
+//! types, labels), `kv serve --metrics-listen` serves them to a real
+//! scraper in the Prometheus text format, and the client layers record
+//! what they see — with a recorder installed (and metrics enabled) when
+//! they were built, and nothing without one.
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -12,42 +13,60 @@ use std::time::{Duration, Instant};
 use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::{ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Request};
+use wirestack::metrics::{Kind, Metric, Unit};
 use wirestack::pool::PoolConfig;
 use wirestack::reconnect::ReconnectConfig;
 use wirestack::route::HealthConfig;
 
-/// The README's metrics table: name -> type.
-fn readme_table() -> BTreeMap<String, String> {
+/// The README's metrics table: name -> (type, labels as written there).
+fn readme_table() -> BTreeMap<String, (String, String)> {
     include_str!("../README.md")
         .lines()
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let name = cells.get(1)?.strip_prefix("`wirestack_")?.strip_suffix('`')?;
-            Some((format!("wirestack_{name}"), cells.get(2)?.to_string()))
+            let row = (cells.get(2)?.to_string(), cells.get(3)?.to_string());
+            Some((format!("wirestack_{name}"), row))
         })
         .collect()
 }
 
-#[test]
-fn the_readme_table_lists_exactly_the_names_in_the_code() {
-    let table = readme_table();
-    let code: BTreeSet<String> = wirestack::metrics::names::ALL
+/// Every metric of the code's tables: the framework's and the KV store's.
+fn code_table() -> impl Iterator<Item = &'static Metric> {
+    wirestack::metrics::names::METRICS
         .iter()
-        .chain(wirestack::kv::metrics::names::ALL)
-        .map(|name| name.to_string())
+        .chain(wirestack::kv::metrics::names::METRICS)
+}
+
+#[test]
+fn the_readme_table_lists_exactly_the_metrics_in_the_code() {
+    let code: BTreeMap<String, (String, String)> = code_table()
+        .map(|metric| {
+            let labels: Vec<String> = metric.labels.iter().map(|label| format!("`{label}`")).collect();
+            let row = (metric.kind.as_str().to_string(), labels.join(", "));
+            (metric.name.to_string(), row)
+        })
         .collect();
-    assert_eq!(table.keys().cloned().collect::<BTreeSet<_>>(), code);
-    for (name, kind) in &table {
-        assert!(
-            ["counter", "gauge", "histogram"].contains(&kind.as_str()),
-            "{name}: {kind}"
-        );
+    assert_eq!(readme_table(), code, "name -> (type, labels)");
+    for metric in code_table() {
+        let name = metric.name;
         assert_eq!(
             name.ends_with("_total"),
-            kind == "counter",
+            metric.kind == Kind::Counter,
             "{name}: only counters end in _total"
         );
+        let base = name.trim_end_matches("_total");
+        assert_eq!(base.ends_with("_seconds"), metric.unit == Unit::Seconds, "{name}");
+        assert_eq!(base.ends_with("_bytes"), metric.unit == Unit::Bytes, "{name}");
+        assert!(metric.help.ends_with('.'), "{name}: a help text");
     }
+    let names: Vec<&str> = code_table().map(|metric| metric.name).collect();
+    let all: Vec<&str> = wirestack::metrics::names::ALL
+        .iter()
+        .chain(wirestack::kv::metrics::names::ALL)
+        .copied()
+        .collect();
+    assert_eq!(names, all);
 }
 
 /// A `kv serve` with a metrics endpoint; killed when dropped.
@@ -199,7 +218,7 @@ fn kv_serve_exports_the_server_store_and_log_to_a_scraper() {
     };
 
     // Every server and store name of the README's table, with its type.
-    for (name, kind) in readme_table() {
+    for (name, (kind, _)) in readme_table() {
         if name.starts_with("wirestack_client_") {
             continue; // no client stack in a server
         }
@@ -294,14 +313,16 @@ impl Totals {
     }
 }
 
-/// The client layers record into a recorder installed (for this thread)
-/// before the stack was built: requests, latencies, connection state,
-/// failures by kind, deadline expiries, failed-fast requests.
+/// The client layers record into a recorder installed (for this thread),
+/// and metrics enabled, before the stack was built: requests, latencies,
+/// connection state, failures by kind, deadline expiries, failed-fast
+/// requests.
 #[tokio::test(flavor = "current_thread")]
 async fn the_client_layers_record_what_they_see() {
     let recorder = DebuggingRecorder::new();
     let mut totals = Totals::new(recorder.snapshotter());
     let _installed = metrics::set_default_local_recorder(&recorder);
+    wirestack::metrics::enable();
     use wirestack::metrics::names::*;
 
     let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
@@ -410,6 +431,7 @@ async fn the_router_and_its_pools_record_ejections_and_connections() {
     let recorder = DebuggingRecorder::new();
     let mut totals = Totals::new(recorder.snapshotter());
     let _installed = metrics::set_default_local_recorder(&recorder);
+    wirestack::metrics::enable();
     use wirestack::metrics::names::*;
 
     let start = || KvServer::start("127.0.0.1:0", KvServerConfig::default());

@@ -65,7 +65,7 @@ where
                 // Whatever layer below noticed the deadline first, the caller
                 // learns it as this layer's error.
                 if Failure::of(&*error) == Failure::TimedOut {
-                    crate::metrics::deadline_expired();
+                    super::metrics::deadline_expired();
                     tracing::debug!("deadline passed");
                     return Poll::Ready(Err(Elapsed::new().into()));
                 }
@@ -83,7 +83,7 @@ where
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if sleep.as_mut().poll(cx).is_ready() {
-            crate::metrics::deadline_expired();
+            super::metrics::deadline_expired();
             tracing::debug!("deadline passed");
             return Poll::Ready(Err(Elapsed::new().into()));
         }

@@ -58,6 +58,7 @@ pub(crate) mod context;
 mod error;
 mod future;
 mod layer;
+mod metrics;
 mod service;
 
 pub use error::Elapsed;

@@ -5,108 +5,57 @@
 //!
 //! The server's purge task publishes them after each purge (every
 //! [`KvServerConfig::purge_interval`](super::KvServerConfig::purge_interval),
-//! 100 ms by default) when a recorder was installed before the server
-//! started; the recovery time is set once, at startup.
+//! 100 ms by default) when metrics were [enabled](crate::metrics::enable)
+//! before the server started; the recovery time is set once, at startup.
 //!
 //! The README's "Operating it" section lists every name with its type and
-//! meaning; [`names`] holds the names.
+//! meaning; [`names`] defines the names (`tests/metrics.rs` checks that the
+//! two agree).
 
 use super::store::Store;
 use super::wal::Wal;
-use crate::metrics::{counter, gauge, recorder_installed, Counter, Gauge};
+use crate::metrics::{counter, enabled, gauge, Counter, Gauge};
 use std::time::{Duration, UNIX_EPOCH};
 
-/// The KV metric names, each spelled here once.
+/// The KV metric names, each defined once with its kind, unit and help
+/// text (see [`Metric`](crate::metrics::Metric)).
 pub mod names {
-    /// Gauge: keys held.
-    pub const KEYS: &str = "wirestack_kv_keys";
-    /// Gauge (bytes): memory held for the data.
-    pub const STORE_BYTES: &str = "wirestack_kv_store_bytes";
-    /// Counter: expired keys purged.
-    pub const EXPIRED: &str = "wirestack_kv_expired_keys_total";
-    /// Counter: log records appended.
-    pub const WAL_RECORDS: &str = "wirestack_kv_wal_records_total";
-    /// Counter (bytes): appended to the log.
-    pub const WAL_BYTES: &str = "wirestack_kv_wal_bytes_total";
-    /// Counter: fsyncs of log files.
-    pub const WAL_FSYNCS: &str = "wirestack_kv_wal_fsyncs_total";
-    /// Gauge: records per fsync since the log was opened.
-    pub const WAL_RECORDS_PER_FSYNC: &str = "wirestack_kv_wal_records_per_fsync";
-    /// Counter: compactions finished.
-    pub const WAL_COMPACTIONS: &str = "wirestack_kv_wal_compactions_total";
-    /// Gauge (Unix seconds): when the last compaction finished.
-    pub const WAL_LAST_COMPACTION: &str = "wirestack_kv_wal_last_compaction_timestamp_seconds";
-    /// Gauge (seconds): recovery time at startup.
-    pub const WAL_RECOVERY: &str = "wirestack_kv_wal_recovery_seconds";
-    /// Gauge: records replayed at startup.
-    pub const WAL_RECOVERED: &str = "wirestack_kv_wal_recovered_records";
-    /// Gauge: 1 while the log refuses writes.
-    pub const STORAGE_DEGRADED: &str = "wirestack_kv_storage_degraded";
-
-    /// Every name above.
-    pub const ALL: &[&str] = &[
-        KEYS,
-        STORE_BYTES,
-        EXPIRED,
-        WAL_RECORDS,
-        WAL_BYTES,
-        WAL_FSYNCS,
-        WAL_RECORDS_PER_FSYNC,
-        WAL_COMPACTIONS,
-        WAL_LAST_COMPACTION,
-        WAL_RECOVERY,
-        WAL_RECOVERED,
-        STORAGE_DEGRADED,
-    ];
+    crate::metrics::metric_table! {
+        KEYS: Gauge, Count, "wirestack_kv_keys", [],
+            "Keys held, expired keys not yet purged included.";
+        STORE_BYTES: Gauge, Bytes, "wirestack_kv_store_bytes", [],
+            "Memory held for the data: records and table slots.";
+        EXPIRED: Counter, Count, "wirestack_kv_expired_keys_total", [],
+            "Expired keys purged from memory.";
+        WAL_RECORDS: Counter, Count, "wirestack_kv_wal_records_total", [],
+            "Records appended to the write-ahead log.";
+        WAL_BYTES: Counter, Bytes, "wirestack_kv_wal_bytes_total", [],
+            "Bytes appended to the write-ahead log.";
+        WAL_FSYNCS: Counter, Count, "wirestack_kv_wal_fsyncs_total", [],
+            "fsyncs of log files.";
+        WAL_RECORDS_PER_FSYNC: Gauge, Count, "wirestack_kv_wal_records_per_fsync", [],
+            "Records appended per fsync since the log was opened.";
+        WAL_COMPACTIONS: Counter, Count, "wirestack_kv_wal_compactions_total", [],
+            "Compactions of the log finished.";
+        WAL_LAST_COMPACTION: Gauge, Seconds, "wirestack_kv_wal_last_compaction_timestamp_seconds", [],
+            "Unix time the last compaction finished (0: none).";
+        WAL_RECOVERY: Gauge, Seconds, "wirestack_kv_wal_recovery_seconds", [],
+            "Time taken to recover the log at startup.";
+        WAL_RECOVERED: Gauge, Count, "wirestack_kv_wal_recovered_records", [],
+            "Records replayed at startup.";
+        STORAGE_DEGRADED: Gauge, Count, "wirestack_kv_storage_degraded", [],
+            "1 while the log refuses writes, else 0.";
+    }
 }
 
-/// Tells the installed recorder the unit and meaning of every KV metric
-/// (see also [`crate::metrics::describe`]).
+/// Tells the installed recorder the unit and meaning of every KV metric,
+/// and calls [`enable`](crate::metrics::enable), as
+/// [`crate::metrics::describe`] does for the framework's.
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_gauge, Unit};
-    use names::*;
-    describe_gauge!(
-        KEYS,
-        Unit::Count,
-        "Keys held, expired keys not yet purged included."
-    );
-    describe_gauge!(
-        STORE_BYTES,
-        Unit::Bytes,
-        "Memory held for the data: records and table slots."
-    );
-    describe_counter!(EXPIRED, Unit::Count, "Expired keys purged from memory.");
-    describe_counter!(
-        WAL_RECORDS,
-        Unit::Count,
-        "Records appended to the write-ahead log."
-    );
-    describe_counter!(WAL_BYTES, Unit::Bytes, "Bytes appended to the write-ahead log.");
-    describe_counter!(WAL_FSYNCS, Unit::Count, "fsyncs of log files.");
-    describe_gauge!(
-        WAL_RECORDS_PER_FSYNC,
-        Unit::Count,
-        "Records appended per fsync since the log was opened."
-    );
-    describe_counter!(WAL_COMPACTIONS, Unit::Count, "Compactions of the log finished.");
-    describe_gauge!(
-        WAL_LAST_COMPACTION,
-        Unit::Seconds,
-        "Unix time the last compaction finished (0: none)."
-    );
-    describe_gauge!(
-        WAL_RECOVERY,
-        Unit::Seconds,
-        "Time taken to recover the log at startup."
-    );
-    describe_gauge!(WAL_RECOVERED, Unit::Count, "Records replayed at startup.");
-    describe_gauge!(
-        STORAGE_DEGRADED,
-        Unit::Count,
-        "1 while the log refuses writes, else 0."
-    );
+    crate::metrics::enable();
+    names::METRICS.iter().for_each(crate::metrics::Metric::describe);
 }
 
 /// The log was recovered in `took`.
@@ -134,7 +83,7 @@ pub(crate) struct KvMetrics {
 impl KvMetrics {
     pub(crate) fn new() -> Self {
         KvMetrics {
-            enabled: recorder_installed(),
+            enabled: enabled(),
             keys: gauge(names::KEYS),
             bytes: gauge(names::STORE_BYTES),
             expired: counter(names::EXPIRED, &[]),
@@ -150,7 +99,7 @@ impl KvMetrics {
     }
 
     /// Publishes the figures of `store` and `wal` now; `purged` expired
-    /// keys were just purged. Nothing is read without a recorder.
+    /// keys were just purged. Nothing is read unless metrics were enabled.
     pub(crate) fn publish(&self, store: &Store, wal: Option<&Wal>, purged: usize) {
         if !self.enabled {
             return;

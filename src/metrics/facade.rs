@@ -1,6 +1,34 @@
-//! The seam between the layers and the `metrics` facade: handle types and
-//! registration, or — with the `metrics` feature off — stand-ins that do
-//! nothing and compile to nothing.
+//! The seam between the layers and the `metrics` facade: handle types,
+//! registration and labels, or — with the `metrics` feature off — stand-ins
+//! that do nothing and compile to nothing; and [`enable`], the
+//! application's word that a recorder is installed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by [`enable`]; read when a layer is built, never per request.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Says that a recorder is installed, so that the layers built from now on
+/// also measure what costs a clock read or some bookkeeping per request:
+/// the pipeline's latencies and calls in flight, the KV server's store and
+/// log figures. Call it after installing the recorder
+/// (`metrics::set_global_recorder`, or a local recorder in a test) and
+/// before building clients and servers; `describe()` calls it too. It
+/// holds for the whole process and cannot be undone.
+///
+/// Layers built before it measure none of those, even once it is called;
+/// their counters still count into the recorder that was installed when
+/// they were built (each layer registers its handles then). Without the
+/// cargo feature `metrics` it does nothing.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`enable`] was called (never, without the feature): asked when
+/// a layer is built.
+pub(crate) fn enabled() -> bool {
+    cfg!(feature = "metrics") && ENABLED.load(Ordering::Relaxed)
+}
 
 #[cfg(feature = "metrics")]
 mod real {
@@ -8,15 +36,6 @@ mod real {
     use metrics::{Key, Level, Metadata};
 
     static METADATA: Metadata<'static> = Metadata::new("wirestack", Level::INFO, Some("wirestack"));
-
-    /// `true` when a recorder is installed (globally, or for this thread).
-    ///
-    /// The facade's no-op recorder is the only zero-sized one it installs
-    /// by itself; every exporter's recorder holds state. Asked when a layer
-    /// registers its handles, never per request.
-    pub(crate) fn recorder_installed() -> bool {
-        metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
-    }
 
     pub(crate) fn counter(name: &'static str, labels: &'static [Label]) -> Counter {
         let key = Key::from_static_parts(name, labels);
@@ -54,22 +73,25 @@ mod real {
 
     impl Counter {
         pub(crate) fn increment(&self, _: u64) {}
-        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
+        #[allow(
+            dead_code,
+            reason = "the facade's own call, for protocols that publish totals"
+        )]
         pub(crate) fn absolute(&self, _: u64) {}
     }
     impl Gauge {
         pub(crate) fn increment(&self, _: f64) {}
         pub(crate) fn decrement(&self, _: f64) {}
-        #[cfg_attr(not(feature = "kv"), allow(dead_code))]
+        #[allow(
+            dead_code,
+            reason = "the facade's own call, for protocols that publish levels"
+        )]
         pub(crate) fn set(&self, _: f64) {}
     }
     impl Histogram {
         pub(crate) fn record_many(&self, _: f64, _: usize) {}
     }
 
-    pub(crate) fn recorder_installed() -> bool {
-        false
-    }
     pub(crate) fn counter(_: &'static str, _: &'static [Label]) -> Counter {
         Counter
     }
@@ -85,3 +107,14 @@ mod real {
 }
 
 pub(crate) use real::*;
+
+/// `label_sets!("key": "a", "b", ...)`: `[[label("key", "a")], [label("key",
+/// "b")], ...]`, the label of each value of one key, for handles
+/// registered once per value.
+macro_rules! label_sets {
+    ($key:literal: $($value:literal),+ $(,)?) => {
+        [$([$crate::metrics::label($key, $value)]),+]
+    };
+}
+
+pub(crate) use label_sets;

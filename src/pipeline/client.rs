@@ -155,7 +155,7 @@ impl<Req, Resp> Pipeline<Req, Resp> {
             let unsent = unsent.0;
             self.core.status.release(unsent.permits());
             let failure = self.broken().unwrap_or(Error::Closed).not_sent();
-            crate::metrics::PipelineMetrics::failed(&failure, unsent.permits());
+            super::metrics::PipelineMetrics::failed(&failure, unsent.permits());
             unsent.fail(failure);
         }
     }
@@ -284,7 +284,7 @@ impl<Resp> Future for ResponseFuture<Resp> {
                 Poll::Ready(Ok(response))
             }
             Poll::Ready(Ok(Err(error))) => {
-                let failure = crate::metrics::failure_label(crate::failure::Failure::of(&error));
+                let failure = super::metrics::failure_label(crate::failure::Failure::of(&error));
                 tracing::debug!(%error, failure, "failed");
                 Poll::Ready(Err(error))
             }

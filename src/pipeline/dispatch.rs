@@ -3,9 +3,9 @@
 
 use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
+use super::metrics::PipelineMetrics;
 use super::sweep::Sweep;
 use crate::failure::BoxError;
-use crate::metrics::PipelineMetrics;
 use crate::transport::Transport;
 use pin_project::{pin_project, pinned_drop};
 use std::collections::VecDeque;

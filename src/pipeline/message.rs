@@ -66,7 +66,7 @@ pub(crate) enum Pending<Req, Resp> {
         tx: Option<Reply<Resp>>,
         deadline: Option<Instant>,
         /// The connection task's pass that wrote it (for its latency).
-        sent: crate::metrics::Pass,
+        sent: super::metrics::Pass,
     },
     Many(Box<ManyPending<Req, Resp>>),
 }
@@ -77,7 +77,7 @@ pub(crate) struct ManyPending<Req, Resp> {
     pub(crate) deadline: Option<Instant>,
     pub(crate) permits: usize,
     /// The connection task's pass that started writing it.
-    pub(crate) sent: crate::metrics::Pass,
+    pub(crate) sent: super::metrics::Pass,
     /// The requests not written yet; written back to back.
     pub(crate) unwritten: std::vec::IntoIter<Req>,
     pub(crate) written: usize,
@@ -90,7 +90,7 @@ impl<Req, Resp> ManyPending<Req, Resp> {
         tx: BatchReply<Resp>,
         deadline: Option<Instant>,
         permits: usize,
-        sent: crate::metrics::Pass,
+        sent: super::metrics::Pass,
     ) -> Self {
         let answers = Vec::with_capacity(requests.len());
         ManyPending {

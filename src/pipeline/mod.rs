@@ -73,6 +73,7 @@ mod connect;
 mod dispatch;
 mod error;
 mod message;
+mod metrics;
 mod sweep;
 
 pub use batch::BatchFuture;

@@ -81,7 +81,7 @@ impl Sweep {
                 deadline => self.note(deadline),
             }
         }
-        crate::metrics::PipelineMetrics::failed(&Error::TimedOut, expired);
+        super::metrics::PipelineMetrics::failed(&Error::TimedOut, expired);
         // A batch that expired while being written may be complete now.
         if let Some(Pending::Many(many)) = pending.back() {
             if many.is_complete() {

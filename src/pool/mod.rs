@@ -41,6 +41,7 @@
 //! ```
 
 mod future;
+mod metrics;
 mod service;
 
 pub use future::ResponseFuture;

@@ -1,7 +1,7 @@
 //! The [`Pool`] service.
 
 use super::future::{InFlight, ResponseFuture};
-use crate::metrics::PoolMetrics;
+use super::metrics::PoolMetrics;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};

@@ -73,6 +73,7 @@
 pub mod error;
 mod future;
 mod layer;
+mod metrics;
 mod service;
 
 pub use future::ResponseFuture;

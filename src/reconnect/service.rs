@@ -3,9 +3,9 @@
 use super::error::{ConnectTimedOut, Disconnected, SharedError};
 use super::future::ResponseFuture;
 use super::layer::ReconnectConfig;
+use super::metrics::ReconnectMetrics;
 use crate::backoff::jitter_rng;
 use crate::failure::{BoxError, Failure};
-use crate::metrics::ReconnectMetrics;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -241,7 +241,7 @@ where
             Some(cause) => {
                 // Fail fast, and let a task that gave up know it is needed.
                 status.wake.notify_one();
-                crate::metrics::failed_fast();
+                super::metrics::failed_fast();
                 tracing::debug!(%cause, "not connected: failing fast");
                 ResponseFuture::failed(Disconnected::new(Some(cause)))
             }

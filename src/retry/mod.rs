@@ -96,6 +96,7 @@ mod classify;
 mod error;
 mod future;
 mod layer;
+mod metrics;
 mod policy;
 mod service;
 mod tries;

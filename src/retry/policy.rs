@@ -2,10 +2,10 @@
 
 use super::budget::RetryBudget;
 use super::classify::{Idempotent, RetryableResponse};
+use super::metrics::{RetryMetrics, RetryReason};
 use super::tries::{Resend, Tries};
 use crate::backoff::{jitter_rng, Backoff};
 use crate::failure::{BoxError, Delivery};
-use crate::metrics::{RetryMetrics, RetryReason};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};

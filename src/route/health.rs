@@ -2,9 +2,9 @@
 //! and a probe brings it back.
 
 use super::error::Ejected;
+use super::metrics::EndpointMetrics;
 use crate::backoff::Backoff;
 use crate::failure::Failure;
-use crate::metrics::EndpointMetrics;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;

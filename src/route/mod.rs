@@ -79,6 +79,7 @@ mod future;
 mod hash;
 mod health;
 mod key;
+mod metrics;
 mod recorded;
 pub(crate) mod scatter;
 mod service;

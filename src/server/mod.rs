@@ -104,6 +104,7 @@ mod budget;
 mod close;
 mod config;
 mod connection;
+mod metrics;
 mod overload;
 #[cfg(test)]
 mod tests;
@@ -116,10 +117,10 @@ pub use connection::ConnectionError;
 pub use overload::{Overload, Overloaded, Refuse};
 
 use crate::failure::BoxError;
-use crate::metrics::{CloseCause, ServerMetrics};
 use budget::{Budget, FrameSize};
 use bytes::BytesMut;
 use connection::{Connection, Hooks, Metered};
+use metrics::{CloseCause, ServerMetrics};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;

@@ -65,6 +65,8 @@ pub(crate) async fn start(addr: MetricsAddr) -> Result<(TcpListener, PrometheusH
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|e| e.to_string())?;
+    // Describing also enables: the server built after this measures what
+    // costs a clock read or a store and log read (latencies, the KV figures).
     wirestack::metrics::describe();
     wirestack::kv::metrics::describe_metrics();
     Ok((listener, handle))

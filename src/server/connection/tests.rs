@@ -37,7 +37,7 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
             frame_size: None,
         },
         CancellationToken::new().cancelled_owned(),
-        crate::metrics::ServerMetrics::new().accepted(),
+        crate::server::metrics::ServerMetrics::new().accepted(),
     );
     let task = tokio::spawn(async move {
         let start = Instant::now();
@@ -143,7 +143,7 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
             frame_size: None,
         },
         CancellationToken::new().cancelled_owned(),
-        crate::metrics::ServerMetrics::new().accepted(),
+        crate::server::metrics::ServerMetrics::new().accepted(),
     );
     let task = tokio::spawn(connection);
     // Pipelined: what follows BYE was read, and is dropped unanswered.

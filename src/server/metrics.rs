@@ -1,11 +1,10 @@
 //! What the server records: its handles, registered once per
-//! [`Server::serve`](crate::server::Server::serve), and each connection's
+//! [`Server::serve`](super::Server::serve), and each connection's
 //! share — reported once per round of its loop, and its close cause when
 //! it ends, however it ends.
 
-use super::facade::{counter, gauge, label, Counter, Gauge, Label};
-use super::names;
-use crate::server::Overloaded;
+use super::Overloaded;
+use crate::metrics::{counter, gauge, label_sets, names, Counter, Gauge, Label};
 use std::sync::Arc;
 
 /// Why a connection ended, as the `cause` label says it.
@@ -27,25 +26,13 @@ pub(crate) enum CloseCause {
 
 const CAUSES: usize = 12;
 
-static CLOSE_CAUSES: [[Label; 1]; CAUSES] = [
-    [label("cause", "peer_closed")],
-    [label("cause", "shutdown")],
-    [label("cause", "idle_timeout")],
-    [label("cause", "read_timeout")],
-    [label("cause", "write_timeout")],
-    [label("cause", "protocol_error")],
-    [label("cause", "service_error")],
-    [label("cause", "write_error")],
-    [label("cause", "close_after")],
-    [label("cause", "buffer_budget")],
-    [label("cause", "handshake_failed")],
-    [label("cause", "aborted")],
-];
+static CLOSE_CAUSES: [[Label; 1]; CAUSES] = label_sets!(
+    "cause":
+    "peer_closed", "shutdown", "idle_timeout", "read_timeout", "write_timeout", "protocol_error",
+    "service_error", "write_error", "close_after", "buffer_budget", "handshake_failed", "aborted"
+);
 
-static REFUSAL_CAUSES: [[Label; 1]; 2] = [
-    [label("cause", "max_connections")],
-    [label("cause", "buffer_budget")],
-];
+static REFUSAL_CAUSES: [[Label; 1]; 2] = label_sets!("cause": "max_connections", "buffer_budget");
 
 /// One server's handles.
 #[derive(Debug)]

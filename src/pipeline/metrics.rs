@@ -1,0 +1,193 @@
+//! What a pipeline records: its handles, registered when its connection
+//! task is made — requests written, their latency, calls in flight — and
+//! its failures by kind (the `failure` label of a [`Failure`]).
+
+use crate::failure::Failure;
+use crate::metrics::{
+    counter, enabled, gauge, histogram, label_sets, names, Counter, Gauge, Histogram, Label,
+};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// The `failure` label's value for a [`Failure`].
+pub(crate) fn failure_label(failure: Failure) -> &'static str {
+    match failure {
+        Failure::TimedOut => "timed_out",
+        Failure::NotSent => "not_sent",
+        Failure::Connection => "connection",
+        Failure::Protocol => "protocol",
+        Failure::Rejected => "rejected",
+        Failure::Other => "other",
+    }
+}
+
+static FAILURES: [[Label; 1]; 6] = label_sets!(
+    "failure":
+    "timed_out", "not_sent", "connection", "protocol", "rejected", "other"
+);
+
+fn failure_labels(failure: Failure) -> &'static [Label] {
+    let index = match failure {
+        Failure::TimedOut => 0,
+        Failure::NotSent => 1,
+        Failure::Connection => 2,
+        Failure::Protocol => 3,
+        Failure::Rejected => 4,
+        Failure::Other => 5,
+    };
+    &FAILURES[index]
+}
+
+/// The pass of a connection task a request was written in: a number, so
+/// that a request in flight carries four bytes for its latency, not a time.
+pub(crate) type Pass = u32;
+
+/// A pipeline's handles, registered when its connection task is made.
+///
+/// Latency is measured at the granularity of the connection task's passes:
+/// a pass that writes requests reads the clock once and notes its number
+/// and time; a pass that reads answers reads the clock once, and every
+/// answer to requests of one same earlier pass is recorded with one call.
+/// Unless metrics were [enabled](crate::metrics::enable) when it was made,
+/// none of this happens: no clock read, no note, no in-flight count.
+#[derive(Debug)]
+pub(crate) struct PipelineMetrics {
+    /// Metrics were enabled then: latencies and calls in flight are measured.
+    enabled: bool,
+    requests: Counter,
+    duration: Histogram,
+    in_flight: Gauge,
+    /// This pipeline's share of the in-flight gauge.
+    reported: usize,
+    pass: Pass,
+    /// This pass's time, once read.
+    now: Option<Instant>,
+    /// The passes that wrote requests not all answered yet, oldest first,
+    /// with their times (answers come in order: the oldest is at the front).
+    passes: VecDeque<(Pass, Instant)>,
+    /// Answers read in this pass to requests of one same pass: which, how many.
+    run: Option<(Pass, usize)>,
+}
+
+impl PipelineMetrics {
+    pub(crate) fn new() -> Self {
+        PipelineMetrics {
+            enabled: enabled(),
+            requests: counter(names::CLIENT_REQUESTS, &[]),
+            duration: histogram(names::CLIENT_REQUEST_DURATION),
+            in_flight: gauge(names::CLIENT_IN_FLIGHT),
+            reported: 0,
+            pass: 0,
+            now: None,
+            passes: VecDeque::new(),
+            run: None,
+        }
+    }
+
+    /// A new pass of the connection task starts.
+    #[inline]
+    pub(crate) fn new_pass(&mut self) {
+        self.pass = self.pass.wrapping_add(1);
+        self.now = None;
+    }
+
+    /// A request is written in this pass: the pass it belongs to.
+    #[inline]
+    pub(crate) fn sent(&mut self) -> Pass {
+        if self.enabled && self.passes.back().is_none_or(|(pass, _)| *pass != self.pass) {
+            let now = *self.now.get_or_insert_with(Instant::now);
+            self.passes.push_back((self.pass, now));
+        }
+        self.pass
+    }
+
+    /// `n` requests were written.
+    #[inline]
+    pub(crate) fn written(&self, n: usize) {
+        if n > 0 {
+            self.requests.increment(n as u64);
+        }
+    }
+
+    /// The answer to a request written in pass `sent` was read.
+    #[inline]
+    pub(crate) fn answered(&mut self, sent: Pass) {
+        if !self.enabled {
+            return;
+        }
+        match &mut self.run {
+            Some((pass, n)) if *pass == sent => *n += 1,
+            run => {
+                if let Some(done) = run.replace((sent, 1)) {
+                    self.record(done);
+                }
+            }
+        }
+    }
+
+    /// The pass read its last answer: records what it read.
+    #[inline]
+    pub(crate) fn answers_read(&mut self) {
+        if let Some(run) = self.run.take() {
+            self.record(run);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record(&mut self, (sent, n): (Pass, usize)) {
+        // Passes before `sent` are answered in full: answers come in order.
+        while self.passes.front().is_some_and(|(pass, _)| *pass != sent) {
+            self.passes.pop_front();
+        }
+        if let Some((_, at)) = self.passes.front() {
+            let now = *self.now.get_or_insert_with(Instant::now);
+            self.duration
+                .record_many(now.saturating_duration_since(*at).as_secs_f64(), n);
+        }
+    }
+
+    /// The connection holds `calls` calls now.
+    #[inline]
+    pub(crate) fn in_flight(&mut self, calls: usize) {
+        if self.enabled && calls != self.reported {
+            if calls > self.reported {
+                self.in_flight.increment((calls - self.reported) as f64);
+            } else {
+                self.in_flight.decrement((self.reported - calls) as f64);
+            }
+            self.reported = calls;
+        }
+    }
+
+    /// `n` requests failed with `error`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn failed(error: &super::Error, n: usize) {
+        if n > 0 {
+            counter(names::CLIENT_FAILURES, failure_labels(Failure::of(error))).increment(n as u64);
+        }
+    }
+}
+
+impl Drop for PipelineMetrics {
+    fn drop(&mut self) {
+        self.in_flight(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PipelineMetrics;
+
+    /// Whether a pipeline measures is read when it is made. (No other
+    /// unit test enables metrics: the flag is the process's.)
+    #[test]
+    fn a_pipeline_measures_only_if_made_after_enable() {
+        let before = PipelineMetrics::new();
+        crate::metrics::enable();
+        let after = PipelineMetrics::new();
+        assert!(!before.enabled);
+        assert_eq!(after.enabled, cfg!(feature = "metrics"));
+    }
+}
