@@ -1,7 +1,7 @@
 //! The failure vocabulary of a client stack: what became of a request that
 //! failed, decided by one rule.
 //!
-//! Layers box their errors at the tower boundary ([`BoxError`]), as tower's
+//! Layers box their errors at the tower boundary ([`BoxError`](crate::BoxError)), as tower's
 //! own middleware does, so whoever sits above a stack — a typed client, the
 //! [retry](crate::retry) layer, your code — has to look through a chain of
 //! sources to learn what happened. [`Failure::of`] is that look, made once
@@ -48,9 +48,6 @@
 //! ```
 
 use std::error::Error;
-
-// Until every file names it at the crate root.
-pub(crate) use crate::BoxError;
 
 /// What became of a request that failed somewhere in a client stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

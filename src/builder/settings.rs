@@ -7,12 +7,12 @@
 //! and each knows the service it wraps around its inner one.
 
 use crate::deadline::Deadline;
-use crate::failure::BoxError;
 use crate::pipeline::{MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
 use crate::retry::{Retry, RetryConfig, RetryHandle, RetryPolicy};
 use crate::transport::MakeTransport;
+use crate::BoxError;
 use std::future::Future;
 use std::time::Duration;
 use tower::Service;

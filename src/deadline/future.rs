@@ -2,7 +2,8 @@
 
 use super::context::{self, Scope};
 use super::error::Elapsed;
-use crate::failure::{BoxError, Failure};
+use crate::failure::Failure;
+use crate::BoxError;
 use pin_project::pin_project;
 use std::fmt;
 use std::future::Future;

@@ -2,7 +2,7 @@
 
 use super::context::Scope;
 use super::future::ResponseFuture;
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -1,8 +1,8 @@
 //! [`MakePipeline`]: a connector of pipelines, from a connector of transports.
 
 use super::client::{Builder, Pipeline};
-use crate::failure::BoxError;
 use crate::transport::Transport;
+use crate::BoxError;
 use futures::ready;
 use pin_project::pin_project;
 use std::fmt;

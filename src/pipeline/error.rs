@@ -1,6 +1,7 @@
 //! The errors of the pipelining multiplexer.
 
-use crate::failure::{has_io_error, BoxError, Classify, Failure};
+use crate::failure::{has_io_error, Classify, Failure};
+use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;
 

@@ -31,7 +31,7 @@ impl Disconnected {
         Disconnected { cause }
     }
 
-    pub(crate) fn because(cause: crate::failure::BoxError) -> Self {
+    pub(crate) fn because(cause: crate::BoxError) -> Self {
         Disconnected {
             cause: Some(SharedError::from(cause)),
         }

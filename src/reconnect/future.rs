@@ -2,7 +2,7 @@
 
 use super::error::Disconnected;
 use super::service::Status;
-use crate::failure::BoxError;
+use crate::BoxError;
 use futures::future::BoxFuture;
 use futures::ready;
 use pin_project::pin_project;

@@ -2,7 +2,7 @@
 
 use super::Reconnect;
 use crate::backoff::Backoff;
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::time::Duration;
 use tower::{Layer, Service};
 

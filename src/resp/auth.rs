@@ -1,8 +1,8 @@
 //! [`RedisAuth`]: Redis `AUTH` on every new connection, password or ACL user.
 
 use super::{RedisError, Value};
-use crate::failure::BoxError;
 use crate::transport::{Handshake, HandshakeError};
+use crate::BoxError;
 use bytes::Bytes;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::fmt;

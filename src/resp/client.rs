@@ -3,7 +3,8 @@
 use super::{RespCodec, Value};
 use crate::batch::{Batch, BatchResponse};
 use crate::builder::{ClientBuilder, DefaultStack, Stack};
-use crate::failure::{BoxError, Failure};
+use crate::failure::Failure;
+use crate::BoxError;
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;

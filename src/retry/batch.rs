@@ -8,7 +8,7 @@ use super::policy::{Reason, Shared};
 use super::service::Retry;
 use super::tries::Resend;
 use crate::batch::{Batch, BatchResponse};
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::error::Error;
 use std::task::{Context, Poll};
 use tower::Service;

@@ -1,7 +1,8 @@
 //! The retry layer's own error: the last attempt's error, when an earlier
 //! attempt may already have been applied.
 
-use crate::failure::{BoxError, Classify, Failure};
+use crate::failure::{Classify, Failure};
+use crate::BoxError;
 use std::error::Error;
 use std::fmt;
 

@@ -12,7 +12,7 @@ use super::policy::{Reason, Shared};
 use super::service::{Core, Retry};
 use super::tries::{Resend, Tries};
 use crate::deadline::context;
-use crate::failure::BoxError;
+use crate::BoxError;
 use pin_project::pin_project;
 use std::fmt;
 use std::future::Future;

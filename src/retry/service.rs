@@ -3,7 +3,7 @@
 use super::classify::{Idempotent, RetryableResponse};
 use super::future::{One, ResponseFuture};
 use super::policy::{RetryHandle, RetryPolicy, Shared};
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};

@@ -3,8 +3,9 @@
 use super::{Idempotent, MaybeApplied, Retry, RetryConfig, RetryPolicy, RetryableResponse};
 use crate::backoff::Backoff;
 use crate::batch::{Batch, BatchResponse};
-use crate::failure::{BoxError, Failure};
+use crate::failure::Failure;
 use crate::pipeline;
+use crate::BoxError;
 use std::fmt;
 use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -4,7 +4,8 @@
 
 use super::error::MaybeApplied;
 use super::policy::{Reason, Shared};
-use crate::failure::{BoxError, Delivery};
+use crate::failure::Delivery;
+use crate::BoxError;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -7,7 +7,7 @@ use super::health::HealthConfig;
 use super::key::Probe;
 use super::recorded::{Batched, Recorded, Single};
 use crate::batch::{Batch, BatchResponse};
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;

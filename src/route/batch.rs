@@ -7,7 +7,7 @@ use super::key::RouteKey;
 use super::scatter::{Gather, Scatter};
 use super::service::Router;
 use crate::batch::{Batch, BatchResponse};
-use crate::failure::BoxError;
+use crate::BoxError;
 use futures::future::BoxFuture;
 use std::task::{Context, Poll};
 use tower::{Service, ServiceExt};

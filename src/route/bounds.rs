@@ -6,7 +6,7 @@
 //! is implemented for every type that has them and cannot be implemented
 //! otherwise.
 
-use crate::failure::BoxError;
+use crate::BoxError;
 use tower::Service;
 
 /// The stack of one endpoint for requests `Req`: a `Service` whose errors

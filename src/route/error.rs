@@ -63,7 +63,7 @@ pub struct EndpointError {
 }
 
 impl EndpointError {
-    pub(crate) fn new(endpoint: Arc<str>, source: crate::failure::BoxError) -> Self {
+    pub(crate) fn new(endpoint: Arc<str>, source: crate::BoxError) -> Self {
         EndpointError {
             endpoint,
             source: Arc::from(source),

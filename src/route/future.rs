@@ -2,7 +2,7 @@
 
 use super::bounds::EndpointStack;
 use super::error::{Ejected, EndpointError};
-use crate::failure::BoxError;
+use crate::BoxError;
 use pin_project::pin_project;
 use std::fmt;
 use std::future::Future;

@@ -199,8 +199,8 @@ fn counts(error: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::BoxError;
     use crate::reconnect::error::Disconnected;
+    use crate::BoxError;
 
     fn config() -> HealthConfig {
         HealthConfig {

@@ -7,7 +7,7 @@ use super::endpoint::EndpointWatch;
 use super::error::Ejected;
 use super::key::Probe;
 use crate::batch::BatchResponse;
-use crate::failure::BoxError;
+use crate::BoxError;
 use pin_project::pin_project;
 use std::error::Error;
 use std::fmt;

@@ -2,7 +2,7 @@
 //! put back in the caller's order.
 
 use crate::batch::BatchResponse;
-use crate::failure::BoxError;
+use crate::BoxError;
 
 /// The requests of a batch, grouped by the endpoint each goes to, each
 /// group in the batch's order.

@@ -9,7 +9,7 @@ use super::hash::Rendezvous;
 use super::health::HealthConfig;
 use super::key::RouteKey;
 use super::stats::RouterHandle;
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::backoff::Backoff;
-use crate::failure::{BoxError, Failure};
+use crate::failure::Failure;
+use crate::BoxError;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

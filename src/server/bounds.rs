@@ -5,7 +5,7 @@
 //! readable; each is implemented for every type that has them and cannot be
 //! implemented otherwise.
 
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::fmt;
 use std::future::Future;
 use std::io;

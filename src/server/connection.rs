@@ -19,7 +19,7 @@ use super::budget::{Budget, FrameSize, Share};
 use super::close::CloseAfter;
 use super::metrics::{CloseCause, ConnectionMetrics};
 use super::overload::{Overload, Overloaded};
-use crate::failure::BoxError;
+use crate::BoxError;
 use futures::{Sink, TryStream};
 use in_flight::InFlight;
 use pin_project::pin_project;

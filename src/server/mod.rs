@@ -116,7 +116,7 @@ pub use config::ServeConfig;
 pub use connection::ConnectionError;
 pub use overload::{Overload, Overloaded, Refuse};
 
-use crate::failure::BoxError;
+use crate::BoxError;
 use budget::{Budget, FrameSize};
 use bytes::BytesMut;
 use connection::{Connection, Hooks, Metered};

@@ -1,7 +1,8 @@
 //! The on-connect hook: [`OnConnect`] runs a [`Handshake`] on every new
 //! transport before anything else is written to it.
 
-use crate::failure::{BoxError, Classify, Failure};
+use crate::failure::{Classify, Failure};
+use crate::BoxError;
 use futures::future::BoxFuture;
 use std::fmt;
 use std::future::Future;

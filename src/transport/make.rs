@@ -1,7 +1,7 @@
 //! [`MakeTransport`]: what a client needs of a connector, named.
 
 use super::Transport;
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::future::Future;
 use tower::Service;
 

@@ -50,7 +50,7 @@ pub use make::MakeTransport;
 pub use target::Target;
 pub use tcp::TcpConnector;
 
-use crate::failure::BoxError;
+use crate::BoxError;
 use futures::{Sink, Stream};
 use std::io;
 use tokio::net::{TcpStream, ToSocketAddrs};

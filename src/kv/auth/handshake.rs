@@ -1,9 +1,9 @@
 //! [`AuthHandshake`]: the client's `AUTH` on every new connection.
 
 use super::AuthToken;
-use crate::failure::BoxError;
 use crate::kv::{KvError, Request, Response, Status};
 use crate::transport::{Handshake, HandshakeError};
+use crate::BoxError;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::future::Future;
 

@@ -7,8 +7,8 @@
 //! otherwise.
 
 use crate::batch::{Batch, BatchResponse};
-use crate::failure::BoxError;
 use crate::resp::Value;
+use crate::BoxError;
 use tower::Service;
 
 /// The stack of one cluster node: a `Service` that answers a command with

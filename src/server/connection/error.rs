@@ -1,6 +1,6 @@
 //! [`ConnectionError`]: why a connection ended other than by the peer closing it.
 
-use crate::failure::BoxError;
+use crate::BoxError;
 use std::time::Duration;
 
 /// Why a connection ended other than by the peer closing it.
