@@ -55,6 +55,33 @@ pub(crate) struct Hooks<O, K> {
     pub(crate) close: K,
 }
 
+/// What a connection serves, named once with the bounds serving it needs:
+/// a codec that decodes the service's requests and encodes its answers, a
+/// service whose errors box, and the protocol's hooks for those answers.
+/// Implemented for every `(codec, service, overload, close-after)` tuple
+/// that meets them.
+pub(crate) trait Served<Req> {
+    type Response;
+    type Codec: ServeCodec<Self::Response, Request = Req>;
+    type Service: Service<Req, Response = Self::Response, Error: Into<BoxError>>;
+    type Overload: Overload<Self::Response>;
+    type CloseAfter: CloseAfter<Self::Response>;
+}
+
+impl<C, S, O, K, Req> Served<Req> for (C, S, O, K)
+where
+    C: ServeCodec<S::Response, Request = Req>,
+    S: Service<Req, Error: Into<BoxError>>,
+    O: Overload<S::Response>,
+    K: CloseAfter<S::Response>,
+{
+    type Response = S::Response;
+    type Codec = C;
+    type Service = S;
+    type Overload = O;
+    type CloseAfter = K;
+}
+
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
@@ -68,15 +95,12 @@ pub(crate) struct Hooks<O, K> {
 /// the budget ever to hold is answered by the [`Overload`] hook in its
 /// place, and the connection closes.
 #[pin_project(project = ConnectionProj)]
-pub(crate) struct Connection<Io, C, S, Req, O, K>
-where
-    S: Service<Req>,
-{
+pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     #[pin]
-    transport: Framed<Metered<Io>, C>,
-    service: S,
-    hooks: Hooks<O, K>,
-    in_flight: InFlight<S::Future>,
+    transport: Framed<Metered<Io>, P::Codec>,
+    service: P::Service,
+    hooks: Hooks<P::Overload, P::CloseAfter>,
+    in_flight: InFlight<<P::Service as Service<Req>>::Future>,
     /// Bytes read and taken out of the read buffer by decoded frames.
     consumed: u64,
     share: Share,
@@ -98,10 +122,7 @@ where
     started: usize,
 }
 
-impl<Io, C, S, Req, O, K> fmt::Debug for Connection<Io, C, S, Req, O, K>
-where
-    S: Service<Req>,
-{
+impl<Io, P: Served<Req>, Req> fmt::Debug for Connection<Io, P, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("in_flight", &self.in_flight.len())
@@ -111,14 +132,11 @@ where
     }
 }
 
-impl<Io, C, S, Req, O, K> Connection<Io, C, S, Req, O, K>
-where
-    S: Service<Req>,
-{
+impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
     pub(crate) fn new(
-        transport: Framed<Metered<Io>, C>,
-        service: S,
-        hooks: Hooks<O, K>,
+        transport: Framed<Metered<Io>, P::Codec>,
+        service: P::Service,
+        hooks: Hooks<P::Overload, P::CloseAfter>,
         budget: Arc<Budget>,
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
@@ -153,14 +171,7 @@ where
 /// How many read-write rounds one poll may run before yielding to the runtime.
 const ROUNDS_PER_POLL: usize = 16;
 
-impl<Io, C, S, Req, O, K> Future for Connection<Io, C, S, Req, O, K>
-where
-    Io: AsyncRead + AsyncWrite,
-    C: ServeCodec<S::Response, Request = Req>,
-    S: Service<Req, Error: Into<BoxError>>,
-    O: Overload<S::Response>,
-    K: CloseAfter<S::Response>,
-{
+impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> Future for Connection<Io, P, Req> {
     type Output = Result<(), ConnectionError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -200,14 +211,7 @@ where
     }
 }
 
-impl<Io, C, S, Req, O, K> ConnectionProj<'_, Io, C, S, Req, O, K>
-where
-    Io: AsyncRead + AsyncWrite,
-    C: ServeCodec<S::Response, Request = Req>,
-    S: Service<Req, Error: Into<BoxError>>,
-    O: Overload<S::Response>,
-    K: CloseAfter<S::Response>,
-{
+impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
     /// Answers the frame being read, which the budget can never hold,
     /// through the overload hook, and stops reading.
     fn refuse_frame(&mut self) {
@@ -296,7 +300,7 @@ where
         let mut wrote = false;
         *self.write_blocked = false;
         while !self.in_flight.is_empty() {
-            match Sink::<S::Response>::poll_ready(self.transport.as_mut(), cx) {
+            match Sink::<P::Response>::poll_ready(self.transport.as_mut(), cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
                 Poll::Pending => {
@@ -337,7 +341,7 @@ where
             }
         }
         if *self.needs_flush {
-            match Sink::<S::Response>::poll_flush(self.transport.as_mut(), cx) {
+            match Sink::<P::Response>::poll_flush(self.transport.as_mut(), cx) {
                 Poll::Ready(Ok(())) => *self.needs_flush = false,
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
                 Poll::Pending => *self.write_blocked = true,
@@ -382,7 +386,7 @@ where
         if *self.reading || !self.in_flight.is_empty() || *self.needs_flush {
             return Poll::Pending;
         }
-        let closed = futures::ready!(Sink::<S::Response>::poll_close(self.transport.as_mut(), cx));
+        let closed = futures::ready!(Sink::<P::Response>::poll_close(self.transport.as_mut(), cx));
         Poll::Ready(match self.failed.take() {
             Some(error) => Err(error),
             None => closed.map_err(|e| ConnectionError::Write(e.into())),

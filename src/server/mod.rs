@@ -347,7 +347,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
                     return;
                 };
                 let transport = Framed::new(Metered::new(io), codec);
-                let connection = Connection::new(
+                let connection = Connection::<_, (C, M::Service, O, K), Req>::new(
                     transport,
                     service,
                     hooks,

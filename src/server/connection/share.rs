@@ -2,9 +2,8 @@
 //! read, what it asks the pool for, what it gives back after each round.
 
 use super::super::budget::NeverFits;
-use super::ConnectionProj;
+use super::{ConnectionProj, Served};
 use std::task::{Context, Poll};
-use tower::Service;
 
 /// What the budget says to a connection that has read all its share allows.
 pub(super) enum Room {
@@ -18,10 +17,7 @@ pub(super) enum Room {
     NeverFits,
 }
 
-impl<Io, C, S, Req, O, K> ConnectionProj<'_, Io, C, S, Req, O, K>
-where
-    S: Service<Req>,
-{
+impl<Io, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
     /// Gives back the pool bytes this connection no longer needs: it keeps
     /// what it holds, and what the frame it is reading still needs.
     pub(super) fn end_round(&mut self) {

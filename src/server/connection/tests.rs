@@ -21,7 +21,7 @@ type Served = tokio::task::JoinHandle<(Result<(), ConnectionError>, Duration)>;
 fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
     let (peer, server) = tokio::io::duplex(capacity);
     let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
-    let connection = Connection::new(
+    let connection = Connection::<_, (LinesCodec, _, Refuse, KeepOpen), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Hooks {
@@ -127,12 +127,13 @@ async fn a_peer_that_reads_nothing_is_dropped_after_the_write_timeout() {
 async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     let (mut peer, server) = tokio::io::duplex(1024);
     let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
-    let connection = Connection::new(
+    let close = |line: &String| line == "BYE";
+    let connection = Connection::<_, (LinesCodec, _, Refuse, _), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Hooks {
             overload: Refuse,
-            close: |line: &String| line == "BYE",
+            close,
         },
         Budget::new(usize::MAX, 1),
         Limits {
