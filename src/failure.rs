@@ -151,6 +151,29 @@ impl Failure {
         verdict(error).map_or(Failure::Other, |verdict| verdict.failure)
     }
 
+    /// Every kind, in the order declared.
+    pub const ALL: [Failure; 6] = [
+        Failure::TimedOut,
+        Failure::NotSent,
+        Failure::Connection,
+        Failure::Protocol,
+        Failure::Rejected,
+        Failure::Other,
+    ];
+
+    /// Its name in logs and metric labels: `timed_out`, `not_sent`,
+    /// `connection`, `protocol`, `rejected`, `other`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Failure::TimedOut => "timed_out",
+            Failure::NotSent => "not_sent",
+            Failure::Connection => "connection",
+            Failure::Protocol => "protocol",
+            Failure::Rejected => "rejected",
+            Failure::Other => "other",
+        }
+    }
+
     /// Whether a request that failed this way may have reached the peer;
     /// `None` when retrying would not help (a deadline, a protocol error, an
     /// error of some other layer).
@@ -277,6 +300,13 @@ mod tests {
     fn a_failed_handshake_is_what_its_cause_says() {
         let failed = HandshakeError::failed(pipeline::Error::Closed);
         assert_eq!(of(failed), Failure::Connection);
+    }
+
+    #[test]
+    fn all_lists_every_kind_at_its_place() {
+        for (index, failure) in Failure::ALL.into_iter().enumerate() {
+            assert_eq!(failure as usize, index, "{}", failure.as_str());
+        }
     }
 
     #[test]

@@ -284,7 +284,7 @@ impl<Resp> Future for ResponseFuture<Resp> {
                 Poll::Ready(Ok(response))
             }
             Poll::Ready(Ok(Err(error))) => {
-                let failure = super::metrics::failure_label(crate::failure::Failure::of(&error));
+                let failure = crate::failure::Failure::of(&error).as_str();
                 tracing::debug!(%error, failure, "failed");
                 Poll::Ready(Err(error))
             }
