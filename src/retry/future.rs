@@ -162,7 +162,10 @@ where
                     };
                     let result = futures::ready!(polled).map_err(Into::into);
                     let resend = this.shape.resend(policy, &result);
-                    let Some(delay) = this.tries.retry(policy, resend, context::current()) else {
+                    // The deadline is read only when there is something to retry.
+                    let retry =
+                        resend.and_then(|resend| this.tries.retry(policy, resend, context::current()));
+                    let Some(delay) = retry else {
                         // Nothing to retry, or out of retries, budget or time.
                         return Poll::Ready(this.tries.give_up(this.shape.finish(result)));
                     };
@@ -196,7 +199,9 @@ where
                             reason,
                             applied: false,
                         });
-                        let Some(delay) = this.tries.retry(policy, resend, context::current()) else {
+                        let retry =
+                            resend.and_then(|resend| this.tries.retry(policy, resend, context::current()));
+                        let Some(delay) = retry else {
                             return Poll::Ready(this.tries.give_up(Err(error)));
                         };
                         delay

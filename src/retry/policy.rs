@@ -299,7 +299,7 @@ where
             shared.on_request();
         }
         let reason = shared.reason(request, result.as_ref().map_err(|error| &**error as _));
-        let delay = self.tries.retry(shared, reason.map(Resend::after), None)?;
+        let delay = self.tries.retry(shared, Resend::after(reason?), None)?;
         Some(Box::pin(tokio::time::sleep(delay)))
     }
 

@@ -40,16 +40,14 @@ impl Tries {
         self.attempts
     }
 
-    /// The delay before sending again, if there is a reason to (`resend`)
-    /// and the policy allows one more retry (before `deadline`): then it
-    /// counts.
+    /// The delay before sending again for `resend`, if the policy allows
+    /// one more retry (before `deadline`): then it counts.
     pub(super) fn retry(
         &mut self,
         policy: &Shared,
-        resend: Option<Resend>,
+        resend: Resend,
         deadline: Option<Instant>,
     ) -> Option<Duration> {
-        let resend = resend?;
         let delay = policy.allow(self.attempts, resend.reason, deadline)?;
         self.attempts += 1;
         self.maybe_applied |= resend.applied;
