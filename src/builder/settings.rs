@@ -7,15 +7,13 @@
 //! and each knows the service it wraps around its inner one.
 
 use crate::deadline::Deadline;
-use crate::pipeline::{MakePipeline, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
 use crate::retry::{Retry, RetryConfig, RetryHandle, RetryPolicy};
-use crate::transport::MakeTransport;
 use crate::BoxError;
 use std::future::Future;
 use std::time::Duration;
-use tower::Service;
+use tower::{Service, ServiceExt};
 
 /// The builder's state for "no deadline per request": see
 /// [`ClientBuilder::no_timeout`](super::ClientBuilder::no_timeout).
@@ -86,33 +84,31 @@ impl RetrySetting for NoRetry {
 type Connected<S> = Result<(S, Option<ReconnectHandle>), Disconnected>;
 
 /// The connection's setting: a [`ReconnectConfig`] (a [`Reconnect`] that
-/// replaces the [`Pipeline`] when it breaks) or [`NoReconnect`] (the bare
-/// `Pipeline`, broken for good when its connection fails). Sealed.
+/// replaces the connection service — a [`Pipeline`](crate::pipeline::Pipeline)
+/// — when it breaks) or [`NoReconnect`] (the bare connection service,
+/// broken for good when its connection fails). It works with whatever
+/// connector of connection services it is given, and names none. Sealed.
 pub trait ReconnectSetting: sealed::Sealed {
-    /// The connection service over pipelines `P`.
+    /// The service over connection services `P`.
     type Service<P>;
     #[doc(hidden)]
-    fn connect<M, Req, A>(
+    fn connect<N, A>(
         &self,
-        connector: MakePipeline<M, Req>,
+        connector: N,
         target: A,
-    ) -> impl Future<Output = Connected<Self::Service<Pipeline<Req, M::Item>>>> + Send
+    ) -> impl Future<Output = Connected<Self::Service<N::Response>>> + Send
     where
-        M: MakeTransport<A, Req>,
-        Req: Send + 'static,
+        N: Service<A, Error: Into<BoxError>, Future: Send> + Send + 'static,
+        N::Response: Clone + Send + Sync + 'static,
         A: Clone + Send + 'static;
 }
 
 impl ReconnectSetting for ReconnectConfig {
     type Service<P> = Reconnect<P>;
-    async fn connect<M, Req, A>(
-        &self,
-        connector: MakePipeline<M, Req>,
-        target: A,
-    ) -> Connected<Reconnect<Pipeline<Req, M::Item>>>
+    async fn connect<N, A>(&self, connector: N, target: A) -> Connected<Reconnect<N::Response>>
     where
-        M: MakeTransport<A, Req>,
-        Req: Send + 'static,
+        N: Service<A, Error: Into<BoxError>, Future: Send> + Send + 'static,
+        N::Response: Clone + Send + Sync + 'static,
         A: Clone + Send + 'static,
     {
         let reconnect = Reconnect::new(connector, target, self.clone());
@@ -124,26 +120,17 @@ impl ReconnectSetting for ReconnectConfig {
 
 impl ReconnectSetting for NoReconnect {
     type Service<P> = P;
-    async fn connect<M, Req, A>(
-        &self,
-        mut connector: MakePipeline<M, Req>,
-        target: A,
-    ) -> Connected<Pipeline<Req, M::Item>>
+    async fn connect<N, A>(&self, connector: N, target: A) -> Connected<N::Response>
     where
-        M: MakeTransport<A, Req>,
-        Req: Send + 'static,
+        N: Service<A, Error: Into<BoxError>, Future: Send> + Send + 'static,
+        N::Response: Clone + Send + Sync + 'static,
         A: Clone + Send + 'static,
     {
-        let ready: Result<(), BoxError> = std::future::poll_fn(|cx| connector.poll_ready(cx))
+        connector
+            .oneshot(target)
             .await
-            .map_err(Into::into);
-        let connected = match ready {
-            Ok(()) => connector.call(target).await.map_err(Into::into),
-            Err(error) => Err(error),
-        };
-        connected
-            .map(|pipeline| (pipeline, None))
-            .map_err(Disconnected::because)
+            .map(|connection| (connection, None))
+            .map_err(|error| Disconnected::because(error.into()))
     }
 }
 
