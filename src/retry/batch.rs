@@ -4,7 +4,7 @@
 
 use super::classify::{Idempotent, RetryableResponse};
 use super::future::{ResponseFuture, Shape};
-use super::policy::{Reason, Shared};
+use super::policy::{Reason, Rules};
 use super::service::Retry;
 use super::tries::Resend;
 use crate::batch::{Batch, BatchResponse};
@@ -71,7 +71,7 @@ fn first_failed<Resp: RetryableResponse, E>(answers: &[Result<Resp, E>]) -> Opti
 /// failure), if each may be sent again: refused or never sent, or
 /// idempotent. The first one's reason is the retry's.
 fn resend<'a, Req: Idempotent, Resp: RetryableResponse + 'a>(
-    policy: &Shared,
+    policy: &Rules,
     requests: &[Req],
     outcomes: impl Iterator<Item = Result<&'a Resp, &'a (dyn Error + 'static)>>,
 ) -> Option<Resend> {
@@ -94,7 +94,7 @@ where
     Resp: RetryableResponse,
     E: Error + 'static,
 {
-    fn resend(&self, policy: &Shared, result: &Result<BatchResponse<Resp, E>, BoxError>) -> Option<Resend> {
+    fn resend(&self, policy: &Rules, result: &Result<BatchResponse<Resp, E>, BoxError>) -> Option<Resend> {
         let remainder = &self.requests[self.offset..];
         match result {
             Ok(answers) => {
@@ -109,7 +109,7 @@ where
     }
 
     /// The remainder was not sent: its first request's reason decides.
-    fn unready(&self, policy: &Shared, error: &BoxError) -> Option<Reason> {
+    fn unready(&self, policy: &Rules, error: &BoxError) -> Option<Reason> {
         let request = self.requests.get(self.offset)?;
         policy.reason::<Req, Resp>(request, Err(&**error))
     }

@@ -8,7 +8,7 @@
 //! backoff under the deadline, readying a handle, and giving up.
 
 use super::classify::{Idempotent, RetryableResponse};
-use super::policy::{Reason, Shared};
+use super::policy::{Reason, Rules};
 use super::service::{Core, Retry};
 use super::tries::{Resend, Tries};
 use crate::deadline::context;
@@ -28,11 +28,11 @@ use tower::Service;
 pub trait Shape<Req, Resp> {
     /// Why to send again after an attempt ended with `result`, if that is
     /// safe for all that would be sent again.
-    fn resend(&self, policy: &Shared, result: &Result<Resp, BoxError>) -> Option<Resend>;
+    fn resend(&self, policy: &Rules, result: &Result<Resp, BoxError>) -> Option<Resend>;
 
     /// Why to try again after a handle failed to get ready with `error`
     /// (nothing was sent).
-    fn unready(&self, policy: &Shared, error: &BoxError) -> Option<Reason>;
+    fn unready(&self, policy: &Rules, error: &BoxError) -> Option<Reason>;
 
     /// What the next attempt sends.
     fn next(&self) -> Req;
@@ -51,12 +51,12 @@ pub trait Shape<Req, Resp> {
 pub struct One<Req>(pub(super) Req);
 
 impl<Req: Idempotent + Clone, Resp: RetryableResponse> Shape<Req, Resp> for One<Req> {
-    fn resend(&self, policy: &Shared, result: &Result<Resp, BoxError>) -> Option<Resend> {
+    fn resend(&self, policy: &Rules, result: &Result<Resp, BoxError>) -> Option<Resend> {
         let outcome = result.as_ref().map_err(|error| &**error as _);
         policy.reason(&self.0, outcome).map(Resend::after)
     }
 
-    fn unready(&self, policy: &Shared, error: &BoxError) -> Option<Reason> {
+    fn unready(&self, policy: &Rules, error: &BoxError) -> Option<Reason> {
         policy.reason::<Req, Resp>(&self.0, Err(&**error))
     }
 

@@ -69,10 +69,11 @@ pub struct RetryStats {
     pub unsafe_to_retry: u64,
 }
 
-/// What a policy's clones share: its settings, budget and counters. (`pub`
+/// A policy's rules — what it allows: retries, backoff, budget — and what
+/// it counted, shared by its clones. (`pub`
 /// in this private module only as a [`Shape`](super::future::Shape)'s
 /// argument; not nameable outside the crate.)
-pub struct Shared {
+pub struct Rules {
     budget: Box<dyn Budget + Send + Sync>,
     backoff: Backoff,
     max_retries: u32,
@@ -86,22 +87,22 @@ pub struct Shared {
 /// A cheap handle to read a [`RetryPolicy`]'s counters.
 #[derive(Clone)]
 pub struct RetryHandle {
-    shared: Arc<Shared>,
+    rules: Arc<Rules>,
 }
 
 impl RetryHandle {
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        RetryHandle { shared }
+    pub(super) fn new(rules: Arc<Rules>) -> Self {
+        RetryHandle { rules }
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> RetryStats {
-        let shared = &self.shared;
+        let rules = &self.rules;
         RetryStats {
-            requests: shared.requests.load(Ordering::Relaxed),
-            retries: shared.retries.load(Ordering::Relaxed),
-            budget_exhausted: shared.budget_exhausted.load(Ordering::Relaxed),
-            unsafe_to_retry: shared.unsafe_to_retry.load(Ordering::Relaxed),
+            requests: rules.requests.load(Ordering::Relaxed),
+            retries: rules.retries.load(Ordering::Relaxed),
+            budget_exhausted: rules.budget_exhausted.load(Ordering::Relaxed),
+            unsafe_to_retry: rules.unsafe_to_retry.load(Ordering::Relaxed),
         }
     }
 }
@@ -138,7 +139,7 @@ impl fmt::Debug for RetryHandle {
 /// per request, which is where the per-request attempt count lives.
 #[derive(Clone)]
 pub struct RetryPolicy {
-    shared: Arc<Shared>,
+    rules: Arc<Rules>,
     /// The call's retries, when tower's `Retry` drives it.
     tries: Tries,
 }
@@ -154,7 +155,7 @@ impl RetryPolicy {
     /// own (`config`'s budget fields are ignored).
     pub fn with_budget(config: RetryConfig, budget: impl Budget + Send + Sync + 'static) -> Self {
         RetryPolicy {
-            shared: Arc::new(Shared {
+            rules: Arc::new(Rules {
                 budget: Box::new(budget),
                 backoff: config.backoff,
                 max_retries: config.max_retries,
@@ -171,7 +172,7 @@ impl RetryPolicy {
     /// A handle to read the counters.
     pub fn handle(&self) -> RetryHandle {
         RetryHandle {
-            shared: self.shared.clone(),
+            rules: self.rules.clone(),
         }
     }
 
@@ -183,8 +184,8 @@ impl RetryPolicy {
         super::RetryLayer::new(self)
     }
 
-    pub(super) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(super) fn rules(&self) -> &Arc<Rules> {
+        &self.rules
     }
 }
 
@@ -198,15 +199,15 @@ impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryPolicy")
             .field("attempts", &self.tries.attempts())
-            .field("backoff", &self.shared.backoff)
-            .field("max_retries", &self.shared.max_retries)
+            .field("backoff", &self.rules.backoff)
+            .field("max_retries", &self.rules.max_retries)
             .finish_non_exhaustive()
     }
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for Rules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
+        f.debug_struct("Rules").finish_non_exhaustive()
     }
 }
 
@@ -218,7 +219,7 @@ pub enum Reason {
     LostIdempotent,
 }
 
-impl Shared {
+impl Rules {
     /// A request is made: it counts, and pays into the budget.
     pub(super) fn on_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -294,12 +295,12 @@ where
     type Future = Pin<Box<tokio::time::Sleep>>;
 
     fn retry(&mut self, request: &mut Req, result: &mut Result<Resp, BoxError>) -> Option<Self::Future> {
-        let shared = &*self.shared;
+        let rules = &*self.rules;
         if self.tries.attempts() == 0 {
-            shared.on_request();
+            rules.on_request();
         }
-        let reason = shared.reason(request, result.as_ref().map_err(|error| &**error as _));
-        let delay = self.tries.retry(shared, Resend::after(reason?), None)?;
+        let reason = rules.reason(request, result.as_ref().map_err(|error| &**error as _));
+        let delay = self.tries.retry(rules, Resend::after(reason?), None)?;
         Some(Box::pin(tokio::time::sleep(delay)))
     }
 

@@ -2,7 +2,7 @@
 
 use super::classify::{Idempotent, RetryableResponse};
 use super::future::{One, ResponseFuture};
-use super::policy::{RetryHandle, RetryPolicy, Shared};
+use super::policy::{RetryHandle, RetryPolicy, Rules};
 use crate::BoxError;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -30,9 +30,9 @@ pub struct Retry<S> {
     core: Arc<Core<S>>,
 }
 
-/// What a retry needs, shared by a service's clones and futures.
+/// What a retry needs, rules by a service's clones and futures.
 pub(super) struct Core<S> {
-    pub(super) policy: Arc<Shared>,
+    pub(super) policy: Arc<Rules>,
     /// Cloned to make a handle for a retry; taken at the first call.
     template: OnceLock<Mutex<S>>,
 }
@@ -55,7 +55,7 @@ impl<S> Retry<S> {
     /// Retries calls to `inner` as `policy` says.
     pub fn new(policy: RetryPolicy, inner: S) -> Self {
         let core = Arc::new(Core {
-            policy: policy.shared().clone(),
+            policy: policy.rules().clone(),
             template: OnceLock::new(),
         });
         Retry { inner, core }

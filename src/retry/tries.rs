@@ -3,7 +3,7 @@
 //! `Policy` impl) share, with the one decision they both make.
 
 use super::error::MaybeApplied;
-use super::policy::{Reason, Shared};
+use super::policy::{Reason, Rules};
 use crate::failure::Delivery;
 use crate::BoxError;
 use std::time::Duration;
@@ -44,7 +44,7 @@ impl Tries {
     /// one more retry (before `deadline`): then it counts.
     pub(super) fn retry(
         &mut self,
-        policy: &Shared,
+        policy: &Rules,
         resend: Resend,
         deadline: Option<Instant>,
     ) -> Option<Duration> {
