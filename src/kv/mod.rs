@@ -112,95 +112,84 @@ use crate::server::{Overload, Overloaded};
 use bytes::Bytes;
 use std::fmt;
 
-/// The command byte of a request frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum Command {
-    /// `0x01`: liveness check; echoes its payload.
-    Ping = 0x01,
-    /// `0x02`: read a key.
-    Get = 0x02,
-    /// `0x03`: write a key, clearing any TTL.
-    Put = 0x03,
-    /// `0x04`: remove a key.
-    Delete = 0x04,
-    /// `0x05`: write a key that expires after a number of milliseconds.
-    PutTtl = 0x05,
-    /// `0x06`: authenticate the connection with a token.
-    Auth = 0x06,
-    /// `0x80` (an extension of protocol 1.1): whether the server takes
-    /// writes (`OK`) or its log refuses them for now (`STORAGE`).
-    Health = 0x80,
-}
-
-impl Command {
-    /// The command for a wire byte, or `None` for an unknown one.
-    pub fn from_byte(byte: u8) -> Option<Self> {
-        Some(match byte {
-            0x01 => Command::Ping,
-            0x02 => Command::Get,
-            0x03 => Command::Put,
-            0x04 => Command::Delete,
-            0x05 => Command::PutTtl,
-            0x06 => Command::Auth,
-            0x80 => Command::Health,
-            _ => return None,
-        })
-    }
-}
-
-/// The status byte of a response frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-#[non_exhaustive]
-pub enum Status {
-    /// `0x00`: success; the value is the result, or empty.
-    Ok = 0x00,
-    /// `0x01`: the key is missing or expired.
-    NotFound = 0x01,
-    /// `0x02`: an internal failure; the value is a UTF-8 message.
-    Error = 0x02,
-    /// `0x03`: the request was malformed; the value is a UTF-8 message.
-    BadRequest = 0x03,
-    /// `0x04`: a length was over the server's limit; the connection closes.
-    TooLarge = 0x04,
-    /// `0x05`: the server refuses work for now; safe to retry later.
-    Busy = 0x05,
-    /// `0x06`: the write could not be made durable; the key is unchanged.
-    Storage = 0x06,
-    /// `0x07`: the server wants `AUTH` first, or the token was wrong.
-    Unauthenticated = 0x07,
-}
-
-impl Status {
-    /// The status for a wire byte, or `None` for an unknown one.
-    pub fn from_byte(byte: u8) -> Option<Self> {
-        Some(match byte {
-            0x00 => Status::Ok,
-            0x01 => Status::NotFound,
-            0x02 => Status::Error,
-            0x03 => Status::BadRequest,
-            0x04 => Status::TooLarge,
-            0x05 => Status::Busy,
-            0x06 => Status::Storage,
-            0x07 => Status::Unauthenticated,
-            _ => return None,
-        })
-    }
-
-    /// The protocol's name for this status, as in `PROTOCOL.md`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Ok => "OK",
-            Status::NotFound => "NOT_FOUND",
-            Status::Error => "ERROR",
-            Status::BadRequest => "BAD_REQUEST",
-            Status::TooLarge => "TOO_LARGE",
-            Status::Busy => "BUSY",
-            Status::Storage => "STORAGE",
-            Status::Unauthenticated => "UNAUTHENTICATED",
+/// Defines a byte of the frame header as a `#[repr(u8)]` enum from one row
+/// per value — its doc, variant, byte and name in `PROTOCOL.md` — with
+/// `from_byte` and `name` read off the same rows, so a value is added in one
+/// place.
+macro_rules! wire_byte {
+    (
+        $(#[$meta:meta])*
+        pub enum $enum:ident ($what:literal) {
+            $($(#[$row:meta])* $variant:ident = $byte:literal, $name:literal;)*
         }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        #[non_exhaustive]
+        pub enum $enum {
+            $($(#[$row])* $variant = $byte,)*
+        }
+
+        impl $enum {
+            #[doc = concat!("The ", $what, " for a wire byte, or `None` for an unknown one.")]
+            pub fn from_byte(byte: u8) -> Option<Self> {
+                match byte {
+                    $($byte => Some($enum::$variant),)*
+                    _ => None,
+                }
+            }
+
+            #[doc = concat!("The protocol's name for this ", $what, ", as in `PROTOCOL.md`.")]
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+wire_byte! {
+    /// The command byte of a request frame.
+    pub enum Command ("command") {
+        /// `0x01`: liveness check; echoes its payload.
+        Ping = 0x01, "PING";
+        /// `0x02`: read a key.
+        Get = 0x02, "GET";
+        /// `0x03`: write a key, clearing any TTL.
+        Put = 0x03, "PUT";
+        /// `0x04`: remove a key.
+        Delete = 0x04, "DELETE";
+        /// `0x05`: write a key that expires after a number of milliseconds.
+        PutTtl = 0x05, "PUT_TTL";
+        /// `0x06`: authenticate the connection with a token.
+        Auth = 0x06, "AUTH";
+        /// `0x80` (an extension of protocol 1.1): whether the server takes
+        /// writes (`OK`) or its log refuses them for now (`STORAGE`).
+        Health = 0x80, "HEALTH";
+    }
+}
+
+wire_byte! {
+    /// The status byte of a response frame.
+    pub enum Status ("status") {
+        /// `0x00`: success; the value is the result, or empty.
+        Ok = 0x00, "OK";
+        /// `0x01`: the key is missing or expired.
+        NotFound = 0x01, "NOT_FOUND";
+        /// `0x02`: an internal failure; the value is a UTF-8 message.
+        Error = 0x02, "ERROR";
+        /// `0x03`: the request was malformed; the value is a UTF-8 message.
+        BadRequest = 0x03, "BAD_REQUEST";
+        /// `0x04`: a length was over the server's limit; the connection closes.
+        TooLarge = 0x04, "TOO_LARGE";
+        /// `0x05`: the server refuses work for now; safe to retry later.
+        Busy = 0x05, "BUSY";
+        /// `0x06`: the write could not be made durable; the key is unchanged.
+        Storage = 0x06, "STORAGE";
+        /// `0x07`: the server wants `AUTH` first, or the token was wrong.
+        Unauthenticated = 0x07, "UNAUTHENTICATED";
     }
 }
 

@@ -500,3 +500,24 @@ fn a_tls_record_in_place_of_a_response_says_the_server_wants_tls() {
     let error = ClientCodec::new().decode(&mut other).unwrap_err();
     assert!(matches!(error, CodecError::UnknownStatus(0x15)), "{error:?}");
 }
+
+#[test]
+fn every_command_and_status_byte_is_its_own_and_named_as_in_protocol_md() {
+    let protocol = include_str!("../PROTOCOL.md");
+    let mut known = 0;
+    for byte in 0..=u8::MAX {
+        for (value, name) in [
+            Command::from_byte(byte).map(|c| (c as u8, c.name())),
+            Status::from_byte(byte).map(|s| (s as u8, s.name())),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            known += 1;
+            assert_eq!(value, byte, "{name}");
+            let row = format!("| `0x{byte:02X}` | {name} |");
+            assert!(protocol.contains(&row), "PROTOCOL.md has no row {row}");
+        }
+    }
+    assert_eq!(known, 7 + 8, "seven commands and eight statuses");
+}
