@@ -6,7 +6,7 @@
 //! their docs), `ALL` (the names) and `METRICS` (the rows), which
 //! `describe()` hands to the recorder. The framework's
 //! table is [`names`](super::names); the protocols keep theirs beside their
-//! own code (the KV store's: `kv::metrics::names`).
+//! own code (the KV store's is in the `kv` module's `metrics`).
 
 /// What kind of instrument a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
