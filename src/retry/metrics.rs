@@ -1,17 +1,16 @@
 //! What a retry policy records: its retries by reason, the retries its
 //! budget refused, and the failures not retried as unsafe.
 
-use crate::metrics::{counter, label_sets, names, Counter, Label};
+use super::policy::Reason;
+use crate::metrics::{counter, label, names, Counter, Label};
 
-/// Why a retry was made, as the `reason` label says it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum RetryReason {
-    Refused,
-    NotSent,
-    LostIdempotent,
-}
-
-static RETRY_REASONS: [[Label; 1]; 3] = label_sets!("reason": "refused", "not_sent", "lost_idempotent");
+/// The `reason` label of each [`Reason`], at its place in `Reason::ALL`.
+static RETRY_REASONS: [[Label; 1]; Reason::ALL.len()] = {
+    const fn of(index: usize) -> [Label; 1] {
+        [label("reason", Reason::ALL[index].as_str())]
+    }
+    [of(0), of(1), of(2)]
+};
 
 /// A retry policy's handles.
 #[derive(Debug)]
@@ -24,7 +23,7 @@ pub(crate) struct RetryMetrics {
 impl RetryMetrics {
     pub(crate) fn new() -> Self {
         RetryMetrics {
-            retries: [0, 1, 2].map(|i| counter(names::CLIENT_RETRIES, &RETRY_REASONS[i])),
+            retries: std::array::from_fn(|i| counter(names::CLIENT_RETRIES, &RETRY_REASONS[i])),
             budget_exhausted: counter(names::CLIENT_RETRY_BUDGET_EXHAUSTED, &[]),
             unsafe_to_retry: counter(names::CLIENT_RETRIES_UNSAFE, &[]),
         }
@@ -32,7 +31,7 @@ impl RetryMetrics {
 
     #[cold]
     #[inline(never)]
-    pub(crate) fn retried(&self, reason: RetryReason) {
+    pub(crate) fn retried(&self, reason: Reason) {
         self.retries[reason as usize].increment(1);
     }
 
@@ -46,5 +45,17 @@ impl RetryMetrics {
     #[inline(never)]
     pub(crate) fn unsafe_to_retry(&self) {
         self.unsafe_to_retry.increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn every_reason_is_at_its_place_in_all() {
+        for (index, reason) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, index, "{}", reason.as_str());
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::budget::RetryBudget;
 use super::classify::{Idempotent, RetryableResponse};
-use super::metrics::{RetryMetrics, RetryReason};
+use super::metrics::RetryMetrics;
 use super::tries::{Resend, Tries};
 use crate::backoff::{jitter_rng, Backoff};
 use crate::failure::Delivery;
@@ -211,12 +211,26 @@ impl fmt::Debug for Rules {
     }
 }
 
-/// Why a retry is made, for the trace.
-#[derive(Debug, Clone, Copy)]
+/// Why a retry is made: for the trace, and the metric's `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
     Refused,
     NotSent,
     LostIdempotent,
+}
+
+impl Reason {
+    /// Every reason, in the order declared.
+    pub(super) const ALL: [Reason; 3] = [Reason::Refused, Reason::NotSent, Reason::LostIdempotent];
+
+    /// Its `reason` label.
+    pub(super) const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Refused => "refused",
+            Reason::NotSent => "not_sent",
+            Reason::LostIdempotent => "lost_idempotent",
+        }
+    }
 }
 
 impl Rules {
@@ -275,11 +289,7 @@ impl Rules {
             return None;
         }
         self.retries.fetch_add(1, Ordering::Relaxed);
-        self.metrics.retried(match reason {
-            Reason::Refused => RetryReason::Refused,
-            Reason::NotSent => RetryReason::NotSent,
-            Reason::LostIdempotent => RetryReason::LostIdempotent,
-        });
+        self.metrics.retried(reason);
         tracing::debug!(retry = attempts + 1, ?reason, ?delay, "retrying");
         Some(delay)
     }
