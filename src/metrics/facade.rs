@@ -108,13 +108,42 @@ mod real {
 
 pub(crate) use real::*;
 
-/// `label_sets!("key": "a", "b", ...)`: `[[label("key", "a")], [label("key",
-/// "b")], ...]`, the label of each value of one key, for handles
+/// An enum whose every variant is one value of a label, each written once:
+///
+/// ```ignore
+/// label_values! {
+///     /// Why a connection ended.
+///     pub(crate) enum CloseCause: "cause" { PeerClosed = "peer_closed", Shutdown = "shutdown" }
+/// }
+/// ```
+///
+/// makes the enum, `CloseCause::ALL` (every variant, in order) and
+/// `cause.labels()` (its label, `cause="peer_closed"`), for handles
 /// registered once per value.
-macro_rules! label_sets {
-    ($key:literal: $($value:literal),+ $(,)?) => {
-        [$([$crate::metrics::label($key, $value)]),+]
+macro_rules! label_values {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $enum:ident: $key:literal { $($variant:ident = $value:literal),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        $vis enum $enum {
+            $($variant),+
+        }
+
+        impl $enum {
+            /// Every value, in the order declared.
+            #[allow(dead_code, reason = "not every enum of label values is iterated")]
+            $vis const ALL: [$enum; [$($value),+].len()] = [$($enum::$variant),+];
+
+            /// This value's label.
+            $vis fn labels(self) -> &'static [$crate::metrics::Label] {
+                static LABELS: [[$crate::metrics::Label; 1]; [$($value),+].len()] =
+                    [$([$crate::metrics::label($key, $value)]),+];
+                &LABELS[self as usize]
+            }
+        }
     };
 }
 
-pub(crate) use label_sets;
+pub(crate) use label_values;

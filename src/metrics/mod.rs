@@ -62,6 +62,6 @@ pub use table::{Kind, Metric, Unit};
 // For the layers' instruments (`pipeline/metrics.rs`, ...) and the
 // protocols' own figures.
 pub(crate) use facade::{
-    counter, enabled, gauge, histogram, label, label_sets, Counter, Gauge, Histogram, Label,
+    counter, enabled, gauge, histogram, label, label_values, Counter, Gauge, Histogram, Label,
 };
 pub(crate) use table::metric_table;

@@ -1,7 +1,7 @@
 //! What a reconnect task records: its connects, failed attempts, backoff
 //! waits and connection state, and the requests failed fast meanwhile.
 
-use crate::metrics::{counter, gauge, histogram, label_sets, names, Counter, Gauge, Histogram, Label};
+use crate::metrics::{counter, gauge, histogram, label_values, names, Counter, Gauge, Histogram};
 use std::time::Duration;
 
 /// A reconnect task's handles.
@@ -16,7 +16,14 @@ pub(crate) struct ReconnectMetrics {
     is_connected: bool,
 }
 
-static CONNECT_FAILURES: [[Label; 1]; 3] = label_sets!("failure": "rejected", "timed_out", "other");
+label_values! {
+    /// Why a connect attempt failed, as the `failure` label says it.
+    enum ConnectFailure: "failure" {
+        Rejected = "rejected",
+        TimedOut = "timed_out",
+        Other = "other",
+    }
+}
 
 impl ReconnectMetrics {
     pub(crate) fn new() -> Self {
@@ -40,12 +47,12 @@ impl ReconnectMetrics {
     #[cold]
     #[inline(never)]
     pub(crate) fn attempt_failed(&self, rejected: bool, timed_out: bool) {
-        let labels = match (rejected, timed_out) {
-            (true, _) => &CONNECT_FAILURES[0],
-            (false, true) => &CONNECT_FAILURES[1],
-            (false, false) => &CONNECT_FAILURES[2],
+        let failure = match (rejected, timed_out) {
+            (true, _) => ConnectFailure::Rejected,
+            (false, true) => ConnectFailure::TimedOut,
+            (false, false) => ConnectFailure::Other,
         };
-        counter(names::CLIENT_CONNECT_FAILURES, labels).increment(1);
+        counter(names::CLIENT_CONNECT_FAILURES, failure.labels()).increment(1);
     }
 
     pub(crate) fn connected(&mut self, first: bool) {

@@ -4,45 +4,45 @@
 //! it ends, however it ends.
 
 use super::Overloaded;
-use crate::metrics::{counter, gauge, label_sets, names, Counter, Gauge, Label};
+use crate::metrics::{counter, gauge, label_values, names, Counter, Gauge};
 use std::sync::Arc;
 
-/// Why a connection ended, as the `cause` label says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseCause {
-    PeerClosed,
-    Shutdown,
-    IdleTimeout,
-    ReadTimeout,
-    WriteTimeout,
-    ProtocolError,
-    ServiceError,
-    WriteError,
-    CloseAfter,
-    BufferBudget,
-    HandshakeFailed,
-    Aborted,
+label_values! {
+    /// Why a connection ended, as the `cause` label says it.
+    pub(crate) enum CloseCause: "cause" {
+        PeerClosed = "peer_closed",
+        Shutdown = "shutdown",
+        IdleTimeout = "idle_timeout",
+        ReadTimeout = "read_timeout",
+        WriteTimeout = "write_timeout",
+        ProtocolError = "protocol_error",
+        ServiceError = "service_error",
+        WriteError = "write_error",
+        CloseAfter = "close_after",
+        BufferBudget = "buffer_budget",
+        HandshakeFailed = "handshake_failed",
+        Aborted = "aborted",
+    }
 }
 
-const CAUSES: usize = 12;
-
-static CLOSE_CAUSES: [[Label; 1]; CAUSES] = label_sets!(
-    "cause":
-    "peer_closed", "shutdown", "idle_timeout", "read_timeout", "write_timeout", "protocol_error",
-    "service_error", "write_error", "close_after", "buffer_budget", "handshake_failed", "aborted"
-);
-
-static REFUSAL_CAUSES: [[Label; 1]; 2] = label_sets!("cause": "max_connections", "buffer_budget");
+label_values! {
+    /// Why work was answered through the `Overload` hook, as the `cause`
+    /// label says it.
+    enum Refusal: "cause" {
+        MaxConnections = "max_connections",
+        BufferBudget = "buffer_budget",
+    }
+}
 
 /// One server's handles.
 #[derive(Debug)]
 pub(crate) struct ServerMetrics {
     accepted: Counter,
     refused: Counter,
-    closed: [Counter; CAUSES],
+    closed: [Counter; CloseCause::ALL.len()],
     open: Gauge,
     requests: Counter,
-    requests_refused: [Counter; 2],
+    requests_refused: [Counter; Refusal::ALL.len()],
     received: Counter,
     sent: Counter,
 }
@@ -52,10 +52,11 @@ impl ServerMetrics {
         Arc::new(ServerMetrics {
             accepted: counter(names::SERVER_ACCEPTED, &[]),
             refused: counter(names::SERVER_REFUSED, &[]),
-            closed: std::array::from_fn(|i| counter(names::SERVER_CLOSED, &CLOSE_CAUSES[i])),
+            closed: CloseCause::ALL.map(|cause| counter(names::SERVER_CLOSED, cause.labels())),
             open: gauge(names::SERVER_OPEN),
             requests: counter(names::SERVER_REQUESTS, &[]),
-            requests_refused: [0, 1].map(|i| counter(names::SERVER_REQUESTS_REFUSED, &REFUSAL_CAUSES[i])),
+            requests_refused: Refusal::ALL
+                .map(|cause| counter(names::SERVER_REQUESTS_REFUSED, cause.labels())),
             received: counter(names::SERVER_RECEIVED_BYTES, &[]),
             sent: counter(names::SERVER_SENT_BYTES, &[]),
         })
@@ -69,10 +70,10 @@ impl ServerMetrics {
     /// Work answered through the `Overload` hook.
     pub(crate) fn overloaded(&self, reason: &Overloaded) {
         let cause = match reason {
-            Overloaded::TooManyConnections { .. } => 0,
-            Overloaded::BufferBudget { .. } => 1,
+            Overloaded::TooManyConnections { .. } => Refusal::MaxConnections,
+            Overloaded::BufferBudget { .. } => Refusal::BufferBudget,
         };
-        self.requests_refused[cause].increment(1);
+        self.requests_refused[cause as usize].increment(1);
     }
 
     /// A connection is taken on: its share, which records its close when
