@@ -4,6 +4,7 @@ use crate::failure::{has_io_error, Classify, Failure};
 use crate::BoxError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a pipelined request failed.
 ///
@@ -37,6 +38,17 @@ pub enum Error {
     /// request not yet written is never written, and the answer to one that
     /// was is read in its place and dropped.
     TimedOut,
+    /// The peer said it reads no more requests from this connection (a
+    /// GOAWAY): requests written before it are still answered; a request
+    /// not written gets this inside [`NotSent`](Error::NotSent), and the
+    /// service answers `poll_ready` with it, so that a reconnect layer
+    /// opens another connection.
+    GoingAway,
+    /// Keepalive: nothing came from the peer within the timeout after a
+    /// ping (see [`crate::keepalive`]). The peer stopped answering — its
+    /// process stopped, its host gone, a partition — and the connection is
+    /// failed like a reset.
+    Unresponsive(Duration),
 }
 
 impl Error {
@@ -62,6 +74,8 @@ impl fmt::Display for Error {
             Error::UnexpectedResponse => f.write_str("peer sent a response with no request outstanding"),
             Error::NotSent(cause) => write!(f, "request not sent: {cause}"),
             Error::TimedOut => f.write_str("request deadline passed"),
+            Error::GoingAway => f.write_str("the peer reads no more requests on this connection (GOAWAY)"),
+            Error::Unresponsive(after) => write!(f, "the peer did not answer a keepalive ping within {after:?}"),
         }
     }
 }
@@ -73,6 +87,10 @@ impl Classify for Error {
             Error::Closed => Failure::Connection,
             Error::UnexpectedResponse => Failure::Protocol,
             Error::TimedOut => Failure::TimedOut,
+            // Said of a request only inside `NotSent`; alone, it is the
+            // connection refusing new work.
+            Error::GoingAway => Failure::NotSent,
+            Error::Unresponsive(_) => Failure::Connection,
             // An I/O error among its sources: the connection failed; else
             // the codec rejected the peer's bytes.
             Error::Transport(source) if has_io_error(&**source) => Failure::Connection,
@@ -89,7 +107,9 @@ impl std::error::Error for Error {
         match self {
             Error::Transport(error) => Some(&**error),
             Error::NotSent(cause) => Some(&**cause),
-            Error::Closed | Error::UnexpectedResponse | Error::TimedOut => None,
+            Error::Closed | Error::UnexpectedResponse | Error::TimedOut | Error::GoingAway | Error::Unresponsive(_) => {
+                None
+            }
         }
     }
 }

@@ -105,6 +105,7 @@ mod close;
 mod config;
 mod connection;
 mod metrics;
+mod order;
 mod overload;
 #[cfg(test)]
 mod tests;
@@ -114,6 +115,7 @@ pub use bounds::{MakeConnectionService, ServeCodec};
 pub use close::{CloseAfter, KeepOpen};
 pub use config::ServeConfig;
 pub use connection::ConnectionError;
+pub use order::{InOrder, Order};
 pub use overload::{Overload, Overloaded, Refuse};
 
 use crate::BoxError;
