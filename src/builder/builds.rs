@@ -1,11 +1,10 @@
 //! [`Builds`]: what a [`ClientBuilder`]'s settings need to connect a stack
 //! for a request type, named once.
 
-use super::{Built, ClientBuilder, ReconnectSetting, RetrySetting, TimeoutSetting};
-use crate::pipeline::Pipeline;
+use super::{Built, ClientBuilder, Multiplexer, ReconnectSetting, RetrySetting, TimeoutSetting};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::ReconnectHandle;
-use crate::transport::{Codec, MakeTransport, Target};
+use crate::transport::Target;
 use std::future::Future;
 use tower::Layer;
 
@@ -14,8 +13,10 @@ use tower::Layer;
 /// [`ClientBuilder::connect_pinned`], written once. Implemented for every
 /// [`ClientBuilder`] that meets them; it cannot be implemented otherwise.
 ///
-/// They are: the codec encodes `Req` ([`Codec`]), the connector makes
-/// transports of that codec ([`MakeTransport`]), and your layers wrap the
+/// They are: the multiplexer `X` works over the transports the connector
+/// `M` makes for `Req` ([`Multiplexer`]: for a pipeline, `M`'s transports
+/// take `Req`; for a tagged multiplexer, they take
+/// [`Outgoing<Req>`](crate::multiplex::Outgoing)), and your layers wrap the
 /// connection service the reconnect setting puts at the bottom.
 pub trait Builds<Req>: sealed::Sealed<Req> {
     /// The stack built: the builder's [`Built`].
@@ -37,24 +38,24 @@ pub trait Builds<Req>: sealed::Sealed<Req> {
     fn finish(self, connection: (Self::Connection, Option<ReconnectHandle>)) -> Self::Stack;
 }
 
-impl<C, L, T, R, K, M, Req> Builds<Req> for ClientBuilder<C, L, T, R, K, M>
+impl<C, L, T, R, K, M, X, Req> Builds<Req> for ClientBuilder<C, L, T, R, K, M, X>
 where
-    C: Codec<Req>,
-    M: MakeTransport<Target, Req, Item = C::Response>,
-    Req: Send + 'static,
+    X: Multiplexer<M, Req>,
+    M: Clone + Sync,
     T: TimeoutSetting,
     R: RetrySetting,
     K: ReconnectSetting + Sync,
-    L: Layer<K::Service<Pipeline<Req, C::Response>>>,
+    L: Layer<K::Service<X::Connection>>,
+    C: Sync,
 {
-    type Stack = Built<C, Req, L, T, R, K>;
-    type Connection = K::Service<Pipeline<Req, C::Response>>;
+    type Stack = Built<Req, L, T, R, K, M, X>;
+    type Connection = K::Service<X::Connection>;
 
     fn connection(
         &self,
         target: Target,
     ) -> impl Future<Output = Result<(Self::Connection, Option<ReconnectHandle>), Disconnected>> + Send {
-        self.reconnect.connect(self.make_pipeline(), target)
+        self.reconnect.connect(self.connections(), target)
     }
 
     fn finish(self, connection: (Self::Connection, Option<ReconnectHandle>)) -> Self::Stack {
@@ -64,5 +65,5 @@ where
 
 mod sealed {
     pub trait Sealed<Req> {}
-    impl<C, L, T, R, K, M, Req> Sealed<Req> for super::ClientBuilder<C, L, T, R, K, M> {}
+    impl<C, L, T, R, K, M, X, Req> Sealed<Req> for super::ClientBuilder<C, L, T, R, K, M, X> {}
 }

@@ -102,21 +102,23 @@
 //! (see [`failure`](crate::failure)).
 
 mod builds;
+mod multiplexer;
 mod route;
 mod settings;
 mod stack;
 
 pub use builds::Builds;
+pub use multiplexer::Multiplexer;
 pub use route::Routed;
 pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetting, TimeoutSetting};
 pub use stack::Stack;
 
 use crate::deadline::Deadline;
-use crate::pipeline::{self, MakePipeline, Pipeline};
+use crate::pipeline::{self, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig};
 use crate::retry::{Retry, RetryConfig};
-use crate::transport::{Codec, MakeTransport, OnConnect, Target, TcpConnector};
+use crate::transport::{OnConnect, Target, TcpConnector};
 use std::time::Duration;
 use tokio::net::ToSocketAddrs;
 use tower::layer::util::{Identity, Stack as LayerStack};
@@ -128,9 +130,10 @@ pub type Layered<T, R, L, K, P> = <T as TimeoutSetting>::Service<
     <R as RetrySetting>::Service<<L as Layer<<K as ReconnectSetting>::Service<P>>>::Service>,
 >;
 
-/// The [`Stack`] that a `ClientBuilder<C, L, T, R, K>` builds for requests
-/// `Req`: its [`Layered`] service over pipelines of the codec's requests and responses.
-pub type Built<C, Req, L, T, R, K> = Stack<Layered<T, R, L, K, Pipeline<Req, <C as Codec<Req>>::Response>>>;
+/// The [`Stack`] that a `ClientBuilder<C, L, T, R, K, M, X>` builds for
+/// requests `Req`: its [`Layered`] service over the connection services of
+/// its [`Multiplexer`] `X` (pipelines, by default).
+pub type Built<Req, L, T, R, K, M, X> = Stack<Layered<T, R, L, K, <X as Multiplexer<M, Req>>::Connection>>;
 
 /// The stack [`ClientBuilder`] builds with its defaults and no layer of
 /// yours: deadline → retry → reconnect → pipeline.
@@ -158,12 +161,13 @@ pub struct ClientBuilder<
     R = RetryConfig,
     K = ReconnectConfig,
     M = TcpConnector<C>,
+    X = pipeline::Builder,
 > {
     codec: C,
     timeout: T,
     retry: R,
     reconnect: K,
-    pipeline: pipeline::Builder,
+    multiplexer: X,
     layer: L,
     connector: M,
     routing: route::Routing,
@@ -178,14 +182,14 @@ impl<C: Clone> ClientBuilder<C> {
             timeout: Duration::from_secs(5),
             retry: RetryConfig::default(),
             reconnect: ReconnectConfig::default(),
-            pipeline: pipeline::Builder::default(),
+            multiplexer: pipeline::Builder::default(),
             layer: Identity::new(),
             routing: route::Routing::default(),
         }
     }
 }
 
-impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K, TcpConnector<C>> {
+impl<C, L, T, R, K, X> ClientBuilder<C, L, T, R, K, TcpConnector<C>, X> {
     /// Connects over TLS: every connection (the first and each reconnect)
     /// is a TCP connection, a TLS handshake with `config` that checks the
     /// server's certificate against `server_name`, then the codec.
@@ -195,7 +199,7 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K, TcpConnector<C>> {
         self,
         config: std::sync::Arc<crate::tls::rustls::ClientConfig>,
         server_name: crate::tls::rustls::pki_types::ServerName<'static>,
-    ) -> ClientBuilder<C, L, T, R, K, crate::tls::TlsConnector<C>>
+    ) -> ClientBuilder<C, L, T, R, K, crate::tls::TlsConnector<C>, X>
     where
         C: Clone,
     {
@@ -204,20 +208,20 @@ impl<C, L, T, R, K> ClientBuilder<C, L, T, R, K, TcpConnector<C>> {
     }
 }
 
-impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
+impl<C, L, T, R, K, M, X> ClientBuilder<C, L, T, R, K, M, X> {
     /// This builder with its timeout, retry and reconnect settings mapped
     /// by `f` (the other settings kept).
     fn settings<T2, R2, K2>(
         self,
         f: impl FnOnce(T, R, K) -> (T2, R2, K2),
-    ) -> ClientBuilder<C, L, T2, R2, K2, M> {
+    ) -> ClientBuilder<C, L, T2, R2, K2, M, X> {
         let (timeout, retry, reconnect) = f(self.timeout, self.retry, self.reconnect);
         ClientBuilder {
             codec: self.codec,
             timeout,
             retry,
             reconnect,
-            pipeline: self.pipeline,
+            multiplexer: self.multiplexer,
             layer: self.layer,
             connector: self.connector,
             routing: self.routing,
@@ -230,13 +234,13 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
         self,
         layer: impl FnOnce(L) -> L2,
         connector: impl FnOnce(M) -> M2,
-    ) -> ClientBuilder<C, L2, T, R, K, M2> {
+    ) -> ClientBuilder<C, L2, T, R, K, M2, X> {
         ClientBuilder {
             codec: self.codec,
             timeout: self.timeout,
             retry: self.retry,
             reconnect: self.reconnect,
-            pipeline: self.pipeline,
+            multiplexer: self.multiplexer,
             layer: layer(self.layer),
             connector: connector(self.connector),
             routing: self.routing,
@@ -247,7 +251,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     /// [`MakeTransport`] of [`Target`]s whose transports speak this
     /// builder's codec's requests and responses (another socket type, a
     /// proxy, a handshake of yours).
-    pub fn connector<M2>(self, connector: M2) -> ClientBuilder<C, L, T, R, K, M2> {
+    pub fn connector<M2>(self, connector: M2) -> ClientBuilder<C, L, T, R, K, M2, X> {
         self.stack(|layer| layer, |_| connector)
     }
 
@@ -258,56 +262,71 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     /// for a connect. A handshake the peer
     /// [rejects](crate::transport::HandshakeError::Rejected) fails the
     /// calls with an error that is never retried.
-    pub fn on_connect<H>(self, handshake: H) -> ClientBuilder<C, L, T, R, K, OnConnect<M, H>> {
+    pub fn on_connect<H>(self, handshake: H) -> ClientBuilder<C, L, T, R, K, OnConnect<M, H>, X> {
         self.stack(|layer| layer, |connector| OnConnect::new(connector, handshake))
     }
 
     /// The deadline of one request, from the call until its response,
     /// retries and any wait for a connection included (default 5 s).
-    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K, M> {
+    pub fn timeout(self, timeout: Duration) -> ClientBuilder<C, L, Duration, R, K, M, X> {
         self.settings(|_, retry, reconnect| (timeout, retry, reconnect))
     }
 
     /// No deadline per request: a call waits as long as its retries and the
     /// connection take. Bound it yourself (a `tokio::time::timeout` around
     /// the call, or a layer of yours) if a lost peer must not hang a caller.
-    pub fn no_timeout(self) -> ClientBuilder<C, L, NoTimeout, R, K, M> {
+    pub fn no_timeout(self) -> ClientBuilder<C, L, NoTimeout, R, K, M, X> {
         self.settings(|_, retry, reconnect| (NoTimeout, retry, reconnect))
     }
 
     /// How requests are retried (default [`RetryConfig::default`]).
-    pub fn retry(self, retry: RetryConfig) -> ClientBuilder<C, L, T, RetryConfig, K, M> {
+    pub fn retry(self, retry: RetryConfig) -> ClientBuilder<C, L, T, RetryConfig, K, M, X> {
         self.settings(|timeout, _, reconnect| (timeout, retry, reconnect))
     }
 
     /// No retry layer: every failure reaches the caller as it happened, and
     /// requests need not be `Clone` or [`Idempotent`](crate::retry::Idempotent).
-    pub fn no_retry(self) -> ClientBuilder<C, L, T, NoRetry, K, M> {
+    pub fn no_retry(self) -> ClientBuilder<C, L, T, NoRetry, K, M, X> {
         self.settings(|timeout, _, reconnect| (timeout, NoRetry, reconnect))
     }
 
     /// How the connection is made and remade (default
     /// [`ReconnectConfig::default`]).
-    pub fn reconnect(self, reconnect: ReconnectConfig) -> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
+    pub fn reconnect(self, reconnect: ReconnectConfig) -> ClientBuilder<C, L, T, R, ReconnectConfig, M, X> {
         self.settings(|timeout, retry, _| (timeout, retry, reconnect))
     }
 
     /// One connection, never replaced: the stack's bottom is the bare
     /// [`Pipeline`], which fails every call once its connection is gone.
     /// Such a builder can only [`connect`](Self::connect).
-    pub fn no_reconnect(self) -> ClientBuilder<C, L, T, R, NoReconnect, M> {
+    pub fn no_reconnect(self) -> ClientBuilder<C, L, T, R, NoReconnect, M, X> {
         self.settings(|timeout, retry, _| (timeout, retry, NoReconnect))
     }
 
-    /// The limits of each connection's [`Pipeline`].
-    pub fn pipeline(mut self, pipeline: pipeline::Builder) -> Self {
-        self.pipeline = pipeline;
-        self
+    /// An in-order [`Pipeline`] over each connection, with these limits
+    /// (the default).
+    pub fn pipeline(self, pipeline: pipeline::Builder) -> ClientBuilder<C, L, T, R, K, M, pipeline::Builder> {
+        self.multiplexer(pipeline)
+    }
+
+    /// The multiplexer over each connection: a [`pipeline::Builder`] or a
+    /// [`multiplex::Builder`](crate::multiplex::Builder).
+    fn multiplexer<X2>(self, multiplexer: X2) -> ClientBuilder<C, L, T, R, K, M, X2> {
+        ClientBuilder {
+            codec: self.codec,
+            timeout: self.timeout,
+            retry: self.retry,
+            reconnect: self.reconnect,
+            multiplexer,
+            layer: self.layer,
+            connector: self.connector,
+            routing: self.routing,
+        }
     }
 
     /// Adds a layer between the retry and the reconnect layer; layers added
     /// first are outermost, as with `tower::ServiceBuilder`.
-    pub fn layer<N>(self, layer: N) -> ClientBuilder<C, LayerStack<N, L>, T, R, K, M> {
+    pub fn layer<N>(self, layer: N) -> ClientBuilder<C, LayerStack<N, L>, T, R, K, M, X> {
         self.stack(|inner| LayerStack::new(layer, inner), |connector| connector)
     }
 
@@ -351,13 +370,15 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
         Err(last_error)
     }
 
-    /// The connector of this builder's pipelines: the transport connector
-    /// (TCP or TLS, the handshake, the codec) and the pipeline's limits.
-    fn make_pipeline<Req>(&self) -> MakePipeline<M, Req>
+    /// The connector of this builder's connection services: the transport
+    /// connector (TCP or TLS, the handshake, the codec) under the
+    /// multiplexer with its limits.
+    fn connections<Req>(&self) -> X::Connector
     where
+        X: Multiplexer<M, Req>,
         M: Clone,
     {
-        MakePipeline::new(self.connector.clone(), self.pipeline.clone())
+        self.multiplexer.connector(self.connector.clone())
     }
 
     /// Stacks the layers over a connection service.
@@ -375,7 +396,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     }
 }
 
-impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
+impl<C, L, T, R, M, X> ClientBuilder<C, L, T, R, ReconnectConfig, M, X> {
     /// Builds the stack for `target` at once and connects in the
     /// background; calls made before the first connection is up wait for it
     /// (within their deadline). Every reconnect resolves `target` again, as
@@ -386,16 +407,15 @@ impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
     pub fn connect_lazy<Req>(
         self,
         target: impl ToSocketAddrs + Clone + Send + 'static,
-    ) -> Built<C, Req, L, T, R, ReconnectConfig>
+    ) -> Built<Req, L, T, R, ReconnectConfig, M, X>
     where
-        C: Codec<Req>,
-        M: MakeTransport<Target, Req, Item = C::Response>,
-        Req: Send + 'static,
+        X: Multiplexer<M, Req>,
+        M: Clone,
         T: TimeoutSetting,
         R: RetrySetting,
-        L: Layer<Reconnect<Pipeline<Req, C::Response>>>,
+        L: Layer<Reconnect<X::Connection>>,
     {
-        let reconnect = Reconnect::new(self.make_pipeline(), Target::new(target), self.reconnect.clone());
+        let reconnect = Reconnect::new(self.connections(), Target::new(target), self.reconnect.clone());
         let handle = reconnect.handle();
         self.assemble((reconnect, Some(handle)))
     }

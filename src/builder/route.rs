@@ -1,12 +1,11 @@
 //! [`ClientBuilder::route`]: one client over several endpoints, a stack per
 //! endpoint, with pools and health checks.
 
-use super::{ClientBuilder, RetrySetting, Stack, TimeoutSetting};
-use crate::pipeline::Pipeline;
+use super::{ClientBuilder, Multiplexer, RetrySetting, Stack, TimeoutSetting};
 use crate::pool::{Pool, PoolConfig};
 use crate::reconnect::{Reconnect, ReconnectConfig};
 use crate::route::{Accrual, EndpointInfo, HealthConfig, RouteError, Router};
-use crate::transport::{Codec, MakeTransport, Target};
+use crate::transport::Target;
 use std::fmt;
 use tokio::net::ToSocketAddrs;
 use tower::Layer;
@@ -21,18 +20,19 @@ pub(super) struct Routing {
 /// The [`Router`] that [`ClientBuilder::route`] builds for requests `Req`:
 /// over one stack per endpoint — the builder's deadline, retry and layers
 /// over an [`Accrual`] (each attempt recorded against the endpoint's
-/// health) over a [`Pool`] of [`Reconnect`]s of pipelines.
-pub type Routed<C, Req, L, T, R> = Router<
+/// health) over a [`Pool`] of [`Reconnect`]s of the connection services of
+/// the builder's [`Multiplexer`] `X` over its connector `M`'s transports.
+pub type Routed<Req, L, T, R, M, X> = Router<
     Stack<
         <T as TimeoutSetting>::Service<
             <R as RetrySetting>::Service<
-                <L as Layer<Accrual<Pool<Reconnect<Pipeline<Req, <C as Codec<Req>>::Response>>>>>>::Service,
+                <L as Layer<Accrual<Pool<Reconnect<<X as Multiplexer<M, Req>>::Connection>>>>>::Service,
             >,
         >,
     >,
 >;
 
-impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
+impl<C, L, T, R, K, M, X> ClientBuilder<C, L, T, R, K, M, X> {
     /// Connections per endpoint of a [routed](Self::route) client: a
     /// [`Pool`] that starts with one and grows under load up to
     /// `config.max_connections` (default: one connection).
@@ -49,7 +49,7 @@ impl<C, L, T, R, K, M> ClientBuilder<C, L, T, R, K, M> {
     }
 }
 
-impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
+impl<C, L, T, R, M, X> ClientBuilder<C, L, T, R, ReconnectConfig, M, X> {
     /// Builds one client over several endpoints: each request goes to the
     /// endpoint its key belongs to (see [`crate::route`]), over a stack of
     /// its own built as [`connect_lazy`](Self::connect_lazy) builds one, with a
@@ -64,23 +64,21 @@ impl<C, L, T, R, M> ClientBuilder<C, L, T, R, ReconnectConfig, M> {
     pub fn route<Req, A>(
         self,
         targets: impl IntoIterator<Item = A>,
-    ) -> Result<Routed<C, Req, L, T, R>, RouteError>
+    ) -> Result<Routed<Req, L, T, R, M, X>, RouteError>
     where
         A: ToSocketAddrs + fmt::Display + Clone + Send + Sync + 'static,
-        C: Codec<Req>,
-        M: MakeTransport<Target, Req, Item = C::Response> + Clone + Send + Sync + 'static,
-        M::Future: Send,
-        Req: Send + 'static,
+        X: Multiplexer<M, Req>,
+        M: Clone,
         T: TimeoutSetting,
         R: RetrySetting,
-        L: Layer<Accrual<Pool<Reconnect<Pipeline<Req, C::Response>>>>>,
+        L: Layer<Accrual<Pool<Reconnect<X::Connection>>>>,
         Self: Clone,
     {
         let mut endpoints = Vec::new();
         for address in targets {
             let name = address.to_string();
             let builder = self.clone();
-            let connector = builder.make_pipeline::<Req>();
+            let connector = builder.connections::<Req>();
             let config = builder.reconnect.clone();
             let pool = Pool::new(
                 move || Reconnect::new(connector.clone(), Target::new(address.clone()), config.clone()),

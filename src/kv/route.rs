@@ -5,7 +5,9 @@ use super::client::{KvClient, KvError};
 use super::codec::ClientCodec;
 use super::Request;
 use crate::builder::{ClientBuilder, Routed};
+use crate::pipeline;
 use crate::retry::RetryConfig;
+use crate::transport::TcpConnector;
 use bytes::Bytes;
 use std::fmt;
 use std::time::Duration;
@@ -37,7 +39,7 @@ impl crate::route::Probe for Request {
 
 /// The stack [`KvClient::sharded`] builds: a [`Router`](crate::route::Router)
 /// over one default stack per server.
-pub type ShardedService = Routed<ClientCodec, Request, Identity, Duration, RetryConfig>;
+pub type ShardedService = Routed<Request, Identity, Duration, RetryConfig, TcpConnector<ClientCodec>, pipeline::Builder>;
 
 impl KvClient<ShardedService> {
     /// One client over several KV servers, as a memcached client spreads
