@@ -39,7 +39,8 @@ impl crate::route::Probe for Request {
 
 /// The stack [`KvClient::sharded`] builds: a [`Router`](crate::route::Router)
 /// over one default stack per server.
-pub type ShardedService = Routed<Request, Identity, Duration, RetryConfig, TcpConnector<ClientCodec>, pipeline::Builder>;
+pub type ShardedService =
+    Routed<Request, Identity, Duration, RetryConfig, TcpConnector<ClientCodec>, pipeline::Builder>;
 
 impl KvClient<ShardedService> {
     /// One client over several KV servers, as a memcached client spreads

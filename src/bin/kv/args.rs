@@ -150,19 +150,25 @@ pub(crate) struct BenchArgs {
     /// Requests in flight per connection (1 = sequential).
     #[arg(long, value_name = "D", default_value_t = 1)]
     pub(crate) pipeline: usize,
+    /// Independent calls in flight per connection, each timed alone (instead of --pipeline's batches, timed by their last answer): shows head-of-line blocking.
+    #[arg(long, value_name = "N")]
+    pub(crate) depth: Option<usize>,
     /// Connections, each driven by its own task.
     #[arg(long, value_name = "C", default_value_t = 1)]
     pub(crate) connections: usize,
     /// Bytes per value written.
     #[arg(long, value_name = "B", default_value_t = 64)]
     pub(crate) value_size: usize,
+    /// Bytes per value of the PUTs of a mixed load, written to keys of their own (put:N), so that GETs keep reading --value-size values.
+    #[arg(long, value_name = "B")]
+    pub(crate) put_value_size: Option<usize>,
     /// Number of distinct keys.
     #[arg(long, value_name = "K", default_value_t = 100_000)]
     pub(crate) key_space: u64,
     /// put, get, fill (every key once) or mixed:R (R = share of GETs).
     #[arg(long, default_value = "put")]
     pub(crate) workload: Workload,
-    /// kv (the KV protocol, to kv serve) or resp (SET/GET in RESP2, to redis-server).
+    /// kv (the KV protocol: 2.0 with answers in any order where the server speaks it, else 1.1), kv1 (KV 1.1, answers in order) or resp (SET/GET in RESP2, to redis-server).
     #[arg(long, default_value = "kv")]
     pub(crate) protocol: Protocol,
     /// Print one JSON object instead of the text report.

@@ -59,6 +59,24 @@ impl<W: Wire> Connection<W> {
         }
     }
 
+    /// Sends one request; its answer.
+    pub(crate) fn call(
+        &self,
+        request: W::Request,
+    ) -> impl std::future::Future<Output = Result<Answer<W>, BoxError>> + 'static {
+        let call: futures::future::BoxFuture<'static, Result<Answer<W>, BoxError>> = match self {
+            Connection::One(pipe) => {
+                let pipe = pipe.clone();
+                Box::pin(async move { Ok(pipe.oneshot(request).await?) })
+            }
+            Connection::Sharded(router) => {
+                let router = router.clone();
+                Box::pin(async move { router.oneshot(request).await })
+            }
+        };
+        call
+    }
+
     /// `true` once the (single) connection is gone: the task stops. A
     /// sharded connection goes on with the servers that answer.
     pub(crate) fn is_broken(&self) -> bool {

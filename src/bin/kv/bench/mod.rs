@@ -8,6 +8,13 @@
 //! of them. Every request's latency — from its batch being sent to the
 //! batch's last answer — goes into an HDR histogram.
 //!
+//! With [`BenchConfig::depth`] instead, each connection keeps that many
+//! *independent* calls in flight, starting a new one as each is answered,
+//! and times each call alone: a GET answered before a slow PUT sent ahead
+//! of it shows as fast, which is what head-of-line blocking (or its absence
+//! under KV 2.0) looks like. GETs and PUTs then get histograms of their own
+//! too.
+//!
 //! The same engine speaks the KV protocol (to `kv serve`) or RESP2 (to
 //! `redis-server`): [`BenchConfig::protocol`]. Only the requests and the
 //! codec differ, so two servers driven by it are measured alike.
@@ -109,10 +116,15 @@ pub(crate) struct BenchConfig {
     pub duration: Duration,
     /// Requests in flight per connection (1 = sequential).
     pub pipeline: usize,
+    /// Independent calls in flight per connection, each timed alone,
+    /// instead of `pipeline`'s batches.
+    pub depth: Option<usize>,
     /// Connections, each driven by its own task.
     pub connections: usize,
     /// Bytes per value written.
     pub value_size: usize,
+    /// Bytes per value of a mixed load's PUTs, to keys of their own.
+    pub put_value_size: Option<usize>,
     /// Keys are `key:N` for N in `0..key_space`.
     pub key_space: u64,
     /// What to send.
@@ -134,8 +146,10 @@ impl BenchConfig {
             ops: 100_000,
             duration: Duration::from_secs(60),
             pipeline: 1,
+            depth: None,
             connections: 1,
             value_size: 64,
+            put_value_size: None,
             key_space: 100_000,
             workload,
             protocol: Protocol::Kv,
@@ -163,8 +177,13 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         ops,
         deadline: Instant::now() + config.duration,
         progress,
-        keys: keys(config.key_space),
+        keys: keys("key", config.key_space),
+        put_keys: config
+            .put_value_size
+            .map(|_| keys("put", config.key_space))
+            .unwrap_or_default(),
         value: Bytes::from(vec![b'x'; config.value_size]),
+        put_value: Bytes::from(vec![b'y'; config.put_value_size.unwrap_or(config.value_size)]),
         config: config.clone(),
     });
 
@@ -184,17 +203,17 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         .into_iter()
         .enumerate()
         .map(|(seed, connection)| {
-            let drive = drive::<W>(connection, plan.clone(), seed as u64 + 1, timeline.clone());
-            tokio::spawn(drive)
+            let seed = seed as u64 + 1;
+            match config.depth {
+                Some(depth) => tokio::spawn(drive_calls::<W>(connection, plan.clone(), seed, depth)),
+                None => tokio::spawn(drive::<W>(connection, plan.clone(), seed, timeline.clone())),
+            }
         })
         .collect();
     let mut report = BenchReport::empty();
     for task in tasks {
         let part = task.await.map_err(|e| format!("load task failed: {e}"))?;
-        report.ops += part.ops;
-        report.errors += part.errors;
-        // Both histograms have the same bounds, so adding cannot fail.
-        let _ = report.latency_us.add(&part.latency_us);
+        report.add(&part);
     }
     report.elapsed = started.elapsed();
     if let Some(timeline) = timeline {
@@ -212,17 +231,23 @@ struct Plan {
     /// `key:N` for every N of the key space, made once: a request's key is
     /// a reference count, not a string formatted for it.
     keys: Vec<Bytes>,
+    /// `put:N`, the keys of a mixed load's PUTs when they have a size of
+    /// their own; empty otherwise (PUTs use `keys`).
+    put_keys: Vec<Bytes>,
     value: Bytes,
+    /// The value of a mixed load's PUTs.
+    put_value: Bytes,
     config: BenchConfig,
 }
 
-/// `key:000000000000`, `key:000000000001`, ... slices of one buffer.
-fn keys(key_space: u64) -> Vec<Bytes> {
+/// `key:000000000000`, `key:000000000001`, ... (for `prefix` "key") slices
+/// of one buffer.
+fn keys(prefix: &str, key_space: u64) -> Vec<Bytes> {
     let count = usize::try_from(key_space).unwrap_or(usize::MAX);
     let mut buffer = BytesMut::with_capacity(count.saturating_mul(16));
     let mut ends = Vec::with_capacity(count);
     for n in 0..key_space {
-        buffer.extend_from_slice(format!("key:{n:012}").as_bytes());
+        buffer.extend_from_slice(format!("{prefix}:{n:012}").as_bytes());
         ends.push(buffer.len());
     }
     let buffer = buffer.freeze();
@@ -250,6 +275,25 @@ impl Plan {
     fn key(&self, n: u64) -> Bytes {
         let index = usize::try_from(n).unwrap_or(usize::MAX);
         self.keys.get(index).cloned().unwrap_or_default()
+    }
+
+    /// Claims one operation; its index.
+    fn claim_one(&self) -> Option<u64> {
+        if Instant::now() >= self.deadline {
+            return None;
+        }
+        let n = self.next_op.fetch_add(1, Ordering::Relaxed);
+        (n < self.ops).then_some(n)
+    }
+
+    /// A mixed load's PUT of a random key.
+    fn mixed_put<W: Wire>(&self, rng: &mut Rng) -> W::Request {
+        let n = rng.below(self.config.key_space);
+        let index = usize::try_from(n).unwrap_or(usize::MAX);
+        match self.put_keys.get(index) {
+            Some(key) => W::put(key.clone(), self.put_value.clone()),
+            None => W::put(self.key(n), self.value.clone()),
+        }
     }
 }
 
@@ -328,13 +372,50 @@ async fn drive<W: Wire>(
     report
 }
 
+/// Keeps `depth` calls of `connection` in flight, each timed alone, until
+/// the plan runs out; GETs and PUTs are also recorded apart.
+async fn drive_calls<W: Wire>(
+    connection: Connection<W>,
+    plan: Arc<Plan>,
+    seed: u64,
+    depth: usize,
+) -> BenchReport {
+    use futures::stream::{FuturesUnordered, StreamExt};
+
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut report = BenchReport::empty().with_kinds();
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        while in_flight.len() < depth && !connection.is_broken() {
+            let Some(n) = plan.claim_one() else {
+                break;
+            };
+            let request = next_request::<W>(&plan, &mut rng, n);
+            let kind = W::kind(&request);
+            let call = connection.call(request);
+            let sent = Instant::now();
+            in_flight.push(async move { (kind, call.await, sent.elapsed()) });
+        }
+        let Some((kind, answer, elapsed)) = in_flight.next().await else {
+            break;
+        };
+        let latency = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        report.record(kind, latency.clamp(1, MAX_LATENCY_US));
+        if !answer.as_ref().is_ok_and(W::is_ok) {
+            report.errors += 1;
+        }
+        plan.progress.fetch_add(1, Ordering::Relaxed);
+    }
+    report
+}
+
 fn next_request<W: Wire>(plan: &Plan, rng: &mut Rng, n: u64) -> W::Request {
     let random_key = |rng: &mut Rng| plan.key(rng.below(plan.config.key_space));
     match plan.config.workload {
         Workload::Put => W::put(random_key(rng), plan.value.clone()),
         Workload::Get => W::get(random_key(rng)),
         Workload::Mixed { read_ratio } if rng.chance(read_ratio) => W::get(random_key(rng)),
-        Workload::Mixed { .. } => W::put(random_key(rng), plan.value.clone()),
+        Workload::Mixed { .. } => plan.mixed_put::<W>(rng),
         Workload::Fill => W::put(plan.key(n), plan.value.clone()),
     }
 }
@@ -437,6 +518,34 @@ mod tests {
         assert_eq!("kv".parse(), Ok(Protocol::Kv));
         assert_eq!("resp".parse(), Ok(Protocol::Resp));
         assert!("http".parse::<Protocol>().is_err());
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_are_timed_alone_and_by_kind() {
+        let server = KvServer::start("127.0.0.1:0", Default::default()).await.unwrap();
+        let mut config = BenchConfig::new(server.local_addr(), Workload::Mixed { read_ratio: 0.9 });
+        config.ops = 2_000;
+        config.depth = Some(16);
+        config.key_space = 50;
+        config.put_value_size = Some(1_000);
+        let report = run(config, Arc::default()).await.unwrap();
+        assert_eq!((report.ops, report.errors), (2_000, 0));
+        let kinds = report.kinds.as_ref().expect("GETs and PUTs recorded apart");
+        assert_eq!(kinds.get_us.len() + kinds.put_us.len(), 2_000);
+        assert!(kinds.get_us.len() > kinds.put_us.len() && !kinds.put_us.is_empty());
+        assert!(
+            report.to_json().contains("\"get_p99_us\":"),
+            "{}",
+            report.to_json()
+        );
+        assert!(report.to_text().contains("PUT ("), "{}", report.to_text());
+        // The PUTs went to keys of their own, with values of their size.
+        let put_key = server
+            .store()
+            .get(b"put:000000000000")
+            .or_else(|| (0..50).find_map(|n| server.store().get(format!("put:{n:012}").as_bytes())));
+        assert_eq!(put_key.map(|value| value.len()), Some(1_000));
+        server.shutdown().await.unwrap();
     }
 
     #[tokio::test]

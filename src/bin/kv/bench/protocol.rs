@@ -1,6 +1,7 @@
 //! The two protocols `kv bench` speaks: the same load, the same engine,
 //! only the requests and the codec differ.
 
+use super::report::Kind;
 use super::BenchConfig;
 use bytes::Bytes;
 use std::future::Future;
@@ -50,6 +51,8 @@ pub(crate) trait Wire: Send + Sync + 'static {
     type Codec: Codec<Self::Request>;
     fn get(key: Bytes) -> Self::Request;
     fn put(key: Bytes, value: Bytes) -> Self::Request;
+    /// Whether `request` is a GET or a PUT, for latencies recorded apart.
+    fn kind(request: &Self::Request) -> Kind;
     /// `true` for an answer that is not an error (a missing key included).
     fn is_ok(answer: &<Self::Codec as Codec<Self::Request>>::Response) -> bool;
     /// One connection to `addr` as `config` says (TLS, a token), ready for the load.
@@ -73,6 +76,13 @@ impl Wire for KvWire {
 
     fn put(key: Bytes, value: Bytes) -> kv::Request {
         kv::Request::Put { key, value }
+    }
+
+    fn kind(request: &kv::Request) -> Kind {
+        match request {
+            kv::Request::Get { .. } => Kind::Get,
+            _ => Kind::Put,
+        }
     }
 
     fn is_ok(answer: &kv::Response) -> bool {
@@ -101,6 +111,15 @@ impl Wire for RespWire {
             Value::Bulk(key),
             Value::Bulk(value),
         ])
+    }
+
+    fn kind(request: &Value) -> Kind {
+        match request {
+            Value::Array(parts) if matches!(parts.first(), Some(Value::Bulk(name)) if &name[..] == b"GET") => {
+                Kind::Get
+            }
+            _ => Kind::Put,
+        }
     }
 
     fn is_ok(answer: &Value) -> bool {

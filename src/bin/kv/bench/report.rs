@@ -15,9 +15,34 @@ pub(crate) struct BenchReport {
     pub elapsed: Duration,
     /// Latency of every operation, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// With `--depth`: the latency of GETs and of PUTs apart.
+    pub kinds: Option<Kinds>,
     /// With a timeline: latencies by interval of `interval` from the start.
     pub intervals: Vec<Histogram<u64>>,
     pub interval: Duration,
+}
+
+/// The kind of an operation, for the latencies recorded apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Get,
+    Put,
+}
+
+/// Latencies of GETs and PUTs apart, in microseconds.
+#[derive(Debug, Clone)]
+pub(crate) struct Kinds {
+    pub get_us: Histogram<u64>,
+    pub put_us: Histogram<u64>,
+}
+
+impl Kinds {
+    fn of(&self, kind: Kind) -> &Histogram<u64> {
+        match kind {
+            Kind::Get => &self.get_us,
+            Kind::Put => &self.put_us,
+        }
+    }
 }
 
 impl BenchReport {
@@ -31,11 +56,52 @@ impl BenchReport {
         self.latency_us.value_at_quantile(q)
     }
 
+    /// Records one operation of `kind` that took `latency_us`.
+    pub(crate) fn record(&mut self, kind: Kind, latency_us: u64) {
+        self.ops += 1;
+        // Every histogram holds 1 us to its maximum, which callers clamp to.
+        let _ = self.latency_us.record(latency_us);
+        if let Some(kinds) = &mut self.kinds {
+            let _ = match kind {
+                Kind::Get => kinds.get_us.record(latency_us),
+                Kind::Put => kinds.put_us.record(latency_us),
+            };
+        }
+    }
+
+    /// Adds what another part of the load measured.
+    pub(crate) fn add(&mut self, part: &BenchReport) {
+        self.ops += part.ops;
+        self.errors += part.errors;
+        // Every histogram has the same bounds, so adding cannot fail.
+        let _ = self.latency_us.add(&part.latency_us);
+        if let Some(theirs) = &part.kinds {
+            let ours = self.kinds.get_or_insert_with(Kinds::new);
+            let _ = ours.get_us.add(&theirs.get_us);
+            let _ = ours.put_us.add(&theirs.put_us);
+        }
+    }
+
     /// One JSON object: ops, seconds, ops_per_sec, p50_us, p95_us, p99_us,
-    /// p999_us, max_us, errors.
+    /// p999_us, max_us, errors; with GETs and PUTs recorded apart, also
+    /// `get_` and `put_` `ops`, `p50_us`, `p99_us`, `p999_us`.
     pub(crate) fn to_json(&self) -> String {
+        let mut kinds = String::new();
+        if let Some(recorded) = &self.kinds {
+            for (name, kind) in [("get", Kind::Get), ("put", Kind::Put)] {
+                let histogram = recorded.of(kind);
+                let _ = write!(
+                    kinds,
+                    ",\"{name}_ops\":{},\"{name}_p50_us\":{},\"{name}_p99_us\":{},\"{name}_p999_us\":{}",
+                    histogram.len(),
+                    histogram.value_at_quantile(0.50),
+                    histogram.value_at_quantile(0.99),
+                    histogram.value_at_quantile(0.999),
+                );
+            }
+        }
         format!(
-            "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{}}}",
+            "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{}{kinds}}}",
             self.ops,
             self.elapsed.as_secs_f64(),
             self.ops_per_sec(),
@@ -68,6 +134,20 @@ impl BenchReport {
             self.percentile_us(0.999),
             self.latency_us.max()
         );
+        if let Some(recorded) = &self.kinds {
+            for (name, kind) in [("GET", Kind::Get), ("PUT", Kind::Put)] {
+                let histogram = recorded.of(kind);
+                let _ = writeln!(
+                    out,
+                    "{name} ({} ops) us: p50 {}  p99 {}  p99.9 {}  max {}",
+                    histogram.len(),
+                    histogram.value_at_quantile(0.50),
+                    histogram.value_at_quantile(0.99),
+                    histogram.value_at_quantile(0.999),
+                    histogram.max()
+                );
+            }
+        }
         let _ = writeln!(out, "{:>12}  {:>10}  {:>8}", "<= us", "count", "cumul %");
         let total = self.latency_us.len().max(1);
         let mut cumulative = 0u64;
@@ -96,8 +176,24 @@ impl BenchReport {
             errors: 0,
             elapsed: Duration::ZERO,
             latency_us: new_histogram(),
+            kinds: None,
             intervals: Vec::new(),
             interval: Duration::ZERO,
+        }
+    }
+
+    /// This report, recording GETs and PUTs apart too.
+    pub(crate) fn with_kinds(mut self) -> Self {
+        self.kinds = Some(Kinds::new());
+        self
+    }
+}
+
+impl Kinds {
+    fn new() -> Self {
+        Kinds {
+            get_us: new_histogram(),
+            put_us: new_histogram(),
         }
     }
 }
