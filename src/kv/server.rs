@@ -173,6 +173,9 @@ async fn serve_recovered(
         Some(wal) => KvService::with_wal(wal.clone()),
         None => KvService::new(store),
     };
+    // What HELLO tells a client: the server's own per-connection limit.
+    let max_in_flight = u32::try_from(config.serve.max_in_flight_per_connection).unwrap_or(u32::MAX);
+    let service = service.with_max_in_flight(max_in_flight);
     // One gate per connection, in front of a clone of the service.
     let authenticator = config
         .auth
