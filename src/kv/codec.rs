@@ -762,3 +762,5 @@ impl Encoder<Response> for ServerCodec {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;
