@@ -477,3 +477,5 @@ impl Future for ResponseFuture {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;

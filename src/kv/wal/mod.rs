@@ -375,6 +375,6 @@ impl Future for Append {
 }
 
 #[cfg(test)]
-mod faults;
+pub(crate) mod faults;
 #[cfg(test)]
 mod tests;
