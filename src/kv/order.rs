@@ -32,8 +32,9 @@ impl Tagged for Response {
 ///
 /// * the tag of a version 2 request (or of a rejection of one, whose
 ///   answer carries its id) is its request id; a 1.1 request has none;
-/// * a `CANCEL` is not answered: the service cancels what it names, and its
-///   output is dropped;
+/// * a `CANCEL` has no tag (the id it carries is its target's) and is not
+///   answered: the service cancels what it names, and its output is
+///   dropped;
 /// * a request whose id is that of a request still in flight is answered
 ///   `BAD_REQUEST` with that id, and the connection closes
 ///   (`PROTOCOL.md`);
@@ -49,9 +50,11 @@ pub struct ByRequestId;
 impl ByRequestId {
     fn tag(incoming: &Incoming) -> Option<Tag> {
         match incoming {
-            Incoming::Request(_) => None,
+            // A CANCEL's id is its target's, still in flight: it is no tag
+            // of its own (it has no answer).
+            Incoming::Request(_) | Incoming::Cancel { .. } => None,
             // A rejection of id 0 (a frame whose id was 0) has no tag.
-            _ => incoming.id(),
+            Incoming::Identified { .. } | Incoming::Rejected(_) => incoming.id(),
         }
     }
 
@@ -131,6 +134,11 @@ mod tests {
         let id_zero = Incoming::Rejected(Response::error(Status::BadRequest, "id 0"));
         assert_eq!(order.tag(&id_zero), None);
         assert!(!order.answered(&Incoming::Cancel { id: 9 }));
+        assert_eq!(
+            order.tag(&Incoming::Cancel { id: 9 }),
+            None,
+            "a cancel of 9 is no reuse of 9"
+        );
         let in_use = order.tag_in_use(9).unwrap();
         assert_eq!((in_use.status, in_use.id), (Status::BadRequest, 9));
         let goaway = order.goaway("bye").unwrap();

@@ -473,8 +473,11 @@ fn request_strategy() -> impl Strategy<Value = Request> {
 proptest! {
     #[test]
     fn version_2_requests_round_trip_with_their_ids(
-        requests in proptest::collection::vec((1..=u32::MAX, proptest::option::of(0u64..10_000_000), request_strategy()), 1..8)
+        base in 1..u32::MAX - 8,
+        requests in proptest::collection::vec((proptest::option::of(0u64..10_000_000), request_strategy()), 1..8)
     ) {
+        // Distinct ids: an id still unanswered may not be reused.
+        let requests: Vec<_> = requests.into_iter().zip(base..).map(|((budget, request), tag)| (tag, budget, request)).collect();
         let mut buf = BytesMut::new();
         let mut client = client_v2();
         for (tag, budget, request) in &requests {
@@ -503,4 +506,27 @@ proptest! {
         prop_assert_eq!(client_v2().decode(&mut buf).unwrap(), Some(response));
         prop_assert!(buf.is_empty());
     }
+}
+
+#[test]
+fn an_id_still_unanswered_is_a_bad_request_that_ends_the_framing_but_a_cancel_may_name_it() {
+    let mut codec = server_v2();
+    assert!(codec.decode(&mut outgoing(5, None, get(b"k"))).unwrap().is_some());
+    let mut cancel = BytesMut::new();
+    client_v2().encode(Outgoing::Cancel(5), &mut cancel).unwrap();
+    assert_eq!(
+        codec.decode(&mut cancel).unwrap(),
+        Some(Incoming::Cancel { id: 5 })
+    );
+    // Answered: the id is free again.
+    codec
+        .encode(Response::ok_empty().with_id(5), &mut BytesMut::new())
+        .unwrap();
+    assert!(codec.decode(&mut outgoing(5, None, get(b"k"))).unwrap().is_some());
+    let reused = rejection(codec.decode(&mut outgoing(5, None, get(b"k"))).unwrap());
+    assert_eq!((reused.status, reused.id), (Status::BadRequest, 5));
+    assert!(matches!(
+        codec.decode(&mut outgoing(6, None, get(b"k"))),
+        Err(CodecError::FramingLost)
+    ));
 }
