@@ -421,8 +421,10 @@ impl ResponseFuture {
         ResponseFuture { state, id: 0, claim }
     }
 
+    /// Answered already; with the response's own id (a rejection's).
     fn ready(response: Response) -> Self {
-        Self::new(State::Ready(Some(response)), None)
+        let id = response.id;
+        Self::new(State::Ready(Some(response)), None).answering(id)
     }
 
     fn answering(mut self, id: u32) -> Self {

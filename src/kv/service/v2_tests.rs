@@ -79,6 +79,9 @@ fn answers_carry_their_request_id_and_1_1_answers_id_0() {
     );
     let v1 = Incoming::Request(Request::Get { key: key("k") });
     assert_eq!(answer(call(&mut service, v1)).id, 0);
+    let rejected = Response::error(Status::BadRequest, "unknown command byte 0x7f").with_id(45);
+    let answered = answer(call(&mut service, Incoming::Rejected(rejected.clone())));
+    assert_eq!(answered, rejected);
 }
 
 #[test]
