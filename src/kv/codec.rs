@@ -408,7 +408,10 @@ impl Default for Version {
 /// The server's codec: decodes [`Incoming`] frames, encodes [`Response`]s.
 ///
 /// It speaks 1.1 until it has encoded the `OK` answer to a `HELLO`, and
-/// version 2 both ways from then on (see the [module docs](self)).
+/// version 2 both ways from then on. 1.1 answers in order, so the codec
+/// knows which answer is `HELLO`'s: it counts the frames it decoded and
+/// the answers it encoded. (A client sends no version 2 frame before it
+/// has that `OK`, so none is ever read as 1.1.)
 ///
 /// A well-framed but invalid request decodes to [`Incoming::Rejected`] and the
 /// connection goes on. A header whose framing cannot be trusted — over a

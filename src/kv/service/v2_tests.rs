@@ -100,7 +100,7 @@ fn a_get_of_another_key_is_answered_while_a_logged_write_is_pending_and_of_the_s
     assert_eq!(poll_once(&mut write), None);
     // 1.1 keeps the connection-wide rule: a read of any key waits.
     let mut v1 = call(&mut service, Incoming::Request(Request::Get { key: key("b") }));
-    let mut v1_write = call(
+    let v1_write = call(
         &mut service,
         Incoming::Request(Request::Put {
             key: key("c"),
