@@ -1,11 +1,11 @@
 //! [`Hello`]: the client's version negotiation on every new connection, and
 //! [`Negotiated`], what the server's `OK` to `HELLO` carries.
 
+use super::auth::{exchange, refused};
 use super::codec::ClientCodec;
-use super::{AuthHandshake, KvError, Request, Response, Status, PROTOCOL_VERSION};
+use super::{AuthHandshake, Request, Response, Status, PROTOCOL_VERSION};
 use crate::transport::{Handshake, HandshakeError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
 use std::future::Future;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
@@ -127,13 +127,7 @@ fn negotiated(response: &Response) -> Result<Option<Negotiated>, HandshakeError>
             ))),
         },
         Status::BadRequest => Ok(None),
-        Status::Unauthenticated => Err(HandshakeError::rejected(KvError::Unauthenticated {
-            message: response.message(),
-        })),
-        status => Err(HandshakeError::failed(KvError::UnexpectedStatus {
-            status,
-            command: "HELLO",
-        })),
+        _ => Err(refused(response, "HELLO")),
     }
 }
 
@@ -151,19 +145,7 @@ where
                 Some(auth) => auth.handshake(transport).await?,
                 None => transport,
             };
-            transport
-                .send(Hello::request())
-                .await
-                .map_err(HandshakeError::failed)?;
-            let response = match transport.next().await {
-                Some(Ok(response)) => response,
-                Some(Err(error)) => return Err(HandshakeError::failed(error)),
-                None => {
-                    return Err(HandshakeError::failed(
-                        "the server closed the connection during HELLO",
-                    ))
-                }
-            };
+            let response = exchange(&mut transport, Hello::request()).await?;
             match negotiated(&response)? {
                 Some(negotiated) => {
                     tracing::debug!(
@@ -189,6 +171,7 @@ mod tests {
     use crate::kv::codec::ServerCodec;
     use crate::kv::Incoming;
     use crate::multiplex::Outgoing;
+    use futures::{SinkExt, StreamExt};
 
     /// Runs `Hello` against a scripted server that answers its first
     /// request (decoded with a real `ServerCodec`) with `answer`.

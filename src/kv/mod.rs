@@ -18,6 +18,19 @@
 //!   server's [`CloseAfter`](crate::server::CloseAfter) hook, by answering
 //!   a [`Reply`]), [`AuthHandshake`] on the client's every new connection,
 //!   and protected mode ([`check_protected`]).
+//! * Version 2 (the last section below): [`Hello`] on the client's every
+//!   new connection (after [`AuthHandshake`], with [`Hello::after`])
+//!   switches its [`ClientCodec`] to version 2 frames, or leaves it on 1.1
+//!   against an old server; the codec encodes the tagged multiplexer's
+//!   [`Outgoing`](crate::multiplex::Outgoing) messages either way, and
+//!   [`Response`] tells it which request an answer is for
+//!   ([`Tagged`](crate::multiplex::Tagged), by [`Response::id`]). On the
+//!   server, [`ServerCodec`] switches once it has encoded `HELLO`'s `OK`,
+//!   decodes [`Incoming::Identified`] requests and [`Incoming::Cancel`]s,
+//!   and [`ByRequestId`] is the server's [`Order`](crate::server::Order):
+//!   answers leave by id, `GOAWAY` on shutdown. [`KvService`] orders a
+//!   version 2 connection's effects per key, and honours deadlines and
+//!   cancellation.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -1,7 +1,7 @@
 //! Version 2's request ids as the framework sees them: [`Tagged`] for the
 //! client's multiplexer, [`ByRequestId`] as the server's [`Order`].
 
-use super::{Incoming, Reply, Response, Status};
+use super::{Incoming, Response, Status};
 use crate::multiplex::{Answers, Tag, Tagged};
 use crate::server::Order;
 
@@ -41,79 +41,42 @@ impl Tagged for Response {
 /// * on graceful shutdown each connection is sent `GOAWAY` (id 0) with the
 ///   reason.
 ///
-/// It is implemented for both responses a KV server's service may have:
-/// [`Response`] ([`KvService`](super::KvService) alone) and [`Reply`]
+/// It is implemented for every response made from a [`Response`]: the KV
+/// service's own ([`KvService`](super::KvService) alone) and [`Reply`]
 /// (behind [`RequireAuth`](super::RequireAuth)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByRequestId;
 
-impl ByRequestId {
-    fn tag(incoming: &Incoming) -> Option<Tag> {
-        match incoming {
+impl<Resp: From<Response>> Order<Incoming, Resp> for ByRequestId {
+    fn tag(&self, request: &Incoming) -> Option<Tag> {
+        match request {
             // A CANCEL's id is its target's, still in flight: it is no tag
             // of its own (it has no answer).
             Incoming::Request(_) | Incoming::Cancel { .. } => None,
             // A rejection of id 0 (a frame whose id was 0) has no tag.
-            Incoming::Identified { .. } | Incoming::Rejected(_) => incoming.id(),
+            Incoming::Identified { .. } | Incoming::Rejected(_) => request.id(),
         }
     }
 
-    fn answered(incoming: &Incoming) -> bool {
-        !matches!(incoming, Incoming::Cancel { .. })
-    }
-
-    fn tag_in_use(tag: Tag) -> Response {
-        Response::error(
-            Status::BadRequest,
-            format!("request id {tag} is the id of a request still in flight"),
-        )
-        .with_id(tag)
-    }
-}
-
-impl Order<Incoming, Response> for ByRequestId {
-    fn tag(&self, request: &Incoming) -> Option<Tag> {
-        ByRequestId::tag(request)
-    }
-
     fn answered(&self, request: &Incoming) -> bool {
-        ByRequestId::answered(request)
+        !matches!(request, Incoming::Cancel { .. })
     }
 
-    fn tag_in_use(&self, tag: Tag) -> Option<Response> {
-        Some(ByRequestId::tag_in_use(tag))
+    /// The server closes the connection after it, as the hook says.
+    fn tag_in_use(&self, tag: Tag) -> Option<Resp> {
+        let message = format!("request id {tag} is the id of a request still in flight");
+        Some(Response::error(Status::BadRequest, message).with_id(tag).into())
     }
 
-    fn goaway(&self, reason: &str) -> Option<Response> {
-        Some(Response::goaway(reason))
-    }
-}
-
-impl Order<Incoming, Reply> for ByRequestId {
-    fn tag(&self, request: &Incoming) -> Option<Tag> {
-        ByRequestId::tag(request)
-    }
-
-    fn answered(&self, request: &Incoming) -> bool {
-        ByRequestId::answered(request)
-    }
-
-    fn tag_in_use(&self, tag: Tag) -> Option<Reply> {
-        Some(Reply {
-            close: true,
-            ..Reply::keep(ByRequestId::tag_in_use(tag))
-        })
-    }
-
-    fn goaway(&self, reason: &str) -> Option<Reply> {
-        Some(Reply::keep(Response::goaway(reason)))
+    fn goaway(&self, reason: &str) -> Option<Resp> {
+        Some(Response::goaway(reason).into())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kv::Request;
+    use crate::kv::{Reply, Request};
 
     #[test]
     fn version_2_requests_are_tagged_with_their_id_and_cancels_go_unanswered() {
@@ -147,6 +110,6 @@ mod tests {
             (Status::GoAway, 0, Answers::GoAway)
         );
         let reply: Reply = Order::<Incoming, Reply>::tag_in_use(&ByRequestId, 3).unwrap();
-        assert!(reply.close);
+        assert_eq!((reply.response.id, reply.silent), (3, false));
     }
 }

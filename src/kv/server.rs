@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 pub struct KvServerConfig {
     /// Largest key and value accepted.
     pub limits: Limits,
-    /// How each connection is served.
+    /// How each connection is served. Its
+    /// [`max_in_flight_per_connection`](ServeConfig::max_in_flight_per_connection)
+    /// is also the `max_in_flight` the answer to `HELLO` tells clients.
     pub serve: ServeConfig,
     /// How often expired keys are purged from memory (default 100 ms).
     /// Expired keys are invisible at once either way.

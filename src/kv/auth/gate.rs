@@ -65,6 +65,13 @@ impl Reply {
     }
 }
 
+/// A response after which the connection goes on ([`Reply::keep`]).
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply::keep(response)
+    }
+}
+
 impl Encoder<Reply> for ServerCodec {
     type Error = CodecError;
 

@@ -315,11 +315,11 @@ fn client_rejects_unknown_status_and_over_limit_responses() {
     assert_eq!(buf.capacity(), capacity);
 }
 
-fn bytes_strategy(max: usize) -> impl Strategy<Value = Bytes> {
+pub(super) fn bytes_strategy(max: usize) -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
 }
 
-fn request_strategy() -> impl Strategy<Value = Request> {
+pub(super) fn request_strategy() -> impl Strategy<Value = Request> {
     prop_oneof![
         bytes_strategy(64).prop_map(|payload| Request::Ping { payload }),
         bytes_strategy(64).prop_map(|key| Request::Get { key }),

@@ -1,6 +1,7 @@
 //! Version 2 of the codecs: the switch after HELLO, every frame shape, bad
 //! input, the 1.1 fallback under the multiplexer, round trips.
 
+use super::tests::{bytes_strategy, request_strategy};
 use super::*;
 use crate::kv::{Negotiated, Reply};
 use proptest::prelude::*;
@@ -452,22 +453,6 @@ fn a_silent_reply_writes_nothing() {
         .encode(Reply::silent(Response::ok_empty()), &mut out)
         .unwrap();
     assert!(out.is_empty());
-}
-
-fn bytes_strategy(max: usize) -> impl Strategy<Value = Bytes> {
-    proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
-}
-
-fn request_strategy() -> impl Strategy<Value = Request> {
-    prop_oneof![
-        bytes_strategy(64).prop_map(|payload| Request::Ping { payload }),
-        bytes_strategy(64).prop_map(|key| Request::Get { key }),
-        (bytes_strategy(64), bytes_strategy(256)).prop_map(|(key, value)| Request::Put { key, value }),
-        bytes_strategy(64).prop_map(|key| Request::Delete { key }),
-        (bytes_strategy(64), 1..u64::MAX, bytes_strategy(256))
-            .prop_map(|(key, ttl_ms, value)| Request::PutTtl { key, ttl_ms, value }),
-        Just(Request::Health),
-    ]
 }
 
 proptest! {

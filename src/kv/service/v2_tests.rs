@@ -4,6 +4,7 @@
 //! not timing.
 
 use super::*;
+use crate::kv::wal::faults::Faults;
 use crate::kv::wal::{FsyncPolicy, WalConfig};
 use crate::kv::Negotiated;
 use futures::executor::block_on;
@@ -54,7 +55,7 @@ fn poll_once(future: &mut ResponseFuture) -> Option<Response> {
 }
 
 /// A service whose log's writer can be held inside its write.
-fn held_log() -> (tempfile::TempDir, KvService, crate::kv::wal::faults::Faults) {
+fn held_log() -> (tempfile::TempDir, KvService, Faults) {
     let dir = tempfile::tempdir().unwrap();
     let config = WalConfig {
         fsync: FsyncPolicy::Always,
@@ -62,6 +63,15 @@ fn held_log() -> (tempfile::TempDir, KvService, crate::kv::wal::faults::Faults) 
     };
     let (wal, faults) = Wal::open_with_faults(dir.path(), config, Store::new()).unwrap();
     (dir, KvService::with_wal(wal), faults)
+}
+
+/// Calls a write of `a` (id 1) and holds the writer inside it: taken,
+/// not applied. What is called next stays queued until `release`.
+fn hold_behind_a_write(service: &mut KvService, faults: &Faults) -> ResponseFuture {
+    faults.hold();
+    let first = call(service, put(1, "a", "1"));
+    faults.wait_until_held();
+    first
 }
 
 #[test]
@@ -87,9 +97,7 @@ fn answers_carry_their_request_id_and_1_1_answers_id_0() {
 #[test]
 fn a_get_of_another_key_is_answered_while_a_logged_write_is_pending_and_of_the_same_key_waits() {
     let (_dir, mut service, faults) = held_log();
-    faults.hold();
-    let mut write = call(&mut service, put(1, "a", "1"));
-    faults.wait_until_held();
+    let mut write = hold_behind_a_write(&mut service, &faults);
     service.store().put(b"b", b"there");
     // Another key: read at once, though the write of `a` is not done.
     let mut other = call(&mut service, get(2, "b"));
@@ -140,9 +148,7 @@ fn a_request_past_its_deadline_when_called_is_deadline_exceeded_without_effect()
 #[test]
 fn a_logged_write_whose_deadline_passes_while_queued_is_never_applied() {
     let (_dir, mut service, faults) = held_log();
-    faults.hold();
-    let first = call(&mut service, put(1, "a", "1"));
-    faults.wait_until_held();
+    let first = hold_behind_a_write(&mut service, &faults);
     // Queued behind the held batch; its deadline passes meanwhile.
     let deadline = Instant::now() + Duration::from_millis(200);
     let late = Incoming::Identified {
@@ -173,9 +179,7 @@ fn a_logged_write_whose_deadline_passes_while_queued_is_never_applied() {
 #[test]
 fn cancel_before_the_writer_takes_a_write_answers_cancelled_and_it_never_applies() {
     let (_dir, mut service, faults) = held_log();
-    faults.hold();
-    let first = call(&mut service, put(1, "a", "1"));
-    faults.wait_until_held();
+    let first = hold_behind_a_write(&mut service, &faults);
     let mut cancelled = call(&mut service, put(2, "b", "2"));
     let read_behind = call(&mut service, get(3, "b"));
     assert_eq!(poll_once(&mut cancelled), None);
@@ -193,9 +197,7 @@ fn cancel_before_the_writer_takes_a_write_answers_cancelled_and_it_never_applies
 #[test]
 fn cancel_of_a_read_waiting_in_order_answers_cancelled() {
     let (_dir, mut service, faults) = held_log();
-    faults.hold();
-    let first = call(&mut service, put(1, "a", "1"));
-    faults.wait_until_held();
+    let first = hold_behind_a_write(&mut service, &faults);
     let mut read = call(&mut service, get(2, "a"));
     let _ = answer(call(&mut service, Incoming::Cancel { id: 2 }));
     let answered = poll_once(&mut read).expect("answered at once");
@@ -207,10 +209,8 @@ fn cancel_of_a_read_waiting_in_order_answers_cancelled() {
 #[test]
 fn cancel_after_the_writer_took_the_write_changes_nothing() {
     let (_dir, mut service, faults) = held_log();
-    faults.hold();
-    let write = call(&mut service, put(1, "a", "1"));
     // Held inside its batch's write: taken, it will be applied.
-    faults.wait_until_held();
+    let write = hold_behind_a_write(&mut service, &faults);
     let _ = answer(call(&mut service, Incoming::Cancel { id: 1 }));
     // An id not in flight is ignored.
     let _ = answer(call(&mut service, Incoming::Cancel { id: 99 }));
