@@ -125,28 +125,35 @@ pub struct KvService {
 /// A version 2 connection's work queued for the log.
 #[derive(Debug, Default)]
 struct Pending {
-    writes: HashMap<Bytes, Append>,
+    /// The latest write of each key, with its claim.
+    writes: HashMap<Bytes, (Append, Arc<Claim>)>,
     claims: HashMap<u32, Arc<Claim>>,
     /// Prune when either map reaches this size.
     prune_at: usize,
 }
 
+/// A write still to be waited for: neither answered nor lost (a lost
+/// write is never applied, and its `Append` may never be polled).
+fn still_pending((write, claim): &(Append, Arc<Claim>)) -> bool {
+    !write.is_finished() && claim.lost().is_none()
+}
+
 impl Pending {
     const MIN_PRUNE_AT: usize = 64;
 
-    fn write_of(&self, key: &[u8]) -> Option<&Append> {
-        self.writes.get(key).filter(|write| !write.is_finished())
+    fn has_write_of(&self, key: &[u8]) -> bool {
+        self.writes.get(key).is_some_and(still_pending)
     }
 
     fn insert(&mut self, id: u32, claim: Arc<Claim>, write: Option<(Bytes, Append)>) {
-        self.claims.insert(id, claim);
         if let Some((key, write)) = write {
-            self.writes.insert(key, write);
+            self.writes.insert(key, (write, claim.clone()));
         }
+        self.claims.insert(id, claim);
         if self.claims.len().max(self.writes.len()) >= self.prune_at {
             // Amortized: the maps at most double between prunings.
             self.claims.retain(|_, claim| claim.is_queued());
-            self.writes.retain(|_, write| !write.is_finished());
+            self.writes.retain(|_, write| still_pending(write));
             self.prune_at = (2 * self.claims.len().max(self.writes.len())).max(Self::MIN_PRUNE_AT);
         }
     }
@@ -267,7 +274,7 @@ impl KvService {
         // 1.1: after any pending write of the connection; version 2: after
         // a pending write of this key (or a 1.1 write still pending).
         let behind_a_write =
-            self.pending_write.is_some() || identified.is_some() && self.pending.write_of(&key).is_some();
+            self.pending_write.is_some() || identified.is_some() && self.pending.has_write_of(&key);
         match (behind_a_write, identified) {
             (false, _) => ResponseFuture::ready(read(&self.store, &key)),
             (true, None) => ResponseFuture::new(State::ReadInOrder(wal.read(key)), None),

@@ -267,3 +267,18 @@ fn hello_is_answered_with_version_2_and_the_connections_limit() {
     assert_eq!(answer(call(&mut service, hello(3))).status, Status::Ok);
     assert_eq!(answer(call(&mut service, hello(1))).status, Status::BadRequest);
 }
+
+#[test]
+fn a_cancelled_write_holds_up_no_later_read_of_its_key() {
+    let (_dir, mut service, faults) = held_log();
+    let first = hold_behind_a_write(&mut service, &faults);
+    let cancelled = call(&mut service, put(2, "b", "2"));
+    let _ = answer(call(&mut service, Incoming::Cancel { id: 2 }));
+    assert_eq!(answer(cancelled).status, Status::Cancelled);
+    // Never applied: a read of `b` need not wait for the writer.
+    service.store().put(b"b", b"other");
+    let mut read = call(&mut service, get(3, "b"));
+    assert_eq!(poll_once(&mut read), Some(Response::ok(key("other")).with_id(3)));
+    faults.release();
+    assert_eq!(answer(first).status, Status::Ok);
+}
