@@ -331,7 +331,9 @@ impl ClientCodec {
         let Some(header) = src.get(..RESPONSE_HEADER_LEN) else {
             return Ok(None);
         };
-        let Some(status) = Status::from_byte(header[0]) else {
+        // Version 2's statuses (from CANCELLED on) are no 1.1 answer.
+        let Some(status) = Status::from_byte(header[0]).filter(|s| *s as u8 <= Status::Unauthenticated as u8)
+        else {
             return Err(unknown_status(header));
         };
         let value_len = read_u32(&header[1..5]);
