@@ -66,7 +66,7 @@ impl Negotiated {
 ///   tags their answers in order.
 /// * `UNAUTHENTICATED`: the server has a token and no `AUTH` came first —
 ///   a [rejected](HandshakeError::Rejected) handshake
-///   ([`KvError::Unauthenticated`]), never retried.
+///   ([`KvError::Unauthenticated`](super::KvError::Unauthenticated)), never retried.
 /// * anything else, or the connection failing: a failed connect attempt.
 ///
 /// With a token, `AUTH` must come first: [`Hello::after`] runs an

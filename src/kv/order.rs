@@ -42,7 +42,7 @@ impl Tagged for Response {
 ///   reason.
 ///
 /// It is implemented for every response made from a [`Response`]: the KV
-/// service's own ([`KvService`](super::KvService) alone) and [`Reply`]
+/// service's own ([`KvService`](super::KvService) alone) and [`Reply`](super::Reply)
 /// (behind [`RequireAuth`](super::RequireAuth)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByRequestId;
