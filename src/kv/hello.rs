@@ -72,6 +72,11 @@ impl Negotiated {
 /// With a token, `AUTH` must come first: [`Hello::after`] runs an
 /// [`AuthHandshake`] and then `HELLO`, as one handshake.
 ///
+/// Not for the in-order [`pipeline`](crate::pipeline), which sends bare
+/// [`Request`]s: a codec switched to version 2 refuses them
+/// ([`CodecError::NoId`](super::CodecError::NoId)), so a pipelined client
+/// stays on 1.1 by not saying `HELLO`.
+///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// use wirestack::kv::{AuthHandshake, AuthToken, Hello};
