@@ -18,6 +18,19 @@
 //!   server's [`CloseAfter`](crate::server::CloseAfter) hook, by answering
 //!   a [`Reply`]), [`AuthHandshake`] on the client's every new connection,
 //!   and protected mode ([`check_protected`]).
+//! * Version 2 (the last section below): [`Hello`] on the client's every
+//!   new connection (after [`AuthHandshake`], with [`Hello::after`])
+//!   switches its [`ClientCodec`] to version 2 frames, or leaves it on 1.1
+//!   against an old server; the codec encodes the tagged multiplexer's
+//!   [`Outgoing`](crate::multiplex::Outgoing) messages either way, and
+//!   [`Response`] tells it which request an answer is for
+//!   ([`Tagged`](crate::multiplex::Tagged), by [`Response::id`]). On the
+//!   server, [`ServerCodec`] switches once it has encoded `HELLO`'s `OK`,
+//!   decodes [`Incoming::Identified`] requests and [`Incoming::Cancel`]s,
+//!   and [`ByRequestId`] is the server's [`Order`](crate::server::Order):
+//!   answers leave by id, `GOAWAY` on shutdown. [`KvService`] orders a
+//!   version 2 connection's effects per key, and honours deadlines and
+//!   cancellation.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -88,7 +101,9 @@
 mod auth;
 mod client;
 mod codec;
+mod hello;
 pub mod metrics;
+mod order;
 mod route;
 mod server;
 mod service;
@@ -101,8 +116,11 @@ pub use auth::{
 };
 pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{
-    ClientCodec, CodecError, Limits, ServerCodec, REQUEST_HEADER_LEN, RESPONSE_HEADER_LEN, TTL_LEN,
+    ClientCodec, CodecError, Limits, ServerCodec, FLAG_DEADLINE, FLAG_SEQUENCED, REQUEST_HEADER_LEN,
+    REQUEST_HEADER_LEN_V2, RESPONSE_HEADER_LEN, RESPONSE_HEADER_LEN_V2, TTL_LEN,
 };
+pub use hello::{Hello, Negotiated};
+pub use order::ByRequestId;
 pub use route::ShardedService;
 pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
@@ -111,6 +129,7 @@ pub use store::Store;
 use crate::server::{Overload, Overloaded};
 use bytes::Bytes;
 use std::fmt;
+use std::time::Instant;
 
 /// Defines a byte of the frame header as a `#[repr(u8)]` enum from one row
 /// per value — its doc, variant, byte and name in `PROTOCOL.md` — with
@@ -165,6 +184,10 @@ wire_byte! {
         PutTtl = 0x05, "PUT_TTL";
         /// `0x06`: authenticate the connection with a token.
         Auth = 0x06, "AUTH";
+        /// `0x07` (version 2): ask for protocol version 2 on this connection.
+        Hello = 0x07, "HELLO";
+        /// `0x08` (version 2): cancel the request whose id the frame carries.
+        Cancel = 0x08, "CANCEL";
         /// `0x80` (an extension of protocol 1.1): whether the server takes
         /// writes (`OK`) or its log refuses them for now (`STORAGE`).
         Health = 0x80, "HEALTH";
@@ -190,6 +213,17 @@ wire_byte! {
         Storage = 0x06, "STORAGE";
         /// `0x07`: the server wants `AUTH` first, or the token was wrong.
         Unauthenticated = 0x07, "UNAUTHENTICATED";
+        /// `0x08` (version 2): the request was cancelled before it took effect.
+        Cancelled = 0x08, "CANCELLED";
+        /// `0x09` (version 2): the request's deadline passed before it
+        /// started; it had no effect.
+        DeadlineExceeded = 0x09, "DEADLINE_EXCEEDED";
+        /// `0x0A` (version 2): from the server, with request id 0: it reads
+        /// no more requests from this connection; the value is a UTF-8 reason.
+        GoAway = 0x0A, "GOAWAY";
+        /// `0x0B` (version 2): the server no longer knows the session; the
+        /// write was not applied.
+        SessionExpired = 0x0B, "SESSION_EXPIRED";
     }
 }
 
@@ -241,6 +275,14 @@ pub enum Request {
     },
     /// Ask whether the server takes writes.
     Health,
+    /// Ask for protocol version 2 on this connection (sent in 1.1 framing,
+    /// by [`Hello`] on every new connection; see `PROTOCOL.md`).
+    Hello {
+        /// The highest version the client speaks: [`PROTOCOL_VERSION`].
+        version: u16,
+        /// The client's session; all zero: no session.
+        session_id: [u8; 16],
+    },
 }
 
 impl Request {
@@ -254,6 +296,7 @@ impl Request {
             Request::PutTtl { .. } => Command::PutTtl,
             Request::Auth { .. } => Command::Auth,
             Request::Health => Command::Health,
+            Request::Hello { .. } => Command::Hello,
         }
     }
 }
@@ -277,12 +320,16 @@ impl Request {
 /// still retried, whatever it is. `tests/linearizability.rs` checks these
 /// claims against a server killed and restarted under load.
 ///
-/// `AUTH` is sent again: its effect belongs to the connection, and a retry
-/// goes out on a fresh one, which it authenticates.
+/// `AUTH` and `HELLO` are sent again: their effect belongs to the
+/// connection, and a retry goes out on a fresh one.
 impl crate::retry::Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
-            Request::Ping { .. } | Request::Get { .. } | Request::Health | Request::Auth { .. } => true,
+            Request::Ping { .. }
+            | Request::Get { .. }
+            | Request::Health
+            | Request::Auth { .. }
+            | Request::Hello { .. } => true,
             Request::Put { .. } | Request::Delete { .. } | Request::PutTtl { .. } => false,
         }
     }
@@ -297,11 +344,18 @@ impl crate::retry::RetryableResponse for Response {
     }
 }
 
-/// One response of the protocol: a status and its value bytes.
+/// One response of the protocol: a status, the request it answers and
+/// its value bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// What happened.
     pub status: Status,
+    /// The request id it answers (version 2); 0 on a 1.1 connection and for
+    /// a message from the server (`GOAWAY`). The server's codec writes it in
+    /// a version 2 frame; the client's codec fills it in (on a 1.1
+    /// connection driven by the tagged multiplexer, with the tag of the
+    /// request it answers, since 1.1 answers in order).
+    pub id: u32,
     /// The result (for `OK`) or a UTF-8 message (for the error statuses).
     pub value: Bytes,
 }
@@ -311,8 +365,21 @@ impl Response {
     pub fn ok(value: Bytes) -> Self {
         Response {
             status: Status::Ok,
+            id: 0,
             value,
         }
+    }
+
+    /// This response, answering the request with id `id`.
+    #[must_use]
+    pub fn with_id(mut self, id: u32) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// The server's `GOAWAY` message (request id 0), with `reason`.
+    pub fn goaway(reason: &str) -> Self {
+        Self::error(Status::GoAway, reason)
     }
 
     /// `OK` with no value.
@@ -324,6 +391,7 @@ impl Response {
     pub fn not_found() -> Self {
         Response {
             status: Status::NotFound,
+            id: 0,
             value: Bytes::new(),
         }
     }
@@ -332,6 +400,7 @@ impl Response {
     pub fn error(status: Status, message: impl Into<String>) -> Self {
         Response {
             status,
+            id: 0,
             value: Bytes::from(message.into()),
         }
     }
@@ -344,17 +413,55 @@ impl Response {
 
 /// What the server's decoder yields for one frame.
 ///
-/// Most frames are valid [`Request`]s. A frame that is well framed but wrong
-/// (an unknown command, a key where none belongs, a bad TTL) is already
-/// answered by the codec: the service sends the [`Response`] back as it is,
-/// in its place in the pipeline, and the connection goes on.
+/// Most frames are valid [`Request`]s: [`Incoming::Request`] on a 1.1
+/// connection, [`Incoming::Identified`] (with its id and deadline) on a
+/// version 2 one. A frame that is well framed but wrong (an unknown
+/// command, a key where none belongs, a bad TTL, a SEQUENCED flag) is
+/// already answered by the codec: the service sends the [`Response`] back
+/// as it is (on version 2 with the frame's id), and the connection goes on.
+/// A version 2 `CANCEL` is [`Incoming::Cancel`], which gets no answer of
+/// its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
-    /// A valid request.
+    /// A valid request of a 1.1 connection, answered in order.
     Request(Request),
-    /// A frame the codec rejected, with the response it gets.
+    /// A frame the codec rejected, with the response it gets (whose
+    /// [`id`](Response::id) is the frame's request id on version 2).
     Rejected(Response),
+    /// A valid request of a version 2 connection.
+    Identified {
+        /// Its request id, never 0; its answer carries it.
+        id: u32,
+        /// With the DEADLINE flag: the moment the server read it plus its
+        /// `budget_us`. A request not started by then is answered
+        /// `DEADLINE_EXCEEDED` and has no effect.
+        deadline: Option<Instant>,
+        /// The request.
+        request: Request,
+    },
+    /// A version 2 `CANCEL` of the request with id `id` of this
+    /// connection; no answer of its own.
+    Cancel {
+        /// The id of the request to cancel.
+        id: u32,
+    },
 }
+
+impl Incoming {
+    /// The request id a version 2 frame carried (that of the request a
+    /// `CANCEL` names, for a cancel); `None` for a 1.1 frame.
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            Incoming::Identified { id, .. } | Incoming::Cancel { id } => Some(*id),
+            Incoming::Rejected(response) if response.id != 0 => Some(response.id),
+            Incoming::Request(_) | Incoming::Rejected(_) => None,
+        }
+    }
+}
+
+/// The protocol version a [`Hello`] asks for, and the highest a
+/// [`KvService`] answers with.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The KV answer to work the server refuses: `BUSY`, with the reason as its
 /// message. Give it to [`Server::with_overload`](crate::server::Server::with_overload).

@@ -23,7 +23,7 @@ impl crate::route::RouteKey for Request {
             | Request::Put { key, .. }
             | Request::Delete { key }
             | Request::PutTtl { key, .. } => Some(key),
-            Request::Ping { .. } | Request::Auth { .. } | Request::Health => None,
+            Request::Ping { .. } | Request::Auth { .. } | Request::Health | Request::Hello { .. } => None,
         }
     }
 }

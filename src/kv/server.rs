@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 pub struct KvServerConfig {
     /// Largest key and value accepted.
     pub limits: Limits,
-    /// How each connection is served.
+    /// How each connection is served. Its
+    /// [`max_in_flight_per_connection`](ServeConfig::max_in_flight_per_connection)
+    /// is also the `max_in_flight` the answer to `HELLO` tells clients.
     pub serve: ServeConfig,
     /// How often expired keys are purged from memory (default 100 ms).
     /// Expired keys are invisible at once either way.
@@ -173,6 +175,9 @@ async fn serve_recovered(
         Some(wal) => KvService::with_wal(wal.clone()),
         None => KvService::new(store),
     };
+    // What HELLO tells a client: the server's own per-connection limit.
+    let max_in_flight = u32::try_from(config.serve.max_in_flight_per_connection).unwrap_or(u32::MAX);
+    let service = service.with_max_in_flight(max_in_flight);
     // One gate per connection, in front of a clone of the service.
     let authenticator = config
         .auth

@@ -1,13 +1,18 @@
 //! The server side of the KV protocol: a tower `Service` from frames to the store.
 
+use super::hello::Negotiated;
 use super::store::{expiry_after, Store};
-use super::wal::{Append, Applied, Mutation, ReadInOrder, Wal, WalError};
-use super::{Incoming, Request, Response, Status};
+use super::wal::{Append, Applied, Claim, Lost, Mutation, ReadInOrder, Wal, WalError};
+use super::{Incoming, Request, Response, Status, PROTOCOL_VERSION};
+use bytes::Bytes;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use std::time::Instant;
 use tower::Service;
 
 /// Answers KV requests from a [`Store`], optionally through a write-ahead [`Wal`].
@@ -56,26 +61,108 @@ use tower::Service;
 /// order of the requests; all the points of all connections form one
 /// order, which is what linearizability asks for.
 ///
-/// **No read sees a write a crash could undo.** With a log, only the writer
-/// thread changes the store, and it applies a batch only after writing it
-/// to the log — and under `always` after fsyncing it — whether the reader
-/// is the writer itself or another connection reading the store directly.
-/// So under `always` anything a read returns is on disk, and a `kill -9`
-/// right after cannot take it back; under `everysec` and `never` it is at
-/// least in the OS's page cache, which a killed process does not lose (an
-/// OS crash may, as those policies say). A write the log failed to make
-/// durable is answered `STORAGE` and never reaches the store.
+/// **Version 2: per key.** A version 2 connection
+/// ([`Incoming::Identified`]) is promised less (`PROTOCOL.md`, "Order"):
+/// its requests **on the same key** take effect in the order sent;
+/// requests on different keys may take effect in any order. So a read
+/// waits only for a pending write *of its own key* on its connection:
 ///
-/// `tests/linearizability.rs` checks this against the real server with a
-/// history checker — in memory, under `never` and `always`, and across a
-/// `kill -9` — key by key; the cross-key case above is argued here and
-/// guarded by a unit test below.
+/// * a write takes effect when the writer applies it, as above (the writes
+///   of a connection still reach the log in the order they were called, so
+///   two writes of one key keep their order);
+/// * a GET of a key with no write of that key pending on this connection
+///   reads the store in `call`, even while writes of other keys are
+///   pending: the anomaly above (two connections each missing the other's
+///   write of another key) is allowed by version 2, whose connection order
+///   binds only requests on the same key — a client that needs two keys
+///   ordered sends the second request after the first's answer, and then
+///   the first's point lies before the second was read;
+/// * a GET of a key with a write of it pending on this connection goes
+///   through the log in order, exactly as a 1.1 read after a pending write.
+///
+/// Each point still lies between the read of its request and its answer,
+/// and points of one key on one connection follow the order sent: the
+/// history is linearizable with the per-key connection order.
+///
+/// A 1.1 request is unchanged: connection-wide order, as argued above.
+///
+/// # Deadlines and cancellation (version 2)
+///
+/// A request whose deadline (the frame's `budget_us` reckoned from when it
+/// was read) has passed when `call` starts it is answered
+/// `DEADLINE_EXCEEDED`, with no effect. A logged write, or a read waiting
+/// in order, carries a [`Claim`] to the log's writer: if its deadline has
+/// passed when the writer comes to take it, it is answered
+/// `DEADLINE_EXCEEDED` and never applied. A `CANCEL` of a request of this
+/// connection still queued for the writer makes it lose its claim: it is
+/// never applied and is answered `CANCELLED` at once. A request the writer
+/// has taken (or one with no log to wait for: without a log everything
+/// takes effect in `call`) has taken effect, or will: it is answered as
+/// usual, and the `CANCEL` does nothing — as it does for an id not in
+/// flight. The claim's compare-and-swap makes the decision race-free.
+///
+/// # HELLO
+///
+/// `HELLO` (version 2 or later asked) is answered `OK` with version 2,
+/// [`max_in_flight`](Self::with_max_in_flight), and a `session_window` of 0:
+/// this server has no sessions yet, so every SEQUENCED write is refused
+/// (the codec answers them `BAD_REQUEST`). The codec switches the
+/// connection to version 2 once that `OK` is encoded.
 #[derive(Debug)]
 pub struct KvService {
     store: Store,
     wal: Option<Wal>,
-    /// The latest write called on this service, until it has finished.
+    /// The latest 1.1 write called on this service, until it has finished.
     pending_write: Option<Append>,
+    /// Version 2: the latest write of each key called on this service, and
+    /// the claims of the requests queued for the log's writer, by request
+    /// id; entries of finished work are pruned as the maps grow.
+    pending: Pending,
+    /// What `HELLO` advertises as `max_in_flight`.
+    max_in_flight: u32,
+}
+
+/// A version 2 connection's work queued for the log.
+#[derive(Debug, Default)]
+struct Pending {
+    /// The latest write of each key, with its claim.
+    writes: HashMap<Bytes, (Append, Arc<Claim>)>,
+    claims: HashMap<u32, Arc<Claim>>,
+    /// Prune when either map reaches this size.
+    prune_at: usize,
+}
+
+/// A write still to be waited for: neither answered nor lost (a lost
+/// write is never applied, and its `Append` may never be polled).
+fn still_pending((write, claim): &(Append, Arc<Claim>)) -> bool {
+    !write.is_finished() && claim.lost().is_none()
+}
+
+impl Pending {
+    const MIN_PRUNE_AT: usize = 64;
+
+    fn has_write_of(&self, key: &[u8]) -> bool {
+        self.writes.get(key).is_some_and(still_pending)
+    }
+
+    fn insert(&mut self, id: u32, claim: Arc<Claim>, write: Option<(Bytes, Append)>) {
+        if let Some((key, write)) = write {
+            self.writes.insert(key, (write, claim.clone()));
+        }
+        self.claims.insert(id, claim);
+        if self.claims.len().max(self.writes.len()) >= self.prune_at {
+            // Amortized: the maps at most double between prunings.
+            self.claims.retain(|_, claim| claim.is_queued());
+            self.writes.retain(|_, write| still_pending(write));
+            self.prune_at = (2 * self.claims.len().max(self.writes.len())).max(Self::MIN_PRUNE_AT);
+        }
+    }
+}
+
+/// The `max_in_flight` a [`KvService`] advertises by default: the server's
+/// default per-connection limit.
+fn default_max_in_flight() -> u32 {
+    u32::try_from(crate::server::ServeConfig::default().max_in_flight_per_connection).unwrap_or(u32::MAX)
 }
 
 impl Clone for KvService {
@@ -84,8 +171,17 @@ impl Clone for KvService {
             store: self.store.clone(),
             wal: self.wal.clone(),
             pending_write: None,
+            pending: Pending::default(),
+            max_in_flight: self.max_in_flight,
         }
     }
+}
+
+/// What a version 2 request brings besides itself.
+#[derive(Debug, Clone, Copy)]
+struct Identified {
+    id: u32,
+    deadline: Option<Instant>,
 }
 
 impl KvService {
@@ -95,16 +191,27 @@ impl KvService {
             store,
             wal: None,
             pending_write: None,
+            pending: Pending::default(),
+            max_in_flight: default_max_in_flight(),
         }
     }
 
     /// A service that logs every write to `wal` and answers from its store.
     pub fn with_wal(wal: Wal) -> Self {
         KvService {
-            store: wal.store().clone(),
-            wal: Some(wal),
-            pending_write: None,
+            wal: Some(wal.clone()),
+            ..KvService::new(wal.store().clone())
         }
+    }
+
+    /// Advertises `max_in_flight` in the answer to `HELLO`: how many
+    /// requests of a connection the server works on at once (the server's
+    /// [`ServeConfig::max_in_flight_per_connection`](crate::server::ServeConfig::max_in_flight_per_connection),
+    /// which is the default and what [`KvServer`](super::KvServer) sets).
+    #[must_use]
+    pub fn with_max_in_flight(mut self, max_in_flight: u32) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
     }
 
     /// The store this service answers from.
@@ -117,7 +224,7 @@ impl KvService {
         self.wal.as_ref()
     }
 
-    fn start(&mut self, request: Request) -> ResponseFuture {
+    fn start(&mut self, request: Request, identified: Option<Identified>) -> ResponseFuture {
         if self.pending_write.as_ref().is_some_and(Append::is_finished) {
             self.pending_write = None;
         }
@@ -127,14 +234,8 @@ impl KvService {
             // Authentication is `kv::RequireAuth`'s, in front of this
             // service; reaching here, the server has no token: OK.
             Request::Auth { .. } => return ResponseFuture::ready(Response::ok_empty()),
-            Request::Get { key } => {
-                return match (&self.pending_write, &self.wal) {
-                    (Some(_), Some(wal)) => ResponseFuture {
-                        state: State::ReadInOrder(wal.read(key)),
-                    },
-                    _ => ResponseFuture::ready(read(&self.store, &key)),
-                };
-            }
+            Request::Hello { version, .. } => return ResponseFuture::ready(self.hello(version, identified)),
+            Request::Get { key } => return self.get(key, identified),
             Request::Put { key, value } => Mutation::Put {
                 key,
                 value,
@@ -147,15 +248,67 @@ impl KvService {
             },
             Request::Delete { key } => Mutation::Delete { key },
         };
-        match &self.wal {
-            None => ResponseFuture::ready(answer(Ok(apply(&self.store, mutation)))),
-            Some(wal) => {
+        let Some(wal) = &self.wal else {
+            return ResponseFuture::ready(answer(Ok(apply(&self.store, mutation))));
+        };
+        match identified {
+            None => {
                 let write = wal.append(mutation);
                 self.pending_write = Some(write.clone());
-                ResponseFuture {
-                    state: State::Write(write),
-                }
+                ResponseFuture::new(State::Write(write), None)
             }
+            Some(Identified { id, deadline }) => {
+                let key = mutation.key().clone();
+                let claim = Claim::new(deadline);
+                let write = wal.append_claimed(mutation, claim.clone());
+                self.pending.insert(id, claim.clone(), Some((key, write.clone())));
+                ResponseFuture::new(State::Write(write), Some(claim))
+            }
+        }
+    }
+
+    fn get(&mut self, key: Bytes, identified: Option<Identified>) -> ResponseFuture {
+        let Some(wal) = &self.wal else {
+            return ResponseFuture::ready(read(&self.store, &key));
+        };
+        // 1.1: after any pending write of the connection; version 2: after
+        // a pending write of this key (or a 1.1 write still pending).
+        let behind_a_write =
+            self.pending_write.is_some() || identified.is_some() && self.pending.has_write_of(&key);
+        match (behind_a_write, identified) {
+            (false, _) => ResponseFuture::ready(read(&self.store, &key)),
+            (true, None) => ResponseFuture::new(State::ReadInOrder(wal.read(key)), None),
+            (true, Some(Identified { id, deadline })) => {
+                let claim = Claim::new(deadline);
+                let read = wal.read_claimed(key, claim.clone());
+                self.pending.insert(id, claim.clone(), None);
+                ResponseFuture::new(State::ReadInOrder(read), Some(claim))
+            }
+        }
+    }
+
+    fn hello(&self, version: u16, identified: Option<Identified>) -> Response {
+        if identified.is_some() {
+            return Response::error(Status::BadRequest, "a second HELLO");
+        }
+        if version < PROTOCOL_VERSION {
+            return Response::error(
+                Status::BadRequest,
+                format!("HELLO asks for version {version}; this server speaks 1.1 and 2"),
+            );
+        }
+        let negotiated = Negotiated {
+            version: PROTOCOL_VERSION,
+            max_in_flight: self.max_in_flight,
+            session_window: 0,
+        };
+        Response::ok(negotiated.encode())
+    }
+
+    /// A version 2 `CANCEL` of request `id`: see the type's docs.
+    fn cancel(&mut self, id: u32) {
+        if let Some(claim) = self.pending.claims.remove(&id) {
+            claim.cancel();
         }
     }
 }
@@ -211,8 +364,25 @@ impl Service<Incoming> for KvService {
 
     fn call(&mut self, incoming: Incoming) -> Self::Future {
         match incoming {
-            Incoming::Request(request) => self.start(request),
+            Incoming::Request(request) => self.start(request, None),
             Incoming::Rejected(response) => ResponseFuture::ready(response),
+            Incoming::Identified {
+                id,
+                deadline,
+                request,
+            } => {
+                let future = if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    ResponseFuture::ready(lost(Lost::DeadlineExceeded))
+                } else {
+                    self.start(request, Some(Identified { id, deadline }))
+                };
+                future.answering(id)
+            }
+            Incoming::Cancel { id } => {
+                self.cancel(id);
+                // No answer of its own: the server's order drops it.
+                ResponseFuture::ready(Response::ok_empty())
+            }
         }
     }
 }
@@ -227,7 +397,7 @@ impl Service<Request> for KvService {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        self.start(request)
+        self.start(request, None)
     }
 }
 
@@ -235,6 +405,11 @@ impl Service<Request> for KvService {
 #[derive(Debug)]
 pub struct ResponseFuture {
     state: State,
+    /// The request id the answer carries (0 on 1.1).
+    id: u32,
+    /// For work queued for the log on version 2: lost (cancelled, expired)
+    /// means that answer, at once.
+    claim: Option<Arc<Claim>>,
 }
 
 #[derive(Debug)]
@@ -249,10 +424,30 @@ enum State {
 }
 
 impl ResponseFuture {
+    fn new(state: State, claim: Option<Arc<Claim>>) -> Self {
+        ResponseFuture { state, id: 0, claim }
+    }
+
+    /// Answered already; with the response's own id (a rejection's).
     fn ready(response: Response) -> Self {
-        ResponseFuture {
-            state: State::Ready(Some(response)),
-        }
+        let id = response.id;
+        Self::new(State::Ready(Some(response)), None).answering(id)
+    }
+
+    fn answering(mut self, id: u32) -> Self {
+        self.id = id;
+        self
+    }
+}
+
+/// The answer to work that was never applied.
+fn lost(why: Lost) -> Response {
+    match why {
+        Lost::Cancelled => Response::error(Status::Cancelled, "cancelled before it took effect"),
+        Lost::DeadlineExceeded => Response::error(
+            Status::DeadlineExceeded,
+            "the deadline passed before the request started; it had no effect",
+        ),
     }
 }
 
@@ -261,17 +456,35 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every state is `Unpin`: nothing here is pinned structurally.
-        let response = match &mut self.get_mut().state {
-            State::Ready(response) => response.take().expect("ResponseFuture polled after it completed"),
-            State::Write(write) => answer(futures::ready!(Pin::new(write).poll(cx))),
-            State::ReadInOrder(read) => match futures::ready!(Pin::new(read).poll(cx)) {
+        let this = self.get_mut();
+        let lost_claim = |claim: &Option<Arc<Claim>>| claim.as_ref().and_then(|claim| claim.lost());
+        if let Some(claim) = &this.claim {
+            // Lost while the writer is busy: answered now, not when the
+            // writer comes to drop it.
+            claim.register(cx.waker());
+        }
+        let response = match (lost_claim(&this.claim), &mut this.state) {
+            (Some(why), _) => lost(why),
+            (None, State::Ready(response)) => {
+                response.take().expect("ResponseFuture polled after it completed")
+            }
+            (None, State::Write(write)) => answer(futures::ready!(Pin::new(write).poll(cx))),
+            (None, State::ReadInOrder(read)) => match futures::ready!(Pin::new(read).poll(cx)) {
                 Some(value) => Response::ok(value),
                 None => Response::not_found(),
             },
         };
-        Poll::Ready(Ok(response))
+        // Lost while it was being polled: the writer dropped it (the
+        // answer above is then `Closed`, or a read of the store).
+        let response = match lost_claim(&this.claim) {
+            Some(why) => lost(why),
+            None => response,
+        };
+        Poll::Ready(Ok(response.with_id(this.id)))
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;

@@ -25,6 +25,11 @@ pub struct Reply {
     pub response: Response,
     /// Close the connection after it.
     pub close: bool,
+    /// Write nothing: the reply to a version 2 `CANCEL`, which has no
+    /// answer of its own. (A server with [`ByRequestId`](crate::kv::ByRequestId)
+    /// as its order drops it before it reaches the codec; one answering in
+    /// order hands it to the codec, which writes nothing for it.)
+    pub silent: bool,
 }
 
 impl Reply {
@@ -33,6 +38,15 @@ impl Reply {
         Reply {
             response,
             close: false,
+            silent: false,
+        }
+    }
+
+    /// The reply to a `CANCEL`: nothing is written.
+    pub fn silent(response: Response) -> Self {
+        Reply {
+            silent: true,
+            ..Reply::keep(response)
         }
     }
 
@@ -51,10 +65,20 @@ impl Reply {
     }
 }
 
+/// A response after which the connection goes on ([`Reply::keep`]).
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply::keep(response)
+    }
+}
+
 impl Encoder<Reply> for ServerCodec {
     type Error = CodecError;
 
     fn encode(&mut self, reply: Reply, dst: &mut BytesMut) -> Result<(), CodecError> {
+        if reply.silent {
+            return Ok(());
+        }
         self.encode(reply.response, dst)
     }
 }
@@ -80,7 +104,11 @@ struct Gate {
 /// reaches `S`, and `S` answers `AUTH` with `OK`.
 ///
 /// The decision is made when a request is *called*, so a pipelined
-/// `AUTH` followed by requests authenticates them.
+/// `AUTH` followed by requests authenticates them. Version 2 requests
+/// are held to the same rule and answered with their ids (`HELLO` before
+/// `AUTH` is answered `UNAUTHENTICATED`, so a connection only reaches
+/// version 2 authenticated); a `CANCEL` reaches `S` (there is nothing to
+/// cancel before `AUTH`) and its reply is [silent](Reply::silent).
 #[derive(Debug, Clone)]
 pub struct RequireAuth<S> {
     inner: S,
@@ -164,8 +192,8 @@ impl Gate {
 
 fn unauthenticated(message: &str, close: bool) -> Reply {
     Reply {
-        response: Response::error(Status::Unauthenticated, message),
         close,
+        ..Reply::keep(Response::error(Status::Unauthenticated, message))
     }
 }
 
@@ -183,22 +211,30 @@ where
     }
 
     fn call(&mut self, incoming: Incoming) -> Self::Future {
-        let answer = match (&incoming, &self.gate) {
-            (Incoming::Request(Request::Auth { token }), Some(gate)) => {
+        let (request, id) = match &incoming {
+            Incoming::Request(request) => (Some(request), 0),
+            Incoming::Identified { id, request, .. } => (Some(request), *id),
+            Incoming::Rejected(_) | Incoming::Cancel { .. } => (None, 0),
+        };
+        let answer = match (request, &self.gate) {
+            (Some(Request::Auth { token }), Some(gate)) => {
                 Some(gate.check(token, self.peer, &mut self.authenticated))
             }
-            (Incoming::Request(_), Some(_)) if !self.authenticated => {
+            (Some(_), Some(_)) if !self.authenticated => {
                 Some(unauthenticated("AUTH required: this server has a token", false))
             }
             _ => None,
         };
+        let reply: fn(Response) -> Reply = match incoming {
+            Incoming::Cancel { .. } => Reply::silent,
+            _ => Reply::keep,
+        };
         match answer {
-            Some(reply) => Either::Left(futures::future::ready(Ok(reply))),
-            None => Either::Right(
-                self.inner
-                    .call(incoming)
-                    .map_ok(Reply::keep as fn(Response) -> Reply),
-            ),
+            Some(mut answer) => {
+                answer.response.id = id;
+                Either::Left(futures::future::ready(Ok(answer)))
+            }
+            None => Either::Right(self.inner.call(incoming).map_ok(reply)),
         }
     }
 }

@@ -53,29 +53,42 @@ where
             token: self.token.as_bytes().clone(),
         };
         async move {
-            transport
-                .send(auth)
-                .await
-                .map_err(|e| HandshakeError::failed(e.into()))?;
-            let response = match transport.next().await {
-                Some(Ok(response)) => response,
-                Some(Err(error)) => return Err(HandshakeError::failed(error.into())),
-                None => {
-                    return Err(HandshakeError::failed(
-                        "the server closed the connection during AUTH",
-                    ))
-                }
-            };
+            let response = exchange(&mut transport, auth).await?;
             match response.status {
                 Status::Ok => Ok(transport),
-                Status::Unauthenticated => Err(HandshakeError::rejected(KvError::Unauthenticated {
-                    message: response.message(),
-                })),
-                status => Err(HandshakeError::failed(KvError::UnexpectedStatus {
-                    status,
-                    command: "AUTH",
-                })),
+                _ => Err(refused(&response, "AUTH")),
             }
         }
+    }
+}
+
+/// Sends `request` on a new connection and reads its one answer.
+pub(crate) async fn exchange<T, E>(transport: &mut T, request: Request) -> Result<Response, HandshakeError>
+where
+    T: Sink<Request, Error = E> + Stream<Item = Result<Response, E>> + Unpin,
+    E: Into<BoxError>,
+{
+    let command = request.command().name();
+    transport
+        .send(request)
+        .await
+        .map_err(|e| HandshakeError::failed(e.into()))?;
+    match transport.next().await {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(error)) => Err(HandshakeError::failed(error.into())),
+        None => Err(HandshakeError::failed(format!(
+            "the server closed the connection during {command}"
+        ))),
+    }
+}
+
+/// A handshake's error for an answer it cannot go on with:
+/// `UNAUTHENTICATED` is a refusal (never retried), anything else a failure.
+pub(crate) fn refused(response: &Response, command: &'static str) -> HandshakeError {
+    match response.status {
+        Status::Unauthenticated => HandshakeError::rejected(KvError::Unauthenticated {
+            message: response.message(),
+        }),
+        status => HandshakeError::failed(KvError::UnexpectedStatus { status, command }),
     }
 }

@@ -25,6 +25,7 @@ mod token;
 
 pub use gate::{Authenticator, Reply, RequireAuth};
 pub use handshake::AuthHandshake;
+pub(crate) use handshake::{exchange, refused};
 pub use limiter::AuthLimits;
 pub use token::{AuthToken, EmptyToken};
 

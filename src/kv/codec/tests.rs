@@ -30,7 +30,7 @@ fn decode_one(codec: &mut ServerCodec, bytes: &[u8]) -> Incoming {
 fn rejected_status(incoming: Incoming) -> Status {
     match incoming {
         Incoming::Rejected(response) => response.status,
-        Incoming::Request(request) => panic!("expected a rejection, got {request:?}"),
+        other => panic!("expected a rejection, got {other:?}"),
     }
 }
 
@@ -112,10 +112,12 @@ fn every_command_decodes_on_the_server() {
 
 #[test]
 fn every_status_round_trips() {
+    // 1.1's statuses; version 2's are tested in `v2_tests`.
     for byte in 0x00..=0x07u8 {
         let status = Status::from_byte(byte).unwrap();
         let response = Response {
             status,
+            id: 0,
             value: Bytes::from_static(b"payload"),
         };
         let mut buf = BytesMut::new();
@@ -173,7 +175,9 @@ fn several_frames_in_one_buffer() {
 
 #[test]
 fn every_byte_that_is_no_command_is_a_bad_request() {
-    // Version 1.1 has 0x01..=0x06; this implementation adds HEALTH at 0x80.
+    // Version 1.1 has 0x01..=0x06, version 2 HELLO (0x07, whose empty
+    // value is malformed) and CANCEL (0x08, no 1.1 frame); this
+    // implementation adds HEALTH at 0x80.
     for byte in (0u8..=255).filter(|b| !(0x01..=0x06).contains(b) && *b != 0x80) {
         let mut buf = raw_frame(byte, b"", b"");
         let decoded = ServerCodec::new().decode(&mut buf).unwrap().unwrap();
@@ -293,11 +297,15 @@ fn peer_closing_mid_frame_drops_the_partial_frame() {
 
 #[test]
 fn client_rejects_unknown_status_and_over_limit_responses() {
-    let mut buf = BytesMut::from(&b"\x09\x00\x00\x00\x00"[..]);
-    assert!(matches!(
-        ClientCodec::new().decode(&mut buf),
-        Err(CodecError::UnknownStatus(0x09))
-    ));
+    for status in [0x08, 0x0b, 0x0c] {
+        // 0x08..=0x0B are version 2's: unknown to a 1.1 connection.
+        let mut buf = BytesMut::from(&[status, 0, 0, 0, 0][..]);
+        let error = ClientCodec::new().decode(&mut buf).unwrap_err();
+        assert!(
+            matches!(error, CodecError::UnknownStatus(s) if s == status),
+            "{error:?}"
+        );
+    }
 
     let mut codec = ClientCodec::with_limits(Limits {
         max_key_bytes: 0,
@@ -309,11 +317,11 @@ fn client_rejects_unknown_status_and_over_limit_responses() {
     assert_eq!(buf.capacity(), capacity);
 }
 
-fn bytes_strategy(max: usize) -> impl Strategy<Value = Bytes> {
+pub(super) fn bytes_strategy(max: usize) -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
 }
 
-fn request_strategy() -> impl Strategy<Value = Request> {
+pub(super) fn request_strategy() -> impl Strategy<Value = Request> {
     prop_oneof![
         bytes_strategy(64).prop_map(|payload| Request::Ping { payload }),
         bytes_strategy(64).prop_map(|key| Request::Get { key }),
@@ -326,7 +334,7 @@ fn request_strategy() -> impl Strategy<Value = Request> {
 }
 
 fn status_strategy() -> impl Strategy<Value = Status> {
-    (0u8..=7).prop_map(|b| Status::from_byte(b).unwrap())
+    (0u8..=0x07).prop_map(|b| Status::from_byte(b).unwrap())
 }
 
 proptest! {
@@ -345,7 +353,7 @@ proptest! {
 
     #[test]
     fn response_round_trip(status in status_strategy(), value in bytes_strategy(512)) {
-        let response = Response { status, value };
+        let response = Response { status, id: 0, value };
         let mut buf = BytesMut::new();
         ServerCodec::new().encode(response.clone(), &mut buf).unwrap();
         prop_assert_eq!(ClientCodec::new().decode(&mut buf).unwrap(), Some(response));
@@ -447,6 +455,7 @@ proptest! {
                         Request::Health => (&Bytes::new(), &Bytes::new()),
                         Request::Get { key } | Request::Delete { key } => (key, &Bytes::new()),
                         Request::Put { key, value } | Request::PutTtl { key, value, .. } => (key, value),
+                        Request::Hello { .. } => (&Bytes::new(), &Bytes::new()),
                     };
                     prop_assert!(key.len() <= SMALL.max_key_bytes as usize);
                     prop_assert!(value.len() <= SMALL.max_value_bytes as usize);
@@ -454,6 +463,7 @@ proptest! {
                 Incoming::Rejected(response) => {
                     after_too_large = response.status == Status::TooLarge;
                 }
+                other => prop_assert!(false, "a 1.1 connection decoded {:?}", other),
             }
         }
     }
@@ -519,5 +529,5 @@ fn every_command_and_status_byte_is_its_own_and_named_as_in_protocol_md() {
             assert!(protocol.contains(&row), "PROTOCOL.md has no row {row}");
         }
     }
-    assert_eq!(known, 7 + 8, "seven commands and eight statuses");
+    assert_eq!(known, 9 + 12, "nine commands and twelve statuses");
 }

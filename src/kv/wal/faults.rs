@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Switches that make the writes or fsyncs of a log's file fail until
 /// reset. Clones share the switches.
@@ -16,6 +16,14 @@ use std::sync::Arc;
 pub(crate) struct Faults {
     fail_writes: Arc<AtomicBool>,
     fail_fsyncs: Arc<AtomicBool>,
+    hold: Arc<(Mutex<Hold>, Condvar)>,
+}
+
+/// Whether writes wait, and whether the writer is waiting in one now.
+#[derive(Debug, Default)]
+struct Hold {
+    on: bool,
+    waiting: bool,
 }
 
 impl Faults {
@@ -23,6 +31,36 @@ impl Faults {
     pub(crate) fn inject(&self, fail_writes: bool, fail_fsyncs: bool) {
         self.fail_writes.store(fail_writes, Relaxed);
         self.fail_fsyncs.store(fail_fsyncs, Relaxed);
+    }
+
+    /// Makes the writer's next writes wait (inside `write_all`, so with
+    /// their batch taken) until [`release`](Self::release).
+    pub(crate) fn hold(&self) {
+        self.hold.0.lock().unwrap().on = true;
+    }
+
+    /// Blocks until the writer is waiting in a held write.
+    pub(crate) fn wait_until_held(&self) {
+        let (lock, changed) = &*self.hold;
+        let _held = changed
+            .wait_while(lock.lock().unwrap(), |hold| !hold.waiting)
+            .unwrap();
+    }
+
+    /// Lets held writes go on.
+    pub(crate) fn release(&self) {
+        let (lock, changed) = &*self.hold;
+        lock.lock().unwrap().on = false;
+        changed.notify_all();
+    }
+
+    fn wait_while_held(&self) {
+        let (lock, changed) = &*self.hold;
+        let mut hold = lock.lock().unwrap();
+        hold.waiting = true;
+        changed.notify_all();
+        hold = changed.wait_while(hold, |hold| hold.on).unwrap();
+        hold.waiting = false;
     }
 
     fn check(switch: &AtomicBool, op: &str) -> io::Result<()> {
@@ -43,6 +81,7 @@ struct FaultyFile {
 
 impl LogFile for FaultyFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.faults.wait_while_held();
         Faults::check(&self.faults.fail_writes, "write")?;
         self.file.write_all(buf)
     }

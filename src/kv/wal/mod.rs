@@ -4,6 +4,7 @@
 //! compaction, failures — is documented on [`Wal`], the public face of this
 //! module.
 
+mod claim;
 mod compaction;
 mod config;
 mod error;
@@ -17,6 +18,7 @@ mod repair;
 mod tail;
 mod writer;
 
+pub use claim::{Claim, Lost};
 pub use config::{FsyncPolicy, UnknownFsyncPolicy, WalConfig};
 pub use error::WalError;
 pub use read::ReadInOrder;
@@ -56,6 +58,13 @@ pub enum Mutation {
 }
 
 impl Mutation {
+    /// The key it changes.
+    pub fn key(&self) -> &Bytes {
+        match self {
+            Mutation::Put { key, .. } | Mutation::Delete { key } => key,
+        }
+    }
+
     fn encoded_len_hint(&self) -> usize {
         match self {
             Mutation::Put { key, value, .. } => 21 + key.len() + value.len(),
@@ -205,6 +214,18 @@ impl Wal {
     /// The write happens whether or not the future is polled: call order is
     /// log order.
     pub fn append(&self, mutation: Mutation) -> Append {
+        self.send_append(mutation, None)
+    }
+
+    /// [`append`](Self::append), unless `claim` is lost before the writer
+    /// takes the mutation (cancelled, or its deadline passed): then it is
+    /// never logged nor applied, and the returned future resolves to
+    /// [`WalError::Closed`] — read [`Claim::lost`] for why.
+    pub fn append_claimed(&self, mutation: Mutation, claim: Arc<Claim>) -> Append {
+        self.send_append(mutation, Some(claim))
+    }
+
+    fn send_append(&self, mutation: Mutation, claim: Option<Arc<Claim>>) -> Append {
         let (reply, receiver) = oneshot::channel();
         let bytes = record::payload_len(&mutation);
         if bytes > u64::from(record::MAX_PAYLOAD) {
@@ -216,7 +237,7 @@ impl Wal {
         }
         // If the writer is gone the message, and with it `reply`, is dropped:
         // the future then resolves to `Closed`.
-        let _ = self.inner.messages.send(Message::Append(mutation, reply));
+        let _ = self.inner.messages.send(Message::Append(mutation, reply, claim));
         Append {
             reply: receiver.shared(),
         }
@@ -236,10 +257,22 @@ impl Wal {
     /// the future is polled. If the log has been shut down, the store is
     /// read as it is (no append can change it any more).
     pub fn read(&self, key: Bytes) -> ReadInOrder {
+        self.send_read(key, None)
+    }
+
+    /// [`read`](Self::read), unless `claim` is lost before the writer takes
+    /// the read: then it is never answered by the writer (the future reads
+    /// the store as a read after a shutdown would — check [`Claim::lost`]
+    /// before using its answer).
+    pub fn read_claimed(&self, key: Bytes, claim: Arc<Claim>) -> ReadInOrder {
+        self.send_read(key, Some(claim))
+    }
+
+    fn send_read(&self, key: Bytes, claim: Option<Arc<Claim>>) -> ReadInOrder {
         let (reply, receiver) = oneshot::channel();
         // If the writer is gone the message, and with it `reply`, is dropped:
         // the future then reads the store itself.
-        let _ = self.inner.messages.send(Message::Read(key.clone(), reply));
+        let _ = self.inner.messages.send(Message::Read(key.clone(), reply, claim));
         ReadInOrder::new(receiver, key, self.inner.store.clone())
     }
 
@@ -342,6 +375,6 @@ impl Future for Append {
 }
 
 #[cfg(test)]
-mod faults;
+pub(crate) mod faults;
 #[cfg(test)]
 mod tests;

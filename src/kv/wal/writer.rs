@@ -7,7 +7,7 @@ use super::lock::DirLock;
 use super::log_file::LogFile;
 use super::read::{QueuedReads, ReadReply};
 use super::recovery::Recovered;
-use super::{compaction, record, Applied, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
+use super::{compaction, record, Applied, Claim, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
 use crate::kv::store::Store;
 use bytes::Bytes;
 use health::Failure;
@@ -30,9 +30,11 @@ pub(crate) type Reply = oneshot::Sender<Result<Applied, WalError>>;
 /// What a [`Wal`](super::Wal) handle sends the writer.
 #[derive(Debug)]
 pub(crate) enum Message {
-    Append(Mutation, Reply),
-    /// Read a key at this place in the order of appends (see `read.rs`).
-    Read(Bytes, ReadReply),
+    /// Log and apply a mutation, unless its claim is lost first.
+    Append(Mutation, Reply, Option<Arc<Claim>>),
+    /// Read a key at this place in the order of appends (see `read.rs`),
+    /// unless its claim is lost first.
+    Read(Bytes, ReadReply, Option<Arc<Claim>>),
     /// Log everything sent before, fsync, stop.
     Shutdown(oneshot::Sender<Result<(), WalError>>),
 }
@@ -123,11 +125,20 @@ impl Writer {
             let mut batch_bytes = 0;
             while let Some(message) = next.take() {
                 match message {
-                    Message::Append(mutation, reply) => {
-                        batch_bytes += mutation.encoded_len_hint();
-                        self.batch.push((mutation, reply));
+                    // Taking a claimed operation into the batch is the
+                    // moment it can no longer be cancelled or expire (see
+                    // `claim.rs`); a lost one is dropped, never applied.
+                    Message::Append(mutation, reply, claim) => {
+                        if claim.is_none_or(|claim| claim.take()) {
+                            batch_bytes += mutation.encoded_len_hint();
+                            self.batch.push((mutation, reply));
+                        }
                     }
-                    Message::Read(key, reply) => self.reads.push(self.batch.len(), key, reply),
+                    Message::Read(key, reply, claim) => {
+                        if claim.is_none_or(|claim| claim.take()) {
+                            self.reads.push(self.batch.len(), key, reply);
+                        }
+                    }
                     Message::Shutdown(reply) => {
                         shutdown = Some(reply);
                         break;
