@@ -120,6 +120,11 @@ impl Watch {
         }
     }
 
+    /// How long after a ping the connection is given up.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.setting.timeout
+    }
+
     /// Something was received from the peer.
     pub(crate) fn heard(&mut self) {
         self.heard = true;

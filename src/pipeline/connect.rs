@@ -1,6 +1,7 @@
 //! [`MakePipeline`]: a connector of pipelines, from a connector of transports.
 
 use super::client::{Builder, Pipeline};
+use super::keepalive::{NoPing, Pinger};
 use crate::transport::Transport;
 use crate::BoxError;
 use futures::ready;
@@ -41,15 +42,15 @@ use tower::Service;
 /// # Ok(())
 /// # }
 /// ```
-pub struct MakePipeline<M, Req> {
+pub struct MakePipeline<M, Req, P = NoPing> {
     connector: M,
-    builder: Builder,
+    builder: Builder<P>,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<M, Req> MakePipeline<M, Req> {
+impl<M, Req, P> MakePipeline<M, Req, P> {
     /// Pipelines built by `builder` over the transports `connector` makes.
-    pub fn new(connector: M, builder: Builder) -> Self {
+    pub fn new(connector: M, builder: Builder<P>) -> Self {
         MakePipeline {
             connector,
             builder,
@@ -63,13 +64,13 @@ impl<M, Req> MakePipeline<M, Req> {
     }
 }
 
-impl<M: Clone, Req> Clone for MakePipeline<M, Req> {
+impl<M: Clone, Req, P: Clone> Clone for MakePipeline<M, Req, P> {
     fn clone(&self) -> Self {
         Self::new(self.connector.clone(), self.builder.clone())
     }
 }
 
-impl<M: fmt::Debug, Req> fmt::Debug for MakePipeline<M, Req> {
+impl<M: fmt::Debug, Req, P: fmt::Debug> fmt::Debug for MakePipeline<M, Req, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MakePipeline")
             .field("connector", &self.connector)
@@ -78,8 +79,9 @@ impl<M: fmt::Debug, Req> fmt::Debug for MakePipeline<M, Req> {
     }
 }
 
-impl<M, Target, Req> Service<Target> for MakePipeline<M, Req>
+impl<M, Target, Req, P> Service<Target> for MakePipeline<M, Req, P>
 where
+    P: Pinger<Req>,
     M: Service<Target>,
     M::Response: Transport<Req> + Send + 'static,
     <M::Response as Transport<Req>>::Error: Into<BoxError>,
@@ -88,7 +90,7 @@ where
 {
     type Response = Pipeline<Req, <M::Response as Transport<Req>>::Response>;
     type Error = M::Error;
-    type Future = MakeFuture<M::Future, Req>;
+    type Future = MakeFuture<M::Future, Req, P>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), M::Error>> {
         self.connector.poll_ready(cx)
@@ -106,21 +108,22 @@ where
 /// The future of [`MakePipeline`]: connects, then spawns the pipeline's
 /// connection task.
 #[pin_project]
-pub struct MakeFuture<F, Req> {
+pub struct MakeFuture<F, Req, P = NoPing> {
     #[pin]
     connecting: F,
-    builder: Option<Builder>,
+    builder: Option<Builder<P>>,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<F, Req> fmt::Debug for MakeFuture<F, Req> {
+impl<F, Req, P> fmt::Debug for MakeFuture<F, Req, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MakeFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, T, E, Req> Future for MakeFuture<F, Req>
+impl<F, T, E, Req, P> Future for MakeFuture<F, Req, P>
 where
+    P: Pinger<Req>,
     F: Future<Output = Result<T, E>>,
     T: Transport<Req> + Send + 'static,
     <T as Transport<Req>>::Error: Into<BoxError>,

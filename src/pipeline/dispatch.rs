@@ -5,6 +5,7 @@ use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
 use super::metrics::PipelineMetrics;
 use super::sweep::Sweep;
+use crate::keepalive::{Action, Keepalive, Watch};
 use crate::transport::Transport;
 use crate::BoxError;
 use pin_project::{pin_project, pinned_drop};
@@ -38,6 +39,12 @@ impl Status {
         self.error.get().cloned()
     }
 
+    /// The peer sent GOAWAY: the connection takes no new work, and says so
+    /// to callers as its error (a later failure does not replace it).
+    pub(crate) fn go_away(&self) {
+        let _ = self.fail(Error::GoingAway);
+    }
+
     pub(crate) fn release(&self, permits: usize) {
         if permits > 0 {
             self.semaphore.add_permits(permits);
@@ -46,7 +53,7 @@ impl Status {
 
     /// Records why the connection failed (the first reason wins) and wakes
     /// every caller waiting for capacity so that it sees it.
-    fn fail(&self, error: Error) -> Error {
+    pub(crate) fn fail(&self, error: Error) -> Error {
         let error = self.error.get_or_init(|| error).clone();
         self.semaphore.close();
         error
@@ -77,6 +84,11 @@ where
     sweep: Sweep,
     metrics: PipelineMetrics,
     max_batch: usize,
+    /// Keepalive, when the builder was given a ping: the watch, and the
+    /// function that makes the ping.
+    keepalive: Option<(Watch, fn() -> Req)>,
+    /// The watch asked for a ping that is not written yet.
+    ping_due: bool,
     needs_flush: bool,
     /// This pass's flush was put off once, to gather more requests.
     flush_deferred: bool,
@@ -117,6 +129,7 @@ where
         rx: mpsc::UnboundedReceiver<Message<Req, T::Response>>,
         status: Arc<Status>,
         max_batch: usize,
+        keepalive: Option<(fn() -> Req, Keepalive)>,
     ) -> Self {
         Dispatch {
             transport,
@@ -127,6 +140,8 @@ where
             sweep: Sweep::default(),
             metrics: PipelineMetrics::new(),
             max_batch,
+            keepalive: keepalive.map(|(ping, setting)| (Watch::new(setting), ping)),
+            ping_due: false,
             needs_flush: false,
             flush_deferred: false,
             handles_gone: false,
@@ -157,6 +172,23 @@ where
                 fail_all(&mut this, error);
                 *this.done = true;
                 return Poll::Ready(());
+            }
+        }
+        // Keepalive, after this pass's answers were read (each one heard).
+        if let Some((watch, _)) = this.keepalive.as_mut() {
+            while let Poll::Ready(action) = watch.poll(cx) {
+                match action {
+                    Action::Ping => {
+                        *this.ping_due = true;
+                        cx.waker().wake_by_ref();
+                    }
+                    Action::Dead => {
+                        let timeout = watch.timeout();
+                        fail_all(&mut this, Error::Unresponsive(timeout));
+                        *this.done = true;
+                        return Poll::Ready(());
+                    }
+                }
             }
         }
         // The deadlines: rarely due, and then once per timeout period.
@@ -215,7 +247,7 @@ where
             }
             _ => false,
         };
-        if !writing && this.queue.is_empty() && *this.handles_gone {
+        if !writing && !*this.ping_due && this.queue.is_empty() && *this.handles_gone {
             break;
         }
         match this.transport.as_mut().poll_ready(cx) {
@@ -235,6 +267,16 @@ where
                 start_send(this, request)?;
                 many_written(this);
                 written += 1;
+            }
+            continue;
+        }
+        if std::mem::take(this.ping_due) {
+            // Between calls, never inside a batch: answers come in order.
+            if let Some((_, ping)) = this.keepalive.as_ref() {
+                let ping = ping();
+                start_send(this, ping)?;
+                this.pending.push_back(Pending::Ping);
+                this.metrics.pinged();
             }
             continue;
         }
@@ -326,7 +368,12 @@ where
     // 3. Hand every response that has arrived to the oldest waiting caller.
     loop {
         match this.transport.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(response))) => answer(this, response, released)?,
+            Poll::Ready(Some(Ok(response))) => {
+                if let Some((watch, _)) = this.keepalive.as_mut() {
+                    watch.heard();
+                }
+                answer(this, response, released)?
+            }
             Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
             Poll::Ready(None) => return Err(Error::Closed),
             Poll::Pending => break,
@@ -370,6 +417,10 @@ where
 {
     match this.pending.front_mut() {
         None => Err(Error::UnexpectedResponse),
+        Some(Pending::Ping) => {
+            this.pending.pop_front();
+            Ok(())
+        }
         Some(Pending::One { tx, sent, .. }) => {
             this.metrics.answered(*sent);
             // A caller that stopped waiting just doesn't get it.

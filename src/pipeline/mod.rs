@@ -72,12 +72,22 @@ mod client;
 mod connect;
 mod dispatch;
 mod error;
+mod keepalive;
 mod message;
 mod metrics;
 mod sweep;
+
+// What the tagged multiplexer shares with this one.
+pub(crate) use batch::{call_batch, BatchFlow, BatchQueue};
+pub(crate) use client::Permit;
+pub(crate) use dispatch::Status;
+pub(crate) use message::{BatchReply, Message, Reply};
+pub(crate) use metrics::PipelineMetrics;
+pub(crate) use sweep::Sweep;
 
 pub use batch::BatchFuture;
 pub use client::{Builder, Pipeline, ResponseFuture};
 pub use connect::{MakeFuture, MakePipeline};
 pub use dispatch::Dispatch;
 pub use error::Error;
+pub use keepalive::{NoPing, Ping, Pinger};
