@@ -20,6 +20,33 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
 
+/// A call waiting in a connection task's queue: the pipeline queues its
+/// messages as they are, the tagged multiplexer with their call's id.
+pub(crate) trait Queued<Req, Resp> {
+    fn message(&self) -> &Message<Req, Resp>;
+    fn into_message(self) -> Message<Req, Resp>;
+}
+
+impl<Req, Resp> Queued<Req, Resp> for Message<Req, Resp> {
+    fn message(&self) -> &Message<Req, Resp> {
+        self
+    }
+
+    fn into_message(self) -> Message<Req, Resp> {
+        self
+    }
+}
+
+impl<Id, Req, Resp> Queued<Req, Resp> for (Id, Message<Req, Resp>) {
+    fn message(&self) -> &Message<Req, Resp> {
+        &self.1
+    }
+
+    fn into_message(self) -> Message<Req, Resp> {
+        self.1
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Sweep {
     /// No waiting request has an earlier deadline (it may be earlier than
@@ -62,23 +89,22 @@ impl Sweep {
     /// Answers every queued call whose deadline is at or before `now` with a
     /// timeout (it is never written) and notes the deadlines of the others.
     /// Returns the permits that frees; adds the requests failed to `expired`.
-    pub(crate) fn expire_queued<Req, Resp>(
-        &mut self,
-        now: Instant,
-        queue: &mut VecDeque<Message<Req, Resp>>,
-        expired: &mut usize,
-    ) -> usize {
+    pub(crate) fn expire_queued<Req, Resp, Q>(&mut self, now: Instant, queue: &mut VecDeque<Q>, expired: &mut usize) -> usize
+    where
+        Q: Queued<Req, Resp>,
+    {
         let mut released = 0;
-        for message in std::mem::take(queue) {
+        for queued in std::mem::take(queue) {
+            let message = queued.message();
             match message.deadline() {
                 Some(at) if at <= now => {
                     released += message.permits();
                     *expired += message.permits();
-                    message.fail(Error::TimedOut);
+                    queued.into_message().fail(Error::TimedOut);
                 }
                 deadline => {
                     self.note(deadline);
-                    queue.push_back(message);
+                    queue.push_back(queued);
                 }
             }
         }

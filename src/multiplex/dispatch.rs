@@ -1,0 +1,652 @@
+//! The task that owns the transport: tags and writes requests, matches
+//! answers by tag, writes cancels and pings, keeps the deadlines.
+
+use super::client::CallId;
+use super::protocol::{Answers, Outgoing, Tag, Tagged};
+use super::tags::Tags;
+use super::written::{IdMap, Slot, WrittenBatch};
+use super::Error;
+use crate::keepalive::{Action, Keepalive, Watch};
+use crate::pipeline::{Message, PipelineMetrics, Status, Sweep};
+use crate::transport::Transport;
+use crate::BoxError;
+use pin_project::{pin_project, pinned_drop};
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// The future that drives one tagged connection.
+///
+/// It owns the transport. Each time it runs it takes note of the callers
+/// that stopped waiting, writes their cancels, a keepalive ping if one is
+/// due, then queued requests (up to `max_batch`; a batch's requests back to
+/// back), each with a free tag; flushes once for all of it; and hands each
+/// answer that has arrived to the caller its tag names. One timer keeps the
+/// deadlines of every request it holds, one the keepalive. It finishes when
+/// every [`Multiplex`](super::Multiplex) handle is gone and every tag is
+/// answered, when a peer that sent GOAWAY has answered every written
+/// request, or when the connection fails — then every waiting caller gets
+/// the error at once.
+#[pin_project(PinnedDrop, project = DispatchProj)]
+pub struct Dispatch<T, Req>
+where
+    T: Transport<Outgoing<Req>>,
+{
+    #[pin]
+    transport: T,
+    calls_rx: mpsc::UnboundedReceiver<(CallId, Message<Req, T::Response>)>,
+    drops_rx: mpsc::UnboundedReceiver<CallId>,
+    /// Received, not written yet.
+    queue: VecDeque<(CallId, Message<Req, T::Response>)>,
+    tags: Tags<Slot<T::Response>>,
+    /// The tag of each written single request whose caller still waits.
+    written: IdMap<Tag>,
+    /// Batches being written or answered (their callers may be gone).
+    batches: IdMap<WrittenBatch<Req, T::Response>>,
+    /// The batch being written, back to back.
+    writing: Option<CallId>,
+    /// Tags whose cancel is to be written.
+    cancels: Vec<Tag>,
+    keepalive: Option<Watch>,
+    /// The watch asked for a ping that is not written yet.
+    ping_due: bool,
+    status: Arc<Status>,
+    sweep: Sweep,
+    metrics: PipelineMetrics,
+    max_batch: usize,
+    needs_flush: bool,
+    /// This pass's flush was put off once, to gather more requests.
+    flush_deferred: bool,
+    handles_gone: bool,
+    /// The peer sent GOAWAY: nothing more is written but cancels.
+    going_away: bool,
+    done: bool,
+}
+
+impl<T, Req> fmt::Debug for Dispatch<T, Req>
+where
+    T: Transport<Outgoing<Req>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("queued", &self.queue.len())
+            .field("tags_in_flight", &self.tags.len())
+            .field("going_away", &self.going_away)
+            .field("handles_gone", &self.handles_gone)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one pass over the transport ended with.
+enum Step {
+    /// Nothing more can happen until a waker fires.
+    Idle,
+    /// Poll again after other tasks have run.
+    Again,
+}
+
+impl<T, Req> Dispatch<T, Req>
+where
+    T: Transport<Outgoing<Req>>,
+{
+    pub(super) fn new(
+        transport: T,
+        calls_rx: mpsc::UnboundedReceiver<(CallId, Message<Req, T::Response>)>,
+        drops_rx: mpsc::UnboundedReceiver<CallId>,
+        status: Arc<Status>,
+        max_batch: usize,
+        max_tag: Tag,
+        keepalive: Option<Keepalive>,
+    ) -> Self {
+        Dispatch {
+            transport,
+            calls_rx,
+            drops_rx,
+            queue: VecDeque::new(),
+            tags: Tags::new(max_tag),
+            written: IdMap::default(),
+            batches: IdMap::default(),
+            writing: None,
+            cancels: Vec::new(),
+            keepalive: keepalive.map(Watch::new),
+            ping_due: false,
+            status,
+            sweep: Sweep::default(),
+            metrics: PipelineMetrics::new(),
+            max_batch,
+            needs_flush: false,
+            flush_deferred: false,
+            handles_gone: false,
+            going_away: false,
+            done: false,
+        }
+    }
+}
+
+impl<T, Req> Future for Dispatch<T, Req>
+where
+    T: Transport<Outgoing<Req>>,
+    <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
+    T::Response: Tagged,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(());
+        }
+        let mut released = 0;
+        let step = poll_once(&mut this, cx, &mut released);
+        this.status.release(released);
+        match step {
+            Ok(Step::Idle) => {}
+            Ok(Step::Again) => cx.waker().wake_by_ref(),
+            Err(error) => return finish(&mut this, error),
+        }
+        // Keepalive, after this pass's answers were read (each one heard).
+        if let Some(watch) = this.keepalive.as_mut() {
+            while let Poll::Ready(action) = watch.poll(cx) {
+                match action {
+                    Action::Ping => {
+                        *this.ping_due = true;
+                        cx.waker().wake_by_ref();
+                    }
+                    Action::Dead => {
+                        let timeout = watch.timeout();
+                        return finish(&mut this, Error::Unresponsive(timeout));
+                    }
+                }
+            }
+        }
+        // The deadlines: rarely due, and then once per timeout period.
+        while this.sweep.poll_due(cx) {
+            let released = expire(&mut this);
+            this.status.release(released);
+            if !this.cancels.is_empty() {
+                cx.waker().wake_by_ref();
+            }
+        }
+        this.metrics.in_flight(this.tags.len() + this.queue.len());
+        let drained = this.tags.is_empty()
+            && this.queue.is_empty()
+            && this.batches.is_empty()
+            && this.cancels.is_empty()
+            && !*this.needs_flush;
+        if drained && (*this.handles_gone || *this.going_away) {
+            // Orderly end: nobody waits, and nobody can send more (or the
+            // peer takes no more). A failed close changes nothing for anyone.
+            let _ = futures::ready!(this.transport.as_mut().poll_close(cx));
+            // Callers that raced the GOAWAY still get their "not sent".
+            let end = if *this.going_away { Error::GoingAway } else { Error::Closed };
+            return finish(&mut this, end);
+        }
+        Poll::Pending
+    }
+}
+
+type Projected<'a, T, Req> = DispatchProj<'a, T, Req>;
+
+fn poll_once<T, Req>(this: &mut Projected<'_, T, Req>, cx: &mut Context<'_>, released: &mut usize) -> Result<Step, Error>
+where
+    T: Transport<Outgoing<Req>>,
+    <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
+    T::Response: Tagged,
+{
+    let mut step = Step::Idle;
+    this.metrics.new_pass();
+
+    // 1. Callers that stopped waiting, then every call queued since the
+    // last pass: O(1) each, and every deadline is known here.
+    while let Poll::Ready(Some(id)) = this.drops_rx.poll_recv(cx) {
+        abandon(this, id, released);
+    }
+    while !*this.handles_gone {
+        match this.calls_rx.poll_recv(cx) {
+            Poll::Ready(Some((id, message))) => {
+                if *this.going_away {
+                    *released += refuse(message);
+                } else {
+                    this.sweep.note(message.deadline());
+                    this.queue.push_back((id, message));
+                }
+            }
+            Poll::Ready(None) => *this.handles_gone = true,
+            Poll::Pending => break,
+        }
+    }
+
+    // 2. Write cancels, a due ping, the batch being written, then queued
+    // calls, each with a free tag; no flush yet.
+    let in_flight_before = this.tags.len();
+    let (mut written, mut cancels, mut blocked) = (0, 0, false);
+    // The clock, for the budgets: read at most once per pass.
+    let mut now = None;
+    loop {
+        if written == *this.max_batch {
+            step = Step::Again;
+            break;
+        }
+        let ping = *this.ping_due && this.tags.has_room();
+        let next_call = this.writing.is_some() || !this.queue.is_empty();
+        if this.cancels.is_empty() && !ping && !(next_call && this.tags.has_room()) {
+            // Nothing to write, or every tag in flight: an answer frees one.
+            break;
+        }
+        match this.transport.as_mut().poll_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
+            Poll::Pending => {
+                blocked = true;
+                break;
+            }
+        }
+        if let Some(tag) = this.cancels.pop() {
+            start_send(this, Outgoing::Cancel(tag))?;
+            cancels += 1;
+            continue;
+        }
+        if ping {
+            *this.ping_due = false;
+            if let Some(tag) = this.tags.take(Slot::Ping) {
+                start_send(this, Outgoing::Ping(tag))?;
+                this.metrics.pinged();
+            }
+            continue;
+        }
+        if let Some(id) = *this.writing {
+            if let Some(request) = write_part(this, id, &mut now) {
+                start_send(this, request)?;
+                written += 1;
+            }
+            continue;
+        }
+        let Some((id, message)) = this.queue.pop_front() else {
+            break;
+        };
+        if message.is_abandoned() {
+            // The caller gave up before anything was written: skip it.
+            *released += message.permits();
+            continue;
+        }
+        match message {
+            Message::One {
+                request,
+                tx,
+                deadline,
+            } => {
+                let sent = this.metrics.stamp();
+                let slot = Slot::One {
+                    call: id,
+                    tx: Some(tx),
+                    deadline,
+                    sent,
+                };
+                // There is room: checked above.
+                let Some(tag) = this.tags.take(slot) else {
+                    return Err(Error::Closed);
+                };
+                this.written.insert(id, tag);
+                let budget = budget(deadline, &mut now);
+                start_send(this, Outgoing::Request { tag, budget, request })?;
+                written += 1;
+            }
+            Message::Many {
+                requests,
+                tx,
+                deadline,
+                permits,
+            } => {
+                if requests.is_empty() {
+                    let _ = tx.send(Ok(Vec::new()));
+                    *released += permits;
+                    continue;
+                }
+                // Written from the top of the loop, request by request.
+                let sent = this.metrics.stamp();
+                let batch = WrittenBatch::new(requests, tx, deadline, permits, sent);
+                this.batches.insert(id, batch);
+                *this.writing = Some(id);
+            }
+        }
+    }
+    this.metrics.written(written);
+    PipelineMetrics::cancelled(cancels);
+
+    // 3. One flush for the whole pass, put off for one turn of the
+    // scheduler when others are in flight (as the pipeline does), so that
+    // callers about to queue more join this write.
+    let others_in_flight = in_flight_before > 0;
+    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred && !blocked {
+        *this.flush_deferred = true;
+        step = Step::Again;
+    } else if *this.needs_flush {
+        match this.transport.as_mut().poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                *this.needs_flush = false;
+                *this.flush_deferred = false;
+            }
+            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
+            Poll::Pending => {}
+        }
+    }
+
+    // 4. Hand every answer that has arrived to the caller its tag names.
+    loop {
+        match this.transport.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(response))) => {
+                if let Some(watch) = this.keepalive.as_mut() {
+                    watch.heard();
+                }
+                answer(this, response, released)?;
+            }
+            Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
+            Poll::Ready(None) => return Err(Error::Closed),
+            Poll::Pending => break,
+        }
+    }
+    this.metrics.answers_read();
+    // Answers may have freed tags that queued calls wait for.
+    if this.tags.has_room() && (!this.queue.is_empty() || this.writing.is_some()) && !blocked {
+        step = Step::Again;
+    }
+    Ok(step)
+}
+
+/// What remains of `deadline` now.
+fn budget(deadline: Option<Instant>, now: &mut Option<Instant>) -> Option<Duration> {
+    let deadline = deadline?;
+    let now = *now.get_or_insert_with(Instant::now);
+    Some(deadline.saturating_duration_since(now))
+}
+
+fn start_send<T, Req>(this: &mut Projected<'_, T, Req>, message: Outgoing<Req>) -> Result<(), Error>
+where
+    T: Transport<Outgoing<Req>>,
+    <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
+{
+    this.transport
+        .as_mut()
+        .start_send(message)
+        .map_err(Error::transport)?;
+    *this.needs_flush = true;
+    Ok(())
+}
+
+/// Tags the next request of the batch being written; `None` if it has no
+/// more (it is then no longer being written).
+fn write_part<T, Req>(this: &mut Projected<'_, T, Req>, id: CallId, now: &mut Option<Instant>) -> Option<Outgoing<Req>>
+where
+    T: Transport<Outgoing<Req>>,
+{
+    let batch = this.batches.get_mut(&id);
+    let next = batch.and_then(|batch| {
+        let request = batch.unwritten.next()?;
+        let slot = Slot::Part {
+            batch: id,
+            index: batch.tags.len(),
+            sent: batch.sent,
+        };
+        let tag = this.tags.take(slot)?;
+        batch.tags.push(tag);
+        batch.open += 1;
+        let budget = budget(batch.deadline, now);
+        Some((Outgoing::Request { tag, budget, request }, batch.unwritten.len()))
+    });
+    match next {
+        Some((request, left)) => {
+            if left == 0 {
+                *this.writing = None;
+            }
+            Some(request)
+        }
+        None => {
+            *this.writing = None;
+            None
+        }
+    }
+}
+
+/// Hands `response` to the caller its tag names, or acts on a message from
+/// the peer that answers no request.
+fn answer<T, Req>(this: &mut Projected<'_, T, Req>, response: T::Response, released: &mut usize) -> Result<(), Error>
+where
+    T: Transport<Outgoing<Req>>,
+    T::Response: Tagged,
+{
+    let tag = match response.answers() {
+        Answers::Request(tag) => tag,
+        Answers::GoAway => {
+            go_away(this, released);
+            return Ok(());
+        }
+        Answers::Nothing => return Ok(()),
+    };
+    // A tag not in flight: the two ends no longer agree on what is asked.
+    let slot = this.tags.free(tag).ok_or(Error::UnexpectedResponse)?;
+    match slot {
+        Slot::Ping => {}
+        Slot::One { call, tx, sent, .. } => {
+            this.metrics.answered_stamped(sent);
+            *released += 1;
+            // A caller that stopped waiting just doesn't get it.
+            if let Some(tx) = tx {
+                this.written.remove(&call);
+                let _ = tx.send(Ok(response));
+            }
+        }
+        Slot::Part { batch, index, sent } => {
+            this.metrics.answered_stamped(sent);
+            if let Some(written) = this.batches.get_mut(&batch) {
+                written.answered(index, response);
+                if written.is_complete() {
+                    if let Some(written) = this.batches.remove(&batch) {
+                        *released += written.permits;
+                        written.deliver();
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The caller of call `id` stopped waiting: a request written for it is
+/// cancelled (its tag stays in flight until the answer); one not written
+/// yet is skipped when its turn comes.
+fn abandon<T, Req>(this: &mut Projected<'_, T, Req>, id: CallId, released: &mut usize)
+where
+    T: Transport<Outgoing<Req>>,
+{
+    if let Some(tag) = this.written.remove(&id) {
+        if let Some(Slot::One { tx, .. }) = this.tags.get_mut(tag) {
+            if tx.take().is_some() {
+                this.cancels.push(tag);
+            }
+        }
+        return;
+    }
+    let Some(batch) = this.batches.get_mut(&id) else {
+        return;
+    };
+    if batch.tx.take().is_some() {
+        batch.cancel(this.cancels);
+    }
+    if *this.writing == Some(id) {
+        *this.writing = None;
+    }
+    if batch.is_complete() {
+        *released += batch.permits;
+        this.batches.remove(&id);
+    }
+}
+
+/// The peer reads no more requests: callers not written to fail with
+/// "not sent", written requests are still answered, no more pings.
+fn go_away<T, Req>(this: &mut Projected<'_, T, Req>, released: &mut usize)
+where
+    T: Transport<Outgoing<Req>>,
+{
+    if std::mem::replace(this.going_away, true) {
+        return;
+    }
+    tracing::debug!(in_flight = this.tags.len(), "the peer sent GOAWAY");
+    PipelineMetrics::went_away();
+    this.status.go_away();
+    *this.keepalive = None;
+    *this.ping_due = false;
+    for (_, message) in this.queue.drain(..) {
+        *released += refuse(message);
+    }
+    if let Some(id) = this.writing.take() {
+        if let Some(batch) = this.batches.get_mut(&id) {
+            let not_sent = Error::GoingAway.not_sent();
+            PipelineMetrics::failed(&not_sent, batch.refuse_rest(&not_sent));
+            if batch.is_complete() {
+                if let Some(batch) = this.batches.remove(&id) {
+                    *released += batch.permits;
+                    batch.deliver();
+                }
+            }
+        }
+    }
+}
+
+/// Fails a call not written because the peer sent GOAWAY; returns its
+/// permits.
+fn refuse<Req, Resp>(message: Message<Req, Resp>) -> usize {
+    let permits = message.permits();
+    let not_sent = Error::GoingAway.not_sent();
+    PipelineMetrics::failed(&not_sent, permits);
+    message.fail(not_sent);
+    permits
+}
+
+/// Answers every caller whose deadline has passed with a timeout — a queued
+/// call is never written, a written request is cancelled and its answer
+/// dropped — and notes the deadlines still waiting. Returns the permits
+/// that frees.
+fn expire<T, Req>(this: &mut Projected<'_, T, Req>) -> usize
+where
+    T: Transport<Outgoing<Req>>,
+{
+    let now = this.sweep.restart();
+    let mut expired = 0;
+    let mut released = this.sweep.expire_queued(now, this.queue, &mut expired);
+    for (tag, slot) in this.tags.iter_mut() {
+        if let Slot::One {
+            call,
+            tx: tx @ Some(_),
+            deadline: Some(at),
+            ..
+        } = slot
+        {
+            if *at <= now {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(Err(Error::TimedOut));
+                }
+                this.written.remove(call);
+                this.cancels.push(tag);
+                expired += 1;
+            } else {
+                this.sweep.note(Some(*at));
+            }
+        }
+    }
+    let writing = *this.writing;
+    this.batches.retain(|id, batch| {
+        if batch.tx.is_some() {
+            match batch.deadline {
+                Some(at) if at <= now => {
+                    if let Some(tx) = batch.tx.take() {
+                        let _ = tx.send(Err(Error::TimedOut));
+                    }
+                    expired += batch.permits;
+                    batch.cancel(this.cancels);
+                    if writing == Some(*id) {
+                        *this.writing = None;
+                    }
+                }
+                deadline => this.sweep.note(deadline),
+            }
+        }
+        if batch.is_complete() {
+            released += batch.permits;
+            return false;
+        }
+        true
+    });
+    PipelineMetrics::failed(&Error::TimedOut, expired);
+    released
+}
+
+/// The connection ends: every caller, waiting or queued, gets `error` (a
+/// queued one its "not sent" form). Then the task is done.
+fn finish<T, Req>(this: &mut Projected<'_, T, Req>, error: Error) -> Poll<()>
+where
+    T: Transport<Outgoing<Req>>,
+{
+    fail_all(this, error);
+    *this.done = true;
+    Poll::Ready(())
+}
+
+fn fail_all<T, Req>(this: &mut Projected<'_, T, Req>, error: Error)
+where
+    T: Transport<Outgoing<Req>>,
+{
+    let _ = this.status.fail(error.clone());
+    if !this.tags.is_empty() {
+        tracing::debug!(%error, in_flight = this.tags.len(), "tagged connection failed");
+    }
+    let not_sent = error.not_sent();
+    let (mut failed, mut unsent) = (0, 0);
+    for slot in this.tags.drain() {
+        if let Slot::One { tx: Some(tx), .. } = slot {
+            let _ = tx.send(Err(error.clone()));
+            failed += 1;
+        }
+    }
+    for (_, batch) in this.batches.drain() {
+        let (lost, of_them_unsent) = batch.fail(&error);
+        failed += lost;
+        unsent += of_them_unsent;
+    }
+    this.written.clear();
+    this.cancels.clear();
+    *this.writing = None;
+    // Requests still queued were never written: say so, so that a retry
+    // layer may send them again whatever they are.
+    for (_, message) in this.queue.drain(..) {
+        unsent += message.permits();
+        message.fail(not_sent.clone());
+    }
+    this.calls_rx.close();
+    while let Ok((_, message)) = this.calls_rx.try_recv() {
+        unsent += message.permits();
+        message.fail(not_sent.clone());
+    }
+    PipelineMetrics::failed(&error, failed);
+    PipelineMetrics::failed(&not_sent, unsent);
+}
+
+#[pinned_drop]
+impl<T, Req> PinnedDrop for Dispatch<T, Req>
+where
+    T: Transport<Outgoing<Req>>,
+{
+    fn drop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if !*this.done {
+            // Dropped while running (its runtime shut down): nobody will
+            // answer, so say so to everyone now rather than never.
+            fail_all(&mut this, Error::Closed);
+        }
+    }
+}
