@@ -13,3 +13,6 @@ pub use client::{BatchFuture, Builder, Multiplex, ResponseFuture};
 pub use connect::{MakeFuture, MakeMultiplex};
 pub use dispatch::Dispatch;
 pub use protocol::{Answers, Outgoing, Tag, Tagged};
+
+#[cfg(test)]
+mod tests;

@@ -72,6 +72,8 @@ mod client;
 mod connect;
 mod dispatch;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake;
 mod keepalive;
 mod message;
 mod metrics;
