@@ -186,7 +186,11 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(poll(&mut watch), Poll::Pending, "heard in the interval: no ping");
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(poll(&mut watch), Poll::Ready(Action::Ping), "a silent interval pings");
+        assert_eq!(
+            poll(&mut watch),
+            Poll::Ready(Action::Ping),
+            "a silent interval pings"
+        );
         assert!(watch.pinged());
         tokio::time::advance(Duration::from_millis(499)).await;
         assert_eq!(poll(&mut watch), Poll::Pending);
@@ -197,6 +201,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(poll(&mut watch), Poll::Ready(Action::Ping));
         tokio::time::advance(Duration::from_millis(500)).await;
-        assert_eq!(poll(&mut watch), Poll::Ready(Action::Dead), "no pong within the timeout");
+        assert_eq!(
+            poll(&mut watch),
+            Poll::Ready(Action::Dead),
+            "no pong within the timeout"
+        );
     }
 }

@@ -240,7 +240,14 @@ impl<Req, Resp> Service<Req> for Multiplex<Req, Resp> {
         let id = self.core.next_id();
         let (tx, rx) = oneshot::channel();
         let deadline = context::current();
-        self.core.send(id, Message::One { request, tx, deadline });
+        self.core.send(
+            id,
+            Message::One {
+                request,
+                tx,
+                deadline,
+            },
+        );
         ResponseFuture {
             rx,
             deadline,

@@ -184,7 +184,11 @@ where
             // peer takes no more). A failed close changes nothing for anyone.
             let _ = futures::ready!(this.transport.as_mut().poll_close(cx));
             // Callers that raced the GOAWAY still get their "not sent".
-            let end = if *this.going_away { Error::GoingAway } else { Error::Closed };
+            let end = if *this.going_away {
+                Error::GoingAway
+            } else {
+                Error::Closed
+            };
             return finish(&mut this, end);
         }
         Poll::Pending
@@ -193,7 +197,11 @@ where
 
 type Projected<'a, T, Req> = DispatchProj<'a, T, Req>;
 
-fn poll_once<T, Req>(this: &mut Projected<'_, T, Req>, cx: &mut Context<'_>, released: &mut usize) -> Result<Step, Error>
+fn poll_once<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    cx: &mut Context<'_>,
+    released: &mut usize,
+) -> Result<Step, Error>
 where
     T: Transport<Outgoing<Req>>,
     <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
@@ -381,7 +389,11 @@ where
 
 /// Tags the next request of the batch being written; `None` if it has no
 /// more (it is then no longer being written).
-fn write_part<T, Req>(this: &mut Projected<'_, T, Req>, id: CallId, now: &mut Option<Instant>) -> Option<Outgoing<Req>>
+fn write_part<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    id: CallId,
+    now: &mut Option<Instant>,
+) -> Option<Outgoing<Req>>
 where
     T: Transport<Outgoing<Req>>,
 {
@@ -415,7 +427,11 @@ where
 
 /// Hands `response` to the caller its tag names, or acts on a message from
 /// the peer that answers no request.
-fn answer<T, Req>(this: &mut Projected<'_, T, Req>, response: T::Response, released: &mut usize) -> Result<(), Error>
+fn answer<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    response: T::Response,
+    released: &mut usize,
+) -> Result<(), Error>
 where
     T: Transport<Outgoing<Req>>,
     T::Response: Tagged,

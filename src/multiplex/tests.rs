@@ -99,18 +99,28 @@ async fn answers_in_any_order_reach_the_callers_their_tags_name() {
 async fn a_tag_is_not_reused_while_in_flight_even_after_its_caller_dropped() {
     let (mux, mut peer) = connect(Builder::new().max_tag(2), 16);
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else { unreachable!() };
+    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
+        unreachable!()
+    };
     drop(a);
     settle().await;
-    assert_eq!(peer.read_all(), vec![Outgoing::Cancel(ta)], "one cancel for the dropped call");
+    assert_eq!(
+        peer.read_all(),
+        vec![Outgoing::Cancel(ta)],
+        "one cancel for the dropped call"
+    );
     let b = call(&mux, "b").await;
     let c = call(&mux, "c").await;
-    let [tb] = read_requests(&mut peer, &["b"]).await[..] else { unreachable!() };
+    let [tb] = read_requests(&mut peer, &["b"]).await[..] else {
+        unreachable!()
+    };
     assert_ne!(tb, ta);
     // Both tags are in flight (a's until its answer comes): c waits.
     assert!(peer.read_all().is_empty(), "c must wait for a free tag");
     answer(&peer, ta, "late answer to a");
-    let [tc] = read_requests(&mut peer, &["c"]).await[..] else { unreachable!() };
+    let [tc] = read_requests(&mut peer, &["c"]).await[..] else {
+        unreachable!()
+    };
     assert_eq!(tc, ta, "a's tag is free once its answer was read");
     answer(&peer, tc, "C");
     answer(&peer, tb, "B");
@@ -128,7 +138,10 @@ async fn a_call_dropped_before_it_is_written_is_never_written_and_frees_its_perm
     drop(b);
     let tags = read_requests(&mut peer, &["a"]).await;
     settle().await;
-    assert!(peer.read_all().is_empty(), "b was never written, and no cancel either");
+    assert!(
+        peer.read_all().is_empty(),
+        "b was never written, and no cancel either"
+    );
     let mut again = mux.clone();
     assert!(
         ServiceExt::<String>::ready(&mut again).now_or_never().is_some(),
@@ -142,17 +155,24 @@ async fn a_call_dropped_before_it_is_written_is_never_written_and_frees_its_perm
 async fn a_call_dropped_after_it_is_written_is_cancelled_once_and_its_answer_discarded() {
     let (mux, mut peer) = connect(Builder::new(), 16);
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else { unreachable!() };
+    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
+        unreachable!()
+    };
     drop(a);
     settle().await;
     assert_eq!(peer.read_all(), vec![Outgoing::Cancel(ta)]);
     answer(&peer, ta, "late");
     let b = call(&mux, "b").await;
-    let [tb] = read_requests(&mut peer, &["b"]).await[..] else { unreachable!() };
+    let [tb] = read_requests(&mut peer, &["b"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, tb, "B");
     assert_eq!(text(b.await), "B");
     assert!(peer.read_all().is_empty(), "the cancel is written once");
-    assert!(mux.broken().is_none(), "a late answer to a cancelled tag is no protocol error");
+    assert!(
+        mux.broken().is_none(),
+        "a late answer to a cancelled tag is no protocol error"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -161,7 +181,9 @@ async fn a_cancel_racing_with_the_answer_is_harmless_either_way() {
     // The answer is on its way when the caller drops: the cancel is still
     // written (the client cannot know), the answer is dropped.
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else { unreachable!() };
+    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, ta, "A");
     drop(a);
     settle().await;
@@ -169,14 +191,18 @@ async fn a_cancel_racing_with_the_answer_is_harmless_either_way() {
     // The answer was read before the caller dropped its future unpolled:
     // nothing is in flight for it, so no cancel.
     let b = call(&mux, "b").await;
-    let [tb] = read_requests(&mut peer, &["b"]).await[..] else { unreachable!() };
+    let [tb] = read_requests(&mut peer, &["b"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, tb, "B");
     settle().await;
     drop(b);
     settle().await;
     assert!(peer.read_all().is_empty(), "no cancel for an answered call");
     let c = call(&mux, "c").await;
-    let [tc] = read_requests(&mut peer, &["c"]).await[..] else { unreachable!() };
+    let [tc] = read_requests(&mut peer, &["c"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, tc, "C");
     assert_eq!(text(c.await), "C");
     assert!(mux.broken().is_none());
@@ -193,7 +219,11 @@ async fn a_deadline_times_out_a_written_call_with_a_cancel_and_a_queued_one_unwr
     let started = Instant::now();
     assert!(matches!(a.await, Err(Error::TimedOut)));
     assert!(matches!(b.await, Err(Error::TimedOut)));
-    assert_eq!(started.elapsed(), Duration::from_millis(100), "on time, by the one timer");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "on time, by the one timer"
+    );
     settle().await;
     let written = peer.read_all();
     assert_eq!(written.len(), 1, "b never written");
@@ -206,10 +236,16 @@ async fn a_deadline_times_out_a_written_call_with_a_cancel_and_a_queued_one_unwr
         other => panic!("expected a, got {other:?}"),
     };
     settle().await;
-    assert_eq!(peer.read_all(), [Outgoing::Cancel(ta)], "b never written; a cancelled");
+    assert_eq!(
+        peer.read_all(),
+        [Outgoing::Cancel(ta)],
+        "b never written; a cancelled"
+    );
     answer(&peer, ta, "too late");
     let c = call(&mux, "c").await;
-    let [tc] = read_requests(&mut peer, &["c"]).await[..] else { unreachable!() };
+    let [tc] = read_requests(&mut peer, &["c"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, tc, "C");
     assert_eq!(text(c.await), "C");
 }
@@ -229,7 +265,10 @@ async fn goaway_answers_what_was_written_refuses_the_rest_and_closes() {
     });
     settle().await;
     let late = late.call("late".to_string());
-    assert!(is_not_sent_going_away(&b.await.unwrap_err()), "b was not written: safe to resend");
+    assert!(
+        is_not_sent_going_away(&b.await.unwrap_err()),
+        "b was not written: safe to resend"
+    );
     assert!(is_not_sent_going_away(&late.await.unwrap_err()));
     assert!(matches!(mux.broken(), Some(Error::GoingAway)));
     let mut refused = mux.clone();
@@ -237,11 +276,16 @@ async fn goaway_answers_what_was_written_refuses_the_rest_and_closes() {
         ServiceExt::<String>::ready(&mut refused).await,
         Err(Error::GoingAway)
     ));
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else { unreachable!() };
+    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, ta, "A");
     assert_eq!(text(a.await), "A", "written before the GOAWAY: still answered");
     settle().await;
-    assert!(peer.written.recv().await.is_none(), "drained: the connection is closed");
+    assert!(
+        peer.written.recv().await.is_none(),
+        "drained: the connection is closed"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -266,7 +310,9 @@ async fn an_answer_for_a_tag_never_sent_fails_every_waiter_without_a_panic() {
 async fn a_server_message_that_answers_nothing_is_dropped() {
     let (mux, mut peer) = connect(Builder::new(), 16);
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else { unreachable!() };
+    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
+        unreachable!()
+    };
     peer.send(Answer {
         to: Answers::Nothing,
         text: "notice".into(),
@@ -333,7 +379,9 @@ async fn keepalive_keeps_a_connection_whose_peer_answers_its_pings() {
     assert!(started.elapsed() > Duration::from_secs(10));
     assert!(mux.broken().is_none());
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else { unreachable!() };
+    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
+        unreachable!()
+    };
     answer(&peer, ta, "A");
     assert_eq!(text(a.await), "A");
 }
@@ -369,7 +417,10 @@ async fn max_in_flight_holds_callers_until_an_answer_frees_room() {
     let b = call(&mux, "b").await;
     let tags = read_requests(&mut peer, &["a", "b"]).await;
     let mut third = mux.clone();
-    assert!(ServiceExt::<String>::ready(&mut third).now_or_never().is_none(), "full");
+    assert!(
+        ServiceExt::<String>::ready(&mut third).now_or_never().is_none(),
+        "full"
+    );
     answer(&peer, tags[1], "B");
     assert_eq!(text(b.await), "B");
     settle().await;

@@ -71,7 +71,11 @@ where
 
 /// Sends `batch` through `queue`, whose caller took one permit in
 /// `poll_ready` (see the `Service<Batch>` impl of [`Pipeline`]).
-pub(crate) fn call_batch<Req, Resp, Q>(queue: &Q, max_in_flight: usize, batch: Batch<Req>) -> BatchFlow<Req, Resp, Q>
+pub(crate) fn call_batch<Req, Resp, Q>(
+    queue: &Q,
+    max_in_flight: usize,
+    batch: Batch<Req>,
+) -> BatchFlow<Req, Resp, Q>
 where
     Q: BatchQueue<Req, Resp>,
 {

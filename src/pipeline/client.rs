@@ -1,11 +1,11 @@
 //! The [`Pipeline`] service that callers hold.
 
 use super::dispatch::{Dispatch, Status};
-use super::keepalive::{NoPing, Ping, Pinger};
-use crate::keepalive::Keepalive;
 use super::error::Error;
+use super::keepalive::{NoPing, Ping, Pinger};
 use super::message::Message;
 use crate::deadline::context;
+use crate::keepalive::Keepalive;
 use crate::transport::Transport;
 use crate::BoxError;
 use futures::ready;
@@ -246,7 +246,9 @@ impl Permit {
                     return Poll::Ready(Ok(()));
                 }
                 // The connection task closes the semaphore when it fails.
-                Err(TryAcquireError::Closed) => return Poll::Ready(Err(status.error().unwrap_or(Error::Closed))),
+                Err(TryAcquireError::Closed) => {
+                    return Poll::Ready(Err(status.error().unwrap_or(Error::Closed)))
+                }
                 Err(TryAcquireError::NoPermits) => {}
             }
         }

@@ -75,7 +75,9 @@ impl fmt::Display for Error {
             Error::NotSent(cause) => write!(f, "request not sent: {cause}"),
             Error::TimedOut => f.write_str("request deadline passed"),
             Error::GoingAway => f.write_str("the peer reads no more requests on this connection (GOAWAY)"),
-            Error::Unresponsive(after) => write!(f, "the peer did not answer a keepalive ping within {after:?}"),
+            Error::Unresponsive(after) => {
+                write!(f, "the peer did not answer a keepalive ping within {after:?}")
+            }
         }
     }
 }
@@ -107,9 +109,11 @@ impl std::error::Error for Error {
         match self {
             Error::Transport(error) => Some(&**error),
             Error::NotSent(cause) => Some(&**cause),
-            Error::Closed | Error::UnexpectedResponse | Error::TimedOut | Error::GoingAway | Error::Unresponsive(_) => {
-                None
-            }
+            Error::Closed
+            | Error::UnexpectedResponse
+            | Error::TimedOut
+            | Error::GoingAway
+            | Error::Unresponsive(_) => None,
         }
     }
 }

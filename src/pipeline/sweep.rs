@@ -89,7 +89,12 @@ impl Sweep {
     /// Answers every queued call whose deadline is at or before `now` with a
     /// timeout (it is never written) and notes the deadlines of the others.
     /// Returns the permits that frees; adds the requests failed to `expired`.
-    pub(crate) fn expire_queued<Req, Resp, Q>(&mut self, now: Instant, queue: &mut VecDeque<Q>, expired: &mut usize) -> usize
+    pub(crate) fn expire_queued<Req, Resp, Q>(
+        &mut self,
+        now: Instant,
+        queue: &mut VecDeque<Q>,
+        expired: &mut usize,
+    ) -> usize
     where
         Q: Queued<Req, Resp>,
     {
