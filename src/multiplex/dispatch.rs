@@ -6,8 +6,8 @@ use super::protocol::{Answers, Outgoing, Tag, Tagged};
 use super::tags::Tags;
 use super::written::{IdMap, Slot, WrittenBatch};
 use super::Error;
-use crate::keepalive::{Action, Keepalive, Watch};
-use crate::pipeline::{Message, PipelineMetrics, Status, Sweep};
+use crate::keepalive::{Keepalive, Watch};
+use crate::pipeline::{poll_watch, Message, PipelineMetrics, Status, Step, Sweep, Writes};
 use crate::transport::Transport;
 use crate::BoxError;
 use pin_project::{pin_project, pinned_drop};
@@ -60,9 +60,7 @@ where
     sweep: Sweep,
     metrics: PipelineMetrics,
     max_batch: usize,
-    needs_flush: bool,
-    /// This pass's flush was put off once, to gather more requests.
-    flush_deferred: bool,
+    writes: Writes,
     handles_gone: bool,
     /// The peer sent GOAWAY: nothing more is written but cancels.
     going_away: bool,
@@ -81,14 +79,6 @@ where
             .field("handles_gone", &self.handles_gone)
             .finish_non_exhaustive()
     }
-}
-
-/// What one pass over the transport ended with.
-enum Step {
-    /// Nothing more can happen until a waker fires.
-    Idle,
-    /// Poll again after other tasks have run.
-    Again,
 }
 
 impl<T, Req> Dispatch<T, Req>
@@ -120,8 +110,7 @@ where
             sweep: Sweep::default(),
             metrics: PipelineMetrics::new(),
             max_batch,
-            needs_flush: false,
-            flush_deferred: false,
+            writes: Writes::default(),
             handles_gone: false,
             going_away: false,
             done: false,
@@ -152,17 +141,9 @@ where
         }
         // Keepalive, after this pass's answers were read (each one heard).
         if let Some(watch) = this.keepalive.as_mut() {
-            while let Poll::Ready(action) = watch.poll(cx) {
-                match action {
-                    Action::Ping => {
-                        *this.ping_due = true;
-                        cx.waker().wake_by_ref();
-                    }
-                    Action::Dead => {
-                        let timeout = watch.timeout();
-                        return finish(&mut this, Error::Unresponsive(timeout));
-                    }
-                }
+            match poll_watch(watch, cx) {
+                Ok(due) => *this.ping_due |= due,
+                Err(unresponsive) => return finish(&mut this, unresponsive),
             }
         }
         // The deadlines: rarely due, and then once per timeout period.
@@ -178,7 +159,7 @@ where
             && this.queue.is_empty()
             && this.batches.is_empty()
             && this.cancels.is_empty()
-            && !*this.needs_flush;
+            && !this.writes.unflushed();
         if drained && (*this.handles_gone || *this.going_away) {
             // Orderly end: nobody waits, and nobody can send more (or the
             // peer takes no more). A failed close changes nothing for anyone.
@@ -247,13 +228,9 @@ where
             // Nothing to write, or every tag in flight: an answer frees one.
             break;
         }
-        match this.transport.as_mut().poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => {
-                blocked = true;
-                break;
-            }
+        if !Writes::poll_ready(this.transport.as_mut(), cx)? {
+            blocked = true;
+            break;
         }
         if let Some(tag) = this.cancels.pop() {
             start_send(this, Outgoing::Cancel(tag))?;
@@ -327,22 +304,14 @@ where
     this.metrics.written(written);
     PipelineMetrics::cancelled(cancels);
 
-    // 3. One flush for the whole pass, put off for one turn of the
-    // scheduler when others are in flight (as the pipeline does), so that
-    // callers about to queue more join this write.
+    // 3. One flush for the whole pass (put off once while others are in
+    // flight, to gather more).
     let others_in_flight = in_flight_before > 0;
-    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred && !blocked {
-        *this.flush_deferred = true;
+    if let Step::Again = this
+        .writes
+        .flush(this.transport.as_mut(), cx, written, others_in_flight, blocked)?
+    {
         step = Step::Again;
-    } else if *this.needs_flush {
-        match this.transport.as_mut().poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                *this.needs_flush = false;
-                *this.flush_deferred = false;
-            }
-            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => {}
-        }
     }
 
     // 4. Hand every answer that has arrived to the caller its tag names.
@@ -379,12 +348,7 @@ where
     T: Transport<Outgoing<Req>>,
     <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
 {
-    this.transport
-        .as_mut()
-        .start_send(message)
-        .map_err(Error::transport)?;
-    *this.needs_flush = true;
-    Ok(())
+    this.writes.start_send(this.transport.as_mut(), message)
 }
 
 /// Tags the next request of the batch being written; `None` if it has no

@@ -5,7 +5,8 @@ use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
 use super::metrics::PipelineMetrics;
 use super::sweep::Sweep;
-use crate::keepalive::{Action, Keepalive, Watch};
+use super::writes::{poll_watch, Step, Writes};
+use crate::keepalive::{Keepalive, Watch};
 use crate::transport::Transport;
 use crate::BoxError;
 use pin_project::{pin_project, pinned_drop};
@@ -89,9 +90,7 @@ where
     keepalive: Option<(Watch, fn() -> Req)>,
     /// The watch asked for a ping that is not written yet.
     ping_due: bool,
-    needs_flush: bool,
-    /// This pass's flush was put off once, to gather more requests.
-    flush_deferred: bool,
+    writes: Writes,
     handles_gone: bool,
     done: bool,
 }
@@ -104,19 +103,10 @@ where
         f.debug_struct("Dispatch")
             .field("queued", &self.queue.len())
             .field("pending", &self.pending.len())
-            .field("needs_flush", &self.needs_flush)
+            .field("unflushed", &self.writes.unflushed())
             .field("handles_gone", &self.handles_gone)
             .finish_non_exhaustive()
     }
-}
-
-/// What one pass over the transport ended with.
-enum Step {
-    /// Nothing more can happen until a waker fires.
-    Idle,
-    /// Poll again after other tasks have run: the batch limit was reached
-    /// with more requests queued, or the flush was put off to gather more.
-    Again,
 }
 
 impl<T, Req> Dispatch<T, Req>
@@ -142,8 +132,7 @@ where
             max_batch,
             keepalive: keepalive.map(|(ping, setting)| (Watch::new(setting), ping)),
             ping_due: false,
-            needs_flush: false,
-            flush_deferred: false,
+            writes: Writes::default(),
             handles_gone: false,
             done: false,
         }
@@ -176,18 +165,12 @@ where
         }
         // Keepalive, after this pass's answers were read (each one heard).
         if let Some((watch, _)) = this.keepalive.as_mut() {
-            while let Poll::Ready(action) = watch.poll(cx) {
-                match action {
-                    Action::Ping => {
-                        *this.ping_due = true;
-                        cx.waker().wake_by_ref();
-                    }
-                    Action::Dead => {
-                        let timeout = watch.timeout();
-                        fail_all(&mut this, Error::Unresponsive(timeout));
-                        *this.done = true;
-                        return Poll::Ready(());
-                    }
+            match poll_watch(watch, cx) {
+                Ok(due) => *this.ping_due |= due,
+                Err(unresponsive) => {
+                    fail_all(&mut this, unresponsive);
+                    *this.done = true;
+                    return Poll::Ready(());
                 }
             }
         }
@@ -197,7 +180,8 @@ where
             this.status.release(released);
         }
         this.metrics.in_flight(this.pending.len() + this.queue.len());
-        if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
+        if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !this.writes.unflushed()
+        {
             // Orderly end: nobody can send more and nobody waits. A failed
             // close changes nothing for anyone.
             let _ = futures::ready!(this.transport.as_mut().poll_close(cx));
@@ -250,13 +234,9 @@ where
         if !writing && !*this.ping_due && this.queue.is_empty() && *this.handles_gone {
             break;
         }
-        match this.transport.as_mut().poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => {
-                blocked = true;
-                break;
-            }
+        if !Writes::poll_ready(this.transport.as_mut(), cx)? {
+            blocked = true;
+            break;
         }
         if writing {
             let next = match this.pending.back_mut() {
@@ -345,24 +325,14 @@ where
         }
     }
 
-    // 2. One flush for the whole batch. When other requests are already in
-    // flight, their callers are likely to queue more as soon as they run:
-    // put the flush off for one turn of the scheduler, so those join this
-    // write instead of each paying for a syscall of its own. A lone caller
-    // (nothing else in flight) is flushed at once and pays no latency.
+    // 2. One flush for the whole batch (put off once while others are in
+    // flight, to gather more).
     let others_in_flight = in_flight_before > 0;
-    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred && !blocked {
-        *this.flush_deferred = true;
+    if let Step::Again = this
+        .writes
+        .flush(this.transport.as_mut(), cx, written, others_in_flight, blocked)?
+    {
         step = Step::Again;
-    } else if *this.needs_flush {
-        match this.transport.as_mut().poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                *this.needs_flush = false;
-                *this.flush_deferred = false;
-            }
-            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => {}
-        }
     }
 
     // 3. Hand every response that has arrived to the oldest waiting caller.
@@ -388,12 +358,7 @@ where
     T: Transport<Req>,
     <T as Transport<Req>>::Error: Into<BoxError>,
 {
-    this.transport
-        .as_mut()
-        .start_send(request)
-        .map_err(Error::transport)?;
-    *this.needs_flush = true;
-    Ok(())
+    this.writes.start_send(this.transport.as_mut(), request)
 }
 
 /// Counts one more written request of the batch being written.

@@ -78,6 +78,7 @@ mod keepalive;
 mod message;
 mod metrics;
 mod sweep;
+mod writes;
 
 // What the tagged multiplexer shares with this one.
 pub(crate) use batch::{call_batch, BatchFlow, BatchQueue};
@@ -86,6 +87,7 @@ pub(crate) use dispatch::Status;
 pub(crate) use message::{BatchReply, Message, Reply};
 pub(crate) use metrics::PipelineMetrics;
 pub(crate) use sweep::Sweep;
+pub(crate) use writes::{poll_watch, Step, Writes};
 
 pub use batch::BatchFuture;
 pub use client::{Builder, Pipeline, ResponseFuture};
