@@ -103,7 +103,7 @@ impl Builder {
                 max_in_flight: self.max_in_flight,
                 next_id: AtomicU64::new(0),
             }),
-            permit: Permit::default(),
+            permit: Permit::new(status.clone()),
         };
         let dispatch = Dispatch::new(
             transport,
@@ -206,14 +206,8 @@ impl<Req, Resp> Clone for Multiplex<Req, Resp> {
     fn clone(&self) -> Self {
         Multiplex {
             core: self.core.clone(),
-            permit: Permit::default(),
+            permit: self.permit.clone(),
         }
-    }
-}
-
-impl<Req, Resp> Drop for Multiplex<Req, Resp> {
-    fn drop(&mut self) {
-        self.permit.release(&self.core.status);
     }
 }
 
@@ -232,7 +226,7 @@ impl<Req, Resp> Service<Req> for Multiplex<Req, Resp> {
     type Future = ResponseFuture<Resp>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.permit.poll(&self.core.status, cx)
+        self.permit.poll(cx)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -365,7 +359,7 @@ where
     type Future = BatchFuture<Req, Resp>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.permit.poll(&self.core.status, cx)
+        self.permit.poll(cx)
     }
 
     fn call(&mut self, batch: Batch<Req>) -> Self::Future {

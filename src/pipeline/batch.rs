@@ -57,7 +57,7 @@ where
     type Future = BatchFuture<Req, Resp>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.permit.poll(&self.core.status, cx)
+        self.permit.poll(cx)
     }
 
     fn call(&mut self, batch: Batch<Req>) -> Self::Future {

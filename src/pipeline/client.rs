@@ -105,7 +105,7 @@ impl<P> Builder<P> {
                 status: status.clone(),
                 max_in_flight: self.max_in_flight,
             }),
-            permit: Permit::default(),
+            permit: Permit::new(status.clone()),
         };
         let keepalive = self.ping.ping().zip(self.keepalive);
         let dispatch = Dispatch::new(transport, rx, status, self.max_batch, keepalive);
@@ -194,14 +194,8 @@ impl<Req, Resp> Clone for Pipeline<Req, Resp> {
     fn clone(&self) -> Self {
         Pipeline {
             core: self.core.clone(),
-            permit: Permit::default(),
+            permit: self.permit.clone(),
         }
-    }
-}
-
-impl<Req, Resp> Drop for Pipeline<Req, Resp> {
-    fn drop(&mut self) {
-        self.permit.release(&self.core.status);
     }
 }
 
@@ -215,10 +209,11 @@ impl<Req, Resp> fmt::Debug for Pipeline<Req, Resp> {
 }
 
 /// A handle's share of the in-flight limit: the permit `poll_ready` took
-/// and no call has used yet, and its place in line while it waits for one.
-/// Both multiplexers' handles hold one.
-#[derive(Default)]
+/// and no call has used yet (given back if the handle is dropped with it),
+/// and its place in line while it waits for one. Both multiplexers'
+/// handles hold one; a clone of a handle starts with none.
 pub(crate) struct Permit {
+    status: Arc<Status>,
     /// Only made when a caller has to wait for capacity.
     waiting: Option<Box<PollSemaphore>>,
     /// `poll_ready` took a permit that no call has used yet.
@@ -226,9 +221,19 @@ pub(crate) struct Permit {
 }
 
 impl Permit {
+    /// None held yet, of the limit `status` keeps.
+    pub(crate) fn new(status: Arc<Status>) -> Self {
+        Permit {
+            status,
+            waiting: None,
+            held: false,
+        }
+    }
+
     /// `poll_ready` for one request or one batch: a permit of the in-flight
     /// limit, or the connection's error once it has one.
-    pub(crate) fn poll(&mut self, status: &Status, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let status = &self.status;
         if let Some(error) = status.error() {
             return Poll::Ready(Err(error));
         }
@@ -281,11 +286,19 @@ impl Permit {
     pub(crate) fn is_held(&self) -> bool {
         self.held
     }
+}
 
+impl Clone for Permit {
+    fn clone(&self) -> Self {
+        Permit::new(self.status.clone())
+    }
+}
+
+impl Drop for Permit {
     /// The handle is dropped: gives back a permit no call used.
-    pub(crate) fn release(&mut self, status: &Status) {
-        if std::mem::take(&mut self.held) {
-            status.release(1);
+    fn drop(&mut self) {
+        if self.held {
+            self.status.release(1);
         }
     }
 }
@@ -296,7 +309,7 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
     type Future = ResponseFuture<Resp>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.permit.poll(&self.core.status, cx)
+        self.permit.poll(cx)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
