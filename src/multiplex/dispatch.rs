@@ -7,7 +7,7 @@ use super::tags::Tags;
 use super::written::{IdMap, Slot, WrittenBatch};
 use super::Error;
 use crate::keepalive::{Keepalive, Watch};
-use crate::pipeline::{poll_watch, Message, PipelineMetrics, Status, Step, Sweep, Writes};
+use crate::pipeline::{fail_unwritten, poll_watch, Message, PipelineMetrics, Status, Step, Sweep, Writes};
 use crate::transport::Transport;
 use crate::BoxError;
 use pin_project::{pin_project, pinned_drop};
@@ -585,7 +585,6 @@ where
     if !this.tags.is_empty() {
         tracing::debug!(%error, in_flight = this.tags.len(), "tagged connection failed");
     }
-    let not_sent = error.not_sent();
     let (mut failed, mut unsent) = (0, 0);
     for slot in this.tags.drain() {
         if let Slot::One { tx: Some(tx), .. } = slot {
@@ -595,25 +594,15 @@ where
     }
     for (_, batch) in this.batches.drain() {
         let (lost, of_them_unsent) = batch.fail(&error);
-        failed += lost;
+        failed += lost - of_them_unsent;
         unsent += of_them_unsent;
     }
     this.written.clear();
     this.cancels.clear();
     *this.writing = None;
-    // Requests still queued were never written: say so, so that a retry
-    // layer may send them again whatever they are.
-    for (_, message) in this.queue.drain(..) {
-        unsent += message.permits();
-        message.fail(not_sent.clone());
-    }
-    this.calls_rx.close();
-    while let Ok((_, message)) = this.calls_rx.try_recv() {
-        unsent += message.permits();
-        message.fail(not_sent.clone());
-    }
+    fail_unwritten(this.queue, this.calls_rx, &error);
     PipelineMetrics::failed(&error, failed);
-    PipelineMetrics::failed(&not_sent, unsent);
+    PipelineMetrics::failed(&error.not_sent(), unsent);
 }
 
 #[pinned_drop]

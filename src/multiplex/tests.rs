@@ -70,6 +70,19 @@ async fn read_requests(peer: &mut TestPeer, texts: &[&str]) -> Vec<Tag> {
     got.into_iter().map(|(tag, _)| tag).collect()
 }
 
+/// The connection still serves: a call is written and its answer comes back.
+async fn round_trip(mux: &Mux, peer: &mut TestPeer, request: &str) {
+    let future = call(mux, request).await;
+    let tag = read_one(peer, request).await;
+    answer(peer, tag, &request.to_uppercase());
+    assert_eq!(text(future.await), request.to_uppercase());
+}
+
+/// The tag of the one request the peer reads next.
+async fn read_one(peer: &mut TestPeer, text: &str) -> Tag {
+    read_requests(peer, &[text]).await[0]
+}
+
 fn text(result: Result<Answer, Error>) -> String {
     result.expect("answered").text
 }
@@ -99,9 +112,7 @@ async fn answers_in_any_order_reach_the_callers_their_tags_name() {
 async fn a_tag_is_not_reused_while_in_flight_even_after_its_caller_dropped() {
     let (mux, mut peer) = connect(Builder::new().max_tag(2), 16);
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
-        unreachable!()
-    };
+    let ta = read_one(&mut peer, "a").await;
     drop(a);
     settle().await;
     assert_eq!(
@@ -111,16 +122,12 @@ async fn a_tag_is_not_reused_while_in_flight_even_after_its_caller_dropped() {
     );
     let b = call(&mux, "b").await;
     let c = call(&mux, "c").await;
-    let [tb] = read_requests(&mut peer, &["b"]).await[..] else {
-        unreachable!()
-    };
+    let tb = read_one(&mut peer, "b").await;
     assert_ne!(tb, ta);
     // Both tags are in flight (a's until its answer comes): c waits.
     assert!(peer.read_all().is_empty(), "c must wait for a free tag");
     answer(&peer, ta, "late answer to a");
-    let [tc] = read_requests(&mut peer, &["c"]).await[..] else {
-        unreachable!()
-    };
+    let tc = read_one(&mut peer, "c").await;
     assert_eq!(tc, ta, "a's tag is free once its answer was read");
     answer(&peer, tc, "C");
     answer(&peer, tb, "B");
@@ -155,19 +162,12 @@ async fn a_call_dropped_before_it_is_written_is_never_written_and_frees_its_perm
 async fn a_call_dropped_after_it_is_written_is_cancelled_once_and_its_answer_discarded() {
     let (mux, mut peer) = connect(Builder::new(), 16);
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
-        unreachable!()
-    };
+    let ta = read_one(&mut peer, "a").await;
     drop(a);
     settle().await;
     assert_eq!(peer.read_all(), vec![Outgoing::Cancel(ta)]);
     answer(&peer, ta, "late");
-    let b = call(&mux, "b").await;
-    let [tb] = read_requests(&mut peer, &["b"]).await[..] else {
-        unreachable!()
-    };
-    answer(&peer, tb, "B");
-    assert_eq!(text(b.await), "B");
+    round_trip(&mux, &mut peer, "b").await;
     assert!(peer.read_all().is_empty(), "the cancel is written once");
     assert!(
         mux.broken().is_none(),
@@ -181,9 +181,7 @@ async fn a_cancel_racing_with_the_answer_is_harmless_either_way() {
     // The answer is on its way when the caller drops: the cancel is still
     // written (the client cannot know), the answer is dropped.
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
-        unreachable!()
-    };
+    let ta = read_one(&mut peer, "a").await;
     answer(&peer, ta, "A");
     drop(a);
     settle().await;
@@ -191,20 +189,13 @@ async fn a_cancel_racing_with_the_answer_is_harmless_either_way() {
     // The answer was read before the caller dropped its future unpolled:
     // nothing is in flight for it, so no cancel.
     let b = call(&mux, "b").await;
-    let [tb] = read_requests(&mut peer, &["b"]).await[..] else {
-        unreachable!()
-    };
+    let tb = read_one(&mut peer, "b").await;
     answer(&peer, tb, "B");
     settle().await;
     drop(b);
     settle().await;
     assert!(peer.read_all().is_empty(), "no cancel for an answered call");
-    let c = call(&mux, "c").await;
-    let [tc] = read_requests(&mut peer, &["c"]).await[..] else {
-        unreachable!()
-    };
-    answer(&peer, tc, "C");
-    assert_eq!(text(c.await), "C");
+    round_trip(&mux, &mut peer, "c").await;
     assert!(mux.broken().is_none());
 }
 
@@ -242,12 +233,7 @@ async fn a_deadline_times_out_a_written_call_with_a_cancel_and_a_queued_one_unwr
         "b never written; a cancelled"
     );
     answer(&peer, ta, "too late");
-    let c = call(&mux, "c").await;
-    let [tc] = read_requests(&mut peer, &["c"]).await[..] else {
-        unreachable!()
-    };
-    answer(&peer, tc, "C");
-    assert_eq!(text(c.await), "C");
+    round_trip(&mux, &mut peer, "c").await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -276,9 +262,7 @@ async fn goaway_answers_what_was_written_refuses_the_rest_and_closes() {
         ServiceExt::<String>::ready(&mut refused).await,
         Err(Error::GoingAway)
     ));
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
-        unreachable!()
-    };
+    let ta = read_one(&mut peer, "a").await;
     answer(&peer, ta, "A");
     assert_eq!(text(a.await), "A", "written before the GOAWAY: still answered");
     settle().await;
@@ -310,9 +294,7 @@ async fn an_answer_for_a_tag_never_sent_fails_every_waiter_without_a_panic() {
 async fn a_server_message_that_answers_nothing_is_dropped() {
     let (mux, mut peer) = connect(Builder::new(), 16);
     let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
-        unreachable!()
-    };
+    let ta = read_one(&mut peer, "a").await;
     peer.send(Answer {
         to: Answers::Nothing,
         text: "notice".into(),
@@ -378,12 +360,7 @@ async fn keepalive_keeps_a_connection_whose_peer_answers_its_pings() {
     }
     assert!(started.elapsed() > Duration::from_secs(10));
     assert!(mux.broken().is_none());
-    let a = call(&mux, "a").await;
-    let [ta] = read_requests(&mut peer, &["a"]).await[..] else {
-        unreachable!()
-    };
-    answer(&peer, ta, "A");
-    assert_eq!(text(a.await), "A");
+    round_trip(&mux, &mut peer, "a").await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -4,7 +4,7 @@
 use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
 use super::metrics::PipelineMetrics;
-use super::sweep::Sweep;
+use super::sweep::{Queued, Sweep};
 use super::writes::{poll_watch, Step, Writes};
 use crate::keepalive::{Keepalive, Watch};
 use crate::transport::Transport;
@@ -429,17 +429,31 @@ where
     }
     // Requests still queued were never written: say so, so that a retry
     // layer may send them again whatever they are.
-    let not_sent = error.not_sent();
-    for message in this.queue.drain(..) {
-        unsent += message.permits();
-        message.fail(not_sent.clone());
-    }
-    this.rx.close();
-    while let Ok(message) = this.rx.try_recv() {
-        unsent += message.permits();
-        message.fail(not_sent.clone());
-    }
+    fail_unwritten(this.queue, this.rx, &error);
     PipelineMetrics::failed(&error, failed);
+    PipelineMetrics::failed(&error.not_sent(), unsent);
+}
+
+/// The connection failed with `error` before the calls queued (and still
+/// in the channel, which is closed) were written: each gets its "not sent"
+/// form, so that a retry layer may send them again whatever they are.
+/// Counts the requests that fails.
+pub(crate) fn fail_unwritten<Req, Resp, Q>(
+    queue: &mut VecDeque<Q>,
+    rx: &mut mpsc::UnboundedReceiver<Q>,
+    error: &Error,
+) where
+    Q: Queued<Req, Resp>,
+{
+    let not_sent = error.not_sent();
+    rx.close();
+    let mut unsent = 0;
+    let received = std::iter::from_fn(|| rx.try_recv().ok());
+    for queued in queue.drain(..).chain(received) {
+        let message = queued.into_message();
+        unsent += message.permits();
+        message.fail(not_sent.clone());
+    }
     PipelineMetrics::failed(&not_sent, unsent);
 }
 

@@ -102,13 +102,8 @@ impl PipelineMetrics {
         if !self.enabled {
             return;
         }
-        match &mut self.run {
-            Some((pass, n)) if *pass == sent => *n += 1,
-            run => {
-                if let Some(done) = run.replace((sent, 1)) {
-                    self.record(done);
-                }
-            }
+        if let Some(done) = extend(&mut self.run, sent) {
+            self.record(done);
         }
     }
 
@@ -156,13 +151,8 @@ impl PipelineMetrics {
     #[inline]
     pub(crate) fn answered_stamped(&mut self, sent: Option<Instant>) {
         let Some(sent) = sent else { return };
-        match &mut self.stamped_run {
-            Some((at, n)) if *at == sent => *n += 1,
-            run => {
-                if let Some(done) = run.replace((sent, 1)) {
-                    self.record_stamped(done);
-                }
-            }
+        if let Some(done) = extend(&mut self.stamped_run, sent) {
+            self.record_stamped(done);
         }
     }
 
@@ -210,6 +200,19 @@ impl PipelineMetrics {
         if n > 0 {
             counter(names::CLIENT_FAILURES, failure_labels(Failure::of(error))).increment(n as u64);
         }
+    }
+}
+
+/// Counts one more answer to a request sent at `sent` in `run`; returns
+/// the run it ends, if `sent` starts another.
+#[inline]
+fn extend<K: PartialEq>(run: &mut Option<(K, usize)>, sent: K) -> Option<(K, usize)> {
+    match run {
+        Some((at, n)) if *at == sent => {
+            *n += 1;
+            None
+        }
+        run => run.replace((sent, 1)),
     }
 }
 

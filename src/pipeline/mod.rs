@@ -83,7 +83,7 @@ mod writes;
 // What the tagged multiplexer shares with this one.
 pub(crate) use batch::{call_batch, BatchFlow, BatchQueue};
 pub(crate) use client::Permit;
-pub(crate) use dispatch::Status;
+pub(crate) use dispatch::{fail_unwritten, Status};
 pub(crate) use message::{BatchReply, Message, Reply};
 pub(crate) use metrics::PipelineMetrics;
 pub(crate) use sweep::Sweep;
