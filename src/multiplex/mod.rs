@@ -205,6 +205,7 @@ mod tags;
 mod written;
 
 pub use crate::pipeline::Error;
+pub use crate::pipeline::{MakeMultiplexer, Spawn, SpawnFuture};
 pub use client::{BatchFuture, Builder, Multiplex, ResponseFuture};
 pub use connect::{MakeFuture, MakeMultiplex};
 pub use dispatch::Dispatch;

@@ -91,7 +91,7 @@ pub(crate) use writes::{poll_watch, Step, Writes};
 
 pub use batch::BatchFuture;
 pub use client::{Builder, Pipeline, ResponseFuture};
-pub use connect::{MakeFuture, MakePipeline};
+pub use connect::{MakeFuture, MakeMultiplexer, MakePipeline, Spawn, SpawnFuture};
 pub use dispatch::Dispatch;
 pub use error::Error;
 pub use keepalive::{NoPing, Ping, Pinger};
