@@ -75,12 +75,21 @@ async fn round_trip(mux: &Mux, peer: &mut TestPeer, request: &str) {
     let future = call(mux, request).await;
     let tag = read_one(peer, request).await;
     answer(peer, tag, &request.to_uppercase());
-    assert_eq!(text(future.await), request.to_uppercase());
+    assert_eq!(text(within(future).await), request.to_uppercase());
 }
 
 /// The tag of the one request the peer reads next.
 async fn read_one(peer: &mut TestPeer, text: &str) -> Tag {
     read_requests(peer, &[text]).await[0]
+}
+
+/// `future`'s output; a test whose answer never comes fails (the paused
+/// clock runs ahead to this bound as soon as nothing else can happen)
+/// instead of hanging.
+async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(3600), future)
+        .await
+        .expect("no answer came")
 }
 
 fn text(result: Result<Answer, Error>) -> String {
@@ -102,9 +111,9 @@ async fn answers_in_any_order_reach_the_callers_their_tags_name() {
     answer(&peer, tags[2], "C");
     answer(&peer, tags[0], "A");
     answer(&peer, tags[1], "B");
-    assert_eq!(text(c.await), "C");
-    assert_eq!(text(a.await), "A");
-    assert_eq!(text(b.await), "B");
+    assert_eq!(text(within(c).await), "C");
+    assert_eq!(text(within(a).await), "A");
+    assert_eq!(text(within(b).await), "B");
     assert!(mux.broken().is_none());
 }
 
@@ -131,8 +140,8 @@ async fn a_tag_is_not_reused_while_in_flight_even_after_its_caller_dropped() {
     assert_eq!(tc, ta, "a's tag is free once its answer was read");
     answer(&peer, tc, "C");
     answer(&peer, tb, "B");
-    assert_eq!(text(c.await), "C", "the late answer went to nobody");
-    assert_eq!(text(b.await), "B");
+    assert_eq!(text(within(c).await), "C", "the late answer went to nobody");
+    assert_eq!(text(within(b).await), "B");
 }
 
 #[tokio::test(start_paused = true)]
@@ -155,7 +164,7 @@ async fn a_call_dropped_before_it_is_written_is_never_written_and_frees_its_perm
         "b's permit came back"
     );
     answer(&peer, tags[0], "A");
-    assert_eq!(text(a.await), "A");
+    assert_eq!(text(within(a).await), "A");
 }
 
 #[tokio::test(start_paused = true)]
@@ -208,8 +217,8 @@ async fn a_deadline_times_out_a_written_call_with_a_cancel_and_a_queued_one_unwr
     settle().await;
     // a is written (with what remains of its deadline), b waits behind it.
     let started = Instant::now();
-    assert!(matches!(a.await, Err(Error::TimedOut)));
-    assert!(matches!(b.await, Err(Error::TimedOut)));
+    assert!(matches!(within(a).await, Err(Error::TimedOut)));
+    assert!(matches!(within(b).await, Err(Error::TimedOut)));
     assert_eq!(
         started.elapsed(),
         Duration::from_millis(100),
@@ -252,10 +261,10 @@ async fn goaway_answers_what_was_written_refuses_the_rest_and_closes() {
     settle().await;
     let late = late.call("late".to_string());
     assert!(
-        is_not_sent_going_away(&b.await.unwrap_err()),
+        is_not_sent_going_away(&within(b).await.unwrap_err()),
         "b was not written: safe to resend"
     );
-    assert!(is_not_sent_going_away(&late.await.unwrap_err()));
+    assert!(is_not_sent_going_away(&within(late).await.unwrap_err()));
     assert!(matches!(mux.broken(), Some(Error::GoingAway)));
     let mut refused = mux.clone();
     assert!(matches!(
@@ -264,10 +273,14 @@ async fn goaway_answers_what_was_written_refuses_the_rest_and_closes() {
     ));
     let ta = read_one(&mut peer, "a").await;
     answer(&peer, ta, "A");
-    assert_eq!(text(a.await), "A", "written before the GOAWAY: still answered");
+    assert_eq!(
+        text(within(a).await),
+        "A",
+        "written before the GOAWAY: still answered"
+    );
     settle().await;
     assert!(
-        peer.written.recv().await.is_none(),
+        within(peer.written.recv()).await.is_none(),
         "drained: the connection is closed"
     );
 }
@@ -279,15 +292,15 @@ async fn an_answer_for_a_tag_never_sent_fails_every_waiter_without_a_panic() {
     let b = call(&mux, "b").await;
     let tags = read_requests(&mut peer, &["a", "b"]).await;
     answer(&peer, 0, "tag zero");
-    assert!(matches!(a.await, Err(Error::UnexpectedResponse)));
-    assert!(matches!(b.await, Err(Error::UnexpectedResponse)));
+    assert!(matches!(within(a).await, Err(Error::UnexpectedResponse)));
+    assert!(matches!(within(b).await, Err(Error::UnexpectedResponse)));
     assert!(matches!(mux.broken(), Some(Error::UnexpectedResponse)));
     // And a tag far out of range, on a fresh connection.
     let (mux, mut peer) = connect(Builder::new(), 16);
     let a = call(&mux, "a").await;
     read_requests(&mut peer, &["a"]).await;
     answer(&peer, tags[1] + 1000, "?");
-    assert!(matches!(a.await, Err(Error::UnexpectedResponse)));
+    assert!(matches!(within(a).await, Err(Error::UnexpectedResponse)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -300,7 +313,7 @@ async fn a_server_message_that_answers_nothing_is_dropped() {
         text: "notice".into(),
     });
     answer(&peer, ta, "A");
-    assert_eq!(text(a.await), "A");
+    assert_eq!(text(within(a).await), "A");
 }
 
 fn keepalive() -> Keepalive {
@@ -327,7 +340,7 @@ async fn keepalive_pings_a_silent_peer_then_fails_the_connection() {
     tokio::time::advance(Duration::from_millis(1)).await;
     settle().await;
     let lost = Error::Unresponsive(Duration::from_millis(500));
-    assert_eq!(a.await.unwrap_err().to_string(), lost.to_string());
+    assert_eq!(within(a).await.unwrap_err().to_string(), lost.to_string());
     assert!(matches!(mux.broken(), Some(Error::Unresponsive(_))));
 }
 
@@ -373,7 +386,12 @@ async fn a_batch_is_tagged_request_by_request_and_answered_in_its_order() {
     answer(&peer, tags[2], "Z");
     answer(&peer, tags[0], "X");
     answer(&peer, tags[1], "Y");
-    let answers: Vec<String> = batch.await.expect("batch").into_iter().map(text).collect();
+    let answers: Vec<String> = within(batch)
+        .await
+        .expect("batch")
+        .into_iter()
+        .map(text)
+        .collect();
     assert_eq!(answers, ["X", "Y", "Z"]);
 
     // Dropped half answered: a cancel for each request still open.
@@ -399,7 +417,7 @@ async fn max_in_flight_holds_callers_until_an_answer_frees_room() {
         "full"
     );
     answer(&peer, tags[1], "B");
-    assert_eq!(text(b.await), "B");
+    assert_eq!(text(within(b).await), "B");
     settle().await;
     assert!(ServiceExt::<String>::ready(&mut third).now_or_never().is_some());
     drop(a);
@@ -412,9 +430,9 @@ async fn a_failed_connection_fails_written_calls_and_says_not_sent_to_the_rest()
     let b = call(&mux, "b").await;
     settle().await;
     peer.reset();
-    let a = a.await.unwrap_err();
+    let a = within(a).await.unwrap_err();
     assert!(matches!(a, Error::Transport(_)), "{a:?}");
-    let b = b.await.unwrap_err();
+    let b = within(b).await.unwrap_err();
     assert!(matches!(b, Error::NotSent(_)), "{b:?}");
     assert!(matches!(mux.broken(), Some(Error::Transport(_))));
     read_requests(&mut peer, &["a"]).await;
