@@ -25,6 +25,12 @@
 //! * Deadlines set by a [`Deadline`](crate::deadline::Deadline) layer above
 //!   are kept here with one timer per connection, not one per request (see
 //!   [`crate::deadline`]).
+//! * With [`Builder::keepalive`] and a ping of the protocol (a request the
+//!   builder makes with the function it is given), a connection that has
+//!   received nothing for the interval writes the ping in line with the
+//!   callers' requests and reads its answer in their place; nothing
+//!   received within the timeout after it fails the connection with
+//!   [`Error::Unresponsive`] (see [`crate::keepalive`]). Off by default.
 //! * When the connection fails every waiting caller gets an [`Error`] at once,
 //!   and the service answers `poll_ready` with an error from then on, so that
 //!   a reconnect layer knows to replace it.
