@@ -103,7 +103,9 @@ pub(crate) enum Action {
 #[derive(Debug)]
 pub(crate) struct Watch {
     setting: Keepalive,
-    timer: Pin<Box<Sleep>>,
+    /// Armed on the first poll (so that a watch can be made outside a
+    /// runtime, with the connection task that holds it).
+    timer: Option<Pin<Box<Sleep>>>,
     /// Something was received since the timer was last armed.
     heard: bool,
     /// A ping was sent and nothing has been received since.
@@ -114,10 +116,15 @@ impl Watch {
     pub(crate) fn new(setting: Keepalive) -> Self {
         Watch {
             setting,
-            timer: Box::pin(tokio::time::sleep(setting.interval)),
+            timer: None,
             heard: false,
             pinged: false,
         }
+    }
+
+    /// How long after a ping the connection is given up.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        self.setting.timeout
     }
 
     /// Something was received from the peer.
@@ -135,19 +142,23 @@ impl Watch {
     /// for its timeout); `Ready(Dead)`: fail the connection; `Pending`: the
     /// task will be woken when the timer is due.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Action> {
+        let interval = self.setting.interval;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
         loop {
-            futures::ready!(self.timer.as_mut().poll(cx));
+            futures::ready!(timer.as_mut().poll(cx));
             let now = Instant::now();
             if std::mem::take(&mut self.heard) {
                 self.pinged = false;
-                self.timer.as_mut().reset(now + self.setting.interval);
+                timer.as_mut().reset(now + interval);
                 continue;
             }
             if self.pinged {
                 return Poll::Ready(Action::Dead);
             }
             self.pinged = true;
-            self.timer.as_mut().reset(now + self.setting.timeout);
+            timer.as_mut().reset(now + self.setting.timeout);
             return Poll::Ready(Action::Ping);
         }
     }

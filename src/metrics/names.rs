@@ -8,13 +8,19 @@
 
 super::metric_table! {
     CLIENT_REQUESTS: Counter, Count, "wirestack_client_requests_total", [],
-        "Requests a pipeline wrote to its connection.";
+        "Requests a multiplexer (pipeline or tagged) wrote to its connection.";
     CLIENT_REQUEST_DURATION: Histogram, Seconds, "wirestack_client_request_duration_seconds", [],
         "Time from the pass of a connection task that wrote a request to the pass that read its answer.";
     CLIENT_IN_FLIGHT: Gauge, Count, "wirestack_client_requests_in_flight", [],
         "Calls queued for or awaiting an answer from a connection.";
     CLIENT_FAILURES: Counter, Count, "wirestack_client_request_failures_total", ["failure"],
-        "Requests a pipeline failed, by failure kind.";
+        "Requests a multiplexer failed, by failure kind.";
+    CLIENT_CANCELS: Counter, Count, "wirestack_client_cancels_sent_total", [],
+        "Cancels a tagged multiplexer wrote for requests whose callers stopped waiting.";
+    CLIENT_KEEPALIVE_PINGS: Counter, Count, "wirestack_client_keepalive_pings_total", [],
+        "Keepalive pings written to connections that were silent for the interval.";
+    CLIENT_GOAWAYS: Counter, Count, "wirestack_client_goaways_received_total", [],
+        "GOAWAY messages received: connections that take no new requests.";
     CLIENT_CONNECT_ATTEMPTS: Counter, Count, "wirestack_client_connect_attempts_total", [],
         "Connect attempts of reconnect layers.";
     CLIENT_CONNECT_FAILURES: Counter, Count, "wirestack_client_connect_failures_total", ["failure"],

@@ -2,8 +2,10 @@
 
 use super::dispatch::{Dispatch, Status};
 use super::error::Error;
+use super::keepalive::{NoPing, Ping, Pinger};
 use super::message::Message;
 use crate::deadline::context;
+use crate::keepalive::Keepalive;
 use crate::transport::Transport;
 use crate::BoxError;
 use futures::ready;
@@ -18,11 +20,15 @@ use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 use tower::Service;
 
-/// How a [`Pipeline`] behaves: limits set before it is started.
+/// How a [`Pipeline`] behaves: limits set before it is started, and its
+/// keepalive (off unless [`keepalive`](Builder::keepalive) gives it a ping;
+/// `P` is that ping's setting, [`NoPing`] by default).
 #[derive(Debug, Clone)]
-pub struct Builder {
+pub struct Builder<P = NoPing> {
     max_in_flight: usize,
     max_batch: usize,
+    keepalive: Option<Keepalive>,
+    ping: P,
 }
 
 impl Default for Builder {
@@ -30,6 +36,8 @@ impl Default for Builder {
         Builder {
             max_in_flight: 1024,
             max_batch: 512,
+            keepalive: None,
+            ping: NoPing,
         }
     }
 }
@@ -40,6 +48,31 @@ impl Builder {
         Self::default()
     }
 
+    /// Watches the connection (see [`crate::keepalive`]): after
+    /// `keepalive`'s interval with nothing received, the connection task
+    /// writes `ping()` in line with the callers' requests and reads its
+    /// answer in their place; with nothing received within the timeout
+    /// after it, the connection fails with
+    /// [`Error::Unresponsive`]. Any answer counts as a sign of life.
+    ///
+    /// ```
+    /// use wirestack::keepalive::Keepalive;
+    /// use wirestack::pipeline;
+    ///
+    /// let builder = pipeline::Builder::new().keepalive(Keepalive::default(), || "PING".to_string());
+    /// # let _ = builder;
+    /// ```
+    pub fn keepalive<Req>(self, keepalive: Keepalive, ping: fn() -> Req) -> Builder<Ping<Req>> {
+        Builder {
+            max_in_flight: self.max_in_flight,
+            max_batch: self.max_batch,
+            keepalive: Some(keepalive),
+            ping: Ping::new(ping),
+        }
+    }
+}
+
+impl<P> Builder<P> {
     /// The most requests that may be queued or awaiting their response at
     /// once (default 1024). Past it, `poll_ready` waits.
     pub fn max_in_flight(mut self, max: usize) -> Self {
@@ -61,6 +94,7 @@ impl Builder {
     where
         T: Transport<Req>,
         <T as Transport<Req>>::Error: Into<BoxError>,
+        P: Pinger<Req>,
     {
         let (tx, rx) = mpsc::unbounded_channel();
         let semaphore = Arc::new(Semaphore::new(self.max_in_flight));
@@ -71,10 +105,10 @@ impl Builder {
                 status: status.clone(),
                 max_in_flight: self.max_in_flight,
             }),
-            waiting: None,
-            has_permit: false,
+            permit: Permit::new(status.clone()),
         };
-        let dispatch = Dispatch::new(transport, rx, status, self.max_batch);
+        let keepalive = self.ping.ping().zip(self.keepalive);
+        let dispatch = Dispatch::new(transport, rx, status, self.max_batch, keepalive);
         (pipeline, dispatch)
     }
 
@@ -86,6 +120,7 @@ impl Builder {
         <T as Transport<Req>>::Error: Into<BoxError>,
         Req: Send + 'static,
         T::Response: Send + 'static,
+        P: Pinger<Req>,
     {
         let (pipeline, dispatch) = self.build(transport);
         tokio::spawn(dispatch);
@@ -110,10 +145,7 @@ impl Builder {
 /// discarded if it had.
 pub struct Pipeline<Req, Resp> {
     pub(super) core: Arc<Core<Req, Resp>>,
-    /// Only made when a caller has to wait for capacity.
-    waiting: Option<Box<PollSemaphore>>,
-    /// `poll_ready` took a permit that no call has used yet.
-    pub(super) has_permit: bool,
+    pub(super) permit: Permit,
 }
 
 /// What every clone of a [`Pipeline`] shares.
@@ -142,10 +174,7 @@ impl<Req, Resp> Pipeline<Req, Resp> {
 
     /// Takes the permit `poll_ready` reserved, for a call.
     pub(super) fn take_permit(&mut self) {
-        assert!(
-            std::mem::take(&mut self.has_permit),
-            "Pipeline::call without a successful poll_ready"
-        );
+        self.permit.take("Pipeline");
     }
 
     /// Queues `message` for the connection task; if the task is gone, the
@@ -165,16 +194,7 @@ impl<Req, Resp> Clone for Pipeline<Req, Resp> {
     fn clone(&self) -> Self {
         Pipeline {
             core: self.core.clone(),
-            waiting: None,
-            has_permit: false,
-        }
-    }
-}
-
-impl<Req, Resp> Drop for Pipeline<Req, Resp> {
-    fn drop(&mut self) {
-        if self.has_permit {
-            self.core.status.release(1);
+            permit: self.permit.clone(),
         }
     }
 }
@@ -182,53 +202,104 @@ impl<Req, Resp> Drop for Pipeline<Req, Resp> {
 impl<Req, Resp> fmt::Debug for Pipeline<Req, Resp> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
-            .field("ready", &self.has_permit)
+            .field("ready", &self.permit.is_held())
             .field("broken", &self.broken())
             .finish()
     }
 }
 
-/// `poll_ready` for one request or one batch: a permit of the in-flight limit.
-pub(super) fn poll_permit<Req, Resp>(
-    pipeline: &mut Pipeline<Req, Resp>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), Error>> {
-    let status = &pipeline.core.status;
-    if let Some(error) = status.error() {
-        return Poll::Ready(Err(error));
+/// A handle's share of the in-flight limit: the permit `poll_ready` took
+/// and no call has used yet (given back if the handle is dropped with it),
+/// and its place in line while it waits for one. Both multiplexers'
+/// handles hold one; a clone of a handle starts with none.
+pub(crate) struct Permit {
+    status: Arc<Status>,
+    /// Only made when a caller has to wait for capacity.
+    waiting: Option<Box<PollSemaphore>>,
+    /// `poll_ready` took a permit that no call has used yet.
+    held: bool,
+}
+
+impl Permit {
+    /// None held yet, of the limit `status` keeps.
+    pub(crate) fn new(status: Arc<Status>) -> Self {
+        Permit {
+            status,
+            waiting: None,
+            held: false,
+        }
     }
-    if pipeline.has_permit {
-        return Poll::Ready(Ok(()));
-    }
-    // The fast path only while this handle is not queued for a permit: a
-    // queued waiter may have been given one already, which would be lost
-    // inside it if this handle took another from the counter.
-    if pipeline.waiting.is_none() {
-        match status.semaphore.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                pipeline.has_permit = true;
-                return Poll::Ready(Ok(()));
+
+    /// `poll_ready` for one request or one batch: a permit of the in-flight
+    /// limit, or the connection's error once it has one.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let status = &self.status;
+        if let Some(error) = status.error() {
+            return Poll::Ready(Err(error));
+        }
+        if self.held {
+            return Poll::Ready(Ok(()));
+        }
+        // The fast path only while this handle is not queued for a permit: a
+        // queued waiter may have been given one already, which would be lost
+        // inside it if this handle took another from the counter.
+        if self.waiting.is_none() {
+            match status.semaphore.try_acquire() {
+                Ok(permit) => {
+                    permit.forget();
+                    self.held = true;
+                    return Poll::Ready(Ok(()));
+                }
+                // The connection task closes the semaphore when it fails.
+                Err(TryAcquireError::Closed) => {
+                    return Poll::Ready(Err(status.error().unwrap_or(Error::Closed)))
+                }
+                Err(TryAcquireError::NoPermits) => {}
             }
-            // The connection task closes the semaphore when it fails.
-            Err(TryAcquireError::Closed) => return Poll::Ready(Err(status.error().unwrap_or(Error::Closed))),
-            Err(TryAcquireError::NoPermits) => {}
+        }
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::new(PollSemaphore::new(status.semaphore.clone())));
+        let acquired = ready!(waiting.poll_acquire(cx));
+        // Done waiting: nothing is queued for this handle any more (the next
+        // acquisition the semaphore prepared is not queued until polled).
+        self.waiting = None;
+        match acquired {
+            Some(permit) => {
+                permit.forget();
+                self.held = true;
+                Poll::Ready(Ok(()))
+            }
+            None => Poll::Ready(Err(status.error().unwrap_or(Error::Closed))),
         }
     }
-    let waiting = pipeline
-        .waiting
-        .get_or_insert_with(|| Box::new(PollSemaphore::new(status.semaphore.clone())));
-    let acquired = ready!(waiting.poll_acquire(cx));
-    // Done waiting: nothing is queued for this handle any more (the next
-    // acquisition the semaphore prepared is not queued until polled).
-    pipeline.waiting = None;
-    match acquired {
-        Some(permit) => {
-            permit.forget();
-            pipeline.has_permit = true;
-            Poll::Ready(Ok(()))
+
+    /// Takes the permit `poll_ready` reserved, for a call.
+    pub(crate) fn take(&mut self, service: &str) {
+        assert!(
+            std::mem::take(&mut self.held),
+            "{service}::call without a successful poll_ready"
+        );
+    }
+
+    /// Whether a permit is held (for `Debug`).
+    pub(crate) fn is_held(&self) -> bool {
+        self.held
+    }
+}
+
+impl Clone for Permit {
+    fn clone(&self) -> Self {
+        Permit::new(self.status.clone())
+    }
+}
+
+impl Drop for Permit {
+    /// The handle is dropped: gives back a permit no call used.
+    fn drop(&mut self) {
+        if self.held {
+            self.status.release(1);
         }
-        None => Poll::Ready(Err(status.error().unwrap_or(Error::Closed))),
     }
 }
 
@@ -238,7 +309,7 @@ impl<Req, Resp> Service<Req> for Pipeline<Req, Resp> {
     type Future = ResponseFuture<Resp>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        poll_permit(self, cx)
+        self.permit.poll(cx)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {

@@ -1,6 +1,9 @@
-//! [`MakePipeline`]: a connector of pipelines, from a connector of transports.
+//! [`MakePipeline`]: a connector of pipelines, from a connector of
+//! transports — and [`MakeMultiplexer`], the one connector both
+//! multiplexers share, over any builder that can [`Spawn`] one.
 
 use super::client::{Builder, Pipeline};
+use super::keepalive::{NoPing, Pinger};
 use crate::transport::Transport;
 use crate::BoxError;
 use futures::ready;
@@ -12,6 +15,34 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tower::Service;
 
+/// A multiplexer's builder: starts one on a transport `T` that sends
+/// `Req`s. Implemented by [`pipeline::Builder`](Builder) and
+/// [`multiplex::Builder`](crate::multiplex::Builder), so that one connector
+/// ([`MakeMultiplexer`]) and whatever composes it serve either.
+pub trait Spawn<T, Req>: Clone {
+    /// The service it makes.
+    type Service;
+
+    /// Makes the service and spawns the task that drives `transport` on the
+    /// current tokio runtime.
+    fn spawn_on(self, transport: T) -> Self::Service;
+}
+
+impl<T, Req, P> Spawn<T, Req> for Builder<P>
+where
+    T: Transport<Req> + Send + 'static,
+    <T as Transport<Req>>::Error: Into<BoxError>,
+    T::Response: Send + 'static,
+    Req: Send + 'static,
+    P: Pinger<Req>,
+{
+    type Service = Pipeline<Req, T::Response>;
+
+    fn spawn_on(self, transport: T) -> Self::Service {
+        self.spawn(transport)
+    }
+}
+
 /// Puts a [`Pipeline`] on every transport a connector makes.
 ///
 /// `M` is any `Service<Target>` that makes a transport — a
@@ -20,7 +51,7 @@ use tower::Service;
 /// handshake first, or a connector of your own — and `MakePipeline` is then
 /// a `Service<Target>` that makes pipelines: the connector the
 /// [reconnect](crate::reconnect) layer needs. `Req` is the request type the
-/// pipelines send (a codec may encode several).
+/// pipelines send (a codec may encode several); `P` the builder's ping.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -41,16 +72,27 @@ use tower::Service;
 /// # Ok(())
 /// # }
 /// ```
-pub struct MakePipeline<M, Req> {
+pub type MakePipeline<M, Req, P = NoPing> = MakeMultiplexer<M, Builder<P>, Req>;
+
+/// The future of [`MakePipeline`]: connects, then spawns the pipeline's
+/// connection task.
+pub type MakeFuture<F, Req, P = NoPing> = SpawnFuture<F, Builder<P>, Req>;
+
+/// Puts a multiplexer, built by `B`, on every transport the connector `M`
+/// makes: [`MakePipeline`] and
+/// [`MakeMultiplex`](crate::multiplex::MakeMultiplex) are this with each
+/// multiplexer's builder. It is a `Service<Target>` that makes connected
+/// services — the connector the [reconnect](crate::reconnect) layer needs.
+pub struct MakeMultiplexer<M, B, Req> {
     connector: M,
-    builder: Builder,
+    builder: B,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<M, Req> MakePipeline<M, Req> {
-    /// Pipelines built by `builder` over the transports `connector` makes.
-    pub fn new(connector: M, builder: Builder) -> Self {
-        MakePipeline {
+impl<M, B, Req> MakeMultiplexer<M, B, Req> {
+    /// Multiplexers built by `builder` over the transports `connector` makes.
+    pub fn new(connector: M, builder: B) -> Self {
+        MakeMultiplexer {
             connector,
             builder,
             _request: PhantomData,
@@ -63,39 +105,36 @@ impl<M, Req> MakePipeline<M, Req> {
     }
 }
 
-impl<M: Clone, Req> Clone for MakePipeline<M, Req> {
+impl<M: Clone, B: Clone, Req> Clone for MakeMultiplexer<M, B, Req> {
     fn clone(&self) -> Self {
         Self::new(self.connector.clone(), self.builder.clone())
     }
 }
 
-impl<M: fmt::Debug, Req> fmt::Debug for MakePipeline<M, Req> {
+impl<M: fmt::Debug, B: fmt::Debug, Req> fmt::Debug for MakeMultiplexer<M, B, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MakePipeline")
+        f.debug_struct("MakeMultiplexer")
             .field("connector", &self.connector)
             .field("builder", &self.builder)
             .finish()
     }
 }
 
-impl<M, Target, Req> Service<Target> for MakePipeline<M, Req>
+impl<M, B, Target, Req> Service<Target> for MakeMultiplexer<M, B, Req>
 where
     M: Service<Target>,
-    M::Response: Transport<Req> + Send + 'static,
-    <M::Response as Transport<Req>>::Error: Into<BoxError>,
-    <M::Response as Transport<Req>>::Response: Send + 'static,
-    Req: Send + 'static,
+    B: Spawn<M::Response, Req>,
 {
-    type Response = Pipeline<Req, <M::Response as Transport<Req>>::Response>;
+    type Response = B::Service;
     type Error = M::Error;
-    type Future = MakeFuture<M::Future, Req>;
+    type Future = SpawnFuture<M::Future, B, Req>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), M::Error>> {
         self.connector.poll_ready(cx)
     }
 
     fn call(&mut self, target: Target) -> Self::Future {
-        MakeFuture {
+        SpawnFuture {
             connecting: self.connector.call(target),
             builder: Some(self.builder.clone()),
             _request: PhantomData,
@@ -103,39 +142,33 @@ where
     }
 }
 
-/// The future of [`MakePipeline`]: connects, then spawns the pipeline's
-/// connection task.
+/// The future of [`MakeMultiplexer`]: connects, then spawns the
+/// multiplexer's connection task.
 #[pin_project]
-pub struct MakeFuture<F, Req> {
+pub struct SpawnFuture<F, B, Req> {
     #[pin]
     connecting: F,
-    builder: Option<Builder>,
+    builder: Option<B>,
     _request: PhantomData<fn(Req)>,
 }
 
-impl<F, Req> fmt::Debug for MakeFuture<F, Req> {
+impl<F, B, Req> fmt::Debug for SpawnFuture<F, B, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MakeFuture").finish_non_exhaustive()
+        f.debug_struct("SpawnFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, T, E, Req> Future for MakeFuture<F, Req>
+impl<F, T, E, B, Req> Future for SpawnFuture<F, B, Req>
 where
     F: Future<Output = Result<T, E>>,
-    T: Transport<Req> + Send + 'static,
-    <T as Transport<Req>>::Error: Into<BoxError>,
-    T::Response: Send + 'static,
-    Req: Send + 'static,
+    B: Spawn<T, Req>,
 {
-    type Output = Result<Pipeline<Req, T::Response>, E>;
+    type Output = Result<B::Service, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let transport = ready!(this.connecting.poll(cx))?;
-        let builder = this
-            .builder
-            .take()
-            .expect("pipeline::MakeFuture polled after completion");
-        Poll::Ready(Ok(builder.spawn(transport)))
+        let builder = this.builder.take().expect("SpawnFuture polled after completion");
+        Poll::Ready(Ok(builder.spawn_on(transport)))
     }
 }

@@ -4,7 +4,9 @@
 use super::error::Error;
 use super::message::{ManyPending, Message, Pending};
 use super::metrics::PipelineMetrics;
-use super::sweep::Sweep;
+use super::sweep::{Queued, Sweep};
+use super::writes::{poll_watch, Step, Writes};
+use crate::keepalive::{Keepalive, Watch};
 use crate::transport::Transport;
 use crate::BoxError;
 use pin_project::{pin_project, pinned_drop};
@@ -38,6 +40,12 @@ impl Status {
         self.error.get().cloned()
     }
 
+    /// The peer sent GOAWAY: the connection takes no new work, and says so
+    /// to callers as its error (a later failure does not replace it).
+    pub(crate) fn go_away(&self) {
+        let _ = self.fail(Error::GoingAway);
+    }
+
     pub(crate) fn release(&self, permits: usize) {
         if permits > 0 {
             self.semaphore.add_permits(permits);
@@ -46,7 +54,7 @@ impl Status {
 
     /// Records why the connection failed (the first reason wins) and wakes
     /// every caller waiting for capacity so that it sees it.
-    fn fail(&self, error: Error) -> Error {
+    pub(crate) fn fail(&self, error: Error) -> Error {
         let error = self.error.get_or_init(|| error).clone();
         self.semaphore.close();
         error
@@ -77,9 +85,12 @@ where
     sweep: Sweep,
     metrics: PipelineMetrics,
     max_batch: usize,
-    needs_flush: bool,
-    /// This pass's flush was put off once, to gather more requests.
-    flush_deferred: bool,
+    /// Keepalive, when the builder was given a ping: the watch, and the
+    /// function that makes the ping.
+    keepalive: Option<(Watch, fn() -> Req)>,
+    /// The watch asked for a ping that is not written yet.
+    ping_due: bool,
+    writes: Writes,
     handles_gone: bool,
     done: bool,
 }
@@ -92,19 +103,10 @@ where
         f.debug_struct("Dispatch")
             .field("queued", &self.queue.len())
             .field("pending", &self.pending.len())
-            .field("needs_flush", &self.needs_flush)
+            .field("unflushed", &self.writes.unflushed())
             .field("handles_gone", &self.handles_gone)
             .finish_non_exhaustive()
     }
-}
-
-/// What one pass over the transport ended with.
-enum Step {
-    /// Nothing more can happen until a waker fires.
-    Idle,
-    /// Poll again after other tasks have run: the batch limit was reached
-    /// with more requests queued, or the flush was put off to gather more.
-    Again,
 }
 
 impl<T, Req> Dispatch<T, Req>
@@ -117,6 +119,7 @@ where
         rx: mpsc::UnboundedReceiver<Message<Req, T::Response>>,
         status: Arc<Status>,
         max_batch: usize,
+        keepalive: Option<(fn() -> Req, Keepalive)>,
     ) -> Self {
         Dispatch {
             transport,
@@ -127,8 +130,9 @@ where
             sweep: Sweep::default(),
             metrics: PipelineMetrics::new(),
             max_batch,
-            needs_flush: false,
-            flush_deferred: false,
+            keepalive: keepalive.map(|(ping, setting)| (Watch::new(setting), ping)),
+            ping_due: false,
+            writes: Writes::default(),
             handles_gone: false,
             done: false,
         }
@@ -159,13 +163,25 @@ where
                 return Poll::Ready(());
             }
         }
+        // Keepalive, after this pass's answers were read (each one heard).
+        if let Some((watch, _)) = this.keepalive.as_mut() {
+            match poll_watch(watch, cx) {
+                Ok(due) => *this.ping_due |= due,
+                Err(unresponsive) => {
+                    fail_all(&mut this, unresponsive);
+                    *this.done = true;
+                    return Poll::Ready(());
+                }
+            }
+        }
         // The deadlines: rarely due, and then once per timeout period.
         while this.sweep.poll_due(cx) {
             let released = this.sweep.expire(this.queue, this.pending);
             this.status.release(released);
         }
         this.metrics.in_flight(this.pending.len() + this.queue.len());
-        if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !*this.needs_flush {
+        if *this.handles_gone && this.pending.is_empty() && this.queue.is_empty() && !this.writes.unflushed()
+        {
             // Orderly end: nobody can send more and nobody waits. A failed
             // close changes nothing for anyone.
             let _ = futures::ready!(this.transport.as_mut().poll_close(cx));
@@ -215,16 +231,12 @@ where
             }
             _ => false,
         };
-        if !writing && this.queue.is_empty() && *this.handles_gone {
+        if !writing && !*this.ping_due && this.queue.is_empty() && *this.handles_gone {
             break;
         }
-        match this.transport.as_mut().poll_ready(cx) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => {
-                blocked = true;
-                break;
-            }
+        if !Writes::poll_ready(this.transport.as_mut(), cx)? {
+            blocked = true;
+            break;
         }
         if writing {
             let next = match this.pending.back_mut() {
@@ -235,6 +247,16 @@ where
                 start_send(this, request)?;
                 many_written(this);
                 written += 1;
+            }
+            continue;
+        }
+        if std::mem::take(this.ping_due) {
+            // Between calls, never inside a batch: answers come in order.
+            if let Some((_, ping)) = this.keepalive.as_ref() {
+                let ping = ping();
+                start_send(this, ping)?;
+                this.pending.push_back(Pending::Ping);
+                this.metrics.pinged();
             }
             continue;
         }
@@ -303,30 +325,25 @@ where
         }
     }
 
-    // 2. One flush for the whole batch. When other requests are already in
-    // flight, their callers are likely to queue more as soon as they run:
-    // put the flush off for one turn of the scheduler, so those join this
-    // write instead of each paying for a syscall of its own. A lone caller
-    // (nothing else in flight) is flushed at once and pays no latency.
+    // 2. One flush for the whole batch (put off once while others are in
+    // flight, to gather more).
     let others_in_flight = in_flight_before > 0;
-    if *this.needs_flush && written > 0 && others_in_flight && !*this.flush_deferred && !blocked {
-        *this.flush_deferred = true;
+    if let Step::Again = this
+        .writes
+        .flush(this.transport.as_mut(), cx, written, others_in_flight, blocked)?
+    {
         step = Step::Again;
-    } else if *this.needs_flush {
-        match this.transport.as_mut().poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                *this.needs_flush = false;
-                *this.flush_deferred = false;
-            }
-            Poll::Ready(Err(e)) => return Err(Error::transport(e)),
-            Poll::Pending => {}
-        }
     }
 
     // 3. Hand every response that has arrived to the oldest waiting caller.
     loop {
         match this.transport.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(response))) => answer(this, response, released)?,
+            Poll::Ready(Some(Ok(response))) => {
+                if let Some((watch, _)) = this.keepalive.as_mut() {
+                    watch.heard();
+                }
+                answer(this, response, released)?
+            }
             Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
             Poll::Ready(None) => return Err(Error::Closed),
             Poll::Pending => break,
@@ -341,12 +358,7 @@ where
     T: Transport<Req>,
     <T as Transport<Req>>::Error: Into<BoxError>,
 {
-    this.transport
-        .as_mut()
-        .start_send(request)
-        .map_err(Error::transport)?;
-    *this.needs_flush = true;
-    Ok(())
+    this.writes.start_send(this.transport.as_mut(), request)
 }
 
 /// Counts one more written request of the batch being written.
@@ -370,6 +382,10 @@ where
 {
     match this.pending.front_mut() {
         None => Err(Error::UnexpectedResponse),
+        Some(Pending::Ping) => {
+            this.pending.pop_front();
+            Ok(())
+        }
         Some(Pending::One { tx, sent, .. }) => {
             this.metrics.answered(*sent);
             // A caller that stopped waiting just doesn't get it.
@@ -413,17 +429,31 @@ where
     }
     // Requests still queued were never written: say so, so that a retry
     // layer may send them again whatever they are.
-    let not_sent = error.not_sent();
-    for message in this.queue.drain(..) {
-        unsent += message.permits();
-        message.fail(not_sent.clone());
-    }
-    this.rx.close();
-    while let Ok(message) = this.rx.try_recv() {
-        unsent += message.permits();
-        message.fail(not_sent.clone());
-    }
+    fail_unwritten(this.queue, this.rx, &error);
     PipelineMetrics::failed(&error, failed);
+    PipelineMetrics::failed(&error.not_sent(), unsent);
+}
+
+/// The connection failed with `error` before the calls queued (and still
+/// in the channel, which is closed) were written: each gets its "not sent"
+/// form, so that a retry layer may send them again whatever they are.
+/// Counts the requests that fails.
+pub(crate) fn fail_unwritten<Req, Resp, Q>(
+    queue: &mut VecDeque<Q>,
+    rx: &mut mpsc::UnboundedReceiver<Q>,
+    error: &Error,
+) where
+    Q: Queued<Req, Resp>,
+{
+    let not_sent = error.not_sent();
+    rx.close();
+    let mut unsent = 0;
+    let received = std::iter::from_fn(|| rx.try_recv().ok());
+    for queued in queue.drain(..).chain(received) {
+        let message = queued.into_message();
+        unsent += message.permits();
+        message.fail(not_sent.clone());
+    }
     PipelineMetrics::failed(&not_sent, unsent);
 }
 

@@ -69,6 +69,8 @@ pub(crate) enum Pending<Req, Resp> {
         sent: super::metrics::Pass,
     },
     Many(Box<ManyPending<Req, Resp>>),
+    /// A keepalive ping: its answer is read and dropped; it holds no permit.
+    Ping,
 }
 
 /// A batch being written and answered.
@@ -160,6 +162,7 @@ impl<Req, Resp> Pending<Req, Resp> {
                 }
                 None => 0,
             },
+            Pending::Ping => 0,
             Pending::Many(many) => {
                 let expired = match many.tx.take() {
                     Some(tx) => {
@@ -184,7 +187,7 @@ impl<Req, Resp> Pending<Req, Resp> {
                 let unwritten = many.unwritten.len();
                 (many.written - many.answers.len() + unwritten, unwritten)
             }
-            Pending::Many(_) => (0, 0),
+            Pending::Many(_) | Pending::Ping => (0, 0),
         };
         match self {
             Pending::One { tx, .. } => {
@@ -193,6 +196,7 @@ impl<Req, Resp> Pending<Req, Resp> {
                 }
             }
             Pending::Many(many) => many.fail(error),
+            Pending::Ping => {}
         }
         failed
     }

@@ -37,6 +37,7 @@ pub(crate) struct PipelineMetrics {
     /// Metrics were enabled then: latencies and calls in flight are measured.
     enabled: bool,
     requests: Counter,
+    pings: Counter,
     duration: Histogram,
     in_flight: Gauge,
     /// This pipeline's share of the in-flight gauge.
@@ -49,6 +50,8 @@ pub(crate) struct PipelineMetrics {
     passes: VecDeque<(Pass, Instant)>,
     /// Answers read in this pass to requests of one same pass: which, how many.
     run: Option<(Pass, usize)>,
+    /// The same for stamped requests (answered in any order).
+    stamped_run: Option<(Instant, usize)>,
 }
 
 impl PipelineMetrics {
@@ -56,6 +59,7 @@ impl PipelineMetrics {
         PipelineMetrics {
             enabled: enabled(),
             requests: counter(names::CLIENT_REQUESTS, &[]),
+            pings: counter(names::CLIENT_KEEPALIVE_PINGS, &[]),
             duration: histogram(names::CLIENT_REQUEST_DURATION),
             in_flight: gauge(names::CLIENT_IN_FLIGHT),
             reported: 0,
@@ -63,6 +67,7 @@ impl PipelineMetrics {
             now: None,
             passes: VecDeque::new(),
             run: None,
+            stamped_run: None,
         }
     }
 
@@ -97,13 +102,8 @@ impl PipelineMetrics {
         if !self.enabled {
             return;
         }
-        match &mut self.run {
-            Some((pass, n)) if *pass == sent => *n += 1,
-            run => {
-                if let Some(done) = run.replace((sent, 1)) {
-                    self.record(done);
-                }
-            }
+        if let Some(done) = extend(&mut self.run, sent) {
+            self.record(done);
         }
     }
 
@@ -112,6 +112,9 @@ impl PipelineMetrics {
     pub(crate) fn answers_read(&mut self) {
         if let Some(run) = self.run.take() {
             self.record(run);
+        }
+        if let Some(run) = self.stamped_run.take() {
+            self.record_stamped(run);
         }
     }
 
@@ -129,6 +132,38 @@ impl PipelineMetrics {
         }
     }
 
+    /// A keepalive ping was written.
+    #[inline]
+    pub(crate) fn pinged(&self) {
+        self.pings.increment(1);
+    }
+
+    /// For answers in any order: this pass's time, read at most once per
+    /// pass, for a request written now to carry (`None` unless measuring).
+    #[inline]
+    pub(crate) fn stamp(&mut self) -> Option<Instant> {
+        self.enabled.then(|| *self.now.get_or_insert_with(Instant::now))
+    }
+
+    /// For answers in any order: the answer to a request stamped `sent`
+    /// was read. Answers to requests of one same pass read in a row are
+    /// recorded with one call.
+    #[inline]
+    pub(crate) fn answered_stamped(&mut self, sent: Option<Instant>) {
+        let Some(sent) = sent else { return };
+        if let Some(done) = extend(&mut self.stamped_run, sent) {
+            self.record_stamped(done);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_stamped(&mut self, (sent, n): (Instant, usize)) {
+        let now = *self.now.get_or_insert_with(Instant::now);
+        self.duration
+            .record_many(now.saturating_duration_since(sent).as_secs_f64(), n);
+    }
+
     /// The connection holds `calls` calls now.
     #[inline]
     pub(crate) fn in_flight(&mut self, calls: usize) {
@@ -142,6 +177,22 @@ impl PipelineMetrics {
         }
     }
 
+    /// `n` cancels were written.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn cancelled(n: usize) {
+        if n > 0 {
+            counter(names::CLIENT_CANCELS, &[]).increment(n as u64);
+        }
+    }
+
+    /// The peer sent GOAWAY.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn went_away() {
+        counter(names::CLIENT_GOAWAYS, &[]).increment(1);
+    }
+
     /// `n` requests failed with `error`.
     #[cold]
     #[inline(never)]
@@ -149,6 +200,19 @@ impl PipelineMetrics {
         if n > 0 {
             counter(names::CLIENT_FAILURES, failure_labels(Failure::of(error))).increment(n as u64);
         }
+    }
+}
+
+/// Counts one more answer to a request sent at `sent` in `run`; returns
+/// the run it ends, if `sent` starts another.
+#[inline]
+fn extend<K: PartialEq>(run: &mut Option<(K, usize)>, sent: K) -> Option<(K, usize)> {
+    match run {
+        Some((at, n)) if *at == sent => {
+            *n += 1;
+            None
+        }
+        run => run.replace((sent, 1)),
     }
 }
 

@@ -25,6 +25,12 @@
 //! * Deadlines set by a [`Deadline`](crate::deadline::Deadline) layer above
 //!   are kept here with one timer per connection, not one per request (see
 //!   [`crate::deadline`]).
+//! * With [`Builder::keepalive`] and a ping of the protocol (a request the
+//!   builder makes with the function it is given), a connection that has
+//!   received nothing for the interval writes the ping in line with the
+//!   callers' requests and reads its answer in their place; nothing
+//!   received within the timeout after it fails the connection with
+//!   [`Error::Unresponsive`] (see [`crate::keepalive`]). Off by default.
 //! * When the connection fails every waiting caller gets an [`Error`] at once,
 //!   and the service answers `poll_ready` with an error from then on, so that
 //!   a reconnect layer knows to replace it.
@@ -72,12 +78,26 @@ mod client;
 mod connect;
 mod dispatch;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake;
+mod keepalive;
 mod message;
 mod metrics;
 mod sweep;
+mod writes;
+
+// What the tagged multiplexer shares with this one.
+pub(crate) use batch::{call_batch, BatchFlow, BatchQueue};
+pub(crate) use client::Permit;
+pub(crate) use dispatch::{fail_unwritten, Status};
+pub(crate) use message::{BatchReply, Message, Reply};
+pub(crate) use metrics::PipelineMetrics;
+pub(crate) use sweep::Sweep;
+pub(crate) use writes::{poll_watch, Step, Writes};
 
 pub use batch::BatchFuture;
 pub use client::{Builder, Pipeline, ResponseFuture};
-pub use connect::{MakeFuture, MakePipeline};
+pub use connect::{MakeFuture, MakeMultiplexer, MakePipeline, Spawn, SpawnFuture};
 pub use dispatch::Dispatch;
 pub use error::Error;
+pub use keepalive::{NoPing, Ping, Pinger};

@@ -8,6 +8,9 @@
 //! passed, works out the next earliest deadline among those still waiting
 //! and re-arms the timer once. With one timeout for every request, deadlines
 //! arrive in order and the timer is re-armed about once per timeout period.
+//!
+//! The [`Sweep`] timer serves both multiplexers; each walks its own
+//! requests when it fires (the pipeline's walk is [`Sweep::expire`]).
 
 use super::error::Error;
 use super::message::{Message, Pending};
@@ -16,6 +19,33 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::time::{Instant, Sleep};
+
+/// A call waiting in a connection task's queue: the pipeline queues its
+/// messages as they are, the tagged multiplexer with their call's id.
+pub(crate) trait Queued<Req, Resp> {
+    fn message(&self) -> &Message<Req, Resp>;
+    fn into_message(self) -> Message<Req, Resp>;
+}
+
+impl<Req, Resp> Queued<Req, Resp> for Message<Req, Resp> {
+    fn message(&self) -> &Message<Req, Resp> {
+        self
+    }
+
+    fn into_message(self) -> Message<Req, Resp> {
+        self
+    }
+}
+
+impl<Id, Req, Resp> Queued<Req, Resp> for (Id, Message<Req, Resp>) {
+    fn message(&self) -> &Message<Req, Resp> {
+        &self.1
+    }
+
+    fn into_message(self) -> Message<Req, Resp> {
+        self.1
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Sweep {
@@ -49,6 +79,43 @@ impl Sweep {
         matches!(timer.as_mut().poll(cx), Poll::Ready(()))
     }
 
+    /// A sweep starts: forgets the earliest deadline (the sweep notes the
+    /// ones still waiting) and returns the time it sweeps at.
+    pub(crate) fn restart(&mut self) -> Instant {
+        self.earliest = None;
+        Instant::now()
+    }
+
+    /// Answers every queued call whose deadline is at or before `now` with a
+    /// timeout (it is never written) and notes the deadlines of the others.
+    /// Returns the permits that frees; adds the requests failed to `expired`.
+    pub(crate) fn expire_queued<Req, Resp, Q>(
+        &mut self,
+        now: Instant,
+        queue: &mut VecDeque<Q>,
+        expired: &mut usize,
+    ) -> usize
+    where
+        Q: Queued<Req, Resp>,
+    {
+        let mut released = 0;
+        for queued in std::mem::take(queue) {
+            let message = queued.message();
+            match message.deadline() {
+                Some(at) if at <= now => {
+                    released += message.permits();
+                    *expired += message.permits();
+                    queued.into_message().fail(Error::TimedOut);
+                }
+                deadline => {
+                    self.note(deadline);
+                    queue.push_back(queued);
+                }
+            }
+        }
+        released
+    }
+
     /// Answers every request whose deadline has passed with a timeout — a
     /// queued one is never written, a written one's answer will be read and
     /// dropped — and notes the deadlines still waiting. Returns the permits
@@ -58,23 +125,9 @@ impl Sweep {
         queue: &mut VecDeque<Message<Req, Resp>>,
         pending: &mut VecDeque<Pending<Req, Resp>>,
     ) -> usize {
-        self.earliest = None;
-        let now = Instant::now();
-        let mut released = 0;
+        let now = self.restart();
         let mut expired = 0;
-        for message in std::mem::take(queue) {
-            match message.deadline() {
-                Some(at) if at <= now => {
-                    released += message.permits();
-                    expired += message.permits();
-                    message.fail(Error::TimedOut);
-                }
-                deadline => {
-                    self.note(deadline);
-                    queue.push_back(message);
-                }
-            }
-        }
+        let mut released = self.expire_queued(now, queue, &mut expired);
         for waiting in pending.iter_mut() {
             match waiting.live_deadline() {
                 Some(at) if at <= now => expired += waiting.expire(),
