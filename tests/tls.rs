@@ -38,6 +38,8 @@ async fn tls_client(addr: std::net::SocketAddr, config: Arc<ClientConfig>) -> Re
     ClientBuilder::new(ClientCodec::new())
         .timeout(Duration::from_secs(5))
         .tls(config, tls::server_name("localhost").unwrap())
+        .on_connect(wirestack::kv::Hello::new())
+        .multiplex(wirestack::multiplex::Builder::new())
         .connect::<Request>(addr)
         .await
         .map(KvClient::new)

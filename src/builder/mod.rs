@@ -114,6 +114,7 @@ pub use settings::{NoReconnect, NoRetry, NoTimeout, ReconnectSetting, RetrySetti
 pub use stack::Stack;
 
 use crate::deadline::Deadline;
+use crate::multiplex;
 use crate::pipeline::{self, Pipeline};
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig};
@@ -304,13 +305,28 @@ impl<C, L, T, R, K, M, X> ClientBuilder<C, L, T, R, K, M, X> {
     }
 
     /// An in-order [`Pipeline`] over each connection, with these limits
-    /// (the default).
-    pub fn pipeline(self, pipeline: pipeline::Builder) -> ClientBuilder<C, L, T, R, K, M, pipeline::Builder> {
+    /// and keepalive (the default: [`pipeline::Builder::default`]).
+    pub fn pipeline<P>(
+        self,
+        pipeline: pipeline::Builder<P>,
+    ) -> ClientBuilder<C, L, T, R, K, M, pipeline::Builder<P>> {
         self.multiplexer(pipeline)
     }
 
+    /// A tagged [`Multiplex`](crate::multiplex::Multiplex) over each
+    /// connection instead of a pipeline: answers in any order, matched by
+    /// tag. The codec must encode [`Outgoing`](crate::multiplex::Outgoing)
+    /// requests and its responses say which request they answer
+    /// ([`Tagged`](crate::multiplex::Tagged)).
+    pub fn multiplex(
+        self,
+        multiplex: multiplex::Builder,
+    ) -> ClientBuilder<C, L, T, R, K, M, multiplex::Builder> {
+        self.multiplexer(multiplex)
+    }
+
     /// The multiplexer over each connection: a [`pipeline::Builder`] or a
-    /// [`multiplex::Builder`](crate::multiplex::Builder).
+    /// [`multiplex::Builder`].
     fn multiplexer<X2>(self, multiplexer: X2) -> ClientBuilder<C, L, T, R, K, M, X2> {
         ClientBuilder {
             codec: self.codec,

@@ -1,21 +1,24 @@
 //! [`Multiplexer`]: the multiplexer a [`ClientBuilder`](super::ClientBuilder)
 //! puts over each connection, named with the bounds it needs.
 
-use crate::pipeline::{self, MakePipeline, Pipeline};
-use crate::transport::{MakeTransport, Target};
+use crate::pipeline::{MakeMultiplexer, Spawn};
+use crate::transport::Target;
 use crate::BoxError;
 use tower::Service;
 
-/// The multiplexer over each connection of a built stack, configured by
-/// its builder: [`pipeline::Builder`] (answers in order, the default) or
-/// [`multiplex::Builder`](crate::multiplex::Builder) (answers by tag). For
-/// the transports a connector `M` makes for requests `Req`, it names the
-/// connection service it makes and the connector of those services that
-/// the reconnect layer, the pool and the router call.
+/// The multiplexer over each connection of a built stack, given by its
+/// builder: a [`pipeline::Builder`](crate::pipeline::Builder) (answers in
+/// order, the default) or a [`multiplex::Builder`](crate::multiplex::Builder)
+/// (answers by tag). For the transports a connector `M` makes, it names the
+/// connection service it starts on each and the connector of those
+/// services that the reconnect layer, the pool and the router call.
 ///
-/// Implemented by the two multiplexer builders of this crate; sealed.
-pub trait Multiplexer<M, Req>: Clone + Send + Sync + 'static + sealed::Sealed {
-    /// The service over one connection: a [`Pipeline`] or a
+/// This only names a set of bounds, so that signatures stay short: it is
+/// implemented for every builder that can [`Spawn`] a service of `Req`s on
+/// `M`'s transports, and cannot be implemented otherwise.
+pub trait Multiplexer<M, Req>: Clone + Send + Sync + 'static + sealed::Sealed<M, Req> {
+    /// The service over one connection: a
+    /// [`Pipeline`](crate::pipeline::Pipeline) or a
     /// [`Multiplex`](crate::multiplex::Multiplex).
     type Connection: Service<Req> + Clone + Send + Sync + 'static;
     /// Makes a connection service over each transport `M` makes.
@@ -29,20 +32,21 @@ pub trait Multiplexer<M, Req>: Clone + Send + Sync + 'static + sealed::Sealed {
     fn connector(&self, transports: M) -> Self::Connector;
 }
 
-impl<M, Req> Multiplexer<M, Req> for pipeline::Builder
+impl<M, Req, B> Multiplexer<M, Req> for B
 where
-    M: MakeTransport<Target, Req> + Sync,
-    Req: Send + 'static,
+    M: Service<Target, Error: Into<BoxError>, Future: Send + 'static> + Clone + Send + Sync + 'static,
+    B: Spawn<M::Response, Req, Service: Service<Req> + Clone + Send + Sync + 'static> + Send + Sync + 'static,
+    Req: 'static,
 {
-    type Connection = Pipeline<Req, M::Item>;
-    type Connector = MakePipeline<M, Req>;
+    type Connection = B::Service;
+    type Connector = MakeMultiplexer<M, B, Req>;
 
-    fn connector(&self, transports: M) -> MakePipeline<M, Req> {
-        MakePipeline::new(transports, self.clone())
+    fn connector(&self, transports: M) -> Self::Connector {
+        MakeMultiplexer::new(transports, self.clone())
     }
 }
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for crate::pipeline::Builder {}
+    pub trait Sealed<M, Req> {}
+    impl<M, Req, B> Sealed<M, Req> for B {}
 }

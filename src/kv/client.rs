@@ -3,9 +3,14 @@
 use super::codec::ClientCodec;
 use super::{Request, Response, Status};
 use crate::batch::{Batch, BatchResponse};
-use crate::builder::{ClientBuilder, DefaultStack, Stack};
+use crate::builder::{ClientBuilder, Stack};
+use crate::deadline::Deadline;
 use crate::failure::Failure;
+use crate::keepalive::Keepalive;
+use crate::multiplex::{self, Multiplex};
 use crate::pipeline;
+use crate::reconnect::Reconnect;
+use crate::retry::Retry;
 use crate::BoxError;
 use bytes::Bytes;
 use std::time::Duration;
@@ -132,17 +137,20 @@ impl KvError {
 }
 
 /// The client's default stack, as [`KvClient::connect`] builds it: a
-/// deadline, retries, reconnection and one pipelined connection.
-pub type DefaultService = Stack<DefaultStack<Request, Response>>;
+/// deadline, retries, reconnection and one connection multiplexed by
+/// request id (protocol 2.0, or 1.1 against a server that has no 2.0),
+/// with keepalive.
+pub type DefaultService = Stack<Deadline<Retry<Reconnect<Multiplex<Request, Response>>>>>;
 
 /// A typed KV client over a service stack `S`.
 ///
 /// `S` is any tower service from [`Request`] to [`Response`]; clone the
 /// client freely to share its connection among tasks. [`KvClient::connect`]
 /// builds the default stack ([`ClientBuilder`] with its defaults: 5 s
-/// deadline, retries, reconnection); [`KvClient::new`] takes a stack of your
+/// deadline, retries, reconnection, protocol 2.0 over a
+/// [`Multiplex`] with keepalive); [`KvClient::new`] takes a stack of your
 /// own — a [`ClientBuilder`] with other settings or layers, or a bare
-/// [`Pipeline`](crate::pipeline::Pipeline) with none of them.
+/// [`Pipeline`](crate::pipeline::Pipeline) or [`Multiplex`] with none of them.
 ///
 /// The default stack retries a GET or PING whose connection was lost, but
 /// never sends a write (PUT, PUT_TTL, DELETE) twice: one lost after it was
@@ -172,12 +180,19 @@ pub struct KvClient<S = DefaultService> {
 }
 
 impl KvClient<DefaultService> {
-    /// Connects to a KV server with the default stack.
+    /// Connects to a KV server with the default stack: every connection
+    /// says [`Hello`](super::Hello) and speaks protocol 2.0 — answers in any
+    /// order, matched by request id, so that a slow write never holds up a
+    /// read of another key — or 1.1 against a server that has no 2.0; a
+    /// [`Keepalive`] with its defaults finds a server that stopped
+    /// answering within 2 s.
     ///
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, KvError> {
         ClientBuilder::new(ClientCodec::new())
+            .on_connect(super::Hello::new())
+            .multiplex(multiplex::Builder::new().keepalive(Keepalive::default()))
             .connect_pinned(addr)
             .await
             .map(KvClient::new)

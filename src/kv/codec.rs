@@ -39,6 +39,9 @@ pub const REQUEST_HEADER_LEN_V2: usize = 14;
 /// Size of a version 2 response header: status (1), flags (1),
 /// `request_id` (4), `value_len` (4).
 pub const RESPONSE_HEADER_LEN_V2: usize = 10;
+/// Size of a `HELLO` request's value: `version` (2), `session_id` (16).
+const HELLO_LEN: usize = 2 + 16;
+
 /// Size of the TTL prefix in a `PUT_TTL` value.
 pub const TTL_LEN: usize = 8;
 /// Version 2 request flag, bit 0: a 4-byte `budget_us` follows the header.
@@ -519,12 +522,14 @@ impl ServerCodec {
     }
 
     fn check_lengths(&self, command: Option<Command>, key_len: u32, value_len: u32) -> Option<Response> {
-        let ttl_allowance = if command == Some(Command::PutTtl) {
-            TTL_LEN as u64
-        } else {
-            0
+        let max_value = u64::from(self.limits.max_value_bytes);
+        let value_limit = match command {
+            Some(Command::PutTtl) => max_value + TTL_LEN as u64,
+            // HELLO's fixed 18 bytes are never a stored value: a server
+            // whose values are smaller still negotiates.
+            Some(Command::Hello) => max_value.max(HELLO_LEN as u64),
+            _ => max_value,
         };
-        let value_limit = u64::from(self.limits.max_value_bytes) + ttl_allowance;
         if key_len > self.limits.max_key_bytes {
             return Some(Response::error(
                 Status::TooLarge,
@@ -694,7 +699,7 @@ fn parse_request(command_byte: u8, key: Bytes, mut value: Bytes) -> Incoming {
         }
         Command::Hello => {
             let mut session_id = [0u8; 16];
-            if !key.is_empty() || value.len() != 2 + session_id.len() {
+            if !key.is_empty() || value.len() != HELLO_LEN {
                 return bad_request("HELLO takes no key and an 18-byte value (version, session_id)");
             }
             let version = value.get_u16_le();

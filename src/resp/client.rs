@@ -4,6 +4,8 @@ use super::{RespCodec, Value};
 use crate::batch::{Batch, BatchResponse};
 use crate::builder::{ClientBuilder, DefaultStack, Stack};
 use crate::failure::Failure;
+use crate::keepalive::Keepalive;
+use crate::pipeline;
 use crate::BoxError;
 use bytes::Bytes;
 use std::time::Duration;
@@ -79,7 +81,8 @@ impl RedisError {
 }
 
 /// The client's default stack, as [`RedisClient::connect`] builds it: a
-/// deadline, retries, reconnection and one pipelined connection.
+/// deadline, retries, reconnection and one pipelined connection with
+/// keepalive.
 pub type DefaultService = Stack<DefaultStack<Value, Value>>;
 
 /// A typed Redis client over a service stack `S` from RESP2 [`Value`]s to
@@ -109,13 +112,24 @@ impl RedisClient<DefaultService> {
     ///
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
+    ///
+    /// Keepalive is on with its defaults: a connection that has received
+    /// nothing for a second sends `PING`, and one that then receives
+    /// nothing for 900 ms more is failed like a reset, so that a server
+    /// that stopped answering is found within 2 s.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, RedisError> {
         ClientBuilder::new(RespCodec::new())
+            .pipeline(pipeline::Builder::new().keepalive(Keepalive::default(), ping))
             .connect_pinned(addr)
             .await
             .map(RedisClient::new)
             .map_err(|e| RedisError::Disconnected(e.into()))
     }
+}
+
+/// Redis's `PING`, keepalive's probe.
+fn ping() -> Value {
+    Value::Array(vec![Value::Bulk(Bytes::from_static(b"PING"))])
 }
 
 impl<S> RedisClient<S>
