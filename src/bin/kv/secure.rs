@@ -2,14 +2,19 @@
 //! client commands, and how they become library configuration.
 
 use clap::Args;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::codec::Framed;
 use tower::ServiceExt;
-use wirestack::kv::{check_protected, AuthHandshake, AuthToken, ClientCodec, KvError, Request, Response};
-use wirestack::pipeline::{Builder, Pipeline};
+use wirestack::kv::{check_protected, AuthHandshake, AuthToken, ClientCodec, Hello, KvError, Request};
+use wirestack::pipeline::Spawn;
 use wirestack::tls::{self, rustls, TlsConnector};
-use wirestack::transport::{self, Handshake, Transport};
+use wirestack::transport::{self, Handshake, HandshakeError};
 
 /// The environment variable that holds a token, when no token file is given.
 const TOKEN_ENV: &str = "KV_AUTH_TOKEN";
@@ -147,40 +152,65 @@ fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
     }
 }
 
-/// One bare pipelined connection, plain or TLS, authenticated if there is
-/// a token: the pipeline hides which, so the load is the same.
-pub(crate) async fn connect_bare(
+/// One bare connection, plain or TLS, greeted as `greeting` says (AUTH if
+/// there is a token; HELLO for protocol 2.0), under the multiplexer
+/// `builder` starts: the transport hides which, so the load is the same.
+pub(crate) async fn connect_bare<B, S>(
     addr: SocketAddr,
     tls: &Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
-    token: &Option<AuthToken>,
-    max_in_flight: usize,
-) -> Result<Pipeline<Request, Response>, KvError> {
-    let builder = Builder::new().max_in_flight(max_in_flight.max(1));
+    greeting: Greeting,
+    builder: B,
+) -> Result<S, KvError>
+where
+    B: Spawn<Framed<TcpStream, ClientCodec>, Request, Service = S>
+        + Spawn<Framed<TlsStream<TcpStream>, ClientCodec>, Request, Service = S>,
+{
     let lost = |e: std::io::Error| KvError::Connection(e.into());
+    let refused = |e: HandshakeError| KvError::from_service(e.into());
     match tls {
         None => {
             let transport = transport::connect(addr, ClientCodec::new()).await.map_err(lost)?;
-            Ok(builder.spawn(authenticate(transport, token).await?))
+            let transport = greeting.handshake(transport).await.map_err(refused)?;
+            Ok(builder.spawn_on(transport))
         }
         Some((tls, name)) => {
             let connector = TlsConnector::new(tls.clone(), name.clone(), ClientCodec::new());
             let transport = connector.oneshot(addr).await.map_err(lost)?;
-            Ok(builder.spawn(authenticate(transport, token).await?))
+            let transport = greeting.handshake(transport).await.map_err(refused)?;
+            Ok(builder.spawn_on(transport))
         }
     }
 }
 
-/// Sends `AUTH` on a bare transport, if there is a token.
-async fn authenticate<T>(transport: T, token: &Option<AuthToken>) -> Result<T, KvError>
+/// What a bare connection says before its load: `AUTH` if there is a
+/// token, then `HELLO` if it is to speak protocol 2.0.
+#[derive(Debug, Clone)]
+pub(crate) struct Greeting {
+    pub(crate) token: Option<AuthToken>,
+    pub(crate) hello: bool,
+}
+
+impl<Io> Handshake<Framed<Io, ClientCodec>> for Greeting
 where
-    T: Transport<Request, Response = Response, Error = wirestack::kv::CodecError> + Unpin + Send + 'static,
+    Io: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match token {
-        Some(token) => AuthHandshake::new(token.clone())
-            .handshake(transport)
-            .await
-            .map_err(|e| KvError::from_service(e.into())),
-        None => Ok(transport),
+    fn handshake(
+        &self,
+        transport: Framed<Io, ClientCodec>,
+    ) -> impl Future<Output = Result<Framed<Io, ClientCodec>, HandshakeError>> + Send {
+        let Greeting { token, hello } = self.clone();
+        async move {
+            let auth = token.map(AuthHandshake::new);
+            match (auth, hello) {
+                (auth, true) => {
+                    auth.map_or_else(Hello::new, Hello::after)
+                        .handshake(transport)
+                        .await
+                }
+                (Some(auth), false) => auth.handshake(transport).await,
+                (None, false) => Ok(transport),
+            }
+        }
     }
 }
 

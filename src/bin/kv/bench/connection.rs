@@ -1,27 +1,22 @@
-//! One load task's connection: a bare pipeline to the server, or — with
-//! several servers — a router over one bare pipeline to each, which splits
-//! every batch per server and sends the parts at once.
+//! One load task's connection: a bare multiplexer (a pipeline or a
+//! tagged multiplex, as the protocol says) to the server, or — with several
+//! servers — a router over one to each, which splits every batch per server
+//! and sends the parts at once.
 
 use super::protocol::Wire;
 use super::BenchConfig;
 use tower::{Service, ServiceExt};
 use wirestack::batch::Batch;
-use wirestack::pipeline::Pipeline;
 use wirestack::route::{Accrual, HealthConfig, Router};
-use wirestack::transport::Codec;
 use wirestack::BoxError;
 
-/// A bare pipeline of protocol `W`.
-pub(crate) type Pipe<W> =
-    Pipeline<<W as Wire>::Request, <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response>;
-
 /// What protocol `W` answers.
-pub(crate) type Answer<W> = <<W as Wire>::Codec as Codec<<W as Wire>::Request>>::Response;
+pub(crate) type Answer<W> = <W as Wire>::Answer;
 
 /// One load task's connection; see the [module docs](self).
 pub(crate) enum Connection<W: Wire> {
-    One(Pipe<W>),
-    Sharded(Router<Accrual<Pipe<W>>>),
+    One(W::Conn),
+    Sharded(Router<Accrual<W::Conn>>),
 }
 
 impl<W: Wire> Connection<W> {
@@ -81,7 +76,7 @@ impl<W: Wire> Connection<W> {
     /// sharded connection goes on with the servers that answer.
     pub(crate) fn is_broken(&self) -> bool {
         match self {
-            Connection::One(pipe) => pipe.broken().is_some(),
+            Connection::One(conn) => W::is_broken(conn),
             Connection::Sharded(_) => false,
         }
     }

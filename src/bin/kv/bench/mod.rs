@@ -36,7 +36,7 @@ pub(crate) use report::BenchReport;
 
 use bytes::{Bytes, BytesMut};
 use connection::Connection;
-use protocol::{KvWire, RespWire, Wire};
+use protocol::{Kv1Wire, KvWire, RespWire, Wire};
 use report::MAX_LATENCY_US;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,6 +163,7 @@ impl BenchConfig {
 pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, BoxError> {
     match config.protocol {
         Protocol::Kv => run_with::<KvWire>(config, progress).await,
+        Protocol::Kv1 => run_with::<Kv1Wire>(config, progress).await,
         Protocol::Resp => run_with::<RespWire>(config, progress).await,
     }
 }
@@ -516,6 +517,7 @@ mod tests {
     #[test]
     fn protocols_parse() {
         assert_eq!("kv".parse(), Ok(Protocol::Kv));
+        assert_eq!("kv1".parse(), Ok(Protocol::Kv1));
         assert_eq!("resp".parse(), Ok(Protocol::Resp));
         assert!("http".parse::<Protocol>().is_err());
     }

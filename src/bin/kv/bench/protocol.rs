@@ -1,25 +1,30 @@
-//! The two protocols `kv bench` speaks: the same load, the same engine,
-//! only the requests and the codec differ.
+//! The protocols `kv bench` speaks: the same load, the same engine, only
+//! the requests, the codec and the multiplexer differ.
 
 use super::report::Kind;
 use super::BenchConfig;
+use crate::secure::{connect_bare, Greeting};
 use bytes::Bytes;
 use std::future::Future;
-use wirestack::kv::{self, ClientCodec, Status};
-use wirestack::pipeline::Builder;
-use wirestack::resp::{RespCodec, Value};
-use wirestack::transport::{self, Codec};
-use wirestack::BoxError;
-
-use super::connection::Pipe;
 use std::net::SocketAddr;
+use tower::Service;
+use wirestack::batch::{Batch, BatchResponse};
+use wirestack::kv::{self, Status};
+use wirestack::multiplex::{self, Multiplex};
+use wirestack::pipeline::{self, Pipeline};
+use wirestack::resp::{RespCodec, Value};
 use wirestack::route::{Probe, RouteKey};
+use wirestack::transport;
+use wirestack::BoxError;
 
 /// Which protocol a load speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Protocol {
-    /// The KV protocol, to `kv serve`.
+    /// The KV protocol, to `kv serve`: 2.0 (answers by request id, over a
+    /// `Multiplex`) where the server speaks it, else 1.1.
     Kv,
+    /// KV 1.1 only (answers in order, over a `Pipeline`).
+    Kv1,
     /// RESP2 (`SET`/`GET`), to `redis-server` or anything that speaks it.
     Resp,
 }
@@ -28,6 +33,7 @@ impl std::fmt::Display for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Protocol::Kv => "kv",
+            Protocol::Kv1 => "kv1",
             Protocol::Resp => "resp",
         })
     }
@@ -39,8 +45,9 @@ impl std::str::FromStr for Protocol {
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
             "kv" => Ok(Protocol::Kv),
+            "kv1" => Ok(Protocol::Kv1),
             "resp" => Ok(Protocol::Resp),
-            _ => Err(format!("unknown protocol {text:?}: use kv or resp")),
+            _ => Err(format!("unknown protocol {text:?}: use kv, kv1 or resp")),
         }
     }
 }
@@ -48,27 +55,58 @@ impl std::str::FromStr for Protocol {
 /// What the engine needs of a protocol.
 pub(crate) trait Wire: Send + Sync + 'static {
     type Request: RouteKey + Probe + Send + 'static;
-    type Codec: Codec<Self::Request>;
+    /// What the server answers.
+    type Answer: Send + 'static;
+    /// One connection's multiplexer: a `Pipeline` or a `Multiplex`.
+    type Conn: Service<Self::Request, Response = Self::Answer, Error = pipeline::Error, Future: Send>
+        + Service<
+            Batch<Self::Request>,
+            Response = BatchResponse<Self::Answer, pipeline::Error>,
+            Error = pipeline::Error,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static;
     fn get(key: Bytes) -> Self::Request;
     fn put(key: Bytes, value: Bytes) -> Self::Request;
     /// Whether `request` is a GET or a PUT, for latencies recorded apart.
     fn kind(request: &Self::Request) -> Kind;
     /// `true` for an answer that is not an error (a missing key included).
-    fn is_ok(answer: &<Self::Codec as Codec<Self::Request>>::Response) -> bool;
+    fn is_ok(answer: &Self::Answer) -> bool;
+    /// `true` once `conn`'s connection is gone.
+    fn is_broken(conn: &Self::Conn) -> bool;
     /// One connection to `addr` as `config` says (TLS, a token), ready for the load.
     fn connect(
         config: &BenchConfig,
         addr: SocketAddr,
-    ) -> impl Future<Output = Result<Pipe<Self>, BoxError>> + Send
+    ) -> impl Future<Output = Result<Self::Conn, BoxError>> + Send
     where
         Self: Sized;
 }
 
+/// KV 2.0 where the server speaks it (else 1.1), over a `Multiplex`.
 pub(crate) struct KvWire;
+
+/// KV 1.1 only, over a `Pipeline`.
+pub(crate) struct Kv1Wire;
+
+/// What KV requests are, for both versions.
+fn kv_kind(request: &kv::Request) -> Kind {
+    match request {
+        kv::Request::Get { .. } => Kind::Get,
+        _ => Kind::Put,
+    }
+}
+
+fn kv_is_ok(answer: &kv::Response) -> bool {
+    matches!(answer.status, Status::Ok | Status::NotFound)
+}
 
 impl Wire for KvWire {
     type Request = kv::Request;
-    type Codec = ClientCodec;
+    type Answer = kv::Response;
+    type Conn = Multiplex<kv::Request, kv::Response>;
 
     fn get(key: Bytes) -> kv::Request {
         kv::Request::Get { key }
@@ -79,27 +117,73 @@ impl Wire for KvWire {
     }
 
     fn kind(request: &kv::Request) -> Kind {
-        match request {
-            kv::Request::Get { .. } => Kind::Get,
-            _ => Kind::Put,
-        }
+        kv_kind(request)
     }
 
     fn is_ok(answer: &kv::Response) -> bool {
-        matches!(answer.status, Status::Ok | Status::NotFound)
+        kv_is_ok(answer)
     }
 
-    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Pipe<Self>, BoxError> {
-        let pipeline = crate::secure::connect_bare(addr, &config.tls, &config.token, config.pipeline).await?;
-        Ok(pipeline)
+    fn is_broken(conn: &Self::Conn) -> bool {
+        conn.broken().is_some()
     }
+
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Self::Conn, BoxError> {
+        let greeting = Greeting {
+            token: config.token.clone(),
+            hello: true,
+        };
+        let builder = multiplex::Builder::new().max_in_flight(in_flight(config));
+        Ok(connect_bare(addr, &config.tls, greeting, builder).await?)
+    }
+}
+
+impl Wire for Kv1Wire {
+    type Request = kv::Request;
+    type Answer = kv::Response;
+    type Conn = Pipeline<kv::Request, kv::Response>;
+
+    fn get(key: Bytes) -> kv::Request {
+        kv::Request::Get { key }
+    }
+
+    fn put(key: Bytes, value: Bytes) -> kv::Request {
+        kv::Request::Put { key, value }
+    }
+
+    fn kind(request: &kv::Request) -> Kind {
+        kv_kind(request)
+    }
+
+    fn is_ok(answer: &kv::Response) -> bool {
+        kv_is_ok(answer)
+    }
+
+    fn is_broken(conn: &Self::Conn) -> bool {
+        conn.broken().is_some()
+    }
+
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Self::Conn, BoxError> {
+        let greeting = Greeting {
+            token: config.token.clone(),
+            hello: false,
+        };
+        let builder = pipeline::Builder::new().max_in_flight(in_flight(config));
+        Ok(connect_bare(addr, &config.tls, greeting, builder).await?)
+    }
+}
+
+/// The in-flight limit of one load connection: what its load keeps in flight.
+fn in_flight(config: &BenchConfig) -> usize {
+    config.depth.unwrap_or(config.pipeline).max(1)
 }
 
 pub(crate) struct RespWire;
 
 impl Wire for RespWire {
     type Request = Value;
-    type Codec = RespCodec;
+    type Answer = Value;
+    type Conn = Pipeline<Value, Value>;
 
     fn get(key: Bytes) -> Value {
         Value::Array(vec![Value::Bulk(Bytes::from_static(b"GET")), Value::Bulk(key)])
@@ -126,13 +210,17 @@ impl Wire for RespWire {
         !matches!(answer, Value::Error(_))
     }
 
-    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Pipe<Self>, BoxError> {
+    fn is_broken(conn: &Self::Conn) -> bool {
+        conn.broken().is_some()
+    }
+
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Self::Conn, BoxError> {
         if config.tls.is_some() || config.token.is_some() {
-            return Err("--tls and --auth-token-file apply to --protocol kv only".into());
+            return Err("--tls and --auth-token-file apply to --protocol kv and kv1 only".into());
         }
         let transport = transport::connect(addr, RespCodec::new()).await?;
-        Ok(Builder::new()
-            .max_in_flight(config.pipeline.max(1))
+        Ok(pipeline::Builder::new()
+            .max_in_flight(in_flight(config))
             .spawn(transport))
     }
 }
