@@ -1,11 +1,16 @@
 //! One server connection, served pipelined, with its timeouts and its share
-//! of the buffer budget.
+//! of the buffer budget; its answers leave in request order, or by tag as
+//! the protocol's [`Order`] says.
 //!
-//! Its I/O wrapper is in `metered`, its timeouts in `timers`.
+//! Its I/O wrapper is in `metered`, its timeouts in `timers`, what it holds
+//! of the budget in `share`; `in_flight` keeps its requests and decides
+//! which answer may leave next; `order` starts each request as the
+//! protocol's [`Order`] says and sends the GOAWAY.
 
 mod error;
 mod in_flight;
 mod metered;
+mod order;
 mod share;
 #[cfg(test)]
 mod tests;
@@ -17,7 +22,8 @@ pub(crate) use metered::Metered;
 use super::bounds::ServeCodec;
 use super::budget::{Budget, FrameSize, Share};
 use super::close::CloseAfter;
-use super::metrics::{CloseCause, ConnectionMetrics};
+use super::metrics::{CloseCause, ConnectionMetrics, GoawayCause};
+use super::order::Order;
 use super::overload::{Overload, Overloaded};
 use crate::BoxError;
 use futures::{Sink, TryStream};
@@ -43,52 +49,68 @@ pub(crate) struct Limits {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
-    /// The protocol's frame lengths, if it tells them.
-    pub(crate) frame_size: Option<FrameSize>,
 }
 
-/// The protocol's two hooks a connection asks: its answer to refused work,
-/// and which answers end the conversation.
+/// The protocol's hooks a connection asks: its answer to refused work,
+/// which answers end the conversation, the order answers leave in (and its
+/// GOAWAY), and the length of a frame from its header, if it tells it.
 #[derive(Debug, Clone)]
-pub(crate) struct Hooks<O, K> {
+pub(crate) struct Hooks<C, O, K, R> {
     pub(crate) overload: O,
     pub(crate) close: K,
+    pub(crate) order: R,
+    pub(crate) frame_size: Option<FrameSize<C>>,
 }
 
 /// What a connection serves, named once with the bounds serving it needs:
 /// a codec that decodes the service's requests and encodes its answers, a
 /// service whose errors box, and the protocol's hooks for those answers.
-/// Implemented for every `(codec, service, overload, close-after)` tuple
-/// that meets them.
+/// Implemented for every `(codec, service, overload, close-after, order)`
+/// tuple that meets them.
 pub(crate) trait Served<Req> {
     type Response;
     type Codec: ServeCodec<Self::Response, Request = Req>;
     type Service: Service<Req, Response = Self::Response, Error: Into<BoxError>>;
     type Overload: Overload<Self::Response>;
     type CloseAfter: CloseAfter<Self::Response>;
+    type Order: Order<Req, Self::Response>;
 }
 
-impl<C, S, O, K, Req> Served<Req> for (C, S, O, K)
+impl<C, S, O, K, R, Req> Served<Req> for (C, S, O, K, R)
 where
     C: ServeCodec<S::Response, Request = Req>,
     S: Service<Req, Error: Into<BoxError>>,
     O: Overload<S::Response>,
     K: CloseAfter<S::Response>,
+    R: Order<Req, S::Response>,
 {
     type Response = S::Response;
     type Codec = C;
     type Service = S;
     type Overload = O;
     type CloseAfter = K;
+    type Order = R;
 }
+
+/// The protocol's hooks of what `P` serves.
+pub(crate) type HooksOf<P, Req> = Hooks<
+    <P as Served<Req>>::Codec,
+    <P as Served<Req>>::Overload,
+    <P as Served<Req>>::CloseAfter,
+    <P as Served<Req>>::Order,
+>;
 
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
-/// once, writes the responses in request order and flushes when nothing more
-/// is ready. Once `shutdown` fires, a timeout expires, or reading ends (peer
-/// closed, or the decoder gave up on the framing), it calls the service for
-/// nothing new, answers what it has, flushes and closes.
+/// once, writes each response as the protocol's [`Order`] allows — a tagged
+/// request's as soon as it is ready, any other's after the responses to
+/// every request read before it — and flushes when nothing more is ready.
+/// Once `shutdown` fires, a timeout expires, or reading ends (peer closed,
+/// the decoder gave up on the framing, a tag reused while in flight), it
+/// calls the service for nothing new, answers what it has, flushes and
+/// closes. On shutdown and on the idle timeout it first sends the
+/// protocol's GOAWAY, if it has one (see `order`).
 ///
 /// It holds at most its [`Share`] of the server's [`Budget`]: past it, it
 /// stops reading until the budget's pool grants more. A frame too large for
@@ -99,7 +121,7 @@ pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     #[pin]
     transport: Framed<Metered<Io>, P::Codec>,
     service: P::Service,
-    hooks: Hooks<P::Overload, P::CloseAfter>,
+    hooks: HooksOf<P, Req>,
     in_flight: InFlight<<P::Service as Service<Req>>::Future>,
     /// Bytes read and taken out of the read buffer by decoded frames.
     consumed: u64,
@@ -108,6 +130,9 @@ pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     #[pin]
     shutdown: WaitForCancellationFutureOwned,
     reading: bool,
+    /// The protocol's GOAWAY, to be written before any other answer, and
+    /// why it is sent.
+    goaway: Option<(P::Response, GoawayCause)>,
     /// The last read found nothing more from the peer.
     waiting_on_peer: bool,
     /// Reading waits for bytes of the budget's pool.
@@ -136,7 +161,7 @@ impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
     pub(crate) fn new(
         transport: Framed<Metered<Io>, P::Codec>,
         service: P::Service,
-        hooks: Hooks<P::Overload, P::CloseAfter>,
+        hooks: HooksOf<P, Req>,
         budget: Arc<Budget>,
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
@@ -156,6 +181,7 @@ impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
             },
             shutdown,
             reading: true,
+            goaway: None,
             waiting_on_peer: false,
             waiting_on_budget: false,
             needs_flush: false,
@@ -262,9 +288,7 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                 Poll::Ready(Some(Ok(request))) => {
                     self.timers.frame_decoded();
                     let size = self.frame_size();
-                    let future = self.service.call(request);
-                    self.in_flight.push(future, size, cx);
-                    *self.started += 1;
+                    self.start(request, size, cx);
                     started = true;
                 }
                 Poll::Ready(Some(Err(error))) => {
@@ -295,11 +319,12 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         started
     }
 
-    /// Writes finished responses in order and flushes; `true` if any written.
+    /// Writes the GOAWAY, if one is due, then the responses that may leave,
+    /// and flushes; `true` if any written.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
         let mut wrote = false;
         *self.write_blocked = false;
-        while !self.in_flight.is_empty() {
+        while !self.in_flight.is_empty() || self.goaway.is_some() {
             match Sink::<P::Response>::poll_ready(self.transport.as_mut(), cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
@@ -308,8 +333,18 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                     break;
                 }
             }
-            let output = match self.in_flight.poll_next(cx) {
-                Poll::Ready(Some((output, _size))) => output,
+            if let Some((goaway, cause)) = self.goaway.take() {
+                self.transport
+                    .as_mut()
+                    .start_send(goaway)
+                    .map_err(|e| ConnectionError::Write(e.into()))?;
+                self.metrics.goaway(cause);
+                *self.needs_flush = true;
+                wrote = true;
+                continue;
+            }
+            let (output, tag) = match self.in_flight.poll_next(cx) {
+                Poll::Ready(Some(answer)) => answer,
                 Poll::Ready(None) | Poll::Pending => break,
             };
             match output {
@@ -328,6 +363,14 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                         self.metrics.closing(CloseCause::CloseAfter);
                         self.stop_after_this();
                     }
+                }
+                Err(error) if tag.is_some() => {
+                    // A tagged request's error has no response to send, but
+                    // no later answer waits for it: answer the rest, close.
+                    let error = error.into();
+                    tracing::debug!(%error, tag, "service failed a tagged request; closing the connection");
+                    self.stop_reading(CloseCause::ServiceError);
+                    self.failed.get_or_insert(ConnectionError::Service(error));
                 }
                 Err(error) => {
                     // A service error has no response to send: stop here, so
@@ -350,10 +393,12 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         Ok(wrote)
     }
 
-    /// Reads nothing more, because of `cause` (the first counts).
+    /// Reads nothing more, because of `cause` (the first counts); tells
+    /// the peer so with the protocol's GOAWAY where `cause` calls for one.
     fn stop_reading(&mut self, cause: CloseCause) {
         if *self.reading {
             self.metrics.closing(cause);
+            self.going_away(cause);
         }
         *self.reading = false;
     }
@@ -375,7 +420,7 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         let resting = Resting {
             waiting_on_peer: *self.reading && stalled,
             partial_frame: !self.transport.read_buffer().is_empty(),
-            quiet: self.in_flight.is_empty() && !*self.needs_flush,
+            quiet: self.in_flight.is_empty() && self.goaway.is_none() && !*self.needs_flush,
             write_blocked: self.write_blocked.then(|| self.transport.write_buffer().len()),
         };
         self.timers.poll_expired(cx, resting)
@@ -383,7 +428,7 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
 
     /// Closes once reading has ended and every response is out.
     fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionError>> {
-        if *self.reading || !self.in_flight.is_empty() || *self.needs_flush {
+        if *self.reading || !self.in_flight.is_empty() || self.goaway.is_some() || *self.needs_flush {
             return Poll::Pending;
         }
         let closed = futures::ready!(Sink::<P::Response>::poll_close(self.transport.as_mut(), cx));

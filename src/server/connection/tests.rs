@@ -1,7 +1,7 @@
 //! The timers, on an in-memory pipe with the clock paused: no real waiting.
 
 use super::*;
-use crate::server::{KeepOpen, Refuse};
+use crate::server::{InOrder, KeepOpen, Refuse};
 use std::convert::Infallible;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
@@ -21,12 +21,14 @@ type Served = tokio::task::JoinHandle<(Result<(), ConnectionError>, Duration)>;
 fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
     let (peer, server) = tokio::io::duplex(capacity);
     let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
-    let connection = Connection::<_, (LinesCodec, _, Refuse, KeepOpen), String>::new(
+    let connection = Connection::<_, (LinesCodec, _, Refuse, KeepOpen, InOrder), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Hooks {
             overload: Refuse,
             close: KeepOpen,
+            order: InOrder,
+            frame_size: None,
         },
         Budget::new(usize::MAX, 1),
         Limits {
@@ -34,7 +36,6 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
             idle_timeout: Some(IDLE),
             read_timeout: Some(READ),
             write_timeout: Some(WRITE),
-            frame_size: None,
         },
         CancellationToken::new().cancelled_owned(),
         crate::server::metrics::ServerMetrics::new().accepted(),
@@ -128,12 +129,14 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     let (mut peer, server) = tokio::io::duplex(1024);
     let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
     let close = |line: &String| line == "BYE";
-    let connection = Connection::<_, (LinesCodec, _, Refuse, _), String>::new(
+    let connection = Connection::<_, (LinesCodec, _, Refuse, _, InOrder), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         Hooks {
             overload: Refuse,
             close,
+            order: InOrder,
+            frame_size: None,
         },
         Budget::new(usize::MAX, 1),
         Limits {
@@ -141,7 +144,6 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
             idle_timeout: Some(IDLE),
             read_timeout: Some(READ),
             write_timeout: Some(WRITE),
-            frame_size: None,
         },
         CancellationToken::new().cancelled_owned(),
         crate::server::metrics::ServerMetrics::new().accepted(),
