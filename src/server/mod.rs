@@ -108,6 +108,8 @@ mod metrics;
 mod order;
 mod overload;
 #[cfg(test)]
+mod tagged_lines;
+#[cfg(test)]
 mod tests;
 
 pub use accept::{Accept, PlainTcp};

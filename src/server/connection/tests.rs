@@ -156,3 +156,5 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     assert_eq!(answers, "one\nBYE\n");
     assert!(task.await.unwrap().is_ok());
 }
+
+mod tagged;
