@@ -4,16 +4,32 @@
 //! clone of a codec, asks a [`MakeService`](tower::MakeService) for a service per connection and
 //! serves it pipelined: it reads ahead, runs up to
 //! [`ServeConfig::max_in_flight_per_connection`] requests of one connection at
-//! once, writes the responses in request order and flushes when no more input
+//! once, writes the responses in request order — or, for a tagged
+//! protocol, each as soon as it is ready — and flushes when no more input
 //! is ready.
 //!
 //! ```text
 //!              ┌──────────── one task per connection ────────────┐
 //! listener ──► │ Framed(codec) ─► service.call() × N in flight   │
-//!   accept     │      ▲                 │ responses in order      │
+//!   accept     │      ▲                 │ responses in order,     │
+//!              │      │                 │ or by tag when ready    │
 //!              │      └── flush ◄───────┘                         │
 //!              └─────────────────────────────────────────────────┘
 //! ```
+//!
+//! ## Order of answers
+//!
+//! By default every answer leaves in request order, as HTTP/1.1, RESP and
+//! KV 1.1 need. A protocol whose requests carry a tag (KV 2.0, HTTP/2,
+//! memcached's opaque) says so through [`Server::with_order`] ([`Order`]):
+//! then a tagged request's answer leaves as soon as the service has it,
+//! ahead of slower requests read before it; an untagged request's answer
+//! still waits for every request read before it; a cancel is served and
+//! answers nothing; a tag reused while in flight ends the connection. The
+//! limits below hold the same for every kind of request: a tagged request
+//! counts against the in-flight limit, and holds its bytes of the budget,
+//! until its answer is taken to be written. The common case — a service
+//! that answers at once — costs no allocation either way.
 //!
 //! ## Limits
 //!
@@ -58,14 +74,22 @@
 //!   ([`Overload`]).
 //! * [`Server::with_close_after`]: which answers end their connection
 //!   ([`CloseAfter`]), such as a refused credential.
+//! * [`Server::with_order`]: which answers may leave before others, and
+//!   the protocol's GOAWAY ([`Order`]).
+//! * [`Server::with_frame_size`] / [`Server::with_codec_frame_size`]: how
+//!   long a frame is from its header (see Limits), for the budget.
 //!
 //! Shutdown is a future passed in: when it completes the server stops
-//! accepting, every connection stops reading (no new work starts), answers
-//! what it had received, flushes and closes; [`Server::serve`] returns when
-//! the last connection has — or, at the latest, after
+//! accepting, every connection stops reading (no new work starts), tells
+//! its peer so through the protocol's GOAWAY if its [`Order`] has one,
+//! answers everything it had read, flushes and closes; [`Server::serve`]
+//! returns when the last connection has — or, at the latest, after
 //! [`ServeConfig::shutdown_timeout`], when the connections still open are
 //! closed where they stand (a peer that reads slowly cannot hold the
-//! process).
+//! process). A connection closed for being idle sends the GOAWAY too: both
+//! are closes the server decides while the peer may still be sending, and
+//! the GOAWAY tells it that what it sent and got no answer to was never
+//! read, so it may send it again elsewhere (see [`Order`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

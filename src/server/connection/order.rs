@@ -1,25 +1,7 @@
-//! How a connection asks the protocol's [`Order`]: each request it reads is
-//! started in order, tagged or unanswered; a tag reused while in flight
-//! ends the reading; and the GOAWAY goes out when reading stops for a
-//! cause the peer did not choose.
-//!
-//! Which requests are unanswered is asked first: a cancel names the tag of
-//! the request it cancels, which is in flight, so its tag is never looked
-//! at.
-//!
-//! The GOAWAY is sent when the connection stops reading because of
-//! [`Shutdown`](CloseCause::Shutdown) or the
-//! [`IdleTimeout`](CloseCause::IdleTimeout): the two closes the server
-//! decides on its own while the peer may still be sending, and may send
-//! again elsewhere. Every other cause needs none: the peer closed (it
-//! sends no more), the framing is lost or a tag was reused (the peer is
-//! broken, and no message of the protocol's can be trusted to reach it in
-//! its place), a partial frame timed out or the peer reads nothing (a
-//! stalled peer reads no GOAWAY either), the service failed or an answer
-//! closes the connection (the protocol's own answer said what it had to).
-//! The GOAWAY is written ahead of every answer not yet written, which are
-//! then written, all of them, before the connection closes: so a request
-//! the peer sent is either answered or was never read.
+//! How a connection asks the protocol's [`Order`] (the rules are in its
+//! docs): each request it reads is started in order, tagged or
+//! unanswered; a tag reused while in flight ends the reading; and the
+//! GOAWAY is queued when reading stops for shutdown or the idle timeout.
 
 use super::super::metrics::{CloseCause, GoawayCause};
 use super::super::order::Order;
@@ -29,9 +11,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tower::Service;
 
 /// The reason given to [`Order::goaway`] on graceful shutdown.
-pub(crate) const SHUTTING_DOWN: &str = "server shutting down";
+const SHUTTING_DOWN: &str = "server shutting down";
 /// The reason given to [`Order::goaway`] when an idle connection is closed.
-pub(crate) const IDLE: &str = "idle connection closed";
+const IDLE: &str = "idle connection closed";
 
 impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
     /// Starts `request`, of `size` wire bytes, as the protocol's order
@@ -66,7 +48,7 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
     }
 
     /// Queues the protocol's GOAWAY, if it has one and `cause` calls for
-    /// it (see the module docs): reading stops now.
+    /// it (shutdown, the idle timeout): reading stops now.
     pub(super) fn going_away(&mut self, cause: CloseCause) {
         let (cause, reason) = match cause {
             CloseCause::Shutdown => (GoawayCause::Shutdown, SHUTTING_DOWN),
