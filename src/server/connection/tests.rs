@@ -15,6 +15,26 @@ const WRITE: Duration = Duration::from_secs(20);
 /// A connection's task: how it ended and how long it lasted.
 type Served = tokio::task::JoinHandle<(Result<(), ConnectionError>, Duration)>;
 
+/// The protocol's hooks of a line protocol that answers no refused work.
+fn line_hooks<K, R>(close: K, order: R) -> Hooks<LinesCodec, Refuse, K, R> {
+    Hooks {
+        overload: Refuse,
+        close,
+        order,
+        frame_size: None,
+    }
+}
+
+/// The test timeouts, and at most `max_in_flight` requests in flight.
+fn limits(max_in_flight: usize) -> Limits {
+    Limits {
+        max_in_flight,
+        idle_timeout: Some(IDLE),
+        read_timeout: Some(READ),
+        write_timeout: Some(WRITE),
+    }
+}
+
 /// Serves an echo-lines service on one end of a pipe of `capacity`
 /// bytes; returns the other end and the connection's task, which
 /// reports how long (in paused time) it lasted.
@@ -24,19 +44,9 @@ fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
     let connection = Connection::<_, (LinesCodec, _, Refuse, KeepOpen, InOrder), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Hooks {
-            overload: Refuse,
-            close: KeepOpen,
-            order: InOrder,
-            frame_size: None,
-        },
+        line_hooks(KeepOpen, InOrder),
         Budget::new(usize::MAX, 1),
-        Limits {
-            max_in_flight: 4,
-            idle_timeout: Some(IDLE),
-            read_timeout: Some(READ),
-            write_timeout: Some(WRITE),
-        },
+        limits(4),
         CancellationToken::new().cancelled_owned(),
         crate::server::metrics::ServerMetrics::new().accepted(),
     );
@@ -132,19 +142,9 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     let connection = Connection::<_, (LinesCodec, _, Refuse, _, InOrder), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Hooks {
-            overload: Refuse,
-            close,
-            order: InOrder,
-            frame_size: None,
-        },
+        line_hooks(close, InOrder),
         Budget::new(usize::MAX, 1),
-        Limits {
-            max_in_flight: 4,
-            idle_timeout: Some(IDLE),
-            read_timeout: Some(READ),
-            write_timeout: Some(WRITE),
-        },
+        limits(4),
         CancellationToken::new().cancelled_owned(),
         crate::server::metrics::ServerMetrics::new().accepted(),
     );

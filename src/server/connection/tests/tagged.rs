@@ -29,19 +29,9 @@ where
     let connection = Connection::<_, (LinesCodec, Gated, Refuse, KeepOpen, R), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Hooks {
-            overload: Refuse,
-            close: KeepOpen,
-            order,
-            frame_size: None,
-        },
+        line_hooks(KeepOpen, order),
         budget,
-        Limits {
-            max_in_flight,
-            idle_timeout: Some(IDLE),
-            read_timeout: Some(READ),
-            write_timeout: Some(WRITE),
-        },
+        limits(max_in_flight),
         stop.clone().cancelled_owned(),
         metrics,
     );
