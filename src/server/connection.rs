@@ -1,16 +1,18 @@
 //! One server connection, served pipelined, with its timeouts and its share
 //! of the buffer budget; its answers leave in request order, or by tag as
-//! the protocol's [`Order`] says.
+//! the protocol's [`Order`](super::Order) says.
 //!
+//! What it serves, and with which hooks and limits, is named in `served`.
 //! Its I/O wrapper is in `metered`, its timeouts in `timers`, what it holds
 //! of the budget in `share`; `in_flight` keeps its requests and decides
 //! which answer may leave next; `order` starts each request as the
-//! protocol's [`Order`] says and sends the GOAWAY.
+//! protocol's [`Order`](super::Order) says and sends the GOAWAY.
 
 mod error;
 mod in_flight;
 mod metered;
 mod order;
+mod served;
 mod share;
 #[cfg(test)]
 mod tests;
@@ -18,14 +20,12 @@ mod timers;
 
 pub use error::ConnectionError;
 pub(crate) use metered::Metered;
+pub(crate) use served::{Hooks, HooksOf, Limits, Served};
 
-use super::bounds::ServeCodec;
-use super::budget::{Budget, FrameSize, Share};
+use super::budget::{Budget, Share};
 use super::close::CloseAfter;
 use super::metrics::{CloseCause, ConnectionMetrics, GoawayCause};
-use super::order::Order;
 use super::overload::{Overload, Overloaded};
-use crate::BoxError;
 use futures::{Sink, TryStream};
 use in_flight::InFlight;
 use pin_project::pin_project;
@@ -35,75 +35,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use timers::{Resting, Timer, Timers};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
 
-/// The limits one connection is served with.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) max_in_flight: usize,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
-}
-
-/// The protocol's hooks a connection asks: its answer to refused work,
-/// which answers end the conversation, the order answers leave in (and its
-/// GOAWAY), and the length of a frame from its header, if it tells it.
-#[derive(Debug, Clone)]
-pub(crate) struct Hooks<C, O, K, R> {
-    pub(crate) overload: O,
-    pub(crate) close: K,
-    pub(crate) order: R,
-    pub(crate) frame_size: Option<FrameSize<C>>,
-}
-
-/// What a connection serves, named once with the bounds serving it needs:
-/// a codec that decodes the service's requests and encodes its answers, a
-/// service whose errors box, and the protocol's hooks for those answers.
-/// Implemented for every `(codec, service, overload, close-after, order)`
-/// tuple that meets them.
-pub(crate) trait Served<Req> {
-    type Response;
-    type Codec: ServeCodec<Self::Response, Request = Req>;
-    type Service: Service<Req, Response = Self::Response, Error: Into<BoxError>>;
-    type Overload: Overload<Self::Response>;
-    type CloseAfter: CloseAfter<Self::Response>;
-    type Order: Order<Req, Self::Response>;
-}
-
-impl<C, S, O, K, R, Req> Served<Req> for (C, S, O, K, R)
-where
-    C: ServeCodec<S::Response, Request = Req>,
-    S: Service<Req, Error: Into<BoxError>>,
-    O: Overload<S::Response>,
-    K: CloseAfter<S::Response>,
-    R: Order<Req, S::Response>,
-{
-    type Response = S::Response;
-    type Codec = C;
-    type Service = S;
-    type Overload = O;
-    type CloseAfter = K;
-    type Order = R;
-}
-
-/// The protocol's hooks of what `P` serves.
-pub(crate) type HooksOf<P, Req> = Hooks<
-    <P as Served<Req>>::Codec,
-    <P as Served<Req>>::Overload,
-    <P as Served<Req>>::CloseAfter,
-    <P as Served<Req>>::Order,
->;
-
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
-/// once, writes each response as the protocol's [`Order`] allows — a tagged
+/// once, writes each response as the protocol's [`Order`](super::Order) allows — a tagged
 /// request's as soon as it is ready, any other's after the responses to
 /// every request read before it — and flushes when nothing more is ready.
 /// Once `shutdown` fires, a timeout expires, or reading ends (peer closed,

@@ -3,6 +3,7 @@
 use super::*;
 use crate::server::{InOrder, KeepOpen, Refuse};
 use std::convert::Infallible;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 use tokio_util::codec::LinesCodec;
