@@ -275,11 +275,16 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                 }
             }
             if let Some((goaway, cause)) = self.goaway.take() {
+                let before = self.transport.write_buffer().len();
                 self.transport
                     .as_mut()
                     .start_send(goaway)
                     .map_err(|e| ConnectionError::Write(e.into()))?;
-                self.metrics.goaway(cause);
+                // Counted if the codec wrote it: a connection speaking a
+                // version of the protocol that has no GOAWAY writes none.
+                if self.transport.write_buffer().len() > before {
+                    self.metrics.goaway(cause);
+                }
                 *self.needs_flush = true;
                 wrote = true;
                 continue;
