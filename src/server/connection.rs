@@ -37,6 +37,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use timers::{Resting, Timer, Timers};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
 use tokio_util::codec::Framed;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
@@ -74,6 +75,10 @@ pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     /// The protocol's GOAWAY, to be written before any other answer, and
     /// why it is sent.
     goaway: Option<(P::Response, GoawayCause)>,
+    /// A GOAWAY was queued: the connection lingers before it closes.
+    went_away: bool,
+    /// Lingering, until then: the connection's sending side is closed.
+    linger: Option<Pin<Box<Sleep>>>,
     /// The last read found nothing more from the peer.
     waiting_on_peer: bool,
     /// Reading waits for bytes of the budget's pool.
@@ -123,6 +128,8 @@ impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
             shutdown,
             reading: true,
             goaway: None,
+            went_away: false,
+            linger: None,
             waiting_on_peer: false,
             waiting_on_budget: false,
             needs_flush: false,
@@ -372,15 +379,24 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         self.timers.poll_expired(cx, resting)
     }
 
-    /// Closes once reading has ended and every response is out.
+    /// Closes once reading has ended and every response is out; after a
+    /// GOAWAY, lingers first (see `order`).
     fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionError>> {
         if *self.reading || !self.in_flight.is_empty() || self.goaway.is_some() || *self.needs_flush {
             return Poll::Pending;
         }
-        let closed = futures::ready!(Sink::<P::Response>::poll_close(self.transport.as_mut(), cx));
-        Poll::Ready(match self.failed.take() {
-            Some(error) => Err(error),
-            None => closed.map_err(|e| ConnectionError::Write(e.into())),
-        })
+        if self.linger.is_none() {
+            let closed = futures::ready!(Sink::<P::Response>::poll_close(self.transport.as_mut(), cx));
+            if let Err(error) = closed {
+                let error = ConnectionError::Write(error.into());
+                return Poll::Ready(Err(self.failed.take().unwrap_or(error)));
+            }
+            if !*self.went_away {
+                return Poll::Ready(self.failed.take().map_or(Ok(()), Err));
+            }
+            *self.linger = Some(Box::pin(tokio::time::sleep(order::LINGER)));
+        }
+        futures::ready!(self.poll_linger(cx));
+        Poll::Ready(self.failed.take().map_or(Ok(()), Err))
     }
 }

@@ -50,9 +50,12 @@ use crate::multiplex::Tag;
 /// server decides on its own while the peer may still be sending — it
 /// writes [`goaway`](Order::goaway)'s message, if the protocol has one,
 /// ahead of every answer not yet written; then it answers every request it
-/// has read, flushes and closes. So a request the peer sent was either
-/// answered, or never read and never run: the peer can send it again on
-/// another connection. The other causes send none: a peer that closed or
+/// has read, flushes and closes its sending side. So a request the peer
+/// sent was either answered, or never read and never run: the peer can send
+/// it again on another connection. It then reads and drops what the peer
+/// still sends (it may have sent more before it read the GOAWAY) until the
+/// peer closes, for 2 s at most: closing with bytes unread would reset the
+/// connection, and a reset can destroy answers still on their way. The other causes send none: a peer that closed or
 /// stalled does not need or read one, a peer whose framing was lost or that
 /// reused a tag is not trusted to, and a service error or an answer that
 /// closes (see [`CloseAfter`](super::CloseAfter)) says what it has to

@@ -2,13 +2,29 @@
 //! docs): each request it reads is started in order, tagged or
 //! unanswered; a tag reused while in flight ends the reading; and the
 //! GOAWAY is queued when reading stops for shutdown or the idle timeout.
+//!
+//! A connection that sent a GOAWAY *lingers* once its answers are flushed
+//! and its sending side closed: it reads and drops whatever the peer still
+//! sends, until the peer closes or [`LINGER`] has passed. The peer may have
+//! sent more before it read the GOAWAY; closing with those bytes unread
+//! would reset the connection, which can destroy answers still on their
+//! way to it — a request answered, its answer lost. (nginx and Apache's
+//! "lingering close" do the same, for the same reason.)
 
 use super::super::metrics::{CloseCause, GoawayCause};
 use super::super::order::Order;
 use super::{ConnectionProj, Served};
-use std::task::Context;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower::Service;
+
+/// How long a connection that sent a GOAWAY reads and drops what its peer
+/// still sends, at most, before it closes.
+pub(super) const LINGER: Duration = Duration::from_secs(2);
+/// Reads of one lingering poll at most, before it yields to the runtime.
+const LINGER_READS_PER_POLL: usize = 16;
 
 /// The reason given to [`Order::goaway`] on graceful shutdown.
 const SHUTTING_DOWN: &str = "server shutting down";
@@ -58,6 +74,31 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         if let Some(goaway) = self.hooks.order.goaway(reason) {
             tracing::debug!(reason, in_flight = self.in_flight.len(), "sending GOAWAY");
             *self.goaway = Some((goaway, cause));
+            *self.went_away = true;
         }
+    }
+
+    /// Reads and drops what the peer sends until it closes, the read
+    /// fails, or the linger time is over.
+    pub(super) fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..LINGER_READS_PER_POLL {
+            if let Some(linger) = self.linger.as_mut() {
+                if linger.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            let mut io = self.transport.as_mut().get_pin_mut();
+            // Dropped at once: these bytes take nothing of the budget.
+            io.as_mut().allow(scratch.len());
+            let mut unread = ReadBuf::new(&mut scratch);
+            match io.poll_read(cx, &mut unread) {
+                Poll::Ready(Ok(())) if !unread.filled().is_empty() => {}
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }

@@ -2,6 +2,7 @@
 //! (`crate::server::tagged_lines`) on an in-memory pipe, its answers
 //! released by the test through gates, the clock paused.
 
+use super::order::LINGER;
 use super::*;
 use crate::server::metrics::ServerMetrics;
 use crate::server::tagged_lines::{Gated, Gates, TaggedLines};
@@ -224,6 +225,32 @@ async fn an_idle_connection_is_told_goaway_before_it_is_closed() {
     );
     assert!(start.elapsed() >= IDLE);
     assert_eq!(answer(&mut peer).await, None);
+    // The peer never closes: the connection lingers, then ends.
+    let ended = tokio::time::timeout(IDLE, task).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+    let lasted = start.elapsed();
+    assert!(
+        lasted >= IDLE + LINGER && lasted < IDLE + LINGER * 2,
+        "{lasted:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_goaway_the_connection_drops_what_the_peer_still_sends_until_the_peer_closes() {
+    let Setup {
+        mut peer, stop, task, ..
+    } = serve(16);
+    stop.cancel();
+    assert_eq!(
+        answer(&mut peer).await.as_deref(),
+        Some("goaway: server shutting down")
+    );
+    assert_eq!(answer(&mut peer).await, None, "the server's side is closed");
+    // Sent before the peer read the GOAWAY: read and dropped, not left
+    // unread to reset the connection.
+    send(&mut peer, &["4 sent too late", "5 and this"]).await;
+    assert!(!task.is_finished(), "lingering");
+    close_sending(&mut peer).await;
     assert!(task.await.unwrap().is_ok());
 }
 
