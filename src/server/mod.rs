@@ -82,7 +82,9 @@
 //! Shutdown is a future passed in: when it completes the server stops
 //! accepting, every connection stops reading (no new work starts), tells
 //! its peer so through the protocol's GOAWAY if its [`Order`] has one,
-//! answers everything it had read, flushes and closes; [`Server::serve`]
+//! answers everything it had read, flushes and closes (after a GOAWAY,
+//! lingering until the peer closes, 2 s at most, so that what the peer
+//! still sends does not reset the connection under its answers); [`Server::serve`]
 //! returns when the last connection has — or, at the latest, after
 //! [`ServeConfig::shutdown_timeout`], when the connections still open are
 //! closed where they stand (a peer that reads slowly cannot hold the
