@@ -199,7 +199,7 @@ impl<F: Future> InFlight<F> {
     /// Queues an answer of the server's own to leave next, ahead of every
     /// answer not taken yet.
     pub(super) fn push_now(&mut self, output: F::Output) {
-        self.ready.push_back((None, output));
+        self.ready.push_front((None, output));
     }
 
     /// Starts `future`, the work of an in-order request of `size` wire
@@ -493,8 +493,10 @@ mod tests {
         let mut in_flight = InFlight::new();
         let (tx, slow) = gated();
         in_flight.push(slow, 0, &mut cx);
+        in_flight.push_tagged(ready(2), 2, 0, &mut cx);
         in_flight.push_now(5);
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((5, None))));
+        assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((2, Some(2)))));
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Pending);
         tx.send(1).unwrap();
         assert_eq!(in_flight.poll_next(&mut cx), Poll::Ready(Some((1, None))));
