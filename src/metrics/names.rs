@@ -69,4 +69,6 @@ super::metric_table! {
         "Bytes read from connections.";
     SERVER_SENT_BYTES: Counter, Bytes, "wirestack_server_sent_bytes_total", [],
         "Bytes written to connections.";
+    SERVER_GOAWAYS: Counter, Count, "wirestack_server_goaways_total", ["cause"],
+        "GOAWAYs written: connections told they read no more requests, by cause.";
 }

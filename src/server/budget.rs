@@ -32,26 +32,32 @@ use tokio_util::sync::PollSemaphore;
 const GROWTH: usize = 64 * 1024;
 
 /// How long the frame at the start of a read buffer is, when the protocol
-/// can tell from what has arrived (its header); see
-/// [`Server::with_frame_size`](super::Server::with_frame_size).
-#[derive(Clone)]
-pub(crate) struct FrameSize(Arc<FrameSizeFn>);
+/// can tell from what has arrived (its header) and its codec `C` (whose
+/// framing may depend on what the connection negotiated); see
+/// [`Server::with_codec_frame_size`](super::Server::with_codec_frame_size).
+pub(crate) struct FrameSize<C>(Arc<FrameSizeFn<C>>);
 
-type FrameSizeFn = dyn Fn(&[u8]) -> Option<usize> + Send + Sync;
+type FrameSizeFn<C> = dyn Fn(&C, &[u8]) -> Option<usize> + Send + Sync;
 
-impl FrameSize {
-    pub(crate) fn new(f: impl Fn(&[u8]) -> Option<usize> + Send + Sync + 'static) -> Self {
+impl<C> FrameSize<C> {
+    pub(crate) fn new(f: impl Fn(&C, &[u8]) -> Option<usize> + Send + Sync + 'static) -> Self {
         FrameSize(Arc::new(f))
     }
 
     /// The whole frame's length, if `buffered` holds a frame's start and the
-    /// protocol can tell.
-    pub(crate) fn of(&self, buffered: &[u8]) -> Option<usize> {
-        (self.0)(buffered)
+    /// protocol, framed by `codec`, can tell.
+    pub(crate) fn of(&self, codec: &C, buffered: &[u8]) -> Option<usize> {
+        (self.0)(codec, buffered)
     }
 }
 
-impl fmt::Debug for FrameSize {
+impl<C> Clone for FrameSize<C> {
+    fn clone(&self) -> Self {
+        FrameSize(self.0.clone())
+    }
+}
+
+impl<C> fmt::Debug for FrameSize<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FrameSize(..)")
     }
@@ -272,6 +278,20 @@ mod tests {
         assert_eq!(budget.semaphore.available_permits(), 0);
         waiter.end_round(100); // a round without asking: withdrawn
         assert_eq!(budget.semaphore.available_permits(), 200);
+    }
+
+    #[test]
+    fn a_frame_size_asks_the_connections_codec() {
+        // A codec whose header length depends on its state, as a
+        // protocol's does on the version its connection negotiated.
+        let frame_size = FrameSize::new(|header: &usize, buffered: &[u8]| {
+            let body = *buffered.get(header.checked_sub(1)?)?;
+            Some(header + usize::from(body))
+        });
+        let buffered = [0, 0, 0, 0, 4, 0, 0, 0, 0, 9];
+        assert_eq!(frame_size.of(&5, &buffered), Some(5 + 4));
+        assert_eq!(frame_size.clone().of(&10, &buffered), Some(10 + 9));
+        assert_eq!(frame_size.of(&11, &buffered), None, "the header is not all there");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! [`CloseAfter`] about every response it is about to write. When the hook
 //! says yes, the server writes that response, flushes, and closes the
 //! connection: it reads nothing more, and the requests that were read
-//! after it are dropped unanswered (their futures dropped).
+//! after it are dropped unanswered (their futures dropped). With answers by
+//! tag (see [`Order`](super::Order)), every request still in flight when
+//! that answer is written is dropped, whenever it was read.
 //!
 //! The answer must be decidable from the response alone, so a protocol
 //! that closes only on *some* of its answers makes its service's response

@@ -1,11 +1,18 @@
 //! One server connection, served pipelined, with its timeouts and its share
-//! of the buffer budget.
+//! of the buffer budget; its answers leave in request order, or by tag as
+//! the protocol's [`Order`](super::Order) says.
 //!
-//! Its I/O wrapper is in `metered`, its timeouts in `timers`.
+//! What it serves, and with which hooks and limits, is named in `served`.
+//! Its I/O wrapper is in `metered`, its timeouts in `timers`, what it holds
+//! of the budget in `share`; `in_flight` keeps its requests and decides
+//! which answer may leave next; `order` starts each request as the
+//! protocol's [`Order`](super::Order) says and sends the GOAWAY.
 
 mod error;
 mod in_flight;
 mod metered;
+mod order;
+mod served;
 mod share;
 #[cfg(test)]
 mod tests;
@@ -13,13 +20,12 @@ mod timers;
 
 pub use error::ConnectionError;
 pub(crate) use metered::Metered;
+pub(crate) use served::{Hooks, HooksOf, Limits, Served};
 
-use super::bounds::ServeCodec;
-use super::budget::{Budget, FrameSize, Share};
+use super::budget::{Budget, Share};
 use super::close::CloseAfter;
-use super::metrics::{CloseCause, ConnectionMetrics};
+use super::metrics::{CloseCause, ConnectionMetrics, GoawayCause};
 use super::overload::{Overload, Overloaded};
-use crate::BoxError;
 use futures::{Sink, TryStream};
 use in_flight::InFlight;
 use pin_project::pin_project;
@@ -29,66 +35,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use timers::{Resting, Timer, Timers};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Sleep;
 use tokio_util::codec::Framed;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use tower::Service;
 
-/// The limits one connection is served with.
-#[derive(Debug, Clone)]
-pub(crate) struct Limits {
-    pub(crate) max_in_flight: usize,
-    pub(crate) idle_timeout: Option<Duration>,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
-    /// The protocol's frame lengths, if it tells them.
-    pub(crate) frame_size: Option<FrameSize>,
-}
-
-/// The protocol's two hooks a connection asks: its answer to refused work,
-/// and which answers end the conversation.
-#[derive(Debug, Clone)]
-pub(crate) struct Hooks<O, K> {
-    pub(crate) overload: O,
-    pub(crate) close: K,
-}
-
-/// What a connection serves, named once with the bounds serving it needs:
-/// a codec that decodes the service's requests and encodes its answers, a
-/// service whose errors box, and the protocol's hooks for those answers.
-/// Implemented for every `(codec, service, overload, close-after)` tuple
-/// that meets them.
-pub(crate) trait Served<Req> {
-    type Response;
-    type Codec: ServeCodec<Self::Response, Request = Req>;
-    type Service: Service<Req, Response = Self::Response, Error: Into<BoxError>>;
-    type Overload: Overload<Self::Response>;
-    type CloseAfter: CloseAfter<Self::Response>;
-}
-
-impl<C, S, O, K, Req> Served<Req> for (C, S, O, K)
-where
-    C: ServeCodec<S::Response, Request = Req>,
-    S: Service<Req, Error: Into<BoxError>>,
-    O: Overload<S::Response>,
-    K: CloseAfter<S::Response>,
-{
-    type Response = S::Response;
-    type Codec = C;
-    type Service = S;
-    type Overload = O;
-    type CloseAfter = K;
-}
-
 /// Serves one transport with one service, pipelined.
 ///
 /// It reads ahead, calls the service for up to `max_in_flight` requests at
-/// once, writes the responses in request order and flushes when nothing more
-/// is ready. Once `shutdown` fires, a timeout expires, or reading ends (peer
-/// closed, or the decoder gave up on the framing), it calls the service for
-/// nothing new, answers what it has, flushes and closes.
+/// once, writes each response as the protocol's [`Order`](super::Order) allows — a tagged
+/// request's as soon as it is ready, any other's after the responses to
+/// every request read before it — and flushes when nothing more is ready.
+/// Once `shutdown` fires, a timeout expires, or reading ends (peer closed,
+/// the decoder gave up on the framing, a tag reused while in flight), it
+/// calls the service for nothing new, answers what it has, flushes and
+/// closes. On shutdown and on the idle timeout it first sends the
+/// protocol's GOAWAY, if it has one (see `order`).
 ///
 /// It holds at most its [`Share`] of the server's [`Budget`]: past it, it
 /// stops reading until the budget's pool grants more. A frame too large for
@@ -99,7 +63,7 @@ pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     #[pin]
     transport: Framed<Metered<Io>, P::Codec>,
     service: P::Service,
-    hooks: Hooks<P::Overload, P::CloseAfter>,
+    hooks: HooksOf<P, Req>,
     in_flight: InFlight<<P::Service as Service<Req>>::Future>,
     /// Bytes read and taken out of the read buffer by decoded frames.
     consumed: u64,
@@ -108,6 +72,13 @@ pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     #[pin]
     shutdown: WaitForCancellationFutureOwned,
     reading: bool,
+    /// The protocol's GOAWAY, to be written before any other answer, and
+    /// why it is sent.
+    goaway: Option<(P::Response, GoawayCause)>,
+    /// A GOAWAY was queued: the connection lingers before it closes.
+    went_away: bool,
+    /// Lingering, until then: the connection's sending side is closed.
+    linger: Option<Pin<Box<Sleep>>>,
     /// The last read found nothing more from the peer.
     waiting_on_peer: bool,
     /// Reading waits for bytes of the budget's pool.
@@ -136,7 +107,7 @@ impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
     pub(crate) fn new(
         transport: Framed<Metered<Io>, P::Codec>,
         service: P::Service,
-        hooks: Hooks<P::Overload, P::CloseAfter>,
+        hooks: HooksOf<P, Req>,
         budget: Arc<Budget>,
         limits: Limits,
         shutdown: WaitForCancellationFutureOwned,
@@ -156,6 +127,9 @@ impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
             },
             shutdown,
             reading: true,
+            goaway: None,
+            went_away: false,
+            linger: None,
             waiting_on_peer: false,
             waiting_on_budget: false,
             needs_flush: false,
@@ -262,9 +236,7 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                 Poll::Ready(Some(Ok(request))) => {
                     self.timers.frame_decoded();
                     let size = self.frame_size();
-                    let future = self.service.call(request);
-                    self.in_flight.push(future, size, cx);
-                    *self.started += 1;
+                    self.start(request, size, cx);
                     started = true;
                 }
                 Poll::Ready(Some(Err(error))) => {
@@ -295,11 +267,12 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         started
     }
 
-    /// Writes finished responses in order and flushes; `true` if any written.
+    /// Writes the GOAWAY, if one is due, then the responses that may leave,
+    /// and flushes; `true` if any written.
     fn write(&mut self, cx: &mut Context<'_>) -> Result<bool, ConnectionError> {
         let mut wrote = false;
         *self.write_blocked = false;
-        while !self.in_flight.is_empty() {
+        while !self.in_flight.is_empty() || self.goaway.is_some() {
             match Sink::<P::Response>::poll_ready(self.transport.as_mut(), cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(ConnectionError::Write(e.into())),
@@ -308,8 +281,23 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                     break;
                 }
             }
-            let output = match self.in_flight.poll_next(cx) {
-                Poll::Ready(Some((output, _size))) => output,
+            if let Some((goaway, cause)) = self.goaway.take() {
+                let before = self.transport.write_buffer().len();
+                self.transport
+                    .as_mut()
+                    .start_send(goaway)
+                    .map_err(|e| ConnectionError::Write(e.into()))?;
+                // Counted if the codec wrote it: a connection speaking a
+                // version of the protocol that has no GOAWAY writes none.
+                if self.transport.write_buffer().len() > before {
+                    self.metrics.goaway(cause);
+                }
+                *self.needs_flush = true;
+                wrote = true;
+                continue;
+            }
+            let (output, tag) = match self.in_flight.poll_next(cx) {
+                Poll::Ready(Some(answer)) => answer,
                 Poll::Ready(None) | Poll::Pending => break,
             };
             match output {
@@ -328,6 +316,14 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                         self.metrics.closing(CloseCause::CloseAfter);
                         self.stop_after_this();
                     }
+                }
+                Err(error) if tag.is_some() => {
+                    // A tagged request's error has no response to send, but
+                    // no later answer waits for it: answer the rest, close.
+                    let error = error.into();
+                    tracing::debug!(%error, tag, "service failed a tagged request; closing the connection");
+                    self.stop_reading(CloseCause::ServiceError);
+                    self.failed.get_or_insert(ConnectionError::Service(error));
                 }
                 Err(error) => {
                     // A service error has no response to send: stop here, so
@@ -350,10 +346,12 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         Ok(wrote)
     }
 
-    /// Reads nothing more, because of `cause` (the first counts).
+    /// Reads nothing more, because of `cause` (the first counts); tells
+    /// the peer so with the protocol's GOAWAY where `cause` calls for one.
     fn stop_reading(&mut self, cause: CloseCause) {
         if *self.reading {
             self.metrics.closing(cause);
+            self.going_away(cause);
         }
         *self.reading = false;
     }
@@ -375,21 +373,30 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         let resting = Resting {
             waiting_on_peer: *self.reading && stalled,
             partial_frame: !self.transport.read_buffer().is_empty(),
-            quiet: self.in_flight.is_empty() && !*self.needs_flush,
+            quiet: self.in_flight.is_empty() && self.goaway.is_none() && !*self.needs_flush,
             write_blocked: self.write_blocked.then(|| self.transport.write_buffer().len()),
         };
         self.timers.poll_expired(cx, resting)
     }
 
-    /// Closes once reading has ended and every response is out.
+    /// Closes once reading has ended and every response is out; after a
+    /// GOAWAY, lingers first (see `order`).
     fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ConnectionError>> {
-        if *self.reading || !self.in_flight.is_empty() || *self.needs_flush {
+        if *self.reading || !self.in_flight.is_empty() || self.goaway.is_some() || *self.needs_flush {
             return Poll::Pending;
         }
-        let closed = futures::ready!(Sink::<P::Response>::poll_close(self.transport.as_mut(), cx));
-        Poll::Ready(match self.failed.take() {
-            Some(error) => Err(error),
-            None => closed.map_err(|e| ConnectionError::Write(e.into())),
-        })
+        if self.linger.is_none() {
+            let closed = futures::ready!(Sink::<P::Response>::poll_close(self.transport.as_mut(), cx));
+            if let Err(error) = closed {
+                let error = ConnectionError::Write(error.into());
+                return Poll::Ready(Err(self.failed.take().unwrap_or(error)));
+            }
+            if !*self.went_away {
+                return Poll::Ready(self.failed.take().map_or(Ok(()), Err));
+            }
+            *self.linger = Some(Box::pin(tokio::time::sleep(order::LINGER)));
+        }
+        futures::ready!(self.poll_linger(cx));
+        Poll::Ready(self.failed.take().map_or(Ok(()), Err))
     }
 }

@@ -19,9 +19,19 @@ label_values! {
         ServiceError = "service_error",
         WriteError = "write_error",
         CloseAfter = "close_after",
+        TagInUse = "tag_in_use",
         BufferBudget = "buffer_budget",
         HandshakeFailed = "handshake_failed",
         Aborted = "aborted",
+    }
+}
+
+label_values! {
+    /// Why a connection sent the protocol's GOAWAY, as the `cause` label
+    /// says it.
+    pub(crate) enum GoawayCause: "cause" {
+        Shutdown = "shutdown",
+        IdleTimeout = "idle_timeout",
     }
 }
 
@@ -45,6 +55,7 @@ pub(crate) struct ServerMetrics {
     requests_refused: [Counter; Refusal::ALL.len()],
     received: Counter,
     sent: Counter,
+    goaways: [Counter; GoawayCause::ALL.len()],
 }
 
 impl ServerMetrics {
@@ -59,6 +70,7 @@ impl ServerMetrics {
                 .map(|cause| counter(names::SERVER_REQUESTS_REFUSED, cause.labels())),
             received: counter(names::SERVER_RECEIVED_BYTES, &[]),
             sent: counter(names::SERVER_SENT_BYTES, &[]),
+            goaways: GoawayCause::ALL.map(|cause| counter(names::SERVER_GOAWAYS, cause.labels())),
         })
     }
 
@@ -125,6 +137,11 @@ impl ConnectionMetrics {
 
     pub(crate) fn overloaded(&self, reason: &Overloaded) {
         self.server.overloaded(reason);
+    }
+
+    /// The connection wrote the protocol's GOAWAY.
+    pub(crate) fn goaway(&self, cause: GoawayCause) {
+        self.server.goaways[cause as usize].increment(1);
     }
 }
 

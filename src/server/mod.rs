@@ -4,16 +4,32 @@
 //! clone of a codec, asks a [`MakeService`](tower::MakeService) for a service per connection and
 //! serves it pipelined: it reads ahead, runs up to
 //! [`ServeConfig::max_in_flight_per_connection`] requests of one connection at
-//! once, writes the responses in request order and flushes when no more input
+//! once, writes the responses in request order — or, for a tagged
+//! protocol, each as soon as it is ready — and flushes when no more input
 //! is ready.
 //!
 //! ```text
 //!              ┌──────────── one task per connection ────────────┐
 //! listener ──► │ Framed(codec) ─► service.call() × N in flight   │
-//!   accept     │      ▲                 │ responses in order      │
+//!   accept     │      ▲                 │ responses in order,     │
+//!              │      │                 │ or by tag when ready    │
 //!              │      └── flush ◄───────┘                         │
 //!              └─────────────────────────────────────────────────┘
 //! ```
+//!
+//! ## Order of answers
+//!
+//! By default every answer leaves in request order, as HTTP/1.1, RESP and
+//! KV 1.1 need. A protocol whose requests carry a tag (KV 2.0, HTTP/2,
+//! memcached's opaque) says so through [`Server::with_order`] ([`Order`]):
+//! then a tagged request's answer leaves as soon as the service has it,
+//! ahead of slower requests read before it; an untagged request's answer
+//! still waits for every request read before it; a cancel is served and
+//! answers nothing; a tag reused while in flight ends the connection. The
+//! limits below hold the same for every kind of request: a tagged request
+//! counts against the in-flight limit, and holds its bytes of the budget,
+//! until its answer is taken to be written. The common case — a service
+//! that answers at once — costs no allocation either way.
 //!
 //! ## Limits
 //!
@@ -58,14 +74,24 @@
 //!   ([`Overload`]).
 //! * [`Server::with_close_after`]: which answers end their connection
 //!   ([`CloseAfter`]), such as a refused credential.
+//! * [`Server::with_order`]: which answers may leave before others, and
+//!   the protocol's GOAWAY ([`Order`]).
+//! * [`Server::with_frame_size`] / [`Server::with_codec_frame_size`]: how
+//!   long a frame is from its header (see Limits), for the budget.
 //!
 //! Shutdown is a future passed in: when it completes the server stops
-//! accepting, every connection stops reading (no new work starts), answers
-//! what it had received, flushes and closes; [`Server::serve`] returns when
-//! the last connection has — or, at the latest, after
+//! accepting, every connection stops reading (no new work starts), tells
+//! its peer so through the protocol's GOAWAY if its [`Order`] has one,
+//! answers everything it had read, flushes and closes (after a GOAWAY,
+//! lingering until the peer closes, 2 s at most, so that what the peer
+//! still sends does not reset the connection under its answers); [`Server::serve`]
+//! returns when the last connection has — or, at the latest, after
 //! [`ServeConfig::shutdown_timeout`], when the connections still open are
 //! closed where they stand (a peer that reads slowly cannot hold the
-//! process).
+//! process). A connection closed for being idle sends the GOAWAY too: both
+//! are closes the server decides while the peer may still be sending, and
+//! the GOAWAY tells it that what it sent and got no answer to was never
+//! read, so it may send it again elsewhere (see [`Order`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -108,6 +134,8 @@ mod metrics;
 mod order;
 mod overload;
 #[cfg(test)]
+mod tagged_lines;
+#[cfg(test)]
 mod tests;
 
 pub use accept::{Accept, PlainTcp};
@@ -145,17 +173,20 @@ const MAX_REFUSALS_IN_PROGRESS: usize = 64;
 ///
 /// `O` makes the protocol's answer to refused work (see [`Overload`]); by
 /// default ([`Refuse`]) refused work closes the connection. `A` is the
-/// [`Accept`]or each TCP stream goes through ([`PlainTcp`] by default), and
+/// [`Accept`]or each TCP stream goes through ([`PlainTcp`] by default),
 /// `K` says which answers close their connection ([`CloseAfter`]; by
-/// default, [`KeepOpen`], none does).
+/// default, [`KeepOpen`], none does), and `R` which answers may leave
+/// before others and what the protocol's GOAWAY is ([`Order`]; by default,
+/// [`InOrder`]: every answer in request order, no GOAWAY).
 #[derive(Debug, Clone)]
-pub struct Server<C, O = Refuse, A = PlainTcp, K = KeepOpen> {
+pub struct Server<C, O = Refuse, A = PlainTcp, K = KeepOpen, R = InOrder> {
     codec: C,
     config: ServeConfig,
     overload: O,
-    frame_size: Option<FrameSize>,
+    frame_size: Option<FrameSize<C>>,
     acceptor: A,
     close: K,
+    order: R,
 }
 
 impl<C> Server<C> {
@@ -168,11 +199,12 @@ impl<C> Server<C> {
             frame_size: None,
             acceptor: PlainTcp,
             close: KeepOpen,
+            order: InOrder,
         }
     }
 }
 
-impl<C, O, A, K> Server<C, O, A, K> {
+impl<C, O, A, K, R> Server<C, O, A, K, R> {
     /// Replaces the connection settings.
     pub fn with_config(mut self, config: ServeConfig) -> Self {
         self.config = config;
@@ -181,7 +213,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
 
     /// Sets how refused work is answered: past the connection limit, and a
     /// frame larger than the buffer budget can hold.
-    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2, A, K> {
+    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2, A, K, R> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -189,12 +221,13 @@ impl<C, O, A, K> Server<C, O, A, K> {
             frame_size: self.frame_size,
             acceptor: self.acceptor,
             close: self.close,
+            order: self.order,
         }
     }
 
     /// Sets what is done with each accepted TCP stream before it is framed:
     /// a TLS handshake, say (see [`Accept`]).
-    pub fn with_acceptor<A2>(self, acceptor: A2) -> Server<C, O, A2, K> {
+    pub fn with_acceptor<A2>(self, acceptor: A2) -> Server<C, O, A2, K, R> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -202,12 +235,13 @@ impl<C, O, A, K> Server<C, O, A, K> {
             acceptor,
             close: self.close,
             frame_size: self.frame_size,
+            order: self.order,
         }
     }
 
     /// Sets which answers close their connection once written (see
     /// [`CloseAfter`]).
-    pub fn with_close_after<K2>(self, close: K2) -> Server<C, O, A, K2> {
+    pub fn with_close_after<K2>(self, close: K2) -> Server<C, O, A, K2, R> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -215,6 +249,41 @@ impl<C, O, A, K> Server<C, O, A, K> {
             acceptor: self.acceptor,
             close,
             frame_size: self.frame_size,
+            order: self.order,
+        }
+    }
+
+    /// Sets the order answers leave each connection in, and the
+    /// protocol's GOAWAY (see [`Order`]): a tagged protocol's answers leave
+    /// as soon as they are ready.
+    ///
+    /// ```
+    /// use wirestack::multiplex::Tag;
+    /// use wirestack::server::{Order, Server};
+    ///
+    /// /// Lines "<tag> <text>", answered in any order; others in order.
+    /// #[derive(Clone)]
+    /// struct TaggedLines;
+    ///
+    /// impl Order<String, String> for TaggedLines {
+    ///     fn tag(&self, line: &String) -> Option<Tag> {
+    ///         line.split_once(' ')?.0.parse().ok()
+    ///     }
+    ///     fn goaway(&self, reason: &str) -> Option<String> {
+    ///         Some(format!("0 GOAWAY {reason}"))
+    ///     }
+    /// }
+    /// # let _ = Server::new(tokio_util::codec::LinesCodec::new()).with_order(TaggedLines);
+    /// ```
+    pub fn with_order<R2>(self, order: R2) -> Server<C, O, A, K, R2> {
+        Server {
+            codec: self.codec,
+            config: self.config,
+            overload: self.overload,
+            acceptor: self.acceptor,
+            close: self.close,
+            frame_size: self.frame_size,
+            order,
         }
     }
 
@@ -228,7 +297,9 @@ impl<C, O, A, K> Server<C, O, A, K> {
     /// whole frame from the common pool before reading on, so half-read
     /// frames never wait on each other; without it, a connection takes
     /// pool bytes as it reads. It is only asked about frames larger than a
-    /// connection's share, never on the fast path.
+    /// connection's share, never on the fast path. A protocol whose framing
+    /// depends on the connection (on a negotiated version) uses
+    /// [`with_codec_frame_size`](Self::with_codec_frame_size) instead.
     ///
     /// ```
     /// use wirestack::server::Server;
@@ -242,8 +313,32 @@ impl<C, O, A, K> Server<C, O, A, K> {
     /// # let _ = server;
     /// ```
     pub fn with_frame_size(
-        mut self,
+        self,
         frame_size: impl Fn(&[u8]) -> Option<usize> + Send + Sync + 'static,
+    ) -> Self {
+        self.with_codec_frame_size(move |_: &C, buffered: &[u8]| frame_size(buffered))
+    }
+
+    /// Like [`with_frame_size`](Self::with_frame_size), but `frame_size`
+    /// is also given the connection's codec, as it stands when the frame
+    /// starts: for a protocol whose header depends on what the connection
+    /// negotiated (its version), which its codec knows.
+    ///
+    /// ```
+    /// use tokio_util::codec::LinesCodec;
+    /// use wirestack::server::Server;
+    ///
+    /// // A line is as long as its newline says, at most the codec's limit.
+    /// let frame_size = |codec: &LinesCodec, buffered: &[u8]| -> Option<usize> {
+    ///     let end = buffered.iter().position(|&b| b == b'\n')?;
+    ///     Some((end + 1).min(codec.max_length().saturating_add(1)))
+    /// };
+    /// let server = Server::new(LinesCodec::new_with_max_length(4096)).with_codec_frame_size(frame_size);
+    /// # let _ = server;
+    /// ```
+    pub fn with_codec_frame_size(
+        mut self,
+        frame_size: impl Fn(&C, &[u8]) -> Option<usize> + Send + Sync + 'static,
     ) -> Self {
         self.frame_size = Some(FrameSize::new(frame_size));
         self
@@ -267,6 +362,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
         O: Overload<M::Response> + Clone + Send + 'static,
         A: Accept,
         K: CloseAfter<M::Response> + Clone + Send + 'static,
+        R: Order<Req, M::Response> + Clone + Send + 'static,
         Req: Send + 'static,
     {
         let stop = CancellationToken::new();
@@ -282,7 +378,6 @@ impl<C, O, A, K> Server<C, O, A, K> {
             idle_timeout: self.config.idle_timeout,
             read_timeout: self.config.read_timeout,
             write_timeout: self.config.write_timeout,
-            frame_size: self.frame_size.clone(),
         };
         // Owned by this future: if it is dropped (aborted), so is every
         // connection, as when a process dies.
@@ -336,6 +431,8 @@ impl<C, O, A, K> Server<C, O, A, K> {
             let hooks = Hooks {
                 overload: self.overload.clone(),
                 close: self.close.clone(),
+                order: self.order.clone(),
+                frame_size: self.frame_size.clone(),
             };
             let (budget, limits, stop) = (budget.clone(), limits.clone(), stop.clone());
             // Counts the connection closed when dropped, however it ends.
@@ -349,7 +446,7 @@ impl<C, O, A, K> Server<C, O, A, K> {
                     return;
                 };
                 let transport = Framed::new(Metered::new(io), codec);
-                let connection = Connection::<_, (C, M::Service, O, K), Req>::new(
+                let connection = Connection::<_, (C, M::Service, O, K, R), Req>::new(
                     transport,
                     service,
                     hooks,

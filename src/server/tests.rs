@@ -88,3 +88,49 @@ async fn without_a_deadline_shutdown_waits_for_every_answer() {
     assert!(!task.is_finished());
     task.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_with_an_order_answers_by_tag_and_says_goaway_on_shutdown() {
+    use super::tagged_lines::{Gates, TaggedLines};
+    use futures::StreamExt;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let (mut gates, service) = Gates::new();
+    let config = ServeConfig {
+        shutdown_timeout: None,
+        ..ServeConfig::default()
+    };
+    let server = tokio::spawn(
+        Server::new(LinesCodec::new())
+            .with_config(config)
+            .with_order(TaggedLines)
+            .serve(
+                listener,
+                tower::make::Shared::new(service),
+                stop.clone().cancelled_owned(),
+            ),
+    );
+    let mut client = Framed::new(TcpStream::connect(addr).await.unwrap(), LinesCodec::new());
+    client.send("1 hold:a").await.unwrap();
+    client.send("2 now").await.unwrap();
+    assert_eq!(client.next().await.transpose().unwrap().as_deref(), Some("2 now"));
+    assert_eq!(gates.called().await, "1 hold:a");
+
+    stop.cancel();
+    assert_eq!(
+        client.next().await.transpose().unwrap().as_deref(),
+        Some("goaway: server shutting down")
+    );
+    gates.open("a");
+    assert_eq!(
+        client.next().await.transpose().unwrap().as_deref(),
+        Some("1 hold:a")
+    );
+    assert!(
+        client.next().await.is_none(),
+        "closed once everything read is answered"
+    );
+    server.await.unwrap().unwrap();
+}

@@ -25,10 +25,13 @@ impl<Io, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
         let (read, written) = (io.bytes_read(), io.bytes_written());
         self.metrics.round(std::mem::take(self.started), read, written);
         let buffered = self.transport.read_buffer();
-        let keep = match self.limits.frame_size.as_ref() {
+        let keep = match self.hooks.frame_size.as_ref() {
             _ if self.share.pooled() == 0 => 0,
             Some(frame_size) => {
-                let frame = frame_size.of(buffered).unwrap_or(0).max(buffered.len());
+                let frame = frame_size
+                    .of(self.transport.codec(), buffered)
+                    .unwrap_or(0)
+                    .max(buffered.len());
                 self.in_flight.bytes() + frame
             }
             // Unknown frame sizes: keep the pool bytes until the frame is read.
@@ -48,7 +51,8 @@ impl<Io, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
     /// Asks the budget for room to go on with the frame being read.
     pub(super) fn reserve(&mut self, cx: &mut Context<'_>) -> Room {
         let buffered = self.transport.read_buffer();
-        let frame = self.limits.frame_size.as_ref().and_then(|f| f.of(buffered));
+        let codec = self.transport.codec();
+        let frame = self.hooks.frame_size.as_ref().and_then(|f| f.of(codec, buffered));
         let held = buffered.len() + self.in_flight.bytes();
         match self.share.need(self.in_flight.bytes(), buffered.len(), frame) {
             Err(NeverFits) => Room::NeverFits,

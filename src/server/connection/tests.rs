@@ -1,8 +1,9 @@
 //! The timers, on an in-memory pipe with the clock paused: no real waiting.
 
 use super::*;
-use crate::server::{KeepOpen, Refuse};
+use crate::server::{InOrder, KeepOpen, Refuse};
 use std::convert::Infallible;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 use tokio_util::codec::LinesCodec;
@@ -15,27 +16,38 @@ const WRITE: Duration = Duration::from_secs(20);
 /// A connection's task: how it ended and how long it lasted.
 type Served = tokio::task::JoinHandle<(Result<(), ConnectionError>, Duration)>;
 
+/// The protocol's hooks of a line protocol that answers no refused work.
+fn line_hooks<K, R>(close: K, order: R) -> Hooks<LinesCodec, Refuse, K, R> {
+    Hooks {
+        overload: Refuse,
+        close,
+        order,
+        frame_size: None,
+    }
+}
+
+/// The test timeouts, and at most `max_in_flight` requests in flight.
+fn limits(max_in_flight: usize) -> Limits {
+    Limits {
+        max_in_flight,
+        idle_timeout: Some(IDLE),
+        read_timeout: Some(READ),
+        write_timeout: Some(WRITE),
+    }
+}
+
 /// Serves an echo-lines service on one end of a pipe of `capacity`
 /// bytes; returns the other end and the connection's task, which
 /// reports how long (in paused time) it lasted.
 fn serve_lines(capacity: usize) -> (DuplexStream, Served) {
     let (peer, server) = tokio::io::duplex(capacity);
     let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
-    let connection = Connection::<_, (LinesCodec, _, Refuse, KeepOpen), String>::new(
+    let connection = Connection::<_, (LinesCodec, _, Refuse, KeepOpen, InOrder), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Hooks {
-            overload: Refuse,
-            close: KeepOpen,
-        },
+        line_hooks(KeepOpen, InOrder),
         Budget::new(usize::MAX, 1),
-        Limits {
-            max_in_flight: 4,
-            idle_timeout: Some(IDLE),
-            read_timeout: Some(READ),
-            write_timeout: Some(WRITE),
-            frame_size: None,
-        },
+        limits(4),
         CancellationToken::new().cancelled_owned(),
         crate::server::metrics::ServerMetrics::new().accepted(),
     );
@@ -128,21 +140,12 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     let (mut peer, server) = tokio::io::duplex(1024);
     let service = tower::service_fn(|line: String| async move { Ok::<_, Infallible>(line) });
     let close = |line: &String| line == "BYE";
-    let connection = Connection::<_, (LinesCodec, _, Refuse, _), String>::new(
+    let connection = Connection::<_, (LinesCodec, _, Refuse, _, InOrder), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
-        Hooks {
-            overload: Refuse,
-            close,
-        },
+        line_hooks(close, InOrder),
         Budget::new(usize::MAX, 1),
-        Limits {
-            max_in_flight: 4,
-            idle_timeout: Some(IDLE),
-            read_timeout: Some(READ),
-            write_timeout: Some(WRITE),
-            frame_size: None,
-        },
+        limits(4),
         CancellationToken::new().cancelled_owned(),
         crate::server::metrics::ServerMetrics::new().accepted(),
     );
@@ -154,3 +157,5 @@ async fn an_answer_the_close_hook_picks_is_the_last_one_written() {
     assert_eq!(answers, "one\nBYE\n");
     assert!(task.await.unwrap().is_ok());
 }
+
+mod tagged;
