@@ -193,8 +193,9 @@ async fn serve_recovered(
     let server = Server::new(ServerCodec::with_limits(config.limits))
         .with_config(config.serve)
         .with_overload(Reply::busy as fn(&Overloaded) -> Option<Reply>)
-        .with_frame_size(ServerCodec::frame_len)
-        .with_close_after(Reply::closes as fn(&Reply) -> bool);
+        .with_codec_frame_size(ServerCodec::frame_len_for)
+        .with_close_after(Reply::closes as fn(&Reply) -> bool)
+        .with_order(super::ByRequestId);
     #[cfg(feature = "tls")]
     let served = match config.tls {
         Some(tls) => {

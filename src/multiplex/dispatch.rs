@@ -327,6 +327,9 @@ where
                 answer(this, response, released)?;
             }
             Poll::Ready(Some(Err(e))) => return Err(Error::transport(e)),
+            // After its GOAWAY the peer answers all it read, then closes:
+            // a request still unanswered at a clean close was never read.
+            Poll::Ready(None) if *this.going_away => return Err(Error::GoingAway.not_sent()),
             Poll::Ready(None) => return Err(Error::Closed),
             Poll::Pending => break,
         }

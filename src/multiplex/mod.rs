@@ -76,6 +76,15 @@
 //! they do — and written ones are still answered. No more pings are sent;
 //! once every tag is answered the task closes the connection.
 //!
+//! A GOAWAY promises that the peer answers every request it has read
+//! before it closes (KV's GOAWAY does, as HTTP/2's says which streams it
+//! will still process). So when the peer then closes the connection
+//! cleanly with requests still unanswered, those were written but never
+//! read: they fail with [`Error::NotSent`]`(GoingAway)` too, and a retry
+//! layer sends them again, writes included. A reset or a transport error
+//! after the GOAWAY promises nothing: those requests fail as lost with the
+//! connection, as always.
+//!
 //! ## Keepalive
 //!
 //! With [`Builder::keepalive`], every answer read counts as a sign of life;

@@ -285,6 +285,35 @@ async fn goaway_answers_what_was_written_refuses_the_rest_and_closes() {
     );
 }
 
+/// After its GOAWAY the peer answers every request it read, then closes:
+/// a written request still unanswered at a clean close was never read, so
+/// it fails "not sent" (safe to resend, even a write); after a reset it is
+/// lost with the connection, as always.
+#[tokio::test(start_paused = true)]
+async fn a_clean_close_after_goaway_means_the_unanswered_were_never_read() {
+    for clean in [true, false] {
+        let (mux, mut peer) = connect(Builder::new(), 16);
+        let a = call(&mux, "a").await;
+        let b = call(&mux, "b").await;
+        let tags = read_requests(&mut peer, &["a", "b"]).await;
+        peer.send(Answer {
+            to: Answers::GoAway,
+            text: String::new(),
+        });
+        answer(&peer, tags[0], "A");
+        assert_eq!(text(within(a).await), "A");
+        if clean {
+            drop(peer);
+            let error = within(b).await.unwrap_err();
+            assert!(is_not_sent_going_away(&error), "clean close: {error:?}");
+        } else {
+            peer.reset();
+            let error = within(b).await.unwrap_err();
+            assert!(matches!(error, Error::Transport(_)), "reset: {error:?}");
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_answer_for_a_tag_never_sent_fails_every_waiter_without_a_panic() {
     let (mux, mut peer) = connect(Builder::new(), 16);
