@@ -1,9 +1,12 @@
 //! The KV store is linearizable and the requests of a connection take effect
 //! in order — checked on recorded histories of a real server under a
 //! contended, pipelined load: in memory, with `--fsync never` and
-//! `--fsync always`, across a `kill -9` of the `kv` binary, through
-//! `KvClient`'s default stack while the server is killed and restarted,
-//! and through a sharded `KvClient` while one of three servers is.
+//! `--fsync always`, across a `kill -9` of the `kv` binary — each under
+//! protocol 1.1 and 2.0 (answers in any order; a connection's order binds
+//! only requests on the same key, which is what the checker checks, key by
+//! key) — through `KvClient`'s default stack (2.0) while the server is
+//! killed and restarted, through a rolling restart (SIGTERM, GOAWAY), and
+//! through a sharded `KvClient` while one of three servers is killed.
 //!
 //! The checker is `tests/common/linearizability.rs`; its own tests are in
 //! `checker` below. Every load is bounded in operations and time; a run
@@ -27,8 +30,12 @@ use tokio_util::codec::Framed;
 use wirestack::backoff::Backoff;
 use wirestack::builder::ClientBuilder;
 use wirestack::kv::wal::{FsyncPolicy, WalConfig};
-use wirestack::kv::{ClientCodec, KvClient, KvError, KvServer, KvServerConfig, Request, Response, Status};
+use wirestack::kv::{
+    ClientCodec, Hello, KvClient, KvError, KvServer, KvServerConfig, Request, Response, Status,
+};
+use wirestack::multiplex::Outgoing;
 use wirestack::route::{EndpointState, HealthConfig};
+use wirestack::transport::Handshake;
 
 /// PUT_TTL's TTL in these tests: an hour, far longer than any run, so that
 /// the checker may treat PUT_TTL as PUT (no key expires during a check).
@@ -219,6 +226,8 @@ mod checker {
 /// A contended, pipelined load.
 #[derive(Debug, Clone, Copy)]
 struct Load {
+    /// Speak protocol 2.0 (HELLO, request ids, answers in any order).
+    v2: bool,
     connections: u64,
     /// Requests written back to back before their answers are read.
     depth: usize,
@@ -228,6 +237,7 @@ struct Load {
 
 impl Load {
     const SMALL: Load = Load {
+        v2: false,
         connections: 8,
         depth: 8,
         ops_per_connection: 400,
@@ -287,13 +297,24 @@ fn answer_of(action: &Action, response: &Response) -> Answer {
 /// One raw connection of session `session`: writes `depth` requests at a
 /// time, then reads their answers, recording every operation. When the
 /// connection fails (the server was killed), the requests without an
-/// answer are recorded as such and the session ends.
+/// answer are recorded as such and the session ends. Under 2.0 each
+/// request of a round carries its place as its id and the answers, in any
+/// order, are put back in place by it; the checker's session order binds
+/// only operations on the same key, which is 2.0's promise.
 async fn pipelined_session(addr: SocketAddr, session: u64, load: Load, recorder: Arc<Recorder>) {
     let Ok(stream) = TcpStream::connect(addr).await else {
         return;
     };
     stream.set_nodelay(true).unwrap();
     let mut framed = Framed::new(stream, ClientCodec::new());
+    if load.v2 {
+        framed = match Hello::new().handshake(framed).await {
+            Ok(framed) => framed,
+            // Killed before it could answer: nothing was sent.
+            Err(_) => return,
+        };
+        assert!(framed.codec().negotiated().is_some(), "the server speaks 2.0");
+    }
     let mut rng = fastrand::Rng::with_seed(session);
     let mut n = 0;
     while n < load.ops_per_connection {
@@ -313,17 +334,37 @@ async fn pipelined_session(addr: SocketAddr, session: u64, load: Load, recorder:
             })
             .collect();
         let mut written = true;
-        for (request, _) in batch {
-            written &= framed.feed(request).await.is_ok();
+        for (place, (request, _)) in batch.into_iter().enumerate() {
+            written &= if load.v2 {
+                let tag = u32::try_from(place + 1).unwrap();
+                let outgoing = Outgoing::Request {
+                    tag,
+                    budget: None,
+                    request,
+                };
+                framed.feed(outgoing).await.is_ok()
+            } else {
+                framed.feed(request).await.is_ok()
+            };
         }
         written &= SinkExt::<Request>::flush(&mut framed).await.is_ok();
         let mut lost = !written;
-        for op in &mut ops {
+        for _ in 0..ops.len() {
             if lost {
                 break;
             }
             match tokio::time::timeout(HANG, framed.next()).await {
                 Ok(Some(Ok(response))) => {
+                    let place = if load.v2 {
+                        response.id as usize - 1
+                    } else {
+                        ops.iter().position(|op| op.answer.is_none()).unwrap()
+                    };
+                    let op = &mut ops[place];
+                    assert!(
+                        op.answer.is_none(),
+                        "session {session}: two answers for one request"
+                    );
                     op.answer = Some((recorder.now(), answer_of(&op.action, &response)));
                 }
                 Ok(_) => lost = true,
@@ -409,7 +450,7 @@ fn assert_linearizable(history: &[Op]) -> Checked {
 // ---------------------------------------------------------------------------
 // The server, in process.
 
-async fn in_process_run(data_dir: Option<&Path>, fsync: FsyncPolicy) {
+async fn in_process_run(data_dir: Option<&Path>, fsync: FsyncPolicy, v2: bool) {
     let config = KvServerConfig {
         data_dir: data_dir.map(Path::to_path_buf),
         wal: WalConfig {
@@ -420,7 +461,7 @@ async fn in_process_run(data_dir: Option<&Path>, fsync: FsyncPolicy) {
     };
     let server = KvServer::start("127.0.0.1:0", config).await.unwrap();
     let recorder = Arc::new(Recorder::default());
-    let load = Load::SMALL;
+    let load = Load { v2, ..Load::SMALL };
     finish(start_load(server.local_addr(), 0, load, &recorder)).await;
     final_reads(server.local_addr(), 1_000, load.keys, &recorder).await;
     server.shutdown().await.unwrap();
@@ -431,19 +472,36 @@ async fn in_process_run(data_dir: Option<&Path>, fsync: FsyncPolicy) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_in_memory_is_linearizable() {
-    in_process_run(None, FsyncPolicy::Never).await;
+    in_process_run(None, FsyncPolicy::Never, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_with_fsync_never_is_linearizable() {
     let dir = tempfile::tempdir().unwrap();
-    in_process_run(Some(dir.path()), FsyncPolicy::Never).await;
+    in_process_run(Some(dir.path()), FsyncPolicy::Never, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_with_fsync_always_is_linearizable() {
     let dir = tempfile::tempdir().unwrap();
-    in_process_run(Some(dir.path()), FsyncPolicy::Always).await;
+    in_process_run(Some(dir.path()), FsyncPolicy::Always, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_in_memory_is_linearizable_under_2_0() {
+    in_process_run(None, FsyncPolicy::Never, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_never_is_linearizable_under_2_0() {
+    let dir = tempfile::tempdir().unwrap();
+    in_process_run(Some(dir.path()), FsyncPolicy::Never, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_always_is_linearizable_under_2_0() {
+    let dir = tempfile::tempdir().unwrap();
+    in_process_run(Some(dir.path()), FsyncPolicy::Always, true).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -513,12 +571,13 @@ async fn wait_for_answers(recorder: &Recorder, answered: usize) {
     waited.await.expect("the load made progress");
 }
 
-async fn kill_9_run(fsync: &str) {
+async fn kill_9_run(fsync: &str, v2: bool) {
     let dir = tempfile::tempdir().unwrap();
     let server = Process::start(dir.path(), "127.0.0.1:0", fsync);
     let recorder = Arc::new(Recorder::default());
     // Far more than is done before the kill: the load is cut by it.
     let load = Load {
+        v2,
         ops_per_connection: 100_000,
         ..Load::SMALL
     };
@@ -532,6 +591,7 @@ async fn kill_9_run(fsync: &str) {
     // The same directory again: recovery, then more load and final reads.
     let server = Process::start(dir.path(), "127.0.0.1:0", fsync);
     let after = Load {
+        v2,
         ops_per_connection: 100,
         ..Load::SMALL
     };
@@ -543,14 +603,24 @@ async fn kill_9_run(fsync: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_with_fsync_always_is_linearizable_across_a_kill_9() {
-    kill_9_run("always").await;
+    kill_9_run("always", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_always_is_linearizable_across_a_kill_9_under_2_0() {
+    kill_9_run("always", true).await;
 }
 
 /// `never` promises nothing against an OS crash, but a killed process
 /// loses nothing the OS has: what any read saw survives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_with_fsync_never_is_linearizable_across_a_kill_9() {
-    kill_9_run("never").await;
+    kill_9_run("never", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_with_fsync_never_is_linearizable_across_a_kill_9_under_2_0() {
+    kill_9_run("never", true).await;
 }
 
 // ---------------------------------------------------------------------------
