@@ -3,27 +3,50 @@
 //! and in-process server together, every thread) per GET, in rounds that
 //! alternate full / bare so that both see the same machine.
 //!
-//! `cargo bench --bench stack_cpu` (ROUNDS=N for more rounds; default 5)
+//! `cargo bench --bench stack_cpu` (ROUNDS=N for more rounds; default 5;
+//! ONLY=multiplexers for the second table alone)
 //!
 //! * `each/D`: D GETs in flight from one task, each its own call.
 //! * `batch/D`: D GETs as one `Batch`.
 //!
 //! Prints the median µs of CPU per GET of each variant and full / bare.
+//!
+//! Then the two multiplexers against each other: a bare `Multiplex` over
+//! KV 2.0 (HELLO, answers by request id) and a bare `Pipeline` over KV 1.1,
+//! the same GETs at depth 64 and 1000 (`each/D` and `batch/D`), rounds
+//! interleaved. There the server runs on a runtime of its own and only the
+//! client's threads are counted (`/proc/self/task/*/comm`), so that what
+//! the server's out-of-order path costs does not blur the client's figure.
 
 use futures::stream::{FuturesOrdered, TryStreamExt};
 use std::time::{Duration, Instant};
 use tower::{Service, ServiceExt};
 use wirestack::batch::{Batch, BatchResponse};
-use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
+use wirestack::kv::{ClientCodec, Hello, KvClient, KvServer, KvServerConfig, Request, Response};
+use wirestack::multiplex::Multiplex;
 use wirestack::pipeline::Pipeline;
+use wirestack::transport::Handshake;
 use wirestack::BoxError;
 
 /// CPU time of every thread of this process so far, from the scheduler's
 /// own accounting (nanoseconds).
 fn process_cpu() -> Duration {
+    threads_cpu(|_| true)
+}
+
+/// The name the server's runtime gives its threads in the multiplexer
+/// comparison, so that they are left out of the client's CPU.
+const SERVER_THREADS: &str = "kv-server";
+
+/// CPU time so far of the threads whose name `counted` accepts.
+fn threads_cpu(counted: impl Fn(&str) -> bool) -> Duration {
     let mut total = 0u64;
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for task in tasks.flatten() {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if !counted(name.trim_end()) {
+                continue;
+            }
             let path = task.path().join("schedstat");
             if let Ok(text) = std::fs::read_to_string(path) {
                 total += text
@@ -69,7 +92,16 @@ where
 }
 
 /// Runs `round` for about `TIME`; returns CPU µs per GET.
-async fn measure<F, Fut>(depth: usize, mut round: F) -> f64
+async fn measure<F, Fut>(depth: usize, round: F) -> f64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    measure_threads(depth, round, process_cpu).await
+}
+
+/// [`measure`], counting the CPU that `cpu` reads.
+async fn measure_threads<F, Fut>(depth: usize, mut round: F, cpu: fn() -> Duration) -> f64
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -80,13 +112,71 @@ where
         700
     });
     let started = Instant::now();
-    let cpu = process_cpu();
+    let before = cpu();
     let mut gets = 0u64;
     while started.elapsed() < time {
         round().await;
         gets += depth as u64;
     }
-    (process_cpu() - cpu).as_secs_f64() * 1e6 / gets as f64
+    (cpu() - before).as_secs_f64() * 1e6 / gets as f64
+}
+
+/// CPU of every thread but the server's.
+fn client_cpu() -> Duration {
+    threads_cpu(|name| !name.starts_with(SERVER_THREADS))
+}
+
+/// The multiplexers side by side: a bare `Multiplex` (KV 2.0) and a bare
+/// `Pipeline` (KV 1.1) to a server on a runtime of its own; client CPU per
+/// GET, rounds interleaved.
+fn compare_multiplexers(rounds: usize) {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(SERVER_THREADS)
+        .enable_all()
+        .build()
+        .expect("the server's runtime");
+    let server = server_rt
+        .block_on(KvServer::start("127.0.0.1:0", KvServerConfig::default()))
+        .unwrap();
+    let addr = server.local_addr();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async move {
+        let task = tokio::spawn(async move {
+            let transport = wirestack::transport::connect(addr, ClientCodec::new()).await.unwrap();
+            let pipeline = KvClient::new(Pipeline::new(transport));
+            let transport = wirestack::transport::connect(addr, ClientCodec::new()).await.unwrap();
+            let transport = Hello::new().handshake(transport).await.unwrap();
+            assert!(transport.codec().negotiated().is_some(), "the server speaks 2.0");
+            let multiplex = KvClient::new(Multiplex::new(transport));
+            pipeline.put("key", vec![b'x'; 64]).await.unwrap();
+            println!();
+            println!("| variant | multiplex us/GET | pipeline us/GET | multiplex / pipeline |");
+            println!("| --- | ---: | ---: | ---: |");
+            for depth in [64usize, 1000] {
+                let (mut m, mut p) = (Vec::new(), Vec::new());
+                for _ in 0..rounds {
+                    m.push(measure_threads(depth, || each(&multiplex, depth), client_cpu).await);
+                    p.push(measure_threads(depth, || each(&pipeline, depth), client_cpu).await);
+                }
+                let (m, p) = (median(m), median(p));
+                println!("| each/{depth} | {m:.3} | {p:.3} | {:.3} |", m / p);
+                let (mut m, mut p) = (Vec::new(), Vec::new());
+                for _ in 0..rounds {
+                    m.push(measure_threads(depth, || batch(&multiplex, depth), client_cpu).await);
+                    p.push(measure_threads(depth, || batch(&pipeline, depth), client_cpu).await);
+                }
+                let (m, p) = (median(m), median(p));
+                println!("| batch/{depth} | {m:.3} | {p:.3} | {:.3} |", m / p);
+            }
+        });
+        task.await.unwrap();
+    });
+    server_rt.block_on(server.shutdown()).unwrap();
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -99,6 +189,10 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
+    if std::env::var("ONLY").is_ok_and(|only| only == "multiplexers") {
+        compare_multiplexers(rounds);
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,4 +249,5 @@ fn main() {
         task.await.unwrap();
         server.shutdown().await.unwrap();
     });
+    compare_multiplexers(rounds);
 }

@@ -4,9 +4,10 @@
 //! tokio-util, with a key-value store as its reference protocol.
 //!
 //! Any binary protocol is a tokio-util codec. A client is a tower `Service`
-//! stack whose bottom is a pipelining multiplexer over one connection; a
-//! server serves any tower `Service` over any codec, pipelined, with graceful
-//! shutdown.
+//! stack whose bottom is a multiplexer over one connection — in order
+//! (pipelining) or by tag (answers in any order); a server serves any tower
+//! `Service` over any codec, pipelined, answering in order or by tag, with
+//! graceful shutdown.
 //!
 //! ```text
 //!  client side                                server side
@@ -17,15 +18,17 @@
 //!  pipeline's timer (none per request)            │
 //!      │                                      accept, one task per
 //!  Retry: only what is safe, with backoff,    connection, N requests in
-//!  under a budget                             flight, answers in order
+//!  under a budget                             flight, answers in order or
+//!      │                                      by tag; GOAWAY on shutdown
 //!      │                                          │
 //!  your tower layers (optional)               Framed<TcpStream, codec>
 //!      │                                          │
 //!  Reconnect: one live connection, replaced   your Service (KvService:
 //!  with backoff; fail fast while down         Wal ──► Store)
 //!      │                                          │
-//!  Pipeline: many callers, one connection,        │
-//!  writes coalesced, answers in order             │
+//!  Pipeline / Multiplex: many callers, one        │
+//!  connection, writes coalesced, answers in       │
+//!  order / by tag; keepalive                      │
 //!      │                                          │
 //!  Framed<TcpStream, codec>                       │
 //!      └────────────── TCP ───────────────────────┘
@@ -37,6 +40,12 @@
 //!   [`Codec`](transport::Codec) bounds a client needs, the TCP connector,
 //!   and handshakes on every new connection.
 //! * [`pipeline`]: the in-order multiplexer, a `Service` many tasks share.
+//! * [`multiplex`]: the tagged multiplexer — each request tagged, answers
+//!   matched by tag in any order, cancel on drop, GOAWAY — for protocols
+//!   that tag (KV 2.0, memcached's opaque, Kafka, CQL, HTTP/2).
+//! * [`keepalive`]: pings on a silent connection, for both multiplexers, so
+//!   that a peer that stopped answering is found without waiting for every
+//!   caller's deadline.
 //! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
 //! * [`deadline`]: one deadline per request, without a timer per request.
 //! * [`retry`]: retries only what is safe, within the deadline.
@@ -57,7 +66,8 @@
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec, for one
 //!   endpoint or [several](builder::ClientBuilder::route).
-//! * [`server`]: serve any `Service` over any codec.
+//! * [`server`]: serve any `Service` over any codec, answers in order or
+//!   by tag ([`Order`](server::Order)), GOAWAY on graceful shutdown.
 //! * `tls` (feature `tls`, default): TLS as a transport on both sides —
 //!   `TlsConnector` for clients, `TlsAcceptor` for the server.
 //!

@@ -13,7 +13,8 @@
 //!   Reconnect        one live connection, replaced when broken   → reconnect::error::Disconnected
 //!     │              (.reconnect(config) / .no_reconnect())
 //!   Pipeline         many callers, one connection, in order      → pipeline::Error
-//!     │
+//!    or Multiplex    ... answers by tag, in any order            → the same type
+//!     │              (.pipeline(b) / .multiplex(b): limits, keepalive)
 //!   on-connect       a handshake on every new connection          → HandshakeError
 //!     │              (.on_connect(h): AUTH, SELECT, ...)
 //!   Framed<TcpStream | TlsStream<TcpStream>, codec>
@@ -33,6 +34,7 @@
 //! | `ClientBuilder::new(codec)` | deadline → retry → reconnect → pipeline |
 //! | `.no_timeout().no_retry()` | reconnect → pipeline |
 //! | `.no_timeout().no_retry().no_reconnect()` | the bare [`Pipeline`] |
+//! | `.multiplex(multiplex::Builder::new())` | deadline → retry → reconnect → multiplex |
 //!
 //! The retry layer needs two answers from the protocol: is a request
 //! [`Idempotent`](crate::retry::Idempotent), is a response a
