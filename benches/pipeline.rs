@@ -5,12 +5,13 @@
 //!
 //! * `std_net_floor`: a blocking `std::net` client with a hand-made frame and
 //!   no runtime: the loopback floor for one request at a time.
-//! * `sequential/{full,bare}`: one GET at a time through the full stack
-//!   (timeout → retry → reconnect → pipeline) or the bare `Pipeline`.
-//! * `pipelined/{full,bare}/D`: D GETs in flight at once from one task, each
-//!   its own call through the stack (a queue slot, a completion, a deadline
-//!   and a retry decision each).
-//! * `batch/{full,bare}/D`: D GETs as one `Batch` (`batch`): one call.
+//! * `sequential/{full,bare,multiplex}`: one GET at a time through the full
+//!   stack (timeout → retry → reconnect → multiplex, KV 2.0), the bare
+//!   `Pipeline` (KV 1.1) or the bare `Multiplex` (KV 2.0).
+//! * `pipelined/{full,bare,multiplex}/D`: D GETs in flight at once from one
+//!   task, each its own call through the stack (a queue slot, a completion,
+//!   a deadline and a retry decision each).
+//! * `batch/{full,bare,multiplex}/D`: D GETs as one `Batch` (`batch`): one call.
 //! * `64_tasks`: 64 long-lived tasks sharing one full-stack client, each
 //!   sending one GET at a time: pipelining by write coalescing alone, with
 //!   no batching by the callers.
@@ -24,8 +25,10 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 use wirestack::batch::{Batch, BatchResponse};
-use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
+use wirestack::kv::{ClientCodec, Hello, KvClient, KvServer, KvServerConfig, Request, Response};
+use wirestack::multiplex::Multiplex;
 use wirestack::pipeline::Pipeline;
+use wirestack::transport::Handshake;
 use wirestack::BoxError;
 
 fn runtime() -> Runtime {
@@ -152,7 +155,7 @@ where
 
 fn bench_pipeline(c: &mut Criterion) {
     let rt = runtime();
-    let (server, full, bare) = rt.block_on(async {
+    let (server, full, bare, multiplex) = rt.block_on(async {
         let server = KvServer::start("127.0.0.1:0", KvServerConfig::default())
             .await
             .unwrap();
@@ -161,8 +164,13 @@ fn bench_pipeline(c: &mut Criterion) {
             .await
             .unwrap();
         let bare = KvClient::new(Pipeline::new(transport));
+        let transport = wirestack::transport::connect(server.local_addr(), ClientCodec::new())
+            .await
+            .unwrap();
+        let transport = Hello::new().handshake(transport).await.unwrap();
+        let multiplex = KvClient::new(Multiplex::new(transport));
         full.put("key", vec![b'x'; 64]).await.unwrap();
-        (server, full, bare)
+        (server, full, bare, multiplex)
     });
 
     let mut group = c.benchmark_group("kv_get");
@@ -174,6 +182,7 @@ fn bench_pipeline(c: &mut Criterion) {
     group.bench_function("std_net_floor", |b| b.iter(&mut floor));
     bench_client(&mut group, &rt, "full", full.clone());
     bench_client(&mut group, &rt, "bare", bare);
+    bench_client(&mut group, &rt, "multiplex", multiplex);
 
     group.throughput(Throughput::Elements(64));
     group.bench_function("64_tasks", |b| {

@@ -147,9 +147,13 @@ fn compare_multiplexers(rounds: usize) {
         .expect("a runtime");
     rt.block_on(async move {
         let task = tokio::spawn(async move {
-            let transport = wirestack::transport::connect(addr, ClientCodec::new()).await.unwrap();
+            let transport = wirestack::transport::connect(addr, ClientCodec::new())
+                .await
+                .unwrap();
             let pipeline = KvClient::new(Pipeline::new(transport));
-            let transport = wirestack::transport::connect(addr, ClientCodec::new()).await.unwrap();
+            let transport = wirestack::transport::connect(addr, ClientCodec::new())
+                .await
+                .unwrap();
             let transport = Hello::new().handshake(transport).await.unwrap();
             assert!(transport.codec().negotiated().is_some(), "the server speaks 2.0");
             let multiplex = KvClient::new(Multiplex::new(transport));

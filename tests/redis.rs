@@ -497,3 +497,47 @@ async fn redis_over_tls_with_auth() {
         .expect_err("an unknown issuer is refused");
     assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
 }
+
+/// Keepalive is on in `RedisClient::connect`: a `SET` in flight when
+/// redis-server is frozen (SIGSTOP: its socket open, nothing answering)
+/// fails "lost with the connection", found by keepalive's ping — not at the
+/// stack's 5 s deadline, which would end it `TimedOut`. The time it took is
+/// printed for the record, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_is_found_by_keepalive() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let redis = RedisClient::connect(server.addr).await.unwrap();
+    redis.set("k", "before").await.unwrap();
+    let pid = server.child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {name} failed");
+    };
+    signal("-STOP");
+    let started = Instant::now();
+    let result = redis.set("k", "during").await;
+    signal("-CONT");
+    let error = result.expect_err("the server was stopped");
+    eprintln!(
+        "the frozen redis-server was found after {:?}: {error}",
+        started.elapsed()
+    );
+    assert!(matches!(error, RedisError::Connection(_)), "{error:?}");
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut unresponsive = false;
+    while let Some(error) = source {
+        unresponsive |= matches!(
+            error.downcast_ref::<wirestack::pipeline::Error>(),
+            Some(wirestack::pipeline::Error::Unresponsive(_))
+        );
+        source = error.source();
+    }
+    assert!(unresponsive, "not found by keepalive: {error:?}");
+    // The server answers again: the client reconnects and goes on.
+    redis.set("k", "after").await.unwrap();
+}

@@ -486,15 +486,19 @@ async fn a_busy_answer_is_retried_until_the_server_accepts() {
     let service = tower::service_fn({
         let busy_left = busy_left.clone();
         move |incoming: Incoming| {
-            let refuse = busy_left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok();
+            // The client's HELLO is answered: the refusals are for its calls.
+            let refuse = !is_hello(&incoming)
+                && busy_left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok();
+            // A 2.0 refusal carries its request's id.
+            let id = incoming.id().unwrap_or(0);
             // Called now, so requests apply in the order they arrived.
             let answer = (!refuse).then(|| kv::KvService::new(store.clone()).call(incoming));
             async move {
                 match answer {
                     Some(answer) => answer.await,
-                    None => Ok::<_, Infallible>(Response::error(Status::Busy, "warming up")),
+                    None => Ok::<_, Infallible>(Response::error(Status::Busy, "warming up").with_id(id)),
                 }
             }
         }
@@ -684,8 +688,14 @@ async fn a_request_that_is_not_idempotent_is_retried_when_it_was_never_sent() {
     assert!(stats.stats().retries >= 1, "{:?}", stats.stats());
 }
 
+/// Whether `incoming` is a client's HELLO (which the scripted servers here
+/// answer as a KV server does, and do not count among the calls).
+fn is_hello(incoming: &Incoming) -> bool {
+    matches!(incoming, Incoming::Request(kv::Request::Hello { .. }))
+}
+
 /// A KV server that answers `BUSY` to the requests `refuse` picks (by the
-/// order the server sees them, from 0) and serves the others.
+/// order the server sees them, from 0, HELLOs aside) and serves the others.
 async fn refusing_server(refuse: fn(u64) -> bool) -> (SocketAddr, Arc<AtomicU64>) {
     let received = Arc::new(AtomicU64::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -694,12 +704,14 @@ async fn refusing_server(refuse: fn(u64) -> bool) -> (SocketAddr, Arc<AtomicU64>
     let service = tower::service_fn({
         let received = received.clone();
         move |incoming: Incoming| {
-            let refused = refuse(received.fetch_add(1, Ordering::SeqCst));
+            let refused = !is_hello(&incoming) && refuse(received.fetch_add(1, Ordering::SeqCst));
+            // A 2.0 refusal carries its request's id.
+            let id = incoming.id().unwrap_or(0);
             let answer = (!refused).then(|| kv::KvService::new(store.clone()).call(incoming));
             async move {
                 match answer {
                     Some(answer) => answer.await,
-                    None => Ok::<_, Infallible>(Response::error(Status::Busy, "one moment")),
+                    None => Ok::<_, Infallible>(Response::error(Status::Busy, "one moment").with_id(id)),
                 }
             }
         }

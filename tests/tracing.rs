@@ -48,11 +48,21 @@ fn a_request_is_traced_through_every_layer_at_debug() {
             .build()
             .unwrap();
         runtime.block_on(async {
-            // A server that refuses the first request BUSY, then answers.
+            // A 1.1 server (HELLO is an unknown command to it) that
+            // refuses the first request BUSY, then answers.
             let calls = std::sync::Arc::new(AtomicU32::new(0));
-            let service = tower::service_fn(move |_: wirestack::kv::Incoming| {
-                let call = calls.fetch_add(1, Ordering::Relaxed);
+            let service = tower::service_fn(move |incoming: wirestack::kv::Incoming| {
+                let hello = matches!(
+                    incoming,
+                    wirestack::kv::Incoming::Request(wirestack::kv::Request::Hello { .. })
+                );
+                let call = if hello {
+                    u32::MAX
+                } else {
+                    calls.fetch_add(1, Ordering::Relaxed)
+                };
                 let answer = match call {
+                    u32::MAX => Response::error(Status::BadRequest, "unknown command byte 0x07"),
                     0 => Response::error(Status::Busy, "busy"),
                     _ => Response::ok_empty(),
                 };
