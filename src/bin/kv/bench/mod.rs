@@ -36,7 +36,7 @@ pub(crate) use report::BenchReport;
 
 use bytes::{Bytes, BytesMut};
 use connection::Connection;
-use protocol::{Kv1Wire, KvWire, RespWire, Wire};
+use protocol::{KvWire, RespWire, Wire, V1, V2};
 use report::MAX_LATENCY_US;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,8 +162,8 @@ impl BenchConfig {
 /// progress display.
 pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result<BenchReport, BoxError> {
     match config.protocol {
-        Protocol::Kv => run_with::<KvWire>(config, progress).await,
-        Protocol::Kv1 => run_with::<Kv1Wire>(config, progress).await,
+        Protocol::Kv => run_with::<KvWire<V2>>(config, progress).await,
+        Protocol::Kv1 => run_with::<KvWire<V1>>(config, progress).await,
         Protocol::Resp => run_with::<RespWire>(config, progress).await,
     }
 }
@@ -520,6 +520,23 @@ mod tests {
         assert_eq!("kv1".parse(), Ok(Protocol::Kv1));
         assert_eq!("resp".parse(), Ok(Protocol::Resp));
         assert!("http".parse::<Protocol>().is_err());
+    }
+
+    /// Both KV versions drive the same load: `kv` (2.0, a `Multiplex`) and
+    /// `kv1` (1.1, a `Pipeline`).
+    #[tokio::test]
+    async fn both_kv_versions_drive_the_same_load() {
+        for protocol in [Protocol::Kv, Protocol::Kv1] {
+            let server = KvServer::start("127.0.0.1:0", Default::default()).await.unwrap();
+            let mut config = BenchConfig::new(server.local_addr(), Workload::Get);
+            config.protocol = protocol;
+            config.ops = 500;
+            config.depth = Some(8);
+            config.key_space = 100;
+            let report = run(config, Arc::default()).await.unwrap();
+            assert_eq!((report.ops, report.errors), (500, 0), "{protocol}");
+            server.shutdown().await.unwrap();
+        }
     }
 
     #[tokio::test]

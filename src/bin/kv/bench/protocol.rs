@@ -6,12 +6,16 @@ use super::BenchConfig;
 use crate::secure::{connect_bare, Greeting};
 use bytes::Bytes;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::codec::Framed;
 use tower::Service;
 use wirestack::batch::{Batch, BatchResponse};
-use wirestack::kv::{self, Status};
+use wirestack::kv::{self, ClientCodec, Status};
 use wirestack::multiplex::{self, Multiplex};
-use wirestack::pipeline::{self, Pipeline};
+use wirestack::pipeline::{self, Pipeline, Spawn};
 use wirestack::resp::{RespCodec, Value};
 use wirestack::route::{Probe, RouteKey};
 use wirestack::transport;
@@ -85,63 +89,72 @@ pub(crate) trait Wire: Send + Sync + 'static {
         Self: Sized;
 }
 
+/// The KV protocol, in the version `V` says.
+pub(crate) struct KvWire<V>(PhantomData<V>);
+
 /// KV 2.0 where the server speaks it (else 1.1), over a `Multiplex`.
-pub(crate) struct KvWire;
+pub(crate) struct V2;
 
 /// KV 1.1 only, over a `Pipeline`.
-pub(crate) struct Kv1Wire;
+pub(crate) struct V1;
 
-/// What KV requests are, for both versions.
-fn kv_kind(request: &kv::Request) -> Kind {
-    match request {
-        kv::Request::Get { .. } => Kind::Get,
-        _ => Kind::Put,
-    }
+/// Which KV version a load speaks: whether it says HELLO, and the
+/// multiplexer its connections get.
+pub(crate) trait KvVersion: Send + Sync + 'static {
+    const HELLO: bool;
+    type Builder: Spawn<Framed<TcpStream, ClientCodec>, kv::Request, Service = Self::Conn>
+        + Spawn<Framed<TlsStream<TcpStream>, ClientCodec>, kv::Request, Service = Self::Conn>
+        + Send;
+    type Conn;
+    fn builder(in_flight: usize) -> Self::Builder;
+    fn is_broken(conn: &Self::Conn) -> bool;
 }
 
-fn kv_is_ok(answer: &kv::Response) -> bool {
-    matches!(answer.status, Status::Ok | Status::NotFound)
-}
-
-impl Wire for KvWire {
-    type Request = kv::Request;
-    type Answer = kv::Response;
+impl KvVersion for V2 {
+    const HELLO: bool = true;
+    type Builder = multiplex::Builder;
     type Conn = Multiplex<kv::Request, kv::Response>;
 
-    fn get(key: Bytes) -> kv::Request {
-        kv::Request::Get { key }
-    }
-
-    fn put(key: Bytes, value: Bytes) -> kv::Request {
-        kv::Request::Put { key, value }
-    }
-
-    fn kind(request: &kv::Request) -> Kind {
-        kv_kind(request)
-    }
-
-    fn is_ok(answer: &kv::Response) -> bool {
-        kv_is_ok(answer)
+    fn builder(in_flight: usize) -> multiplex::Builder {
+        multiplex::Builder::new().max_in_flight(in_flight)
     }
 
     fn is_broken(conn: &Self::Conn) -> bool {
         conn.broken().is_some()
-    }
-
-    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Self::Conn, BoxError> {
-        let greeting = Greeting {
-            token: config.token.clone(),
-            hello: true,
-        };
-        let builder = multiplex::Builder::new().max_in_flight(in_flight(config));
-        Ok(connect_bare(addr, &config.tls, greeting, builder).await?)
     }
 }
 
-impl Wire for Kv1Wire {
+impl KvVersion for V1 {
+    const HELLO: bool = false;
+    type Builder = pipeline::Builder;
+    type Conn = Pipeline<kv::Request, kv::Response>;
+
+    fn builder(in_flight: usize) -> pipeline::Builder {
+        pipeline::Builder::new().max_in_flight(in_flight)
+    }
+
+    fn is_broken(conn: &Self::Conn) -> bool {
+        conn.broken().is_some()
+    }
+}
+
+impl<V> Wire for KvWire<V>
+where
+    V: KvVersion,
+    V::Conn: Service<kv::Request, Response = kv::Response, Error = pipeline::Error, Future: Send>
+        + Service<
+            Batch<kv::Request>,
+            Response = BatchResponse<kv::Response, pipeline::Error>,
+            Error = pipeline::Error,
+            Future: Send,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     type Request = kv::Request;
     type Answer = kv::Response;
-    type Conn = Pipeline<kv::Request, kv::Response>;
+    type Conn = V::Conn;
 
     fn get(key: Bytes) -> kv::Request {
         kv::Request::Get { key }
@@ -152,23 +165,26 @@ impl Wire for Kv1Wire {
     }
 
     fn kind(request: &kv::Request) -> Kind {
-        kv_kind(request)
+        match request {
+            kv::Request::Get { .. } => Kind::Get,
+            _ => Kind::Put,
+        }
     }
 
     fn is_ok(answer: &kv::Response) -> bool {
-        kv_is_ok(answer)
+        matches!(answer.status, Status::Ok | Status::NotFound)
     }
 
     fn is_broken(conn: &Self::Conn) -> bool {
-        conn.broken().is_some()
+        V::is_broken(conn)
     }
 
     async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Self::Conn, BoxError> {
         let greeting = Greeting {
             token: config.token.clone(),
-            hello: false,
+            hello: V::HELLO,
         };
-        let builder = pipeline::Builder::new().max_in_flight(in_flight(config));
+        let builder = V::builder(in_flight(config));
         Ok(connect_bare(addr, &config.tls, greeting, builder).await?)
     }
 }
