@@ -24,7 +24,7 @@ use super::hello::Negotiated;
 use super::{Command, Incoming, Request, Response, Status};
 use crate::multiplex::{Outgoing, Tag};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 use tokio_util::codec::{Decoder, Encoder};
@@ -428,18 +428,14 @@ impl Default for Version {
 /// On a 1.1 connection, a `GOAWAY` response is encoded as nothing: 1.1 has
 /// no such frame (the server just closes once it has answered).
 ///
-/// On version 2 it also keeps the ids of the requests it has decoded and
-/// not yet answered, so that a request reusing one of them is answered
-/// `BAD_REQUEST` (with that id) and closes the connection whatever order
-/// the server answers in (a server with [`ByRequestId`](super::ByRequestId)
-/// finds the same, and answers it the same way).
+/// Which ids are in flight is not the codec's to know: a server with
+/// [`ByRequestId`](super::ByRequestId) keeps them, and answers a request
+/// that reuses one `BAD_REQUEST` (with that id) and closes the connection.
 #[derive(Debug, Clone, Default)]
 pub struct ServerCodec {
     limits: Limits,
     framing_lost: bool,
     version: Version,
-    /// Version 2: ids decoded and not yet answered.
-    unanswered: HashSet<u32>,
 }
 
 impl ServerCodec {
@@ -588,10 +584,6 @@ impl ServerCodec {
         if id == 0 {
             return self.lose_framing(src, Response::error(Status::BadRequest, "request id 0"));
         }
-        if command_byte != Command::Cancel as u8 && self.unanswered.contains(&id) {
-            let message = format!("request id {id} is the id of a request still in flight");
-            return self.lose_framing(src, Response::error(Status::BadRequest, message).with_id(id));
-        }
         if let Some(too_large) = self.check_lengths(Command::from_byte(command_byte), key_len, value_len) {
             return self.lose_framing(src, too_large.with_id(id));
         }
@@ -612,7 +604,6 @@ impl ServerCodec {
             // ignored: it names its target by the id alone.
             return Some(Incoming::Cancel { id });
         }
-        self.unanswered.insert(id);
         let rejected =
             |message: &str| Incoming::Rejected(Response::error(Status::BadRequest, message).with_id(id));
         if flags & FLAG_SEQUENCED != 0 {
@@ -757,7 +748,6 @@ impl Encoder<Response> for ServerCodec {
     fn encode(&mut self, response: Response, dst: &mut BytesMut) -> Result<(), CodecError> {
         let value_len = encode_len("value", response.value.len())?;
         let Version::V1 { encoded, hello, .. } = &mut self.version else {
-            self.unanswered.remove(&response.id);
             dst.reserve(RESPONSE_HEADER_LEN_V2 + response.value.len());
             dst.put_u8(response.status as u8);
             dst.put_u8(0);

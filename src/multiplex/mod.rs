@@ -219,6 +219,7 @@ pub use client::{BatchFuture, Builder, Multiplex, ResponseFuture};
 pub use connect::{MakeFuture, MakeMultiplex};
 pub use dispatch::Dispatch;
 pub use protocol::{Answers, Outgoing, Tag, Tagged};
+pub(crate) use written::IdHasher;
 
 #[cfg(test)]
 mod tests;

@@ -13,14 +13,23 @@ use tokio::time::Instant;
 /// handles, so a multiply-shift is hash enough (and cheaper than SipHash).
 pub(super) type IdMap<V> = HashMap<CallId, V, BuildHasherDefault<IdHasher>>;
 
+/// A multiply-shift (Fibonacci) hash for the small numbers that key the
+/// multiplexers' and the server's bookkeeping: call ids and tags. Where a
+/// peer chooses the keys (a server's tags in flight), the table it hashes
+/// is bounded by the connection's in-flight limit, so a peer that makes
+/// keys collide gains at most that many probes.
 #[derive(Debug, Default)]
-pub(super) struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
         for byte in bytes {
             self.write_u64(self.0 ^ u64::from(*byte));
         }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
 
     fn write_u64(&mut self, n: u64) {

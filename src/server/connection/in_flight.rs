@@ -33,11 +33,13 @@
 //! order) or a `FuturesUnordered` (tagged, unanswered), which allocates a
 //! task for it so that it is polled only when woken.
 
+use crate::multiplex::IdHasher;
 use crate::multiplex::Tag;
 use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -60,7 +62,7 @@ pub(super) struct InFlight<F: Future> {
     /// Tagged and unanswered requests still running.
     unordered: FuturesUnordered<Unordered<F>>,
     /// The tags of the tagged requests whose answers are not taken yet.
-    tags: HashSet<Tag>,
+    tags: HashSet<Tag, BuildHasherDefault<IdHasher>>,
     /// In-order entries taken so far: the number of `order`'s front among
     /// all in-order entries ever pushed.
     taken: u64,
@@ -150,7 +152,7 @@ impl<F: Future> InFlight<F> {
             running: FuturesOrdered::new(),
             ready: VecDeque::new(),
             unordered: FuturesUnordered::new(),
-            tags: HashSet::new(),
+            tags: HashSet::default(),
             taken: 0,
             tail: 0,
             spare: Vec::new(),
