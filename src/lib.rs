@@ -71,6 +71,9 @@
 //!   server and `KvClient`; its wire format is in the module's docs.
 //! * `resp`: RESP2, to talk to Redis on the same stack: codec and
 //!   `RedisClient`.
+//! * `memcache`: memcached's meta protocol on the same stack: codec,
+//!   `MemcacheClient`, and ketama placement over several servers (feature
+//!   `ketama`, which `memcache` implies).
 //! * `cli` (implies `kv`, `tls` and `metrics`): the `kv` binary — `serve`,
 //!   `ping`, `get`, `put`, `del`, `bench` and `repair`.
 //!
@@ -138,6 +141,9 @@ pub mod kv;
 #[cfg(feature = "resp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
 pub mod resp;
+#[cfg(feature = "memcache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcache")))]
+pub mod memcache;
 
 /// A boxed error, as tower uses at the boundary between layers: the error
 /// type of every middleware that must carry any inner error. Downcast it (or

@@ -1,0 +1,488 @@
+//! [`MemcacheClient`]: typed memcached commands over any service stack.
+
+use super::{Key, KeyError, MemcacheCodec, Reply, Request, SetMode, Status};
+use crate::batch::{Batch, BatchResponse};
+use crate::builder::{ClientBuilder, DefaultStack, Routed, Stack};
+use crate::failure::Failure;
+use crate::pipeline;
+use crate::retry::RetryConfig;
+use crate::route::Placement;
+use crate::transport::TcpConnector;
+use crate::BoxError;
+use bytes::Bytes;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::ToSocketAddrs;
+use tower::layer::util::Identity;
+use tower::{Service, ServiceExt};
+
+/// Everything a [`MemcacheClient`] call can fail with.
+///
+/// A missing key is not an error: [`MemcacheClient::get`] returns `None`.
+/// The transport variants follow the framework's [failure rule](crate::failure).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MemcacheError {
+    /// The key cannot be sent (empty, or too long); nothing was sent.
+    #[error("invalid key: {0}")]
+    InvalidKey(#[from] KeyError),
+    /// The value is larger than the server's item size limit (memcached's
+    /// `-I`, 1 MiB by default): `SERVER_ERROR object too large for cache`.
+    /// Nothing was stored, and the connection is still good.
+    #[error("value too large for the server: {0}")]
+    TooLarge(String),
+    /// The server could not do it: another `SERVER_ERROR` (out of memory).
+    #[error("server error: {0}")]
+    Server(String),
+    /// The server refused the request: `CLIENT_ERROR` (a value that is not
+    /// a number for `incr`, ...) or `ERROR`.
+    #[error("client error: {0}")]
+    Client(String),
+    /// The server answered with a status the command never returns.
+    #[error("unexpected {status:?} answer to {command}")]
+    UnexpectedReply {
+        /// The command it answered.
+        command: &'static str,
+        /// The answer's status.
+        status: Status,
+    },
+    /// The request did not complete within the client's deadline (retries
+    /// included). It may or may not have been applied.
+    #[error("request timed out")]
+    TimedOut,
+    /// There is no connection to the server (or it is ejected) and the
+    /// request was **not sent**; the source says why.
+    #[error("{0}")]
+    Disconnected(#[source] BoxError),
+    /// The server sent bytes that are not the meta protocol, or an answer
+    /// out of step with the requests ([`CodecError`](super::CodecError)).
+    /// The connection was dropped and will be replaced; the request may have
+    /// been applied.
+    #[error("protocol error: {0}")]
+    Protocol(#[source] BoxError),
+    /// The connection failed after the request was written; the request
+    /// may have been applied.
+    #[error("connection failed: {0}")]
+    Connection(#[source] BoxError),
+    /// A layer of the stack that is not the framework's failed the request
+    /// for a reason of its own; the source is its error.
+    #[error("{0}")]
+    Other(#[source] BoxError),
+}
+
+impl MemcacheError {
+    /// Sorts an error from the service stack into the variant a caller acts on.
+    pub fn from_service(error: BoxError) -> Self {
+        match Failure::of(&*error) {
+            Failure::TimedOut => MemcacheError::TimedOut,
+            Failure::NotSent | Failure::Rejected => MemcacheError::Disconnected(error),
+            Failure::Protocol => MemcacheError::Protocol(error),
+            Failure::Connection => MemcacheError::Connection(error),
+            _ => MemcacheError::Other(error),
+        }
+    }
+}
+
+/// An item as [`MemcacheClient::get_item`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// The value.
+    pub value: Bytes,
+    /// The client flags stored with it.
+    pub flags: u32,
+    /// Its CAS token, for [`MemcacheClient::cas`].
+    pub cas: u64,
+}
+
+/// What a [`MemcacheClient::cas`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Stored: the item had not changed since the token was read.
+    Stored,
+    /// Not stored: the item changed since (`EX`).
+    Conflict,
+    /// Not stored: the item is gone (`NF`).
+    NotFound,
+}
+
+/// The client's default stack, as [`MemcacheClient::connect`] builds it: a
+/// deadline, retries, reconnection and one pipelined connection.
+pub type DefaultService = Stack<DefaultStack<Request, Reply>>;
+
+/// The stack [`MemcacheClient::sharded`] builds: a
+/// [`Router`](crate::route::Router) with ketama placement over one default
+/// stack per server.
+pub type ShardedService =
+    Routed<Request, Identity, Duration, RetryConfig, TcpConnector<MemcacheCodec>, pipeline::Builder>;
+
+/// A typed memcached client over a service stack `S` from [`Request`]s to
+/// [`Reply`]s — the same [`ClientBuilder`] stack the KV and Redis clients
+/// use, with [`MemcacheCodec`] at the bottom. Clone it freely to share its
+/// connection.
+///
+/// Keys are any bytes up to 250 (186 if they are not plain ASCII: those go
+/// base64-encoded, see [`Key`]); values are any bytes.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), wirestack::memcache::MemcacheError> {
+/// use std::time::Duration;
+/// use wirestack::memcache::{CasOutcome, MemcacheClient};
+///
+/// let cache = MemcacheClient::connect("127.0.0.1:11211").await?;
+/// cache.set("greeting", "hello").await?;
+/// assert_eq!(cache.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+/// cache.set_with("session", "data", Some(Duration::from_secs(60)), 7).await?;
+/// let item = cache.get_item("session").await?.expect("just set");
+/// assert_eq!(item.flags, 7);
+/// assert_eq!(cache.cas("session", "new", item.cas, None, 7).await?, CasOutcome::Stored);
+/// assert_eq!(cache.incr("visits", 1).await?, None); // not there: no counter
+/// assert!(cache.delete("greeting").await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MemcacheClient<S = DefaultService> {
+    service: S,
+}
+
+impl MemcacheClient<DefaultService> {
+    /// Connects to a memcached with the default stack.
+    ///
+    /// `addr` is resolved once; its addresses are tried in order and the
+    /// first that connects is the one the client reconnects to.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, MemcacheError> {
+        ClientBuilder::new(MemcacheCodec::new())
+            .connect_pinned(addr)
+            .await
+            .map(MemcacheClient::new)
+            .map_err(|e| MemcacheError::Disconnected(e.into()))
+    }
+}
+
+impl MemcacheClient<ShardedService> {
+    /// One client over several memcached servers, keys placed by
+    /// libmemcached's ketama ([`Ketama`](crate::route::Ketama)) over the
+    /// addresses as written — the server other ketama clients given the same
+    /// list put each key on. Each server gets the default stack; a batch is
+    /// split per server and sent to all at once. A server that fails
+    /// repeatedly is ejected (its keys fail at once with
+    /// [`MemcacheError::Disconnected`]) until an `mn` probe brings it back;
+    /// its keys are not moved.
+    ///
+    /// Connects in the background. For other settings use
+    /// [`ClientBuilder::route`], [`Router::with_placement`](crate::route::Router::with_placement)
+    /// and [`MemcacheClient::new`]. Must be called within a Tokio runtime;
+    /// fails if `addrs` is empty or lists one twice.
+    pub fn sharded<A>(addrs: impl IntoIterator<Item = A>) -> Result<Self, MemcacheError>
+    where
+        A: ToSocketAddrs + fmt::Display + Clone + Send + Sync + 'static,
+    {
+        ClientBuilder::new(MemcacheCodec::new())
+            .route(addrs)
+            .map(|router| MemcacheClient::new(router.with_placement(Placement::Ketama)))
+            .map_err(|e| MemcacheError::Other(e.into()))
+    }
+}
+
+impl<S> MemcacheClient<S>
+where
+    S: Service<Request, Response = Reply> + Clone,
+    S::Error: Into<BoxError>,
+{
+    /// A client over a service stack of your own.
+    pub fn new(service: S) -> Self {
+        MemcacheClient { service }
+    }
+
+    /// The service stack under this client.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// Sends one command and returns the raw answer; an error answer is a
+    /// [`Reply`] with an error [`Status`], not an `Err`.
+    pub async fn send(&self, request: Request) -> Result<Reply, MemcacheError> {
+        ServiceExt::<Request>::oneshot(self.service.clone(), request)
+            .await
+            .map_err(|e| MemcacheError::from_service(e.into()))
+    }
+
+    /// Sends a command and turns an error answer into an `Err`.
+    async fn call(&self, request: Request) -> Result<Reply, MemcacheError> {
+        server_error(self.send(request).await?)
+    }
+
+    /// `mn`: checks that the server answers.
+    pub async fn noop(&self) -> Result<(), MemcacheError> {
+        match self.call(Request::NoOp).await?.status {
+            Status::NoOp => Ok(()),
+            status => Err(unexpected("mn", status)),
+        }
+    }
+
+    /// The value of `key`, or `None` if it does not exist.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, MemcacheError> {
+        Ok(self.get_item(key).await?.map(|item| item.value))
+    }
+
+    /// The value of `key` with its client flags and CAS token, or `None`.
+    pub async fn get_item(&self, key: impl AsRef<[u8]>) -> Result<Option<Item>, MemcacheError> {
+        let key = key_of(key)?;
+        get_reply(self.call(Request::Get { key }).await?)
+    }
+
+    /// Stores `value` under `key`, with no TTL and client flags 0.
+    pub async fn set(&self, key: impl AsRef<[u8]>, value: impl Into<Bytes>) -> Result<(), MemcacheError> {
+        self.set_with(key, value, None, 0).await
+    }
+
+    /// Stores `value` under `key` with client flags `flags`, expiring after
+    /// `ttl` (rounded up to whole seconds; `None`: never). A value larger
+    /// than the server's item limit is [`MemcacheError::TooLarge`].
+    pub async fn set_with(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+        flags: u32,
+    ) -> Result<(), MemcacheError> {
+        let request = set_request(key, value, ttl, flags, None)?;
+        match self.call(request).await?.status {
+            Status::Done => Ok(()),
+            status => Err(unexpected("ms", status)),
+        }
+    }
+
+    /// Compare-and-swap: stores `value` only if `key`'s CAS token is still
+    /// `token` (from [`get_item`](Self::get_item)). Never retried after a
+    /// lost answer: the retry would see its own write as a conflict.
+    pub async fn cas(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl Into<Bytes>,
+        token: u64,
+        ttl: Option<Duration>,
+        flags: u32,
+    ) -> Result<CasOutcome, MemcacheError> {
+        let request = set_request(key, value, ttl, flags, Some(token))?;
+        match self.call(request).await?.status {
+            Status::Done => Ok(CasOutcome::Stored),
+            Status::Exists => Ok(CasOutcome::Conflict),
+            Status::NotFound => Ok(CasOutcome::NotFound),
+            status => Err(unexpected("ms", status)),
+        }
+    }
+
+    /// Deletes `key`; `true` if it existed.
+    pub async fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool, MemcacheError> {
+        let key = key_of(key)?;
+        match self.call(Request::Delete { key, cas: None }).await?.status {
+            Status::Done => Ok(true),
+            Status::NotFound => Ok(false),
+            status => Err(unexpected("md", status)),
+        }
+    }
+
+    /// Adds `delta` to the decimal value of `key` (wrapping at 2^64) and
+    /// returns the new value, or `None` if `key` does not exist. Never
+    /// retried after a lost answer.
+    pub async fn incr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>, MemcacheError> {
+        self.arithmetic(key, delta, false).await
+    }
+
+    /// Subtracts `delta` from the decimal value of `key` (stopping at 0)
+    /// and returns the new value, or `None` if `key` does not exist.
+    pub async fn decr(&self, key: impl AsRef<[u8]>, delta: u64) -> Result<Option<u64>, MemcacheError> {
+        self.arithmetic(key, delta, true).await
+    }
+
+    async fn arithmetic(
+        &self,
+        key: impl AsRef<[u8]>,
+        delta: u64,
+        decrement: bool,
+    ) -> Result<Option<u64>, MemcacheError> {
+        let key = key_of(key)?;
+        let reply = self
+            .call(Request::Arithmetic { key, delta, decrement })
+            .await?;
+        match (reply.status, reply.value) {
+            (Status::Value, Some(value)) => std::str::from_utf8(&value)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .map(Some)
+                .ok_or_else(|| unexpected("ma", Status::Value)),
+            (Status::NotFound, _) => Ok(None),
+            (status, _) => Err(unexpected("ma", status)),
+        }
+    }
+
+    /// Sets `key` to expire after `ttl` (`None`: never); `false` if it does
+    /// not exist.
+    pub async fn touch(&self, key: impl AsRef<[u8]>, ttl: Option<Duration>) -> Result<bool, MemcacheError> {
+        let key = key_of(key)?;
+        let ttl = ttl_seconds(ttl);
+        match self.call(Request::Touch { key, ttl }).await?.status {
+            Status::Done => Ok(true),
+            Status::Miss => Ok(false),
+            status => Err(unexpected("mg", status)),
+        }
+    }
+}
+
+/// Batches: many commands as one [`Batch`] through the stack — written back
+/// to back, one flush, answered in order, retried as a unit (see
+/// [`crate::batch`]); over a sharded client, split per server.
+impl<S, E> MemcacheClient<S>
+where
+    S: Service<Request, Response = Reply> + Service<Batch<Request>, Response = BatchResponse<Reply, E>> + Clone,
+    <S as Service<Request>>::Error: Into<BoxError>,
+    <S as Service<Batch<Request>>>::Error: Into<BoxError>,
+    E: Into<BoxError>,
+{
+    /// Sends `requests` as one batch; returns the raw answers in order.
+    /// Fails if any request failed in the stack (a lost connection, a
+    /// deadline).
+    pub async fn batch(&self, requests: impl IntoIterator<Item = Request>) -> Result<Vec<Reply>, MemcacheError> {
+        let batch: Batch<Request> = requests.into_iter().collect();
+        let replies = ServiceExt::<Batch<Request>>::oneshot(self.service.clone(), batch)
+            .await
+            .map_err(|e| MemcacheError::from_service(e.into()))?;
+        replies
+            .into_iter()
+            .map(|reply| reply.map_err(|e| MemcacheError::from_service(e.into())))
+            .collect()
+    }
+
+    /// The values of `keys`, in order, as one batch of `mg`s.
+    pub async fn get_many<K: AsRef<[u8]>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
+        let requests = keys
+            .into_iter()
+            .map(|key| Ok(Request::Get { key: key_of(key)? }))
+            .collect::<Result<Vec<_>, MemcacheError>>()?;
+        self.batch(requests)
+            .await?
+            .into_iter()
+            .map(|reply| Ok(get_reply(server_error(reply)?)?.map(|item| item.value)))
+            .collect()
+    }
+
+    /// Stores every pair (no TTL, flags 0) as one batch of `ms`; fails if
+    /// any failed.
+    pub async fn set_many<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), MemcacheError>
+    where
+        K: AsRef<[u8]>,
+        V: Into<Bytes>,
+    {
+        let requests = pairs
+            .into_iter()
+            .map(|(key, value)| set_request(key, value, None, 0, None))
+            .collect::<Result<Vec<_>, MemcacheError>>()?;
+        for reply in self.batch(requests).await? {
+            match server_error(reply)?.status {
+                Status::Done => {}
+                status => return Err(unexpected("ms", status)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn key_of(key: impl AsRef<[u8]>) -> Result<Key, KeyError> {
+    Key::new(Bytes::copy_from_slice(key.as_ref()))
+}
+
+fn set_request(
+    key: impl AsRef<[u8]>,
+    value: impl Into<Bytes>,
+    ttl: Option<Duration>,
+    flags: u32,
+    cas: Option<u64>,
+) -> Result<Request, MemcacheError> {
+    Ok(Request::Set {
+        key: key_of(key)?,
+        value: value.into(),
+        ttl: ttl_seconds(ttl),
+        flags,
+        cas,
+        mode: SetMode::Set,
+    })
+}
+
+/// The longest TTL memcached takes as relative: 30 days. Longer ones are
+/// absolute Unix times.
+const MAX_RELATIVE_TTL: u64 = 30 * 24 * 3600;
+
+/// A TTL in memcached's terms: 0 for never, whole seconds (rounded up, at
+/// least 1) up to 30 days, past that the Unix time it ends at.
+fn ttl_seconds(ttl: Option<Duration>) -> u32 {
+    let Some(ttl) = ttl else {
+        return 0;
+    };
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    if seconds <= MAX_RELATIVE_TTL {
+        return seconds as u32;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    u32::try_from(now.saturating_add(seconds)).unwrap_or(u32::MAX)
+}
+
+/// Turns an error answer into the error a caller acts on.
+fn server_error(reply: Reply) -> Result<Reply, MemcacheError> {
+    match reply.status {
+        Status::ServerError(message) if message.contains("too large") => Err(MemcacheError::TooLarge(message)),
+        Status::ServerError(message) => Err(MemcacheError::Server(message)),
+        Status::ClientError(message) => Err(MemcacheError::Client(message)),
+        Status::Error => Err(MemcacheError::Client("ERROR".into())),
+        _ => Ok(reply),
+    }
+}
+
+fn get_reply(reply: Reply) -> Result<Option<Item>, MemcacheError> {
+    match (reply.status, reply.value) {
+        (Status::Value, Some(value)) => Ok(Some(Item {
+            value,
+            flags: reply.flags.unwrap_or(0),
+            cas: reply.cas.unwrap_or(0),
+        })),
+        (Status::Miss, _) => Ok(None),
+        (status, _) => Err(unexpected("mg", status)),
+    }
+}
+
+fn unexpected(command: &'static str, status: Status) -> MemcacheError {
+    MemcacheError::UnexpectedReply { command, status }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_are_whole_seconds_and_long_ones_absolute() {
+        assert_eq!(ttl_seconds(None), 0);
+        assert_eq!(ttl_seconds(Some(Duration::from_millis(1))), 1);
+        assert_eq!(ttl_seconds(Some(Duration::from_millis(1500))), 2);
+        assert_eq!(ttl_seconds(Some(Duration::from_secs(MAX_RELATIVE_TTL))), 2_592_000);
+        let absolute = ttl_seconds(Some(Duration::from_secs(MAX_RELATIVE_TTL + 1)));
+        assert!(absolute > 1_700_000_000, "{absolute}");
+    }
+
+    #[test]
+    fn error_answers_become_typed_errors() {
+        let too_large = Reply::new(Status::ServerError("object too large for cache".into()));
+        assert!(matches!(server_error(too_large), Err(MemcacheError::TooLarge(_))));
+        let oom = Reply::new(Status::ServerError("out of memory storing object".into()));
+        assert!(matches!(server_error(oom), Err(MemcacheError::Server(_))));
+        assert!(matches!(
+            server_error(Reply::new(Status::Error)),
+            Err(MemcacheError::Client(_))
+        ));
+    }
+}
