@@ -138,12 +138,12 @@ pub mod transport;
 #[cfg(feature = "kv")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kv")))]
 pub mod kv;
-#[cfg(feature = "resp")]
-#[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
-pub mod resp;
 #[cfg(feature = "memcache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcache")))]
 pub mod memcache;
+#[cfg(feature = "resp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
+pub mod resp;
 
 /// A boxed error, as tower uses at the boundary between layers: the error
 /// type of every middleware that must carry any inner error. Downcast it (or

@@ -173,7 +173,10 @@ fn raw_until(addr: SocketAddr, command: &[u8], end: &[u8]) -> io::Result<Vec<u8>
 }
 
 /// Waits (at most `limit`) until `done` holds.
-async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut done: impl FnMut() -> F) -> bool {
+async fn eventually<F: std::future::Future<Output = bool>>(
+    limit: Duration,
+    mut done: impl FnMut() -> F,
+) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if done().await {
@@ -194,7 +197,10 @@ async fn every_command_does_what_memcached_says() {
     cache.noop().await.unwrap();
     assert_eq!(cache.get("missing").await.unwrap(), None);
     cache.set("greeting", "hello").await.unwrap();
-    assert_eq!(cache.get("greeting").await.unwrap().as_deref(), Some(&b"hello"[..]));
+    assert_eq!(
+        cache.get("greeting").await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
 
     // TTL and client flags come back with the item.
     cache
@@ -221,10 +227,16 @@ async fn every_command_does_what_memcached_says() {
     cache.set("counter", u64::MAX.to_string()).await.unwrap();
     assert_eq!(cache.incr("counter", 2).await.unwrap(), Some(1));
     cache.set("word", "ten").await.unwrap();
-    assert!(matches!(cache.incr("word", 1).await, Err(MemcacheError::Client(_))));
+    assert!(matches!(
+        cache.incr("word", 1).await,
+        Err(MemcacheError::Client(_))
+    ));
 
     // touch: false for a missing key, true (and a new TTL) for a present one.
-    assert!(!cache.touch("missing", Some(Duration::from_secs(60))).await.unwrap());
+    assert!(!cache
+        .touch("missing", Some(Duration::from_secs(60)))
+        .await
+        .unwrap());
     assert!(cache.touch("word", Some(Duration::from_secs(600))).await.unwrap());
     let ttl = raw(server.addr, b"mg word t\r\n").unwrap();
     assert!(ttl.starts_with(b"HD t6"), "{:?}", String::from_utf8_lossy(&ttl));
@@ -270,7 +282,13 @@ async fn binary_values_and_keys_that_need_base64_round_trip_and_are_stored_raw()
 
     // Keys with spaces, CR LF, NUL, UTF-8, and the longest binary key.
     let longest: Vec<u8> = (0..186u8).collect();
-    let keys: [&[u8]; 5] = [b"a key with spaces", b"line\r\nbreak", b"nul\0byte", "ключ".as_bytes(), &longest];
+    let keys: [&[u8]; 5] = [
+        b"a key with spaces",
+        b"line\r\nbreak",
+        b"nul\0byte",
+        "ключ".as_bytes(),
+        &longest,
+    ];
     for (i, key) in keys.iter().enumerate() {
         let value = format!("value {i}");
         cache.set(key, value.clone()).await.unwrap();
@@ -320,7 +338,10 @@ async fn ttls_expire_and_touch_sets_a_new_one() {
         .unwrap();
     cache.set("forever", "here").await.unwrap();
     cache.set("touched", "soon gone").await.unwrap();
-    assert!(cache.touch("touched", Some(Duration::from_secs(1))).await.unwrap());
+    assert!(cache
+        .touch("touched", Some(Duration::from_secs(1)))
+        .await
+        .unwrap());
 
     // memcached's clock ticks in whole seconds: bounded waits, no timing
     // assertion.
@@ -393,7 +414,12 @@ async fn a_server_restarted_mid_load_is_reconnected_to() {
     let load: Vec<_> = (0..4)
         .map(|task| {
             let cache = cache.clone();
-            let (stop, ok, restarted, wrong) = (stop.clone(), ok_after_restart.clone(), restarted.clone(), wrong.clone());
+            let (stop, ok, restarted, wrong) = (
+                stop.clone(),
+                ok_after_restart.clone(),
+                restarted.clone(),
+                wrong.clone(),
+            );
             tokio::spawn(async move {
                 let started = Instant::now();
                 for n in 0..200_000u64 {
@@ -444,8 +470,12 @@ async fn a_server_restarted_mid_load_is_reconnected_to() {
         task.await.unwrap();
     }
     assert!(recovered, "no load succeeded after the restart");
-    let wrong = wrong.lock().unwrap();
-    assert!(wrong.is_empty(), "wrong values: {:?}", &wrong[..wrong.len().min(5)]);
+    let wrong = std::mem::take(&mut *wrong.lock().unwrap());
+    assert!(
+        wrong.is_empty(),
+        "wrong values: {:?}",
+        &wrong[..wrong.len().min(5)]
+    );
     assert!(cache.service().reconnect_stats().reconnects() >= 1);
     cache.noop().await.unwrap();
 }
@@ -468,7 +498,10 @@ async fn three_servers_hold_keys_where_ketama_puts_them_and_a_killed_one_is_ejec
         return;
     };
     let (b, c) = (Memcached::start().unwrap(), Memcached::start().unwrap());
-    let names: Vec<String> = [&a, &b, &c].iter().map(|server| server.addr.to_string()).collect();
+    let names: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|server| server.addr.to_string())
+        .collect();
     let router = ClientBuilder::new(MemcacheCodec::new())
         .timeout(Duration::from_secs(2))
         .retry(RetryConfig {
@@ -504,7 +537,11 @@ async fn three_servers_hold_keys_where_ketama_puts_them_and_a_killed_one_is_ejec
             assert_eq!(here, index == home, "{key} on server {index}, ketama says {home}");
         }
     }
-    assert!(held.iter().all(|keys| keys.len() > 30), "{:?}", held.iter().map(Vec::len).collect::<Vec<_>>());
+    assert!(
+        held.iter().all(|keys| keys.len() > 30),
+        "{:?}",
+        held.iter().map(Vec::len).collect::<Vec<_>>()
+    );
 
     // Kill c: its keys fail, then fail fast with the ejection naming it;
     // the others' keys are served throughout.
@@ -512,8 +549,14 @@ async fn three_servers_hold_keys_where_ketama_puts_them_and_a_killed_one_is_ejec
     let (dead_keys, live_keys): (Vec<&String>, Vec<&String>) =
         keys.iter().partition(|key| ring.pick(key.as_bytes()) == 2);
     drop(c);
-    let first = cache.get(dead_keys[0]).await.expect_err("the killed server's key fails");
-    assert!(ejected(&first).is_some(), "the call ends with the ejection: {first}");
+    let first = cache
+        .get(dead_keys[0])
+        .await
+        .expect_err("the killed server's key fails");
+    assert!(
+        ejected(&first).is_some(),
+        "the call ends with the ejection: {first}"
+    );
     assert_ne!(handle.state(&dead), Some(EndpointState::Up));
     for key in dead_keys.iter().take(20) {
         let error = cache.get(key).await.expect_err("its keys fail");
@@ -582,4 +625,49 @@ async fn a_server_out_of_step_or_out_of_protocol_is_a_protocol_error_never_a_pan
             String::from_utf8_lossy(answer)
         );
     }
+}
+
+/// `kv bench --protocol memcache` drives memcached with the engine that
+/// drives `kv serve`: every key of a `fill` is then in memcached with the
+/// value size asked for, and no operation failed.
+#[cfg(feature = "cli")]
+#[tokio::test]
+async fn kv_bench_fills_memcached_through_the_meta_protocol() {
+    let Some(server) = Memcached::start() else {
+        return;
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args([
+            "bench",
+            "--addr",
+            &server.addr.to_string(),
+            "--protocol",
+            "memcache",
+        ])
+        .args(["--workload", "fill", "--key-space", "500", "--value-size", "100"])
+        .args([
+            "--pipeline",
+            "16",
+            "--connections",
+            "2",
+            "--duration",
+            "30",
+            "--json",
+        ])
+        .output()
+        .expect("kv bench runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{report} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("\"ops\":500"), "{report}");
+    assert!(report.contains("\"errors\":0"), "{report}");
+    let cache = MemcacheClient::connect(server.addr).await.unwrap();
+    let keys: Vec<String> = (0..500).map(|n| format!("key:{n:012}")).collect();
+    let values = cache.get_many(&keys).await.unwrap();
+    assert!(values
+        .iter()
+        .all(|value| value.as_ref().map(|v| v.len()) == Some(100)));
 }

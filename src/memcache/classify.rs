@@ -19,7 +19,7 @@ use crate::route::{Probe, RouteKey};
 impl Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
-            Request::Get { .. } | Request::Touch { .. } | Request::NoOp => true,
+            Request::Get { .. } | Request::GetItem { .. } | Request::Touch { .. } | Request::NoOp => true,
             Request::Set { cas, mode, .. } => cas.is_none() && *mode == SetMode::Set,
             Request::Delete { cas, .. } => cas.is_none(),
             Request::Arithmetic { .. } => false,
@@ -74,14 +74,23 @@ mod tests {
     #[test]
     fn only_commands_that_are_the_same_applied_twice_are_idempotent() {
         assert!(Request::Get { key: key() }.is_idempotent());
+        assert!(Request::GetItem { key: key() }.is_idempotent());
         assert!(Request::Touch { key: key(), ttl: 1 }.is_idempotent());
         assert!(Request::NoOp.is_idempotent());
         assert!(set(None, SetMode::Set).is_idempotent());
-        assert!(Request::Delete { key: key(), cas: None }.is_idempotent());
+        assert!(Request::Delete {
+            key: key(),
+            cas: None
+        }
+        .is_idempotent());
         assert!(!set(Some(1), SetMode::Set).is_idempotent());
         assert!(!set(None, SetMode::Add).is_idempotent());
         assert!(!set(None, SetMode::Append).is_idempotent());
-        assert!(!Request::Delete { key: key(), cas: Some(1) }.is_idempotent());
+        assert!(!Request::Delete {
+            key: key(),
+            cas: Some(1)
+        }
+        .is_idempotent());
         assert!(!Request::Arithmetic {
             key: key(),
             delta: 1,

@@ -222,13 +222,14 @@ where
 
     /// The value of `key`, or `None` if it does not exist.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, MemcacheError> {
-        Ok(self.get_item(key).await?.map(|item| item.value))
+        let key = key_of(key)?;
+        Ok(get_reply(self.call(Request::Get { key }).await?)?.map(|item| item.value))
     }
 
     /// The value of `key` with its client flags and CAS token, or `None`.
     pub async fn get_item(&self, key: impl AsRef<[u8]>) -> Result<Option<Item>, MemcacheError> {
         let key = key_of(key)?;
-        get_reply(self.call(Request::Get { key }).await?)
+        get_reply(self.call(Request::GetItem { key }).await?)
     }
 
     /// Stores `value` under `key`, with no TTL and client flags 0.
@@ -304,7 +305,11 @@ where
     ) -> Result<Option<u64>, MemcacheError> {
         let key = key_of(key)?;
         let reply = self
-            .call(Request::Arithmetic { key, delta, decrement })
+            .call(Request::Arithmetic {
+                key,
+                delta,
+                decrement,
+            })
             .await?;
         match (reply.status, reply.value) {
             (Status::Value, Some(value)) => std::str::from_utf8(&value)
@@ -335,7 +340,9 @@ where
 /// [`crate::batch`]); over a sharded client, split per server.
 impl<S, E> MemcacheClient<S>
 where
-    S: Service<Request, Response = Reply> + Service<Batch<Request>, Response = BatchResponse<Reply, E>> + Clone,
+    S: Service<Request, Response = Reply>
+        + Service<Batch<Request>, Response = BatchResponse<Reply, E>>
+        + Clone,
     <S as Service<Request>>::Error: Into<BoxError>,
     <S as Service<Batch<Request>>>::Error: Into<BoxError>,
     E: Into<BoxError>,
@@ -343,7 +350,10 @@ where
     /// Sends `requests` as one batch; returns the raw answers in order.
     /// Fails if any request failed in the stack (a lost connection, a
     /// deadline).
-    pub async fn batch(&self, requests: impl IntoIterator<Item = Request>) -> Result<Vec<Reply>, MemcacheError> {
+    pub async fn batch(
+        &self,
+        requests: impl IntoIterator<Item = Request>,
+    ) -> Result<Vec<Reply>, MemcacheError> {
         let batch: Batch<Request> = requests.into_iter().collect();
         let replies = ServiceExt::<Batch<Request>>::oneshot(self.service.clone(), batch)
             .await
@@ -436,7 +446,9 @@ fn ttl_seconds(ttl: Option<Duration>) -> u32 {
 /// Turns an error answer into the error a caller acts on.
 fn server_error(reply: Reply) -> Result<Reply, MemcacheError> {
     match reply.status {
-        Status::ServerError(message) if message.contains("too large") => Err(MemcacheError::TooLarge(message)),
+        Status::ServerError(message) if message.contains("too large") => {
+            Err(MemcacheError::TooLarge(message))
+        }
         Status::ServerError(message) => Err(MemcacheError::Server(message)),
         Status::ClientError(message) => Err(MemcacheError::Client(message)),
         Status::Error => Err(MemcacheError::Client("ERROR".into())),
@@ -469,7 +481,10 @@ mod tests {
         assert_eq!(ttl_seconds(None), 0);
         assert_eq!(ttl_seconds(Some(Duration::from_millis(1))), 1);
         assert_eq!(ttl_seconds(Some(Duration::from_millis(1500))), 2);
-        assert_eq!(ttl_seconds(Some(Duration::from_secs(MAX_RELATIVE_TTL))), 2_592_000);
+        assert_eq!(
+            ttl_seconds(Some(Duration::from_secs(MAX_RELATIVE_TTL))),
+            2_592_000
+        );
         let absolute = ttl_seconds(Some(Duration::from_secs(MAX_RELATIVE_TTL + 1)));
         assert!(absolute > 1_700_000_000, "{absolute}");
     }

@@ -40,7 +40,7 @@ const DEFAULT_MAX_LINE_LEN: usize = 8 * 1024;
 ///
 /// let mut codec = MemcacheCodec::new();
 /// let mut out = BytesMut::new();
-/// codec.encode(Request::Get { key: Key::new("greeting")? }, &mut out)?;
+/// codec.encode(Request::GetItem { key: Key::new("greeting")? }, &mut out)?;
 /// assert_eq!(&out[..], b"mg greeting v f c O0\r\n");
 ///
 /// let mut input = BytesMut::from(&b"VA 5 f0 c7 O0\r\nhel"[..]);
@@ -139,7 +139,7 @@ impl Decoder for MemcacheCodec {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Reply>, CodecError> {
         // 1. Is a whole answer there? Reads the line, builds nothing big.
         let scan = &src[..src.len().min(self.max_line_len + 2)];
-        let Some(eol) = scan.windows(2).position(|pair| pair == b"\r\n") else {
+        let Some(newline) = scan.iter().position(|&b| b == b'\n') else {
             if src.len() > self.max_line_len + 1 {
                 return Err(CodecError::LineTooLong {
                     limit: self.max_line_len,
@@ -147,6 +147,11 @@ impl Decoder for MemcacheCodec {
             }
             return Ok(None);
         };
+        // A line ends with CR LF; a bare LF is not the meta protocol.
+        let eol = newline
+            .checked_sub(1)
+            .filter(|&cr| scan.get(cr) == Some(&b'\r'))
+            .ok_or(CodecError::MissingCrlf)?;
         let (status, value_len) = head(&src[..eol], self.max_value_len)?;
         let needed = eol + 2 + value_len.map_or(0, |len| len + 2);
         if src.len() < needed {
@@ -197,7 +202,10 @@ fn head(line: &[u8], max_value_len: usize) -> Result<(Status, Option<usize>), Co
     };
     let status = match code {
         b"VA" => {
-            let len = tokens.next().and_then(parse::<u64>).ok_or(CodecError::InvalidNumber("value length"))?;
+            let len = tokens
+                .next()
+                .and_then(parse::<u64>)
+                .ok_or(CodecError::InvalidNumber("value length"))?;
             let len = usize::try_from(len)
                 .ok()
                 .filter(|&len| len <= max_value_len)
@@ -218,7 +226,9 @@ fn head(line: &[u8], max_value_len: usize) -> Result<(Status, Option<usize>), Co
         b"SERVER_ERROR" => Status::ServerError(message()),
         _ => {
             let shown = &line[..line.len().min(32)];
-            return Err(CodecError::UnknownReply(String::from_utf8_lossy(shown).into_owned()));
+            return Err(CodecError::UnknownReply(
+                String::from_utf8_lossy(shown).into_owned(),
+            ));
         }
     };
     Ok((status, None))

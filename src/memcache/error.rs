@@ -35,8 +35,9 @@ pub enum CodecError {
     /// token) that is not one.
     #[error("invalid {0}")]
     InvalidNumber(&'static str),
-    /// A value's data block is not followed by `\r\n`.
-    #[error("value not followed by CRLF")]
+    /// A value's data block is not followed by `\r\n`, or a line ends
+    /// with a bare `\n`.
+    #[error("value or line not ended by CRLF")]
     MissingCrlf,
     /// The answer's opaque token is not the one its request was sent with
     /// (or an `MN` answered another command): answers and requests are out

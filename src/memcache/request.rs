@@ -42,8 +42,13 @@ impl SetMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
-    /// `mg <key> v f c`: the value, its client flags and its CAS token.
+    /// `mg <key> v`: the value alone.
     Get {
+        /// The key.
+        key: Key,
+    },
+    /// `mg <key> v f c`: the value, its client flags and its CAS token.
+    GetItem {
         /// The key.
         key: Key,
     },
@@ -96,6 +101,7 @@ impl Request {
     pub fn key(&self) -> Option<&Key> {
         match self {
             Request::Get { key }
+            | Request::GetItem { key }
             | Request::Touch { key, .. }
             | Request::Set { key, .. }
             | Request::Delete { key, .. }
@@ -108,6 +114,7 @@ impl Request {
     pub fn name(&self) -> &'static str {
         match self {
             Request::Get { .. } => "mg",
+            Request::GetItem { .. } => "mg f c",
             Request::Touch { .. } => "mg T",
             Request::Set { .. } => "ms",
             Request::Delete { .. } => "md",
@@ -120,6 +127,11 @@ impl Request {
     pub(super) fn write(&self, opaque: Option<u32>, dst: &mut BytesMut) {
         match self {
             Request::Get { key } => {
+                command(dst, b"mg", key);
+                base64_flag(dst, key);
+                dst.put_slice(b" v");
+            }
+            Request::GetItem { key } => {
                 command(dst, b"mg", key);
                 base64_flag(dst, key);
                 dst.put_slice(b" v f c");
@@ -159,7 +171,11 @@ impl Request {
                     flag(dst, b'C', *cas);
                 }
             }
-            Request::Arithmetic { key, delta, decrement } => {
+            Request::Arithmetic {
+                key,
+                delta,
+                decrement,
+            } => {
                 command(dst, b"ma", key);
                 base64_flag(dst, key);
                 dst.put_slice(b" v");

@@ -5,9 +5,9 @@ use super::bounds::EndpointStack;
 use super::endpoint::EndpointInfo;
 use super::error::RouteError;
 use super::future::ResponseFuture;
-use super::placement::{Placement, Placer};
 use super::health::HealthConfig;
 use super::key::RouteKey;
+use super::placement::{Placement, Placer};
 use super::stats::RouterHandle;
 use crate::BoxError;
 use std::fmt;
@@ -126,7 +126,10 @@ impl<S> Router<S> {
                 service: endpoint.service.clone(),
             })
             .collect();
-        let placement = Placer::new(placement, endpoints.iter().map(|endpoint| endpoint.info.name.as_bytes()));
+        let placement = Placer::new(
+            placement,
+            endpoints.iter().map(|endpoint| endpoint.info.name.as_bytes()),
+        );
         Router {
             table: Arc::new(Table {
                 endpoints,
