@@ -164,6 +164,8 @@ pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result
     match config.protocol {
         Protocol::Kv => run_with::<KvWire>(config, progress).await,
         Protocol::Resp => run_with::<RespWire>(config, progress).await,
+        #[cfg(feature = "memcache")]
+        Protocol::Memcache => run_with::<protocol::MemcacheWire>(config, progress).await,
     }
 }
 
@@ -517,6 +519,8 @@ mod tests {
     fn protocols_parse() {
         assert_eq!("kv".parse(), Ok(Protocol::Kv));
         assert_eq!("resp".parse(), Ok(Protocol::Resp));
+        #[cfg(feature = "memcache")]
+        assert_eq!("memcache".parse(), Ok(Protocol::Memcache));
         assert!("http".parse::<Protocol>().is_err());
     }
 

@@ -1,11 +1,13 @@
-//! The two protocols `kv bench` speaks: the same load, the same engine,
-//! only the requests and the codec differ.
+//! The protocols `kv bench` speaks: the same load, the same engine, only
+//! the requests and the codec differ.
 
 use super::report::Kind;
 use super::BenchConfig;
 use bytes::Bytes;
 use std::future::Future;
 use wirestack::kv::{self, ClientCodec, Status};
+#[cfg(feature = "memcache")]
+use wirestack::memcache;
 use wirestack::pipeline::Builder;
 use wirestack::resp::{RespCodec, Value};
 use wirestack::transport::{self, Codec};
@@ -22,6 +24,9 @@ pub(crate) enum Protocol {
     Kv,
     /// RESP2 (`SET`/`GET`), to `redis-server` or anything that speaks it.
     Resp,
+    /// memcached's meta protocol (`ms`/`mg`), to `memcached`.
+    #[cfg(feature = "memcache")]
+    Memcache,
 }
 
 impl std::fmt::Display for Protocol {
@@ -29,6 +34,8 @@ impl std::fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Kv => "kv",
             Protocol::Resp => "resp",
+            #[cfg(feature = "memcache")]
+            Protocol::Memcache => "memcache",
         })
     }
 }
@@ -40,7 +47,9 @@ impl std::str::FromStr for Protocol {
         match text {
             "kv" => Ok(Protocol::Kv),
             "resp" => Ok(Protocol::Resp),
-            _ => Err(format!("unknown protocol {text:?}: use kv or resp")),
+            #[cfg(feature = "memcache")]
+            "memcache" => Ok(Protocol::Memcache),
+            _ => Err(format!("unknown protocol {text:?}: use kv, resp or memcache")),
         }
     }
 }
@@ -131,6 +140,62 @@ impl Wire for RespWire {
             return Err("--tls and --auth-token-file apply to --protocol kv only".into());
         }
         let transport = transport::connect(addr, RespCodec::new()).await?;
+        Ok(Builder::new()
+            .max_in_flight(config.pipeline.max(1))
+            .spawn(transport))
+    }
+}
+
+/// memcached's meta protocol: `mg <key> v f c` and `ms <key> <len>`, each
+/// with the opaque token the codec checks answers against.
+#[cfg(feature = "memcache")]
+pub(crate) struct MemcacheWire;
+
+#[cfg(feature = "memcache")]
+impl MemcacheWire {
+    /// The bench's keys (`key:N`, with a prefix) are short plain ASCII,
+    /// which every memcached takes.
+    fn key(key: Bytes) -> memcache::Key {
+        memcache::Key::new(key).expect("the bench's keys are short ASCII")
+    }
+}
+
+#[cfg(feature = "memcache")]
+impl Wire for MemcacheWire {
+    type Request = memcache::Request;
+    type Codec = memcache::MemcacheCodec;
+
+    fn get(key: Bytes) -> memcache::Request {
+        memcache::Request::Get { key: Self::key(key) }
+    }
+
+    fn put(key: Bytes, value: Bytes) -> memcache::Request {
+        memcache::Request::Set {
+            key: Self::key(key),
+            value,
+            ttl: 0,
+            flags: 0,
+            cas: None,
+            mode: memcache::SetMode::Set,
+        }
+    }
+
+    fn kind(request: &memcache::Request) -> Kind {
+        match request {
+            memcache::Request::Get { .. } => Kind::Get,
+            _ => Kind::Put,
+        }
+    }
+
+    fn is_ok(answer: &memcache::Reply) -> bool {
+        !answer.is_error()
+    }
+
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Pipe<Self>, BoxError> {
+        if config.tls.is_some() || config.token.is_some() {
+            return Err("--tls and --auth-token-file apply to --protocol kv only".into());
+        }
+        let transport = transport::connect(addr, memcache::MemcacheCodec::new()).await?;
         Ok(Builder::new()
             .max_in_flight(config.pipeline.max(1))
             .spawn(transport))
