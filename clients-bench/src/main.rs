@@ -7,6 +7,12 @@
 //!   `get_many`, redis-rs `pipe()`, fred `pipeline()`);
 //! * `1000 in flight`: one task, 1000 GET calls awaited together.
 //!
+//! With `MODE=memcached` it starts a memcached and compares
+//! `MemcacheClient` with the `memcache` and `async-memcached` crates on the
+//! same four loads (see `memcached.rs` for how each is driven);
+//! `MODE=memcached-quiet` measures what memcached's quiet mode saves a
+//! batch of gets (see `quiet.rs`).
+//!
 //! With `MODE=cluster` it starts a local Redis Cluster (three primaries)
 //! and compares `RedisClient::cluster` with redis-rs's async cluster client
 //! (`cluster-async`) on the same loads but the batch (redis-rs sends a
@@ -22,6 +28,7 @@
 //! REPS=5 SECONDS=1 cargo run --release -p clients-bench
 //! CLIENTS=wirestack LOADS=batch SECONDS=10 REPS=1 cargo run --release -p clients-bench
 //! MODE=cluster cargo run --release -p clients-bench   # starts a local cluster
+//! MODE=memcached cargo run --release -p clients-bench # starts its own memcached
 //! ```
 //!
 //! Every load is bounded in time; all traffic goes to 127.0.0.1.
@@ -37,6 +44,8 @@ use wirestack::resp::cluster::ClusterService;
 use wirestack::resp::RedisClient;
 
 mod cluster;
+mod memcached;
+mod quiet;
 
 const KEYS: usize = 1000;
 
@@ -259,6 +268,11 @@ fn main() {
     let time = Duration::from_secs_f64(seconds);
     if std::env::var("MODE").as_deref() == Ok("cluster") {
         return cluster_main(reps, seconds);
+    }
+    match std::env::var("MODE").as_deref() {
+        Ok("memcached") => return memcached::main(reps, seconds, false),
+        Ok("memcached-quiet") => return memcached::main(reps, seconds, true),
+        _ => {}
     }
     let (addr, _server) = match std::env::var("REDIS") {
         Ok(addr) => (addr.parse().expect("REDIS=IP:PORT"), None),
