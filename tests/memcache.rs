@@ -256,6 +256,24 @@ async fn every_command_does_what_memcached_says() {
         assert_eq!(value.as_deref(), Some(format!("value {i}").as_bytes()));
     }
     assert_eq!(values[100], None);
+    // The same through one multi-key get, a miss in the middle.
+    let mut keys = keys;
+    keys.swap(50, 100);
+    let multi = cache.get_multi(&keys).await.unwrap();
+    assert_eq!(multi.len(), 101);
+    assert_eq!(multi[50], None);
+    assert_eq!(multi[100].as_deref(), Some(&b"value 50"[..]));
+    assert_eq!(multi[7].as_deref(), Some(&b"value 7"[..]));
+    // A key the text protocol cannot carry: sent as mg commands instead.
+    cache.set("needs base64", "b").await.unwrap();
+    let mixed = cache
+        .get_multi(["many:1", "needs base64", "many:none"])
+        .await
+        .unwrap();
+    assert_eq!(
+        mixed,
+        [Some(Bytes::from("value 1")), Some(Bytes::from("b")), None]
+    );
 
     // A key memcached cannot take never reaches it.
     assert!(matches!(cache.get("").await, Err(MemcacheError::InvalidKey(_))));

@@ -19,7 +19,11 @@ use crate::route::{Probe, RouteKey};
 impl Idempotent for Request {
     fn is_idempotent(&self) -> bool {
         match self {
-            Request::Get { .. } | Request::GetItem { .. } | Request::Touch { .. } | Request::NoOp => true,
+            Request::Get { .. }
+            | Request::GetItem { .. }
+            | Request::GetMulti { .. }
+            | Request::Touch { .. }
+            | Request::NoOp => true,
             Request::Set { cas, mode, .. } => cas.is_none() && *mode == SetMode::Set,
             Request::Delete { cas, .. } => cas.is_none(),
             Request::Arithmetic { .. } => false,

@@ -2,7 +2,7 @@
 //! against the request it answers.
 
 use super::reply::{Reply, Status};
-use super::{CodecError, Request};
+use super::{CodecError, Key, Request};
 use bytes::{Buf, BytesMut};
 use std::collections::VecDeque;
 use tokio_util::codec::{Decoder, Encoder};
@@ -59,9 +59,17 @@ pub struct MemcacheCodec {
     opaque: bool,
     /// The next opaque token to send.
     next: u32,
-    /// The tokens of the requests awaiting an answer, oldest first (`None`
-    /// for `mn`, or for every request without opaque tokens).
-    in_flight: VecDeque<Option<u32>>,
+    /// What the requests awaiting an answer expect, oldest first.
+    in_flight: VecDeque<Expect>,
+}
+
+/// What a request in flight expects for an answer.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A meta answer with this opaque token (`None`: `mn`, or no tokens).
+    Meta(Option<u32>),
+    /// The `VALUE` blocks and `END` of a multi-key `get` of this many keys.
+    Values(usize),
 }
 
 impl Default for MemcacheCodec {
@@ -121,13 +129,21 @@ impl Encoder<Request> for MemcacheCodec {
     type Error = CodecError;
 
     fn encode(&mut self, request: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        if let Request::GetMulti { keys } = &request {
+            if keys.is_empty() || keys.iter().any(Key::is_base64) {
+                return Err(CodecError::InvalidMultiGet);
+            }
+            request.write(None, dst);
+            self.in_flight.push_back(Expect::Values(keys.len()));
+            return Ok(());
+        }
         let opaque = (self.opaque && request != Request::NoOp).then(|| {
             let token = self.next;
             self.next = token.wrapping_add(1);
             token
         });
         request.write(opaque, dst);
-        self.in_flight.push_back(opaque);
+        self.in_flight.push_back(Expect::Meta(opaque));
         Ok(())
     }
 }
@@ -137,6 +153,18 @@ impl Decoder for MemcacheCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Reply>, CodecError> {
+        let expected = match self.in_flight.front() {
+            Some(&Expect::Values(keys)) => {
+                let reply = values::decode(src, keys, self.max_line_len, self.max_value_len)?;
+                if reply.is_some() {
+                    self.in_flight.pop_front();
+                }
+                return Ok(reply);
+            }
+            Some(&Expect::Meta(expected)) => expected,
+            None if src.is_empty() => return Ok(None),
+            None => return Err(CodecError::Unsolicited),
+        };
         // 1. Is a whole answer there? Reads the line, builds nothing big.
         let scan = &src[..src.len().min(self.max_line_len + 2)];
         let Some(newline) = scan.iter().position(|&b| b == b'\n') else {
@@ -159,10 +187,13 @@ impl Decoder for MemcacheCodec {
             src.reserve(needed - src.len());
             return Ok(None);
         }
-        // 2. Take it.
-        let line = src.split_to(eol);
-        src.advance(2);
+        // 2. Take it: the flags read in place, the value split off (the
+        // one slice an answer keeps of the buffer).
         let mut reply = Reply::new(status);
+        if !reply.is_error() {
+            return_flags(&src[..eol], &mut reply)?;
+        }
+        src.advance(eol + 2);
         if let Some(len) = value_len {
             let value = src.split_to(len).freeze();
             if !src.starts_with(b"\r\n") {
@@ -171,11 +202,8 @@ impl Decoder for MemcacheCodec {
             src.advance(2);
             reply.value = Some(value);
         }
-        if !reply.is_error() {
-            return_flags(&line, &mut reply)?;
-        }
         // 3. Is it the answer to the request at the head of the line?
-        let expected = self.in_flight.pop_front().ok_or(CodecError::Unsolicited)?;
+        self.in_flight.pop_front();
         let in_step = match expected {
             _ if reply.is_error() => true,
             Some(token) => reply.opaque == Some(token),
@@ -193,7 +221,7 @@ impl Decoder for MemcacheCodec {
 
 /// The status of an answer's line, and the length of its value if one
 /// follows (checked against `max_value_len`).
-fn head(line: &[u8], max_value_len: usize) -> Result<(Status, Option<usize>), CodecError> {
+pub(super) fn head(line: &[u8], max_value_len: usize) -> Result<(Status, Option<usize>), CodecError> {
     let mut tokens = line.split(|&b| b == b' ');
     let code = tokens.next().unwrap_or_default();
     let message = || {
@@ -256,7 +284,7 @@ fn return_flags(line: &[u8], reply: &mut Reply) -> Result<(), CodecError> {
 }
 
 /// A decimal number of at most 20 digits, nothing else.
-fn parse<T: std::str::FromStr>(digits: &[u8]) -> Option<T> {
+pub(super) fn parse<T: std::str::FromStr>(digits: &[u8]) -> Option<T> {
     if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -265,3 +293,4 @@ fn parse<T: std::str::FromStr>(digits: &[u8]) -> Option<T> {
 
 #[cfg(test)]
 mod tests;
+mod values;

@@ -49,6 +49,11 @@ pub enum CodecError {
         /// The token the answer carried.
         got: Option<u32>,
     },
+    /// Encoding: a [`Request::GetMulti`](super::Request::GetMulti) with no
+    /// key, or with a key that is not plain (the text protocol's `get` has
+    /// no base64). Nothing was written.
+    #[error("a multi-key get needs at least one key, and plain keys only")]
+    InvalidMultiGet,
     /// An answer arrived when no request was waiting for one.
     #[error("answer to no request")]
     Unsolicited,

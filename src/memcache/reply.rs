@@ -20,6 +20,9 @@ pub enum Status {
     NotFound,
     /// `MN`: the answer to `mn`.
     NoOp,
+    /// `VALUE` blocks then `END`: the answer to a multi-key `get`
+    /// ([`Reply::values`]).
+    Values,
     /// `ERROR`: the server did not know the command.
     Error,
     /// `CLIENT_ERROR <message>`: the server refused the request as malformed.
@@ -43,6 +46,9 @@ pub struct Reply {
     pub flags: Option<u32>,
     /// The opaque token echoed (`O`).
     pub opaque: Option<u32>,
+    /// The keys found by a multi-key `get` and their values, in the order
+    /// asked (keys as sent: plain).
+    pub values: Vec<(Bytes, Bytes)>,
 }
 
 impl Reply {
@@ -54,6 +60,7 @@ impl Reply {
             cas: None,
             flags: None,
             opaque: None,
+            values: Vec::new(),
         }
     }
 

@@ -52,6 +52,14 @@ pub enum Request {
         /// The key.
         key: Key,
     },
+    /// `get <key> <key>...`: memcached's text-protocol multi-key get, one
+    /// request and one answer for many keys ([`Status::Values`](super::Status::Values)).
+    /// Plain keys only, on one server: over a sharded client it goes where
+    /// its first key goes (use a batch of [`Get`](Request::Get)s there).
+    GetMulti {
+        /// The keys, at least one, all plain.
+        keys: Vec<Key>,
+    },
     /// `mg <key> T<ttl>`: sets the key's TTL, answers whether it exists.
     Touch {
         /// The key.
@@ -106,6 +114,7 @@ impl Request {
             | Request::Set { key, .. }
             | Request::Delete { key, .. }
             | Request::Arithmetic { key, .. } => Some(key),
+            Request::GetMulti { keys } => keys.first(),
             Request::NoOp => None,
         }
     }
@@ -115,6 +124,7 @@ impl Request {
         match self {
             Request::Get { .. } => "mg",
             Request::GetItem { .. } => "mg f c",
+            Request::GetMulti { .. } => "get",
             Request::Touch { .. } => "mg T",
             Request::Set { .. } => "ms",
             Request::Delete { .. } => "md",
@@ -123,7 +133,8 @@ impl Request {
         }
     }
 
-    /// Writes this command with opaque token `opaque` (none for `mn`).
+    /// Writes this command with opaque token `opaque` (none for `mn` and
+    /// the multi-key `get`, which has no flags).
     pub(super) fn write(&self, opaque: Option<u32>, dst: &mut BytesMut) {
         match self {
             Request::Get { key } => {
@@ -182,6 +193,14 @@ impl Request {
                 flag(dst, b'D', *delta);
                 if *decrement {
                     dst.put_slice(b" MD");
+                }
+            }
+            Request::GetMulti { keys } => {
+                dst.reserve(3 + keys.iter().map(|key| key.wire().len() + 1).sum::<usize>() + 2);
+                dst.put_slice(b"get");
+                for key in keys {
+                    dst.put_u8(b' ');
+                    dst.put_slice(key.wire());
                 }
             }
             Request::NoOp => dst.put_slice(b"mn"),

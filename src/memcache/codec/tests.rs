@@ -201,6 +201,7 @@ fn bad_input_is_a_typed_error_before_any_allocation() {
         );
     }
     let mut codec = MemcacheCodec::new().with_max_line_len(16);
+    encoded(&mut codec, Request::Get { key: key("a") });
     assert!(matches!(
         codec.decode(&mut BytesMut::from(&[b'H'; 64][..])),
         Err(CodecError::LineTooLong { limit: 16 })
@@ -209,12 +210,16 @@ fn bad_input_is_a_typed_error_before_any_allocation() {
 
 proptest! {
     /// Whatever the server sends, the decoder answers, fails or waits; it
-    /// never panics.
+    /// never panics — after meta commands and after a multi-key get.
     #[test]
-    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), multi in any::<bool>()) {
         let mut codec = MemcacheCodec::new().with_max_value_len(256).with_max_line_len(64);
         for _ in 0..8 {
-            encoded(&mut codec, Request::Get { key: key("a") });
+            if multi {
+                get_multi(&mut codec, &["a", "b"]);
+            } else {
+                encoded(&mut codec, Request::Get { key: key("a") });
+            }
         }
         let _ = decode_all(&mut codec, &bytes);
     }
@@ -238,4 +243,69 @@ proptest! {
         prop_assert_eq!(reply.value.as_deref(), Some(&value[..]));
         prop_assert!(src.is_empty());
     }
+}
+
+fn get_multi(codec: &mut MemcacheCodec, keys: &[&str]) -> Vec<u8> {
+    encoded(
+        codec,
+        Request::GetMulti {
+            keys: keys.iter().map(|k| key(k)).collect(),
+        },
+    )
+}
+
+#[test]
+fn a_multi_key_get_is_one_request_and_one_answer_between_meta_ones() {
+    let mut codec = MemcacheCodec::new();
+    encoded(&mut codec, Request::Get { key: key("a") });
+    assert_eq!(get_multi(&mut codec, &["a", "b", "c"]), b"get a b c\r\n");
+    encoded(&mut codec, Request::NoOp);
+    let wire = b"EN O0\r\nVALUE a 0 2\r\nx\n\r\nVALUE c 5 0\r\n\r\nEND\r\nMN\r\n";
+    // Cut anywhere, the answers come out the same.
+    for cut in 0..wire.len() {
+        let mut codec = codec.clone();
+        let mut src = BytesMut::from(&wire[..cut]);
+        let mut replies = Vec::new();
+        while let Some(reply) = codec.decode(&mut src).unwrap() {
+            replies.push(reply);
+        }
+        src.extend_from_slice(&wire[cut..]);
+        while let Some(reply) = codec.decode(&mut src).unwrap() {
+            replies.push(reply);
+        }
+        assert_eq!(replies.len(), 3, "cut at {cut}");
+        assert_eq!(replies[1].status, Status::Values);
+        let values: Vec<(&[u8], &[u8])> = replies[1].values.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        assert_eq!(values, [(&b"a"[..], &b"x\n"[..]), (b"c", b"")]);
+        assert_eq!(replies[2].status, Status::NoOp);
+    }
+}
+
+#[test]
+fn a_multi_key_get_is_refused_for_keys_it_cannot_carry_and_its_answer_is_bounded() {
+    let mut codec = MemcacheCodec::new();
+    let mut out = BytesMut::new();
+    for keys in [vec![], vec![key("a b")]] {
+        assert!(matches!(
+            codec.encode(Request::GetMulti { keys }, &mut out),
+            Err(CodecError::InvalidMultiGet)
+        ));
+    }
+    assert!(out.is_empty());
+    let mut codec = MemcacheCodec::new().with_max_value_len(8);
+    get_multi(&mut codec, &["a"]);
+    assert!(matches!(
+        decode_all(&mut codec, b"VALUE a 0 4294967296\r\n"),
+        Err(CodecError::ValueTooLarge { .. })
+    ));
+    let mut codec = MemcacheCodec::new();
+    get_multi(&mut codec, &["a"]);
+    assert!(decode_all(&mut codec, b"VALUE a 0 1\r\nx\r\nVALUE a 0 1\r\nx\r\nEND\r\n").is_err());
+    let mut codec = MemcacheCodec::new();
+    get_multi(&mut codec, &["a"]);
+    assert!(decode_all(&mut codec, b"HD O0\r\n").is_err());
+    let mut codec = MemcacheCodec::new();
+    get_multi(&mut codec, &["a"]);
+    let replies = decode_all(&mut codec, b"SERVER_ERROR out of memory\r\n").unwrap();
+    assert!(replies[0].is_error());
 }
