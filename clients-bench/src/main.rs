@@ -37,6 +37,7 @@ use bytes::Bytes;
 use fred::prelude::{ClientLike, KeysInterface};
 use futures::future::join_all;
 use redis::AsyncCommands;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,8 +155,32 @@ impl Load {
     }
 }
 
+/// What the loads need of a client: its name, one GET, a batch of GETs.
+trait Gets: Clone + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// One GET of `key` by load task `task` (a client that is one
+    /// connection per task takes that task's).
+    fn get(&self, task: usize, key: &str) -> impl Future<Output = ()> + Send;
+    /// One batch of GETs, as the client sends a batch.
+    fn get_batch(&self, keys: &[String]) -> impl Future<Output = ()> + Send;
+}
+
+impl Gets for Client {
+    fn name(&self) -> &'static str {
+        Client::name(self)
+    }
+
+    fn get(&self, _task: usize, key: &str) -> impl Future<Output = ()> + Send {
+        Client::get(self, key)
+    }
+
+    fn get_batch(&self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        Client::get_batch(self, keys)
+    }
+}
+
 /// Runs `load` on `client` for about `time`; returns (ops/s, CPU us per op).
-async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
+async fn measure<C: Gets>(client: &C, load: Load, time: Duration) -> (f64, f64) {
     let keys: Vec<String> = (0..KEYS).map(key).collect();
     let cpu = cpu_time();
     let started = Instant::now();
@@ -163,7 +188,7 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
         Load::Sequential => {
             let mut ops = 0;
             while started.elapsed() < time {
-                client.get(&keys[ops % KEYS]).await;
+                client.get(0, &keys[ops % KEYS]).await;
                 ops += 1;
             }
             ops
@@ -175,7 +200,7 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
                 tokio::spawn(async move {
                     let mut ops = 0;
                     while started.elapsed() < time {
-                        client.get(&keys[(t * 13 + ops) % KEYS]).await;
+                        client.get(t, &keys[(t * 13 + ops) % KEYS]).await;
                         ops += 1;
                     }
                     ops
@@ -199,7 +224,7 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
         Load::InFlight1000 => {
             let mut ops = 0;
             while started.elapsed() < time {
-                join_all(keys.iter().map(|key| client.get(key))).await;
+                join_all(keys.iter().map(|key| client.get(0, key))).await;
                 ops += KEYS;
             }
             ops
@@ -307,9 +332,6 @@ fn main() {
         fred.init().await.expect("fred connects");
         // CLIENTS=wirestack,fred and LOADS=batch (name prefixes) pick cells,
         // for a profiler.
-        let picked = |var: &str, name: &str| {
-            std::env::var(var).map_or(true, |list| list.split(',').any(|p| name.starts_with(p.trim())))
-        };
         let clients: Vec<Client> = [
             Client::Wirestack(wirestack),
             Client::RedisRs(redis_rs),
@@ -322,50 +344,74 @@ fn main() {
             .into_iter()
             .filter(|load| picked("LOADS", load.name()))
             .collect();
-        let cells = run_cells(&clients, &loads, reps, time).await;
+        let cells = run_cells(&clients, &loads, reps, time, measured).await;
         println!("redis-server on {addr}; GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s");
-        report(&loads, &clients, &cells);
+        report(&loads, &names(&clients), &cells);
     });
 }
 
-/// Every load on every client, `reps` times interleaved; each cell's
-/// (ops/s, CPU us per op) of every repetition.
-async fn run_cells(
-    clients: &[Client],
-    loads: &[Load],
-    reps: usize,
-    time: Duration,
-) -> Vec<Vec<(Vec<f64>, Vec<f64>)>> {
+/// `CLIENTS=wirestack,fred` and `LOADS=batch` (name prefixes) pick cells,
+/// for a profiler; every one is picked without them.
+fn picked(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |list| list.split(',').any(|p| name.starts_with(p.trim())))
+}
+
+/// [`measure`], for [`run_cells`]: every client runs every load.
+async fn measured<C: Gets>(client: C, load: Load, time: Duration) -> Option<(f64, f64)> {
+    Some(measure(&client, load, time).await)
+}
+
+/// The clients' names, for [`report`].
+fn names<C: Gets>(clients: &[C]) -> Vec<&'static str> {
+    clients.iter().map(Gets::name).collect()
+}
+
+/// Each cell's (ops/s, CPU us per op) of every repetition; none for a load
+/// a client cannot run.
+type Cells = Vec<Vec<(Vec<f64>, Vec<f64>)>>;
+
+/// Every load on every client, `reps` times interleaved, each run by
+/// `measure` on a task of its own.
+async fn run_cells<C, F, Fut>(clients: &[C], loads: &[Load], reps: usize, time: Duration, measure: F) -> Cells
+where
+    C: Clone,
+    F: Fn(C, Load, Duration) -> Fut,
+    Fut: Future<Output = Option<(f64, f64)>> + Send + 'static,
+{
     let mut cells = vec![vec![(Vec::new(), Vec::new()); clients.len()]; loads.len()];
     for _ in 0..reps {
         for (l, &load) in loads.iter().enumerate() {
             for (c, client) in clients.iter().enumerate() {
-                let client = client.clone();
-                let (ops, cpu) = tokio::spawn(async move { measure(&client, load, time).await })
+                let measured = tokio::spawn(measure(client.clone(), load, time))
                     .await
                     .expect("the load task");
-                cells[l][c].0.push(ops);
-                cells[l][c].1.push(cpu);
+                if let Some((ops, cpu)) = measured {
+                    cells[l][c].0.push(ops);
+                    cells[l][c].1.push(cpu);
+                }
             }
         }
     }
     cells
 }
 
-fn report(loads: &[Load], clients: &[Client], cells: &[Vec<(Vec<f64>, Vec<f64>)>]) {
+fn report(loads: &[Load], clients: &[&str], cells: &Cells) {
     println!();
     println!("| load | client | GET/s | client CPU us per GET |");
     println!("| --- | --- | ---: | ---: |");
     for (l, load) in loads.iter().enumerate() {
         for (c, client) in clients.iter().enumerate() {
             let (ops, cpu) = cells[l][c].clone();
-            println!(
-                "| {} | {} | {:.0} | {:.2} |",
-                load.name(),
-                client.name(),
-                median(ops),
-                median(cpu)
-            );
+            if ops.is_empty() {
+                println!("| {} | {client} | n/a | n/a |", load.name());
+            } else {
+                println!(
+                    "| {} | {client} | {:.0} | {:.2} |",
+                    load.name(),
+                    median(ops),
+                    median(cpu)
+                );
+            }
         }
     }
 }
@@ -397,12 +443,12 @@ fn cluster_main(reps: usize, seconds: f64) {
             .expect("redis-rs connects");
         let clients = [Client::WirestackCluster(wirestack), Client::RedisRsCluster(redis_rs)];
         let loads = [Load::Sequential, Load::Tasks64, Load::InFlight1000];
-        let cells = run_cells(&clients, &loads, reps, time).await;
+        let cells = run_cells(&clients, &loads, reps, time, measured).await;
         println!(
             "a local Redis Cluster of three primaries ({}); GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s",
             seeds.join(", ")
         );
-        report(&loads, &clients, &cells);
+        report(&loads, &names(&clients), &cells);
     });
     drop(cluster);
 }

@@ -14,50 +14,111 @@
 //!   behind a `tokio::sync::Mutex` (so the 1000 calls take turns on its
 //!   connection); `batch of 64` is its multi-get `get_multi`.
 //! * wirestack: one `MemcacheClient` (one pipelined connection) shared by
-//!   every task; `batch of 64` is `get_many`.
+//!   every task; `batch of 64` is `get_multi` (one multi-key `get`, as the
+//!   others send), and `get_many` (an `mg` per key, what a sharded client
+//!   sends) in a row of its own.
 
-use super::{key, median, Load, KEYS};
-use futures::future::join_all;
+use super::{key, Gets, Load, KEYS};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 use wirestack::builder::ClientBuilder;
 use wirestack::memcache::{MemcacheClient, MemcacheCodec, Request};
 
 /// The clients compared.
 #[derive(Clone)]
 enum Client {
+    /// `get_multi` for a batch: one multi-key `get`, as the others send one.
     Wirestack(MemcacheClient),
+    /// `get_many` for a batch: an `mg` per key (the batch load only).
+    WirestackMg(MemcacheClient),
+    /// One shared client (`sequential`, `batch of 64`, `1000 in flight`),
+    /// and one per task for `64 tasks`.
+    AsyncMemcached(
+        Arc<Mutex<async_memcached::Client>>,
+        Arc<Vec<Mutex<async_memcached::Client>>>,
+    ),
     /// The blocking client: one for the single-thread loads, one with a
     /// pool of 64 connections for the 64 threads.
     Memcache(Arc<memcache::Client>, Arc<memcache::Client>),
-    /// One shared client, and one per task for `64 tasks`.
-    AsyncMemcached(
-        Arc<tokio::sync::Mutex<async_memcached::Client>>,
-        Arc<Vec<tokio::sync::Mutex<async_memcached::Client>>>,
-    ),
 }
 
-impl Client {
+impl Gets for Client {
     fn name(&self) -> &'static str {
         match self {
             Client::Wirestack(_) => "wirestack",
-            Client::Memcache(..) => "memcache (blocking)",
+            Client::WirestackMg(_) => "wirestack get_many (mg)",
             Client::AsyncMemcached(..) => "async-memcached",
+            Client::Memcache(..) => "memcache (blocking)",
         }
+    }
+
+    async fn get(&self, task: usize, key: &str) {
+        use async_memcached::AsciiProtocol;
+        let len = match self {
+            Client::Wirestack(client) | Client::WirestackMg(client) => {
+                client.get(key).await.expect("mg").map(|v| v.len())
+            }
+            Client::AsyncMemcached(shared, own) => {
+                let client = if task == 0 { &**shared } else { &own[task] };
+                client
+                    .lock()
+                    .await
+                    .get(key)
+                    .await
+                    .expect("get")
+                    .and_then(|v| v.data)
+                    .map(|v| v.len())
+            }
+            Client::Memcache(..) => unreachable!("the blocking client runs on threads"),
+        };
+        assert_eq!(len, Some(64));
+    }
+
+    async fn get_batch(&self, keys: &[String]) {
+        use async_memcached::AsciiProtocol;
+        let found = match self {
+            Client::Wirestack(client) => {
+                let values = client.get_multi(keys).await.expect("get_multi");
+                values
+                    .iter()
+                    .filter(|v| v.as_ref().map(|v| v.len()) == Some(64))
+                    .count()
+            }
+            Client::WirestackMg(client) => {
+                let values = client.get_many(keys).await.expect("get_many");
+                values
+                    .iter()
+                    .filter(|v| v.as_ref().map(|v| v.len()) == Some(64))
+                    .count()
+            }
+            Client::AsyncMemcached(shared, _) => shared
+                .lock()
+                .await
+                .get_multi(keys)
+                .await
+                .expect("get_multi")
+                .len(),
+            Client::Memcache(..) => unreachable!("the blocking client runs on threads"),
+        };
+        assert_eq!(found, keys.len());
     }
 }
 
-async fn wirestack_get(client: &MemcacheClient, key: &str) {
-    let value = client.get(key).await.expect("mg");
-    assert_eq!(value.map(|v| v.len()), Some(64));
-}
-
-async fn async_memcached_get(client: &tokio::sync::Mutex<async_memcached::Client>, key: &str) {
-    use async_memcached::AsciiProtocol;
-    let value = client.lock().await.get(key).await.expect("get");
-    assert_eq!(value.and_then(|v| v.data).map(|v| v.len()), Some(64));
+/// [`super::measure`] for the async clients, [`blocking`] for the other.
+async fn measured(client: Client, load: Load, time: Duration) -> Option<(f64, f64)> {
+    match &client {
+        Client::Memcache(one, pooled) => {
+            let (one, pooled) = (one.clone(), pooled.clone());
+            tokio::task::spawn_blocking(move || blocking(&one, &pooled, load, time))
+                .await
+                .expect("the blocking load")
+        }
+        Client::WirestackMg(_) if load != Load::Batch64 => None,
+        _ => Some(super::measure(&client, load, time).await),
+    }
 }
 
 fn memcache_get(client: &memcache::Client, key: &str) {
@@ -65,121 +126,27 @@ fn memcache_get(client: &memcache::Client, key: &str) {
     assert_eq!(value.map(|v| v.len()), Some(64));
 }
 
-/// Runs `load` on `client` for about `time`; returns (ops/s, CPU us per
-/// op), or `None` for a load the client cannot run.
-async fn measure(client: &Client, load: Load, time: Duration) -> Option<(f64, f64)> {
+/// The loads of the blocking client, on threads; `None` for the one it
+/// cannot run (1000 calls in flight from one thread).
+fn blocking(
+    one: &memcache::Client,
+    pooled: &Arc<memcache::Client>,
+    load: Load,
+    time: Duration,
+) -> Option<(f64, f64)> {
     let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(key).collect());
     let cpu = super::cpu_time();
     let started = Instant::now();
-    let ops: usize = match (client, load) {
-        (Client::Wirestack(client), Load::Sequential) => {
+    let ops: usize = match load {
+        Load::Sequential => {
             let mut ops = 0;
             while started.elapsed() < time {
-                wirestack_get(client, &keys[ops % KEYS]).await;
+                memcache_get(one, &keys[ops % KEYS]);
                 ops += 1;
             }
             ops
         }
-        (Client::Wirestack(client), Load::Tasks64) => {
-            let tasks = (0..64).map(|t| {
-                let (client, keys) = (client.clone(), keys.clone());
-                tokio::spawn(async move {
-                    let mut ops = 0;
-                    while started.elapsed() < time {
-                        wirestack_get(&client, &keys[(t * 13 + ops) % KEYS]).await;
-                        ops += 1;
-                    }
-                    ops
-                })
-            });
-            join_all(tasks)
-                .await
-                .into_iter()
-                .map(|ops| ops.expect("task"))
-                .sum()
-        }
-        (Client::Wirestack(client), Load::Batch64) => {
-            let mut ops = 0;
-            while started.elapsed() < time {
-                let first = ops % (KEYS - 64);
-                let values = client.get_many(&keys[first..first + 64]).await.expect("get_many");
-                assert!(values.iter().all(|v| v.as_ref().map(|v| v.len()) == Some(64)));
-                ops += 64;
-            }
-            ops
-        }
-        (Client::Wirestack(client), Load::InFlight1000) => {
-            let mut ops = 0;
-            while started.elapsed() < time {
-                join_all(keys.iter().map(|key| wirestack_get(client, key))).await;
-                ops += KEYS;
-            }
-            ops
-        }
-        (Client::AsyncMemcached(shared, _), Load::Sequential) => {
-            let mut ops = 0;
-            while started.elapsed() < time {
-                async_memcached_get(shared, &keys[ops % KEYS]).await;
-                ops += 1;
-            }
-            ops
-        }
-        (Client::AsyncMemcached(_, own), Load::Tasks64) => {
-            let tasks = (0..64).map(|t| {
-                let (own, keys) = (own.clone(), keys.clone());
-                tokio::spawn(async move {
-                    let mut ops = 0;
-                    while started.elapsed() < time {
-                        async_memcached_get(&own[t], &keys[(t * 13 + ops) % KEYS]).await;
-                        ops += 1;
-                    }
-                    ops
-                })
-            });
-            join_all(tasks)
-                .await
-                .into_iter()
-                .map(|ops| ops.expect("task"))
-                .sum()
-        }
-        (Client::AsyncMemcached(shared, _), Load::Batch64) => {
-            use async_memcached::AsciiProtocol;
-            let mut ops = 0;
-            while started.elapsed() < time {
-                let first = ops % (KEYS - 64);
-                let values = shared
-                    .lock()
-                    .await
-                    .get_multi(&keys[first..first + 64])
-                    .await
-                    .expect("get_multi");
-                assert_eq!(values.len(), 64);
-                ops += 64;
-            }
-            ops
-        }
-        (Client::AsyncMemcached(shared, _), Load::InFlight1000) => {
-            let mut ops = 0;
-            while started.elapsed() < time {
-                join_all(keys.iter().map(|key| async_memcached_get(shared, key))).await;
-                ops += KEYS;
-            }
-            ops
-        }
-        (Client::Memcache(one, _), Load::Sequential) => {
-            let (one, keys) = (one.clone(), keys.clone());
-            tokio::task::spawn_blocking(move || {
-                let mut ops = 0;
-                while started.elapsed() < time {
-                    memcache_get(&one, &keys[ops % KEYS]);
-                    ops += 1;
-                }
-                ops
-            })
-            .await
-            .expect("thread")
-        }
-        (Client::Memcache(_, pooled), Load::Tasks64) => {
+        Load::Tasks64 => {
             let threads: Vec<_> = (0..64)
                 .map(|t| {
                     let (pooled, keys) = (pooled.clone(), keys.clone());
@@ -193,27 +160,20 @@ async fn measure(client: &Client, load: Load, time: Duration) -> Option<(f64, f6
                     })
                 })
                 .collect();
-            tokio::task::spawn_blocking(move || threads.into_iter().map(|t| t.join().expect("thread")).sum())
-                .await
-                .expect("threads")
+            threads.into_iter().map(|t| t.join().expect("thread")).sum()
         }
-        (Client::Memcache(one, _), Load::Batch64) => {
-            let (one, keys) = (one.clone(), keys.clone());
-            tokio::task::spawn_blocking(move || {
-                let mut ops = 0;
-                while started.elapsed() < time {
-                    let first = ops % (KEYS - 64);
-                    let batch: Vec<&str> = keys[first..first + 64].iter().map(String::as_str).collect();
-                    let values: std::collections::HashMap<String, Vec<u8>> = one.gets(&batch).expect("gets");
-                    assert_eq!(values.len(), 64);
-                    ops += 64;
-                }
-                ops
-            })
-            .await
-            .expect("thread")
+        Load::Batch64 => {
+            let mut ops = 0;
+            while started.elapsed() < time {
+                let first = ops % (KEYS - 64);
+                let batch: Vec<&str> = keys[first..first + 64].iter().map(String::as_str).collect();
+                let values: std::collections::HashMap<String, Vec<u8>> = one.gets(&batch).expect("gets");
+                assert_eq!(values.len(), 64);
+                ops += 64;
+            }
+            ops
         }
-        (Client::Memcache(..), Load::InFlight1000) => return None,
+        Load::InFlight1000 => return None,
     };
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = (super::cpu_time() - cpu).as_secs_f64();
@@ -273,8 +233,14 @@ pub(crate) fn main(reps: usize, seconds: f64, quiet: bool) {
             (addr, Some(server))
         }
     };
+    // WORKERS=1: one runtime thread, to see what moving a call between
+    // threads (caller and connection task) costs.
+    let workers = std::env::var("WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("a runtime");
@@ -309,59 +275,24 @@ pub(crate) fn main(reps: usize, seconds: f64, quiet: bool) {
             let client = async_memcached::Client::new(format!("tcp://{addr}"))
                 .await
                 .expect("async-memcached connects");
-            own.push(tokio::sync::Mutex::new(client));
+            own.push(Mutex::new(client));
         }
         let clients = [
-            Client::Wirestack(wirestack),
+            Client::Wirestack(wirestack.clone()),
+            Client::WirestackMg(wirestack),
             Client::Memcache(Arc::new(memcache_one), Arc::new(memcache_pool)),
-            Client::AsyncMemcached(Arc::new(tokio::sync::Mutex::new(shared)), Arc::new(own)),
+            Client::AsyncMemcached(Arc::new(Mutex::new(shared)), Arc::new(own)),
         ];
-        let picked = |var: &str, name: &str| {
-            std::env::var(var).map_or(true, |list| list.split(',').any(|p| name.starts_with(p.trim())))
-        };
         let clients: Vec<Client> = clients
             .into_iter()
-            .filter(|client| picked("CLIENTS", client.name()))
+            .filter(|client| super::picked("CLIENTS", client.name()))
             .collect();
         let loads: Vec<Load> = [Load::Sequential, Load::Tasks64, Load::Batch64, Load::InFlight1000]
             .into_iter()
-            .filter(|load| picked("LOADS", load.name()))
+            .filter(|load| super::picked("LOADS", load.name()))
             .collect();
-        // Every load on every client, `reps` times interleaved.
-        let mut cells = vec![vec![(Vec::new(), Vec::new()); clients.len()]; loads.len()];
-        for _ in 0..reps {
-            for (l, &load) in loads.iter().enumerate() {
-                for (c, client) in clients.iter().enumerate() {
-                    let client = client.clone();
-                    let measured = tokio::spawn(async move { measure(&client, load, time).await })
-                        .await
-                        .expect("the load task");
-                    if let Some((ops, cpu)) = measured {
-                        cells[l][c].0.push(ops);
-                        cells[l][c].1.push(cpu);
-                    }
-                }
-            }
-        }
+        let cells = super::run_cells(&clients, &loads, reps, time, measured).await;
         println!("memcached on {addr}; GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s");
-        println!();
-        println!("| load | client | GET/s | client CPU us per GET |");
-        println!("| --- | --- | ---: | ---: |");
-        for (l, load) in loads.iter().enumerate() {
-            for (c, client) in clients.iter().enumerate() {
-                let (ops, cpu) = cells[l][c].clone();
-                if ops.is_empty() {
-                    println!("| {} | {} | n/a | n/a |", load.name(), client.name());
-                } else {
-                    println!(
-                        "| {} | {} | {:.0} | {:.2} |",
-                        load.name(),
-                        client.name(),
-                        median(ops),
-                        median(cpu)
-                    );
-                }
-            }
-        }
+        super::report(&loads, &super::names(&clients), &cells);
     });
 }
