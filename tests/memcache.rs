@@ -689,3 +689,74 @@ async fn kv_bench_fills_memcached_through_the_meta_protocol() {
         .iter()
         .all(|value| value.as_ref().map(|v| v.len()) == Some(100)));
 }
+
+/// A server that reads one request line and closes the connection without
+/// answering — every answer is lost after its request was written — and
+/// counts the requests it read.
+async fn answer_losing_server() -> (SocketAddr, Arc<AtomicU64>) {
+    use tokio::io::AsyncBufReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        for _ in 0..256 {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut reader = tokio::io::BufReader::new(socket);
+            let mut line = Vec::new();
+            if reader.read_until(b'\n', &mut line).await.is_ok_and(|n| n > 0) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_retried_for_a_get_and_a_set_but_never_for_an_incr_or_a_cas() {
+    let (addr, seen) = answer_losing_server().await;
+    let fast = Backoff::new(Duration::from_millis(1), Duration::from_millis(5));
+    let cache = MemcacheClient::new(
+        ClientBuilder::new(MemcacheCodec::new())
+            .timeout(Duration::from_secs(5))
+            .retry(RetryConfig {
+                max_retries: 3,
+                backoff: fast.clone(),
+                min_retries_per_sec: 1000,
+                ..RetryConfig::default()
+            })
+            .reconnect(ReconnectConfig {
+                backoff: fast,
+                ..ReconnectConfig::default()
+            })
+            .connect(addr)
+            .await
+            .unwrap(),
+    );
+    let attempts = |seen: &AtomicU64| seen.swap(0, Ordering::Relaxed);
+
+    // Not idempotent: sent once, and the caller learns it may have been applied.
+    let error = cache.incr("n", 1).await.expect_err("no answer");
+    assert!(matches!(error, MemcacheError::Connection(_)), "{error}");
+    assert_eq!(attempts(&seen), 1);
+    let error = cache.cas("k", "v", 7, None, 0).await.expect_err("no answer");
+    assert!(matches!(error, MemcacheError::Connection(_)), "{error}");
+    assert_eq!(attempts(&seen), 1);
+
+    // Idempotent: sent again (a retry that finds the connection still
+    // down fails fast as not sent and is retried too, so how many reach
+    // the server depends on the reconnect's timing: more than one).
+    let error = cache.get("k").await.expect_err("no answer");
+    assert!(
+        matches!(
+            error,
+            MemcacheError::Connection(_) | MemcacheError::Disconnected(_)
+        ),
+        "{error}"
+    );
+    assert!((2..=4).contains(&attempts(&seen)));
+    cache.set("k", "v").await.expect_err("no answer");
+    assert!((2..=4).contains(&attempts(&seen)));
+}
