@@ -9,7 +9,7 @@ use crate::retry::RetryConfig;
 use crate::route::Placement;
 use crate::transport::TcpConnector;
 use crate::BoxError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::ToSocketAddrs;
@@ -370,8 +370,8 @@ where
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
-        let keys = keys.into_iter().map(key_of).collect::<Result<Vec<_>, _>>()?;
-        self.mg_batch(keys).await
+        let asked: Vec<K> = keys.into_iter().collect();
+        self.mg_batch(keys_of(&asked)?).await
     }
 
     async fn mg_batch(&self, keys: Vec<Key>) -> Result<Vec<Option<Bytes>>, MemcacheError> {
@@ -395,7 +395,7 @@ where
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
         let asked: Vec<K> = keys.into_iter().collect();
-        let keys = asked.iter().map(key_of).collect::<Result<Vec<_>, _>>()?;
+        let keys = keys_of(&asked)?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -441,6 +441,25 @@ where
 
 fn key_of(key: impl AsRef<[u8]>) -> Result<Key, KeyError> {
     Key::new(Bytes::copy_from_slice(key.as_ref()))
+}
+
+/// The [`Key`]s of a batch, copied into one buffer that they share (one
+/// allocation for the batch, not one per key).
+fn keys_of<K: AsRef<[u8]>>(asked: &[K]) -> Result<Vec<Key>, KeyError> {
+    let mut buffer = BytesMut::with_capacity(asked.iter().map(|key| key.as_ref().len()).sum());
+    for key in asked {
+        buffer.extend_from_slice(key.as_ref());
+    }
+    let buffer = buffer.freeze();
+    let mut at = 0;
+    asked
+        .iter()
+        .map(|key| {
+            let start = at;
+            at += key.as_ref().len();
+            Key::new(buffer.slice(start..at))
+        })
+        .collect()
 }
 
 fn set_request(
