@@ -723,7 +723,7 @@ async fn a_lost_answer_is_retried_for_a_get_and_a_set_but_never_for_an_incr_or_a
             .timeout(Duration::from_secs(5))
             .retry(RetryConfig {
                 max_retries: 3,
-                backoff: fast.clone(),
+                backoff: fast,
                 min_retries_per_sec: 1000,
                 ..RetryConfig::default()
             })
