@@ -240,7 +240,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// A redis-server of our own on a free loopback port, stopped on drop.
+/// A server process of our own on a free loopback port, stopped on drop.
 struct Server(Child);
 
 impl Drop for Server {
@@ -250,26 +250,19 @@ impl Drop for Server {
     }
 }
 
-fn start_redis() -> (SocketAddr, Server) {
+/// Starts `program` with the arguments `args` makes for a free port and
+/// waits until it accepts connections there.
+fn start_server(program: &str, args: impl FnOnce(&str) -> Vec<String>) -> (SocketAddr, Server) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let server = Server(
-        Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        Command::new(program)
+            .args(args(&port.to_string()))
             .stdout(Stdio::null())
             .spawn()
-            .expect("redis-server (Debian: apt-get install redis-server)"),
+            .unwrap_or_else(|e| panic!("{program} (Debian: apt-get install {program}): {e}")),
     );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
     for _ in 0..100 {
@@ -278,7 +271,24 @@ fn start_redis() -> (SocketAddr, Server) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("redis-server did not start");
+    panic!("{program} did not start");
+}
+
+fn start_redis() -> (SocketAddr, Server) {
+    start_server("redis-server", |port| {
+        [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(String::from)
+        .to_vec()
+    })
 }
 
 fn main() {

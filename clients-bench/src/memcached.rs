@@ -20,7 +20,6 @@
 
 use super::{key, Gets, Load, KEYS};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
@@ -180,46 +179,14 @@ fn blocking(
     Some((ops as f64 / elapsed, cpu * 1e6 / ops as f64))
 }
 
-/// A memcached of our own on a free loopback port, stopped on drop.
-struct Memcached(Child);
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_memcached() -> (SocketAddr, Memcached) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let server = Memcached(
-        Command::new("memcached")
-            // -u: memcached refuses to run as root without it (ignored otherwise).
-            .args([
-                "-l",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "0",
-                "-u",
-                "nobody",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("memcached (Debian: apt-get install memcached)"),
-    );
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return (addr, server);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("memcached did not start");
+/// A memcached of our own on a free loopback port.
+fn start_memcached() -> (SocketAddr, super::Server) {
+    super::start_server("memcached", |port| {
+        // -u: memcached refuses to run as root without it (ignored otherwise).
+        ["-l", "127.0.0.1", "-p", port, "-U", "0", "-u", "nobody"]
+            .map(String::from)
+            .to_vec()
+    })
 }
 
 /// Runs the comparison and prints its table; or, with `quiet`, the

@@ -166,20 +166,9 @@ impl Decoder for MemcacheCodec {
             None => return Err(CodecError::Unsolicited),
         };
         // 1. Is a whole answer there? Reads the line, builds nothing big.
-        let scan = &src[..src.len().min(self.max_line_len + 2)];
-        let Some(newline) = scan.iter().position(|&b| b == b'\n') else {
-            if src.len() > self.max_line_len + 1 {
-                return Err(CodecError::LineTooLong {
-                    limit: self.max_line_len,
-                });
-            }
+        let Some(eol) = line_end(src, self.max_line_len)? else {
             return Ok(None);
         };
-        // A line ends with CR LF; a bare LF is not the meta protocol.
-        let eol = newline
-            .checked_sub(1)
-            .filter(|&cr| scan.get(cr) == Some(&b'\r'))
-            .ok_or(CodecError::MissingCrlf)?;
         let (status, value_len) = head(&src[..eol], self.max_value_len)?;
         let needed = eol + 2 + value_len.map_or(0, |len| len + 2);
         if src.len() < needed {
@@ -229,20 +218,7 @@ pub(super) fn head(line: &[u8], max_value_len: usize) -> Result<(Status, Option<
         String::from_utf8_lossy(text).into_owned()
     };
     let status = match code {
-        b"VA" => {
-            let len = tokens
-                .next()
-                .and_then(parse::<u64>)
-                .ok_or(CodecError::InvalidNumber("value length"))?;
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&len| len <= max_value_len)
-                .ok_or(CodecError::ValueTooLarge {
-                    len,
-                    limit: max_value_len,
-                })?;
-            return Ok((Status::Value, Some(len)));
-        }
+        b"VA" => return Ok((Status::Value, Some(value_len(tokens.next(), max_value_len)?))),
         b"HD" => Status::Done,
         b"EN" => Status::Miss,
         b"NS" => Status::NotStored,
@@ -260,6 +236,39 @@ pub(super) fn head(line: &[u8], max_value_len: usize) -> Result<(Status, Option<
         }
     };
     Ok((status, None))
+}
+
+/// Where the line at the start of `src` ends (the index of its `\r\n`),
+/// `None` while it has not all arrived; an error past `max_line_len`, or for
+/// a line ended by a bare `\n`.
+pub(super) fn line_end(src: &[u8], max_line_len: usize) -> Result<Option<usize>, CodecError> {
+    let scan = &src[..src.len().min(max_line_len + 2)];
+    let Some(newline) = scan.iter().position(|&b| b == b'\n') else {
+        if src.len() > max_line_len + 1 {
+            return Err(CodecError::LineTooLong { limit: max_line_len });
+        }
+        return Ok(None);
+    };
+    newline
+        .checked_sub(1)
+        .filter(|&cr| scan.get(cr) == Some(&b'\r'))
+        .map(Some)
+        .ok_or(CodecError::MissingCrlf)
+}
+
+/// A value's announced length, checked against `max_value_len` before
+/// anything is reserved for it.
+pub(super) fn value_len(token: Option<&[u8]>, max_value_len: usize) -> Result<usize, CodecError> {
+    let len: u64 = token
+        .and_then(parse)
+        .ok_or(CodecError::InvalidNumber("value length"))?;
+    usize::try_from(len)
+        .ok()
+        .filter(|&len| len <= max_value_len)
+        .ok_or(CodecError::ValueTooLarge {
+            len,
+            limit: max_value_len,
+        })
 }
 
 /// Reads the return flags this client asks for (`c`, `f`, `O`) into

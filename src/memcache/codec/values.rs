@@ -2,7 +2,7 @@
 //! meta protocol has no one-request equivalent of): a `VALUE` block per key
 //! found, in the order asked, then `END`.
 
-use super::{head, parse};
+use super::{head, line_end, parse, value_len};
 use crate::memcache::reply::{Reply, Status};
 use crate::memcache::CodecError;
 use bytes::{Buf, BytesMut};
@@ -23,17 +23,9 @@ pub(super) fn decode(
     let mut found: Vec<(Range<usize>, Range<usize>)> = Vec::new();
     loop {
         let rest = &src[pos..];
-        let scan = &rest[..rest.len().min(max_line_len + 2)];
-        let Some(newline) = scan.iter().position(|&b| b == b'\n') else {
-            if rest.len() > max_line_len + 1 {
-                return Err(CodecError::LineTooLong { limit: max_line_len });
-            }
+        let Some(eol) = line_end(rest, max_line_len)? else {
             return Ok(None);
         };
-        let eol = newline
-            .checked_sub(1)
-            .filter(|&cr| scan.get(cr) == Some(&b'\r'))
-            .ok_or(CodecError::MissingCrlf)?;
         let line = &rest[..eol];
         if line == b"END" {
             let frame = src.split_to(pos + eol + 2).freeze();
@@ -67,17 +59,7 @@ pub(super) fn decode(
             .next()
             .and_then(parse)
             .ok_or(CodecError::InvalidNumber("client flags"))?;
-        let len: u64 = tokens
-            .next()
-            .and_then(parse)
-            .ok_or(CodecError::InvalidNumber("value length"))?;
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&len| len <= max_value_len)
-            .ok_or(CodecError::ValueTooLarge {
-                len,
-                limit: max_value_len,
-            })?;
+        let len = value_len(tokens.next(), max_value_len)?;
         let key_start = pos + b"VALUE ".len();
         let data = pos + eol + 2;
         let end = data + len;
