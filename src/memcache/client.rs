@@ -546,6 +546,26 @@ mod tests {
         assert!(absolute > 1_700_000_000, "{absolute}");
     }
 
+    /// `sharded` places keys where libmemcached does: the placements of
+    /// `route::Ketama`'s pinned test, through the client's own router.
+    #[tokio::test]
+    async fn a_sharded_client_places_keys_where_libmemcached_does() {
+        let servers = ["127.0.0.1:11211", "127.0.0.1:11212", "127.0.0.1:11213"];
+        let client = MemcacheClient::sharded(servers).unwrap();
+        // Computed from libmemcached's documented algorithm (Python's hashlib).
+        let expected = [0, 0, 0, 0, 0, 2, 0, 0, 1, 0, 0, 2, 0, 1, 2, 1];
+        for (i, &server) in expected.iter().enumerate() {
+            let key = format!("k{i}");
+            assert_eq!(
+                client.service().endpoint_of(key.as_bytes()),
+                servers[server],
+                "{key}"
+            );
+        }
+        assert_eq!(client.service().endpoint_of(b"foo"), servers[0]);
+        assert_eq!(client.service().endpoint_of(b"bar"), servers[1]);
+    }
+
     #[test]
     fn error_answers_become_typed_errors() {
         let too_large = Reply::new(Status::ServerError("object too large for cache".into()));
