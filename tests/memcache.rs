@@ -564,6 +564,7 @@ async fn three_servers_hold_keys_where_ketama_puts_them_and_a_killed_one_is_ejec
     // Kill c: its keys fail, then fail fast with the ejection naming it;
     // the others' keys are served throughout.
     let dead = names[2].clone();
+    let c_port = c.addr.port();
     let (dead_keys, live_keys): (Vec<&String>, Vec<&String>) =
         keys.iter().partition(|key| ring.pick(key.as_bytes()) == 2);
     drop(c);
@@ -587,7 +588,42 @@ async fn three_servers_hold_keys_where_ketama_puts_them_and_a_killed_one_is_ejec
     // Batches over the live servers still succeed.
     let values = cache.get_many(live_keys.iter().take(50)).await.unwrap();
     assert!(values.iter().all(Option::is_some));
-    drop((a, b));
+
+    // Restarted on its port (empty, as a restarted memcached is), it is
+    // probed back in with `mn`, and its keys are its again.
+    let port = c_port;
+    let mut restarted = None;
+    for _ in 0..50 {
+        if let Ok(server) = Memcached::start_on(port) {
+            restarted = Some(server);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = restarted.expect("memcached restarts on its port");
+    let back = eventually(Duration::from_secs(10), || async {
+        handle.state(&dead) == Some(EndpointState::Up)
+    })
+    .await;
+    assert!(back, "probed back in: {:?}", handle.stats());
+    for key in dead_keys.iter().take(20) {
+        assert_eq!(
+            cache.get(key).await.unwrap(),
+            None,
+            "{key}: a restarted memcached is empty"
+        );
+        cache.set(key, "again").await.unwrap();
+    }
+    let held = c.keys();
+    assert!(dead_keys
+        .iter()
+        .take(20)
+        .all(|key| held.contains(&key.as_bytes().to_vec())));
+    let stats = handle.stats();
+    let dead_stats = stats.iter().find(|s| s.name == dead).unwrap();
+    assert_eq!(dead_stats.ejections, 1, "{stats:?}");
+    assert!(dead_stats.probes >= 1, "{stats:?}");
+    drop((a, b, c));
 }
 
 /// A fake server that answers every line with `answer`, to see what the
