@@ -1,87 +1,24 @@
 //! [`MemcacheClient`]: typed memcached commands over any service stack.
 
+mod batch;
+mod error;
+
+pub use error::MemcacheError;
+
 use super::{Key, KeyError, MemcacheCodec, Reply, Request, SetMode, Status};
-use crate::batch::{Batch, BatchResponse};
 use crate::builder::{ClientBuilder, DefaultStack, Routed, Stack};
-use crate::failure::Failure;
 use crate::pipeline;
 use crate::retry::RetryConfig;
 use crate::route::Placement;
 use crate::transport::TcpConnector;
 use crate::BoxError;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use error::{server_error, unexpected};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::ToSocketAddrs;
 use tower::layer::util::Identity;
 use tower::{Service, ServiceExt};
-
-/// Everything a [`MemcacheClient`] call can fail with.
-///
-/// A missing key is not an error: [`MemcacheClient::get`] returns `None`.
-/// The transport variants follow the framework's [failure rule](crate::failure).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MemcacheError {
-    /// The key cannot be sent (empty, or too long); nothing was sent.
-    #[error("invalid key: {0}")]
-    InvalidKey(#[from] KeyError),
-    /// The value is larger than the server's item size limit (memcached's
-    /// `-I`, 1 MiB by default): `SERVER_ERROR object too large for cache`.
-    /// Nothing was stored, and the connection is still good.
-    #[error("value too large for the server: {0}")]
-    TooLarge(String),
-    /// The server could not do it: another `SERVER_ERROR` (out of memory).
-    #[error("server error: {0}")]
-    Server(String),
-    /// The server refused the request: `CLIENT_ERROR` (a value that is not
-    /// a number for `incr`, ...) or `ERROR`.
-    #[error("client error: {0}")]
-    Client(String),
-    /// The server answered with a status the command never returns.
-    #[error("unexpected {status:?} answer to {command}")]
-    UnexpectedReply {
-        /// The command it answered.
-        command: &'static str,
-        /// The answer's status.
-        status: Status,
-    },
-    /// The request did not complete within the client's deadline (retries
-    /// included). It may or may not have been applied.
-    #[error("request timed out")]
-    TimedOut,
-    /// There is no connection to the server (or it is ejected) and the
-    /// request was **not sent**; the source says why.
-    #[error("{0}")]
-    Disconnected(#[source] BoxError),
-    /// The server sent bytes that are not the meta protocol, or an answer
-    /// out of step with the requests ([`CodecError`](super::CodecError)).
-    /// The connection was dropped and will be replaced; the request may have
-    /// been applied.
-    #[error("protocol error: {0}")]
-    Protocol(#[source] BoxError),
-    /// The connection failed after the request was written; the request
-    /// may have been applied.
-    #[error("connection failed: {0}")]
-    Connection(#[source] BoxError),
-    /// A layer of the stack that is not the framework's failed the request
-    /// for a reason of its own; the source is its error.
-    #[error("{0}")]
-    Other(#[source] BoxError),
-}
-
-impl MemcacheError {
-    /// Sorts an error from the service stack into the variant a caller acts on.
-    pub fn from_service(error: BoxError) -> Self {
-        match Failure::of(&*error) {
-            Failure::TimedOut => MemcacheError::TimedOut,
-            Failure::NotSent | Failure::Rejected => MemcacheError::Disconnected(error),
-            Failure::Protocol => MemcacheError::Protocol(error),
-            Failure::Connection => MemcacheError::Connection(error),
-            _ => MemcacheError::Other(error),
-        }
-    }
-}
 
 /// An item as [`MemcacheClient::get_item`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,131 +272,8 @@ where
     }
 }
 
-/// Batches: many commands as one [`Batch`] through the stack — written back
-/// to back, one flush, answered in order, retried as a unit (see
-/// [`crate::batch`]); over a sharded client, split per server.
-impl<S, E> MemcacheClient<S>
-where
-    S: Service<Request, Response = Reply>
-        + Service<Batch<Request>, Response = BatchResponse<Reply, E>>
-        + Clone,
-    <S as Service<Request>>::Error: Into<BoxError>,
-    <S as Service<Batch<Request>>>::Error: Into<BoxError>,
-    E: Into<BoxError>,
-{
-    /// Sends `requests` as one batch; returns the raw answers in order.
-    /// Fails if any request failed in the stack (a lost connection, a
-    /// deadline).
-    pub async fn batch(
-        &self,
-        requests: impl IntoIterator<Item = Request>,
-    ) -> Result<Vec<Reply>, MemcacheError> {
-        let batch: Batch<Request> = requests.into_iter().collect();
-        let replies = ServiceExt::<Batch<Request>>::oneshot(self.service.clone(), batch)
-            .await
-            .map_err(|e| MemcacheError::from_service(e.into()))?;
-        replies
-            .into_iter()
-            .map(|reply| reply.map_err(|e| MemcacheError::from_service(e.into())))
-            .collect()
-    }
-
-    /// The values of `keys`, in order, as one batch of `mg`s: over a
-    /// sharded client, split per server and sent to all at once.
-    pub async fn get_many<K: AsRef<[u8]>>(
-        &self,
-        keys: impl IntoIterator<Item = K>,
-    ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
-        let asked: Vec<K> = keys.into_iter().collect();
-        self.mg_batch(keys_of(&asked)?).await
-    }
-
-    async fn mg_batch(&self, keys: Vec<Key>) -> Result<Vec<Option<Bytes>>, MemcacheError> {
-        let requests = keys.into_iter().map(|key| Request::Get { key });
-        self.batch(requests)
-            .await?
-            .into_iter()
-            .map(|reply| Ok(get_reply(server_error(reply)?)?.map(|item| item.value)))
-            .collect()
-    }
-
-    /// The values of `keys`, in order, with one multi-key `get` — one
-    /// request and one answer, where [`get_many`](Self::get_many) sends a
-    /// command per key: less work for the server and the client (see
-    /// BENCHMARKS.md). One server only: over a [sharded](MemcacheClient::sharded)
-    /// client every key would be looked up where the first one lives, so
-    /// use `get_many` there. Keys that are not plain ASCII (the text
-    /// protocol's `get` has no base64) are sent as `get_many` sends them.
-    pub async fn get_multi<K: AsRef<[u8]>>(
-        &self,
-        keys: impl IntoIterator<Item = K>,
-    ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
-        let asked: Vec<K> = keys.into_iter().collect();
-        let keys = keys_of(&asked)?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        if keys.iter().any(Key::is_base64) {
-            return self.mg_batch(keys).await;
-        }
-        let reply = self.call(Request::GetMulti { keys }).await?;
-        if reply.status != Status::Values {
-            return Err(unexpected("get", reply.status));
-        }
-        // The server answers the keys it found, in the order asked.
-        let mut found = reply.values.into_iter().peekable();
-        let values = asked
-            .iter()
-            .map(|key| found.next_if(|(k, _)| k == key.as_ref()).map(|(_, value)| value))
-            .collect();
-        match found.next() {
-            None => Ok(values),
-            Some(_) => Err(unexpected("get", Status::Values)),
-        }
-    }
-
-    /// Stores every pair (no TTL, flags 0) as one batch of `ms`; fails if
-    /// any failed.
-    pub async fn set_many<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), MemcacheError>
-    where
-        K: AsRef<[u8]>,
-        V: Into<Bytes>,
-    {
-        let requests = pairs
-            .into_iter()
-            .map(|(key, value)| set_request(key, value, None, 0, None))
-            .collect::<Result<Vec<_>, MemcacheError>>()?;
-        for reply in self.batch(requests).await? {
-            match server_error(reply)?.status {
-                Status::Done => {}
-                status => return Err(unexpected("ms", status)),
-            }
-        }
-        Ok(())
-    }
-}
-
 fn key_of(key: impl AsRef<[u8]>) -> Result<Key, KeyError> {
     Key::new(Bytes::copy_from_slice(key.as_ref()))
-}
-
-/// The [`Key`]s of a batch, copied into one buffer that they share (one
-/// allocation for the batch, not one per key).
-fn keys_of<K: AsRef<[u8]>>(asked: &[K]) -> Result<Vec<Key>, KeyError> {
-    let mut buffer = BytesMut::with_capacity(asked.iter().map(|key| key.as_ref().len()).sum());
-    for key in asked {
-        buffer.extend_from_slice(key.as_ref());
-    }
-    let buffer = buffer.freeze();
-    let mut at = 0;
-    asked
-        .iter()
-        .map(|key| {
-            let start = at;
-            at += key.as_ref().len();
-            Key::new(buffer.slice(start..at))
-        })
-        .collect()
 }
 
 fn set_request(
@@ -500,19 +314,6 @@ fn ttl_seconds(ttl: Option<Duration>) -> u32 {
     u32::try_from(now.saturating_add(seconds)).unwrap_or(u32::MAX)
 }
 
-/// Turns an error answer into the error a caller acts on.
-fn server_error(reply: Reply) -> Result<Reply, MemcacheError> {
-    match reply.status {
-        Status::ServerError(message) if message.contains("too large") => {
-            Err(MemcacheError::TooLarge(message))
-        }
-        Status::ServerError(message) => Err(MemcacheError::Server(message)),
-        Status::ClientError(message) => Err(MemcacheError::Client(message)),
-        Status::Error => Err(MemcacheError::Client("ERROR".into())),
-        _ => Ok(reply),
-    }
-}
-
 fn get_reply(reply: Reply) -> Result<Option<Item>, MemcacheError> {
     match (reply.status, reply.value) {
         (Status::Value, Some(value)) => Ok(Some(Item {
@@ -523,10 +324,6 @@ fn get_reply(reply: Reply) -> Result<Option<Item>, MemcacheError> {
         (Status::Miss, _) => Ok(None),
         (status, _) => Err(unexpected("mg", status)),
     }
-}
-
-fn unexpected(command: &'static str, status: Status) -> MemcacheError {
-    MemcacheError::UnexpectedReply { command, status }
 }
 
 #[cfg(test)]
@@ -564,17 +361,5 @@ mod tests {
         }
         assert_eq!(client.service().endpoint_of(b"foo"), servers[0]);
         assert_eq!(client.service().endpoint_of(b"bar"), servers[1]);
-    }
-
-    #[test]
-    fn error_answers_become_typed_errors() {
-        let too_large = Reply::new(Status::ServerError("object too large for cache".into()));
-        assert!(matches!(server_error(too_large), Err(MemcacheError::TooLarge(_))));
-        let oom = Reply::new(Status::ServerError("out of memory storing object".into()));
-        assert!(matches!(server_error(oom), Err(MemcacheError::Server(_))));
-        assert!(matches!(
-            server_error(Reply::new(Status::Error)),
-            Err(MemcacheError::Client(_))
-        ));
     }
 }
