@@ -4,6 +4,7 @@
 use super::error::{server_error, unexpected};
 use super::{get_reply, set_request, MemcacheClient, MemcacheError};
 use crate::batch::{Batch, BatchResponse};
+use crate::builder::Stack;
 use crate::memcache::{Key, KeyError, Reply, Request, Status};
 use crate::BoxError;
 use bytes::{Bytes, BytesMut};
@@ -57,41 +58,6 @@ where
             .collect()
     }
 
-    /// The values of `keys`, in order, with one multi-key `get` — one
-    /// request and one answer, where [`get_many`](Self::get_many) sends a
-    /// command per key: less work for the server and the client (see
-    /// BENCHMARKS.md). One server only: over a [sharded](MemcacheClient::sharded)
-    /// client every key would be looked up where the first one lives, so
-    /// use `get_many` there. Keys that are not plain ASCII (the text
-    /// protocol's `get` has no base64) are sent as `get_many` sends them.
-    pub async fn get_multi<K: AsRef<[u8]>>(
-        &self,
-        keys: impl IntoIterator<Item = K>,
-    ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
-        let asked: Vec<K> = keys.into_iter().collect();
-        let keys = keys_of(&asked)?;
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        if keys.iter().any(Key::is_base64) {
-            return self.mg_batch(keys).await;
-        }
-        let reply = self.call(Request::GetMulti { keys }).await?;
-        if reply.status != Status::Values {
-            return Err(unexpected("get", reply.status));
-        }
-        // The server answers the keys it found, in the order asked.
-        let mut found = reply.values.into_iter().peekable();
-        let values = asked
-            .iter()
-            .map(|key| found.next_if(|(k, _)| k == key.as_ref()).map(|(_, value)| value))
-            .collect();
-        match found.next() {
-            None => Ok(values),
-            Some(_) => Err(unexpected("get", Status::Values)),
-        }
-    }
-
     /// Stores every pair (no TTL, flags 0) as one batch of `ms`; fails if
     /// any failed.
     pub async fn set_many<K, V>(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), MemcacheError>
@@ -130,4 +96,70 @@ fn keys_of<K: AsRef<[u8]>>(asked: &[K]) -> Result<Vec<Key>, KeyError> {
             Key::new(buffer.slice(start..at))
         })
         .collect()
+}
+
+/// The multi-key `get`, for a client of one server: over a [`Stack`] that
+/// [`ClientBuilder`](crate::builder::ClientBuilder) connected. A
+/// [sharded](MemcacheClient::sharded) client has none — its keys live on
+/// several servers, and one `get` goes to one — and uses
+/// [`get_many`](MemcacheClient::get_many), split per server:
+///
+/// ```compile_fail
+/// # async fn sharded() -> Result<(), wirestack::memcache::MemcacheError> {
+/// use wirestack::memcache::MemcacheClient;
+/// let sharded = MemcacheClient::sharded(["127.0.0.1:11211", "127.0.0.1:11212"])?;
+/// sharded.get_multi(["a", "b"]).await?; // no get_multi over several servers
+/// # Ok(())
+/// # }
+/// ```
+///
+/// ```no_run
+/// # async fn one() -> Result<(), wirestack::memcache::MemcacheError> {
+/// use wirestack::memcache::MemcacheClient;
+/// let one = MemcacheClient::connect("127.0.0.1:11211").await?;
+/// let values = one.get_multi(["a", "b"]).await?;
+/// # Ok(())
+/// # }
+/// ```
+impl<T, E> MemcacheClient<Stack<T>>
+where
+    Stack<T>: Service<Request, Response = Reply>
+        + Service<Batch<Request>, Response = BatchResponse<Reply, E>>
+        + Clone,
+    <Stack<T> as Service<Request>>::Error: Into<BoxError>,
+    <Stack<T> as Service<Batch<Request>>>::Error: Into<BoxError>,
+    E: Into<BoxError>,
+{
+    /// The values of `keys`, in order, with one multi-key `get` — one
+    /// request and one answer, where [`get_many`](Self::get_many) sends a
+    /// command per key: less work for the server and the client (see
+    /// BENCHMARKS.md). Keys that are not plain ASCII (the text protocol's
+    /// `get` has no base64) are sent as `get_many` sends them.
+    pub async fn get_multi<K: AsRef<[u8]>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Vec<Option<Bytes>>, MemcacheError> {
+        let asked: Vec<K> = keys.into_iter().collect();
+        let keys = keys_of(&asked)?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if keys.iter().any(Key::is_base64) {
+            return self.mg_batch(keys).await;
+        }
+        let reply = self.call(Request::GetMulti { keys }).await?;
+        if reply.status != Status::Values {
+            return Err(unexpected("get", reply.status));
+        }
+        // The server answers the keys it found, in the order asked.
+        let mut found = reply.values.into_iter().peekable();
+        let values = asked
+            .iter()
+            .map(|key| found.next_if(|(k, _)| k == key.as_ref()).map(|(_, value)| value))
+            .collect();
+        match found.next() {
+            None => Ok(values),
+            Some(_) => Err(unexpected("get", Status::Values)),
+        }
+    }
 }
