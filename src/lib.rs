@@ -81,6 +81,9 @@
 //!   server and `KvClient`; its wire format is in the module's docs.
 //! * `resp`: RESP2, to talk to Redis on the same stack: codec and
 //!   `RedisClient`.
+//! * `memcache`: memcached's meta protocol on the same stack: codec,
+//!   `MemcacheClient`, and ketama placement over several servers (feature
+//!   `ketama`, which `memcache` implies).
 //! * `cli` (implies `kv`, `tls` and `metrics`): the `kv` binary — `serve`,
 //!   `ping`, `get`, `put`, `del`, `bench` and `repair`.
 //!
@@ -145,6 +148,9 @@ pub mod transport;
 #[cfg(feature = "kv")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kv")))]
 pub mod kv;
+#[cfg(feature = "memcache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcache")))]
+pub mod memcache;
 #[cfg(feature = "resp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "resp")))]
 pub mod resp;

@@ -7,6 +7,12 @@
 //!   `get_many`, redis-rs `pipe()`, fred `pipeline()`);
 //! * `1000 in flight`: one task, 1000 GET calls awaited together.
 //!
+//! With `MODE=memcached` it starts a memcached and compares
+//! `MemcacheClient` with the `memcache` and `async-memcached` crates on the
+//! same four loads (see `memcached.rs` for how each is driven);
+//! `MODE=memcached-quiet` measures what memcached's quiet mode saves a
+//! batch of gets (see `quiet.rs`).
+//!
 //! With `MODE=cluster` it starts a local Redis Cluster (three primaries)
 //! and compares `RedisClient::cluster` with redis-rs's async cluster client
 //! (`cluster-async`) on the same loads but the batch (redis-rs sends a
@@ -22,6 +28,7 @@
 //! REPS=5 SECONDS=1 cargo run --release -p clients-bench
 //! CLIENTS=wirestack LOADS=batch SECONDS=10 REPS=1 cargo run --release -p clients-bench
 //! MODE=cluster cargo run --release -p clients-bench   # starts a local cluster
+//! MODE=memcached cargo run --release -p clients-bench # starts its own memcached
 //! ```
 //!
 //! Every load is bounded in time; all traffic goes to 127.0.0.1.
@@ -30,6 +37,7 @@ use bytes::Bytes;
 use fred::prelude::{ClientLike, KeysInterface};
 use futures::future::join_all;
 use redis::AsyncCommands;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +45,8 @@ use wirestack::resp::cluster::ClusterService;
 use wirestack::resp::RedisClient;
 
 mod cluster;
+mod memcached;
+mod quiet;
 
 const KEYS: usize = 1000;
 
@@ -145,8 +155,32 @@ impl Load {
     }
 }
 
+/// What the loads need of a client: its name, one GET, a batch of GETs.
+trait Gets: Clone + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// One GET of `key` by load task `task` (a client that is one
+    /// connection per task takes that task's).
+    fn get(&self, task: usize, key: &str) -> impl Future<Output = ()> + Send;
+    /// One batch of GETs, as the client sends a batch.
+    fn get_batch(&self, keys: &[String]) -> impl Future<Output = ()> + Send;
+}
+
+impl Gets for Client {
+    fn name(&self) -> &'static str {
+        Client::name(self)
+    }
+
+    fn get(&self, _task: usize, key: &str) -> impl Future<Output = ()> + Send {
+        Client::get(self, key)
+    }
+
+    fn get_batch(&self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        Client::get_batch(self, keys)
+    }
+}
+
 /// Runs `load` on `client` for about `time`; returns (ops/s, CPU us per op).
-async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
+async fn measure<C: Gets>(client: &C, load: Load, time: Duration) -> (f64, f64) {
     let keys: Vec<String> = (0..KEYS).map(key).collect();
     let cpu = cpu_time();
     let started = Instant::now();
@@ -154,7 +188,7 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
         Load::Sequential => {
             let mut ops = 0;
             while started.elapsed() < time {
-                client.get(&keys[ops % KEYS]).await;
+                client.get(0, &keys[ops % KEYS]).await;
                 ops += 1;
             }
             ops
@@ -166,7 +200,7 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
                 tokio::spawn(async move {
                     let mut ops = 0;
                     while started.elapsed() < time {
-                        client.get(&keys[(t * 13 + ops) % KEYS]).await;
+                        client.get(t, &keys[(t * 13 + ops) % KEYS]).await;
                         ops += 1;
                     }
                     ops
@@ -190,7 +224,7 @@ async fn measure(client: &Client, load: Load, time: Duration) -> (f64, f64) {
         Load::InFlight1000 => {
             let mut ops = 0;
             while started.elapsed() < time {
-                join_all(keys.iter().map(|key| client.get(key))).await;
+                join_all(keys.iter().map(|key| client.get(0, key))).await;
                 ops += KEYS;
             }
             ops
@@ -206,7 +240,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// A redis-server of our own on a free loopback port, stopped on drop.
+/// A server process of our own on a free loopback port, stopped on drop.
 struct Server(Child);
 
 impl Drop for Server {
@@ -216,26 +250,19 @@ impl Drop for Server {
     }
 }
 
-fn start_redis() -> (SocketAddr, Server) {
+/// Starts `program` with the arguments `args` makes for a free port and
+/// waits until it accepts connections there.
+fn start_server(program: &str, args: impl FnOnce(&str) -> Vec<String>) -> (SocketAddr, Server) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let server = Server(
-        Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        Command::new(program)
+            .args(args(&port.to_string()))
             .stdout(Stdio::null())
             .spawn()
-            .expect("redis-server (Debian: apt-get install redis-server)"),
+            .unwrap_or_else(|e| panic!("{program} (Debian: apt-get install {program}): {e}")),
     );
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("an address");
     for _ in 0..100 {
@@ -244,7 +271,24 @@ fn start_redis() -> (SocketAddr, Server) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("redis-server did not start");
+    panic!("{program} did not start");
+}
+
+fn start_redis() -> (SocketAddr, Server) {
+    start_server("redis-server", |port| {
+        [
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(String::from)
+        .to_vec()
+    })
 }
 
 fn main() {
@@ -259,6 +303,11 @@ fn main() {
     let time = Duration::from_secs_f64(seconds);
     if std::env::var("MODE").as_deref() == Ok("cluster") {
         return cluster_main(reps, seconds);
+    }
+    match std::env::var("MODE").as_deref() {
+        Ok("memcached") => return memcached::main(reps, seconds, false),
+        Ok("memcached-quiet") => return memcached::main(reps, seconds, true),
+        _ => {}
     }
     let (addr, _server) = match std::env::var("REDIS") {
         Ok(addr) => (addr.parse().expect("REDIS=IP:PORT"), None),
@@ -293,9 +342,6 @@ fn main() {
         fred.init().await.expect("fred connects");
         // CLIENTS=wirestack,fred and LOADS=batch (name prefixes) pick cells,
         // for a profiler.
-        let picked = |var: &str, name: &str| {
-            std::env::var(var).map_or(true, |list| list.split(',').any(|p| name.starts_with(p.trim())))
-        };
         let clients: Vec<Client> = [
             Client::Wirestack(wirestack),
             Client::RedisRs(redis_rs),
@@ -308,50 +354,74 @@ fn main() {
             .into_iter()
             .filter(|load| picked("LOADS", load.name()))
             .collect();
-        let cells = run_cells(&clients, &loads, reps, time).await;
+        let cells = run_cells(&clients, &loads, reps, time, measured).await;
         println!("redis-server on {addr}; GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s");
-        report(&loads, &clients, &cells);
+        report(&loads, &names(&clients), &cells);
     });
 }
 
-/// Every load on every client, `reps` times interleaved; each cell's
-/// (ops/s, CPU us per op) of every repetition.
-async fn run_cells(
-    clients: &[Client],
-    loads: &[Load],
-    reps: usize,
-    time: Duration,
-) -> Vec<Vec<(Vec<f64>, Vec<f64>)>> {
+/// `CLIENTS=wirestack,fred` and `LOADS=batch` (name prefixes) pick cells,
+/// for a profiler; every one is picked without them.
+fn picked(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |list| list.split(',').any(|p| name.starts_with(p.trim())))
+}
+
+/// [`measure`], for [`run_cells`]: every client runs every load.
+async fn measured<C: Gets>(client: C, load: Load, time: Duration) -> Option<(f64, f64)> {
+    Some(measure(&client, load, time).await)
+}
+
+/// The clients' names, for [`report`].
+fn names<C: Gets>(clients: &[C]) -> Vec<&'static str> {
+    clients.iter().map(Gets::name).collect()
+}
+
+/// Each cell's (ops/s, CPU us per op) of every repetition; none for a load
+/// a client cannot run.
+type Cells = Vec<Vec<(Vec<f64>, Vec<f64>)>>;
+
+/// Every load on every client, `reps` times interleaved, each run by
+/// `measure` on a task of its own.
+async fn run_cells<C, F, Fut>(clients: &[C], loads: &[Load], reps: usize, time: Duration, measure: F) -> Cells
+where
+    C: Clone,
+    F: Fn(C, Load, Duration) -> Fut,
+    Fut: Future<Output = Option<(f64, f64)>> + Send + 'static,
+{
     let mut cells = vec![vec![(Vec::new(), Vec::new()); clients.len()]; loads.len()];
     for _ in 0..reps {
         for (l, &load) in loads.iter().enumerate() {
             for (c, client) in clients.iter().enumerate() {
-                let client = client.clone();
-                let (ops, cpu) = tokio::spawn(async move { measure(&client, load, time).await })
+                let measured = tokio::spawn(measure(client.clone(), load, time))
                     .await
                     .expect("the load task");
-                cells[l][c].0.push(ops);
-                cells[l][c].1.push(cpu);
+                if let Some((ops, cpu)) = measured {
+                    cells[l][c].0.push(ops);
+                    cells[l][c].1.push(cpu);
+                }
             }
         }
     }
     cells
 }
 
-fn report(loads: &[Load], clients: &[Client], cells: &[Vec<(Vec<f64>, Vec<f64>)>]) {
+fn report(loads: &[Load], clients: &[&str], cells: &Cells) {
     println!();
     println!("| load | client | GET/s | client CPU us per GET |");
     println!("| --- | --- | ---: | ---: |");
     for (l, load) in loads.iter().enumerate() {
         for (c, client) in clients.iter().enumerate() {
             let (ops, cpu) = cells[l][c].clone();
-            println!(
-                "| {} | {} | {:.0} | {:.2} |",
-                load.name(),
-                client.name(),
-                median(ops),
-                median(cpu)
-            );
+            if ops.is_empty() {
+                println!("| {} | {client} | n/a | n/a |", load.name());
+            } else {
+                println!(
+                    "| {} | {client} | {:.0} | {:.2} |",
+                    load.name(),
+                    median(ops),
+                    median(cpu)
+                );
+            }
         }
     }
 }
@@ -383,12 +453,12 @@ fn cluster_main(reps: usize, seconds: f64) {
             .expect("redis-rs connects");
         let clients = [Client::WirestackCluster(wirestack), Client::RedisRsCluster(redis_rs)];
         let loads = [Load::Sequential, Load::Tasks64, Load::InFlight1000];
-        let cells = run_cells(&clients, &loads, reps, time).await;
+        let cells = run_cells(&clients, &loads, reps, time, measured).await;
         println!(
             "a local Redis Cluster of three primaries ({}); GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s",
             seeds.join(", ")
         );
-        report(&loads, &clients, &cells);
+        report(&loads, &names(&clients), &cells);
     });
     drop(cluster);
 }

@@ -17,7 +17,9 @@
 //!   endpoint is chosen by rendezvous hashing ([`Rendezvous`]) over the
 //!   endpoints' names: adding an endpoint to `n` moves `1/(n+1)` of the keys,
 //!   all to the new one. A request without a key goes to any endpoint that
-//!   is up.
+//!   is up. [`Router::with_placement`] chooses another [`Placement`]:
+//!   `Ketama` (feature `ketama`) places keys as libmemcached does, so a
+//!   client shares a memcached cluster with the ketama clients already on it.
 //! * **Batches.** A [`Batch`](crate::batch::Batch) is split per endpoint,
 //!   the parts are sent in parallel (each one batch to its endpoint) and
 //!   the answers put back in the caller's order, one result per request.
@@ -78,8 +80,11 @@ mod error;
 mod future;
 mod hash;
 mod health;
+#[cfg(feature = "ketama")]
+mod ketama;
 mod key;
 mod metrics;
+mod placement;
 mod recorded;
 pub(crate) mod scatter;
 mod service;
@@ -92,7 +97,11 @@ pub use error::{Ejected, EndpointError, RouteError};
 pub use future::ResponseFuture;
 pub use hash::Rendezvous;
 pub use health::{EndpointState, HealthConfig};
+#[cfg(feature = "ketama")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ketama")))]
+pub use ketama::Ketama;
 pub use key::{Probe, RouteKey};
+pub use placement::Placement;
 pub use service::Router;
 pub use stats::{EndpointStats, RouterHandle};
 

@@ -5,9 +5,9 @@ use super::bounds::EndpointStack;
 use super::endpoint::EndpointInfo;
 use super::error::RouteError;
 use super::future::ResponseFuture;
-use super::hash::Rendezvous;
 use super::health::HealthConfig;
 use super::key::RouteKey;
+use super::placement::{Placement, Placer};
 use super::stats::RouterHandle;
 use crate::BoxError;
 use std::fmt;
@@ -27,7 +27,7 @@ pub struct Router<S> {
 /// What every clone of a [`Router`] shares.
 pub(super) struct Table<S> {
     pub(super) endpoints: Box<[Endpoint<S>]>,
-    placement: Rendezvous,
+    placement: Placer,
     /// Where the next keyless request starts looking for an endpoint.
     next: AtomicUsize,
 }
@@ -76,7 +76,10 @@ impl<S> Router<S> {
         if table.is_empty() {
             return Err(RouteError::NoEndpoints);
         }
-        let placement = Rendezvous::new(table.iter().map(|endpoint| endpoint.info.name.as_bytes()));
+        let placement = Placer::new(
+            Placement::default(),
+            table.iter().map(|endpoint| endpoint.info.name.as_bytes()),
+        );
         Ok(Router {
             table: Arc::new(Table {
                 endpoints: table.into_boxed_slice(),
@@ -84,6 +87,56 @@ impl<S> Router<S> {
                 next: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// This router with its keys placed by `placement` instead of the
+    /// default [`Rendezvous`](super::Rendezvous) hashing: the same endpoints
+    /// (their health and counters shared with this router's clones), a new
+    /// table of placement. Choose it once, when the router is built: keys
+    /// placed by one placement are not found by the other.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    /// # #[cfg(feature = "ketama")] {
+    /// use tower::service_fn;
+    /// use wirestack::route::{Accrual, HealthConfig, Ketama, Placement, Router};
+    ///
+    /// let endpoint = |name: &'static str| service_fn(move |_: ()| async move { Ok::<_, wirestack::BoxError>(name) });
+    /// let names = ["127.0.0.1:11211", "127.0.0.1:11212", "127.0.0.1:11213"];
+    /// let router: Router<Accrual<_>> = Router::new(names.map(|name| (name, endpoint(name))), HealthConfig::default())?
+    ///     .with_placement(Placement::Ketama);
+    /// // Where libmemcached (and every ketama client) puts "bar".
+    /// assert_eq!(router.endpoint_of(b"bar"), names[Ketama::new(names).pick(b"bar")]);
+    /// assert_eq!(router.endpoint_of(b"bar"), "127.0.0.1:11212");
+    /// # }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_placement(self, placement: Placement) -> Self
+    where
+        S: Clone,
+    {
+        let endpoints: Box<[Endpoint<S>]> = self
+            .table
+            .endpoints
+            .iter()
+            .map(|endpoint| Endpoint {
+                info: endpoint.info.clone(),
+                service: endpoint.service.clone(),
+            })
+            .collect();
+        let placement = Placer::new(
+            placement,
+            endpoints.iter().map(|endpoint| endpoint.info.name.as_bytes()),
+        );
+        Router {
+            table: Arc::new(Table {
+                endpoints,
+                placement,
+                next: AtomicUsize::new(self.table.next.load(Ordering::Relaxed)),
+            }),
+        }
     }
 
     /// A handle on the endpoints' state and counters.

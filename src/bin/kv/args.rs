@@ -168,7 +168,7 @@ pub(crate) struct BenchArgs {
     /// put, get, fill (every key once) or mixed:R (R = share of GETs).
     #[arg(long, default_value = "put")]
     pub(crate) workload: Workload,
-    /// kv (the KV protocol: 2.0 with answers in any order where the server speaks it, else 1.1), kv1 (KV 1.1, answers in order) or resp (SET/GET in RESP2, to redis-server).
+    /// kv (the KV protocol: 2.0 with answers in any order where the server speaks it, else 1.1), kv1 (KV 1.1, answers in order), resp (SET/GET in RESP2, to redis-server) or memcache (ms/mg in memcached's meta protocol, to memcached).
     #[arg(long, default_value = "kv")]
     pub(crate) protocol: Protocol,
     /// Print one JSON object instead of the text report.

@@ -165,6 +165,8 @@ pub(crate) async fn run(config: BenchConfig, progress: Arc<AtomicU64>) -> Result
         Protocol::Kv => run_with::<KvWire<V2>>(config, progress).await,
         Protocol::Kv1 => run_with::<KvWire<V1>>(config, progress).await,
         Protocol::Resp => run_with::<RespWire>(config, progress).await,
+        #[cfg(feature = "memcache")]
+        Protocol::Memcache => run_with::<protocol::MemcacheWire>(config, progress).await,
     }
 }
 
@@ -519,6 +521,8 @@ mod tests {
         assert_eq!("kv".parse(), Ok(Protocol::Kv));
         assert_eq!("kv1".parse(), Ok(Protocol::Kv1));
         assert_eq!("resp".parse(), Ok(Protocol::Resp));
+        #[cfg(feature = "memcache")]
+        assert_eq!("memcache".parse(), Ok(Protocol::Memcache));
         assert!("http".parse::<Protocol>().is_err());
     }
 

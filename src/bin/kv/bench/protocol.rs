@@ -14,6 +14,8 @@ use tokio_util::codec::Framed;
 use tower::Service;
 use wirestack::batch::{Batch, BatchResponse};
 use wirestack::kv::{self, ClientCodec, Status};
+#[cfg(feature = "memcache")]
+use wirestack::memcache;
 use wirestack::multiplex::{self, Multiplex};
 use wirestack::pipeline::{self, Pipeline, Spawn};
 use wirestack::resp::{RespCodec, Value};
@@ -31,6 +33,9 @@ pub(crate) enum Protocol {
     Kv1,
     /// RESP2 (`SET`/`GET`), to `redis-server` or anything that speaks it.
     Resp,
+    /// memcached's meta protocol (`ms`/`mg`), to `memcached`.
+    #[cfg(feature = "memcache")]
+    Memcache,
 }
 
 impl std::fmt::Display for Protocol {
@@ -39,6 +44,8 @@ impl std::fmt::Display for Protocol {
             Protocol::Kv => "kv",
             Protocol::Kv1 => "kv1",
             Protocol::Resp => "resp",
+            #[cfg(feature = "memcache")]
+            Protocol::Memcache => "memcache",
         })
     }
 }
@@ -51,7 +58,9 @@ impl std::str::FromStr for Protocol {
             "kv" => Ok(Protocol::Kv),
             "kv1" => Ok(Protocol::Kv1),
             "resp" => Ok(Protocol::Resp),
-            _ => Err(format!("unknown protocol {text:?}: use kv, kv1 or resp")),
+            #[cfg(feature = "memcache")]
+            "memcache" => Ok(Protocol::Memcache),
+            _ => Err(format!("unknown protocol {text:?}: use kv, kv1, resp or memcache")),
         }
     }
 }
@@ -238,5 +247,64 @@ impl Wire for RespWire {
         Ok(pipeline::Builder::new()
             .max_in_flight(in_flight(config))
             .spawn(transport))
+    }
+}
+
+/// memcached's meta protocol: `mg <key> v f c` and `ms <key> <len>`, each
+/// with the opaque token the codec checks answers against.
+#[cfg(feature = "memcache")]
+pub(crate) struct MemcacheWire;
+
+#[cfg(feature = "memcache")]
+impl MemcacheWire {
+    /// The bench's keys (`key:N`, with a prefix) are short plain ASCII,
+    /// which every memcached takes.
+    fn key(key: Bytes) -> memcache::Key {
+        memcache::Key::new(key).expect("the bench's keys are short ASCII")
+    }
+}
+
+#[cfg(feature = "memcache")]
+impl Wire for MemcacheWire {
+    type Request = memcache::Request;
+    type Answer = memcache::Reply;
+    type Conn = Pipeline<memcache::Request, memcache::Reply>;
+
+    fn get(key: Bytes) -> memcache::Request {
+        memcache::Request::Get { key: Self::key(key) }
+    }
+
+    fn put(key: Bytes, value: Bytes) -> memcache::Request {
+        memcache::Request::Set {
+            key: Self::key(key),
+            value,
+            ttl: 0,
+            flags: 0,
+            cas: None,
+            mode: memcache::SetMode::Set,
+        }
+    }
+
+    fn kind(request: &memcache::Request) -> Kind {
+        match request {
+            memcache::Request::Get { .. } => Kind::Get,
+            _ => Kind::Put,
+        }
+    }
+
+    fn is_ok(answer: &memcache::Reply) -> bool {
+        !answer.is_error()
+    }
+
+    fn is_broken(conn: &Self::Conn) -> bool {
+        conn.broken().is_some()
+    }
+
+    async fn connect(config: &BenchConfig, addr: SocketAddr) -> Result<Self::Conn, BoxError> {
+        if config.tls.is_some() || config.token.is_some() {
+            return Err("--tls and --auth-token-file apply to --protocol kv and kv1 only".into());
+        }
+        let transport = transport::connect(addr, memcache::MemcacheCodec::new()).await?;
+        Ok(pipeline::Builder::new().max_in_flight(in_flight(config)).spawn(transport))
     }
 }
