@@ -155,7 +155,7 @@ pub type DefaultStack<Req, Resp> = Deadline<Retry<Reconnect<Pipeline<Req, Resp>>
 /// `M` is the connector every connection is made with:
 /// [`TcpConnector`] by default, a `tls::TlsConnector` after `.tls(..)`
 /// (feature `tls`), an [`OnConnect`] after [`on_connect`](Self::on_connect),
-/// or any [`MakeTransport`] of yours ([`connector`](Self::connector)).
+/// or any [`MakeTransport`](crate::transport::MakeTransport) of yours ([`connector`](Self::connector)).
 #[derive(Debug, Clone)]
 pub struct ClientBuilder<
     C,
@@ -251,7 +251,7 @@ impl<C, L, T, R, K, M, X> ClientBuilder<C, L, T, R, K, M, X> {
     }
 
     /// Makes every connection with `connector` instead: any
-    /// [`MakeTransport`] of [`Target`]s whose transports speak this
+    /// [`MakeTransport`](crate::transport::MakeTransport) of [`Target`]s whose transports speak this
     /// builder's codec's requests and responses (another socket type, a
     /// proxy, a handshake of yours).
     pub fn connector<M2>(self, connector: M2) -> ClientBuilder<C, L, T, R, K, M2, X> {

@@ -7,6 +7,7 @@ pub use error::MemcacheError;
 
 use super::{Key, KeyError, MemcacheCodec, Reply, Request, SetMode, Status};
 use crate::builder::{ClientBuilder, DefaultStack, Routed, Stack};
+use crate::keepalive::Keepalive;
 use crate::pipeline;
 use crate::retry::RetryConfig;
 use crate::route::Placement;
@@ -83,12 +84,15 @@ pub struct MemcacheClient<S = DefaultService> {
 }
 
 impl MemcacheClient<DefaultService> {
-    /// Connects to a memcached with the default stack.
+    /// Connects to a memcached with the default stack, keepalive on (an
+    /// `mn` after a second with nothing received; the connection is failed
+    /// when nothing answers within 900 ms more).
     ///
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, MemcacheError> {
         ClientBuilder::new(MemcacheCodec::new())
+            .pipeline(pipeline::Builder::new().keepalive(Keepalive::default(), || Request::NoOp))
             .connect_pinned(addr)
             .await
             .map(MemcacheClient::new)

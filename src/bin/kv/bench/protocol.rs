@@ -60,7 +60,9 @@ impl std::str::FromStr for Protocol {
             "resp" => Ok(Protocol::Resp),
             #[cfg(feature = "memcache")]
             "memcache" => Ok(Protocol::Memcache),
-            _ => Err(format!("unknown protocol {text:?}: use kv, kv1, resp or memcache")),
+            _ => Err(format!(
+                "unknown protocol {text:?}: use kv, kv1, resp or memcache"
+            )),
         }
     }
 }
@@ -305,6 +307,8 @@ impl Wire for MemcacheWire {
             return Err("--tls and --auth-token-file apply to --protocol kv and kv1 only".into());
         }
         let transport = transport::connect(addr, memcache::MemcacheCodec::new()).await?;
-        Ok(pipeline::Builder::new().max_in_flight(in_flight(config)).spawn(transport))
+        Ok(pipeline::Builder::new()
+            .max_in_flight(in_flight(config))
+            .spawn(transport))
     }
 }
