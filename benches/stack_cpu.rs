@@ -158,6 +158,20 @@ fn compare_multiplexers(rounds: usize) {
             assert!(transport.codec().negotiated().is_some(), "the server speaks 2.0");
             let multiplex = KvClient::new(Multiplex::new(transport));
             pipeline.put("key", vec![b'x'; 64]).await.unwrap();
+            if let Ok(only) = std::env::var("MULTIPLEXER") {
+                // One multiplexer for a while, for a profiler or a syscall
+                // count: MULTIPLEXER=multiplex|pipeline (DEPTH, default 1000).
+                let depth = std::env::var("DEPTH")
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(1000);
+                let us = match only.as_str() {
+                    "multiplex" => measure_threads(depth, || each(&multiplex, depth), client_cpu).await,
+                    _ => measure_threads(depth, || each(&pipeline, depth), client_cpu).await,
+                };
+                println!("{only} each/{depth}: {us:.3} us/GET");
+                return;
+            }
             println!();
             println!("| variant | multiplex us/GET | pipeline us/GET | multiplex / pipeline |");
             println!("| --- | ---: | ---: | ---: |");

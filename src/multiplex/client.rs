@@ -98,7 +98,7 @@ impl Builder {
         let multiplex = Multiplex {
             core: Arc::new(Core {
                 calls,
-                drops,
+                drops: Arc::new(drops),
                 status: status.clone(),
                 max_in_flight: self.max_in_flight,
                 next_id: AtomicU64::new(0),
@@ -153,7 +153,11 @@ pub struct Multiplex<Req, Resp> {
 /// What every clone of a [`Multiplex`] shares.
 struct Core<Req, Resp> {
     calls: mpsc::UnboundedSender<(CallId, Message<Req, Resp>)>,
-    drops: mpsc::UnboundedSender<CallId>,
+    /// Behind an `Arc` of its own, so that a call's drop note takes a
+    /// reference count only callers touch, not the channel's sender count,
+    /// which the connection task's side of the channel shares (a cache
+    /// line bounced between threads on every call).
+    drops: Arc<mpsc::UnboundedSender<CallId>>,
     status: Arc<Status>,
     max_in_flight: usize,
     next_id: AtomicU64,
@@ -253,7 +257,7 @@ impl<Req, Resp> Service<Req> for Multiplex<Req, Resp> {
 /// Tells the connection task that a call's caller stopped waiting, when
 /// its future is dropped before it completed: one message, O(1).
 struct DropNote {
-    armed: Option<(mpsc::UnboundedSender<CallId>, CallId)>,
+    armed: Option<(Arc<mpsc::UnboundedSender<CallId>>, CallId)>,
 }
 
 impl DropNote {
