@@ -5,7 +5,7 @@
 
 use super::bounds::EndpointStack;
 use super::error::Ejected;
-use super::health::{Health, HealthConfig};
+use super::health::{Health, HealthConfig, Outlier};
 use super::key::Probe;
 use crate::backoff::jitter_rng;
 use crate::pool::PoolHandle;
@@ -24,9 +24,15 @@ pub(crate) struct EndpointInfo {
 
 impl EndpointInfo {
     pub(crate) fn new(name: Arc<str>, pool: Option<PoolHandle>) -> Arc<Self> {
+        Self::with_outlier(name, pool, Outlier::default())
+    }
+
+    /// An endpoint that the rules of `outlier` eject too (a balancer's:
+    /// see [`crate::balance`]).
+    pub(crate) fn with_outlier(name: Arc<str>, pool: Option<PoolHandle>, outlier: Outlier) -> Arc<Self> {
         Arc::new(EndpointInfo {
             name,
-            health: Health::default(),
+            health: Health::with_outlier(outlier),
             pool,
         })
     }
@@ -35,7 +41,7 @@ impl EndpointInfo {
     /// failed fast, and returns the error they fail with. Both the router's
     /// check before routing and an [`Accrual`](super::Accrual) under the
     /// retry layer refuse this way.
-    pub(super) fn refuse(&self, n: usize) -> Ejected {
+    pub(crate) fn refuse(&self, n: usize) -> Ejected {
         self.health.failed_fast(n);
         Ejected::new(self.name.clone())
     }

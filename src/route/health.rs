@@ -6,8 +6,8 @@ use super::metrics::EndpointMetrics;
 use crate::backoff::Backoff;
 use crate::failure::Failure;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -64,6 +64,117 @@ pub enum EndpointState {
     Probing,
 }
 
+/// Envoy's failure-percentage outlier detection: an endpoint whose share
+/// of successful calls within [`window`](Self::window) falls below
+/// [`min_success`](Self::min_success), over at least
+/// [`min_requests`](Self::min_requests) calls, is ejected — and probed
+/// back as one ejected by consecutive failures is. It catches an endpoint
+/// that fails one call in three, which the consecutive-failures rule
+/// ([`HealthConfig::failures`]) never sees. What counts as a failure is
+/// the same: the [failure rule](crate::failure)'s not sent, lost, timed
+/// out, protocol error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SuccessRate {
+    /// Below this share of successes (0.0 – 1.0) the endpoint is ejected
+    /// (default 0.8).
+    pub min_success: f64,
+    /// Calls within the window before the rule judges (default 50).
+    pub min_requests: u32,
+    /// How far back calls count (default 10 s): the counts start again
+    /// at the first failure after a window has passed.
+    pub window: Duration,
+}
+
+impl Default for SuccessRate {
+    fn default() -> Self {
+        SuccessRate {
+            min_success: 0.8,
+            min_requests: 50,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The cap on the endpoints of one group (a balancer's) that may be out at
+/// once, as Envoy's `max_ejection_percent`: an ejection that would pass it
+/// does not happen, so a fault that makes every endpoint fail (a bad
+/// deploy, the client's own network) leaves most of them serving.
+#[derive(Debug)]
+pub(crate) struct EjectionCap {
+    /// Endpoints ejected or being probed now.
+    out: AtomicUsize,
+    /// Endpoints in the group.
+    members: AtomicUsize,
+    max_percent: u32,
+}
+
+impl EjectionCap {
+    pub(crate) fn new(max_percent: u32) -> Arc<Self> {
+        Arc::new(EjectionCap {
+            out: AtomicUsize::new(0),
+            members: AtomicUsize::new(0),
+            max_percent: max_percent.min(100),
+        })
+    }
+
+    pub(crate) fn joined(&self) {
+        self.members.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn left(&self) {
+        self.members.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How many may be out at once: `max_percent` of the members, rounded
+    /// down, but at least one (as Envoy) unless the cap is zero.
+    fn allowed(&self) -> usize {
+        if self.max_percent == 0 {
+            return 0;
+        }
+        let members = self.members.load(Ordering::Acquire);
+        (members * self.max_percent as usize / 100).max(1)
+    }
+
+    /// Takes a place among the ejected, if the cap leaves one.
+    fn try_eject(&self) -> bool {
+        let allowed = self.allowed();
+        self.out
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |out| {
+                (out < allowed).then_some(out + 1)
+            })
+            .is_ok()
+    }
+
+    /// An ejected endpoint is back (or gone).
+    fn returned(&self) {
+        let _ = self
+            .out
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |out| out.checked_sub(1));
+    }
+
+    /// Endpoints out now.
+    pub(crate) fn out(&self) -> usize {
+        self.out.load(Ordering::Acquire)
+    }
+}
+
+/// What ejects an endpoint besides [`HealthConfig::failures`]: a
+/// [`SuccessRate`] rule, and the [`EjectionCap`] of its group. A router's
+/// endpoints have neither; a balancer's have both.
+#[derive(Debug, Default)]
+pub(crate) struct Outlier {
+    pub(crate) success_rate: Option<SuccessRate>,
+    pub(crate) cap: Option<Arc<EjectionCap>>,
+}
+
+/// The calls of the current success-rate window.
+#[derive(Debug, Default)]
+struct Window {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    started: Mutex<Option<Instant>>,
+}
+
 const UP: u8 = 0;
 const EJECTED: u8 = 1;
 const PROBING: u8 = 2;
@@ -80,9 +191,30 @@ pub(crate) struct Health {
     pub(crate) probes: AtomicU64,
     pub(crate) probe_failures: AtomicU64,
     metrics: EndpointMetrics,
+    outlier: Outlier,
+    window: Window,
 }
 
 impl Health {
+    /// The health of an endpoint that the rules of `outlier` also eject.
+    pub(crate) fn with_outlier(outlier: Outlier) -> Self {
+        if let Some(cap) = &outlier.cap {
+            cap.joined();
+        }
+        Health {
+            state: AtomicU8::new(UP),
+            recent: Mutex::default(),
+            requests: AtomicU64::default(),
+            failures: AtomicU64::default(),
+            ejections: AtomicU64::default(),
+            probes: AtomicU64::default(),
+            probe_failures: AtomicU64::default(),
+            metrics: EndpointMetrics::default(),
+            outlier,
+            window: Window::default(),
+        }
+    }
+
     pub(crate) fn state(&self) -> EndpointState {
         match self.state.load(Ordering::Acquire) {
             UP => EndpointState::Up,
@@ -108,8 +240,12 @@ impl Health {
 
     /// A probe was answered: the endpoint is up again.
     pub(super) fn back_up(&self) {
-        self.state.store(UP, Ordering::Release);
-        self.metrics.back();
+        if self.state.swap(UP, Ordering::AcqRel) != UP {
+            self.metrics.back();
+            if let Some(cap) = &self.outlier.cap {
+                cap.returned();
+            }
+        }
     }
 
     /// A probe failed: the endpoint stays ejected.
@@ -128,6 +264,9 @@ impl Health {
     ) -> bool {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let Err(error) = outcome else {
+            if self.outlier.success_rate.is_some() {
+                self.window.ok.fetch_add(1, Ordering::Relaxed);
+            }
             return false;
         };
         if !counts(error) {
@@ -150,27 +289,82 @@ impl Health {
         while recent.len() > limit {
             recent.pop_front();
         }
-        if recent.len() < limit || !self.is_up() {
+        let success = self.success_rate(now);
+        if !self.is_up() {
             return false;
         }
-        recent.clear();
+        if recent.len() >= limit {
+            recent.clear();
+            drop(recent);
+            return self.eject(endpoint, error, || {
+                tracing::warn!(
+                    endpoint,
+                    failures = limit,
+                    window = ?config.window,
+                    %error,
+                    "endpoint ejected; probing it back"
+                )
+            });
+        }
         drop(recent);
+        match success {
+            Some(rate) => self.eject(endpoint, error, || {
+                tracing::warn!(endpoint, success_rate = rate, %error, "endpoint ejected for its success rate; probing it back")
+            }),
+            None => false,
+        }
+    }
+
+    /// Counts a failure in the success-rate window (started again if it
+    /// has passed); the window's success rate if it is below the rule's
+    /// floor over enough calls (then the counts start again).
+    fn success_rate(&self, now: Instant) -> Option<f64> {
+        let rule = self.outlier.success_rate?;
+        let window = &self.window;
+        let mut started = window
+            .started
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if started.is_none_or(|at| now.duration_since(at) >= rule.window) {
+            *started = Some(now);
+            window.ok.store(0, Ordering::Relaxed);
+            window.failed.store(0, Ordering::Relaxed);
+        }
+        let failed = window.failed.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = window.ok.load(Ordering::Relaxed) + failed;
+        if total < u64::from(rule.min_requests.max(1)) {
+            return None;
+        }
+        let rate = 1.0 - failed as f64 / total as f64;
+        if rate >= rule.min_success {
+            return None;
+        }
+        *started = None;
+        Some(rate)
+    }
+
+    /// Ejects the endpoint, unless it is out already or its group's cap
+    /// is reached; `true` if it did (then the caller starts the probe).
+    fn eject(&self, endpoint: &str, error: &(dyn std::error::Error + 'static), log: impl FnOnce()) -> bool {
+        if let Some(cap) = &self.outlier.cap {
+            if !cap.try_eject() {
+                tracing::debug!(endpoint, %error, "endpoint not ejected: its group's cap on ejections is reached");
+                return false;
+            }
+        }
         if self
             .state
             .compare_exchange(UP, EJECTED, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
+            if let Some(cap) = &self.outlier.cap {
+                cap.returned();
+            }
             return false;
         }
         self.ejections.fetch_add(1, Ordering::Relaxed);
         self.metrics.ejected();
-        tracing::warn!(
-            endpoint,
-            failures = limit,
-            window = ?config.window,
-            %error,
-            "endpoint ejected; probing it back"
-        );
+        log();
         true
     }
 }
@@ -180,6 +374,12 @@ impl Drop for Health {
         // The ejected-endpoints gauge counts this one until it is back up.
         if !self.is_up() {
             self.metrics.back();
+            if let Some(cap) = &self.outlier.cap {
+                cap.returned();
+            }
+        }
+        if let Some(cap) = &self.outlier.cap {
+            cap.left();
         }
     }
 }

@@ -77,7 +77,7 @@ mod endpoint;
 mod error;
 mod future;
 mod hash;
-mod health;
+pub(crate) mod health;
 mod key;
 mod metrics;
 mod recorded;
