@@ -2,7 +2,7 @@
 
 use super::error::BalanceError;
 use super::load::InFlight;
-use crate::route::EndpointError;
+use crate::route::{EndpointError, EndpointInfo};
 use crate::BoxError;
 use pin_project::pin_project;
 use std::fmt;
@@ -37,13 +37,13 @@ where
     Called {
         #[pin]
         call: Oneshot<S, Req>,
-        endpoint: Arc<str>,
+        endpoint: Arc<EndpointInfo>,
         in_flight: Option<InFlight>,
     },
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
-    pub(super) fn new(endpoint: Arc<str>, service: S, request: Req, in_flight: InFlight) -> Self {
+    pub(super) fn new(endpoint: Arc<EndpointInfo>, service: S, request: Req, in_flight: InFlight) -> Self {
         ResponseFuture {
             state: State::Called {
                 call: Oneshot::new(service, request),
@@ -58,6 +58,19 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
             state: State::Failed(Some(error)),
         }
     }
+
+    /// Another copy answered first and this one is about to be dropped.
+    pub(super) fn lost(self: Pin<&mut Self>) {
+        if let StateProj::Called {
+            endpoint, in_flight, ..
+        } = self.project().state.project()
+        {
+            if let Some(in_flight) = in_flight.take() {
+                in_flight.failed();
+            }
+            endpoint.health.lost_race(&endpoint.name);
+        }
+    }
 }
 
 impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
@@ -66,7 +79,7 @@ impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
             State::Failed(error) => f.debug_struct("ResponseFuture").field("failed", error).finish(),
             State::Called { endpoint, .. } => f
                 .debug_struct("ResponseFuture")
-                .field("endpoint", endpoint)
+                .field("endpoint", &endpoint.name)
                 .finish(),
         }
     }
@@ -95,7 +108,7 @@ where
                     if let Some(in_flight) = in_flight {
                         in_flight.failed();
                     }
-                    EndpointError::new(endpoint.clone(), error.into()).into()
+                    EndpointError::new(endpoint.name.clone(), error.into()).into()
                 }))
             }
         }

@@ -300,10 +300,16 @@ where
         tried.push(endpoint.id);
         let in_flight = InFlight::new(endpoint.load.clone());
         Ok(ResponseFuture::new(
-            endpoint.info.name.clone(),
+            endpoint.info.clone(),
             endpoint.service.clone(),
             request,
             in_flight,
         ))
+    }
+
+    /// The endpoint lost a hedged race: its estimate is not lowered by the
+    /// time it waited, and the loss counts against its success rate.
+    fn lost(future: std::pin::Pin<&mut Self::Future>) {
+        future.lost();
     }
 }

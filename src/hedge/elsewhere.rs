@@ -59,6 +59,14 @@ pub trait Elsewhere<Req>: Service<Req> {
     /// that endpoint to `tried`; gives the request back if there is none
     /// (every endpoint was tried, or the others are ejected).
     fn call_elsewhere(&mut self, request: Req, tried: &mut Tried) -> Result<Self::Future, Req>;
+
+    /// Says that the copy `future` is about to be dropped because another
+    /// copy answered first: its endpoint lost the race (a
+    /// [`Balance`](crate::balance::Balance) counts it against the
+    /// endpoint's success rate). Nothing by default.
+    fn lost(future: std::pin::Pin<&mut Self::Future>) {
+        let _ = future;
+    }
 }
 
 #[cfg(test)]

@@ -36,8 +36,16 @@ where
     spare: Option<(S, Req, Tried)>,
     started: Instant,
     hedged_at: Option<Instant>,
+    /// The wait before the next try for a second copy: the hedge's delay,
+    /// doubled at each try the budget refused.
+    wait: Duration,
+    /// Tries the budget refused.
+    refused: u32,
     rules: Arc<Rules>,
 }
+
+/// Tries for a second copy before a call gives up on one.
+const TRIES: u32 = 6;
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
     /// A call that is not hedged.
@@ -49,6 +57,8 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
             spare: None,
             started: Instant::now(),
             hedged_at: None,
+            wait: Duration::ZERO,
+            refused: 0,
             rules,
         }
     }
@@ -67,6 +77,8 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
             spare: Some(spare),
             started: Instant::now(),
             hedged_at: None,
+            wait: delay,
+            refused: 0,
             rules,
         }
     }
@@ -96,6 +108,9 @@ where
                     match result {
                         Ok(answer) => {
                             this.rules.latency.record(this.started.elapsed());
+                            if let Some(loser) = this.second.as_mut().as_pin_mut() {
+                                S::lost(loser);
+                            }
                             return Poll::Ready(Ok(answer));
                         }
                         Err(error) if this.second.is_none() => return Poll::Ready(Err(error.into())),
@@ -114,6 +129,9 @@ where
                             rules.metrics.won();
                             let sent = this.hedged_at.unwrap_or(*this.started);
                             rules.latency.record(sent.elapsed());
+                            if let Some(loser) = this.first.as_mut().as_pin_mut() {
+                                S::lost(loser);
+                            }
                             return Poll::Ready(Ok(answer));
                         }
                         Err(error) if this.first.is_none() => return Poll::Ready(Err(error.into())),
@@ -126,8 +144,19 @@ where
                     return Poll::Pending;
                 }
                 this.timer.set(None);
-                if this.first.is_none() || !this.rules.withdraw() {
+                if this.first.is_none() {
                     *this.spare = None;
+                } else if !this.rules.withdraw() {
+                    // Refused: try again later (the budget refills as
+                    // calls are made), a few times, each wait twice the last.
+                    *this.refused += 1;
+                    if *this.refused >= TRIES {
+                        *this.spare = None;
+                    } else {
+                        *this.wait = this.wait.saturating_mul(2);
+                        this.timer.set(Some(tokio::time::sleep(*this.wait)));
+                        continue;
+                    }
                 }
             }
             let Some((service, _, _)) = this.spare.as_mut() else {

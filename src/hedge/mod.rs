@@ -12,7 +12,9 @@
 //!   answers of the last one to two windows, kept in a small log-linear
 //!   histogram (finagle derives its delay the same way; gRPC takes a fixed
 //!   one). Until [`HedgeConfig::min_samples`] answers are in, nothing is
-//!   hedged.
+//!   hedged. A call the budget refuses tries again after twice the wait,
+//!   up to six times, so that a call stuck on a stalled endpoint is
+//!   answered as soon as the budget allows.
 //! * **What.** Only a request the protocol says is
 //!   [idempotent](crate::retry::Idempotent) — a `GET`, never an `INCR` —
 //!   since both copies may be applied. One second copy at most.

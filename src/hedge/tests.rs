@@ -65,6 +65,13 @@ fn endpoint(name: &'static str, delay: Duration, cancelled: Arc<Cancelled>) -> E
 
 /// A hedge over round robin between "fast" (1 ms) and "slow" (100 ms).
 fn fast_and_slow(config: HedgeConfig) -> (Hedge<Balance<Accrual<Endpoint>>>, Arc<Cancelled>) {
+    over_fast_and_slow(config, BalanceConfig::new(Choose::RoundRobin))
+}
+
+fn over_fast_and_slow(
+    config: HedgeConfig,
+    balancing: BalanceConfig,
+) -> (Hedge<Balance<Accrual<Endpoint>>>, Arc<Cancelled>) {
     let cancelled = Arc::new(Cancelled::default());
     let endpoints = [
         (
@@ -76,7 +83,7 @@ fn fast_and_slow(config: HedgeConfig) -> (Hedge<Balance<Accrual<Endpoint>>>, Arc
             endpoint("slow", Duration::from_millis(100), cancelled.clone()),
         ),
     ];
-    let balance = Balance::new(endpoints, BalanceConfig::new(Choose::RoundRobin)).unwrap();
+    let balance = Balance::new(endpoints, balancing).unwrap();
     (Hedge::new(balance, config), cancelled)
 }
 
@@ -168,4 +175,65 @@ async fn a_budget_shared_with_retries_that_is_spent_stops_hedges() {
     let stats = hedge.handle().stats();
     assert_eq!(stats.hedges, 0, "{stats:?}");
     assert!(stats.budget_exhausted >= 9, "{stats:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_budget_refused_is_hedged_once_the_budget_refills() {
+    // No floor; a call pays a quarter of a hedge.
+    let (hedge, _) = fast_and_slow(HedgeConfig {
+        budget_ratio: 0.25,
+        ..config()
+    });
+    hedge.clone().oneshot(GET).await.unwrap();
+    // Five calls paid for one hedge: of the two calls sent to slow first,
+    // one is hedged at once and the other refused.
+    let late: Vec<_> = (0..4).map(|_| tokio::spawn(hedge.clone().oneshot(GET))).collect();
+    // (The timer wheel ticks in milliseconds: the refusal is at 3 ms,
+    // the next try at 6 ms.)
+    tokio::time::sleep(Duration::from_micros(2900)).await;
+    assert_eq!(
+        hedge.handle().stats().budget_exhausted,
+        1,
+        "{:?}",
+        hedge.handle().stats()
+    );
+    // Four more calls (not hedged themselves) pay for another.
+    let more: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(hedge.clone().oneshot(INCR)))
+        .collect();
+    for call in late {
+        assert_eq!(call.await.unwrap().unwrap(), "fast", "hedged on the next try");
+    }
+    let stats = hedge.handle().stats();
+    assert_eq!((stats.hedges, stats.wins), (2, 2), "{stats:?}");
+    for call in more {
+        call.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_that_loses_every_race_is_ejected() {
+    let balancing = BalanceConfig {
+        success_rate: Some(crate::balance::SuccessRate {
+            min_requests: 10,
+            ..Default::default()
+        }),
+        max_ejected_percent: 50,
+        ..BalanceConfig::new(Choose::RoundRobin)
+    };
+    let (hedge, _) = over_fast_and_slow(config(), balancing);
+    assert_eq!(hedge.clone().oneshot(GET).await.unwrap(), "fast");
+    // Slow answers once (an INCR is not hedged): its accrual now knows
+    // how to probe it.
+    assert_eq!(hedge.clone().oneshot(INCR).await.unwrap(), "slow");
+    for _ in 0..40 {
+        assert_eq!(hedge.clone().oneshot(GET).await.unwrap(), "fast");
+    }
+    let balance = hedge.get_ref();
+    assert_eq!(balance.ejected(), 1, "{:?}", balance.handle().stats());
+    let stats = hedge.handle().stats();
+    assert!(
+        stats.wins >= 9 && stats.wins < 20,
+        "ejected after about ten lost races: {stats:?}"
+    );
 }

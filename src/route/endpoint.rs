@@ -75,6 +75,12 @@ impl<S> EndpointWatch<S> {
         Req: Probe + Send + 'static,
     {
         let info = &self.info;
+        info.health.prober.get_or_init(|| {
+            let (watch, config) = (Arc::downgrade(self), self.config.clone());
+            Box::new(move || {
+                tokio::spawn(probe::<S, Req>(watch.clone(), config.clone()));
+            })
+        });
         if info.health.record(outcome, &self.config, &info.name) {
             tokio::spawn(probe::<S, Req>(Arc::downgrade(self), self.config.clone()));
         }

@@ -167,6 +167,11 @@ pub(crate) struct Outlier {
     pub(crate) cap: Option<Arc<EjectionCap>>,
 }
 
+/// Starts probing an ejected endpoint: set by its accrual at its first
+/// recorded call (the probe's request type is known there), for an
+/// ejection that happens elsewhere (a [`lost_race`](Health::lost_race)).
+pub(crate) type Prober = Box<dyn Fn() + Send + Sync>;
+
 /// The calls of the current success-rate window.
 #[derive(Debug, Default)]
 struct Window {
@@ -180,7 +185,7 @@ const EJECTED: u8 = 1;
 const PROBING: u8 = 2;
 
 /// One endpoint's health and counters.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Health {
     state: AtomicU8,
     /// The times of recent failures, oldest first (at most `failures`).
@@ -193,6 +198,16 @@ pub(crate) struct Health {
     metrics: EndpointMetrics,
     outlier: Outlier,
     window: Window,
+    pub(crate) prober: std::sync::OnceLock<Prober>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("state", &self.state())
+            .field("outlier", &self.outlier)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Health {
@@ -212,6 +227,7 @@ impl Health {
             metrics: EndpointMetrics::default(),
             outlier,
             window: Window::default(),
+            prober: std::sync::OnceLock::new(),
         }
     }
 
@@ -315,6 +331,36 @@ impl Health {
         }
     }
 
+    /// A copy of a hedged call sent here was dropped because another
+    /// endpoint answered first: it counts against the success rate (a
+    /// stalled endpoint loses every race it is in, a healthy one a few),
+    /// not towards the consecutive failures. `true` if that ejected the
+    /// endpoint; then a probe is started, if its accrual has recorded a
+    /// call (which says what a probe is) — otherwise it is not ejected.
+    pub(crate) fn lost_race(&self, endpoint: &str) -> bool {
+        if self.outlier.success_rate.is_none() || !self.is_up() {
+            return false;
+        }
+        let Some(prober) = self.prober.get() else {
+            return false;
+        };
+        let Some(rate) = self.success_rate(Instant::now()) else {
+            return false;
+        };
+        let lost = LostRace;
+        let ejected = self.eject(endpoint, &lost, || {
+            tracing::warn!(
+                endpoint,
+                success_rate = rate,
+                "endpoint ejected: it lost the hedged races it was in; probing it back"
+            )
+        });
+        if ejected {
+            prober();
+        }
+        ejected
+    }
+
     /// Counts a failure in the success-rate window (started again if it
     /// has passed); the window's success rate if it is below the rule's
     /// floor over enough calls (then the counts start again).
@@ -383,6 +429,18 @@ impl Drop for Health {
         }
     }
 }
+
+/// Why an endpoint that lost its hedged races was ejected.
+#[derive(Debug)]
+struct LostRace;
+
+impl std::fmt::Display for LostRace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another endpoint answered the hedged calls first")
+    }
+}
+
+impl std::error::Error for LostRace {}
 
 /// Whether a failed call counts against its endpoint.
 fn counts(error: &(dyn std::error::Error + 'static)) -> bool {
