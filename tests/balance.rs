@@ -27,7 +27,11 @@ fn load() -> Load {
 }
 
 fn plain(choose: Choose) -> Setup {
-    Setup { choose, hedge: None }
+    Setup {
+        choose,
+        hedge: None,
+        decay: None,
+    }
 }
 
 /// The delay that makes one endpoint about ten times slower than the
@@ -81,6 +85,7 @@ async fn hedging_stays_within_its_budget_and_only_hedges_late_calls() {
             percentile: 0.75,
             ..HedgeConfig::default()
         }),
+        decay: None,
     };
     let outcome = run(&cluster, &hedged, load(), SLOW).await;
     assert_eq!(outcome.failures, 0);
@@ -106,6 +111,7 @@ async fn a_stalled_endpoints_calls_are_answered_by_the_others() {
     let hedged = Setup {
         choose: Choose::PeakEwma,
         hedge: Some(HedgeConfig::default()),
+        decay: None,
     };
     // A warm client (every endpoint answered, the hedge knows the
     // latencies) sees one endpoint stall.

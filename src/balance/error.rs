@@ -13,6 +13,13 @@ pub enum BalanceError {
     /// may try again once an endpoint is added).
     #[error("no endpoint to send the request to")]
     NoEndpoints,
+    /// The endpoint chosen was ejected before the call reached its stack
+    /// (between the choice and the call): the call was **not sent**, and
+    /// unlike a [router](crate::route)'s [`Ejected`](crate::route::Ejected)
+    /// it is worth retrying — the retry layer's next attempt chooses again,
+    /// among the endpoints that are up.
+    #[error("endpoint {0} was ejected as the call reached it")]
+    Ejected(String),
     /// An endpoint of this name is there already.
     #[error("endpoint {0} is listed twice")]
     Duplicate(String),
@@ -27,7 +34,7 @@ pub enum BalanceError {
 impl Classify for BalanceError {
     fn failure(&self) -> Option<Failure> {
         match self {
-            BalanceError::NoEndpoints => Some(Failure::NotSent),
+            BalanceError::NoEndpoints | BalanceError::Ejected(_) => Some(Failure::NotSent),
             BalanceError::Duplicate(_) | BalanceError::CannotMake => None,
         }
     }

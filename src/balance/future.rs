@@ -2,7 +2,7 @@
 
 use super::error::BalanceError;
 use super::load::InFlight;
-use crate::route::{EndpointError, EndpointInfo};
+use crate::route::{Ejected, EndpointError, EndpointInfo};
 use crate::BoxError;
 use pin_project::pin_project;
 use std::fmt;
@@ -108,7 +108,11 @@ where
                     if let Some(in_flight) = in_flight {
                         in_flight.failed();
                     }
-                    EndpointError::new(endpoint.name.clone(), error.into()).into()
+                    let error = error.into();
+                    if error.is::<Ejected>() {
+                        return BalanceError::Ejected(endpoint.name.to_string()).into();
+                    }
+                    EndpointError::new(endpoint.name.clone(), error).into()
                 }))
             }
         }

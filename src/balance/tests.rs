@@ -245,6 +245,11 @@ async fn endpoints_come_and_go_without_dropping_calls_in_flight() {
         crate::failure::Failure::NotSent
     );
     assert_eq!(balance.handle().add("127.0.0.1:1"), Err(BalanceError::CannotMake));
+    // A call whose endpoint was ejected under it is worth sending again
+    // elsewhere, unlike a router's.
+    let raced = BalanceError::Ejected("a".into());
+    let delivery = crate::failure::Delivery::worth_retrying(&raced);
+    assert_eq!(delivery, Some(crate::failure::Delivery::NotSent));
 }
 
 #[tokio::test(start_paused = true)]

@@ -67,6 +67,8 @@ pub struct Load {
 pub struct Setup {
     pub choose: Choose,
     pub hedge: Option<HedgeConfig>,
+    /// The peak-EWMA's decay, if not the default.
+    pub decay: Option<Duration>,
 }
 
 /// What a run measured.
@@ -135,7 +137,10 @@ pub async fn run_with(
 ) -> Outcome {
     let builder = ClientBuilder::new(ClientCodec::new())
         .timeout(load.deadline)
-        .balancing(BalanceConfig::new(setup.choose));
+        .balancing(BalanceConfig {
+            decay: setup.decay.unwrap_or(BalanceConfig::default().decay),
+            ..BalanceConfig::new(setup.choose)
+        });
     let addrs = cluster.addrs();
     match &setup.hedge {
         None => {
