@@ -44,7 +44,7 @@
 //! ```
 
 mod auth;
-mod classify;
+pub(crate) mod classify;
 mod client;
 pub mod cluster;
 mod codec;
