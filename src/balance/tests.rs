@@ -35,7 +35,7 @@ fn flaky(name: &'static str, every: usize) -> Endpoint {
     BoxCloneSyncService::new(service_fn(move |_: Get| {
         let call = calls.fetch_add(1, Ordering::Relaxed);
         async move {
-            if call % every == 0 {
+            if call.is_multiple_of(every) {
                 Err(BoxError::from(crate::pipeline::Error::Closed))
             } else {
                 Ok(name)

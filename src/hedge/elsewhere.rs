@@ -64,9 +64,7 @@ pub trait Elsewhere<Req>: Service<Req> {
     /// copy answered first: its endpoint lost the race (a
     /// [`Balance`](crate::balance::Balance) counts it against the
     /// endpoint's success rate). Nothing by default.
-    fn lost(future: std::pin::Pin<&mut Self::Future>) {
-        let _ = future;
-    }
+    fn lost(_future: std::pin::Pin<&mut Self::Future>) {}
 }
 
 #[cfg(test)]

@@ -108,7 +108,7 @@ impl Latency {
         let current = self.current.load(Ordering::Relaxed) & 1;
         self.windows[current].counts[bucket(nanos)].fetch_add(1, Ordering::Relaxed);
         let recorded = self.recorded.fetch_add(1, Ordering::Relaxed) + 1;
-        if recorded % RECOMPUTE_EVERY == 0 || recorded == self.min_samples {
+        if recorded.is_multiple_of(RECOMPUTE_EVERY) || recorded == self.min_samples {
             self.recompute();
         }
     }

@@ -43,6 +43,7 @@
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use std::time::Duration;
+//! use tower::util::BoxCloneSyncService;
 //! use tower::{service_fn, ServiceExt};
 //! use wirestack::balance::{Balance, BalanceConfig, Choose};
 //! use wirestack::hedge::{Hedge, HedgeConfig};
@@ -58,7 +59,7 @@
 //! let fast = service_fn(|_: Get| async { tokio::time::sleep(Duration::from_millis(1)).await; Ok::<_, wirestack::BoxError>("fast") });
 //! let stuck = service_fn(|_: Get| async { std::future::pending::<()>().await; Ok::<_, wirestack::BoxError>("stuck") });
 //! // Round robin, so that every other call goes to "stuck" first.
-//! let endpoints = [("fast", fast.boxed_clone()), ("stuck", stuck.boxed_clone())];
+//! let endpoints = [("fast", BoxCloneSyncService::new(fast)), ("stuck", BoxCloneSyncService::new(stuck))];
 //! let balance = Balance::new(endpoints, BalanceConfig::new(Choose::RoundRobin))?;
 //! let hedge = Hedge::new(balance, HedgeConfig { min_samples: 1, ..HedgeConfig::default() });
 //! assert_eq!(hedge.clone().oneshot(Get).await?, "fast"); // a first latency to go by
