@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use wirestack::balance::{BalanceConfig, BalanceHandle, Choose};
-use wirestack::builder::ClientBuilder;
+use wirestack::builder::{ClientBuilder, Stack};
 use wirestack::hedge::{HedgeConfig, HedgeStats};
 use wirestack::kv::{ClientCodec, KvClient, KvServer, KvServerConfig, Request, Response};
 use wirestack::BoxError;
@@ -142,57 +142,30 @@ pub async fn run_with(
             ..BalanceConfig::new(setup.choose)
         });
     let addrs = cluster.addrs();
+    let marked = &addrs[marked];
     match &setup.hedge {
         None => {
-            let stack = builder
-                .balance::<Request, _>(addrs.iter())
-                .expect("five endpoints");
-            let handle = stack.balance_handle().cloned().expect("a balanced stack");
-            let hedges = || HedgeStats::default();
-            measure(
-                KvClient::new(stack),
-                handle,
-                hedges,
-                load,
-                &addrs[marked],
-                after_warmup,
-            )
-            .await
+            let stack = builder.balance::<Request, _>(addrs.iter());
+            measure(stack.expect("five endpoints"), load, marked, after_warmup).await
         }
         Some(hedge) => {
             let stack = builder
                 .hedging(hedge.clone())
-                .balance_hedged::<Request, _>(addrs.iter())
-                .expect("five endpoints");
-            let handle = stack.balance_handle().cloned().expect("a balanced stack");
-            let stats = stack.clone();
-            let hedges = move || stats.hedge_stats();
-            measure(
-                KvClient::new(stack),
-                handle,
-                hedges,
-                load,
-                &addrs[marked],
-                after_warmup,
-            )
-            .await
+                .balance_hedged::<Request, _>(addrs.iter());
+            measure(stack.expect("five endpoints"), load, marked, after_warmup).await
         }
     }
 }
 
-async fn measure<S>(
-    client: KvClient<S>,
-    handle: BalanceHandle,
-    hedges: impl Fn() -> HedgeStats,
-    load: Load,
-    marked: &str,
-    after_warmup: impl FnOnce(),
-) -> Outcome
+async fn measure<S>(stack: Stack<S>, load: Load, marked: &str, after_warmup: impl FnOnce()) -> Outcome
 where
     S: tower::Service<Request, Response = Response> + Clone + Send + Sync + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send,
 {
+    let handle = stack.balance_handle().cloned().expect("a balanced stack");
+    let hedges = || stack.hedge_stats();
+    let client = KvClient::new(stack.clone());
     let copies = |handle: &BalanceHandle| -> (u64, u64) {
         let stats = handle.stats();
         let all = stats.iter().map(|e| e.chosen).sum();
