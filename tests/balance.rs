@@ -134,3 +134,50 @@ async fn a_stalled_endpoints_calls_are_answered_by_the_others() {
     assert!(unhedged.failures > 0, "{unhedged:?}");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_added_and_removed_at_run_time_drop_no_call() {
+    use wirestack::builder::ClientBuilder;
+    use wirestack::kv::{ClientCodec, KvClient, Request};
+    let cluster = Cluster::start(3).await;
+    let addrs = cluster.addrs();
+    let stack = ClientBuilder::new(ClientCodec::new())
+        .timeout(Duration::from_secs(10))
+        .balancing(wirestack::balance::BalanceConfig::new(Choose::RoundRobin))
+        .balance::<Request, _>(&addrs[..2])
+        .unwrap();
+    let handle = stack.balance_handle().cloned().unwrap();
+    let client = KvClient::new(stack);
+    for _ in 0..20 {
+        client.get("k").await.unwrap();
+    }
+    // Calls held in flight on the first endpoint (its proxy stalls)...
+    cluster.proxies[0].stall(true);
+    let held: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("k").await })
+        })
+        .collect();
+    while handle.stats()[0].in_flight < 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // ... while it is removed and a third is added.
+    assert!(handle.remove(&addrs[0]));
+    handle.add(&addrs[2]).unwrap();
+    assert!(handle.add(&addrs[2]).is_err(), "listed twice");
+    for _ in 0..40 {
+        client.get("k").await.unwrap();
+    }
+    let stats = handle.stats();
+    assert_eq!(stats.len(), 2);
+    assert!(
+        stats.iter().all(|e| e.chosen > 0),
+        "the new one takes calls: {stats:?}"
+    );
+    cluster.proxies[0].stall(false);
+    for call in held {
+        call.await.unwrap().unwrap();
+    }
+    cluster.shutdown().await;
+}
