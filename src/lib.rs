@@ -61,7 +61,8 @@
 //!   own module. No exporter: the application installs one.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec, for one
-//!   endpoint or [several](builder::ClientBuilder::route).
+//!   endpoint, [several placed by key](builder::ClientBuilder::route), or
+//!   [several equivalent ones](builder::ClientBuilder::balance).
 //! * [`server`]: serve any `Service` over any codec.
 //! * `tls` (feature `tls`, default): TLS as a transport on both sides —
 //!   `TlsConnector` for clients, `TlsAcceptor` for the server.

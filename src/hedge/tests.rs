@@ -126,6 +126,13 @@ async fn a_late_call_is_answered_by_a_copy_sent_elsewhere_and_the_loser_is_cance
 #[tokio::test(start_paused = true)]
 async fn a_request_that_is_not_idempotent_is_never_hedged() {
     let (hedge, _) = fast_and_slow(config());
+    // The same through a layer, whose handle counts what its hedges do.
+    let layer = HedgeLayer::new(config(), None);
+    let layered = tower::Layer::layer(&layer, hedge.get_ref().clone());
+    layered.clone().oneshot(GET).await.unwrap();
+    assert_eq!(layered.clone().oneshot(INCR).await.unwrap(), "slow");
+    assert_eq!(layer.handle().stats().requests, 2);
+    assert_eq!(layer.handle().stats().hedges, 0);
     hedge.clone().oneshot(GET).await.unwrap();
     assert_eq!(
         hedge.clone().oneshot(INCR).await.unwrap(),
