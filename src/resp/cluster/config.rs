@@ -24,7 +24,11 @@ pub struct ClusterConfig {
     /// accept that. The node stacks must send `READONLY` on every new
     /// connection ([`ReadOnly`](super::ReadOnly), as
     /// [`RedisClient::cluster_with`](crate::resp::RedisClient::cluster_with)
-    /// does). Batches still go to primaries.
+    /// does). Batches still go to primaries. The replicas are those the
+    /// last `CLUSTER SLOTS` named (a cluster just made may not list them
+    /// yet; the map is loaded again after a redirect or a failed node).
+    /// The balancer follows load: one read at a time goes to the node that
+    /// answers fastest, and the others take reads as calls queue on it.
     pub read_from_replicas: bool,
 }
 
