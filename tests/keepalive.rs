@@ -91,14 +91,8 @@ async fn a_frozen_server_fails_the_calls_in_flight_through_keepalive() {
     client.put("k", "before").await.unwrap();
     server.signal("-STOP");
     let started = Instant::now();
-    let error = client
-        .put("k", "during")
-        .await
-        .expect_err("the server is stopped");
-    eprintln!(
-        "the frozen server was found after {:?}: {error}",
-        started.elapsed()
-    );
+    let error = client.put("k", "during").await.expect_err("the server is stopped");
+    eprintln!("the frozen server was found after {:?}: {error}", started.elapsed());
     assert!(matches!(error, KvError::Connection(_)), "{error:?}");
     assert!(is_unresponsive(&error), "not found by keepalive: {error:?}");
 }
@@ -111,10 +105,7 @@ async fn the_default_client_has_keepalive_on() {
     client.put("k", "before").await.unwrap();
     server.signal("-STOP");
     let started = Instant::now();
-    let error = client
-        .put("k", "during")
-        .await
-        .expect_err("the server is stopped");
+    let error = client.put("k", "during").await.expect_err("the server is stopped");
     eprintln!("found after {:?}: {error}", started.elapsed());
     assert!(is_unresponsive(&error), "not found by keepalive: {error:?}");
 }
