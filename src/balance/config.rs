@@ -1,7 +1,7 @@
 //! [`BalanceConfig`]: how a [`Balance`](super::Balance) chooses, and when
 //! it ejects an endpoint.
 
-use crate::route::health::SuccessRate;
+use crate::route::outlier::SuccessRate;
 use crate::route::HealthConfig;
 use std::time::Duration;
 

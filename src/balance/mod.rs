@@ -89,7 +89,7 @@ mod load;
 mod metrics;
 mod service;
 
-pub use crate::route::health::SuccessRate;
+pub use crate::route::outlier::SuccessRate;
 pub use config::{BalanceConfig, Choose};
 pub use error::BalanceError;
 pub use future::ResponseFuture;

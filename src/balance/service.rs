@@ -8,7 +8,7 @@ use super::handle::BalanceHandle;
 use super::load::{InFlight, Load};
 use super::metrics::BalanceMetrics;
 use crate::hedge::{Elsewhere, Tried};
-use crate::route::health::{EjectionCap, Outlier};
+use crate::route::outlier::{EjectionCap, Outlier};
 use crate::route::{Accrual, EndpointInfo};
 use crate::BoxError;
 use std::fmt;

@@ -5,8 +5,9 @@
 
 use super::bounds::EndpointStack;
 use super::error::Ejected;
-use super::health::{Health, HealthConfig, Outlier};
+use super::health::{Health, HealthConfig};
 use super::key::Probe;
+use super::outlier::Outlier;
 use crate::backoff::jitter_rng;
 use crate::pool::PoolHandle;
 use std::error::Error;

@@ -3,11 +3,12 @@
 
 use super::error::Ejected;
 use super::metrics::EndpointMetrics;
+use super::outlier::{LostRace, Outlier, Window};
 use crate::backoff::Backoff;
 use crate::failure::Failure;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -64,121 +65,10 @@ pub enum EndpointState {
     Probing,
 }
 
-/// Envoy's failure-percentage outlier detection: an endpoint whose share
-/// of successful calls within [`window`](Self::window) falls below
-/// [`min_success`](Self::min_success), over at least
-/// [`min_requests`](Self::min_requests) calls, is ejected — and probed
-/// back as one ejected by consecutive failures is. It catches an endpoint
-/// that fails one call in three, which the consecutive-failures rule
-/// ([`HealthConfig::failures`]) never sees. What counts as a failure is
-/// the same: the [failure rule](crate::failure)'s not sent, lost, timed
-/// out, protocol error.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SuccessRate {
-    /// Below this share of successes (0.0 – 1.0) the endpoint is ejected
-    /// (default 0.8).
-    pub min_success: f64,
-    /// Calls within the window before the rule judges (default 50).
-    pub min_requests: u32,
-    /// How far back calls count (default 10 s): the counts start again
-    /// at the first failure after a window has passed.
-    pub window: Duration,
-}
-
-impl Default for SuccessRate {
-    fn default() -> Self {
-        SuccessRate {
-            min_success: 0.8,
-            min_requests: 50,
-            window: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The cap on the endpoints of one group (a balancer's) that may be out at
-/// once, as Envoy's `max_ejection_percent`: an ejection that would pass it
-/// does not happen, so a fault that makes every endpoint fail (a bad
-/// deploy, the client's own network) leaves most of them serving.
-#[derive(Debug)]
-pub(crate) struct EjectionCap {
-    /// Endpoints ejected or being probed now.
-    out: AtomicUsize,
-    /// Endpoints in the group.
-    members: AtomicUsize,
-    max_percent: u32,
-}
-
-impl EjectionCap {
-    pub(crate) fn new(max_percent: u32) -> Arc<Self> {
-        Arc::new(EjectionCap {
-            out: AtomicUsize::new(0),
-            members: AtomicUsize::new(0),
-            max_percent: max_percent.min(100),
-        })
-    }
-
-    pub(crate) fn joined(&self) {
-        self.members.fetch_add(1, Ordering::AcqRel);
-    }
-
-    pub(crate) fn left(&self) {
-        self.members.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// How many may be out at once: `max_percent` of the members, rounded
-    /// down, but at least one (as Envoy) unless the cap is zero.
-    fn allowed(&self) -> usize {
-        if self.max_percent == 0 {
-            return 0;
-        }
-        let members = self.members.load(Ordering::Acquire);
-        (members * self.max_percent as usize / 100).max(1)
-    }
-
-    /// Takes a place among the ejected, if the cap leaves one.
-    fn try_eject(&self) -> bool {
-        let allowed = self.allowed();
-        self.out
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |out| {
-                (out < allowed).then_some(out + 1)
-            })
-            .is_ok()
-    }
-
-    /// An ejected endpoint is back (or gone).
-    fn returned(&self) {
-        let _ = self
-            .out
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |out| out.checked_sub(1));
-    }
-
-    /// Endpoints out now.
-    pub(crate) fn out(&self) -> usize {
-        self.out.load(Ordering::Acquire)
-    }
-}
-
-/// What ejects an endpoint besides [`HealthConfig::failures`]: a
-/// [`SuccessRate`] rule, and the [`EjectionCap`] of its group. A router's
-/// endpoints have neither; a balancer's have both.
-#[derive(Debug, Default)]
-pub(crate) struct Outlier {
-    pub(crate) success_rate: Option<SuccessRate>,
-    pub(crate) cap: Option<Arc<EjectionCap>>,
-}
-
 /// Starts probing an ejected endpoint: set by its accrual at its first
 /// recorded call (the probe's request type is known there), for an
 /// ejection that happens elsewhere (a [`lost_race`](Health::lost_race)).
 pub(crate) type Prober = Box<dyn Fn() + Send + Sync>;
-
-/// The calls of the current success-rate window.
-#[derive(Debug, Default)]
-struct Window {
-    ok: AtomicU64,
-    failed: AtomicU64,
-    started: Mutex<Option<Instant>>,
-}
 
 const UP: u8 = 0;
 const EJECTED: u8 = 1;
@@ -281,7 +171,7 @@ impl Health {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let Err(error) = outcome else {
             if self.outlier.success_rate.is_some() {
-                self.window.ok.fetch_add(1, Ordering::Relaxed);
+                self.window.ok();
             }
             return false;
         };
@@ -361,32 +251,11 @@ impl Health {
         ejected
     }
 
-    /// Counts a failure in the success-rate window (started again if it
-    /// has passed); the window's success rate if it is below the rule's
-    /// floor over enough calls (then the counts start again).
+    /// Counts a failure in the success-rate window, if the endpoint has
+    /// the rule; the window's success rate if that is below the rule's floor.
     fn success_rate(&self, now: Instant) -> Option<f64> {
         let rule = self.outlier.success_rate?;
-        let window = &self.window;
-        let mut started = window
-            .started
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if started.is_none_or(|at| now.duration_since(at) >= rule.window) {
-            *started = Some(now);
-            window.ok.store(0, Ordering::Relaxed);
-            window.failed.store(0, Ordering::Relaxed);
-        }
-        let failed = window.failed.fetch_add(1, Ordering::Relaxed) + 1;
-        let total = window.ok.load(Ordering::Relaxed) + failed;
-        if total < u64::from(rule.min_requests.max(1)) {
-            return None;
-        }
-        let rate = 1.0 - failed as f64 / total as f64;
-        if rate >= rule.min_success {
-            return None;
-        }
-        *started = None;
-        Some(rate)
+        self.window.failed(&rule, now)
     }
 
     /// Ejects the endpoint, unless it is out already or its group's cap
@@ -429,18 +298,6 @@ impl Drop for Health {
         }
     }
 }
-
-/// Why an endpoint that lost its hedged races was ejected.
-#[derive(Debug)]
-struct LostRace;
-
-impl std::fmt::Display for LostRace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("another endpoint answered the hedged calls first")
-    }
-}
-
-impl std::error::Error for LostRace {}
 
 /// Whether a failed call counts against its endpoint.
 fn counts(error: &(dyn std::error::Error + 'static)) -> bool {
