@@ -14,7 +14,7 @@ use tokio::time::Instant;
 /// [`min_requests`](Self::min_requests) calls, is ejected — and probed
 /// back as one ejected by consecutive failures is. It catches an endpoint
 /// that fails one call in three, which the consecutive-failures rule
-/// ([`HealthConfig::failures`]) never sees. What counts as a failure is
+/// ([`HealthConfig::failures`](super::HealthConfig::failures)) never sees. What counts as a failure is
 /// the same: the [failure rule](crate::failure)'s not sent, lost, timed
 /// out, protocol error.
 #[derive(Debug, Clone, Copy, PartialEq)]
