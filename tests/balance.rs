@@ -181,3 +181,24 @@ async fn endpoints_added_and_removed_at_run_time_drop_no_call() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedged_client_sends_a_batch_whole_to_one_endpoint() {
+    use wirestack::builder::ClientBuilder;
+    use wirestack::kv::{ClientCodec, KvClient, Request};
+    let cluster = Cluster::start(2).await;
+    let stack = ClientBuilder::new(ClientCodec::new())
+        .balance_hedged::<Request, _>(cluster.addrs())
+        .unwrap();
+    let handle = stack.balance_handle().cloned().unwrap();
+    let client = KvClient::new(stack.clone());
+    client
+        .put_many((0..50).map(|i| (format!("k{i}"), format!("v{i}"))))
+        .await
+        .unwrap();
+    let chosen: Vec<u64> = handle.stats().iter().map(|e| e.chosen).collect();
+    assert_eq!(chosen.iter().sum::<u64>(), 1, "one copy of the batch: {chosen:?}");
+    assert_eq!(stack.hedge_stats().hedges, 0);
+    assert_eq!(stack.hedge_stats().requests, 1);
+    cluster.shutdown().await;
+}

@@ -6,6 +6,7 @@ use super::elsewhere::{Elsewhere, Tried};
 use super::future::ResponseFuture;
 use super::latency::Latency;
 use super::metrics::HedgeMetrics;
+use crate::batch::Batch;
 use crate::retry::{Idempotent, RetryBudget};
 use crate::BoxError;
 use std::fmt;
@@ -156,6 +157,29 @@ where
             Ok(first) => ResponseFuture::hedged(first, (ready, request, tried), delay, rules.clone()),
             Err(request) => ResponseFuture::single(ready.call(request), rules.clone()),
         }
+    }
+}
+
+/// A [`Batch`] is not hedged: it goes to one endpoint, once (a second
+/// copy of a whole batch would double its load at once, and its requests
+/// need not all be idempotent).
+impl<S, Req> Service<Batch<Req>> for Hedge<S>
+where
+    S: Service<Batch<Req>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = futures::future::ErrInto<S::Future, BoxError>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, batch: Batch<Req>) -> Self::Future {
+        self.rules.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.rules.own.deposit();
+        futures::TryFutureExt::err_into(self.inner.call(batch))
     }
 }
 
