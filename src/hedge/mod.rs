@@ -17,7 +17,9 @@
 //!   answered as soon as the budget allows.
 //! * **What.** Only a request the protocol says is
 //!   [idempotent](crate::retry::Idempotent) — a `GET`, never an `INCR` —
-//!   since both copies may be applied. One second copy at most.
+//!   since both copies may be applied. One second copy at most. A
+//!   [`Batch`](crate::batch::Batch) goes whole to one endpoint, never
+//!   hedged.
 //! * **Where.** Elsewhere: the service under the hedge implements
 //!   [`Elsewhere`] (a [`Balance`](crate::balance::Balance) does), and the
 //!   hedge hands it the [`Tried`] endpoints of the call, so the copy goes
