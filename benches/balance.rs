@@ -6,6 +6,8 @@
 //! `cargo bench --bench balance`
 //!
 //! * `pool`: one pool, the stack a single endpoint has;
+//! * `balance/one endpoint`: a balancer over one endpoint (an accrual over
+//!   a pool): what a call costs the balancer without a choice to make;
 //! * `balance/<chooser>`: five endpoints (each an accrual over a pool)
 //!   behind a balancer choosing by round robin, least-loaded or
 //!   peak-EWMA;
@@ -87,6 +89,8 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(CALLS));
     let alone = pool();
     group.bench_function("pool", |b| b.iter(|| calls(&runtime, &alone)));
+    let one = Balance::new([("endpoint", pool())], BalanceConfig::default()).expect("an endpoint");
+    group.bench_function("balance/one endpoint", |b| b.iter(|| calls(&runtime, &one)));
     let five = || (0..5).map(|i| (format!("endpoint{i}"), pool()));
     for (name, choose) in [
         ("round robin", Choose::RoundRobin),

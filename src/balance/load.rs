@@ -67,24 +67,24 @@ impl Load {
 
     /// The latency estimate, decayed to now.
     pub(crate) fn estimate(&self) -> Duration {
-        Duration::from_nanos(self.decayed() as u64)
+        Duration::from_nanos(self.decayed(Instant::now()) as u64)
     }
 
-    fn decayed(&self) -> f64 {
+    fn decayed(&self, now: Instant) -> f64 {
         let mut ewma = self.ewma.lock().unwrap_or_else(|p| p.into_inner());
-        ewma.update(Instant::now(), 0.0, self.decay_ns)
+        ewma.update(now, 0.0, self.decay_ns)
     }
 
-    /// The peak-EWMA cost: the estimate times the calls in flight plus one.
-    pub(crate) fn peak_ewma_cost(&self) -> f64 {
-        self.decayed() * (self.in_flight() + 1) as f64
+    /// The peak-EWMA cost at `now`: the estimate times the calls in flight
+    /// plus one.
+    pub(crate) fn peak_ewma_cost(&self, now: Instant) -> f64 {
+        self.decayed(now) * (self.in_flight() + 1) as f64
     }
 
-    /// Records an answer (or an abandoned call) after `rtt`. A failure
+    /// Records an answer (or an abandoned call) after `rtt`, at `now`. A failure
     /// never lowers the estimate: an endpoint that fails fast must not look
     /// fast.
-    fn observe(&self, rtt: Duration, failed: bool) {
-        let now = Instant::now();
+    fn observe(&self, rtt: Duration, now: Instant, failed: bool) {
         let mut ewma = self.ewma.lock().unwrap_or_else(|p| p.into_inner());
         let rtt_ns = rtt.as_nanos() as f64;
         let rtt_ns = if failed { rtt_ns.max(ewma.nanos) } else { rtt_ns };
@@ -122,7 +122,10 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.load.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.load.observe(self.sent.elapsed(), self.failed);
+        // One clock read for the latency and the estimate's update.
+        let now = Instant::now();
+        self.load
+            .observe(now.saturating_duration_since(self.sent), now, self.failed);
     }
 }
 
@@ -170,10 +173,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn calls_in_flight_weigh_the_cost_and_failures_never_lower_it() {
         let load = Arc::new(Load::new(ms(2), Duration::from_secs(10)));
-        let idle = load.peak_ewma_cost();
+        let idle = load.peak_ewma_cost(Instant::now());
         let held: Vec<_> = (0..3).map(|_| InFlight::new(load.clone())).collect();
         assert_eq!(load.in_flight(), 3);
-        assert!((load.peak_ewma_cost() / idle - 4.0).abs() < 1e-6);
+        assert!((load.peak_ewma_cost(Instant::now()) / idle - 4.0).abs() < 1e-6);
         drop(held);
         assert_eq!(load.in_flight(), 0);
         answer(&load, ms(50)).await;

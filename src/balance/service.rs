@@ -221,7 +221,10 @@ impl<S> Shared<S> {
                 let (a, b) = (nth(a)?, nth(b)?);
                 let better = match choose {
                     Choose::LeastLoaded => b.load.in_flight() < a.load.in_flight(),
-                    _ => b.load.peak_ewma_cost() < a.load.peak_ewma_cost(),
+                    _ => {
+                        let now = tokio::time::Instant::now();
+                        b.load.peak_ewma_cost(now) < a.load.peak_ewma_cost(now)
+                    }
                 };
                 Some(if better { b } else { a })
             }
