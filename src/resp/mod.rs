@@ -44,7 +44,7 @@
 //! ```
 
 mod auth;
-pub(crate) mod classify;
+mod classify;
 mod client;
 pub mod cluster;
 mod codec;
