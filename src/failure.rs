@@ -25,6 +25,7 @@
 //! | [`retry::MaybeApplied`](crate::retry::MaybeApplied) (retries gave up; an earlier attempt may have been applied) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`reconnect::error::Disconnected`](crate::reconnect::error::Disconnected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`route::Ejected`](crate::route::Ejected) (the request's endpoint is ejected) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent), but not retried: until a probe brings the endpoint back every attempt meets the same refusal |
+//! | [`balance::BalanceError`](crate::balance::BalanceError) `NoEndpoints` (a balancer had none) or `Ejected` (the endpoint chosen was ejected as the call reached it) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent): the next attempt chooses again |
 //! | [`pipeline::Error::NotSent`](crate::pipeline::Error::NotSent) | [`NotSent`](Failure::NotSent) | [`NotSent`](Delivery::NotSent) |
 //! | [`pipeline::Error::Closed`](crate::pipeline::Error::Closed) | [`Connection`](Failure::Connection) | [`MaybeSent`](Delivery::MaybeSent) |
 //! | [`pipeline::Error::UnexpectedResponse`](crate::pipeline::Error::UnexpectedResponse) | [`Protocol`](Failure::Protocol) | — |

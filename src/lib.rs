@@ -55,6 +55,11 @@
 //! * [`route`]: one client over several endpoints — placement by key,
 //!   batches split and put back in order, ejection and probes.
 //! * [`pool`]: several connections to one endpoint, grown under load.
+//! * [`balance`]: one client over several equivalent endpoints — power of
+//!   two choices over peak-EWMA latency, ejection by failures and success
+//!   rate under a cap, endpoints added and removed at run time.
+//! * [`hedge`]: a late idempotent call's second copy to another endpoint,
+//!   the first answer taken, within a budget shared with retries.
 //! * [`failure`]: the failure vocabulary — the one rule that says whether a
 //!   failed request timed out, was not sent, was lost with its connection or
 //!   met a protocol error; each layer's errors answer it for themselves.
@@ -65,7 +70,8 @@
 //!   own module. No exporter: the application installs one.
 //! * [`builder`]: [`ClientBuilder`](builder::ClientBuilder) stacks deadline,
 //!   retry, your layers, reconnect and pipeline over any codec, for one
-//!   endpoint or [several](builder::ClientBuilder::route).
+//!   endpoint, [several placed by key](builder::ClientBuilder::route), or
+//!   [several equivalent ones](builder::ClientBuilder::balance).
 //! * [`server`]: serve any `Service` over any codec, answers in order or
 //!   by tag ([`Order`](server::Order)), GOAWAY on graceful shutdown.
 //! * `tls` (feature `tls`, default): TLS as a transport on both sides —
@@ -127,10 +133,12 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod balance;
 pub mod batch;
 pub mod builder;
 pub mod deadline;
 pub mod failure;
+pub mod hedge;
 pub mod keepalive;
 pub mod metrics;
 pub mod multiplex;
@@ -171,6 +179,7 @@ const KNOWN_ERRORS: &[failure::Known] = &[
     failure::Known::of::<reconnect::error::Disconnected>(),
     failure::Known::of::<pipeline::Error>(),
     failure::Known::of::<route::Ejected>(),
+    failure::Known::of::<balance::BalanceError>(),
 ];
 
 /// The README's code blocks, compiled as doc tests so they stay true.

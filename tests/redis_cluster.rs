@@ -462,3 +462,117 @@ async fn a_killed_primary_is_replaced_by_its_replica_within_the_deadline() {
         ops.load(Ordering::Relaxed)
     );
 }
+
+/// How many `GET`s the node on `port` has served since its stats were
+/// reset (`INFO commandstats`).
+fn gets_served(port: u16) -> u64 {
+    cli_at(port, &["INFO", "commandstats"])
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_get:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_go_to_replicas_only_when_asked_and_fall_back_to_the_primary() {
+    let Some(mut cluster) = LocalCluster::start(3, 1) else {
+        return;
+    };
+    let seeds = cluster.seeds();
+    let primaries_only = RedisClient::cluster(seeds.clone()).await.unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("read:{i}")).collect();
+    for key in &keys {
+        primaries_only.set(key, key).await.unwrap();
+    }
+    let replicas: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .map(|node| node.port)
+        .filter(|&port| cli_at(port, &["ROLE"]).lines().next() == Some("slave"))
+        .collect();
+    assert_eq!(replicas.len(), 3);
+    let replicated = || {
+        replicas
+            .iter()
+            .map(|&port| cli_at(port, &["DBSIZE"]).parse::<usize>().unwrap_or(0))
+            .sum::<usize>()
+            == keys.len()
+    };
+    cluster.wait(replicated, "the replicas hold every key");
+    // Every node's CLUSTER SLOTS names every replica (gossip takes a while
+    // after the cluster is made): the client learns them from it.
+    let listed = |port: u16| {
+        cli_at(port, &["CLUSTER", "SLOTS"])
+            .lines()
+            .filter(|line| *line == "127.0.0.1")
+            .count()
+    };
+    cluster.wait(
+        || cluster.nodes.iter().all(|node| listed(node.port) == 6),
+        "CLUSTER SLOTS lists the replicas",
+    );
+    for node in &cluster.nodes {
+        cli_at(node.port, &["CONFIG", "RESETSTAT"]);
+    }
+    let on_replicas = || replicas.iter().map(|&port| gets_served(port)).sum::<u64>();
+
+    // Off by default: every read goes to a primary.
+    for key in &keys {
+        assert_eq!(
+            primaries_only.get(key).await.unwrap().as_deref(),
+            Some(key.as_bytes())
+        );
+    }
+    assert_eq!(on_replicas(), 0);
+
+    // On: reads are spread over each shard's primary and replica (which
+    // answer them: READONLY was sent), with the same answers.
+    let config = ClusterConfig {
+        read_from_replicas: true,
+        ..ClusterConfig::default()
+    };
+    let spread = RedisClient::cluster_with(seeds, config).await.unwrap();
+    let stats = || spread.service().get_ref().handle().stats();
+    // Many at a time: the balancer weighs each node's latency by its calls
+    // in flight (one at a time, the node that answered first would take
+    // them all while the other's estimate decays).
+    let read_all = || async {
+        for chunk in keys[1..].chunks(64) {
+            let reads = chunk.iter().map(|key| spread.get(key));
+            for (key, value) in chunk.iter().zip(futures::future::join_all(reads).await) {
+                assert_eq!(value.unwrap().as_deref(), Some(key.as_bytes()));
+            }
+        }
+    };
+    for _ in 0..3 {
+        read_all().await;
+    }
+    let served = on_replicas();
+    assert!(served > 0, "no read reached a replica: {:?}", stats());
+    assert!(
+        served < 3 * keys.len() as u64,
+        "the primaries took some too: {served}"
+    );
+    // Writes still go to the primaries.
+    spread.set("read:0", "new").await.unwrap();
+    assert_eq!(
+        primaries_only.get("read:0").await.unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
+
+    // A replica dies (the one that served most): reads that go to it fall
+    // back to its primary.
+    assert_eq!(stats().fallbacks, 0);
+    let busiest = *replicas.iter().max_by_key(|&&port| gets_served(port)).unwrap();
+    let dead = cluster
+        .nodes
+        .iter()
+        .position(|node| node.port == busiest)
+        .unwrap();
+    drop(cluster.nodes.remove(dead));
+    for _ in 0..3 {
+        read_all().await;
+    }
+    assert!(stats().fallbacks > 0, "{:?}", stats());
+}

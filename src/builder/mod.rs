@@ -103,12 +103,14 @@
 //! retried: only a request that was not sent or lost with its connection is
 //! (see [`failure`](crate::failure)).
 
+mod balance;
 mod builds;
 mod multiplexer;
 mod route;
 mod settings;
 mod stack;
 
+pub use balance::{Balanced, BalancedEndpoint, Hedged};
 pub use builds::Builds;
 pub use multiplexer::Multiplexer;
 pub use route::Routed;

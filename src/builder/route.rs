@@ -13,8 +13,12 @@ use tower::Layer;
 /// The builder's settings for routed clients.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Routing {
-    pool: PoolConfig,
+    pub(super) pool: PoolConfig,
     health: HealthConfig,
+    /// For [balanced](ClientBuilder::balance) clients.
+    pub(super) balance: crate::balance::BalanceConfig,
+    /// For [hedged](ClientBuilder::balance_hedged) clients.
+    pub(super) hedge: crate::hedge::HedgeConfig,
 }
 
 /// The [`Router`] that [`ClientBuilder::route`] builds for requests `Req`:
@@ -33,7 +37,8 @@ pub type Routed<Req, L, T, R, M, X> = Router<
 >;
 
 impl<C, L, T, R, K, M, X> ClientBuilder<C, L, T, R, K, M, X> {
-    /// Connections per endpoint of a [routed](Self::route) client: a
+    /// Connections per endpoint of a [routed](Self::route) or
+    /// [balanced](Self::balance) client: a
     /// [`Pool`] that starts with one and grows under load up to
     /// `config.max_connections` (default: one connection).
     pub fn pool(mut self, config: PoolConfig) -> Self {

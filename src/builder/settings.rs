@@ -7,9 +7,10 @@
 //! and each knows the service it wraps around its inner one.
 
 use crate::deadline::Deadline;
+use crate::hedge::SharedBudget;
 use crate::reconnect::error::Disconnected;
 use crate::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
-use crate::retry::{Retry, RetryConfig, RetryHandle, RetryPolicy};
+use crate::retry::{Retry, RetryBudget, RetryConfig, RetryHandle, RetryPolicy};
 use crate::BoxError;
 use std::future::Future;
 use std::time::Duration;
@@ -61,12 +62,36 @@ pub trait RetrySetting: sealed::Sealed {
     type Service<S>;
     #[doc(hidden)]
     fn wrap<S>(&self, inner: S) -> (Self::Service<S>, Option<RetryHandle>);
+    /// A retry budget that a hedge under the retry layer can share, if
+    /// there is a retry layer.
+    #[doc(hidden)]
+    fn shared_budget(&self) -> Option<SharedBudget>;
+    /// [`wrap`](Self::wrap), with the retry layer drawing from `budget`
+    /// (one [`shared_budget`](Self::shared_budget) made) if it is given.
+    #[doc(hidden)]
+    fn wrap_sharing<S>(
+        &self,
+        inner: S,
+        budget: Option<SharedBudget>,
+    ) -> (Self::Service<S>, Option<RetryHandle>);
 }
 
 impl RetrySetting for RetryConfig {
     type Service<S> = Retry<S>;
     fn wrap<S>(&self, inner: S) -> (Retry<S>, Option<RetryHandle>) {
-        let policy = RetryPolicy::new(self.clone());
+        self.wrap_sharing(inner, None)
+    }
+
+    fn shared_budget(&self) -> Option<SharedBudget> {
+        let budget = RetryBudget::new(self.budget_window, self.min_retries_per_sec, self.retry_ratio);
+        Some(SharedBudget::new(budget))
+    }
+
+    fn wrap_sharing<S>(&self, inner: S, budget: Option<SharedBudget>) -> (Retry<S>, Option<RetryHandle>) {
+        let policy = match budget {
+            Some(budget) => RetryPolicy::with_budget(self.clone(), budget),
+            None => RetryPolicy::new(self.clone()),
+        };
         let handle = policy.handle();
         (Retry::new(policy, inner), Some(handle))
     }
@@ -75,6 +100,14 @@ impl RetrySetting for RetryConfig {
 impl RetrySetting for NoRetry {
     type Service<S> = S;
     fn wrap<S>(&self, inner: S) -> (S, Option<RetryHandle>) {
+        (inner, None)
+    }
+
+    fn shared_budget(&self) -> Option<SharedBudget> {
+        None
+    }
+
+    fn wrap_sharing<S>(&self, inner: S, _: Option<SharedBudget>) -> (S, Option<RetryHandle>) {
         (inner, None)
     }
 }

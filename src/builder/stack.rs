@@ -1,6 +1,8 @@
 //! [`Stack`]: the stack a [`ClientBuilder`](super::ClientBuilder) built, with
 //! handles on its layers' counters.
 
+use crate::balance::BalanceHandle;
+use crate::hedge::{HedgeHandle, HedgeStats};
 use crate::reconnect::{ReconnectHandle, ReconnectStats};
 use crate::retry::{RetryHandle, RetryStats};
 use std::fmt;
@@ -24,14 +26,47 @@ pub struct Stack<S> {
 struct Handles {
     reconnect: Option<ReconnectHandle>,
     retry: Option<RetryHandle>,
+    balance: Option<BalanceHandle>,
+    hedge: Option<HedgeHandle>,
 }
 
 impl<S> Stack<S> {
     pub(super) fn new(service: S, reconnect: Option<ReconnectHandle>, retry: Option<RetryHandle>) -> Self {
         Stack {
             service,
-            handles: Arc::new(Handles { reconnect, retry }),
+            handles: Arc::new(Handles {
+                reconnect,
+                retry,
+                balance: None,
+                hedge: None,
+            }),
         }
+    }
+
+    /// This stack, with handles on its balancer and hedge (before it is
+    /// cloned).
+    pub(super) fn with_balance(mut self, balance: BalanceHandle, hedge: Option<HedgeHandle>) -> Self {
+        if let Some(handles) = Arc::get_mut(&mut self.handles) {
+            handles.balance = Some(balance);
+            handles.hedge = hedge;
+        }
+        self
+    }
+
+    /// A handle on the balancer's endpoints — their state and load; adding
+    /// and removing them — if the stack is a
+    /// [balanced](super::ClientBuilder::balance) one.
+    pub fn balance_handle(&self) -> Option<&BalanceHandle> {
+        self.handles.balance.as_ref()
+    }
+
+    /// What the hedge layer has done (all zero without one).
+    pub fn hedge_stats(&self) -> HedgeStats {
+        self.handles
+            .hedge
+            .as_ref()
+            .map(HedgeHandle::stats)
+            .unwrap_or_default()
     }
 
     /// What the reconnect layer has done (all zero without one).
@@ -73,6 +108,7 @@ impl<S> fmt::Debug for Stack<S> {
         f.debug_struct("Stack")
             .field("reconnect", &self.reconnect_handle().map(ReconnectHandle::stats))
             .field("retry", &self.retry_handle().map(RetryHandle::stats))
+            .field("hedge", &self.handles.hedge.as_ref().map(HedgeHandle::stats))
             .finish_non_exhaustive()
     }
 }

@@ -46,11 +46,21 @@ super::metric_table! {
     CLIENT_DEADLINE_EXPIRED: Counter, Count, "wirestack_client_deadline_expired_total", [],
         "Requests ended by their deadline.";
     CLIENT_ENDPOINT_EJECTIONS: Counter, Count, "wirestack_client_endpoint_ejections_total", [],
-        "Router endpoints ejected after failing too often within the window.";
+        "Router and balancer endpoints ejected: too many failures within the window, or (balancers) too low a success rate.";
     CLIENT_ENDPOINTS_EJECTED: Gauge, Count, "wirestack_client_endpoints_ejected", [],
-        "Router endpoints ejected or being probed back.";
+        "Router and balancer endpoints ejected or being probed back.";
     CLIENT_REQUESTS_EJECTED: Counter, Count, "wirestack_client_requests_ejected_total", [],
         "Requests failed at once because their endpoint was ejected.";
+    CLIENT_BALANCE_ENDPOINTS: Gauge, Count, "wirestack_client_balance_endpoints", [],
+        "Endpoints in balancers.";
+    CLIENT_BALANCE_UNAVAILABLE: Counter, Count, "wirestack_client_balance_unavailable_total", [],
+        "Calls a balancer failed at once: it had no endpoint.";
+    CLIENT_HEDGES: Counter, Count, "wirestack_client_hedges_total", [],
+        "Second copies of late idempotent calls sent by hedges: the extra load.";
+    CLIENT_HEDGE_WINS: Counter, Count, "wirestack_client_hedge_wins_total", [],
+        "Hedged calls whose second copy answered first.";
+    CLIENT_HEDGE_BUDGET_EXHAUSTED: Counter, Count, "wirestack_client_hedge_budget_exhausted_total", [],
+        "Second copies a hedge's budget refused.";
     CLIENT_POOL_CONNECTIONS: Gauge, Count, "wirestack_client_pool_connections", [],
         "Connection services held by connection pools.";
     SERVER_ACCEPTED: Counter, Count, "wirestack_server_connections_accepted_total", [],

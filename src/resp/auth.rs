@@ -78,27 +78,41 @@ where
     T: Sink<Value, Error = E> + Stream<Item = Result<Value, E>> + Unpin + Send + 'static,
     E: Into<BoxError> + Send + 'static,
 {
-    fn handshake(&self, mut transport: T) -> impl Future<Output = Result<T, HandshakeError>> + Send {
-        let auth = self.command();
-        async move {
-            transport
-                .send(auth)
-                .await
-                .map_err(|e| HandshakeError::failed(e.into()))?;
-            match transport.next().await {
-                Some(Ok(Value::Simple(ok))) if &ok[..] == b"OK" => Ok(transport),
-                Some(Ok(Value::Error(message))) => Err(HandshakeError::rejected(RedisError::Auth(
-                    String::from_utf8_lossy(&message).into_owned(),
-                ))),
-                Some(Ok(reply)) => Err(HandshakeError::failed(RedisError::UnexpectedReply {
-                    command: "AUTH",
-                    reply,
-                })),
-                Some(Err(error)) => Err(HandshakeError::failed(error.into())),
-                None => Err(HandshakeError::failed(
-                    "the server closed the connection during AUTH",
-                )),
-            }
-        }
+    fn handshake(&self, transport: T) -> impl Future<Output = Result<T, HandshakeError>> + Send {
+        expect_ok(transport, self.command(), "AUTH", RedisError::Auth)
+    }
+}
+
+/// Sends `command` (named `name`) on a new connection and hands the
+/// connection over if the server answers `+OK`; an error reply is a
+/// [rejected](HandshakeError::Rejected) handshake, its message made into
+/// an error by `refused`.
+pub(super) async fn expect_ok<T, E>(
+    mut transport: T,
+    command: Value,
+    name: &'static str,
+    refused: fn(String) -> RedisError,
+) -> Result<T, HandshakeError>
+where
+    T: Sink<Value, Error = E> + Stream<Item = Result<Value, E>> + Unpin + Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    transport
+        .send(command)
+        .await
+        .map_err(|e| HandshakeError::failed(e.into()))?;
+    match transport.next().await {
+        Some(Ok(Value::Simple(ok))) if &ok[..] == b"OK" => Ok(transport),
+        Some(Ok(Value::Error(message))) => Err(HandshakeError::rejected(refused(
+            String::from_utf8_lossy(&message).into_owned(),
+        ))),
+        Some(Ok(reply)) => Err(HandshakeError::failed(RedisError::UnexpectedReply {
+            command: name,
+            reply,
+        })),
+        Some(Err(error)) => Err(HandshakeError::failed(error.into())),
+        None => Err(HandshakeError::failed(format!(
+            "the server closed the connection during {name}"
+        ))),
     }
 }

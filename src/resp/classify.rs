@@ -15,6 +15,74 @@ fn command_name(value: &Value) -> Option<&[u8]> {
     }
 }
 
+/// Commands that only read: what a cluster client may send to a replica
+/// (with [`ClusterConfig::read_from_replicas`](super::cluster::ClusterConfig::read_from_replicas)),
+/// and what is always [idempotent](Idempotent). Redis flags each command
+/// `readonly` in `COMMAND INFO`; these are the common ones among them.
+const READ_ONLY: &[&[u8]] = &[
+    b"PING",
+    b"ECHO",
+    b"GET",
+    b"MGET",
+    b"EXISTS",
+    b"TTL",
+    b"PTTL",
+    b"EXPIRETIME",
+    b"PEXPIRETIME",
+    b"TYPE",
+    b"STRLEN",
+    b"GETRANGE",
+    b"SUBSTR",
+    b"LCS",
+    b"GETBIT",
+    b"BITCOUNT",
+    b"BITPOS",
+    b"HGET",
+    b"HMGET",
+    b"HGETALL",
+    b"HEXISTS",
+    b"HLEN",
+    b"HKEYS",
+    b"HVALS",
+    b"HSTRLEN",
+    b"HRANDFIELD",
+    b"LLEN",
+    b"LRANGE",
+    b"LINDEX",
+    b"LPOS",
+    b"SCARD",
+    b"SISMEMBER",
+    b"SMISMEMBER",
+    b"SMEMBERS",
+    b"SRANDMEMBER",
+    b"SINTER",
+    b"SINTERCARD",
+    b"SUNION",
+    b"SDIFF",
+    b"ZSCORE",
+    b"ZMSCORE",
+    b"ZRANGE",
+    b"ZRANGEBYSCORE",
+    b"ZRANGEBYLEX",
+    b"ZREVRANGE",
+    b"ZREVRANGEBYSCORE",
+    b"ZREVRANGEBYLEX",
+    b"ZRANK",
+    b"ZREVRANK",
+    b"ZCARD",
+    b"ZCOUNT",
+    b"ZLEXCOUNT",
+    b"XRANGE",
+    b"XREVRANGE",
+    b"XLEN",
+    b"DBSIZE",
+];
+
+/// Whether `command` only reads (see [`READ_ONLY`]).
+pub(crate) fn is_read_only(command: &Value) -> bool {
+    command_name(command).is_some_and(|name| READ_ONLY.iter().any(|known| name.eq_ignore_ascii_case(known)))
+}
+
 /// Which Redis commands may be sent again after a lost answer.
 ///
 /// Read-only commands are; so are `SET` (without `NX`, `XX` or `GET`, whose
@@ -28,32 +96,8 @@ impl Idempotent for Value {
         let Some(name) = command_name(self) else {
             return false;
         };
-        const ALWAYS: &[&[u8]] = &[
-            b"PING",
-            b"ECHO",
-            b"GET",
-            b"MGET",
-            b"EXISTS",
-            b"TTL",
-            b"PTTL",
-            b"TYPE",
-            b"STRLEN",
-            b"GETRANGE",
-            b"HGET",
-            b"HMGET",
-            b"HGETALL",
-            b"HEXISTS",
-            b"HLEN",
-            b"LLEN",
-            b"LRANGE",
-            b"LINDEX",
-            b"SCARD",
-            b"SISMEMBER",
-            b"SMEMBERS",
-            b"ZSCORE",
-            b"ZRANGE",
-            b"ZCARD",
-            b"DBSIZE",
+        /// Writes whose effect is the same applied twice.
+        const IDEMPOTENT_WRITES: &[&[u8]] = &[
             b"DEL",
             b"UNLINK",
             b"EXPIRE",
@@ -62,7 +106,11 @@ impl Idempotent for Value {
             b"PEXPIREAT",
             b"PERSIST",
         ];
-        if ALWAYS.iter().any(|known| name.eq_ignore_ascii_case(known)) {
+        if READ_ONLY
+            .iter()
+            .chain(IDEMPOTENT_WRITES)
+            .any(|known| name.eq_ignore_ascii_case(known))
+        {
             return true;
         }
         if name.eq_ignore_ascii_case(b"SET") {
@@ -124,6 +172,30 @@ mod tests {
             assert!(!Value::command(args.iter()).is_idempotent(), "{args:?}");
         }
         assert!(!Value::Integer(1).is_idempotent());
+    }
+
+    #[test]
+    fn read_only_commands() {
+        for args in [
+            &["GET", "k"][..],
+            &["mget", "a", "b"],
+            &["HGETALL", "h"],
+            &["ZRANGE", "z", "0", "-1"],
+        ] {
+            let command = Value::command(args.iter());
+            assert!(is_read_only(&command), "{args:?}");
+            assert!(command.is_idempotent(), "{args:?}");
+        }
+        for args in [
+            &["SET", "k", "v"][..],
+            &["DEL", "k"],
+            &["INCR", "k"],
+            &["EVAL", "return 1", "0"],
+            &[],
+        ] {
+            assert!(!is_read_only(&Value::command(args.iter())), "{args:?}");
+        }
+        assert!(!is_read_only(&Value::Integer(1)));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::bounds::EndpointStack;
 use super::error::Ejected;
 use super::health::{Health, HealthConfig};
 use super::key::Probe;
+use super::outlier::Outlier;
 use crate::backoff::jitter_rng;
 use crate::pool::PoolHandle;
 use std::error::Error;
@@ -24,9 +25,15 @@ pub(crate) struct EndpointInfo {
 
 impl EndpointInfo {
     pub(crate) fn new(name: Arc<str>, pool: Option<PoolHandle>) -> Arc<Self> {
+        Self::with_outlier(name, pool, Outlier::default())
+    }
+
+    /// An endpoint that the rules of `outlier` eject too (a balancer's:
+    /// see [`crate::balance`]).
+    pub(crate) fn with_outlier(name: Arc<str>, pool: Option<PoolHandle>, outlier: Outlier) -> Arc<Self> {
         Arc::new(EndpointInfo {
             name,
-            health: Health::default(),
+            health: Health::with_outlier(outlier),
             pool,
         })
     }
@@ -35,7 +42,7 @@ impl EndpointInfo {
     /// failed fast, and returns the error they fail with. Both the router's
     /// check before routing and an [`Accrual`](super::Accrual) under the
     /// retry layer refuse this way.
-    pub(super) fn refuse(&self, n: usize) -> Ejected {
+    pub(crate) fn refuse(&self, n: usize) -> Ejected {
         self.health.failed_fast(n);
         Ejected::new(self.name.clone())
     }
@@ -69,6 +76,12 @@ impl<S> EndpointWatch<S> {
         Req: Probe + Send + 'static,
     {
         let info = &self.info;
+        info.health.prober.get_or_init(|| {
+            let (watch, config) = (Arc::downgrade(self), self.config.clone());
+            Box::new(move || {
+                tokio::spawn(probe::<S, Req>(watch.clone(), config.clone()));
+            })
+        });
         if info.health.record(outcome, &self.config, &info.name) {
             tokio::spawn(probe::<S, Req>(Arc::downgrade(self), self.config.clone()));
         }

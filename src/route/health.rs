@@ -3,6 +3,7 @@
 
 use super::error::Ejected;
 use super::metrics::EndpointMetrics;
+use super::outlier::{LostRace, Outlier, Window};
 use crate::backoff::Backoff;
 use crate::failure::Failure;
 use std::collections::VecDeque;
@@ -64,12 +65,17 @@ pub enum EndpointState {
     Probing,
 }
 
+/// Starts probing an ejected endpoint: set by its accrual at its first
+/// recorded call (the probe's request type is known there), for an
+/// ejection that happens elsewhere (a [`lost_race`](Health::lost_race)).
+pub(crate) type Prober = Box<dyn Fn() + Send + Sync>;
+
 const UP: u8 = 0;
 const EJECTED: u8 = 1;
 const PROBING: u8 = 2;
 
 /// One endpoint's health and counters.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Health {
     state: AtomicU8,
     /// The times of recent failures, oldest first (at most `failures`).
@@ -80,9 +86,41 @@ pub(crate) struct Health {
     pub(crate) probes: AtomicU64,
     pub(crate) probe_failures: AtomicU64,
     metrics: EndpointMetrics,
+    outlier: Outlier,
+    window: Window,
+    pub(crate) prober: std::sync::OnceLock<Prober>,
+}
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Health")
+            .field("state", &self.state())
+            .field("outlier", &self.outlier)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Health {
+    /// The health of an endpoint that the rules of `outlier` also eject.
+    pub(crate) fn with_outlier(outlier: Outlier) -> Self {
+        if let Some(cap) = &outlier.cap {
+            cap.joined();
+        }
+        Health {
+            state: AtomicU8::new(UP),
+            recent: Mutex::default(),
+            requests: AtomicU64::default(),
+            failures: AtomicU64::default(),
+            ejections: AtomicU64::default(),
+            probes: AtomicU64::default(),
+            probe_failures: AtomicU64::default(),
+            metrics: EndpointMetrics::default(),
+            outlier,
+            window: Window::default(),
+            prober: std::sync::OnceLock::new(),
+        }
+    }
+
     pub(crate) fn state(&self) -> EndpointState {
         match self.state.load(Ordering::Acquire) {
             UP => EndpointState::Up,
@@ -108,8 +146,12 @@ impl Health {
 
     /// A probe was answered: the endpoint is up again.
     pub(super) fn back_up(&self) {
-        self.state.store(UP, Ordering::Release);
-        self.metrics.back();
+        if self.state.swap(UP, Ordering::AcqRel) != UP {
+            self.metrics.back();
+            if let Some(cap) = &self.outlier.cap {
+                cap.returned();
+            }
+        }
     }
 
     /// A probe failed: the endpoint stays ejected.
@@ -128,6 +170,9 @@ impl Health {
     ) -> bool {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let Err(error) = outcome else {
+            if self.outlier.success_rate.is_some() {
+                self.window.ok();
+            }
             return false;
         };
         if !counts(error) {
@@ -150,27 +195,91 @@ impl Health {
         while recent.len() > limit {
             recent.pop_front();
         }
-        if recent.len() < limit || !self.is_up() {
+        let success = self.success_rate(now);
+        if !self.is_up() {
             return false;
         }
-        recent.clear();
+        if recent.len() >= limit {
+            recent.clear();
+            drop(recent);
+            return self.eject(endpoint, error, || {
+                tracing::warn!(
+                    endpoint,
+                    failures = limit,
+                    window = ?config.window,
+                    %error,
+                    "endpoint ejected; probing it back"
+                )
+            });
+        }
         drop(recent);
+        match success {
+            Some(rate) => self.eject(endpoint, error, || {
+                tracing::warn!(endpoint, success_rate = rate, %error, "endpoint ejected for its success rate; probing it back")
+            }),
+            None => false,
+        }
+    }
+
+    /// A copy of a hedged call sent here was dropped because another
+    /// endpoint answered first: it counts against the success rate (a
+    /// stalled endpoint loses every race it is in, a healthy one a few),
+    /// not towards the consecutive failures. `true` if that ejected the
+    /// endpoint; then a probe is started, if its accrual has recorded a
+    /// call (which says what a probe is) — otherwise it is not ejected.
+    pub(crate) fn lost_race(&self, endpoint: &str) -> bool {
+        if self.outlier.success_rate.is_none() || !self.is_up() {
+            return false;
+        }
+        let Some(prober) = self.prober.get() else {
+            return false;
+        };
+        let Some(rate) = self.success_rate(Instant::now()) else {
+            return false;
+        };
+        let lost = LostRace;
+        let ejected = self.eject(endpoint, &lost, || {
+            tracing::warn!(
+                endpoint,
+                success_rate = rate,
+                "endpoint ejected: it lost the hedged races it was in; probing it back"
+            )
+        });
+        if ejected {
+            prober();
+        }
+        ejected
+    }
+
+    /// Counts a failure in the success-rate window, if the endpoint has
+    /// the rule; the window's success rate if that is below the rule's floor.
+    fn success_rate(&self, now: Instant) -> Option<f64> {
+        let rule = self.outlier.success_rate?;
+        self.window.failed(&rule, now)
+    }
+
+    /// Ejects the endpoint, unless it is out already or its group's cap
+    /// is reached; `true` if it did (then the caller starts the probe).
+    fn eject(&self, endpoint: &str, error: &(dyn std::error::Error + 'static), log: impl FnOnce()) -> bool {
+        if let Some(cap) = &self.outlier.cap {
+            if !cap.try_eject() {
+                tracing::debug!(endpoint, %error, "endpoint not ejected: its group's cap on ejections is reached");
+                return false;
+            }
+        }
         if self
             .state
             .compare_exchange(UP, EJECTED, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
+            if let Some(cap) = &self.outlier.cap {
+                cap.returned();
+            }
             return false;
         }
         self.ejections.fetch_add(1, Ordering::Relaxed);
         self.metrics.ejected();
-        tracing::warn!(
-            endpoint,
-            failures = limit,
-            window = ?config.window,
-            %error,
-            "endpoint ejected; probing it back"
-        );
+        log();
         true
     }
 }
@@ -180,6 +289,12 @@ impl Drop for Health {
         // The ejected-endpoints gauge counts this one until it is back up.
         if !self.is_up() {
             self.metrics.back();
+            if let Some(cap) = &self.outlier.cap {
+                cap.returned();
+            }
+        }
+        if let Some(cap) = &self.outlier.cap {
+            cap.left();
         }
     }
 }

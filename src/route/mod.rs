@@ -84,6 +84,7 @@ mod health;
 mod ketama;
 mod key;
 mod metrics;
+pub(crate) mod outlier;
 mod placement;
 mod recorded;
 pub(crate) mod scatter;

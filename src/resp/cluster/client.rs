@@ -1,6 +1,6 @@
 //! [`RedisClient::cluster`]: the typed client over a [`Cluster`].
 
-use super::{Cluster, ClusterConfig};
+use super::{Cluster, ClusterConfig, ReadOnly};
 use crate::builder::{ClientBuilder, Stack};
 use crate::deadline::Deadline;
 use crate::pipeline::Pipeline;
@@ -37,13 +37,42 @@ impl RedisClient<ClusterService> {
     /// # }
     /// ```
     pub async fn cluster<A: fmt::Display>(seeds: impl IntoIterator<Item = A>) -> Result<Self, RedisError> {
-        let node = |addr: &str| {
-            ClientBuilder::new(RespCodec::new())
-                .no_timeout()
-                .no_retry()
-                .connect_lazy::<Value>(addr.to_string())
+        Self::cluster_with(seeds, ClusterConfig::default()).await
+    }
+
+    /// [`cluster`](Self::cluster) with `config`: with
+    /// [`read_from_replicas`](ClusterConfig::read_from_replicas), every
+    /// node connection sends [`ReadOnly`] first, and read-only commands go
+    /// to a shard's primary or one of its replicas, whichever its balancer
+    /// chooses.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), wirestack::resp::RedisError> {
+    /// use wirestack::resp::cluster::ClusterConfig;
+    /// use wirestack::resp::RedisClient;
+    ///
+    /// let config = ClusterConfig { read_from_replicas: true, ..ClusterConfig::default() };
+    /// let redis = RedisClient::cluster_with(["127.0.0.1:7000"], config).await?;
+    /// let name = redis.get("{user:1}:name").await?; // from the primary or a replica
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn cluster_with<A: fmt::Display>(
+        seeds: impl IntoIterator<Item = A>,
+        config: ClusterConfig,
+    ) -> Result<Self, RedisError> {
+        let read_only = config.read_from_replicas;
+        let node = move |addr: &str| {
+            let builder = ClientBuilder::new(RespCodec::new()).no_timeout().no_retry();
+            if read_only {
+                builder
+                    .on_connect(ReadOnly)
+                    .connect_lazy::<Value>(addr.to_string())
+            } else {
+                builder.connect_lazy::<Value>(addr.to_string())
+            }
         };
-        let cluster = Cluster::connect(seeds, node, ClusterConfig::default()).await?;
+        let cluster = Cluster::connect(seeds, node, config).await?;
         Ok(RedisClient::new(Deadline::new(cluster, Duration::from_secs(5))))
     }
 }

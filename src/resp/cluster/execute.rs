@@ -8,6 +8,7 @@ use super::redirect::Redirect;
 use super::service::{command_slot, ClusterState};
 use crate::batch::Batch;
 use crate::failure::Delivery;
+use crate::resp::classify::is_read_only;
 use crate::resp::Value;
 use crate::retry::Idempotent;
 use crate::BoxError;
@@ -59,15 +60,27 @@ pub(super) async fn execute<S: ClusterNode>(
     let mut ask: Option<String> = None;
     let mut pauses = 0u32;
     let mut attempt = 0u32;
+    // A read that may go to a replica, until one such attempt went wrong:
+    // then the primary.
+    let mut replica_read = cluster.config.read_from_replicas && is_read_only(&command);
     loop {
         attempt += 1;
         let last_attempt = attempt >= cluster.config.max_attempts;
-        let (from, outcome) = match ask.take() {
-            Some(addr) => {
+        let read = match (replica_read, slot, &ask) {
+            (true, Some(slot), None) => cluster.route_read(slot),
+            _ => None,
+        };
+        let from_replicas = read.is_some();
+        let (from, outcome) = match (ask.take(), read) {
+            (_, Some((primary, balance))) => {
+                let sent = ServiceExt::<Value>::oneshot(balance, command.clone()).await;
+                (primary, sent)
+            }
+            (Some(addr), None) => {
                 let (from, node) = cluster.node(&addr);
                 (from, asking(node, command.clone()).await)
             }
-            None => match cluster.route(slot) {
+            (None, None) => match cluster.route(slot) {
                 Ok((from, node)) => {
                     let sent = ServiceExt::<Value>::oneshot(node, command.clone()).await;
                     (from, sent.map_err(Into::into))
@@ -80,6 +93,14 @@ pub(super) async fn execute<S: ClusterNode>(
                 }
             },
         };
+        let fell_back = from_replicas && !matches!(&outcome, Ok(reply) if Redirect::of(reply).is_none());
+        if fell_back && !last_attempt {
+            // The node chosen failed or redirected: the primary, at once.
+            tracing::debug!(primary = %from, "a read from the replicas went wrong; falling back to the primary");
+            replica_read = false;
+            counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         match outcome {
             Ok(reply) => match Redirect::of(&reply) {
                 None => return Ok(reply),

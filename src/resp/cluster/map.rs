@@ -1,5 +1,5 @@
-//! [`SlotMap`]: which primary serves each hash slot, from a `CLUSTER SLOTS`
-//! reply.
+//! [`SlotMap`]: which primary serves each hash slot, and its replicas,
+//! from a `CLUSTER SLOTS` reply.
 
 use super::error::ClusterError;
 use super::slot::SLOTS;
@@ -12,6 +12,8 @@ pub(crate) struct SlotMap {
     slots: Box<[u16]>,
     /// The primaries' addresses (`ip:port`), each once.
     nodes: Vec<String>,
+    /// The replicas of each primary, by its index in `nodes`.
+    replicas: Vec<Vec<String>>,
 }
 
 const NONE: u16 = u16::MAX;
@@ -32,6 +34,7 @@ impl SlotMap {
         let mut map = SlotMap {
             slots: vec![NONE; usize::from(SLOTS)].into_boxed_slice(),
             nodes: Vec::new(),
+            replicas: Vec::new(),
         };
         for range in ranges {
             let Value::Array(fields) = range else {
@@ -48,13 +51,27 @@ impl SlotMap {
                 .get(2)
                 .ok_or_else(|| bad("a range has no primary"))
                 .and_then(|node| address(node, asked))?;
+            let replicas = fields
+                .get(3..)
+                .unwrap_or_default()
+                .iter()
+                .map(|node| address(node, asked))
+                .collect::<Result<Vec<_>, _>>()?;
             let index = match map.nodes.iter().position(|known| *known == primary) {
                 Some(index) => index,
                 None => {
                     map.nodes.push(primary);
+                    map.replicas.push(Vec::new());
                     map.nodes.len() - 1
                 }
             };
+            if let Some(known) = map.replicas.get_mut(index) {
+                for replica in replicas {
+                    if !known.contains(&replica) {
+                        known.push(replica);
+                    }
+                }
+            }
             let index = u16::try_from(index).map_err(|_| bad("more nodes than slots"))?;
             // Both bounds were checked to lie within 0..16384.
             for slot in start as usize..=end as usize {
@@ -70,18 +87,34 @@ impl SlotMap {
         self.nodes.get(usize::from(index)).map(String::as_str)
     }
 
-    /// Records that `slot` is served by `addr` now (after a `MOVED`).
+    /// The addresses of the replicas of the primary that serves `slot`
+    /// (none if it has none, or the slot is not served).
+    pub(crate) fn replicas(&self, slot: u16) -> &[String] {
+        self.slots
+            .get(usize::from(slot))
+            .and_then(|&index| self.replicas.get(usize::from(index)))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Records that `slot` is served by `addr` now (after a `MOVED`); its
+    /// replicas are unknown until the next load.
     pub(crate) fn moved(&mut self, slot: u16, addr: &str) {
         let index = match self.nodes.iter().position(|known| known == addr) {
             Some(index) => index,
             None => {
                 self.nodes.push(addr.to_string());
+                self.replicas.push(Vec::new());
                 self.nodes.len() - 1
             }
         };
         if let (Some(entry), Ok(index)) = (self.slots.get_mut(usize::from(slot)), u16::try_from(index)) {
             *entry = index;
         }
+    }
+
+    /// Every replica's address.
+    pub(crate) fn all_replicas(&self) -> impl Iterator<Item = &String> {
+        self.replicas.iter().flatten()
     }
 
     /// Every primary's address.
@@ -154,10 +187,17 @@ mod tests {
             "no IP: the host asked"
         );
         assert_eq!(map.nodes().len(), 3);
+        assert_eq!(map.replicas(0), ["127.0.0.1:7003"]);
+        assert!(map.replicas(5461).is_empty());
         let mut map = map;
         map.moved(0, "127.0.0.1:7005");
         assert_eq!(map.primary(0), Some("127.0.0.1:7005"));
         assert_eq!(map.primary(1), Some("127.0.0.1:7000"));
+        assert!(
+            map.replicas(0).is_empty(),
+            "a new primary's replicas are not known yet"
+        );
+        assert_eq!(map.replicas(1), ["127.0.0.1:7003"]);
     }
 
     #[test]

@@ -27,9 +27,17 @@
 //! * **Batches** are split per node and the parts sent at once; a command
 //!   a part could not serve is sent again on its own as above.
 //!
-//! Commands are sent to primaries only (reading from replicas is not
-//! supported). [`RedisClient::cluster`](super::RedisClient::cluster)
-//! builds the whole client with defaults.
+//! * **Reads from replicas** (off by default:
+//!   [`ClusterConfig::read_from_replicas`]): a read-only command goes to
+//!   one of its shard's primary and replicas, chosen by a
+//!   [balancer](crate::balance) (power of two choices over peak-EWMA
+//!   latency, so a slow replica is avoided), over connections that sent
+//!   [`ReadOnly`]; if that node fails or redirects, the command falls back
+//!   to the primary. Writes, keyless commands and batches go to primaries.
+//!
+//! [`RedisClient::cluster`](super::RedisClient::cluster) builds the whole
+//! client with defaults, [`RedisClient::cluster_with`](super::RedisClient::cluster_with)
+//! with a [`ClusterConfig`].
 
 mod batch;
 mod client;
@@ -39,6 +47,7 @@ mod execute;
 mod keys;
 mod map;
 mod node;
+mod readonly;
 mod redirect;
 mod service;
 mod slot;
@@ -48,6 +57,7 @@ pub use client::{ClusterService, NodeService};
 pub use config::ClusterConfig;
 pub use error::ClusterError;
 pub use node::ClusterNode;
+pub use readonly::ReadOnly;
 pub use service::Cluster;
 pub use slot::{slot, SLOTS};
 pub use stats::{ClusterHandle, ClusterStats};

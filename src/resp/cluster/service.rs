@@ -9,7 +9,9 @@ use super::map::SlotMap;
 use super::node::ClusterNode;
 use super::slot::slot;
 use super::stats::{ClusterHandle, Counters};
+use crate::balance::{Balance, BalanceConfig};
 use crate::resp::Value;
+use crate::route::Accrual;
 use crate::BoxError;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
@@ -36,6 +38,10 @@ pub(super) struct ClusterState<S> {
     map: RwLock<Arc<SlotMap>>,
     /// One stack per node, by address.
     nodes: RwLock<HashMap<Arc<str>, S>>,
+    /// For reads from replicas: a balancer over each shard's primary and
+    /// replicas, by the primary's address; made at the shard's first read,
+    /// forgotten when the slot map is loaded again.
+    reads: RwLock<HashMap<Arc<str>, Balance<Accrual<S>>>>,
     make: MakeNode<S>,
     seeds: Vec<String>,
     refreshing: AtomicBool,
@@ -86,6 +92,7 @@ impl<S: ClusterNode> Cluster<S> {
         let cluster = Arc::new(ClusterState {
             map: RwLock::new(Arc::new(SlotMap::parse(&Value::Array(Vec::new()), "")?)),
             nodes: RwLock::new(HashMap::new()),
+            reads: RwLock::new(HashMap::new()),
             make: Box::new(make),
             seeds: seeds.into_iter().map(|seed| seed.to_string()).collect(),
             refreshing: AtomicBool::new(false),
@@ -153,6 +160,41 @@ impl<S> ClusterState<S> {
         Ok(self.node(addr))
     }
 
+    /// For a read that may go to a replica: the balancer over the primary
+    /// and replicas of `slot`'s shard, and the primary's address; `None` if
+    /// the shard has no replica known (then the read goes to the primary).
+    pub(super) fn route_read(&self, slot: u16) -> Option<(Arc<str>, Balance<Accrual<S>>)>
+    where
+        S: Clone,
+    {
+        let map = self.map();
+        let primary = map.primary(slot)?;
+        let replicas = map.replicas(slot);
+        if replicas.is_empty() {
+            return None;
+        }
+        if let Some((addr, balance)) = self
+            .reads
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_key_value(primary)
+        {
+            return Some((addr.clone(), balance.clone()));
+        }
+        let (addr, _) = self.node(primary);
+        // Each node's accrual ejects it from the shard's reads when it
+        // fails (a dead replica), and probes it back.
+        let balance = Balance::empty(BalanceConfig::default(), None);
+        for node in std::iter::once(primary).chain(replicas.iter().map(String::as_str)) {
+            let (name, stack) = self.node(node);
+            // Each address once: a duplicate is not added twice.
+            let _ = balance.insert(name, stack);
+        }
+        let mut reads = self.reads.write().unwrap_or_else(|p| p.into_inner());
+        let balance = reads.entry(addr.clone()).or_insert(balance).clone();
+        Some((addr, balance))
+    }
+
     /// Records a `MOVED`: the slot is served at `addr` from now on.
     pub(super) fn moved(&self, slot: u16, addr: &str) {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
@@ -218,7 +260,15 @@ impl<S: ClusterNode> ClusterState<S> {
                     continue;
                 }
             };
-            let keep: Vec<String> = map.nodes().iter().chain(&self.seeds).cloned().collect();
+            let replicas = map.all_replicas();
+            let keep: Vec<String> = map
+                .nodes()
+                .iter()
+                .chain(&self.seeds)
+                .chain(replicas)
+                .cloned()
+                .collect();
+            self.reads.write().unwrap_or_else(|p| p.into_inner()).clear();
             *self.map.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(map);
             self.nodes
                 .write()

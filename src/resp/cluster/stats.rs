@@ -16,6 +16,9 @@ pub struct ClusterStats {
     /// Commands sent again after `TRYAGAIN`, `CLUSTERDOWN`, `LOADING` or a
     /// lost connection.
     pub retries: u64,
+    /// Reads sent to a shard's replicas that failed or were redirected,
+    /// and were sent to its primary instead.
+    pub fallbacks: u64,
 }
 
 /// A cheap handle on a [`Cluster`](super::Cluster)'s counters.
@@ -33,6 +36,7 @@ impl ClusterHandle {
             moved: c.moved.load(Ordering::Relaxed),
             asked: c.asked.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
+            fallbacks: c.fallbacks.load(Ordering::Relaxed),
         }
     }
 }
@@ -43,4 +47,5 @@ pub(super) struct Counters {
     pub(super) moved: AtomicU64,
     pub(super) asked: AtomicU64,
     pub(super) retries: AtomicU64,
+    pub(super) fallbacks: AtomicU64,
 }
