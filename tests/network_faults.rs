@@ -13,6 +13,12 @@
 //! * every caller gets an answer or a typed error, within its deadline;
 //! * nothing that may have been applied is sent again unless it is
 //!   idempotent (GET); a write that was never sent is sent again, once.
+//!
+//! The last tests run the same network under KV 2.0, the stack
+//! `KvClient::connect` builds (HELLO, a `Multiplex`, keepalive): a server
+//! that goes silent is found by keepalive before the deadline, and a
+//! server's GOAWAY gets the writes it never read sent again, each applied
+//! once.
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -29,10 +35,15 @@ use tokio_util::codec::Framed;
 use tower::retry::Retry;
 use tower::timeout::Timeout;
 use tower::Service;
-use wirestack::kv::{ClientCodec, Incoming, KvClient, KvError, KvService, Request, ServerCodec, Store};
+use wirestack::keepalive::Keepalive;
+use wirestack::kv::{
+    ClientCodec, Hello, Incoming, KvClient, KvError, KvService, Request, ServerCodec, Store,
+};
+use wirestack::multiplex::{self, MakeMultiplex, Multiplex};
 use wirestack::pipeline::{self, MakePipeline};
 use wirestack::reconnect::{Reconnect, ReconnectConfig, ReconnectHandle};
 use wirestack::retry::{RetryHandle, RetryPolicy};
+use wirestack::transport::OnConnect;
 
 /// The deadline of every call: `ClientBuilder`'s default.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -142,6 +153,9 @@ enum Then {
     Partition,
     /// Apply the next request, then reset the link without answering.
     ResetAfterApplying,
+    /// Say GOAWAY (2.0), read nothing more and close: what the client
+    /// wrote after the last request read was never read.
+    GoAway,
 }
 
 const HEALTHY: Behaviour = Behaviour {
@@ -209,14 +223,32 @@ impl Net {
     }
 }
 
-/// One server connection.
+/// One server connection. It speaks 1.1, or 2.0 once the client's HELLO
+/// is answered (the codec switches; answers still leave in order here).
 async fn serve(net: Arc<Net>, connection: usize, io: DuplexStream, link: Arc<Link>, behaviour: Behaviour) {
     let mut framed = Framed::new(io, ServerCodec::new());
     let mut service = KvService::new(net.store.clone());
     let mut handled = 0;
     let mut partitioned = false;
-    while let Some(Ok(Incoming::Request(request))) = framed.next().await {
-        net.received.lock().unwrap().push((connection, request.clone()));
+    loop {
+        if behaviour.then == Then::GoAway && handled >= behaviour.answer {
+            // What was read is answered; nothing more is read; a clean close.
+            let _ = framed.send(wirestack::kv::Response::goaway("going away")).await;
+            return;
+        }
+        let incoming = match framed.next().await {
+            Some(Ok(incoming)) => incoming,
+            _ => return,
+        };
+        let request = match &incoming {
+            Incoming::Request(request) | Incoming::Identified { request, .. } => request.clone(),
+            // A cancel has no answer of its own; nothing here runs late.
+            Incoming::Cancel { .. } => continue,
+            _ => return,
+        };
+        if !matches!(request, Request::Hello { .. }) {
+            net.received.lock().unwrap().push((connection, request.clone()));
+        }
         let then = if handled < behaviour.answer {
             Then::Answer
         } else {
@@ -236,7 +268,7 @@ async fn serve(net: Arc<Net>, connection: usize, io: DuplexStream, link: Arc<Lin
         if let Request::Put { value, .. } | Request::PutTtl { value, .. } = &request {
             *net.applied.lock().unwrap().entry(value.clone()).or_default() += 1;
         }
-        let Ok(response) = Service::<Request>::call(&mut service, request).await;
+        let Ok(response) = Service::<Incoming>::call(&mut service, incoming).await;
         if then == Then::ResetAfterApplying {
             link.set(Some(Fault::Reset));
             return;
@@ -309,12 +341,39 @@ fn get() -> Request {
     }
 }
 
+/// The stack `KvClient::connect` builds (KV 2.0: HELLO on every
+/// connection, a `Multiplex` with keepalive at its defaults), over the
+/// test's network, with the same connect timeout as [`client`].
+fn client_v2(net: &Arc<Net>) -> (KvClient<StackV2>, ReconnectHandle, RetryHandle) {
+    let transports = OnConnect::new(Connector(net.clone()), Hello::new());
+    let connector = MakeMultiplex::new(
+        transports,
+        multiplex::Builder::new().keepalive(Keepalive::default()),
+    );
+    let config = ReconnectConfig {
+        connect_timeout: Duration::from_secs(1),
+        ..ReconnectConfig::default()
+    };
+    let reconnect = Reconnect::new(connector, (), config);
+    let reconnects = reconnect.handle();
+    let policy = RetryPolicy::default();
+    let retries = policy.handle();
+    let stack = Timeout::new(Retry::new(policy, reconnect), DEADLINE);
+    (KvClient::new(stack), reconnects, retries)
+}
+
+type StackV2 = Timeout<Retry<RetryPolicy, Reconnect<Multiplex<Request, wirestack::kv::Response>>>>;
+
 /// Makes every call at once (they are pipelined on one connection) and
 /// returns each result with how long it took, in virtual time.
-async fn call_all(
-    client: &KvClient<Stack>,
+async fn call_all<S>(
+    client: &KvClient<S>,
     requests: Vec<Request>,
-) -> Vec<(Result<wirestack::kv::Response, KvError>, Duration)> {
+) -> Vec<(Result<wirestack::kv::Response, KvError>, Duration)>
+where
+    S: Service<Request, Response = wirestack::kv::Response> + Clone,
+    S::Error: Into<wirestack::BoxError>,
+{
     let calls = requests.into_iter().map(|request| {
         let client = client.clone();
         async move {
@@ -541,4 +600,92 @@ async fn slow_and_refused_connection_attempts_cost_callers_only_time() {
         2,
         "the slow attempt was accepted, the refused one was not"
     );
+}
+
+// ---------------------------------------------------------------------------
+// KV 2.0: the stack `KvClient::connect` builds.
+
+/// A server that answers HELLO and then nothing: keepalive pings after a
+/// second of silence and fails the connection 900 ms later, long before the
+/// 5 s deadline. The writes end "lost with the connection" (they may have
+/// been applied: the server read them); the reads are sent again on a new
+/// connection and answered.
+#[tokio::test(start_paused = true)]
+async fn under_2_0_a_silent_server_is_found_by_keepalive_before_the_deadline() {
+    let net = Net::new(
+        &[],
+        &[Behaviour {
+            answer: 1,
+            then: Then::Silence,
+        }],
+    );
+    net.store.put(b"k", b"v");
+    let (client, reconnects, _) = client_v2(&net);
+    let requests: Vec<Request> = (0..8)
+        .map(|i| if i % 2 == 0 { get() } else { put(&format!("v{i}")) })
+        .collect();
+    let results = call_all(&client, requests.clone()).await;
+    let found_by = Keepalive::default().get_interval() + Keepalive::default().get_timeout();
+    for ((result, took), request) in results.iter().zip(&requests) {
+        match (request, result) {
+            (Request::Get { .. }, Ok(response)) => assert_eq!(&response.value[..], b"v"),
+            (Request::Put { .. }, Err(KvError::Connection(source))) => {
+                let unresponsive =
+                    std::iter::successors(Some(&**source as &(dyn std::error::Error + 'static)), |e| {
+                        e.source()
+                    })
+                    .any(|e| matches!(e.downcast_ref(), Some(pipeline::Error::Unresponsive(_))));
+                assert!(unresponsive, "{source}");
+                // Virtual time: exactly when the keepalive gave up.
+                assert_eq!(*took, found_by, "{result:?}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(found_by < DEADLINE);
+    assert_eq!(reconnects.stats().connects, 2);
+    // No write was sent again: each reached the silent server once.
+    for (connection, request) in net.received() {
+        if connection > 0 {
+            assert!(
+                matches!(request, Request::Get { .. }),
+                "{request:?} was sent again"
+            );
+        }
+    }
+}
+
+/// A server that answers three requests, says GOAWAY and closes: the
+/// requests written after those were never read, so the client sends them
+/// again — writes included — on a new connection, and every write is
+/// applied exactly once and every caller answered.
+#[tokio::test(start_paused = true)]
+async fn under_2_0_a_goaway_sends_the_unread_writes_again_and_applies_each_once() {
+    let net = Net::new(
+        &[],
+        &[Behaviour {
+            // HELLO and two calls.
+            answer: 3,
+            then: Then::GoAway,
+        }],
+    );
+    let (client, reconnects, retries) = client_v2(&net);
+    let requests: Vec<Request> = (0..10)
+        .map(|i| if i % 3 == 2 { get() } else { put(&format!("v{i}")) })
+        .collect();
+    let results = call_all(&client, requests.clone()).await;
+    assert_within_deadline(&results);
+    for (i, (result, _)) in results.iter().enumerate() {
+        assert!(result.is_ok(), "{i}: {result:?}");
+    }
+    for request in &requests {
+        if let Request::Put { value, .. } = request {
+            let value = std::str::from_utf8(value).unwrap();
+            assert_eq!(net.applied(value), 1, "{value}");
+        }
+    }
+    let first: Vec<_> = net.received().into_iter().filter(|(c, _)| *c == 0).collect();
+    assert_eq!(first.len(), 2, "the first connection read two calls: {first:?}");
+    assert_eq!(reconnects.stats().connects, 2);
+    assert!(retries.stats().retries >= 8, "{:?}", retries.stats());
 }
