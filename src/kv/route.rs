@@ -3,11 +3,13 @@
 
 use super::client::{KvClient, KvError};
 use super::codec::ClientCodec;
+use super::Hello;
 use super::Request;
 use crate::builder::{ClientBuilder, Routed};
-use crate::pipeline;
+use crate::keepalive::Keepalive;
+use crate::multiplex;
 use crate::retry::RetryConfig;
-use crate::transport::TcpConnector;
+use crate::transport::{OnConnect, TcpConnector};
 use bytes::Bytes;
 use std::fmt;
 use std::time::Duration;
@@ -38,9 +40,16 @@ impl crate::route::Probe for Request {
 }
 
 /// The stack [`KvClient::sharded`] builds: a [`Router`](crate::route::Router)
-/// over one default stack per server.
-pub type ShardedService =
-    Routed<Request, Identity, Duration, RetryConfig, TcpConnector<ClientCodec>, pipeline::Builder>;
+/// over one default stack per server (protocol 2.0 where the server speaks
+/// it, over a [`Multiplex`](crate::multiplex::Multiplex) with keepalive).
+pub type ShardedService = Routed<
+    Request,
+    Identity,
+    Duration,
+    RetryConfig,
+    OnConnect<TcpConnector<ClientCodec>, Hello>,
+    multiplex::Builder,
+>;
 
 impl KvClient<ShardedService> {
     /// One client over several KV servers, as a memcached client spreads
@@ -81,6 +90,8 @@ impl KvClient<ShardedService> {
         A: ToSocketAddrs + fmt::Display + Clone + Send + Sync + 'static,
     {
         ClientBuilder::new(ClientCodec::new())
+            .on_connect(Hello::new())
+            .multiplex(multiplex::Builder::new().keepalive(Keepalive::default()))
             .route(addrs)
             .map(KvClient::new)
             .map_err(|e| KvError::Other(e.into()))
