@@ -84,9 +84,10 @@ pub struct MemcacheClient<S = DefaultService> {
 }
 
 impl MemcacheClient<DefaultService> {
-    /// Connects to a memcached with the default stack, keepalive on (an
-    /// `mn` after a second with nothing received; the connection is failed
-    /// when nothing answers within 900 ms more).
+    /// Connects to a memcached with the default stack, keepalive on with
+    /// its defaults ([`Keepalive`]: an `mn` after an interval with nothing
+    /// received; the connection is failed when nothing answers within
+    /// 900 ms more, so a stopped server is found within 2 s).
     ///
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.

@@ -113,10 +113,10 @@ impl RedisClient<DefaultService> {
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
     ///
-    /// Keepalive is on with its defaults: a connection that has received
-    /// nothing for a second sends `PING`, and one that then receives
-    /// nothing for 900 ms more is failed like a reset, so that a server
-    /// that stopped answering is found within 2 s.
+    /// Keepalive is on with its defaults ([`Keepalive`]): a connection that
+    /// has received nothing for an interval sends `PING`, and one that then
+    /// receives nothing for 900 ms more is failed like a reset, so that a
+    /// server that stopped answering is found within 2 s.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, RedisError> {
         ClientBuilder::new(RespCodec::new())
             .pipeline(pipeline::Builder::new().keepalive(Keepalive::default(), ping))
