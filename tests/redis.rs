@@ -498,11 +498,13 @@ async fn redis_over_tls_with_auth() {
     assert!(refused.to_string().contains("UnknownIssuer"), "{refused}");
 }
 
-/// Keepalive is on in `RedisClient::connect`: a `SET` in flight when
-/// redis-server is frozen (SIGSTOP: its socket open, nothing answering)
-/// fails "lost with the connection", found by keepalive's ping — not at the
-/// stack's 5 s deadline, which would end it `TimedOut`. The time it took is
-/// printed for the record, not asserted.
+/// Keepalive is on in `RedisClient::connect`: an `INCR` (not idempotent:
+/// never sent twice) in flight when redis-server is frozen (SIGSTOP: its
+/// socket open, nothing answering) fails "lost with the connection", found
+/// by keepalive's ping — not at the stack's 5 s deadline, which would end
+/// it `TimedOut`. The time it took is printed for the record, not asserted.
+/// (A plain `SET` is idempotent: the retry layer would send it again on a
+/// new connection to the same frozen server, until the deadline.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_redis_is_found_by_keepalive() {
     let Some(server) = RedisServer::start() else {
@@ -520,7 +522,7 @@ async fn a_frozen_redis_is_found_by_keepalive() {
     };
     signal("-STOP");
     let started = Instant::now();
-    let result = redis.set("k", "during").await;
+    let result = redis.command(["INCR", "counter"]).await;
     signal("-CONT");
     let error = result.expect_err("the server was stopped");
     eprintln!(
