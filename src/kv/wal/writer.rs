@@ -153,11 +153,12 @@ impl Writer {
             self.compact_if_due();
         }
         let result = self.close();
-        // The log is closed: another server may have the directory now, and
-        // whoever waits for this shutdown can start one.
-        if let Some(lock) = self.lock.take() {
+        if let Some(lock) = &self.lock {
             tracing::debug!(path = %lock.path().display(), "releasing the data directory");
         }
+        // Close the log file, then unlock the directory, before answering:
+        // whoever waits for this shutdown can start another server on it.
+        drop(self);
         if let Some(reply) = shutdown {
             let _ = reply.send(result);
         } else if let Err(error) = result {
