@@ -284,13 +284,59 @@ async fn a_foreign_file_is_refused() {
 }
 
 /// Waits (in real time: the writer is a thread) until the log takes
-/// writes again, or says why not after ten seconds.
+/// writes again — a write of key `probe` succeeds — or says why not after
+/// ten seconds. Only then is it no longer degraded.
 async fn until_recovered(wal: &Wal) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while let Some(failure) = wal.failure() {
-        assert!(std::time::Instant::now() < deadline, "still failing: {failure}");
+    while let Err(error) = wal.append(put("probe", "")).await {
+        assert!(std::time::Instant::now() < deadline, "still failing: {error}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    assert!(wal.failure().is_none());
+}
+
+/// Waits until the writer's background retry has run once more: its probe
+/// fsyncs twice.
+async fn until_retried(wal: &Wal, fsyncs_before: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.stats().fsyncs < fsyncs_before + 2 {
+        assert!(std::time::Instant::now() < deadline, "the log never retried");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nearly_full_disk_stays_degraded_until_a_clients_write_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = Wal::open_with_faults(dir.path(), config(FsyncPolicy::Always), Store::new()).unwrap();
+    wal.append(put("small", "1")).await.unwrap();
+    let big = Mutation::Put {
+        key: Bytes::from_static(b"big"),
+        value: Bytes::from(vec![7; 9_000]),
+        expires_at: None,
+    };
+
+    // Room for the retry's probe, not for the big write.
+    faults.leave_room(Some(5_000));
+    for round in 1..=2u64 {
+        let failed = wal.append(big.clone()).await;
+        assert!(
+            matches!(failed, Err(WalError::Io { op: "write", .. })),
+            "{failed:?}"
+        );
+        assert_eq!(wal.stats().writes_failed, round);
+        // The background retry succeeds (its write fits)...
+        until_retried(&wal, wal.stats().fsyncs).await;
+        // ... and the log is still degraded: HEALTH and the gauge say so.
+        assert!(wal.failure().is_some(), "round {round}: a retry alone cleared it");
+    }
+    // A client's write that succeeds clears it.
+    wal.append(put("small", "2")).await.unwrap();
+    assert!(wal.failure().is_none());
+    assert_eq!(wal.stats().writes_failed, 2);
+    faults.leave_room(None);
+    wal.append(big).await.unwrap();
+    wal.shutdown().await.unwrap();
 }
 
 #[tokio::test]
