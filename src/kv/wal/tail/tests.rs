@@ -108,41 +108,35 @@ fn a_damaged_record_whose_value_ends_in_zeros_is_torn_only_with_nothing_after_it
     assert!(matches!(verdict(&buf), Some((0, Verdict::Corrupt(_)))));
 }
 
-/// A small, fixed pseudo-random source.
-struct Rng(u64);
+/// Pseudo-random numbers from a counter (a multiplicative hash of it).
+fn noise(counter: &mut u64) -> u64 {
+    *counter += 1;
+    counter.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29) ^ *counter
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 32) as u8 | 1).collect()
-    }
+/// `n` pseudo-random bytes, none zero (zeros are a case of their own).
+fn noise_bytes(counter: &mut u64, n: usize) -> Vec<u8> {
+    (0..n).map(|_| (noise(counter) >> 40) as u8 | 1).collect()
 }
 
 /// Tails a crash can leave where the file system extended the file before
 /// its data landed: random bytes, whose first eight may claim any length.
 fn random_tails() -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x7041_1ED5_u64);
+    let mut counter = 0x7041_1ED5_u64;
     let mut tails = Vec::new();
     for len in 1..64usize {
         for claim in 0..6 {
-            let mut tail = rng.bytes(len);
+            let mut tail = noise_bytes(&mut counter, len);
             if len >= HEADER_LEN as usize {
                 let rest = (len - HEADER_LEN as usize) as u32;
                 let claimed = match claim {
                     0 => None, // whatever the random bytes say
-                    1 => Some(u32::MAX - (rng.next() % 1000) as u32),
-                    2 => Some(MAX_PAYLOAD + 1 + (rng.next() % 1_000_000) as u32),
+                    1 => Some(u32::MAX - (noise(&mut counter) % 1000) as u32),
+                    2 => Some(MAX_PAYLOAD + 1 + (noise(&mut counter) % 1_000_000) as u32),
                     3 => Some(0),
                     4 => Some(rest), // exactly what is left: a whole record
                     // In range: shorter than what is left, or past the end.
-                    _ => Some((rng.next() % u64::from(rest + 1_000)) as u32),
+                    _ => Some((noise(&mut counter) % u64::from(rest + 1_000)) as u32),
                 };
                 if let Some(claimed) = claimed {
                     tail[..4].copy_from_slice(&claimed.to_le_bytes());
