@@ -336,7 +336,8 @@ impl Wal {
 
     /// Logs everything appended before this call, fsyncs, waits for a
     /// running compaction, and stops the writer. Later appends fail with
-    /// [`WalError::Closed`].
+    /// [`WalError::Closed`]. When it returns the log file is closed and the
+    /// data directory unlocked: another log may be opened on it at once.
     pub async fn shutdown(&self) -> Result<(), WalError> {
         let (reply, done) = oneshot::channel();
         self.inner
