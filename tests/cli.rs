@@ -524,3 +524,27 @@ fn named_endpoints_place_keys_by_name_not_by_address() {
         .count();
     assert!(missing > 0, "placement ignored the names");
 }
+
+#[test]
+fn bench_against_a_server_stopped_before_it_starts_ends_with_a_message() {
+    use std::io::Read;
+    let served = serve(&[]);
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["bench", "--addr", &served.addr, "--duration", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_hang_guard(&mut bench, "kv bench against a stopped server");
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let mut stderr = String::new();
+    bench.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did not answer"), "{stderr}");
+}
