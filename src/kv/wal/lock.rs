@@ -90,7 +90,8 @@ impl Drop for DirLock {
 }
 
 /// Locks the directory itself. `None` where a directory cannot be opened
-/// as a file (not Unix): the `LOCK` file's lock is then the only one.
+/// as a file (not Unix) or locked: the `LOCK` file's lock is then the only
+/// one.
 #[cfg(unix)]
 fn lock_dir(dir: &Path, lock_file: &Path) -> Result<Option<File>, WalError> {
     let file = File::open(dir).map_err(|e| WalError::io("open", dir, e))?;
@@ -104,7 +105,13 @@ fn lock_dir(dir: &Path, lock_file: &Path) -> Result<Option<File>, WalError> {
                 holder,
             })
         }
-        Err(TryLockError::Error(e)) => Err(WalError::io("lock", dir, e)),
+        // Some file systems (NFS emulates `flock` with byte-range locks,
+        // which need a file open for writing) cannot lock a directory: the
+        // `LOCK` file's lock is then the only one, as before.
+        Err(TryLockError::Error(error)) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot lock the data directory itself; relying on its LOCK file");
+            Ok(None)
+        }
     }
 }
 
