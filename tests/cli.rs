@@ -377,3 +377,174 @@ fn tls_and_a_token_from_the_command_line() {
     );
     assert!(String::from_utf8_lossy(&bench.stdout).contains("\"errors\":0"));
 }
+
+fn kv_at(addr: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(args)
+        .args(["--addr", addr])
+        .output()
+        .expect("run kv")
+}
+
+fn wait_with_hang_guard(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > guard {
+            let _ = child.kill();
+            panic!("{what} never ended");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn get_put_and_del_accept_a_trailing_comma_in_addr_as_ping_does() {
+    let served = serve(&[]);
+    let addr = format!("{},", served.addr);
+    let put = kv_at(&addr, &["put", "k", "v"]);
+    assert_eq!(
+        put.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let get = kv_at(&addr, &["get", "k"]);
+    assert_eq!(
+        get.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&get.stdout), "v\n");
+    assert_eq!(kv_at(&addr, &["del", "k"]).status.code(), Some(0));
+    assert_eq!(kv_at(&addr, &["ping"]).status.code(), Some(0));
+    // A list that names no server is an error, not a silent success.
+    let none = kv_at(" , ", &["ping"]);
+    assert_eq!(none.status.code(), Some(2));
+}
+
+#[test]
+fn a_put_that_timed_out_says_it_may_have_been_applied() {
+    use std::io::Read;
+    // A server that reads every request and answers none.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            std::thread::spawn(move || {
+                let mut sink = [0u8; 1024];
+                while matches!(socket.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let mut put = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["put", "k", "v", "--addr", &addr])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_hang_guard(&mut put, "kv put");
+    let mut stderr = String::new();
+    put.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+    assert!(stderr.contains("may have been applied"), "{stderr}");
+}
+
+#[test]
+fn bench_against_a_stopped_server_ends_and_reports_what_was_cut_off() {
+    use std::io::Read;
+    let served = serve(&[]);
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["bench", "--addr", &served.addr, "--workload", "fill"])
+        .args(["--key-space", "2000000", "--duration", "3", "--pipeline", "8"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Fill writes key 0 first: once it is there, the load is running.
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while kv(&served, &["get", "key:000000000000"]).status.code() != Some(0) {
+        assert!(std::time::Instant::now() < guard, "the bench never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_with_hang_guard(&mut bench, "kv bench against a stopped server");
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    bench.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    bench.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}{stderr}");
+    // "N ops in S s: R ops/s, E errors": what was cut off is counted.
+    let errors: u64 = stdout
+        .split(" errors")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a report: {stdout}"));
+    assert!(errors > 0, "{stdout}");
+}
+
+#[test]
+fn two_names_for_one_server_draw_a_warning() {
+    let served = serve(&[]);
+    let port = served.addr.rsplit(':').next().unwrap();
+    let list = format!("localhost:{port},127.0.0.1:{port}");
+    let put = kv_at(&list, &["put", "k", "v"]);
+    let stderr = String::from_utf8_lossy(&put.stderr);
+    assert!(stderr.contains("resolve to the same server"), "{stderr}");
+}
+
+#[test]
+fn named_endpoints_place_keys_by_name_not_by_address() {
+    let (a, b) = (serve(&[]), serve(&[]));
+    let named = format!("one={},two={}", a.addr, b.addr);
+    let keys: Vec<String> = (0..20).map(|i| format!("key{i}")).collect();
+    for key in &keys {
+        assert_eq!(kv_at(&named, &["put", key, "v"]).status.code(), Some(0));
+    }
+    // The same names in another order and spelling: every key is found.
+    let reordered = format!("two = {}, one = {}", b.addr, a.addr);
+    for key in &keys {
+        assert_eq!(kv_at(&reordered, &["get", key]).status.code(), Some(0), "{key}");
+    }
+    // The names swapped over the addresses: keys are looked for elsewhere.
+    let swapped = format!("one={},two={}", b.addr, a.addr);
+    let missing = keys
+        .iter()
+        .filter(|key| kv_at(&swapped, &["get", key]).status.code() == Some(1))
+        .count();
+    assert!(missing > 0, "placement ignored the names");
+}
+
+#[test]
+fn bench_against_a_server_stopped_before_it_starts_ends_with_a_message() {
+    use std::io::Read;
+    let served = serve(&[]);
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["bench", "--addr", &served.addr, "--duration", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_hang_guard(&mut bench, "kv bench against a stopped server");
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let mut stderr = String::new();
+    bench.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("did not answer"), "{stderr}");
+}

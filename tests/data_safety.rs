@@ -190,6 +190,27 @@ async fn a_second_server_on_a_data_dir_in_use_refuses_before_listening() {
     drop(Server::start(dir.path(), &[]));
 }
 
+#[tokio::test]
+async fn deleting_the_lock_file_does_not_let_a_second_server_start() {
+    // An operator takes the pid in a refusal for a stale lock and deletes it.
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path(), &["--fsync", "always"]);
+    let client = first.client().await;
+    client.put("k", "first").await.unwrap();
+    std::fs::remove_file(dir.path().join("LOCK")).unwrap();
+
+    let (status, stdout, stderr) = refused(Some(dir.path()), &["--fsync", "always"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(!stdout.contains("listening on"), "it never listened: {stdout}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    // The first server goes on.
+    client.put("k", "still first").await.unwrap();
+    assert_eq!(
+        client.get("k").await.unwrap().as_deref(),
+        Some(&b"still first"[..])
+    );
+}
+
 #[test]
 fn limits_the_log_cannot_hold_are_refused_at_startup() {
     let parent = tempfile::tempdir().unwrap();
@@ -486,6 +507,63 @@ async fn random_damage_to_a_data_dir_refuses_or_keeps_every_answered_write() {
         refusals >= 200 && starts >= 50,
         "{refusals} refusals, {starts} starts"
     );
+}
+
+#[tokio::test]
+async fn a_torn_tail_of_random_bytes_is_cut_whatever_its_header_claims() {
+    // What a crash can leave where the file system extends a file before
+    // the data lands: the log's records, then 1 to 64 random bytes.
+    let base = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        fsync: FsyncPolicy::Always,
+        ..WalConfig::default()
+    };
+    let wal = Wal::open(base.path(), config.clone(), Store::new()).unwrap();
+    let mut rng = Rng(0x7A11_0023);
+    for i in 0..60 {
+        wal.append(mutation(&mut rng, i)).await.unwrap();
+    }
+    let expected = contents(wal.store());
+    wal.shutdown().await.unwrap();
+    let path = wal_file(base.path());
+    let log = std::fs::read(&path).unwrap();
+    let offsets = record_offsets(&log);
+    let valid_record = &log[offsets[0]..offsets[1]];
+
+    for len in 1..=64usize {
+        for claim in [
+            None,
+            Some(3_100_000_007u32),
+            Some(0),
+            Some((len as u32).saturating_sub(8)),
+            Some(5),
+        ] {
+            let mut tail: Vec<u8> = (0..len).map(|_| rng.below(255) as u8 + 1).collect();
+            if let (Some(claim), true) = (claim, len >= 8) {
+                tail[..4].copy_from_slice(&claim.to_le_bytes());
+            }
+            let what = format!("{len} bytes claiming {claim:?}: {tail:02x?}");
+
+            // Nothing valid after it: cut, and every answered write is there.
+            let dir = tempfile::tempdir().unwrap();
+            let damaged = dir.path().join(path.file_name().unwrap());
+            std::fs::write(&damaged, [log.as_slice(), &tail].concat()).unwrap();
+            let wal =
+                Wal::open(dir.path(), config.clone(), Store::new()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(contents(wal.store()), expected, "{what}");
+            wal.shutdown().await.unwrap();
+            assert_eq!(std::fs::read(&damaged).unwrap(), log, "{what}: the tail is cut");
+
+            // A valid record after it: refused, and nothing is cut.
+            let bytes = [log.as_slice(), &tail, valid_record].concat();
+            std::fs::write(&damaged, &bytes).unwrap();
+            match Wal::open(dir.path(), config.clone(), Store::new()) {
+                Err(WalError::Corrupt { offset, .. }) => assert_eq!(offset, log.len() as u64, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+            assert_eq!(std::fs::read(&damaged).unwrap(), bytes, "{what}");
+        }
+    }
 }
 
 /// Opens a connection that asks for `value_key` `count` times, pipelined,

@@ -262,7 +262,7 @@ async fn compaction_under_concurrent_writes_then_sigkill_loses_nothing() {
 
 #[tokio::test]
 async fn a_torn_last_record_is_cut_off_and_the_server_starts() {
-    for damage in ["truncate", "extend"] {
+    for damage in ["truncate", "extend", "random"] {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), &["--fsync", "always"]);
         let client = server.client().await;
@@ -277,6 +277,16 @@ async fn a_torn_last_record_is_cut_off_and_the_server_starts() {
         match damage {
             // The crash hit in the middle of writing the last record.
             "truncate" => file.set_len(len - 3).unwrap(),
+            // The file grew before its data landed: random bytes, whose
+            // "header" claims far more than any record holds.
+            "random" => {
+                use std::io::Write;
+                let mut file = file;
+                let mut tail = 3_100_000_007u32.to_le_bytes().to_vec();
+                tail.extend((0..29u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8 | 1));
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
+                file.write_all(&tail).unwrap();
+            }
             // The header of one more record made it, its payload did not.
             _ => {
                 use std::io::Write;
@@ -298,7 +308,7 @@ async fn a_torn_last_record_is_cut_off_and_the_server_starts() {
                 "{damage}: k{i}"
             );
         }
-        assert_eq!(client.get("k9").await.unwrap().is_some(), damage == "extend");
+        assert_eq!(client.get("k9").await.unwrap().is_some(), damage != "truncate");
         // Writes go on after the cut.
         client.put("after", "cut").await.unwrap();
         let (status, stderr) = server.terminate();
@@ -371,6 +381,49 @@ fn durable(dir: &Path, fsync: FsyncPolicy) -> KvServerConfig {
     };
     config.wal.fsync = fsync;
     config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_right_after_shutdown_finds_the_directory_free() {
+    // Other threads of this process spawn children while it restarts: a
+    // child holds a copy of every descriptor until it execs, the lock's too.
+    let dir = tempfile::tempdir().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawners: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = Command::new("true").status();
+                }
+            })
+        })
+        .collect();
+    let mut outcome = Ok(());
+    for round in 0..150 {
+        let started = tokio::time::timeout(
+            Duration::from_secs(30),
+            KvServer::start("127.0.0.1:0", durable(dir.path(), FsyncPolicy::Always)),
+        )
+        .await
+        .expect("hang guard");
+        let server = match started {
+            Ok(server) => server,
+            Err(error) => {
+                outcome = Err(format!("round {round}: {error}"));
+                break;
+            }
+        };
+        let client = KvClient::connect(server.local_addr()).await.unwrap();
+        client.put("round", round.to_string()).await.unwrap();
+        drop(client);
+        server.shutdown().await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for spawner in spawners {
+        spawner.join().unwrap();
+    }
+    outcome.unwrap();
 }
 
 #[tokio::test]

@@ -184,6 +184,42 @@ fn scrape(served: &Served) -> Exposition {
 }
 
 #[test]
+fn idle_sockets_do_not_delay_a_scrape() {
+    let served = serve_with_metrics();
+    // Three times the endpoint's scrape slots, connected and silent.
+    let idle: Vec<TcpStream> = (0..48)
+        .map(|_| TcpStream::connect(&served.metrics).unwrap())
+        .collect();
+    let mut scrape = TcpStream::connect(&served.metrics).unwrap();
+    // A hang guard only.
+    scrape.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    scrape.read_to_string(&mut response).expect("answered");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    // The property: it was answered while every idle socket was still open
+    // and unanswered. An endpoint that takes slots before accepting answers
+    // it only after shedding idle sockets to free one.
+    let shed = idle
+        .iter()
+        .filter(|socket| {
+            socket.set_nonblocking(true).unwrap();
+            let still_open = matches!(
+                (&mut &**socket).read(&mut [0; 64]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            );
+            !still_open
+        })
+        .count();
+    assert_eq!(
+        shed, 0,
+        "{shed} idle sockets were shed before the scrape was answered"
+    );
+}
+
+#[test]
 fn kv_serve_exports_the_server_store_and_log_to_a_scraper() {
     let served = serve_with_metrics();
     let runtime = tokio::runtime::Builder::new_current_thread()

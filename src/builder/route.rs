@@ -79,9 +79,29 @@ impl<C, L, T, R, M, X> ClientBuilder<C, L, T, R, ReconnectConfig, M, X> {
         L: Layer<Accrual<Pool<Reconnect<X::Connection>>>>,
         Self: Clone,
     {
+        self.route_named(targets.into_iter().map(|address| (address.to_string(), address)))
+    }
+
+    /// [`route`](Self::route), with each endpoint named apart from its
+    /// address: keys are placed by the names, so placement survives a
+    /// change of address, and two spellings of one address (`localhost:P`,
+    /// `127.0.0.1:P`) can be one name. Fails if `targets` is empty or names
+    /// one twice.
+    pub fn route_named<Req, A>(
+        self,
+        targets: impl IntoIterator<Item = (String, A)>,
+    ) -> Result<Routed<Req, L, T, R, M, X>, RouteError>
+    where
+        A: ToSocketAddrs + Clone + Send + Sync + 'static,
+        X: Multiplexer<M, Req>,
+        M: Clone,
+        T: TimeoutSetting,
+        R: RetrySetting,
+        L: Layer<Accrual<Pool<Reconnect<X::Connection>>>>,
+        Self: Clone,
+    {
         let mut endpoints = Vec::new();
-        for address in targets {
-            let name = address.to_string();
+        for (name, address) in targets {
             let builder = self.clone();
             let connector = builder.connections::<Req>();
             let config = builder.reconnect.clone();

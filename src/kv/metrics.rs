@@ -44,7 +44,9 @@ pub mod names {
         WAL_RECOVERED: Gauge, Count, "wirestack_kv_wal_recovered_records", [],
             "Records replayed at startup.";
         STORAGE_DEGRADED: Gauge, Count, "wirestack_kv_storage_degraded", [],
-            "1 while the log refuses writes, else 0.";
+            "1 from a failed write or fsync until a client's write succeeds, else 0.";
+        STORAGE_ERRORS: Counter, Count, "wirestack_kv_storage_errors_total", [],
+            "Writes the log failed or refused (answered STORAGE).";
     }
 }
 
@@ -78,6 +80,7 @@ pub(crate) struct KvMetrics {
     last_compaction: Gauge,
     recovered: Gauge,
     degraded: Gauge,
+    storage_errors: Counter,
 }
 
 impl KvMetrics {
@@ -95,6 +98,7 @@ impl KvMetrics {
             last_compaction: gauge(names::WAL_LAST_COMPACTION),
             recovered: gauge(names::WAL_RECOVERED),
             degraded: gauge(names::STORAGE_DEGRADED),
+            storage_errors: counter(names::STORAGE_ERRORS, &[]),
         }
     }
 
@@ -125,5 +129,6 @@ impl KvMetrics {
         self.last_compaction.set(last.map_or(0.0, |at| at.as_secs_f64()));
         self.recovered.set(stats.records_recovered as f64);
         self.degraded.set(if wal.failure().is_some() { 1.0 } else { 0.0 });
+        self.storage_errors.absolute(stats.writes_failed);
     }
 }

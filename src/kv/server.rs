@@ -302,8 +302,9 @@ impl KvServer {
 
     /// Shuts down gracefully: stops accepting, answers what was received
     /// (within [`ServeConfig::shutdown_timeout`]), closes every connection,
-    /// fsyncs and closes the log, and waits until all of that is done.
-    /// Fails if serving or closing the log failed.
+    /// fsyncs and closes the log, and waits until all of that is done: when
+    /// it returns the data directory is unlocked, and a server may start on
+    /// it at once. Fails if serving or closing the log failed.
     pub async fn shutdown(self) -> io::Result<()> {
         self.shutdown_or_force(std::future::pending()).await
     }

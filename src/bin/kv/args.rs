@@ -138,7 +138,7 @@ fn millis(timeout: Option<Duration>) -> u64 {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Address of the server, or of several separated by commas (A,B,C): keys are spread over them.
+    /// Address of the server, or of several separated by commas (A,B,C): keys are spread over them by each server's name — its address as written, or NAME in NAME=HOST:PORT.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub(crate) addr: String,
     /// Stop after this many operations.
@@ -196,7 +196,7 @@ pub(crate) struct RepairArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
-    /// Address of the server, or of several separated by commas (A,B,C): each key lives on one of them.
+    /// Address of the server, or of several separated by commas (A,B,C): each key lives on one of them, chosen by the server's name — its address as written (localhost:P and 127.0.0.1:P place keys differently), or NAME in NAME=HOST:PORT, which survives an address change. Every client of a cluster must spell the list alike.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub(crate) addr: String,
     #[command(flatten)]

@@ -69,6 +69,7 @@ async fn run(command: Command) -> Result<Outcome, String> {
         Command::Ping(client) => {
             // Every server of a list answers, or the first that does not is the error.
             let mut outcome = Outcome::Done;
+            connect::endpoints(&client.addr)?;
             for addr in connect::addresses(&client.addr) {
                 if let Outcome::Degraded = ping(connect::connect_to(&client, &addr).await?).await? {
                     outcome = Outcome::Degraded;
@@ -100,14 +101,14 @@ async fn run(command: Command) -> Result<Outcome, String> {
                 Some(ms) => client.put_with_ttl(key, value, Duration::from_millis(ms)).await,
                 None => client.put(key, value).await,
             };
-            result.map(|()| Outcome::Done).map_err(explain)
+            result.map(|()| Outcome::Done).map_err(explain_write)
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
         Command::Repair(args) => repair(args).await,
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
-            Err(error) => Err(explain(error)),
+            Err(error) => Err(explain_write(error)),
         },
     }
 }
@@ -158,22 +159,39 @@ pub(crate) fn explain(error: KvError) -> String {
     }
 }
 
+/// A write's error as one line: one whose write may have taken effect
+/// (timed out, or the connection failed after sending it) says so.
+fn explain_write(error: KvError) -> String {
+    let maybe_applied = matches!(
+        error,
+        KvError::TimedOut | KvError::Connection(_) | KvError::Protocol(_)
+    );
+    let message = explain(error);
+    if maybe_applied {
+        format!("{message}: the write may have been applied (read the key to know)")
+    } else {
+        message
+    }
+}
+
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
+    let endpoints = connect::endpoints(&args.addr)?;
+    if endpoints.len() > 1 {
+        connect::warn_same_server(&endpoints).await;
+    }
     let mut addrs = Vec::new();
-    for addr in connect::addresses(&args.addr) {
-        let resolved = tokio::net::lookup_host(&addr)
+    for endpoint in &endpoints {
+        let addr = &endpoint.addr;
+        let resolved = tokio::net::lookup_host(addr)
             .await
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| format!("cannot resolve {addr}"))?;
         addrs.push(resolved);
-    }
-    if addrs.is_empty() {
-        return Err(format!("cannot resolve {}", args.addr));
     }
     if !(args.duration > 0.0 && args.duration.is_finite()) {
         return Err(format!(
@@ -181,10 +199,10 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             args.duration
         ));
     }
-    let first = connect::addresses(&args.addr).swap_remove(0);
-    let security = args.security.load(&first)?;
+    let security = args.security.load(&endpoints[0].addr)?;
     let config = BenchConfig {
         addrs,
+        names: endpoints.into_iter().map(|e| e.name).collect(),
         tls: security.tls,
         token: security.token,
         ops: args.ops,

@@ -3,11 +3,17 @@
 //! The recorder is `metrics-exporter-prometheus`'s, installed before the
 //! server is built so that every layer registers with it. The endpoint is
 //! a minimal HTTP/1.1 responder: one `GET` per connection, answered with
-//! the text exposition format and closed. A request head must arrive
-//! within [`READ_TIMEOUT`] and fit in [`MAX_HEAD`], and the answer be read
-//! within [`WRITE_TIMEOUT`]; at most
-//! [`MAX_SCRAPES`] scrapes are served at once (more wait in the listen
-//! queue). Histograms are exported with [`BUCKETS`] (seconds).
+//! the text exposition format and closed.
+//!
+//! Every connection is accepted at once, so that idle sockets cannot keep
+//! a scraper in the listen queue: a request head must arrive within
+//! [`READ_WINDOW`] and fit in [`MAX_HEAD`] (a connection that sends none is
+//! shed then, having held no scrape slot), and the answer be read within
+//! [`WRITE_TIMEOUT`]. A request takes one of [`MAX_SCRAPES`] slots only once
+//! its head is in; over that it is answered `503` at once. At most
+//! [`MAX_OPEN`] connections are open at a time; one over that is closed as
+//! soon as it is accepted. Histograms are exported with [`BUCKETS`]
+//! (seconds).
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -17,14 +23,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// How long a scraper may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scraper may take to send its request; a connection that has
+/// sent none by then is shed.
+const READ_WINDOW: Duration = Duration::from_secs(5);
 /// How long a scraper may take to read the answer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
-/// Scrapes served at once.
+/// Scrapes rendered and written at once.
 const MAX_SCRAPES: usize = 16;
+/// Connections open at once, idle ones waiting for their request included.
+const MAX_OPEN: usize = 1024;
 /// How often histograms are compacted between scrapes.
 const UPKEEP: Duration = Duration::from_secs(5);
 /// Histogram bucket bounds, in seconds: 50 us to 10 s.
@@ -81,11 +90,10 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
             upkeep.run_upkeep();
         }
     });
-    let slots = Arc::new(Semaphore::new(MAX_SCRAPES));
+    let scrapes = Arc::new(Semaphore::new(MAX_SCRAPES));
+    let open = Arc::new(Semaphore::new(MAX_OPEN));
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
+        // Accept first: a slot is taken only once a request is in.
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
@@ -94,10 +102,14 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
                 continue;
             }
         };
-        let handle = handle.clone();
+        let Ok(connection) = open.clone().try_acquire_owned() else {
+            tracing::debug!("metrics endpoint: too many connections; closing one");
+            continue;
+        };
+        let (handle, scrapes) = (handle.clone(), scrapes.clone());
         tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(error) = answer(stream, &handle).await {
+            let _connection = connection;
+            if let Err(error) = answer(stream, &handle, &scrapes).await {
                 tracing::debug!(%error, "metrics endpoint: a scrape failed");
             }
         });
@@ -105,9 +117,13 @@ pub(crate) async fn serve(listener: TcpListener, handle: PrometheusHandle) {
 }
 
 /// Reads one request head and answers it, then closes.
-async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    handle: &PrometheusHandle,
+    scrapes: &Semaphore,
+) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
-    let read = tokio::time::timeout(READ_TIMEOUT, async {
+    let read = tokio::time::timeout(READ_WINDOW, async {
         let mut chunk = [0u8; 1024];
         while !head.windows(4).any(|w| w == b"\r\n\r\n") {
             if head.len() >= MAX_HEAD {
@@ -124,10 +140,18 @@ async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Re
     .await;
     let complete = match read {
         Ok(complete) => complete?,
-        Err(_) => false,
+        // Idle past the window: shed without an answer.
+        Err(_) => return Ok(()),
     };
+    let slot = scrapes.try_acquire();
     let (status, content_type, body) = if !complete {
         ("400 Bad Request", "text/plain", "bad request\n".to_string())
+    } else if slot.is_err() {
+        (
+            "503 Service Unavailable",
+            "text/plain",
+            "too many scrapes at once\n".to_string(),
+        )
     } else if head.starts_with(b"GET ") {
         ("200 OK", "text/plain; version=0.0.4", handle.render())
     } else {

@@ -7,7 +7,7 @@ use crate::kv::store::Store;
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Switches that make the writes or fsyncs of a log's file fail until
@@ -16,6 +16,8 @@ use std::sync::{Arc, Condvar, Mutex};
 pub(crate) struct Faults {
     fail_writes: Arc<AtomicBool>,
     fail_fsyncs: Arc<AtomicBool>,
+    /// Writes longer than this fail (0: off): a nearly full disk.
+    room: Arc<AtomicUsize>,
     hold: Arc<(Mutex<Hold>, Condvar)>,
 }
 
@@ -31,6 +33,12 @@ impl Faults {
     pub(crate) fn inject(&self, fail_writes: bool, fail_fsyncs: bool) {
         self.fail_writes.store(fail_writes, Relaxed);
         self.fail_fsyncs.store(fail_fsyncs, Relaxed);
+    }
+
+    /// A nearly full disk: writes longer than `bytes` fail until
+    /// [`inject`](Self::inject) or this with `None`; shorter ones succeed.
+    pub(crate) fn leave_room(&self, bytes: Option<usize>) {
+        self.room.store(bytes.map_or(0, |b| b.max(1)), Relaxed);
     }
 
     /// Makes the writer's next writes wait (inside `write_all`, so with
@@ -83,6 +91,13 @@ impl LogFile for FaultyFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.faults.wait_while_held();
         Faults::check(&self.faults.fail_writes, "write")?;
+        let room = self.faults.room.load(Relaxed);
+        if room != 0 && buf.len() > room {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected: no space left",
+            ));
+        }
         self.file.write_all(buf)
     }
 

@@ -99,6 +99,9 @@ pub struct WalStats {
     pub compactions: u64,
     /// Records (snapshot entries and log records) replayed by [`Wal::open`].
     pub records_recovered: u64,
+    /// Appends the log failed or refused (a failed write or fsync, or a
+    /// log still failing): what a server answers `STORAGE`.
+    pub writes_failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -108,9 +111,11 @@ struct Stats {
     fsyncs: AtomicU64,
     compactions: AtomicU64,
     recovered: AtomicU64,
+    writes_failed: AtomicU64,
     /// When the last compaction finished, in Unix milliseconds (0: none yet).
     last_compaction_ms: AtomicU64,
-    /// Why the log refuses writes, while it does.
+    /// Why the log is degraded: from a failed write or fsync until a
+    /// client's write succeeds (see [`Wal::failure`]).
     failure: std::sync::Mutex<Option<WalError>>,
 }
 
@@ -301,6 +306,7 @@ impl Wal {
             fsyncs: stats.fsyncs.load(Relaxed),
             compactions: stats.compactions.load(Relaxed),
             records_recovered: stats.recovered.load(Relaxed),
+            writes_failed: stats.writes_failed.load(Relaxed),
         }
     }
 
@@ -313,11 +319,16 @@ impl Wal {
         }
     }
 
-    /// Why the log refuses writes right now, or `None` while it takes them.
+    /// Why the log is degraded, or `None` while it is healthy: the failure
+    /// of the last failed write or fsync, until a write appended after it
+    /// succeeds.
     ///
     /// After a failed write or fsync the log answers every write with the
     /// failure, retries in the background (after 100 ms, then doubling up
-    /// to 5 s), and takes writes again once a write and an fsync succeed.
+    /// to 5 s), and takes writes again once a write and an fsync of its own
+    /// succeed. That retry alone does not clear the failure: on a nearly
+    /// full disk its small write fits where the next real one does not, so
+    /// only a client's write that succeeds says the log is healthy again.
     pub fn failure(&self) -> Option<WalError> {
         let failure = self.inner.stats.failure.lock();
         failure.unwrap_or_else(|e| e.into_inner()).clone()
@@ -325,7 +336,8 @@ impl Wal {
 
     /// Logs everything appended before this call, fsyncs, waits for a
     /// running compaction, and stops the writer. Later appends fail with
-    /// [`WalError::Closed`].
+    /// [`WalError::Closed`]. When it returns the log file is closed and the
+    /// data directory unlocked: another log may be opened on it at once.
     pub async fn shutdown(&self) -> Result<(), WalError> {
         let (reply, done) = oneshot::channel();
         self.inner

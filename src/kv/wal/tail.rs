@@ -1,25 +1,27 @@
 //! Is damage at the end of the newest log a torn write, to be cut off, or
 //! corruption, to be refused?
 //!
-//! A crash can only leave the end of the log short: the writer appends, and
-//! a process killed mid-`write(2)` leaves a prefix of what it was writing.
-//! A file system may also extend the file with zeros it never got to
-//! overwrite. So damage is a torn write only if
+//! A crash can only leave the end of the log damaged: the writer appends,
+//! and a process killed mid-`write(2)` leaves a prefix of what it was
+//! writing. A file system may also extend the file before the data lands,
+//! leaving zeros or whatever the disk held there — random bytes, whose
+//! "header" may claim any length at all. So a torn tail is recognised by
+//! *what follows the damage*, not by how its header looks: damage is a torn
+//! write if
 //!
 //! * everything from the damage to the end of the file is zero, or
 //! * fewer bytes than a record header are left, or
-//! * the record's checksum fails, but zeros run from inside it through its
-//!   end and on to the end of the file (written in part, then extended), or
-//! * the header claims more bytes than the file has left — *and* the bytes
-//!   that are left are not a whole record with a damaged length field (its
-//!   checksum would match them), *and* no valid record starts anywhere
-//!   after the damage.
+//! * no valid record starts anywhere after it, *and* the bytes from it to
+//!   the end of the file are not a whole record with a damaged length field
+//!   (its checksum would match them: a record that was there).
 //!
-//! Anything else — a checksum mismatch in a record that is all there, a
-//! length past the end of the file followed by more log — is corruption:
-//! recovery refuses to start and cuts nothing. A last record whose value
-//! happens to end in zeros and that is also damaged is not mistaken for a
-//! zero-filled tail: the zeros must go on past the record's end.
+//! Anything else — a valid record after the damage, a record whose checksum
+//! matches but whose payload makes no sense — is corruption: recovery
+//! refuses to start and cuts nothing.
+//!
+//! A whole last record whose checksum fails is a torn write by this rule:
+//! a crash can leave just that (the length and the first sectors landed,
+//! the rest did not), and nothing after it tells it from a flipped bit.
 //!
 //! The search for a valid record after the damage is what tells a length
 //! field with a flipped bit (the records after it are still there) from a
@@ -68,34 +70,22 @@ pub(crate) fn judge<F: Read + Seek>(
     offset: u64,
     damage: Damage,
 ) -> io::Result<Verdict> {
-    let zeros_from = trailing_zeros(file, offset, file_len)?;
-    if zeros_from == offset {
+    if trailing_zeros(file, offset, file_len)? == offset {
         return Ok(Verdict::Torn("zeros the file system left at the end"));
     }
-    let past_end = match damage {
+    let what = match damage {
         Damage::PartialHeader => return Ok(Verdict::Torn("a partial record header")),
+        // The checksum matched: a crash does not write that.
         Damage::Malformed(_) => return Ok(Verdict::Corrupt(damage.reason())),
-        Damage::Checksum => {
-            let mut header = [0; HEADER_LEN as usize];
-            read_at(file, offset, &mut header)?;
-            let end = offset + HEADER_LEN + u64::from(parse_header(header).0);
-            if zeros_from < end && end < file_len {
-                return Ok(Verdict::Torn("a record cut short, then zeros to the end"));
-            }
-            return Ok(Verdict::Corrupt(damage.reason()));
-        }
-        Damage::PastEnd => damage.reason(),
+        Damage::PastEnd => "a record cut short",
+        Damage::Checksum => "a record not all written",
     };
     let mut header = [0; HEADER_LEN as usize];
     read_at(file, offset, &mut header)?;
     let (len, crc) = parse_header(header);
-    if len > MAX_PAYLOAD {
-        return Ok(Verdict::Corrupt(format!(
-            "the length field claims {len} bytes, more than any record has"
-        )));
-    }
     let rest = file_len - offset - HEADER_LEN;
-    if (PLAUSIBLE_PREFIX as u64..=u64::from(MAX_PAYLOAD)).contains(&rest)
+    if rest != u64::from(len)
+        && (PLAUSIBLE_PREFIX as u64..=u64::from(MAX_PAYLOAD)).contains(&rest)
         && checksum_at(file, offset + HEADER_LEN, rest, &mut Vec::new())? == Some(crc)
     {
         return Ok(Verdict::Corrupt(format!(
@@ -103,13 +93,22 @@ pub(crate) fn judge<F: Read + Seek>(
              matches the {rest} bytes left in the file"
         )));
     }
-    Ok(match find_record(file, offset + 1, file_len)? {
-        Found::Nothing => Verdict::Torn("a record cut short"),
-        Found::At(next) => {
-            Verdict::Corrupt(format!("{past_end}, but a valid record follows at offset {next}"))
+    let reason = || {
+        if len > MAX_PAYLOAD {
+            format!("the length field claims {len} bytes, more than any record has")
+        } else {
+            damage.reason()
         }
+    };
+    Ok(match find_record(file, offset + 1, file_len)? {
+        Found::Nothing => Verdict::Torn(what),
+        Found::At(next) => Verdict::Corrupt(format!(
+            "{}, but a valid record follows at offset {next}",
+            reason()
+        )),
         Found::GaveUp => Verdict::Corrupt(format!(
-            "{past_end}, and the search for valid records after it gave up"
+            "{}, and the search for valid records after it gave up",
+            reason()
         )),
     })
 }

@@ -147,15 +147,32 @@ async fn a_partial_last_record_is_cut_off() {
 }
 
 #[tokio::test]
-async fn a_bad_checksum_in_the_whole_last_record_refuses_and_cuts_nothing() {
-    // A process crash leaves a record short, never whole and wrong: this
-    // last record was written whole (and acknowledged), then damaged.
+async fn a_bad_checksum_in_the_whole_last_record_is_cut_as_a_torn_write() {
+    // A file system may extend the file before the data lands: a crash can
+    // leave the last record whole in length and wrong in content, and with
+    // nothing valid after it that is indistinguishable from a flipped bit.
     let dir = tempfile::tempdir().unwrap();
     write_puts(dir.path(), 3).await;
     let path = wal0(dir.path());
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xFF;
+    fs::write(&path, &bytes).unwrap();
+
+    let wal = open(dir.path());
+    assert_eq!(get(&wal, "k1").as_deref(), Some("v1"));
+    assert_eq!(get(&wal, "k2"), None);
+    wal.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_checksum_with_a_valid_record_after_it_refuses_and_cuts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_puts(dir.path(), 3).await;
+    let path = wal0(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let second_record = MAGIC_LEN as usize + 8 + 1 + 4 + 2 + 2;
+    bytes[second_record - 1] ^= 0xFF; // the first record's last byte
     fs::write(&path, &bytes).unwrap();
 
     let error = Wal::open(dir.path(), WalConfig::default(), Store::new()).unwrap_err();
@@ -244,7 +261,10 @@ async fn damage_before_the_tail_is_a_typed_error_naming_file_and_offset() {
         } => {
             assert_eq!(bad, &path);
             assert_eq!(*offset, second_record as u64);
-            assert_eq!(reason, "checksum mismatch");
+            assert!(
+                reason.starts_with("checksum mismatch, but a valid record follows"),
+                "{reason}"
+            );
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }
@@ -264,13 +284,59 @@ async fn a_foreign_file_is_refused() {
 }
 
 /// Waits (in real time: the writer is a thread) until the log takes
-/// writes again, or says why not after ten seconds.
+/// writes again — a write of key `probe` succeeds — or says why not after
+/// ten seconds. Only then is it no longer degraded.
 async fn until_recovered(wal: &Wal) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while let Some(failure) = wal.failure() {
-        assert!(std::time::Instant::now() < deadline, "still failing: {failure}");
+    while let Err(error) = wal.append(put("probe", "")).await {
+        assert!(std::time::Instant::now() < deadline, "still failing: {error}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    assert!(wal.failure().is_none());
+}
+
+/// Waits until the writer's background retry has run once more: its probe
+/// fsyncs twice.
+async fn until_retried(wal: &Wal, fsyncs_before: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wal.stats().fsyncs < fsyncs_before + 2 {
+        assert!(std::time::Instant::now() < deadline, "the log never retried");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_nearly_full_disk_stays_degraded_until_a_clients_write_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wal, faults) = Wal::open_with_faults(dir.path(), config(FsyncPolicy::Always), Store::new()).unwrap();
+    wal.append(put("small", "1")).await.unwrap();
+    let big = Mutation::Put {
+        key: Bytes::from_static(b"big"),
+        value: Bytes::from(vec![7; 9_000]),
+        expires_at: None,
+    };
+
+    // Room for the retry's probe, not for the big write.
+    faults.leave_room(Some(5_000));
+    for round in 1..=2u64 {
+        let failed = wal.append(big.clone()).await;
+        assert!(
+            matches!(failed, Err(WalError::Io { op: "write", .. })),
+            "{failed:?}"
+        );
+        assert_eq!(wal.stats().writes_failed, round);
+        // The background retry succeeds (its write fits)...
+        until_retried(&wal, wal.stats().fsyncs).await;
+        // ... and the log is still degraded: HEALTH and the gauge say so.
+        assert!(wal.failure().is_some(), "round {round}: a retry alone cleared it");
+    }
+    // A client's write that succeeds clears it.
+    wal.append(put("small", "2")).await.unwrap();
+    assert!(wal.failure().is_none());
+    assert_eq!(wal.stats().writes_failed, 2);
+    faults.leave_room(None);
+    wal.append(big).await.unwrap();
+    wal.shutdown().await.unwrap();
 }
 
 #[tokio::test]

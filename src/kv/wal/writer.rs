@@ -69,6 +69,9 @@ pub(crate) struct Writer {
     /// Set by a failed write or fsync, until a retry succeeds: meanwhile
     /// every write is refused (see `health`).
     failure: Option<Failure>,
+    /// A failure is published: set by a failed write or fsync, cleared only
+    /// by a client's write that succeeds.
+    degraded: bool,
     compaction: Option<Compaction>,
     /// After a failed compaction, the next waits until the logs reach this.
     compact_again_at: u64,
@@ -103,6 +106,7 @@ impl Writer {
             unsynced: false,
             last_sync: Instant::now(),
             failure: None,
+            degraded: false,
             compaction: None,
             compact_again_at: 0,
             buf: Vec::new(),
@@ -153,11 +157,12 @@ impl Writer {
             self.compact_if_due();
         }
         let result = self.close();
-        // The log is closed: another server may have the directory now, and
-        // whoever waits for this shutdown can start one.
-        if let Some(lock) = self.lock.take() {
+        if let Some(lock) = &self.lock {
             tracing::debug!(path = %lock.path().display(), "releasing the data directory");
         }
+        // Close the log file, then unlock the directory, before answering:
+        // whoever waits for this shutdown can start another server on it.
+        drop(self);
         if let Some(reply) = shutdown {
             let _ = reply.send(result);
         } else if let Err(error) = result {
@@ -204,6 +209,7 @@ impl Writer {
         if !self.recover_if_due() {
             let error = self.failure.as_ref().map(|failure| failure.error().clone());
             let error = WalError::Failed(Box::new(error.unwrap_or(WalError::Closed)));
+            self.count_failed();
             for (_, reply) in self.batch.drain(..) {
                 let _ = reply.send(Err(error.clone()));
             }
@@ -219,11 +225,14 @@ impl Writer {
             // still in the page cache to be fsynced (a failed write drops
             // nothing): none is at risk.
             self.fail(error.clone(), false);
+            self.count_failed();
             for (_, reply) in self.batch.drain(..) {
                 let _ = reply.send(Err(error.clone()));
             }
             return;
         }
+        // A client's write succeeded: the log is healthy again.
+        self.publish(None);
         let written = self.buf.len() as u64;
         self.file_len += written;
         self.wal_bytes += written;

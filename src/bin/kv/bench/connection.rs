@@ -26,8 +26,9 @@ impl<W: Wire> Connection<W> {
             return Ok(Connection::One(W::connect(config, addr).await?));
         }
         let mut pipes = Vec::with_capacity(config.addrs.len());
-        for &addr in &config.addrs {
-            pipes.push((addr.to_string(), W::connect(config, addr).await?));
+        for (i, &addr) in config.addrs.iter().enumerate() {
+            let name = config.names.get(i).cloned().unwrap_or_else(|| addr.to_string());
+            pipes.push((name, W::connect(config, addr).await?));
         }
         Ok(Connection::Sharded(Router::new(pipes, HealthConfig::default())?))
     }

@@ -20,7 +20,10 @@
 //! codec differ, so two servers driven by it are measured alike.
 //!
 //! The load is bounded both in count ([`BenchConfig::ops`]) and in time
-//! ([`BenchConfig::duration`]); it stops at whichever comes first.
+//! ([`BenchConfig::duration`]); it stops at whichever comes first. The time
+//! bound holds against a server that stops answering too: connecting must
+//! finish within the duration, and a batch or call still unanswered
+//! [`CUT_OFF_GRACE`] after it is cut off and counted as an error.
 
 mod connection;
 mod hdr;
@@ -47,6 +50,11 @@ use wirestack::batch::Batch;
 use wirestack::kv::AuthToken;
 use wirestack::tls::rustls;
 use wirestack::BoxError;
+
+/// How long after [`BenchConfig::duration`] a batch or call sent before it
+/// may still be answered; then it is cut off and counted as an error. (The
+/// last batch of a busy connection nearly always straddles the end.)
+pub(crate) const CUT_OFF_GRACE: Duration = Duration::from_secs(1);
 
 /// What the load consists of.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -106,6 +114,9 @@ impl std::str::FromStr for Workload {
 pub(crate) struct BenchConfig {
     /// The server, or several: each key goes to one of them.
     pub addrs: Vec<SocketAddr>,
+    /// The servers' names, which place keys (as `--addr` wrote them); a
+    /// server without one is named by its socket address.
+    pub names: Vec<String>,
     /// Connect over TLS with this configuration and server name.
     pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
     /// `AUTH` with this token on every connection, before the clock starts.
@@ -141,6 +152,7 @@ impl BenchConfig {
     pub(crate) fn new(addr: SocketAddr, workload: Workload) -> Self {
         BenchConfig {
             addrs: vec![addr],
+            names: Vec::new(),
             tls: None,
             token: None,
             ops: 100_000,
@@ -190,15 +202,31 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         config: config.clone(),
     });
 
-    // Connect every client before the clock starts.
-    let mut connections: Vec<Connection<W>> = Vec::with_capacity(config.connections);
-    for _ in 0..config.connections.max(1) {
-        connections.push(Connection::<W>::open(&config).await?);
-    }
-    if config.workload == Workload::Get {
-        // Reads of an empty store measure NOT_FOUND; make the keys exist.
-        preload::<W>(&mut connections[0], &plan).await?;
-    }
+    // Connect every client before the clock starts, within the duration.
+    let connecting = async {
+        let mut connections: Vec<Connection<W>> = Vec::with_capacity(config.connections);
+        for _ in 0..config.connections.max(1) {
+            connections.push(Connection::<W>::open(&config).await?);
+        }
+        if config.workload == Workload::Get {
+            // Reads of an empty store measure NOT_FOUND; make the keys exist.
+            preload::<W>(&mut connections[0], &plan).await?;
+        }
+        Ok::<_, BoxError>(connections)
+    };
+    let connections = tokio::time::timeout_at(plan.deadline.into(), connecting)
+        .await
+        .map_err(|_| {
+            format!(
+                "the server did not answer the connection{} within --duration ({:?})",
+                if config.workload == Workload::Get {
+                    " and preload"
+                } else {
+                    ""
+                },
+                config.duration
+            )
+        })??;
 
     let started = Instant::now();
     let timeline = config.timeline.then(|| Arc::new(Timeline::new(config.duration)));
@@ -346,12 +374,18 @@ async fn drive<W: Wire>(
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut report = BenchReport::empty();
     let mut over_time = timeline.as_deref().map(timeline::Recorder::new);
+    let cut_off = (plan.deadline + CUT_OFF_GRACE).into();
     while let Some((first, count)) = plan.claim() {
         let requests: Batch<W::Request> = (first..first + count)
             .map(|n| next_request::<W>(&plan, &mut rng, n))
             .collect();
         let sent = Instant::now();
-        let answers = connection.send(requests).await;
+        let Ok(answers) = tokio::time::timeout_at(cut_off, connection.send(requests)).await else {
+            // Unanswered when the time is up: failed operations.
+            report.ops += count;
+            report.errors += count;
+            break;
+        };
         let latency = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
         let latency = latency.clamp(1, MAX_LATENCY_US);
         let _ = report.latency_us.record_n(latency, count);
@@ -388,6 +422,7 @@ async fn drive_calls<W: Wire>(
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut report = BenchReport::empty().with_kinds();
     let mut in_flight = FuturesUnordered::new();
+    let cut_off = (plan.deadline + CUT_OFF_GRACE).into();
     loop {
         while in_flight.len() < depth && !connection.is_broken() {
             let Some(n) = plan.claim_one() else {
@@ -399,7 +434,17 @@ async fn drive_calls<W: Wire>(
             let sent = Instant::now();
             in_flight.push(async move { (kind, call.await, sent.elapsed()) });
         }
-        let Some((kind, answer, elapsed)) = in_flight.next().await else {
+        let next = match tokio::time::timeout_at(cut_off, in_flight.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                // Unanswered when the time is up: failed operations.
+                let cut = in_flight.len() as u64;
+                report.ops += cut;
+                report.errors += cut;
+                break;
+            }
+        };
+        let Some((kind, answer, elapsed)) = next else {
             break;
         };
         let latency = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);

@@ -84,9 +84,9 @@ impl Writer {
         }
         match retried {
             Ok(()) => {
+                // Still degraded (published) until a client's write succeeds.
                 tracing::warn!("the log takes writes again");
                 self.failure = None;
-                self.publish(None);
                 true
             }
             Err(error) => {
@@ -153,9 +153,21 @@ impl Writer {
         Ok(())
     }
 
-    /// Tells the [`Wal`](super::super::Wal) handles why writes are refused.
-    fn publish(&self, error: Option<&WalError>) {
+    /// Tells the [`Wal`](super::super::Wal) handles why the log is
+    /// degraded (`None`: it is not). Cheap when nothing changes.
+    pub(super) fn publish(&mut self, error: Option<&WalError>) {
+        if error.is_none() && !self.degraded {
+            return;
+        }
+        self.degraded = error.is_some();
         let mut shared = self.stats.failure.lock().unwrap_or_else(|e| e.into_inner());
         *shared = error.cloned();
+    }
+
+    /// The batch is answered with an error (`STORAGE`, from a server).
+    pub(super) fn count_failed(&self) {
+        self.stats
+            .writes_failed
+            .fetch_add(self.batch.len() as u64, Relaxed);
     }
 }
