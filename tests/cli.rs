@@ -377,3 +377,157 @@ fn tls_and_a_token_from_the_command_line() {
     );
     assert!(String::from_utf8_lossy(&bench.stdout).contains("\"errors\":0"));
 }
+
+/// Runs `kv` to its end, or fails the test after a generous bound.
+fn finishes(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kv");
+    for _ in 0..600 {
+        if child.try_wait().expect("wait for kv").is_some() {
+            return child.wait_with_output().expect("kv's output");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("kv did not finish: {command:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_token_file_fails_at_once_with_what_is_wrong() {
+    let output = finishes(
+        Command::new(env!("CARGO_BIN_EXE_kv"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--auth-token-file",
+                "/dev/zero",
+            ])
+            .env_remove("KV_AUTH_TOKEN"),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_line(&output);
+    assert!(
+        stderr.contains("/dev/zero") && stderr.contains("larger than"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing was announced");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_weak_token_is_warned_about_and_the_environment_token_is_trimmed() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "short\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--auth-token-file"])
+        .arg(&token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening_on(&mut child);
+    // A client's KV_AUTH_TOKEN with a line break, as `export KV_AUTH_TOKEN=$(cat token)`
+    // in some shells leaves it, is the same token.
+    let ping = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["ping", "--addr", &addr])
+        .env("KV_AUTH_TOKEN", "short\r\n")
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        ping.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ping.stderr)
+    );
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(
+        stderr.contains("warning: the token file") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning: the token is 5 bytes"), "{stderr}");
+}
+
+/// The address of the `listening on` line of a `kv serve` started with
+/// its stdout piped.
+fn listening_on(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .trim()
+        .to_owned()
+}
+
+/// What `kv serve` with `args` writes on stderr before it is stopped,
+/// once it is listening.
+fn start_stderr(args: &[&str]) -> String {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("serve")
+        .args(args)
+        .env_remove("KV_AUTH_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    listening_on(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn risky_settings_are_warned_about_at_start() {
+    let open = start_stderr(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--allow-unauthenticated",
+        "--metrics-listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(open.contains("warning: --allow-unauthenticated"), "{open}");
+    assert!(open.contains("warning: --metrics-listen 0.0.0.0:0"), "{open}");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a token long enough not to be warned about\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let clear = start_stderr(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--auth-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert!(
+        clear.contains("warning: the token crosses the network"),
+        "{clear}"
+    );
+    assert!(!clear.contains("warning: the token file"), "{clear}");
+    // On loopback with a good token file: nothing to say.
+    let quiet = start_stderr(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--auth-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert!(!quiet.contains("warning"), "{quiet}");
+}

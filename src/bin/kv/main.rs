@@ -251,6 +251,19 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Token, certificates and protected mode are settled before anything
     // else: a server that must not start does not touch its data.
     let security = args.security.load(args.listen)?;
+    let mut warnings = security.warnings;
+    if let Some(metrics) = &args.metrics_listen {
+        if !metrics.0.ip().is_loopback() {
+            warnings.push(format!(
+                "--metrics-listen {}: the metrics endpoint has no token and no TLS, and any host that \
+                 can reach it reads the server's figures; prefer a loopback address",
+                metrics.0
+            ));
+        }
+    }
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
     let config = KvServerConfig {
         auth: security.token,
         allow_unauthenticated: security.allow_unauthenticated,

@@ -44,6 +44,9 @@ pub(crate) struct ServeSecurity {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) token: Option<AuthToken>,
     pub(crate) allow_unauthenticated: bool,
+    /// What the server starts with but should not: each is one line for
+    /// stderr, with what to do about it.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl ServeSecurityArgs {
@@ -65,10 +68,27 @@ impl ServeSecurityArgs {
             ),
             _ => None,
         };
+        let mut warnings = match &token {
+            Some(token) => token_warnings(self.auth_token_file.as_deref(), token),
+            None => Vec::new(),
+        };
+        if token.is_some() && tls.is_none() && !listen.ip().is_loopback() {
+            warnings.push(format!(
+                "the token crosses the network to {listen} in clear text: anyone on the path can \
+                 read it. Serve TLS (--tls-cert, --tls-key)"
+            ));
+        }
+        if token.is_none() && self.allow_unauthenticated {
+            warnings.push(format!(
+                "--allow-unauthenticated: any client that can reach {listen} can read and overwrite \
+                 every key"
+            ));
+        }
         Ok(ServeSecurity {
             tls,
             token,
             allow_unauthenticated: self.allow_unauthenticated,
+            warnings,
         })
     }
 }
@@ -134,7 +154,8 @@ fn host_of(addr: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// The token of `--auth-token-file`, or of `KV_AUTH_TOKEN`, or none.
+/// The token of `--auth-token-file`, or of `KV_AUTH_TOKEN` (trimmed as a
+/// file is), or none.
 fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
     if let Some(file) = file {
         return AuthToken::from_file(file).map(Some).map_err(|e| e.to_string());
@@ -145,11 +166,46 @@ fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
             let value = value
                 .into_string()
                 .map_err(|_| format!("{TOKEN_ENV} is not valid UTF-8"))?;
-            AuthToken::new(value)
+            AuthToken::from_text(value)
                 .map(Some)
                 .map_err(|_| format!("{TOKEN_ENV} is set but empty"))
         }
     }
+}
+
+/// Tokens shorter than this are worth a warning: 16 random bytes is the
+/// least a guesser cannot get through.
+const SHORT_TOKEN: usize = 16;
+
+/// What is weak about a server's token: a file other users can read, or a
+/// token short enough to guess.
+fn token_warnings(file: Option<&Path>, token: &AuthToken) -> Vec<String> {
+    let mut warnings = Vec::new();
+    #[cfg(unix)]
+    if let Some(file) = file {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o004 != 0 {
+                warnings.push(format!(
+                    "the token file {} can be read by every user of this host (mode {mode:03o}): \
+                     `chmod 600 {}`",
+                    file.display(),
+                    file.display()
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    let len = token.as_bytes().len();
+    if len < SHORT_TOKEN {
+        warnings.push(format!(
+            "the token is {len} bytes: a short token can be guessed. Use 32 random bytes, \
+             e.g. `head -c 32 /dev/urandom | base64 > token`"
+        ));
+    }
+    warnings
 }
 
 /// One bare connection, plain or TLS, greeted as `greeting` says (AUTH if
