@@ -219,6 +219,30 @@ async fn handshake_garbage_from_100_connections_leaves_the_server_serving() {
 }
 
 #[tokio::test]
+async fn a_handshake_is_bounded_even_with_the_read_timeout_off() {
+    let pki = Pki::new("test CA");
+    let server = tls_server(
+        &pki.server(),
+        None,
+        ServeConfig {
+            read_timeout: None,
+            idle_timeout: None,
+            handshake_timeout: Some(Duration::from_millis(300)),
+            ..ServeConfig::default()
+        },
+    )
+    .await;
+    let addr = server.local_addr();
+    // Half a ClientHello, then nothing: closed by the handshake's own bound.
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    assert_closed(&mut stalled).await;
+    let client = tls_client(addr, pki.client_config(None)).await.unwrap();
+    client.ping().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_peer_that_stalls_mid_handshake_is_closed_by_the_read_timeout() {
     let pki = Pki::new("test CA");
     let read_timeout = Duration::from_millis(500);

@@ -40,6 +40,7 @@ label_values! {
     /// label says it.
     enum Refusal: "cause" {
         MaxConnections = "max_connections",
+        MaxConnectionsPerAddress = "max_connections_per_address",
         BufferBudget = "buffer_budget",
     }
 }
@@ -83,6 +84,7 @@ impl ServerMetrics {
     pub(crate) fn overloaded(&self, reason: &Overloaded) {
         let cause = match reason {
             Overloaded::TooManyConnections { .. } => Refusal::MaxConnections,
+            Overloaded::TooManyFromAddress { .. } => Refusal::MaxConnectionsPerAddress,
             Overloaded::BufferBudget { .. } => Refusal::BufferBudget,
         };
         self.requests_refused[cause as usize].increment(1);

@@ -1,7 +1,8 @@
 //! How the server answers work it refuses: the [`Overload`] hook.
 //!
 //! The server refuses work in two places: a connection past
-//! [`ServeConfig::max_connections`](super::ServeConfig::max_connections), and
+//! [`ServeConfig::max_connections`](super::ServeConfig::max_connections) (or
+//! [`max_connections_per_address`](super::ServeConfig::max_connections_per_address)), and
 //! a frame larger than a connection can ever hold of
 //! [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes). It is protocol-agnostic, so it cannot write a protocol's
 //! "busy" answer itself: it asks an [`Overload`] for one.
@@ -37,6 +38,13 @@ pub enum Overloaded {
         /// The limit, [`ServeConfig::max_connections`](super::ServeConfig::max_connections).
         limit: usize,
     },
+    /// The peer's IP address already has its maximum number of connections
+    /// served; this connection's first request is answered and the
+    /// connection closed.
+    TooManyFromAddress {
+        /// The limit, [`ServeConfig::max_connections_per_address`](super::ServeConfig::max_connections_per_address).
+        limit: usize,
+    },
     /// The frame being read is larger than a connection can ever hold of
     /// the budget (its share and the whole common pool); it is answered
     /// without reaching the service, and the connection closes.
@@ -51,6 +59,9 @@ impl fmt::Display for Overloaded {
         match self {
             Overloaded::TooManyConnections { limit } => {
                 write!(f, "too many connections (limit {limit})")
+            }
+            Overloaded::TooManyFromAddress { limit } => {
+                write!(f, "too many connections from this address (limit {limit})")
             }
             Overloaded::BufferBudget { limit } => {
                 write!(

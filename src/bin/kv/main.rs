@@ -267,6 +267,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = KvServerConfig {
         auth: security.token,
         allow_unauthenticated: security.allow_unauthenticated,
+        auth_timeout: security.auth_timeout,
         tls: security.tls,
         limits: Limits {
             max_key_bytes: args.max_key_bytes,

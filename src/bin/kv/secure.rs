@@ -6,12 +6,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 use tower::ServiceExt;
-use wirestack::kv::{check_protected, AuthHandshake, AuthToken, ClientCodec, Hello, KvError, Request};
+use wirestack::kv::{
+    check_protected, AuthHandshake, AuthToken, ClientCodec, Hello, KvError, KvServerConfig, Request,
+};
 use wirestack::pipeline::Spawn;
 use wirestack::tls::{self, rustls, TlsConnector};
 use wirestack::transport::{self, Handshake, HandshakeError};
@@ -37,6 +40,14 @@ pub(crate) struct ServeSecurityArgs {
     /// Serve a non-loopback address without a token (only on a network you trust).
     #[arg(long)]
     pub(crate) allow_unauthenticated: bool,
+    /// With a token, close a connection that has not authenticated this many milliseconds after connecting (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(KvServerConfig::default().auth_timeout))]
+    pub(crate) auth_timeout_ms: u64,
+}
+
+/// A timeout as a flag value: milliseconds, 0 for none.
+fn millis(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What `kv serve` runs with, from its flags.
@@ -44,6 +55,7 @@ pub(crate) struct ServeSecurity {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) token: Option<AuthToken>,
     pub(crate) allow_unauthenticated: bool,
+    pub(crate) auth_timeout: Option<Duration>,
     /// What the server starts with but should not: each is one line for
     /// stderr, with what to do about it.
     pub(crate) warnings: Vec<String>,
@@ -88,6 +100,7 @@ impl ServeSecurityArgs {
             tls,
             token,
             allow_unauthenticated: self.allow_unauthenticated,
+            auth_timeout: (self.auth_timeout_ms > 0).then(|| Duration::from_millis(self.auth_timeout_ms)),
             warnings,
         })
     }
