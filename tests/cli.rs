@@ -531,3 +531,54 @@ fn risky_settings_are_warned_about_at_start() {
     ]);
     assert!(!quiet.contains("warning"), "{quiet}");
 }
+
+#[test]
+fn client_commands_present_a_client_certificate_to_a_mutual_tls_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new("mtls CA");
+    let (ca, cert, key) = pki::write_pem(dir.path(), &pki, &pki.server());
+    let client = pki.client();
+    let (client_cert, client_key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+    std::fs::write(&client_cert, &client.cert_pem).unwrap();
+    std::fs::write(&client_key, &client.key_pem).unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    let (ca, cert, key, client_cert, client_key) = (
+        path(&ca),
+        path(&cert),
+        path(&key),
+        path(&client_cert),
+        path(&client_key),
+    );
+    let served = serve(&["--tls-cert", &cert, "--tls-key", &key, "--tls-client-ca", &ca]);
+
+    let put = kv_with(
+        &served,
+        &[
+            "put",
+            "k",
+            "v",
+            "--tls-ca",
+            &ca,
+            "--tls-client-cert",
+            &client_cert,
+            "--tls-client-key",
+            &client_key,
+        ],
+        &[],
+    );
+    assert_eq!(
+        put.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+
+    // Without one: refused, with what to give.
+    let refused = kv_with(&served, &["get", "k", "--tls-ca", &ca], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr_line(&refused).contains("--tls-client-cert"),
+        "{:?}",
+        refused.stderr
+    );
+}

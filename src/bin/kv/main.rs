@@ -154,7 +154,15 @@ pub(crate) fn explain(error: KvError) -> String {
         KvError::Unauthenticated { .. } => {
             format!("{error} (give --auth-token-file FILE or set KV_AUTH_TOKEN)")
         }
-        error => error.to_string(),
+        error => {
+            // A certificate refused after the handshake (an alert on the
+            // first exchange) is not explained by the connector: say it here.
+            let said = error.to_string();
+            match wirestack::tls::explain(&error) {
+                Some(sentence) if !said.contains(&sentence) => format!("{said}: {sentence}"),
+                _ => said,
+            }
+        }
     }
 }
 

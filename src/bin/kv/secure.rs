@@ -118,6 +118,12 @@ pub(crate) struct ClientSecurityArgs {
     /// The name the server's certificate must carry (implies --tls; default: the host of --addr).
     #[arg(long, value_name = "NAME")]
     pub(crate) tls_server_name: Option<String>,
+    /// Present this PEM client certificate chain to a server that requires one (mutual TLS; implies --tls; needs --tls-client-key).
+    #[arg(long, value_name = "PEM", requires = "tls_client_key")]
+    pub(crate) tls_client_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-client-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_client_cert")]
+    pub(crate) tls_client_key: Option<PathBuf>,
     /// AUTH with the token in this file on every connection (KV_AUTH_TOKEN otherwise).
     #[arg(long, value_name = "FILE")]
     pub(crate) auth_token_file: Option<PathBuf>,
@@ -134,7 +140,10 @@ impl ClientSecurityArgs {
     /// Reads the CA bundle and the token; `addr` gives the default server name.
     pub(crate) fn load(&self, addr: &str) -> Result<ClientSecurity, String> {
         let token = token(self.auth_token_file.as_deref())?;
-        let wants_tls = self.tls || self.tls_ca.is_some() || self.tls_server_name.is_some();
+        let wants_tls = self.tls
+            || self.tls_ca.is_some()
+            || self.tls_server_name.is_some()
+            || self.tls_client_cert.is_some();
         let tls = if wants_tls {
             let roots = match &self.tls_ca {
                 Some(ca) => tls::read_roots(ca),
@@ -147,7 +156,14 @@ impl ClientSecurityArgs {
                     format!("TLS: cannot tell the server's name from --addr {addr}; give --tls-server-name")
                 })?,
             };
-            let config = tls::client_config(roots, None).map_err(|e| format!("TLS: {e}"))?;
+            let identity = match (&self.tls_client_cert, &self.tls_client_key) {
+                (Some(cert), Some(key)) => Some((
+                    tls::read_certificates(cert).map_err(|e| format!("TLS: {e}"))?,
+                    tls::read_private_key(key).map_err(|e| format!("TLS: {e}"))?,
+                )),
+                _ => None,
+            };
+            let config = tls::client_config(roots, identity).map_err(|e| format!("TLS: {e}"))?;
             let name = tls::server_name(&name).map_err(|e| format!("TLS: {e}"))?;
             Some((config, name))
         } else {
