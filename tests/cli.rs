@@ -582,3 +582,111 @@ fn client_commands_present_a_client_certificate_to_a_mutual_tls_server() {
         refused.stderr
     );
 }
+
+#[test]
+fn kv_cert_makes_what_serve_and_the_clients_need_with_private_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let made = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args([
+            "cert",
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+            "--days",
+            "30",
+            "--dir",
+        ])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert_eq!(
+        made.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(String::from_utf8_lossy(&made.stdout).contains("kv serve --tls-cert"));
+    let file = |name: &str| tls.join(name).to_str().unwrap().to_owned();
+    #[cfg(unix)]
+    for name in [
+        "ca.pem",
+        "ca-key.pem",
+        "server.pem",
+        "server-key.pem",
+        "client.pem",
+        "client-key.pem",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(tls.join(name)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
+    // Mutual TLS with nothing but what `kv cert` wrote.
+    let served = serve(&[
+        "--tls-cert",
+        &file("server.pem"),
+        "--tls-key",
+        &file("server-key.pem"),
+        "--tls-client-ca",
+        &file("ca.pem"),
+    ]);
+    let put = kv_with(
+        &served,
+        &[
+            "put",
+            "k",
+            "v",
+            "--tls-ca",
+            &file("ca.pem"),
+            "--tls-client-cert",
+            &file("client.pem"),
+            "--tls-client-key",
+            &file("client-key.pem"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        put.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    // Existing files are not replaced without --force.
+    let again = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["cert", "--dir"])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr_line(&again).contains("--force"), "{:?}", again.stderr);
+}
+
+#[test]
+fn an_expired_server_certificate_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new("old CA");
+    let (_ca, cert, key) = pki::write_pem(dir.path(), &pki, &pki.expired_server());
+    let stderr = start_stderr(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("warning: the certificate") && stderr.contains("expired on"),
+        "{stderr}"
+    );
+    let (_ca, cert, key) = pki::write_pem(dir.path(), &pki, &pki.server());
+    let fresh = start_stderr(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!fresh.contains("warning"), "{fresh}");
+}

@@ -71,8 +71,6 @@ pub(crate) fn explained(error: io::Error) -> io::Error {
     }
 }
 
-const MAKE: &str = "`kv cert` makes a CA and the certificates it signs";
-
 fn sentence(error: &RustlsError) -> Option<&'static str> {
     Some(match error {
         RustlsError::InvalidCertificate(certificate) => return certificate_sentence(certificate),

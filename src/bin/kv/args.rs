@@ -49,6 +49,8 @@ pub(crate) enum Command {
     /// Check a data directory and cut its log at the first bad record, after
     /// copying what it changes aside (exit 1 with --dry-run if damaged).
     Repair(RepairArgs),
+    /// Make a CA, a server certificate and a client certificate as PEM files (mode 0600), for --tls-cert, --tls-ca and --tls-client-cert.
+    Cert(crate::cert::CertArgs),
     /// Delete a key (exit 1 if it is not found).
     Del {
         /// The key.

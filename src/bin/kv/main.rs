@@ -4,6 +4,7 @@
 //! kv serve --listen 127.0.0.1:7878 --data-dir ./data
 //! kv put KEY VALUE [--ttl MS]     kv get KEY     kv del KEY     kv ping
 //! kv repair --data-dir ./data [--dry-run]
+//! kv cert --dir ./tls --name db.example --name 192.0.2.7
 //! kv serve --listen 0.0.0.0:7878 --tls-cert server.pem --tls-key server.key --auth-token-file token
 //! kv get KEY --addr db.example:7878 --tls-ca ca.pem --auth-token-file token
 //! ```
@@ -15,6 +16,7 @@
 
 mod args;
 mod bench;
+mod cert;
 mod connect;
 mod metrics;
 mod secure;
@@ -104,6 +106,11 @@ async fn run(command: Command) -> Result<Outcome, String> {
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
         Command::Repair(args) => repair(args).await,
+        Command::Cert(args) => {
+            let said = cert::run(&args)?;
+            print!("{said}");
+            Ok(Outcome::Done)
+        }
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),

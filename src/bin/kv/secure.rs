@@ -80,10 +80,20 @@ impl ServeSecurityArgs {
             ),
             _ => None,
         };
-        let mut warnings = match &token {
+        let mut warnings: Vec<String> = self
+            .tls_cert
+            .as_deref()
+            .filter(|_| tls.is_some())
+            .and_then(|cert| {
+                let chain = tls::read_certificates(cert).ok()?;
+                crate::cert::validity_warning(&chain, cert)
+            })
+            .into_iter()
+            .collect();
+        warnings.extend(match &token {
             Some(token) => token_warnings(self.auth_token_file.as_deref(), token),
             None => Vec::new(),
-        };
+        });
         if token.is_some() && tls.is_none() && !listen.ip().is_loopback() {
             warnings.push(format!(
                 "the token crosses the network to {listen} in clear text: anyone on the path can \
