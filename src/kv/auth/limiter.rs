@@ -18,8 +18,10 @@ use tokio::time::Instant;
 /// closes its connection like any wrong token.
 ///
 /// The limit bounds the log and tells a guesser it was noticed; what bounds
-/// how fast a guesser can try is that each wrong token costs a connection,
-/// and the token's length: use 32 random bytes.
+/// how fast a guesser can try is that each wrong token costs a connection
+/// (and, with
+/// [`ServeConfig::max_connections_per_address`](crate::server::ServeConfig::max_connections_per_address),
+/// how many one host may hold), and the token's length: use 32 random bytes.
 ///
 /// Past 4,096 addresses tracked one by one, new addresses share a bucket
 /// per network — an IPv4 /24 or an IPv6 /64 — so one network's guesses
