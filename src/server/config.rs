@@ -32,7 +32,8 @@ pub struct ServeConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a frame that has started to arrive may take to finish
     /// before the connection is closed (default 30 s; `None`: forever).
-    /// Only time spent waiting on the peer counts. It also bounds the
+    /// Only time spent waiting on the peer — or on the buffer pool, for a
+    /// frame larger than the connection's share — counts. It also bounds the
     /// acceptor's handshake (TLS), from accept to the first byte served,
     /// together with [`handshake_timeout`](Self::handshake_timeout).
     pub read_timeout: Option<Duration>,

@@ -42,6 +42,7 @@ label_values! {
         MaxConnections = "max_connections",
         MaxConnectionsPerAddress = "max_connections_per_address",
         BufferBudget = "buffer_budget",
+        BufferBudgetWait = "buffer_budget_wait",
     }
 }
 
@@ -86,6 +87,7 @@ impl ServerMetrics {
             Overloaded::TooManyConnections { .. } => Refusal::MaxConnections,
             Overloaded::TooManyFromAddress { .. } => Refusal::MaxConnectionsPerAddress,
             Overloaded::BufferBudget { .. } => Refusal::BufferBudget,
+            Overloaded::BufferBudgetWait { .. } => Refusal::BufferBudgetWait,
         };
         self.requests_refused[cause as usize].increment(1);
     }

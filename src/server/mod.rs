@@ -62,7 +62,10 @@
 //!   empty, which pushes back on its peer through TCP; with
 //!   [`Server::with_frame_size`] it takes a whole frame's bytes at once. A
 //!   peer that stalls while holding pool bytes is closed by the read
-//!   timeout. A frame larger than a share and the whole pool together is
+//!   timeout, and the wait for pool bytes counts against the waiter's read
+//!   timeout too: past it, the frame is answered through [`Overload`]
+//!   ([`Overloaded::BufferBudgetWait`]) and the connection closes, so no
+//!   request queues without bound behind stalled uploads. A frame larger than a share and the whole pool together is
 //!   answered through [`Overload`] and closes its connection.
 //!
 //! A panic in a service or codec ends only its connection's task; the accept

@@ -27,6 +27,7 @@
 //! ```
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why the server refused work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,15 @@ pub enum Overloaded {
         /// The limit, [`ServeConfig::max_connections_per_address`](super::ServeConfig::max_connections_per_address).
         limit: usize,
     },
+    /// The frame being read needs bytes of the common pool, and other
+    /// connections held them for the whole read timeout: it is answered
+    /// without reaching the service, and the connection closes. (The wait
+    /// for the pool counts against the waiter's read timeout, so no request
+    /// queues without bound behind stalled uploads.)
+    BufferBudgetWait {
+        /// How long it waited, [`ServeConfig::read_timeout`](super::ServeConfig::read_timeout).
+        waited: Duration,
+    },
     /// The frame being read is larger than a connection can ever hold of
     /// the budget (its share and the whole common pool); it is answered
     /// without reaching the service, and the connection closes.
@@ -62,6 +72,12 @@ impl fmt::Display for Overloaded {
             }
             Overloaded::TooManyFromAddress { limit } => {
                 write!(f, "too many connections from this address (limit {limit})")
+            }
+            Overloaded::BufferBudgetWait { waited } => {
+                write!(
+                    f,
+                    "the server's buffer budget stayed in use by other requests for {waited:?}; try again"
+                )
             }
             Overloaded::BufferBudget { limit } => {
                 write!(
