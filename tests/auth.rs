@@ -18,6 +18,7 @@ use wirestack::kv::{
 };
 use wirestack::pipeline::Pipeline;
 use wirestack::reconnect::ReconnectConfig;
+use wirestack::server::ServeConfig;
 
 const SOON: Duration = Duration::from_secs(20);
 const TOKEN: &str = "a long random token, in real life 32 bytes from /dev/urandom";
@@ -202,7 +203,7 @@ async fn a_wrong_token_in_the_hook_is_unauthenticated_and_never_retried() {
 }
 
 #[tokio::test]
-async fn failed_attempts_past_the_burst_are_refused_without_comparing_the_token() {
+async fn past_the_burst_wrong_tokens_are_refused_and_the_right_one_still_gets_in() {
     // Three failures allowed, then one an hour: the test is over long before.
     let server = server_with_token(AuthLimits {
         burst: 3,
@@ -225,13 +226,15 @@ async fn failed_attempts_past_the_burst_are_refused_without_comparing_the_token(
         );
         assert_closed(&mut socket).await;
     }
-    // The budget of 127.0.0.1 is spent: even the right token is refused now.
+    // The budget of 127.0.0.1 is spent: a wrong guess is told so...
     let mut socket = TcpStream::connect(addr).await.unwrap();
-    socket.write_all(&auth(TOKEN)).await.unwrap();
+    socket.write_all(&auth("guess")).await.unwrap();
     let (status, message) = read_response(&mut socket).await;
     assert_eq!(status, Status::Unauthenticated as u8);
     assert!(String::from_utf8_lossy(&message).contains("too many failed AUTH attempts"));
     assert_closed(&mut socket).await;
+    // ...and the right token, from the same address, still gets in.
+    bare_client(addr).await.auth(&token()).await.unwrap();
     server.shutdown().await.unwrap();
 }
 
@@ -272,5 +275,112 @@ async fn a_refused_client_does_not_try_again_until_a_request_needs_it() {
         assert!(tokio::time::Instant::now() < deadline, "never tried again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    server.shutdown().await.unwrap();
+}
+
+/// A server with a token and `serve`'s connection settings.
+async fn server_with(serve: ServeConfig, auth_timeout: Option<Duration>) -> KvServer {
+    KvServer::start(
+        "127.0.0.1:0",
+        KvServerConfig {
+            auth: Some(token()),
+            auth_timeout,
+            serve,
+            ..KvServerConfig::default()
+        },
+    )
+    .await
+    .expect("a server on a loopback port")
+}
+
+#[tokio::test]
+async fn silent_peers_do_not_keep_an_authenticated_client_out_past_the_auth_deadline() {
+    // Every slot taken by a peer that connects and says nothing; the idle
+    // timeout alone would keep them for an hour.
+    let slots = 24;
+    let server = server_with(
+        ServeConfig {
+            max_connections: slots,
+            idle_timeout: Some(Duration::from_secs(3600)),
+            ..ServeConfig::default()
+        },
+        Some(Duration::from_millis(300)),
+    )
+    .await;
+    let addr = server.local_addr();
+    let mut silent = Vec::new();
+    for _ in 0..slots {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // A client with the token gets in once the deadline has cleared them
+    // (before, it is refused BUSY: the server is full).
+    let served = timeout(SOON, async {
+        loop {
+            let client = bare_client(addr).await;
+            if client.auth(&token()).await.is_ok() && client.ping().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "the authenticated client was kept out");
+    for socket in &mut silent {
+        assert_closed(socket).await;
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_authenticated_connection_outlives_the_auth_deadline() {
+    let server = server_with(ServeConfig::default(), Some(Duration::from_millis(100))).await;
+    let client = bare_client(server.local_addr()).await;
+    client.auth(&token()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    client.ping().await.expect("still open past the deadline");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_peer_over_the_per_address_cap_is_refused() {
+    let server = server_with(
+        ServeConfig {
+            max_connections_per_address: Some(3),
+            ..ServeConfig::default()
+        },
+        None,
+    )
+    .await;
+    let addr = server.local_addr();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let client = bare_client(addr).await;
+        client.auth(&token()).await.unwrap();
+        held.push(client);
+    }
+    // The fourth from 127.0.0.1 is answered BUSY and closed.
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    fourth.write_all(&auth(TOKEN)).await.unwrap();
+    let (status, message) = timeout(SOON, read_response(&mut fourth)).await.expect("answered");
+    assert_eq!(status, Status::Busy as u8);
+    assert!(
+        String::from_utf8_lossy(&message).contains("too many connections from this address"),
+        "{message:?}"
+    );
+    assert_closed(&mut fourth).await;
+    // One closed, one more may come in.
+    drop(held.pop());
+    let again = timeout(SOON, async {
+        loop {
+            let client = bare_client(addr).await;
+            if client.auth(&token()).await.is_ok() {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a slot given back");
+    again.ping().await.unwrap();
     server.shutdown().await.unwrap();
 }

@@ -548,3 +548,297 @@ fn bench_against_a_server_stopped_before_it_starts_ends_with_a_message() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("did not answer"), "{stderr}");
 }
+
+/// Runs `kv` to its end, or fails the test after a generous bound.
+fn finishes(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kv");
+    for _ in 0..600 {
+        if child.try_wait().expect("wait for kv").is_some() {
+            return child.wait_with_output().expect("kv's output");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("kv did not finish: {command:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_token_file_fails_at_once_with_what_is_wrong() {
+    let output = finishes(
+        Command::new(env!("CARGO_BIN_EXE_kv"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--auth-token-file",
+                "/dev/zero",
+            ])
+            .env_remove("KV_AUTH_TOKEN"),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_line(&output);
+    assert!(
+        stderr.contains("/dev/zero") && stderr.contains("larger than"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing was announced");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_weak_token_is_warned_about_and_the_environment_token_is_trimmed() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "short\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--auth-token-file"])
+        .arg(&token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = listening_on(&mut child);
+    // A client's KV_AUTH_TOKEN with a line break, as `export KV_AUTH_TOKEN=$(cat token)`
+    // in some shells leaves it, is the same token.
+    let ping = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["ping", "--addr", &addr])
+        .env("KV_AUTH_TOKEN", "short\r\n")
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        ping.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ping.stderr)
+    );
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(
+        stderr.contains("warning: the token file") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("warning: the token is 5 bytes"), "{stderr}");
+}
+
+/// The address of the `listening on` line of a `kv serve` started with
+/// its stdout piped.
+fn listening_on(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .trim()
+        .to_owned()
+}
+
+/// What `kv serve` with `args` writes on stderr before it is stopped,
+/// once it is listening.
+fn start_stderr(args: &[&str]) -> String {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .arg("serve")
+        .args(args)
+        .env_remove("KV_AUTH_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    listening_on(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    stderr
+}
+
+#[test]
+fn risky_settings_are_warned_about_at_start() {
+    let open = start_stderr(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--allow-unauthenticated",
+        "--metrics-listen",
+        "0.0.0.0:0",
+    ]);
+    assert!(open.contains("warning: --allow-unauthenticated"), "{open}");
+    assert!(open.contains("warning: --metrics-listen 0.0.0.0:0"), "{open}");
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a token long enough not to be warned about\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let clear = start_stderr(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--auth-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert!(
+        clear.contains("warning: the token crosses the network"),
+        "{clear}"
+    );
+    assert!(!clear.contains("warning: the token file"), "{clear}");
+    // On loopback with a good token file: nothing to say.
+    let quiet = start_stderr(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--auth-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert!(!quiet.contains("warning"), "{quiet}");
+}
+
+/// Serves mutual TLS from the PEM files `kv cert` names in `dir`, and puts
+/// a key with the client certificate there: the server and the output.
+fn put_over_mutual_tls(dir: &std::path::Path) -> (Served, Output) {
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let served = serve(&[
+        "--tls-cert",
+        &file("server.pem"),
+        "--tls-key",
+        &file("server-key.pem"),
+        "--tls-client-ca",
+        &file("ca.pem"),
+    ]);
+    let put = kv_with(
+        &served,
+        &[
+            "put",
+            "k",
+            "v",
+            "--tls-ca",
+            &file("ca.pem"),
+            "--tls-client-cert",
+            &file("client.pem"),
+            "--tls-client-key",
+            &file("client-key.pem"),
+        ],
+        &[],
+    );
+    (served, put)
+}
+
+#[test]
+fn client_commands_present_a_client_certificate_to_a_mutual_tls_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new("mtls CA");
+    let (server, client) = (pki.server(), pki.client());
+    for (name, pem) in [
+        ("ca.pem", &pki.ca_pem),
+        ("server.pem", &server.cert_pem),
+        ("server-key.pem", &server.key_pem),
+        ("client.pem", &client.cert_pem),
+        ("client-key.pem", &client.key_pem),
+    ] {
+        std::fs::write(dir.path().join(name), pem).unwrap();
+    }
+    let (served, put) = put_over_mutual_tls(dir.path());
+    assert_eq!(
+        put.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+
+    // Without one: refused, with what to give.
+    let ca = dir.path().join("ca.pem");
+    let refused = kv_with(&served, &["get", "k", "--tls-ca", ca.to_str().unwrap()], &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("kv: ") && last.contains("--tls-client-cert"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn kv_cert_makes_what_serve_and_the_clients_need_with_private_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    let made = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args([
+            "cert",
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+            "--days",
+            "30",
+            "--dir",
+        ])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert_eq!(
+        made.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(String::from_utf8_lossy(&made.stdout).contains("kv serve --tls-cert"));
+    let written: Vec<_> = std::fs::read_dir(&tls)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        written.len(),
+        6,
+        "a CA, a server and a client, each a certificate and a key"
+    );
+    #[cfg(unix)]
+    for path in &written {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+    // Mutual TLS with nothing but what `kv cert` wrote.
+    let (_served, put) = put_over_mutual_tls(&tls);
+    assert_eq!(
+        put.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    // Existing files are not replaced without --force.
+    let again = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(["cert", "--dir"])
+        .arg(&tls)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr_line(&again).contains("--force"), "{:?}", again.stderr);
+}
+
+#[test]
+fn an_expired_server_certificate_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki::Pki::new("old CA");
+    let start_with = |server: &pki::Identity| {
+        let (_ca, cert, key) = pki::write_pem(dir.path(), &pki, server);
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        start_stderr(&["--listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key])
+    };
+    let stderr = start_with(&pki.expired_server());
+    assert!(
+        stderr.contains("warning: the certificate") && stderr.contains("expired on"),
+        "{stderr}"
+    );
+    let fresh = start_with(&pki.server());
+    assert!(!fresh.contains("warning"), "{fresh}");
+}

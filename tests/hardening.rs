@@ -553,3 +553,50 @@ async fn a_frame_larger_than_the_budget_can_hold_is_answered_busy_and_closes_onl
     other.put("k", vec![1u8; 4 * 1024]).await.unwrap();
     assert!(server.store().get(b"k").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_put_is_not_queued_without_bound_behind_stalled_uploads() {
+    let _turn = MANY_SOCKETS.lock().await;
+    // A budget of 6 MiB for 48 connections: 64 KiB each, a pool of 3 MiB.
+    let read_timeout = Duration::from_millis(700);
+    let server = server(ServeConfig {
+        max_connections: 48,
+        max_buffered_request_bytes: 6 << 20,
+        read_timeout: Some(read_timeout),
+        ..ServeConfig::default()
+    })
+    .await;
+    let addr = server.local_addr();
+    // Uploads of 2 MiB values that send 100 KiB and stall: each needs
+    // most of the pool, so they hold it one after another, each for its
+    // read timeout. Served first come first served, 40 of them are 28 s.
+    let mut stalled = Vec::new();
+    for i in 0..40u32 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let key = format!("stalled-{i}");
+        let mut header = vec![0x03];
+        header.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        header.extend_from_slice(&(2u32 << 20).to_le_bytes());
+        header.extend_from_slice(key.as_bytes());
+        // More than a connection's share, so that it takes pool bytes.
+        header.extend_from_slice(&[0u8; 100 << 10]);
+        socket.write_all(&header).await.unwrap();
+        stalled.push(socket);
+    }
+    // Let the server read their headers and queue them for the pool first
+    // (an ordering aid, not a measurement).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A fresh PUT over its share: answered within its own read timeout's
+    // reach — served, or refused BUSY — not after every stalled upload.
+    let client = bare_client(addr).await;
+    // 1.5 MiB: it cannot fit in the pool beside one stalled upload.
+    let value = Bytes::from(vec![7u8; 3 << 19]);
+    let answered = timeout(SOON, client.put("fresh", value)).await;
+    match answered.expect("the fresh PUT was queued behind the stalled uploads") {
+        Ok(()) => {}
+        Err(kv::KvError::Busy { message }) => assert!(message.contains("buffer budget"), "{message}"),
+        Err(error) => panic!("neither served nor refused BUSY: {error:?}"),
+    }
+    drop(stalled);
+    server.shutdown().await.unwrap();
+}

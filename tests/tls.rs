@@ -138,6 +138,28 @@ async fn a_certificate_for_another_name_is_refused() {
 }
 
 #[tokio::test]
+async fn a_ca_certificate_used_as_the_servers_own_is_explained_with_what_to_run() {
+    let (identity, client) = pki::self_signed_ca_for_localhost();
+    let server = tls_server(&identity, None, ServeConfig::default()).await;
+    let error = timeout(SOON, bare_tls(server.local_addr(), client))
+        .await
+        .expect("no hang")
+        .expect_err("rustls refuses a CA certificate as a server's");
+    let said = error.to_string();
+    assert!(
+        said.contains("this certificate is a CA certificate") && said.contains("`kv cert`"),
+        "{said}"
+    );
+    let sentence = tls::explain(&error).expect("explained");
+    assert!(said.starts_with(&sentence), "{said}");
+    assert!(
+        said.contains("CaUsedAsEndEntity"),
+        "rustls' words are kept: {said}"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_certificate_from_an_unknown_ca_is_refused() {
     let (pki, stranger) = (Pki::new("test CA"), Pki::new("another CA"));
     let server = tls_server(&stranger.server(), None, ServeConfig::default()).await;
@@ -213,6 +235,30 @@ async fn handshake_garbage_from_100_connections_leaves_the_server_serving() {
     })
     .await
     .expect("every garbage peer closed in time");
+    let client = tls_client(addr, pki.client_config(None)).await.unwrap();
+    client.ping().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_handshake_is_bounded_even_with_the_read_timeout_off() {
+    let pki = Pki::new("test CA");
+    let server = tls_server(
+        &pki.server(),
+        None,
+        ServeConfig {
+            read_timeout: None,
+            idle_timeout: None,
+            handshake_timeout: Some(Duration::from_millis(300)),
+            ..ServeConfig::default()
+        },
+    )
+    .await;
+    let addr = server.local_addr();
+    // Half a ClientHello, then nothing: closed by the handshake's own bound.
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+    assert_closed(&mut stalled).await;
     let client = tls_client(addr, pki.client_config(None)).await.unwrap();
     client.ping().await.unwrap();
     server.shutdown().await.unwrap();

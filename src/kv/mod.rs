@@ -111,8 +111,8 @@ mod store;
 pub mod wal;
 
 pub use auth::{
-    check_protected, AuthHandshake, AuthLimits, AuthToken, Authenticator, EmptyToken, Reply, RequireAuth,
-    Unprotected,
+    check_protected, AuthDeadline, AuthDeadlineFuture, AuthHandshake, AuthLimits, AuthTimedOut, AuthToken,
+    Authenticator, EmptyToken, Reply, RequireAuth, Unprotected,
 };
 pub use client::{DefaultService, KvClient, KvError};
 pub use codec::{

@@ -39,6 +39,11 @@ pub struct KvServerConfig {
     pub auth: Option<AuthToken>,
     /// The limit on failed `AUTH` attempts per peer address.
     pub auth_limits: AuthLimits,
+    /// With a token, how long a connection may take from accept to a
+    /// successful `AUTH` before it is closed (default 10 s; `None`: as long
+    /// as the idle timeout allows). Peers that connect and never
+    /// authenticate then hold a connection slot this long at most.
+    pub auth_timeout: Option<Duration>,
     /// Serve on an address other than loopback without a token (default
     /// `false`: such a server refuses to start; see [`check_protected`]).
     pub allow_unauthenticated: bool,
@@ -59,6 +64,7 @@ impl Default for KvServerConfig {
             wal: WalConfig::default(),
             auth: None,
             auth_limits: AuthLimits::default(),
+            auth_timeout: Some(Duration::from_secs(10)),
             allow_unauthenticated: false,
             #[cfg(feature = "tls")]
             tls: None,
@@ -183,11 +189,13 @@ async fn serve_recovered(
         .auth
         .clone()
         .map(|token| Authenticator::new(token, config.auth_limits));
+    let auth_timeout = config.auth_timeout;
     let per_connection = tower::service_fn(move |peer: SocketAddr| {
         let gated = match &authenticator {
             Some(authenticator) => authenticator.require(service.clone(), peer),
             None => super::RequireAuth::open(service.clone(), peer),
         };
+        let gated = super::AuthDeadline::new(gated, auth_timeout);
         std::future::ready(Ok::<_, std::convert::Infallible>(gated))
     });
     let server = Server::new(ServerCodec::with_limits(config.limits))

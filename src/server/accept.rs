@@ -4,7 +4,8 @@
 //! [`Server::serve`](super::Server::serve) accepts TCP connections; an
 //! [`Accept`] turns each into the I/O object the codec is run over. The
 //! server runs it on the connection's own task, bounded by
-//! [`ServeConfig::read_timeout`](super::ServeConfig::read_timeout): a peer
+//! [`ServeConfig::handshake_timeout`](super::ServeConfig::handshake_timeout)
+//! and [`ServeConfig::read_timeout`](super::ServeConfig::read_timeout): a peer
 //! that stalls mid-handshake is closed exactly like one that stalls
 //! mid-frame, and never holds up the accept loop. A failed handshake closes
 //! that connection only (logged at debug level).

@@ -13,7 +13,8 @@
 //!   before it reads them, and gives them back when its requests are done.
 //!   The pool is a fair (first come, first served) semaphore; a connection
 //!   waiting for it stops reading, which pushes back on its peer through
-//!   TCP.
+//!   TCP, and waits no longer than its read timeout (then its frame is
+//!   refused through the `Overload` hook).
 //!
 //! So the bytes held by all connections never exceed `N · share + pool =
 //! B`, however many stall mid-frame. When the protocol can tell a frame's

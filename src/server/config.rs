@@ -32,9 +32,24 @@ pub struct ServeConfig {
     pub idle_timeout: Option<Duration>,
     /// How long a frame that has started to arrive may take to finish
     /// before the connection is closed (default 30 s; `None`: forever).
-    /// Only time spent waiting on the peer counts. It also bounds the
-    /// acceptor's handshake (TLS), from accept to the first byte served.
+    /// Only time spent waiting on the peer — or on the buffer pool, for a
+    /// frame larger than the connection's share — counts. It also bounds the
+    /// acceptor's handshake (TLS), from accept to the first byte served,
+    /// together with [`handshake_timeout`](Self::handshake_timeout).
     pub read_timeout: Option<Duration>,
+    /// How long the acceptor's handshake (TLS) may take, from accept to
+    /// the first byte served (default 10 s; `None`: as long as
+    /// [`read_timeout`](Self::read_timeout) allows). The handshake ends at
+    /// the earlier of the two, so turning the read timeout off does not
+    /// let a peer that never finishes its handshake hold a connection.
+    pub handshake_timeout: Option<Duration>,
+    /// The most connections served at once from one peer IP address
+    /// (default `None`: no limit but [`max_connections`](Self::max_connections)).
+    /// A connection past it is refused as one past `max_connections` is
+    /// ([`Overloaded::TooManyFromAddress`](super::Overloaded::TooManyFromAddress)),
+    /// so that one host cannot take every slot. Clients behind one NAT or
+    /// proxy share an address: leave room for them.
+    pub max_connections_per_address: Option<usize>,
     /// How long a connection with responses to write may wait for its peer
     /// to read any of them before it is closed, responses unwritten
     /// (default 30 s; `None`: forever).
@@ -62,6 +77,8 @@ impl Default for ServeConfig {
             max_connections: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             read_timeout: Some(Duration::from_secs(30)),
+            handshake_timeout: Some(Duration::from_secs(10)),
+            max_connections_per_address: None,
             write_timeout: Some(Duration::from_secs(30)),
             max_buffered_request_bytes: 256 * 1024 * 1024,
             shutdown_timeout: Some(Duration::from_secs(5)),

@@ -170,10 +170,13 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> Future for Connection<Io, 
                         this.metrics.closing(CloseCause::WriteTimeout);
                         return Poll::Ready(Err(ConnectionError::WriteTimedOut(timeout)));
                     }
-                    this.stop_reading(match timer {
-                        Timer::Idle => CloseCause::IdleTimeout,
-                        Timer::PartialFrame | Timer::Write => CloseCause::ReadTimeout,
-                    });
+                    match (timer, this.limits.read_timeout) {
+                        (Timer::PartialFrame, Some(waited)) if *this.waiting_on_budget => {
+                            this.refuse(Overloaded::BufferBudgetWait { waited });
+                        }
+                        (Timer::Idle, _) => this.stop_reading(CloseCause::IdleTimeout),
+                        _ => this.stop_reading(CloseCause::ReadTimeout),
+                    }
                     continue;
                 }
                 return this.finish(cx);
@@ -189,10 +192,15 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
     /// Answers the frame being read, which the budget can never hold,
     /// through the overload hook, and stops reading.
     fn refuse_frame(&mut self) {
-        let reason = Overloaded::BufferBudget {
+        self.refuse(Overloaded::BufferBudget {
             limit: self.share.budget().limit(),
-        };
-        tracing::debug!(%reason, "a frame larger than the budget: closing the connection");
+        });
+    }
+
+    /// Answers the frame being read through the overload hook, for
+    /// `reason`, and stops reading.
+    fn refuse(&mut self, reason: Overloaded) {
+        tracing::debug!(%reason, "refusing the frame being read: closing the connection");
         self.metrics.overloaded(&reason);
         if let Some(response) = self.hooks.overload.overloaded(&reason) {
             self.in_flight.push_answered(Ok(response));
@@ -366,10 +374,12 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
     /// Polls the timers with where the connection rests; returns the timer
     /// that expired, if one did.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<Timer> {
-        // Waiting for the pool counts as waiting on the peer only for a
-        // connection that holds pool bytes meanwhile: that one keeps others
-        // waiting, and its read timeout must be able to end it.
-        let stalled = *self.waiting_on_peer || (*self.waiting_on_budget && self.share.pooled() > 0);
+        // Waiting for the pool counts against the read timeout too: for a
+        // connection that holds pool bytes meanwhile, because it keeps
+        // others waiting; for one that holds none, so that it does not
+        // queue without bound behind peers that stall (it is answered
+        // through the overload hook when its time is up).
+        let stalled = *self.waiting_on_peer || *self.waiting_on_budget;
         let resting = Resting {
             waiting_on_peer: *self.reading && stalled,
             partial_frame: !self.transport.read_buffer().is_empty(),

@@ -40,7 +40,9 @@ label_values! {
     /// label says it.
     enum Refusal: "cause" {
         MaxConnections = "max_connections",
+        MaxConnectionsPerAddress = "max_connections_per_address",
         BufferBudget = "buffer_budget",
+        BufferBudgetWait = "buffer_budget_wait",
     }
 }
 
@@ -83,7 +85,9 @@ impl ServerMetrics {
     pub(crate) fn overloaded(&self, reason: &Overloaded) {
         let cause = match reason {
             Overloaded::TooManyConnections { .. } => Refusal::MaxConnections,
+            Overloaded::TooManyFromAddress { .. } => Refusal::MaxConnectionsPerAddress,
             Overloaded::BufferBudget { .. } => Refusal::BufferBudget,
+            Overloaded::BufferBudgetWait { .. } => Refusal::BufferBudgetWait,
         };
         self.requests_refused[cause as usize].increment(1);
     }

@@ -36,9 +36,13 @@
 //! Everything a peer can make the server hold or wait for is bounded by a
 //! [`ServeConfig`] field, each with a default.
 //!
-//! * **Connections**: past [`ServeConfig::max_connections`] a new
-//!   connection's first request gets the protocol's overloaded answer (see
-//!   [`Overload`]) and the connection is closed.
+//! * **Connections**: past [`ServeConfig::max_connections`], or past
+//!   [`ServeConfig::max_connections_per_address`] from one peer IP address,
+//!   a new connection's first request gets the protocol's overloaded answer
+//!   (see [`Overload`]) and the connection is closed.
+//! * **Handshakes** (TLS) must finish within
+//!   [`ServeConfig::handshake_timeout`] and the read timeout, whichever is
+//!   shorter.
 //! * **Idle connections** are closed after [`ServeConfig::idle_timeout`].
 //! * **Slow peers**: a frame that started but does not finish within
 //!   [`ServeConfig::read_timeout`] closes the connection (slowloris); so does
@@ -58,7 +62,10 @@
 //!   empty, which pushes back on its peer through TCP; with
 //!   [`Server::with_frame_size`] it takes a whole frame's bytes at once. A
 //!   peer that stalls while holding pool bytes is closed by the read
-//!   timeout. A frame larger than a share and the whole pool together is
+//!   timeout, and the wait for pool bytes counts against the waiter's read
+//!   timeout too: past it, the frame is answered through [`Overload`]
+//!   ([`Overloaded::BufferBudgetWait`]) and the connection closes, so no
+//!   request queues without bound behind stalled uploads. A frame larger than a share and the whole pool together is
 //!   answered through [`Overload`] and closes its connection.
 //!
 //! A panic in a service or codec ends only its connection's task; the accept
@@ -69,7 +76,8 @@
 //! * [`Server::with_acceptor`]: what is done with each accepted stream
 //!   before it is framed ([`Accept`]): nothing ([`PlainTcp`], the default)
 //!   or a handshake — TLS with the `tls` feature. The handshake runs on the
-//!   connection's task, within [`ServeConfig::read_timeout`].
+//!   connection's task, within [`ServeConfig::handshake_timeout`] and
+//!   [`ServeConfig::read_timeout`].
 //! * [`Server::with_overload`]: the protocol's answer to refused work
 //!   ([`Overload`]).
 //! * [`Server::with_close_after`]: which answers end their connection
@@ -133,6 +141,7 @@ mod connection;
 mod metrics;
 mod order;
 mod overload;
+mod per_address;
 #[cfg(test)]
 mod tagged_lines;
 #[cfg(test)]
@@ -371,6 +380,11 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             self.config.max_connections,
         );
         let connection_slots = Arc::new(Semaphore::new(self.config.max_connections));
+        let per_address = per_address::PerAddress::new(self.config.max_connections_per_address);
+        let handshake_timeout = match (self.config.read_timeout, self.config.handshake_timeout) {
+            (Some(read), Some(handshake)) => Some(read.min(handshake)),
+            (read, handshake) => read.or(handshake),
+        };
         let refusal_slots = Arc::new(Semaphore::new(MAX_REFUSALS_IN_PROGRESS));
         let metrics = ServerMetrics::new();
         let limits = connection::Limits {
@@ -407,9 +421,21 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
                     }
                 },
             };
+            let address_slot = match per_address.try_acquire(peer.ip()) {
+                Ok(address_slot) => address_slot,
+                Err(limit) => {
+                    metrics.refused();
+                    let reason = Overloaded::TooManyFromAddress { limit };
+                    self.refuse(stream, peer, reason, &refusal_slots, &mut connections, &metrics);
+                    continue;
+                }
+            };
             let Ok(slot) = connection_slots.clone().try_acquire_owned() else {
                 metrics.refused();
-                self.refuse(stream, peer, &refusal_slots, &mut connections, &metrics);
+                let reason = Overloaded::TooManyConnections {
+                    limit: self.config.max_connections,
+                };
+                self.refuse(stream, peer, reason, &refusal_slots, &mut connections, &metrics);
                 continue;
             };
             let service = match futures::future::poll_fn(|cx| make_service.poll_ready(cx)).await {
@@ -439,8 +465,8 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             let mut counted = metrics.accepted();
             connections.spawn(async move {
                 // Held until the connection ends, even by a panic.
-                let _slot = slot;
-                let Some(io) = accept::handshake(&acceptor, stream, peer, limits.read_timeout, &stop).await
+                let _slots = (slot, address_slot);
+                let Some(io) = accept::handshake(&acceptor, stream, peer, handshake_timeout, &stop).await
                 else {
                     counted.closing(CloseCause::HandshakeFailed);
                     return;
@@ -493,12 +519,13 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
         Ok(())
     }
 
-    /// Answers a connection past the limit, if the protocol has an answer,
+    /// Answers a connection past a limit, if the protocol has an answer,
     /// and closes it.
     fn refuse<Resp>(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
+        reason: Overloaded,
         refusal_slots: &Arc<Semaphore>,
         connections: &mut JoinSet<()>,
         metrics: &ServerMetrics,
@@ -507,9 +534,6 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
         O: Overload<Resp>,
         A: Accept,
     {
-        let reason = Overloaded::TooManyConnections {
-            limit: self.config.max_connections,
-        };
         tracing::debug!(%peer, %reason, "refusing a connection");
         let Some(response) = self.overload.overloaded(&reason) else {
             return;

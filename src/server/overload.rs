@@ -1,7 +1,8 @@
 //! How the server answers work it refuses: the [`Overload`] hook.
 //!
 //! The server refuses work in two places: a connection past
-//! [`ServeConfig::max_connections`](super::ServeConfig::max_connections), and
+//! [`ServeConfig::max_connections`](super::ServeConfig::max_connections) (or
+//! [`max_connections_per_address`](super::ServeConfig::max_connections_per_address)), and
 //! a frame larger than a connection can ever hold of
 //! [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes). It is protocol-agnostic, so it cannot write a protocol's
 //! "busy" answer itself: it asks an [`Overload`] for one.
@@ -26,6 +27,7 @@
 //! ```
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why the server refused work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,22 @@ pub enum Overloaded {
     TooManyConnections {
         /// The limit, [`ServeConfig::max_connections`](super::ServeConfig::max_connections).
         limit: usize,
+    },
+    /// The peer's IP address already has its maximum number of connections
+    /// served; this connection's first request is answered and the
+    /// connection closed.
+    TooManyFromAddress {
+        /// The limit, [`ServeConfig::max_connections_per_address`](super::ServeConfig::max_connections_per_address).
+        limit: usize,
+    },
+    /// The frame being read needs bytes of the common pool, and other
+    /// connections held them for the whole read timeout: it is answered
+    /// without reaching the service, and the connection closes. (The wait
+    /// for the pool counts against the waiter's read timeout, so no request
+    /// queues without bound behind stalled uploads.)
+    BufferBudgetWait {
+        /// How long it waited, [`ServeConfig::read_timeout`](super::ServeConfig::read_timeout).
+        waited: Duration,
     },
     /// The frame being read is larger than a connection can ever hold of
     /// the budget (its share and the whole common pool); it is answered
@@ -51,6 +69,15 @@ impl fmt::Display for Overloaded {
         match self {
             Overloaded::TooManyConnections { limit } => {
                 write!(f, "too many connections (limit {limit})")
+            }
+            Overloaded::TooManyFromAddress { limit } => {
+                write!(f, "too many connections from this address (limit {limit})")
+            }
+            Overloaded::BufferBudgetWait { waited } => {
+                write!(
+                    f,
+                    "the server's buffer budget stayed in use by other requests for {waited:?}; try again"
+                )
             }
             Overloaded::BufferBudget { limit } => {
                 write!(

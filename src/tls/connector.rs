@@ -114,7 +114,8 @@ impl<C: Clone> TlsConnector<C> {
             stream.set_nodelay(true)?;
             let stream = tokio::time::timeout(limit, tls.connect(name, stream))
                 .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))?
+                .map_err(super::explain::explained)?;
             Ok(Framed::new(stream, codec))
         }
     }

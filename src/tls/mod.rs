@@ -61,6 +61,7 @@ mod acceptor;
 mod config;
 mod connector;
 mod error;
+mod explain;
 
 pub use acceptor::TlsAcceptor;
 pub use config::{
@@ -69,6 +70,7 @@ pub use config::{
 };
 pub use connector::TlsConnector;
 pub use error::TlsError;
+pub use explain::{explain, CertificateRejected};
 /// The rustls version these types are built with, for its configuration
 /// types (`ClientConfig`, `ServerConfig`, `RootCertStore`, `pki_types`).
 pub use tokio_rustls::rustls;

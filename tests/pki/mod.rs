@@ -118,3 +118,24 @@ pub fn write_pem(dir: &Path, pki: &Pki, server: &Identity) -> (PathBuf, PathBuf,
     std::fs::write(&key, &server.key_pem).unwrap();
     (ca, cert, key)
 }
+
+/// What `openssl req -x509 -subj /CN=localhost` makes, and a user first
+/// tries: one self-signed CA certificate for `localhost`, given to the
+/// server as its own and to the client as its CA.
+pub fn self_signed_ca_for_localhost() -> (Identity, Arc<ClientConfig>) {
+    let key = KeyPair::generate().expect("a key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = params.self_signed(&key).expect("a self-signed certificate");
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.der().clone()).expect("a usable root");
+    let identity = Identity {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    };
+    let client = wirestack::tls::client_config(roots, None).expect("a client config");
+    (identity, client)
+}

@@ -49,6 +49,8 @@ pub(crate) enum Command {
     /// Check a data directory and cut its log at the first bad record, after
     /// copying what it changes aside (exit 1 with --dry-run if damaged).
     Repair(RepairArgs),
+    /// Make a CA, a server certificate and a client certificate as PEM files (mode 0600), for --tls-cert, --tls-ca and --tls-client-cert.
+    Cert(crate::cert::CertArgs),
     /// Delete a key (exit 1 if it is not found).
     Del {
         /// The key.
@@ -105,6 +107,12 @@ pub(crate) struct ServeLimitArgs {
     /// Close a connection whose started frame does not finish within this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().read_timeout))]
     pub(crate) read_timeout_ms: u64,
+    /// Most connections served at once from one IP address (0: no limit but --max-connections).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) max_connections_per_address: usize,
+    /// Close a connection whose TLS handshake does not finish within this many milliseconds (0: only --read-timeout-ms bounds it).
+    #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().handshake_timeout))]
+    pub(crate) handshake_timeout_ms: u64,
     /// Close a connection whose peer reads none of its responses for this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().write_timeout))]
     pub(crate) write_timeout_ms: u64,
@@ -124,6 +132,9 @@ impl ServeLimitArgs {
             max_in_flight_per_connection: self.max_in_flight,
             idle_timeout: timeout(self.idle_timeout_ms),
             read_timeout: timeout(self.read_timeout_ms),
+            handshake_timeout: timeout(self.handshake_timeout_ms),
+            max_connections_per_address: (self.max_connections_per_address > 0)
+                .then_some(self.max_connections_per_address),
             write_timeout: timeout(self.write_timeout_ms),
             max_buffered_request_bytes: self.max_buffered_bytes,
             shutdown_timeout: timeout(self.shutdown_timeout_ms),

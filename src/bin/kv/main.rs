@@ -4,6 +4,7 @@
 //! kv serve --listen 127.0.0.1:7878 --data-dir ./data
 //! kv put KEY VALUE [--ttl MS]     kv get KEY     kv del KEY     kv ping
 //! kv repair --data-dir ./data [--dry-run]
+//! kv cert --dir ./tls --name db.example --name 192.0.2.7
 //! kv serve --listen 0.0.0.0:7878 --tls-cert server.pem --tls-key server.key --auth-token-file token
 //! kv get KEY --addr db.example:7878 --tls-ca ca.pem --auth-token-file token
 //! ```
@@ -15,6 +16,7 @@
 
 mod args;
 mod bench;
+mod cert;
 mod connect;
 mod metrics;
 mod secure;
@@ -105,6 +107,11 @@ async fn run(command: Command) -> Result<Outcome, String> {
         }
         Command::Bench(args) => run_bench(args).await.map(|()| Outcome::Done),
         Command::Repair(args) => repair(args).await,
+        Command::Cert(args) => {
+            let said = cert::run(&args)?;
+            print!("{said}");
+            Ok(Outcome::Done)
+        }
         Command::Del { key, client } => match connect(&client).await?.delete(key).await {
             Ok(true) => Ok(Outcome::Done),
             Ok(false) => Ok(Outcome::NotFound),
@@ -155,7 +162,15 @@ pub(crate) fn explain(error: KvError) -> String {
         KvError::Unauthenticated { .. } => {
             format!("{error} (give --auth-token-file FILE or set KV_AUTH_TOKEN)")
         }
-        error => error.to_string(),
+        error => {
+            // A certificate refused after the handshake (an alert on the
+            // first exchange) is not explained by the connector: say it here.
+            let said = error.to_string();
+            match wirestack::tls::explain(&error) {
+                Some(sentence) if !said.contains(&sentence) => format!("{said}: {sentence}"),
+                _ => said,
+            }
+        }
     }
 }
 
@@ -269,9 +284,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Token, certificates and protected mode are settled before anything
     // else: a server that must not start does not touch its data.
     let security = args.security.load(args.listen)?;
+    let mut warnings = security.warnings;
+    if let Some(metrics) = &args.metrics_listen {
+        if !metrics.0.ip().is_loopback() {
+            warnings.push(format!(
+                "--metrics-listen {}: the metrics endpoint has no token and no TLS, and any host that \
+                 can reach it reads the server's figures; prefer a loopback address",
+                metrics.0
+            ));
+        }
+    }
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
     let config = KvServerConfig {
         auth: security.token,
         allow_unauthenticated: security.allow_unauthenticated,
+        auth_timeout: security.auth_timeout,
         tls: security.tls,
         limits: Limits {
             max_key_bytes: args.max_key_bytes,

@@ -6,12 +6,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::codec::Framed;
 use tower::ServiceExt;
-use wirestack::kv::{check_protected, AuthHandshake, AuthToken, ClientCodec, Hello, KvError, Request};
+use wirestack::kv::{
+    check_protected, AuthHandshake, AuthToken, ClientCodec, Hello, KvError, KvServerConfig, Request,
+};
 use wirestack::pipeline::Spawn;
 use wirestack::tls::{self, rustls, TlsConnector};
 use wirestack::transport::{self, Handshake, HandshakeError};
@@ -37,6 +40,14 @@ pub(crate) struct ServeSecurityArgs {
     /// Serve a non-loopback address without a token (only on a network you trust).
     #[arg(long)]
     pub(crate) allow_unauthenticated: bool,
+    /// With a token, close a connection that has not authenticated this many milliseconds after connecting (0: never).
+    #[arg(long, value_name = "MS", default_value_t = millis(KvServerConfig::default().auth_timeout))]
+    pub(crate) auth_timeout_ms: u64,
+}
+
+/// A timeout as a flag value: milliseconds, 0 for none.
+fn millis(timeout: Option<Duration>) -> u64 {
+    timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What `kv serve` runs with, from its flags.
@@ -44,6 +55,10 @@ pub(crate) struct ServeSecurity {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     pub(crate) token: Option<AuthToken>,
     pub(crate) allow_unauthenticated: bool,
+    pub(crate) auth_timeout: Option<Duration>,
+    /// What the server starts with but should not: each is one line for
+    /// stderr, with what to do about it.
+    pub(crate) warnings: Vec<String>,
 }
 
 impl ServeSecurityArgs {
@@ -65,10 +80,38 @@ impl ServeSecurityArgs {
             ),
             _ => None,
         };
+        let mut warnings: Vec<String> = self
+            .tls_cert
+            .as_deref()
+            .filter(|_| tls.is_some())
+            .and_then(|cert| {
+                let chain = tls::read_certificates(cert).ok()?;
+                crate::cert::validity_warning(&chain, cert)
+            })
+            .into_iter()
+            .collect();
+        warnings.extend(match &token {
+            Some(token) => token_warnings(self.auth_token_file.as_deref(), token),
+            None => Vec::new(),
+        });
+        if token.is_some() && tls.is_none() && !listen.ip().is_loopback() {
+            warnings.push(format!(
+                "the token crosses the network to {listen} in clear text: anyone on the path can \
+                 read it. Serve TLS (--tls-cert, --tls-key)"
+            ));
+        }
+        if token.is_none() && self.allow_unauthenticated {
+            warnings.push(format!(
+                "--allow-unauthenticated: any client that can reach {listen} can read and overwrite \
+                 every key"
+            ));
+        }
         Ok(ServeSecurity {
             tls,
             token,
             allow_unauthenticated: self.allow_unauthenticated,
+            auth_timeout: (self.auth_timeout_ms > 0).then(|| Duration::from_millis(self.auth_timeout_ms)),
+            warnings,
         })
     }
 }
@@ -85,6 +128,12 @@ pub(crate) struct ClientSecurityArgs {
     /// The name the server's certificate must carry (implies --tls; default: the host of --addr).
     #[arg(long, value_name = "NAME")]
     pub(crate) tls_server_name: Option<String>,
+    /// Present this PEM client certificate chain to a server that requires one (mutual TLS; implies --tls; needs --tls-client-key).
+    #[arg(long, value_name = "PEM", requires = "tls_client_key")]
+    pub(crate) tls_client_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-client-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_client_cert")]
+    pub(crate) tls_client_key: Option<PathBuf>,
     /// AUTH with the token in this file on every connection (KV_AUTH_TOKEN otherwise).
     #[arg(long, value_name = "FILE")]
     pub(crate) auth_token_file: Option<PathBuf>,
@@ -101,7 +150,10 @@ impl ClientSecurityArgs {
     /// Reads the CA bundle and the token; `addr` gives the default server name.
     pub(crate) fn load(&self, addr: &str) -> Result<ClientSecurity, String> {
         let token = token(self.auth_token_file.as_deref())?;
-        let wants_tls = self.tls || self.tls_ca.is_some() || self.tls_server_name.is_some();
+        let wants_tls = self.tls
+            || self.tls_ca.is_some()
+            || self.tls_server_name.is_some()
+            || self.tls_client_cert.is_some();
         let tls = if wants_tls {
             let roots = match &self.tls_ca {
                 Some(ca) => tls::read_roots(ca),
@@ -114,7 +166,14 @@ impl ClientSecurityArgs {
                     format!("TLS: cannot tell the server's name from --addr {addr}; give --tls-server-name")
                 })?,
             };
-            let config = tls::client_config(roots, None).map_err(|e| format!("TLS: {e}"))?;
+            let identity = match (&self.tls_client_cert, &self.tls_client_key) {
+                (Some(cert), Some(key)) => Some((
+                    tls::read_certificates(cert).map_err(|e| format!("TLS: {e}"))?,
+                    tls::read_private_key(key).map_err(|e| format!("TLS: {e}"))?,
+                )),
+                _ => None,
+            };
+            let config = tls::client_config(roots, identity).map_err(|e| format!("TLS: {e}"))?;
             let name = tls::server_name(&name).map_err(|e| format!("TLS: {e}"))?;
             Some((config, name))
         } else {
@@ -134,7 +193,8 @@ fn host_of(addr: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
-/// The token of `--auth-token-file`, or of `KV_AUTH_TOKEN`, or none.
+/// The token of `--auth-token-file`, or of `KV_AUTH_TOKEN` (trimmed as a
+/// file is), or none.
 fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
     if let Some(file) = file {
         return AuthToken::from_file(file).map(Some).map_err(|e| e.to_string());
@@ -145,11 +205,46 @@ fn token(file: Option<&Path>) -> Result<Option<AuthToken>, String> {
             let value = value
                 .into_string()
                 .map_err(|_| format!("{TOKEN_ENV} is not valid UTF-8"))?;
-            AuthToken::new(value)
+            AuthToken::from_text(value)
                 .map(Some)
                 .map_err(|_| format!("{TOKEN_ENV} is set but empty"))
         }
     }
+}
+
+/// Tokens shorter than this are worth a warning: 16 random bytes is the
+/// least a guesser cannot get through.
+const SHORT_TOKEN: usize = 16;
+
+/// What is weak about a server's token: a file other users can read, or a
+/// token short enough to guess.
+fn token_warnings(file: Option<&Path>, token: &AuthToken) -> Vec<String> {
+    let mut warnings = Vec::new();
+    #[cfg(unix)]
+    if let Some(file) = file {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(file) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o004 != 0 {
+                warnings.push(format!(
+                    "the token file {} can be read by every user of this host (mode {mode:03o}): \
+                     `chmod 600 {}`",
+                    file.display(),
+                    file.display()
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    let len = token.as_bytes().len();
+    if len < SHORT_TOKEN {
+        warnings.push(format!(
+            "the token is {len} bytes: a short token can be guessed. Use 32 random bytes, \
+             e.g. `head -c 32 /dev/urandom | base64 > token`"
+        ));
+    }
+    warnings
 }
 
 /// One bare connection, plain or TLS, greeted as `greeting` says (AUTH if

@@ -98,9 +98,10 @@ struct Gate {
 /// `AUTH` is answered `UNAUTHENTICATED` and the connection goes on; an
 /// `AUTH` with a wrong token — or from an address over its
 /// [limit](super::AuthLimits) of failed attempts — is answered
-/// `UNAUTHENTICATED` and closes the connection. A wrong token is logged
-/// (`warn`) with the peer's address — at most the limit's rate per address —
-/// and an attempt over the limit at `debug`. Without one ([`RequireAuth::open`]) everything
+/// `UNAUTHENTICATED` and closes the connection. The right token always
+/// gets in: only wrong ones are charged to the limit. A wrong token is
+/// logged (`warn`) with the peer's address — at most the limit's rate per
+/// address — and one over the limit at `debug`. Without one ([`RequireAuth::open`]) everything
 /// reaches `S`, and `S` answers `AUTH` with `OK`.
 ///
 /// The decision is made when a request is *called*, so a pipelined
@@ -166,25 +167,22 @@ impl<S> RequireAuth<S> {
 
 impl Gate {
     /// Checks an `AUTH` from `peer`, recording the outcome in `authenticated`.
+    /// The token is compared first: the right one always gets in, and only a
+    /// wrong one is charged to the address's [limit](super::AuthLimits).
     fn check(&self, candidate: &[u8], peer: SocketAddr, authenticated: &mut bool) -> Reply {
-        let ip = peer.ip();
-        if !self.limiter.try_attempt(ip) {
+        *authenticated = self.token.matches(candidate);
+        if *authenticated {
+            return Reply::keep(Response::ok_empty());
+        }
+        if !self.limiter.failed(peer.ip()) {
             // At debug level: a flood of these must not flood the log. The
-            // failures that are compared, logged below, are bounded by the
-            // limit itself.
-            tracing::debug!(%peer, "AUTH refused: too many failed attempts from this address");
-            *authenticated = false;
+            // failures logged below are bounded by the limit itself.
+            tracing::debug!(%peer, "AUTH failed: wrong token, and too many failed attempts from this address");
             return unauthenticated(
                 "too many failed AUTH attempts from this address; try again later",
                 true,
             );
         }
-        if self.token.matches(candidate) {
-            self.limiter.succeeded(ip);
-            *authenticated = true;
-            return Reply::keep(Response::ok_empty());
-        }
-        *authenticated = false;
         tracing::warn!(%peer, "AUTH failed: wrong token; closing the connection");
         unauthenticated("wrong token", true)
     }
@@ -236,5 +234,64 @@ where
             }
             None => Either::Right(self.inner.call(incoming).map_ok(reply)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::auth::AuthLimits;
+    use bytes::Bytes;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "the right token";
+
+    fn auth(token: &str) -> Incoming {
+        Incoming::Request(Request::Auth {
+            token: Bytes::copy_from_slice(token.as_bytes()),
+        })
+    }
+
+    /// One connection's gate, in front of a service that answers `OK`.
+    fn connection(
+        authenticator: &Authenticator,
+        peer: SocketAddr,
+    ) -> RequireAuth<impl Service<Incoming, Response = Response, Error = std::convert::Infallible>> {
+        let inner = tower::service_fn(|_: Incoming| futures::future::ok(Response::ok_empty()));
+        authenticator.require(inner, peer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_guesser_on_the_same_address_does_not_keep_the_right_token_out() {
+        let authenticator = Authenticator::new(
+            AuthToken::new(TOKEN).unwrap(),
+            AuthLimits {
+                burst: 4,
+                refill: Duration::from_millis(250),
+            },
+        );
+        let guesser: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        let client: SocketAddr = "203.0.113.9:40001".parse().unwrap();
+        let mut refused_guesses = 0;
+        // A guesser at 12 a second for 30 s, twice the refill rate; the
+        // client with the token connects every second in between.
+        for tick in 0..360u32 {
+            tokio::time::advance(Duration::from_millis(1000 / 12)).await;
+            let reply = connection(&authenticator, guesser)
+                .oneshot(auth("guess"))
+                .await
+                .unwrap();
+            assert!(reply.close && reply.response.status == Status::Unauthenticated);
+            refused_guesses += u32::from(reply.response.message().contains("too many"));
+            if tick % 12 == 0 {
+                let mut gate = connection(&authenticator, client);
+                let reply = gate.ready().await.unwrap().call(auth(TOKEN)).await.unwrap();
+                assert_eq!(reply, Reply::keep(Response::ok_empty()), "at tick {tick}");
+                assert!(gate.is_authenticated());
+            }
+        }
+        // The guesser was over its limit most of the time.
+        assert!(refused_guesses > 100, "{refused_guesses}");
     }
 }

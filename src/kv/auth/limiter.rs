@@ -1,24 +1,36 @@
 //! The limit on failed `AUTH` attempts: a token bucket per peer IP address.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// How many failed `AUTH` attempts a peer address may make.
 ///
-/// Each address has a bucket of `burst` attempts that refills by one every
-/// `refill`: past the burst, an address gets one attempt per `refill`
-/// (defaults: 10, then 5 per second). An `AUTH` that finds its bucket empty
-/// is answered `UNAUTHENTICATED` without its token being compared, and
-/// closes its connection. A successful `AUTH` gives its attempt back, so
-/// clients that know the token are never slowed.
+/// Each address has a bucket of `burst` failures that refills by one every
+/// `refill`: past the burst, an address gets one failure per `refill`
+/// (defaults: 10, then 5 per second). The token is compared first and only
+/// a wrong one is charged, so clients that know the token are never slowed
+/// — not even while another client behind the same address (a NAT, a proxy)
+/// guesses. A wrong token from an address whose bucket is empty is answered
+/// `too many failed AUTH attempts`, logged at `debug` instead of `warn`, and
+/// closes its connection like any wrong token.
+///
+/// The limit bounds the log and tells a guesser it was noticed; what bounds
+/// how fast a guesser can try is that each wrong token costs a connection
+/// (and, with
+/// [`ServeConfig::max_connections_per_address`](crate::server::ServeConfig::max_connections_per_address),
+/// how many one host may hold), and the token's length: use 32 random bytes.
+///
+/// Past 4,096 addresses tracked one by one, new addresses share a bucket
+/// per network — an IPv4 /24 or an IPv6 /64 — so one network's guesses
+/// never touch another's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthLimits {
     /// Failed attempts an address may make at once.
     pub burst: u32,
-    /// After the burst, one more attempt per this long.
+    /// After the burst, one more failed attempt per this long.
     pub refill: Duration,
 }
 
@@ -32,8 +44,12 @@ impl Default for AuthLimits {
 }
 
 /// The most addresses tracked one by one; past it (after forgetting the
-/// full buckets) new addresses share one bucket, so memory stays bounded.
+/// full buckets) new addresses share one bucket per network.
 const MAX_TRACKED: usize = 4096;
+
+/// The most networks tracked for the addresses past [`MAX_TRACKED`]; past
+/// both, the rest share one last bucket, so memory stays bounded.
+const MAX_NETWORKS: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -52,8 +68,22 @@ pub(crate) struct Limiter {
 #[derive(Debug, Default)]
 struct Buckets {
     by_address: HashMap<IpAddr, Bucket>,
-    /// Shared by the addresses that did not fit in `by_address`.
+    /// Addresses that did not fit in `by_address`, by their /24 or /64.
+    by_network: HashMap<IpAddr, Bucket>,
+    /// Shared by the networks that did not fit in `by_network` either.
     overflow: Option<Bucket>,
+}
+
+/// The network `peer` is in, for the shared buckets: its IPv4 /24 or its
+/// IPv6 /64 (an IPv4-mapped IPv6 address counts as IPv4).
+fn network(peer: IpAddr) -> IpAddr {
+    match peer {
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & !0xff)),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => network(IpAddr::V4(v4)),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
 }
 
 impl Limiter {
@@ -67,8 +97,10 @@ impl Limiter {
         }
     }
 
-    /// Takes one attempt from `peer`'s bucket; `false` if it is empty.
-    pub(crate) fn try_attempt(&self, peer: IpAddr) -> bool {
+    /// Charges one failed attempt to `peer`'s bucket; `false` if it was
+    /// already empty (the address is over its limit). A successful `AUTH`
+    /// is never charged, so it needs no call.
+    pub(crate) fn failed(&self, peer: IpAddr) -> bool {
         let now = Instant::now();
         let mut buckets = self
             .buckets
@@ -81,18 +113,6 @@ impl Limiter {
         }
         bucket.tokens -= 1;
         true
-    }
-
-    /// Gives back the attempt of an `AUTH` that succeeded.
-    pub(crate) fn succeeded(&self, peer: IpAddr) {
-        let now = Instant::now();
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bucket = self.bucket(&mut buckets, peer, now);
-        self.refill(bucket, now);
-        bucket.tokens = (bucket.tokens + 1).min(self.limits.burst);
     }
 
     fn refill(&self, bucket: &mut Bucket, now: Instant) {
@@ -118,18 +138,28 @@ impl Limiter {
             tokens: self.limits.burst,
             at: now,
         };
-        if !buckets.by_address.contains_key(&peer) && buckets.by_address.len() >= MAX_TRACKED {
-            // A bucket that has refilled is the same as no bucket: forget those.
-            let (burst, refill) = (self.limits.burst, self.limits.refill);
-            buckets.by_address.retain(|_, bucket| {
-                let earned = now.saturating_duration_since(bucket.at).as_nanos() / refill.as_nanos().max(1);
-                u128::from(bucket.tokens) + earned < u128::from(burst)
-            });
-            if buckets.by_address.len() >= MAX_TRACKED {
-                return buckets.overflow.get_or_insert(full);
-            }
+        if self.room(&mut buckets.by_address, peer, MAX_TRACKED, now) {
+            return buckets.by_address.entry(peer).or_insert(full);
         }
-        buckets.by_address.entry(peer).or_insert(full)
+        let network = network(peer);
+        if self.room(&mut buckets.by_network, network, MAX_NETWORKS, now) {
+            return buckets.by_network.entry(network).or_insert(full);
+        }
+        buckets.overflow.get_or_insert(full)
+    }
+
+    /// `true` if `map` has `key` or room for it (after forgetting the
+    /// buckets that have refilled: a full bucket is the same as none).
+    fn room(&self, map: &mut HashMap<IpAddr, Bucket>, key: IpAddr, cap: usize, now: Instant) -> bool {
+        if map.contains_key(&key) || map.len() < cap {
+            return true;
+        }
+        let (burst, refill) = (self.limits.burst, self.limits.refill);
+        map.retain(|_, bucket| {
+            let earned = now.saturating_duration_since(bucket.at).as_nanos() / refill.as_nanos().max(1);
+            u128::from(bucket.tokens) + earned < u128::from(burst)
+        });
+        map.len() < cap
     }
 }
 
@@ -137,64 +167,88 @@ impl Limiter {
 mod tests {
     use super::*;
 
-    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
-    const OTHER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+    const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
 
-    fn attempts_allowed(limiter: &Limiter, peer: IpAddr, tries: u32) -> u32 {
-        (0..tries).filter(|_| limiter.try_attempt(peer)).count() as u32
+    fn failures_allowed(limiter: &Limiter, peer: IpAddr, tries: u32) -> u32 {
+        (0..tries).filter(|_| limiter.failed(peer)).count() as u32
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_burst_then_one_attempt_per_refill() {
+    async fn a_burst_then_one_failure_per_refill() {
         let limiter = Limiter::new(AuthLimits {
             burst: 3,
             refill: Duration::from_millis(200),
         });
-        assert_eq!(attempts_allowed(&limiter, PEER, 100), 3);
+        assert_eq!(failures_allowed(&limiter, PEER, 100), 3);
         // Another address has its own bucket.
-        assert_eq!(attempts_allowed(&limiter, OTHER, 100), 3);
-        // Over 10 s of a steady brute force, 50 more attempts: 5 a second.
+        assert_eq!(failures_allowed(&limiter, OTHER, 100), 3);
+        // Over 10 s of a steady brute force, 50 more failures: 5 a second.
         let mut allowed = 0;
         for _ in 0..1000 {
             tokio::time::advance(Duration::from_millis(10)).await;
-            allowed += attempts_allowed(&limiter, PEER, 10);
+            allowed += failures_allowed(&limiter, PEER, 10);
         }
         assert_eq!(allowed, 50);
         // Left alone, the bucket fills up to the burst, no more.
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(attempts_allowed(&limiter, PEER, 100), 3);
+        assert_eq!(failures_allowed(&limiter, PEER, 100), 3);
+    }
+
+    /// Fills every tracked slot with an address whose bucket is empty.
+    fn fill_tracked(limiter: &Limiter) {
+        for i in 0..MAX_TRACKED as u32 {
+            // 10.0.0.0/8 and up: none in the networks the tests use below.
+            assert!(limiter.failed(IpAddr::V4((0x0a00_0000 + i).into())));
+        }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_successful_attempt_is_given_back() {
+    async fn past_the_tracked_addresses_each_network_has_its_own_bucket() {
         let limiter = Limiter::new(AuthLimits {
             burst: 2,
             refill: Duration::from_secs(60),
         });
-        for _ in 0..100 {
-            assert!(limiter.try_attempt(PEER));
-            limiter.succeeded(PEER);
-        }
-        assert_eq!(attempts_allowed(&limiter, PEER, 100), 2);
+        fill_tracked(&limiter);
+        // Newcomers from one /24 share a bucket, and spend it...
+        let in_a = |host: u8| IpAddr::V4(Ipv4Addr::new(198, 51, 100, host));
+        assert_eq!(failures_allowed(&limiter, in_a(7), 5), 2);
+        assert!(!limiter.failed(in_a(8)));
+        // ...while another /24 keeps its own.
+        let in_b = |host: u8| IpAddr::V4(Ipv4Addr::new(198, 51, 101, host));
+        assert_eq!(failures_allowed(&limiter, in_b(7), 5), 2);
+        // IPv6 newcomers share per /64: a whole /64 is one host's.
+        let v6 = |net: u16, host: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, net, 0, 0, 0, host));
+        assert_eq!(failures_allowed(&limiter, v6(1, 1), 5), 2);
+        assert!(!limiter.failed(v6(1, 2)));
+        assert_eq!(failures_allowed(&limiter, v6(2, 1), 5), 2);
+        let buckets = limiter.buckets.lock().unwrap();
+        assert!(buckets.by_address.len() <= MAX_TRACKED);
+        assert_eq!(buckets.by_network.len(), 4);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn memory_is_bounded_by_sharing_one_bucket_past_the_limit() {
+    async fn memory_is_bounded_by_one_last_bucket_past_both_limits() {
         let limiter = Limiter::new(AuthLimits {
             burst: 1,
             refill: Duration::from_secs(60),
         });
-        for i in 0..MAX_TRACKED as u32 {
-            assert!(limiter.try_attempt(IpAddr::V4(i.into())));
+        fill_tracked(&limiter);
+        for i in 0..MAX_NETWORKS as u32 {
+            assert!(limiter.failed(IpAddr::V4((0xc000_0000 + (i << 8)).into())));
         }
-        let spare = |i: u32| IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) + 1));
-        // Every tracked bucket is empty: newcomers share the overflow one.
-        assert!(limiter.try_attempt(spare(1)));
-        assert!(!limiter.try_attempt(spare(2)));
-        assert!(limiter.buckets.lock().unwrap().by_address.len() <= MAX_TRACKED);
+        let spare = |i: u32| IpAddr::V6(Ipv6Addr::from(u128::from(i) << 64));
+        // Every tracked bucket is empty: newcomers share the last one.
+        assert!(limiter.failed(spare(1)));
+        assert!(!limiter.failed(spare(2)));
+        {
+            let buckets = limiter.buckets.lock().unwrap();
+            assert!(buckets.by_address.len() <= MAX_TRACKED);
+            assert!(buckets.by_network.len() <= MAX_NETWORKS);
+        }
         // Once the tracked buckets refill they are forgotten, and room returns.
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(limiter.try_attempt(spare(3)));
+        assert!(limiter.failed(spare(3)));
         assert!(limiter.buckets.lock().unwrap().by_address.len() <= MAX_TRACKED);
     }
 }

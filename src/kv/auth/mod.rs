@@ -8,21 +8,24 @@
 //!   [`KvService`](super::KvService): before a successful `AUTH` every
 //!   request is answered `UNAUTHENTICATED` (the connection stays open); a
 //!   wrong token is answered `UNAUTHENTICATED` and closes the connection.
+//! * [`AuthDeadline`]: a connection that has not authenticated within
+//!   [`KvServerConfig::auth_timeout`](super::KvServerConfig::auth_timeout)
+//!   of connecting is closed, so silent peers do not hold connection slots.
 //! * [`AuthLimits`]: failed attempts are counted per peer IP address, and
-//!   past a small burst an address gets a few attempts per second; an
-//!   attempt over its budget is refused without comparing the token. A
-//!   brute force over one connection (closed after each failure) or over
-//!   many is held to that rate.
+//!   past a small burst an address is told it has made too many; the
+//!   token is compared first, so the right one always gets in.
 //! * [`AuthHandshake`]: the client side, an on-connect
 //!   [`Handshake`](crate::transport::Handshake) that sends `AUTH` on every
 //!   new connection before any request.
 //! * [`check_protected`]: protected mode.
 
+mod deadline;
 mod gate;
 mod handshake;
 mod limiter;
 mod token;
 
+pub use deadline::{AuthDeadline, AuthDeadlineFuture, AuthTimedOut};
 pub use gate::{Authenticator, Reply, RequireAuth};
 pub use handshake::AuthHandshake;
 pub(crate) use handshake::{exchange, refused};

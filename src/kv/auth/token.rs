@@ -2,9 +2,14 @@
 
 use bytes::Bytes;
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 use subtle::ConstantTimeEq;
+
+/// The largest token file [`AuthToken::from_file`] reads: a token is one
+/// short line, and a path given by mistake (a log, `/dev/zero`) must fail at
+/// once rather than be read into memory.
+const MAX_TOKEN_FILE: usize = 4096;
 
 /// An `AUTH` token: any non-empty bytes. Its `Debug` shows no byte of it.
 ///
@@ -31,25 +36,48 @@ impl AuthToken {
         Ok(AuthToken(token))
     }
 
-    /// Reads a token from a file, once: its content without trailing line
-    /// breaks and spaces. A missing, unreadable or empty file is an error
-    /// (kind `NotFound`, ..., or `InvalidData` for an empty one), with the
-    /// path in its message.
+    /// A token as a file or an environment variable holds it: `text`
+    /// without trailing line breaks and spaces; fails if nothing is left.
+    pub fn from_text(text: impl Into<Vec<u8>>) -> Result<Self, EmptyToken> {
+        let mut text = text.into();
+        let end = text
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |last| last + 1);
+        text.truncate(end);
+        AuthToken::new(text)
+    }
+
+    /// Reads a token from a file, once, as [`from_text`](Self::from_text)
+    /// trims it. A missing, unreadable, empty or too large file (over
+    /// 4 KiB: `/dev/zero` is refused at once, not read
+    /// until memory runs out) is an error (kind `NotFound`, ..., or
+    /// `InvalidData` for an empty or too large one), with the path in its
+    /// message.
     pub fn from_file(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
-        let content = std::fs::read(path).map_err(|e| {
+        let unreadable = |e: io::Error| {
             io::Error::new(
                 e.kind(),
                 format!("cannot read the token file {}: {e}", path.display()),
             )
-        })?;
-        let end = content
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(0, |last| last + 1);
-        let mut content = content;
-        content.truncate(end);
-        AuthToken::new(content).map_err(|_| {
+        };
+        let file = std::fs::File::open(path).map_err(unreadable)?;
+        let mut content = Vec::new();
+        file.take(MAX_TOKEN_FILE as u64 + 1)
+            .read_to_end(&mut content)
+            .map_err(unreadable)?;
+        if content.len() > MAX_TOKEN_FILE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the token file {} is larger than {MAX_TOKEN_FILE} bytes: is it the right file? \
+                     A token is one line (32 random bytes, e.g. `head -c 32 /dev/urandom | base64`)",
+                    path.display()
+                ),
+            ));
+        }
+        AuthToken::from_text(content).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("the token file {} is empty", path.display()),
@@ -108,5 +136,30 @@ mod tests {
         let missing = AuthToken::from_file(dir.path().join("nope")).unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
         assert!(missing.to_string().contains("nope"), "{missing}");
+    }
+
+    #[test]
+    fn text_from_the_environment_is_trimmed_as_a_file_is() {
+        let token = AuthToken::from_text("s3cret \r\n").unwrap();
+        assert!(token.matches(b"s3cret"));
+        assert_eq!(AuthToken::from_text(" \n"), Err(EmptyToken));
+    }
+
+    #[test]
+    fn a_token_file_is_read_up_to_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, vec![b'x'; MAX_TOKEN_FILE]).unwrap();
+        assert!(AuthToken::from_file(&file).is_ok());
+        std::fs::write(&file, vec![b'x'; MAX_TOKEN_FILE + 1]).unwrap();
+        let large = AuthToken::from_file(&file).unwrap_err();
+        assert_eq!(large.kind(), io::ErrorKind::InvalidData);
+        assert!(large.to_string().contains("larger than"), "{large}");
+        // An endless file: refused after its first few KiB, not read on.
+        #[cfg(unix)]
+        {
+            let endless = AuthToken::from_file("/dev/zero").unwrap_err();
+            assert!(endless.to_string().contains("larger than"), "{endless}");
+        }
     }
 }
