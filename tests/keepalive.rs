@@ -50,6 +50,9 @@ impl Server {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill {signal} failed");
+        if signal == "-STOP" {
+            wait_until_stopped(self.child.id());
+        }
     }
 }
 
@@ -59,6 +62,25 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits until process `pid` is stopped (state `T` in `/proc/PID/stat`):
+/// `kill` returns once the signal is sent, and a busy process may still
+/// answer a request before it stops. A hang guard bounds the wait.
+fn wait_until_stopped(pid: u32) {
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..1_000 {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        let state = text
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if matches!(state, Some("T" | "t")) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("process {pid} did not stop");
 }
 
 /// Whether `error`'s chain holds the multiplexers' `Unresponsive`.
