@@ -21,7 +21,7 @@
 //! server never reads one in 1.1.
 
 use super::hello::Negotiated;
-use super::{Command, Incoming, Request, Response, Status};
+use super::{Command, Incoming, Request, Response, Sequenced, Status};
 use crate::multiplex::{Outgoing, Tag};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -594,9 +594,10 @@ impl ServerCodec {
         }
         src.advance(REQUEST_HEADER_LEN_V2);
         let budget_us = (flags & FLAG_DEADLINE != 0).then(|| src.get_u32_le());
-        if flags & FLAG_SEQUENCED != 0 {
-            src.advance(SEQUENCED_LEN);
-        }
+        let sequenced = (flags & FLAG_SEQUENCED != 0).then(|| Sequenced {
+            seq: src.get_u64_le(),
+            acked_below: src.get_u64_le(),
+        });
         let key = src.split_to(key_len).freeze();
         let value = src.split_to(value_len).freeze();
         if command_byte == Command::Cancel as u8 {
@@ -606,8 +607,12 @@ impl ServerCodec {
         }
         let rejected =
             |message: &str| Incoming::Rejected(Response::error(Status::BadRequest, message).with_id(id));
-        if flags & FLAG_SEQUENCED != 0 {
-            return Some(rejected("SEQUENCED: this server has no sessions yet"));
+        let is_write = matches!(
+            Command::from_byte(command_byte),
+            Some(Command::Put | Command::PutTtl | Command::Delete)
+        );
+        if sequenced.is_some() && !is_write {
+            return Some(rejected("SEQUENCED is for PUT, PUT_TTL and DELETE only"));
         }
         let incoming = match Command::from_byte(command_byte) {
             Some(Command::Hello) => rejected("a second HELLO: this connection speaks version 2 already"),
@@ -617,6 +622,7 @@ impl ServerCodec {
                     // The deadline is reckoned from the moment the frame was read.
                     deadline: budget_us
                         .and_then(|us| Instant::now().checked_add(Duration::from_micros(u64::from(us)))),
+                    sequenced,
                     request,
                 },
                 Incoming::Rejected(response) => Incoming::Rejected(response.with_id(id)),

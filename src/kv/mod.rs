@@ -107,6 +107,7 @@ mod order;
 mod route;
 mod server;
 mod service;
+pub mod session;
 mod store;
 pub mod wal;
 
@@ -124,6 +125,7 @@ pub use order::ByRequestId;
 pub use route::ShardedService;
 pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
+pub use session::{Sequenced, SessionConfig, SessionId, Sessions};
 pub use store::Store;
 
 use crate::server::{Overload, Overloaded};
@@ -416,7 +418,7 @@ impl Response {
 /// Most frames are valid [`Request`]s: [`Incoming::Request`] on a 1.1
 /// connection, [`Incoming::Identified`] (with its id and deadline) on a
 /// version 2 one. A frame that is well framed but wrong (an unknown
-/// command, a key where none belongs, a bad TTL, a SEQUENCED flag) is
+/// command, a key where none belongs, a bad TTL, a SEQUENCED read) is
 /// already answered by the codec: the service sends the [`Response`] back
 /// as it is (on version 2 with the frame's id), and the connection goes on.
 /// A version 2 `CANCEL` is [`Incoming::Cancel`], which gets no answer of
@@ -436,6 +438,10 @@ pub enum Incoming {
         /// `budget_us`. A request not started by then is answered
         /// `DEADLINE_EXCEEDED` and has no effect.
         deadline: Option<Instant>,
+        /// With the SEQUENCED flag (only on PUT, PUT_TTL and DELETE; the
+        /// codec rejects it on any other command): the write's `seq` and
+        /// the client's `acked_below` in the connection's session.
+        sequenced: Option<Sequenced>,
         /// The request.
         request: Request,
     },

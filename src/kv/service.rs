@@ -3,6 +3,7 @@
 use super::hello::Negotiated;
 use super::store::{expiry_after, Store};
 use super::wal::{Append, Applied, Claim, Lost, Mutation, ReadInOrder, Wal, WalError};
+use super::session::{Begin, Sequenced, SessionId, Waiting};
 use super::{Incoming, Request, Response, Status, PROTOCOL_VERSION};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -104,10 +105,23 @@ use tower::Service;
 /// # HELLO
 ///
 /// `HELLO` (version 2 or later asked) is answered `OK` with version 2,
-/// [`max_in_flight`](Self::with_max_in_flight), and a `session_window` of 0:
-/// this server has no sessions yet, so every SEQUENCED write is refused
-/// (the codec answers them `BAD_REQUEST`). The codec switches the
-/// connection to version 2 once that `OK` is encoded.
+/// [`max_in_flight`](Self::with_max_in_flight), and the `session_window`
+/// of the store's [session table](super::Sessions). The `session_id` it
+/// names (if not all zero) is this connection's session. The codec switches
+/// the connection to version 2 once that `OK` is encoded.
+///
+/// # Sessions (version 2)
+///
+/// A SEQUENCED write goes through [`Sessions::begin`](super::Sessions::begin),
+/// which decides under one lock whether it is applied (its `seq` claimed
+/// first, so two connections sending the same `seq` at once never both
+/// apply it), answered with the first answer of its `seq`, made to wait
+/// for a send of the same `seq` being applied, or refused (`BAD_REQUEST`,
+/// `SESSION_EXPIRED`). Without a log the write is applied and its answer
+/// recorded in `call`; with one it is logged as a sequenced record
+/// ([`Wal::append_sequenced`]) and the writer records its answer right
+/// after applying it. A SEQUENCED write on a connection whose `HELLO`
+/// named no session is answered `BAD_REQUEST`.
 #[derive(Debug)]
 pub struct KvService {
     store: Store,
@@ -120,6 +134,8 @@ pub struct KvService {
     pending: Pending,
     /// What `HELLO` advertises as `max_in_flight`.
     max_in_flight: u32,
+    /// The session this connection's `HELLO` named.
+    session: Option<SessionId>,
 }
 
 /// A version 2 connection's work queued for the log.
@@ -173,6 +189,7 @@ impl Clone for KvService {
             pending_write: None,
             pending: Pending::default(),
             max_in_flight: self.max_in_flight,
+            session: None,
         }
     }
 }
@@ -193,6 +210,7 @@ impl KvService {
             pending_write: None,
             pending: Pending::default(),
             max_in_flight: default_max_in_flight(),
+            session: None,
         }
     }
 
@@ -234,7 +252,9 @@ impl KvService {
             // Authentication is `kv::RequireAuth`'s, in front of this
             // service; reaching here, the server has no token: OK.
             Request::Auth { .. } => return ResponseFuture::ready(Response::ok_empty()),
-            Request::Hello { version, .. } => return ResponseFuture::ready(self.hello(version, identified)),
+            Request::Hello { version, session_id } => {
+                return ResponseFuture::ready(self.hello(version, session_id, identified))
+            }
             Request::Get { key } => return self.get(key, identified),
             Request::Put { key, value } => Mutation::Put {
                 key,
@@ -267,6 +287,56 @@ impl KvService {
         }
     }
 
+    /// A SEQUENCED write of a version 2 connection: see the type's docs.
+    fn start_sequenced(&mut self, request: Request, identified: Identified, sequenced: Sequenced) -> ResponseFuture {
+        let Some(session) = self.session else {
+            return ResponseFuture::ready(Response::error(
+                Status::BadRequest,
+                "SEQUENCED on a connection whose HELLO named no session",
+            ));
+        };
+        let mutation = match request {
+            Request::Put { key, value } => Mutation::Put {
+                key,
+                value,
+                expires_at: None,
+            },
+            Request::PutTtl { key, ttl_ms, value } => Mutation::Put {
+                key,
+                value,
+                expires_at: Some(expiry_after(Duration::from_millis(ttl_ms))),
+            },
+            Request::Delete { key } => Mutation::Delete { key },
+            // The codec lets SEQUENCED through on writes only.
+            _ => {
+                return ResponseFuture::ready(Response::error(
+                    Status::BadRequest,
+                    "SEQUENCED is for PUT, PUT_TTL and DELETE only",
+                ))
+            }
+        };
+        let ticket = match self.store.sessions().begin(session, sequenced) {
+            Begin::Apply(ticket) => ticket,
+            Begin::Answered(status) => return ResponseFuture::ready(status_only(status)),
+            Begin::Wait(waiting) => return ResponseFuture::new(State::Waiting(waiting), None),
+            Begin::Refused(response) => return ResponseFuture::ready(response),
+        };
+        if self.pending_write.as_ref().is_some_and(Append::is_finished) {
+            self.pending_write = None;
+        }
+        let Some(wal) = &self.wal else {
+            let applied = apply(&self.store, mutation);
+            ticket.finish(applied.status());
+            return ResponseFuture::ready(answer(Ok(applied)));
+        };
+        let Identified { id, deadline } = identified;
+        let key = mutation.key().clone();
+        let claim = Claim::new(deadline);
+        let write = wal.append_sequenced(mutation, claim.clone(), ticket, sequenced);
+        self.pending.insert(id, claim.clone(), Some((key, write.clone())));
+        ResponseFuture::new(State::Write(write), Some(claim))
+    }
+
     fn get(&mut self, key: Bytes, identified: Option<Identified>) -> ResponseFuture {
         let Some(wal) = &self.wal else {
             return ResponseFuture::ready(read(&self.store, &key));
@@ -287,7 +357,7 @@ impl KvService {
         }
     }
 
-    fn hello(&self, version: u16, identified: Option<Identified>) -> Response {
+    fn hello(&mut self, version: u16, session_id: SessionId, identified: Option<Identified>) -> Response {
         if identified.is_some() {
             return Response::error(Status::BadRequest, "a second HELLO");
         }
@@ -300,8 +370,9 @@ impl KvService {
         let negotiated = Negotiated {
             version: PROTOCOL_VERSION,
             max_in_flight: self.max_in_flight,
-            session_window: 0,
+            session_window: self.store.sessions().config().window,
         };
+        self.session = (session_id != [0; 16]).then_some(session_id);
         Response::ok(negotiated.encode())
     }
 
@@ -347,9 +418,17 @@ fn apply(store: &Store, mutation: Mutation) -> Applied {
 
 fn answer(outcome: Result<Applied, WalError>) -> Response {
     match outcome {
-        Ok(Applied::Written | Applied::Deleted { existed: true }) => Response::ok_empty(),
-        Ok(Applied::Deleted { existed: false }) => Response::not_found(),
+        Ok(applied) => status_only(applied.status()),
         Err(error) => Response::error(Status::Storage, error.to_string()),
+    }
+}
+
+/// A write's answer: a status, no value.
+fn status_only(status: Status) -> Response {
+    Response {
+        status,
+        id: 0,
+        value: Bytes::new(),
     }
 }
 
@@ -369,12 +448,16 @@ impl Service<Incoming> for KvService {
             Incoming::Identified {
                 id,
                 deadline,
+                sequenced,
                 request,
             } => {
+                let identified = Identified { id, deadline };
                 let future = if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     ResponseFuture::ready(lost(Lost::DeadlineExceeded))
+                } else if let Some(sequenced) = sequenced {
+                    self.start_sequenced(request, identified, sequenced)
                 } else {
-                    self.start(request, Some(Identified { id, deadline }))
+                    self.start(request, Some(identified))
                 };
                 future.answering(id)
             }
@@ -421,6 +504,9 @@ enum State {
     /// A read called while a write of the same connection was pending:
     /// answered by the log's writer at its place among the writes.
     ReadInOrder(ReadInOrder),
+    /// A resend of a sequenced write whose first send is being applied:
+    /// answered with the first's answer.
+    Waiting(Waiting),
 }
 
 impl ResponseFuture {
@@ -473,6 +559,7 @@ impl Future for ResponseFuture {
                 Some(value) => Response::ok(value),
                 None => Response::not_found(),
             },
+            (None, State::Waiting(waiting)) => futures::ready!(waiting.poll_answer(cx)),
         };
         // Lost while it was being polled: the writer dropped it (the
         // answer above is then `Closed`, or a read of the store).
@@ -486,5 +573,7 @@ impl Future for ResponseFuture {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod v2_tests;

@@ -55,7 +55,8 @@ fn records_round_trip() {
         Record::Put {
             key: b"k",
             value: b"v",
-            expires_at: None
+            expires_at: None,
+            tag: None
         }
     );
     let Next::Record(second) = reader.next().unwrap() else {
@@ -66,13 +67,14 @@ fn records_round_trip() {
         Record::Put {
             key: b"",
             value: b"ttl",
-            expires_at: Some(42)
+            expires_at: Some(42),
+            tag: None
         }
     );
     let Next::Record(third) = reader.next().unwrap() else {
         panic!("no third record")
     };
-    assert_eq!(third, Record::Delete { key: b"k" });
+    assert_eq!(third, Record::Delete { key: b"k", tag: None });
     assert!(matches!(reader.next().unwrap(), Next::Eof));
 }
 
