@@ -340,6 +340,22 @@ impl crate::retry::Idempotent for Request {
 /// `BUSY` is the server refusing work before doing any (`PROTOCOL.md`: safe
 /// to retry later); every other status is an answer — `UNAUTHENTICATED`
 /// too: sending the same request again cannot make it authenticated.
+/// PUT, PUT_TTL and DELETE: the writes a KV 2.0 server with sessions
+/// applies once per `seq` (SEQUENCED).
+impl crate::session::Deduplicated for Request {
+    fn is_deduplicated(&self) -> bool {
+        matches!(self, Request::Put { .. } | Request::PutTtl { .. } | Request::Delete { .. })
+    }
+}
+
+/// `SESSION_EXPIRED`: the client's [`Session`](crate::session::Session)
+/// layer starts a new session.
+impl crate::session::SessionAnswer for Response {
+    fn is_session_expired(&self) -> bool {
+        self.status == Status::SessionExpired
+    }
+}
+
 impl crate::retry::RetryableResponse for Response {
     fn is_retryable(&self) -> bool {
         self.status == Status::Busy

@@ -31,6 +31,7 @@
 //! many numbers as the window allows are unanswered, so the client never
 //! sends a number the server would refuse.
 
+use crate::batch::Batch;
 use crate::retry::Idempotent;
 use pin_project::pin_project;
 use std::collections::BTreeSet;
@@ -51,10 +52,20 @@ pub type SessionId = [u8; 16];
 /// lowest number whose answer the client does not have yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
+    /// The session it is numbered in: a connection whose handshake named
+    /// another one must not send it.
+    pub session: SessionId,
     /// The request's number, from 1; the same on every resend.
     pub seq: u64,
     /// The client has the answer of every number below this.
     pub acked_below: u64,
+}
+
+/// A response that may say the server no longer knows the session (KV
+/// `SESSION_EXPIRED`): the [`Session`] layer then renews its session.
+pub trait SessionAnswer {
+    /// `true` if the server answered that it no longer knows the session.
+    fn is_session_expired(&self) -> bool;
 }
 
 /// A request the protocol deduplicates in a session (KV: PUT, PUT_TTL,
@@ -100,7 +111,6 @@ pub struct ClientSession {
 
 #[derive(Debug)]
 struct Inner {
-    id: SessionId,
     /// What the server allows past `acked_below`; 0: stamp nothing.
     window: AtomicU32,
     numbers: Mutex<Numbers>,
@@ -108,6 +118,8 @@ struct Inner {
 
 #[derive(Debug)]
 struct Numbers {
+    /// The session's id: renewed when the server no longer knows it.
+    id: SessionId,
     /// The next number to give.
     next: u64,
     /// Numbers given whose calls have not ended.
@@ -132,9 +144,9 @@ impl ClientSession {
     pub fn with_id(id: SessionId) -> Self {
         ClientSession {
             inner: Arc::new(Inner {
-                id,
                 window: AtomicU32::new(0),
                 numbers: Mutex::new(Numbers {
+                    id,
                     next: 1,
                     unanswered: BTreeSet::new(),
                 }),
@@ -142,15 +154,37 @@ impl ClientSession {
         }
     }
 
-    /// The session id.
+    /// The session id (what a new connection's handshake sends).
     pub fn id(&self) -> SessionId {
-        self.inner.id
+        self.lock().id
     }
 
-    /// Records the window the server allows (the protocol's handshake calls
-    /// it with what the server said; 0 stops stamping).
-    pub fn set_window(&self, window: u32) {
-        self.inner.window.store(window, Ordering::Relaxed);
+    /// Records the window the server allows for session `id` (the
+    /// protocol's handshake calls it with the id it sent and what the
+    /// server said; 0 stops stamping). Ignored if the session was renewed
+    /// meanwhile.
+    pub fn set_window(&self, id: SessionId, window: u32) {
+        let numbers = self.lock();
+        if numbers.id == id {
+            self.inner.window.store(window, Ordering::Relaxed);
+        }
+    }
+
+    /// The server no longer knows session `id`: start a new one (a new
+    /// random id, numbers from 1), stamping nothing until a handshake names
+    /// it ([`set_window`](Self::set_window)). The calls still out in the
+    /// old session end as they end; their numbers no longer count.
+    pub fn renew(&self, id: SessionId) {
+        let mut numbers = self.lock();
+        if numbers.id == id {
+            self.inner.window.store(0, Ordering::Relaxed);
+            *numbers = Numbers {
+                id: random_id(),
+                next: 1,
+                unanswered: BTreeSet::new(),
+            };
+            tracing::debug!("the server no longer knows the session: starting a new one");
+        }
     }
 
     /// The window the server allows, as last set.
@@ -185,7 +219,11 @@ impl ClientSession {
         numbers.unanswered.insert(seq);
         Some(Outstanding {
             session: self.clone(),
-            stamp: Stamp { seq, acked_below },
+            stamp: Stamp {
+                session: numbers.id,
+                seq,
+                acked_below,
+            },
         })
     }
 }
@@ -213,7 +251,10 @@ impl Outstanding {
 
 impl Drop for Outstanding {
     fn drop(&mut self) {
-        self.session.lock().unanswered.remove(&self.stamp.seq);
+        let mut numbers = self.session.lock();
+        if numbers.id == self.stamp.session {
+            numbers.unanswered.remove(&self.stamp.seq);
+        }
     }
 }
 
@@ -282,6 +323,7 @@ impl<S> Session<S> {
 impl<S, R> Service<R> for Session<S>
 where
     S: Service<Stamped<R>>,
+    S::Response: Answers,
     R: Deduplicated,
 {
     type Response = S::Response;
@@ -304,6 +346,44 @@ where
         };
         ResponseFuture {
             inner: self.inner.call(stamped),
+            outstanding: outstanding.into_iter().collect(),
+        }
+    }
+}
+
+impl<S, R> Service<Batch<R>> for Session<S>
+where
+    S: Service<Batch<Stamped<R>>>,
+    S::Response: Answers,
+    R: Deduplicated,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    /// Each request of the batch is stamped as a call of its own would be.
+    fn call(&mut self, batch: Batch<R>) -> Self::Future {
+        let mut outstanding = Vec::new();
+        let stamped: Batch<Stamped<R>> = batch
+            .into_requests()
+            .into_iter()
+            .map(|request| {
+                let given = if request.is_deduplicated() {
+                    self.session.stamp()
+                } else {
+                    None
+                };
+                let stamp = given.as_ref().map(Outstanding::stamp);
+                outstanding.extend(given);
+                Stamped { request, stamp }
+            })
+            .collect();
+        ResponseFuture {
+            inner: self.inner.call(stamped),
             outstanding,
         }
     }
@@ -316,16 +396,45 @@ where
 pub struct ResponseFuture<F> {
     #[pin]
     inner: F,
-    outstanding: Option<Outstanding>,
+    /// The numbers of its request(s); empty for none (no allocation).
+    outstanding: Vec<Outstanding>,
 }
 
-impl<F: Future> Future for ResponseFuture<F> {
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    T: Answers,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let output = futures::ready!(this.inner.poll(cx));
-        this.outstanding.take();
+        if let (Ok(answer), Some(first)) = (&output, this.outstanding.first()) {
+            if answer.any_session_expired() {
+                first.session.renew(first.stamp.session);
+            }
+        }
+        this.outstanding.clear();
         Poll::Ready(output)
+    }
+}
+
+/// A call's answer as [`ResponseFuture`] reads it: one response, or a
+/// batch's.
+pub trait Answers {
+    /// `true` if any response says the session expired.
+    fn any_session_expired(&self) -> bool;
+}
+
+impl<T: SessionAnswer> Answers for T {
+    fn any_session_expired(&self) -> bool {
+        self.is_session_expired()
+    }
+}
+
+impl<T: SessionAnswer, E> Answers for Vec<Result<T, E>> {
+    fn any_session_expired(&self) -> bool {
+        self.iter().flatten().any(SessionAnswer::is_session_expired)
     }
 }

@@ -29,10 +29,28 @@ impl crate::retry::RetryableResponse for Reply {
         false
     }
 }
+impl SessionAnswer for Reply {
+    fn is_session_expired(&self) -> bool {
+        false
+    }
+}
+impl SessionAnswer for () {
+    fn is_session_expired(&self) -> bool {
+        false
+    }
+}
+
+fn stamp(seq: u64, acked_below: u64) -> Stamp {
+    Stamp {
+        session: [9; 16],
+        seq,
+        acked_below,
+    }
+}
 
 fn session(window: u32) -> ClientSession {
     let session = ClientSession::with_id([9; 16]);
-    session.set_window(window);
+    session.set_window(session.id(), window);
     session
 }
 
@@ -63,10 +81,10 @@ async fn deduplicated_requests_are_numbered_and_acked_below_is_the_lowest_unansw
     assert_eq!(
         stamps,
         [
-            Some(Stamp { seq: 1, acked_below: 1 }),
-            Some(Stamp { seq: 2, acked_below: 1 }),
+            Some(stamp(1, 1)),
+            Some(stamp(2, 1)),
             None,
-            Some(Stamp { seq: 3, acked_below: 2 }),
+            Some(stamp(3, 2)),
         ]
     );
 }
@@ -80,7 +98,7 @@ async fn nothing_is_stamped_without_a_window_or_past_a_full_one() {
     let _two = full.stamp().unwrap();
     assert!(full.stamp().is_none(), "3 is at acked_below 1 plus window 2");
     drop(one);
-    assert_eq!(full.stamp().unwrap().stamp(), Stamp { seq: 3, acked_below: 2 });
+    assert_eq!(full.stamp().unwrap().stamp(), stamp(3, 2));
     assert_ne!(ClientSession::new().id(), ClientSession::new().id());
 }
 
@@ -103,12 +121,34 @@ async fn a_stamped_write_lost_after_it_was_sent_is_resent_with_its_number() {
     let (attempts, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
     let stack = SessionLayer::new(session(8)).layer(RetryPolicy::default().into_layer().layer(lossy(attempts.clone(), seen.clone())));
     stack.oneshot(Req::Write).await.unwrap();
-    let stamp = Some(Stamp { seq: 1, acked_below: 1 });
-    assert_eq!(*seen.lock().unwrap(), [stamp, stamp], "one resend, same number");
+    let first = Some(stamp(1, 1));
+    assert_eq!(*seen.lock().unwrap(), [first, first], "one resend, same number");
 
     // Without a window the same write is not resent: it may have been applied.
     let (attempts, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
     let stack = SessionLayer::new(session(0)).layer(RetryPolicy::default().into_layer().layer(lossy(attempts, seen.clone())));
     assert!(stack.oneshot(Req::Write).await.is_err());
     assert_eq!(*seen.lock().unwrap(), [None]);
+}
+
+#[tokio::test]
+async fn an_expired_answer_renews_the_session_and_numbers_start_again() {
+    struct Expired;
+    impl SessionAnswer for Expired {
+        fn is_session_expired(&self) -> bool {
+            true
+        }
+    }
+    let session = session(8);
+    let old = session.id();
+    let inner = service_fn(|_: Stamped<Req>| async { Ok::<_, BoxError>(Expired) });
+    let mut service = SessionLayer::new(session.clone()).layer(inner);
+    service.call(Req::Write).await.unwrap();
+    assert_ne!(session.id(), old);
+    assert!(session.stamp().is_none(), "nothing stamped until a handshake names the new id");
+    session.set_window(old, 8);
+    assert!(session.stamp().is_none(), "a handshake of the old id does not count");
+    session.set_window(session.id(), 8);
+    let renewed = session.stamp().unwrap().stamp();
+    assert_eq!((renewed.session, renewed.seq), (session.id(), 1));
 }

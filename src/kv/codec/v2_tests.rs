@@ -174,14 +174,14 @@ fn version_2_requests_encode_to_the_exact_bytes() {
     );
 
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(9), &mut cancel).unwrap();
+    client_v2().encode(Outgoing::<Request>::Cancel(9), &mut cancel).unwrap();
     assert_eq!(
         &cancel[..],
         b"\x08\x00\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
     );
 
     let mut ping = BytesMut::new();
-    client_v2().encode(Outgoing::Ping(5), &mut ping).unwrap();
+    client_v2().encode(Outgoing::<Request>::Ping(5), &mut ping).unwrap();
     assert_eq!(
         &ping[..],
         b"\x01\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
@@ -239,7 +239,7 @@ fn the_server_reckons_a_deadline_from_when_it_decoded_the_frame() {
 fn cancel_decodes_to_the_id_it_names() {
     let mut codec = server_v2();
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(11), &mut cancel).unwrap();
+    client_v2().encode(Outgoing::<Request>::Cancel(11), &mut cancel).unwrap();
     assert_eq!(
         codec.decode(&mut cancel).unwrap(),
         Some(Incoming::Cancel { id: 11 })
@@ -361,7 +361,7 @@ fn version_2_frames_split_byte_by_byte_decode_once_complete() {
     let mut bytes = outgoing(1, Some(Duration::from_millis(1)), get(b"key"));
     bytes.extend_from_slice(&raw_v2(0x03, FLAG_SEQUENCED, 2, &[0; 16], b"k", b"v"));
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(1), &mut cancel).unwrap();
+    client_v2().encode(Outgoing::<Request>::Cancel(1), &mut cancel).unwrap();
     bytes.extend_from_slice(&cancel);
     let mut codec = server_v2();
     let mut buf = BytesMut::new();
@@ -465,9 +465,9 @@ fn on_1_1_the_multiplexers_messages_are_1_1_frames_answered_in_tag_order() {
         .unwrap();
     // No budget in 1.1, no id: exactly the 1.1 frame.
     assert_eq!(&out[..], b"\x02\x01\x00\x00\x00\x00\x00\x00\x00k");
-    client.encode(Outgoing::Cancel(5), &mut out).unwrap();
+    client.encode(Outgoing::<Request>::Cancel(5), &mut out).unwrap();
     assert_eq!(out.len(), 10, "a cancel on 1.1 wrote something");
-    client.encode(Outgoing::Ping(9), &mut out).unwrap();
+    client.encode(Outgoing::<Request>::Ping(9), &mut out).unwrap();
     assert_eq!(&out[10..], &[0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
 
     let mut answers = BytesMut::new();
@@ -537,7 +537,7 @@ fn the_codec_keeps_no_ids_and_a_cancel_names_its_target() {
     let mut codec = server_v2();
     assert!(codec.decode(&mut outgoing(5, None, get(b"k"))).unwrap().is_some());
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(5), &mut cancel).unwrap();
+    client_v2().encode(Outgoing::<Request>::Cancel(5), &mut cancel).unwrap();
     assert_eq!(
         codec.decode(&mut cancel).unwrap(),
         Some(Incoming::Cancel { id: 5 })
