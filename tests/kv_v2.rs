@@ -74,7 +74,7 @@ async fn hello_switches_to_version_2_and_outgoing_messages_are_answered_by_tag()
         Some(Negotiated {
             version: 2,
             max_in_flight: 128,
-            session_window: 0
+            session_window: wirestack::kv::SessionConfig::default().window
         })
     );
     transport.feed(put(1, "k", "v")).await.unwrap();
