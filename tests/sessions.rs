@@ -7,9 +7,12 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use wirestack::kv::{KvClient, KvError};
 
 /// How long a test waits for an answer before calling it a hang.
 const HANG: Duration = Duration::from_secs(20);
@@ -228,4 +231,214 @@ async fn an_unknown_session_past_seq_1_is_expired_and_a_seq_past_the_window_refu
         (SESSION_EXPIRED, OK, BAD_REQUEST, BAD_REQUEST)
     );
     assert_eq!(get(&mut socket, "k").await.as_deref(), Some("v"));
+}
+
+// ---------------------------------------------------------------------------
+// Through `KvClient`: answers lost, connections reset, the server killed.
+
+/// A TCP proxy to the current server that loses answers: every
+/// `drop_every`-th chunk the server sends is not forwarded, and the
+/// connection is closed both ways instead (the answers in it are lost, as
+/// when a connection breaks after the server applied the write).
+async fn lossy_proxy(upstream: Arc<Mutex<SocketAddr>>, drop_every: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let chunks = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else { return };
+            let target = *upstream.lock().unwrap();
+            let chunks = chunks.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(target).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buf).await {
+                        if chunks.fetch_add(1, Ordering::Relaxed) % drop_every == drop_every - 1 {
+                            break; // lost: the connection goes down with it
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = up => {}
+                    () = down => {}
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What one task saw: writes answered, writes failed as possibly applied,
+/// and the invariant's violations.
+#[derive(Debug, Default)]
+struct Seen {
+    acknowledged: u64,
+    maybe_applied: u64,
+    not_applied: u64,
+    violations: Vec<String>,
+}
+
+/// Whether `error` says the write may have been applied (the deadline,
+/// retries given up after a lost connection, an expired session), as
+/// opposed to one that certainly was not.
+fn may_have_applied(error: &KvError) -> bool {
+    matches!(
+        error,
+        KvError::TimedOut | KvError::Connection(_) | KvError::Protocol(_) | KvError::SessionExpired { .. }
+    )
+}
+
+/// One task owns key `k{task}` and repeats PUT (a value unique to the
+/// round), DELETE, GET. As nobody else writes the key, every answer is
+/// known once the previous step was acknowledged: a DELETE after an
+/// acknowledged PUT finds the key (`true`) — `false` means the PUT was
+/// lost or the DELETE applied twice; a GET after an acknowledged DELETE
+/// finds nothing — a value means a PUT was applied again after it. After a
+/// write fails as possibly applied the state is unknown until the next
+/// acknowledged PUT. A write that fails as *not* applied must not have
+/// taken effect: a PUT refused so is followed by a DELETE that must find
+/// nothing from this round.
+async fn owner<S>(client: KvClient<S>, task: usize, rounds: u64) -> Seen
+where
+    S: tower::Service<wirestack::kv::Request, Response = wirestack::kv::Response> + Clone,
+    S::Error: Into<wirestack::BoxError>,
+{
+    let key = format!("k{task}");
+    let mut seen = Seen::default();
+    // The key is known to be absent: the last round's DELETE was acknowledged.
+    let mut absent = true;
+    for round in 0..rounds {
+        let value = format!("t{task}-r{round}");
+        let known = match client.put(key.clone(), value.clone()).await {
+            Ok(()) => {
+                seen.acknowledged += 1;
+                true
+            }
+            Err(error) if may_have_applied(&error) => {
+                seen.maybe_applied += 1;
+                false
+            }
+            Err(error) => {
+                // Reported not applied: it must not have taken effect.
+                seen.not_applied += 1;
+                if absent {
+                    if let Ok(Some(found)) = client.get(key.clone()).await {
+                        seen.violations
+                            .push(format!("{key} round {round}: a PUT failed as not applied ({error}) left {found:?}"));
+                    }
+                }
+                absent = false;
+                continue;
+            }
+        };
+        absent = false;
+        match client.delete(key.clone()).await {
+            Ok(true) => {
+                seen.acknowledged += 1;
+                absent = true;
+            }
+            Ok(false) if known => {
+                seen.violations.push(format!("{key} round {round}: DELETE after an acknowledged PUT found nothing"));
+                continue;
+            }
+            Ok(false) => {
+                seen.acknowledged += 1;
+                absent = true;
+            }
+            Err(error) if may_have_applied(&error) => {
+                seen.maybe_applied += 1;
+                continue;
+            }
+            Err(_) => {
+                seen.not_applied += 1;
+                continue;
+            }
+        }
+        match client.get(key.clone()).await {
+            Ok(None) => {}
+            Ok(Some(value)) => seen
+                .violations
+                .push(format!("{key} round {round}: {value:?} is back after an acknowledged DELETE")),
+            Err(_) => {} // a read that failed proves nothing
+        }
+    }
+    seen
+}
+
+const TASKS: usize = 8;
+const ROUNDS: u64 = 60;
+const KILLS: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_kv_client_with_lost_answers_and_kill_9_every_write_is_applied_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(Mutex::new(Some(Process::start(dir.path()))));
+    let first = server.lock().unwrap().as_ref().unwrap().addr;
+    let upstream = Arc::new(Mutex::new(first));
+    let proxy = lossy_proxy(upstream.clone(), 40).await;
+    let client = KvClient::connect(proxy).await.unwrap();
+
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| tokio::spawn(owner(client.clone(), task, ROUNDS)))
+        .collect();
+    // Meanwhile: kill -9 and restart, KILLS times, each after the writes
+    // made some progress (a hang guard, not a timing).
+    let progress = client.clone();
+    let killer = tokio::spawn({
+        let (server, upstream, dir) = (server.clone(), upstream.clone(), dir.path().to_path_buf());
+        async move {
+            let mut kills = 0;
+            for _ in 0..KILLS {
+                let before = progress.service().retry_stats().requests;
+                let waited = tokio::time::timeout(HANG, async {
+                    while progress.service().retry_stats().requests < before + 150 {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+                if waited.await.is_err() {
+                    return kills;
+                }
+                // Dropping the process is kill -9; the new one takes the
+                // data directory once the old one is gone.
+                let old = server.lock().unwrap().take();
+                drop(old);
+                let dir = dir.clone();
+                let restarted = tokio::task::spawn_blocking(move || Process::start(&dir)).await.unwrap();
+                *upstream.lock().unwrap() = restarted.addr;
+                *server.lock().unwrap() = Some(restarted);
+                kills += 1;
+            }
+            kills
+        }
+    });
+    let mut total = Seen::default();
+    for task in tasks {
+        let seen = tokio::time::timeout(HANG * 6, task).await.expect("the load finished").unwrap();
+        total.acknowledged += seen.acknowledged;
+        total.maybe_applied += seen.maybe_applied;
+        total.violations.extend(seen.violations);
+    }
+    assert_eq!(killer.await.unwrap(), KILLS, "the server was not killed as often as planned");
+    let stats = client.service().retry_stats();
+    eprintln!(
+        "{} writes acknowledged, {} possibly applied, {stats:?}",
+        total.acknowledged, total.maybe_applied
+    );
+    assert!(total.violations.is_empty(), "{:#?}", total.violations);
+    assert!(stats.retries > 0, "nothing was ever resent: the faults did not bite");
+    assert!(total.acknowledged >= TASKS as u64 * ROUNDS, "{total:?}");
 }
