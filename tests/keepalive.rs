@@ -121,7 +121,10 @@ async fn the_default_client_has_keepalive_on() {
     eprintln!("found after {:?}: {error}", started.elapsed());
     assert!(matches!(error, KvError::TimedOut), "{error:?}");
     let stats = client.service().retry_stats();
-    assert!(stats.retries >= 1, "never lost by keepalive, so never resent: {stats:?}");
+    assert!(
+        stats.retries >= 1,
+        "never lost by keepalive, so never resent: {stats:?}"
+    );
 }
 
 /// A server that goes on answering is never taken for a frozen one: an idle

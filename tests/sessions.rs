@@ -35,7 +35,14 @@ struct Process {
 impl Process {
     fn start(dir: &Path) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kv"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--fsync", "always", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--fsync",
+                "always",
+                "--data-dir",
+            ])
             .arg(dir)
             .env("KV_LOG", "error")
             .stdout(Stdio::piped())
@@ -76,7 +83,12 @@ async fn connect(addr: SocketAddr, session: [u8; 16]) -> TcpStream {
     read(&mut socket, &mut header).await;
     let mut value = vec![0u8; u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize];
     read(&mut socket, &mut value).await;
-    assert_eq!(header[0], OK, "HELLO refused: {}", String::from_utf8_lossy(&value));
+    assert_eq!(
+        header[0],
+        OK,
+        "HELLO refused: {}",
+        String::from_utf8_lossy(&value)
+    );
     let window = u32::from_le_bytes(value[6..10].try_into().unwrap());
     assert!(window >= 512, "session_window {window}");
     socket
@@ -123,11 +135,18 @@ async fn round(socket: &mut TcpStream, frames: Vec<(u32, Vec<u8>)>) -> std::coll
     let n = frames.len();
     let bytes: Vec<u8> = frames.into_iter().flat_map(|(_, frame)| frame).collect();
     socket.write_all(&bytes).await.expect("send");
-    answers(socket, n).await.into_iter().map(|(id, status, _)| (id, status)).collect()
+    answers(socket, n)
+        .await
+        .into_iter()
+        .map(|(id, status, _)| (id, status))
+        .collect()
 }
 
 async fn get(socket: &mut TcpStream, key: &str) -> Option<String> {
-    socket.write_all(&frame(GET, u32::MAX, None, key.as_bytes(), b"")).await.unwrap();
+    socket
+        .write_all(&frame(GET, u32::MAX, None, key.as_bytes(), b""))
+        .await
+        .unwrap();
     let (_, status, value) = answers(socket, 1).await.remove(0);
     (status == OK).then(|| String::from_utf8(value).unwrap())
 }
@@ -148,20 +167,48 @@ async fn a_sequenced_write_is_applied_once_across_kill_9_and_a_resend_gets_its_f
     let writes = (1..=ANSWERED)
         .map(|seq| {
             let value = format!("first-{seq}");
-            (seq as u32, frame(PUT, seq as u32, Some((seq, 1)), key(seq).as_bytes(), value.as_bytes()))
+            (
+                seq as u32,
+                frame(
+                    PUT,
+                    seq as u32,
+                    Some((seq, 1)),
+                    key(seq).as_bytes(),
+                    value.as_bytes(),
+                ),
+            )
         })
         .collect();
     let first = round(&mut socket, writes).await;
     assert!(first.values().all(|&status| status == OK), "{first:?}");
     let deletes = (ANSWERED + 1..=ANSWERED + DELETES)
-        .map(|seq| (seq as u32, frame(DELETE, seq as u32, Some((seq, 1)), format!("absent{seq}").as_bytes(), b"")))
+        .map(|seq| {
+            (
+                seq as u32,
+                frame(
+                    DELETE,
+                    seq as u32,
+                    Some((seq, 1)),
+                    format!("absent{seq}").as_bytes(),
+                    b"",
+                ),
+            )
+        })
         .collect();
     let first = round(&mut socket, deletes).await;
     assert!(first.values().all(|&status| status == NOT_FOUND), "{first:?}");
     // Then writes whose answers are never read: some may be applied.
     let last = ANSWERED + DELETES + UNANSWERED;
     let unanswered: Vec<u8> = (ANSWERED + DELETES + 1..=last)
-        .flat_map(|seq| frame(PUT, seq as u32, Some((seq, 1)), format!("u{seq}").as_bytes(), b"first"))
+        .flat_map(|seq| {
+            frame(
+                PUT,
+                seq as u32,
+                Some((seq, 1)),
+                format!("u{seq}").as_bytes(),
+                b"first",
+            )
+        })
         .collect();
     socket.write_all(&unanswered).await.unwrap();
     drop(process); // kill -9
@@ -169,7 +216,11 @@ async fn a_sequenced_write_is_applied_once_across_kill_9_and_a_resend_gets_its_f
     let process = Process::start(dir.path());
     let mut socket = connect(process.addr, SESSION).await;
     // A plain write a resend must not undo.
-    let later = round(&mut socket, vec![(1, frame(PUT, 1, None, b"absent201", b"later"))]).await;
+    let later = round(
+        &mut socket,
+        vec![(1, frame(PUT, 1, None, b"absent201", b"later"))],
+    )
+    .await;
     assert_eq!(later[&1], OK);
     // Every write again, with other values, on a new connection.
     let resends = (1..=last)
@@ -177,7 +228,9 @@ async fn a_sequenced_write_is_applied_once_across_kill_9_and_a_resend_gets_its_f
             let id = 1000 + seq as u32;
             let frame = match seq {
                 s if s <= ANSWERED => frame(PUT, id, Some((s, 1)), key(s).as_bytes(), b"resent"),
-                s if s <= ANSWERED + DELETES => frame(DELETE, id, Some((s, 1)), format!("absent{s}").as_bytes(), b""),
+                s if s <= ANSWERED + DELETES => {
+                    frame(DELETE, id, Some((s, 1)), format!("absent{s}").as_bytes(), b"")
+                }
                 s => frame(PUT, id, Some((s, 1)), format!("u{s}").as_bytes(), b"resent"),
             };
             (id, frame)
@@ -185,19 +238,33 @@ async fn a_sequenced_write_is_applied_once_across_kill_9_and_a_resend_gets_its_f
         .collect();
     let again = round(&mut socket, resends).await;
     for seq in 1..=last {
-        let expected = if seq > ANSWERED && seq <= ANSWERED + DELETES { NOT_FOUND } else { OK };
+        let expected = if seq > ANSWERED && seq <= ANSWERED + DELETES {
+            NOT_FOUND
+        } else {
+            OK
+        };
         assert_eq!(again[&(1000 + seq as u32)], expected, "seq {seq}");
     }
     // The answered writes were not applied again: each key holds its last first value.
     for k in 0..20u64 {
         let last_seq = (1..=ANSWERED).filter(|seq| seq % 20 == k).max().unwrap();
-        assert_eq!(get(&mut socket, &format!("k{k}")).await.as_deref(), Some(&*format!("first-{last_seq}")));
+        assert_eq!(
+            get(&mut socket, &format!("k{k}")).await.as_deref(),
+            Some(&*format!("first-{last_seq}"))
+        );
     }
-    assert_eq!(get(&mut socket, "absent201").await.as_deref(), Some("later"), "a resent DELETE applied again");
+    assert_eq!(
+        get(&mut socket, "absent201").await.as_deref(),
+        Some("later"),
+        "a resent DELETE applied again"
+    );
     // The unanswered ones were applied exactly once: by the first send or by the resend.
     for seq in ANSWERED + DELETES + 1..=last {
         let value = get(&mut socket, &format!("u{seq}")).await;
-        assert!(matches!(value.as_deref(), Some("first" | "resent")), "u{seq}: {value:?}");
+        assert!(
+            matches!(value.as_deref(), Some("first" | "resent")),
+            "u{seq}: {value:?}"
+        );
     }
 
     // And again after another kill -9: the resends' answers are in the log too.
@@ -206,7 +273,14 @@ async fn a_sequenced_write_is_applied_once_across_kill_9_and_a_resend_gets_its_f
     let mut socket = connect(process.addr, SESSION).await;
     let u = ANSWERED + DELETES + 1;
     let before = get(&mut socket, &format!("u{u}")).await;
-    let again = round(&mut socket, vec![(7, frame(PUT, 7, Some((u, 1)), format!("u{u}").as_bytes(), b"third"))]).await;
+    let again = round(
+        &mut socket,
+        vec![(
+            7,
+            frame(PUT, 7, Some((u, 1)), format!("u{u}").as_bytes(), b"third"),
+        )],
+    )
+    .await;
     assert_eq!(again[&7], OK);
     assert_eq!(get(&mut socket, &format!("u{u}")).await, before);
 }
@@ -246,11 +320,15 @@ async fn lossy_proxy(upstream: Arc<Mutex<SocketAddr>>, drop_every: u64) -> Socke
     let chunks = Arc::new(AtomicU64::new(0));
     tokio::spawn(async move {
         loop {
-            let Ok((client, _)) = listener.accept().await else { return };
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
             let target = *upstream.lock().unwrap();
             let chunks = chunks.clone();
             tokio::spawn(async move {
-                let Ok(server) = TcpStream::connect(target).await else { return };
+                let Ok(server) = TcpStream::connect(target).await else {
+                    return;
+                };
                 let (mut client_read, mut client_write) = client.into_split();
                 let (mut server_read, mut server_write) = server.into_split();
                 let up = async {
@@ -337,8 +415,9 @@ where
                 seen.not_applied += 1;
                 if absent {
                     if let Ok(Some(found)) = client.get(key.clone()).await {
-                        seen.violations
-                            .push(format!("{key} round {round}: a PUT failed as not applied ({error}) left {found:?}"));
+                        seen.violations.push(format!(
+                            "{key} round {round}: a PUT failed as not applied ({error}) left {found:?}"
+                        ));
                     }
                 }
                 absent = false;
@@ -352,7 +431,9 @@ where
                 absent = true;
             }
             Ok(false) if known => {
-                seen.violations.push(format!("{key} round {round}: DELETE after an acknowledged PUT found nothing"));
+                seen.violations.push(format!(
+                    "{key} round {round}: DELETE after an acknowledged PUT found nothing"
+                ));
                 continue;
             }
             Ok(false) => {
@@ -370,9 +451,9 @@ where
         }
         match client.get(key.clone()).await {
             Ok(None) => {}
-            Ok(Some(value)) => seen
-                .violations
-                .push(format!("{key} round {round}: {value:?} is back after an acknowledged DELETE")),
+            Ok(Some(value)) => seen.violations.push(format!(
+                "{key} round {round}: {value:?} is back after an acknowledged DELETE"
+            )),
             Err(_) => {} // a read that failed proves nothing
         }
     }
@@ -417,7 +498,9 @@ async fn through_kv_client_with_lost_answers_and_kill_9_every_write_is_applied_o
                 let old = server.lock().unwrap().take();
                 drop(old);
                 let dir = dir.clone();
-                let restarted = tokio::task::spawn_blocking(move || Process::start(&dir)).await.unwrap();
+                let restarted = tokio::task::spawn_blocking(move || Process::start(&dir))
+                    .await
+                    .unwrap();
                 *upstream.lock().unwrap() = restarted.addr;
                 *server.lock().unwrap() = Some(restarted);
                 kills += 1;
@@ -427,18 +510,28 @@ async fn through_kv_client_with_lost_answers_and_kill_9_every_write_is_applied_o
     });
     let mut total = Seen::default();
     for task in tasks {
-        let seen = tokio::time::timeout(HANG * 6, task).await.expect("the load finished").unwrap();
+        let seen = tokio::time::timeout(HANG * 6, task)
+            .await
+            .expect("the load finished")
+            .unwrap();
         total.acknowledged += seen.acknowledged;
         total.maybe_applied += seen.maybe_applied;
         total.violations.extend(seen.violations);
     }
-    assert_eq!(killer.await.unwrap(), KILLS, "the server was not killed as often as planned");
+    assert_eq!(
+        killer.await.unwrap(),
+        KILLS,
+        "the server was not killed as often as planned"
+    );
     let stats = client.service().retry_stats();
     eprintln!(
         "{} writes acknowledged, {} possibly applied, {stats:?}",
         total.acknowledged, total.maybe_applied
     );
     assert!(total.violations.is_empty(), "{:#?}", total.violations);
-    assert!(stats.retries > 0, "nothing was ever resent: the faults did not bite");
+    assert!(
+        stats.retries > 0,
+        "nothing was ever resent: the faults did not bite"
+    );
     assert!(total.acknowledged >= TASKS as u64 * ROUNDS, "{total:?}");
 }

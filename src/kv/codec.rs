@@ -22,8 +22,8 @@
 
 use super::hello::Negotiated;
 use super::{Command, Incoming, Request, Response, Sequenced, Status};
-use crate::session::{SessionId, Stamp, Stamped};
 use crate::multiplex::{Outgoing, Tag};
+use crate::session::{SessionId, Stamp, Stamped};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io;
@@ -105,7 +105,9 @@ pub enum CodecError {
     /// A write stamped for a session, on a connection whose server has no
     /// sessions (1.1, or a `session_window` of 0) or whose `HELLO` named
     /// another session (it was renewed): it is not sent.
-    #[error("a session write on a connection without that session (HELLO named another, or the server has none)")]
+    #[error(
+        "a session write on a connection without that session (HELLO named another, or the server has none)"
+    )]
     NoSession,
     /// The server codec already rejected a frame whose framing it cannot
     /// trust (over-limit, unknown flags, id 0); it decodes nothing more
@@ -358,10 +360,11 @@ impl Encoder<Outgoing<Stamped<Request>>> for ClientCodec {
             Outgoing::Request {
                 tag,
                 budget,
-                request: Stamped {
-                    request,
-                    stamp: Some(stamp),
-                },
+                request:
+                    Stamped {
+                        request,
+                        stamp: Some(stamp),
+                    },
             } => (tag, budget, request, stamp),
             Outgoing::Request { tag, budget, request } => {
                 let request = request.request;
@@ -370,7 +373,9 @@ impl Encoder<Outgoing<Stamped<Request>>> for ClientCodec {
             Outgoing::Cancel(tag) => return self.encode(Outgoing::<Request>::Cancel(tag), dst),
             Outgoing::Ping(tag) => return self.encode(Outgoing::<Request>::Ping(tag), dst),
         };
-        let has_sessions = self.negotiated.is_some_and(|negotiated| negotiated.session_window > 0);
+        let has_sessions = self
+            .negotiated
+            .is_some_and(|negotiated| negotiated.session_window > 0);
         if !has_sessions || stamp.session != self.session || self.session == [0; 16] {
             return Err(CodecError::NoSession);
         }

@@ -344,7 +344,10 @@ impl crate::retry::Idempotent for Request {
 /// applies once per `seq` (SEQUENCED).
 impl crate::session::Deduplicated for Request {
     fn is_deduplicated(&self) -> bool {
-        matches!(self, Request::Put { .. } | Request::PutTtl { .. } | Request::Delete { .. })
+        matches!(
+            self,
+            Request::Put { .. } | Request::PutTtl { .. } | Request::Delete { .. }
+        )
     }
 }
 

@@ -1,9 +1,9 @@
 //! The server side of the KV protocol: a tower `Service` from frames to the store.
 
 use super::hello::Negotiated;
+use super::session::{Begin, Sequenced, SessionId, Waiting};
 use super::store::{expiry_after, Store};
 use super::wal::{Append, Applied, Claim, Lost, Mutation, ReadInOrder, Wal, WalError};
-use super::session::{Begin, Sequenced, SessionId, Waiting};
 use super::{Incoming, Request, Response, Status, PROTOCOL_VERSION};
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -288,7 +288,12 @@ impl KvService {
     }
 
     /// A SEQUENCED write of a version 2 connection: see the type's docs.
-    fn start_sequenced(&mut self, request: Request, identified: Identified, sequenced: Sequenced) -> ResponseFuture {
+    fn start_sequenced(
+        &mut self,
+        request: Request,
+        identified: Identified,
+        sequenced: Sequenced,
+    ) -> ResponseFuture {
         let Some(session) = self.session else {
             return ResponseFuture::ready(Response::error(
                 Status::BadRequest,
@@ -572,8 +577,8 @@ impl Future for ResponseFuture {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod session_tests;
+#[cfg(test)]
+mod tests;
 #[cfg(test)]
 mod v2_tests;

@@ -80,12 +80,7 @@ async fn deduplicated_requests_are_numbered_and_acked_below_is_the_lowest_unansw
     let stamps = seen.lock().unwrap().clone();
     assert_eq!(
         stamps,
-        [
-            Some(stamp(1, 1)),
-            Some(stamp(2, 1)),
-            None,
-            Some(stamp(3, 2)),
-        ]
+        [Some(stamp(1, 1)), Some(stamp(2, 1)), None, Some(stamp(3, 2)),]
     );
 }
 
@@ -103,7 +98,10 @@ async fn nothing_is_stamped_without_a_window_or_past_a_full_one() {
 }
 
 /// Fails the first attempt after it may have been sent, then answers.
-fn lossy(attempts: Arc<AtomicUsize>, seen: Arc<Mutex<Vec<Option<Stamp>>>>) -> impl Service<Stamped<Req>, Response = Reply, Error = BoxError, Future = impl Send> + Clone {
+fn lossy(
+    attempts: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Option<Stamp>>>>,
+) -> impl Service<Stamped<Req>, Response = Reply, Error = BoxError, Future = impl Send> + Clone {
     service_fn(move |stamped: Stamped<Req>| {
         seen.lock().unwrap().push(stamped.stamp);
         let attempt = attempts.fetch_add(1, Ordering::Relaxed);
@@ -119,14 +117,22 @@ fn lossy(attempts: Arc<AtomicUsize>, seen: Arc<Mutex<Vec<Option<Stamp>>>>) -> im
 #[tokio::test(start_paused = true)]
 async fn a_stamped_write_lost_after_it_was_sent_is_resent_with_its_number() {
     let (attempts, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
-    let stack = SessionLayer::new(session(8)).layer(RetryPolicy::default().into_layer().layer(lossy(attempts.clone(), seen.clone())));
+    let stack = SessionLayer::new(session(8)).layer(
+        RetryPolicy::default()
+            .into_layer()
+            .layer(lossy(attempts.clone(), seen.clone())),
+    );
     stack.oneshot(Req::Write).await.unwrap();
     let first = Some(stamp(1, 1));
     assert_eq!(*seen.lock().unwrap(), [first, first], "one resend, same number");
 
     // Without a window the same write is not resent: it may have been applied.
     let (attempts, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
-    let stack = SessionLayer::new(session(0)).layer(RetryPolicy::default().into_layer().layer(lossy(attempts, seen.clone())));
+    let stack = SessionLayer::new(session(0)).layer(
+        RetryPolicy::default()
+            .into_layer()
+            .layer(lossy(attempts, seen.clone())),
+    );
     assert!(stack.oneshot(Req::Write).await.is_err());
     assert_eq!(*seen.lock().unwrap(), [None]);
 }
@@ -145,9 +151,15 @@ async fn an_expired_answer_renews_the_session_and_numbers_start_again() {
     let mut service = SessionLayer::new(session.clone()).layer(inner);
     service.call(Req::Write).await.unwrap();
     assert_ne!(session.id(), old);
-    assert!(session.stamp().is_none(), "nothing stamped until a handshake names the new id");
+    assert!(
+        session.stamp().is_none(),
+        "nothing stamped until a handshake names the new id"
+    );
     session.set_window(old, 8);
-    assert!(session.stamp().is_none(), "a handshake of the old id does not count");
+    assert!(
+        session.stamp().is_none(),
+        "a handshake of the old id does not count"
+    );
     session.set_window(session.id(), 8);
     let renewed = session.stamp().unwrap().stamp();
     assert_eq!((renewed.session, renewed.seq), (session.id(), 1));

@@ -174,14 +174,18 @@ fn version_2_requests_encode_to_the_exact_bytes() {
     );
 
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::<Request>::Cancel(9), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(9), &mut cancel)
+        .unwrap();
     assert_eq!(
         &cancel[..],
         b"\x08\x00\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
     );
 
     let mut ping = BytesMut::new();
-    client_v2().encode(Outgoing::<Request>::Ping(5), &mut ping).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Ping(5), &mut ping)
+        .unwrap();
     assert_eq!(
         &ping[..],
         b"\x01\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
@@ -239,7 +243,9 @@ fn the_server_reckons_a_deadline_from_when_it_decoded_the_frame() {
 fn cancel_decodes_to_the_id_it_names() {
     let mut codec = server_v2();
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::<Request>::Cancel(11), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(11), &mut cancel)
+        .unwrap();
     assert_eq!(
         codec.decode(&mut cancel).unwrap(),
         Some(Incoming::Cancel { id: 11 })
@@ -259,8 +265,22 @@ fn sequenced_writes_carry_seq_and_acked_below_and_sequenced_reads_are_bad_reques
     with_deadline.extend_from_slice(&seq_bytes(9, 4));
     // PUT with DEADLINE and SEQUENCED, DELETE with SEQUENCED, GET and PING
     // with SEQUENCED (refused, framing kept), then a plain GET.
-    let mut buf = raw_v2(0x03, FLAG_DEADLINE | FLAG_SEQUENCED, 6, &with_deadline, b"k", b"v");
-    buf.extend_from_slice(&raw_v2(0x04, FLAG_SEQUENCED, 7, &seq_bytes(u64::MAX, 1), b"k", b""));
+    let mut buf = raw_v2(
+        0x03,
+        FLAG_DEADLINE | FLAG_SEQUENCED,
+        6,
+        &with_deadline,
+        b"k",
+        b"v",
+    );
+    buf.extend_from_slice(&raw_v2(
+        0x04,
+        FLAG_SEQUENCED,
+        7,
+        &seq_bytes(u64::MAX, 1),
+        b"k",
+        b"",
+    ));
     buf.extend_from_slice(&raw_v2(0x02, FLAG_SEQUENCED, 8, &seq_bytes(1, 1), b"k", b""));
     buf.extend_from_slice(&raw_v2(0x01, FLAG_SEQUENCED, 9, &seq_bytes(1, 1), b"", b""));
     buf.extend_from_slice(&outgoing(10, None, get(b"k")));
@@ -273,7 +293,13 @@ fn sequenced_writes_carry_seq_and_acked_below_and_sequenced_reads_are_bad_reques
     else {
         panic!("the sequenced PUT")
     };
-    assert_eq!(sequenced, Sequenced { seq: 9, acked_below: 4 });
+    assert_eq!(
+        sequenced,
+        Sequenced {
+            seq: 9,
+            acked_below: 4
+        }
+    );
     let Some(Incoming::Identified {
         id: 7,
         sequenced: Some(sequenced),
@@ -361,7 +387,9 @@ fn version_2_frames_split_byte_by_byte_decode_once_complete() {
     let mut bytes = outgoing(1, Some(Duration::from_millis(1)), get(b"key"));
     bytes.extend_from_slice(&raw_v2(0x03, FLAG_SEQUENCED, 2, &[0; 16], b"k", b"v"));
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::<Request>::Cancel(1), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(1), &mut cancel)
+        .unwrap();
     bytes.extend_from_slice(&cancel);
     let mut codec = server_v2();
     let mut buf = BytesMut::new();
@@ -537,7 +565,9 @@ fn the_codec_keeps_no_ids_and_a_cancel_names_its_target() {
     let mut codec = server_v2();
     assert!(codec.decode(&mut outgoing(5, None, get(b"k"))).unwrap().is_some());
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::<Request>::Cancel(5), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(5), &mut cancel)
+        .unwrap();
     assert_eq!(
         codec.decode(&mut cancel).unwrap(),
         Some(Incoming::Cancel { id: 5 })

@@ -46,7 +46,10 @@ fn sequenced(id: u32, seq: u64, acked_below: u64, request: Request) -> Incoming 
 }
 
 fn put(k: &str, v: &str) -> Request {
-    Request::Put { key: key(k), value: key(v) }
+    Request::Put {
+        key: key(k),
+        value: key(v),
+    }
 }
 
 fn delete(k: &str) -> Request {
@@ -77,14 +80,33 @@ fn always() -> WalConfig {
 fn resends_are_answered_once(service: &KvService) {
     let mut one = connect(service, SESSION);
     let mut two = connect(service, SESSION);
-    assert_eq!(status(&mut one, sequenced(1, 1, 1, put("k", "first"))), Status::Ok);
-    assert_eq!(status(&mut one, sequenced(2, 2, 1, delete("gone"))), Status::NotFound);
+    assert_eq!(
+        status(&mut one, sequenced(1, 1, 1, put("k", "first"))),
+        Status::Ok
+    );
+    assert_eq!(
+        status(&mut one, sequenced(2, 2, 1, delete("gone"))),
+        Status::NotFound
+    );
     // A plain write by someone else, then the resends.
-    assert_eq!(status(&mut one, Incoming::Request(put("gone", "now"))), Status::Ok);
-    assert_eq!(status(&mut two, sequenced(7, 1, 1, put("k", "resent"))), Status::Ok);
-    assert_eq!(status(&mut two, sequenced(8, 2, 1, delete("gone"))), Status::NotFound);
+    assert_eq!(
+        status(&mut one, Incoming::Request(put("gone", "now"))),
+        Status::Ok
+    );
+    assert_eq!(
+        status(&mut two, sequenced(7, 1, 1, put("k", "resent"))),
+        Status::Ok
+    );
+    assert_eq!(
+        status(&mut two, sequenced(8, 2, 1, delete("gone"))),
+        Status::NotFound
+    );
     assert_eq!(value(service.store(), "k"), Some(key("first")));
-    assert_eq!(value(service.store(), "gone"), Some(key("now")), "the resent DELETE changed nothing");
+    assert_eq!(
+        value(service.store(), "gone"),
+        Some(key("now")),
+        "the resent DELETE changed nothing"
+    );
     // The answer carries the resend's id.
     assert_eq!(answer(call(&mut two, sequenced(9, 1, 1, put("k", "x")))).id, 9);
 }
@@ -107,12 +129,18 @@ fn a_resend_on_any_connection_is_answered_with_the_first_answer_through_the_log(
 fn sequenced_without_a_session_and_sequenced_reads_are_bad_requests() {
     let service = KvService::new(Store::new());
     let mut anonymous = connect(&service, [0; 16]);
-    assert_eq!(status(&mut anonymous, sequenced(1, 1, 1, put("k", "v"))), Status::BadRequest);
+    assert_eq!(
+        status(&mut anonymous, sequenced(1, 1, 1, put("k", "v"))),
+        Status::BadRequest
+    );
     let mut session = connect(&service, SESSION);
     let get = Request::Get { key: key("k") };
     assert_eq!(status(&mut session, sequenced(2, 1, 1, get)), Status::BadRequest);
     assert_eq!(value(service.store(), "k"), None);
-    assert_eq!(status(&mut session, sequenced(3, 3, 1, put("k", "v"))), Status::SessionExpired);
+    assert_eq!(
+        status(&mut session, sequenced(3, 3, 1, put("k", "v"))),
+        Status::SessionExpired
+    );
     assert_eq!(value(service.store(), "k"), None);
 }
 
@@ -122,18 +150,33 @@ fn the_table_survives_a_restart_and_a_resend_after_it_is_not_applied() {
     {
         let service = log(dir.path(), always());
         let mut one = connect(&service, SESSION);
-        assert_eq!(status(&mut one, sequenced(1, 1, 1, put("k", "first"))), Status::Ok);
-        assert_eq!(status(&mut one, sequenced(2, 2, 1, delete("absent"))), Status::NotFound);
+        assert_eq!(
+            status(&mut one, sequenced(1, 1, 1, put("k", "first"))),
+            Status::Ok
+        );
+        assert_eq!(
+            status(&mut one, sequenced(2, 2, 1, delete("absent"))),
+            Status::NotFound
+        );
         assert_eq!(status(&mut one, sequenced(3, 3, 2, put("j", "j1"))), Status::Ok);
         // (A process killed here instead is the end-to-end test's.)
         block_on(service.wal().unwrap().shutdown()).unwrap();
     }
     let service = log(dir.path(), always());
     let mut after = connect(&service, SESSION);
-    assert_eq!(status(&mut after, sequenced(1, 3, 2, put("j", "resent"))), Status::Ok);
-    assert_eq!(status(&mut after, sequenced(2, 2, 2, delete("absent"))), Status::NotFound);
+    assert_eq!(
+        status(&mut after, sequenced(1, 3, 2, put("j", "resent"))),
+        Status::Ok
+    );
+    assert_eq!(
+        status(&mut after, sequenced(2, 2, 2, delete("absent"))),
+        Status::NotFound
+    );
     // seq 1 is below the acked_below the log holds: forgotten, not reapplied.
-    assert_eq!(status(&mut after, sequenced(3, 1, 1, put("k", "again"))), Status::BadRequest);
+    assert_eq!(
+        status(&mut after, sequenced(3, 1, 1, put("k", "again"))),
+        Status::BadRequest
+    );
     assert_eq!(value(service.store(), "k"), Some(key("first")));
     assert_eq!(value(service.store(), "j"), Some(key("j1")));
     assert_eq!(status(&mut after, sequenced(4, 4, 4, put("j", "j4"))), Status::Ok);
@@ -154,7 +197,12 @@ fn the_table_survives_snapshots_and_compaction_in_the_middle_of_a_session_and_re
         let mut one = connect(&service, SESSION);
         for seq in 1..=seqs {
             // acked_below trails by 100: the last 100 answers are kept.
-            let write = sequenced(1, seq, seq.saturating_sub(100).max(1), put(&format!("k{}", seq % 10), &seq.to_string()));
+            let write = sequenced(
+                1,
+                seq,
+                seq.saturating_sub(100).max(1),
+                put(&format!("k{}", seq % 10), &seq.to_string()),
+            );
             assert_eq!(status(&mut one, write), Status::Ok);
         }
         block_on(service.wal().unwrap().shutdown()).unwrap();
@@ -172,7 +220,11 @@ fn the_table_survives_snapshots_and_compaction_in_the_middle_of_a_session_and_re
     }
     for k in 0..10 {
         let value = value(service.store(), &format!("k{k}")).unwrap();
-        assert_ne!(value, key("resent"), "a resend after compaction was applied again");
+        assert_ne!(
+            value,
+            key("resent"),
+            "a resend after compaction was applied again"
+        );
     }
     assert_eq!(service.store().sessions().answers_of(&SESSION), 101);
 }

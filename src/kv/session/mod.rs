@@ -263,7 +263,9 @@ impl Sessions {
             return refuse("seq 0: a session's writes are numbered from 1".into());
         }
         if acked_below > seq {
-            return refuse(format!("acked_below {acked_below} is over seq {seq}, still unanswered"));
+            return refuse(format!(
+                "acked_below {acked_below} is over seq {seq}, still unanswered"
+            ));
         }
         if seq >= acked_below.max(1).saturating_add(window) {
             return refuse(format!(
@@ -329,7 +331,12 @@ impl Sessions {
     }
 
     /// Recovery from a snapshot: `session` with its floor and answers.
-    pub(crate) fn restore(&self, session: SessionId, floor: u64, answers: impl IntoIterator<Item = (u64, Status)>) {
+    pub(crate) fn restore(
+        &self,
+        session: SessionId,
+        floor: u64,
+        answers: impl IntoIterator<Item = (u64, Status)>,
+    ) {
         let now = Instant::now();
         let mut table = self.lock();
         if !table.sessions.contains_key(&session) {
@@ -349,7 +356,10 @@ impl Sessions {
     /// Calls `each` with every session, its floor and its recorded answers
     /// (pending ones are not applied yet), least recently used first: what
     /// a snapshot keeps. The table is locked meanwhile.
-    pub(crate) fn for_each(&self, mut each: impl FnMut(&SessionId, u64, &mut dyn Iterator<Item = (u64, Status)>)) {
+    pub(crate) fn for_each(
+        &self,
+        mut each: impl FnMut(&SessionId, u64, &mut dyn Iterator<Item = (u64, Status)>),
+    ) {
         let table = self.lock();
         for id in table.lru.values() {
             if let Some(session) = table.sessions.get(id) {

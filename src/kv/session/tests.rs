@@ -36,8 +36,14 @@ fn a_resend_is_answered_with_the_first_answer_and_not_applied_again() {
     apply(&sessions, A, seq(1, 1), Status::Ok);
     apply(&sessions, A, seq(2, 1), Status::NotFound);
     for _ in 0..3 {
-        assert!(matches!(sessions.begin(A, seq(1, 1)), Begin::Answered(Status::Ok)));
-        assert!(matches!(sessions.begin(A, seq(2, 1)), Begin::Answered(Status::NotFound)));
+        assert!(matches!(
+            sessions.begin(A, seq(1, 1)),
+            Begin::Answered(Status::Ok)
+        ));
+        assert!(matches!(
+            sessions.begin(A, seq(2, 1)),
+            Begin::Answered(Status::NotFound)
+        ));
     }
     // Another session's seq 1 is its own.
     apply(&sessions, B, seq(1, 1), Status::Ok);
@@ -53,7 +59,10 @@ fn answers_below_acked_below_are_forgotten_and_their_resends_refused() {
     apply(&sessions, A, seq(6, 4), Status::Ok);
     assert_eq!(sessions.answers_of(&A), 3, "4, 5 and 6 are left");
     assert_eq!(refused(sessions.begin(A, seq(3, 3))), Status::BadRequest);
-    assert!(matches!(sessions.begin(A, seq(4, 4)), Begin::Answered(Status::Ok)));
+    assert!(matches!(
+        sessions.begin(A, seq(4, 4)),
+        Begin::Answered(Status::Ok)
+    ));
 }
 
 #[test]
@@ -66,8 +75,16 @@ fn a_seq_at_or_over_acked_below_plus_the_window_is_a_bad_request_without_effect(
     // So a session never holds more than `window` answers.
     assert!(sessions.answers_of(&A) <= 4);
     assert_eq!(refused(sessions.begin(A, seq(0, 0))), Status::BadRequest);
-    assert_eq!(refused(sessions.begin(A, seq(6, 7))), Status::BadRequest, "acked_below over seq");
-    assert_eq!(refused(table(0, 10).begin(A, seq(1, 1))), Status::BadRequest, "window 0: no sessions");
+    assert_eq!(
+        refused(sessions.begin(A, seq(6, 7))),
+        Status::BadRequest,
+        "acked_below over seq"
+    );
+    assert_eq!(
+        refused(table(0, 10).begin(A, seq(1, 1))),
+        Status::BadRequest,
+        "window 0: no sessions"
+    );
 }
 
 #[test]
@@ -89,7 +106,10 @@ fn over_max_sessions_the_least_recently_used_is_evicted() {
     apply(&sessions, [3; 16], seq(1, 1), Status::Ok);
     assert_eq!(sessions.len(), 2);
     assert_eq!(refused(sessions.begin(B, seq(2, 1))), Status::SessionExpired);
-    assert!(matches!(sessions.begin(A, seq(2, 1)), Begin::Answered(Status::Ok)));
+    assert!(matches!(
+        sessions.begin(A, seq(2, 1)),
+        Begin::Answered(Status::Ok)
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -105,7 +125,10 @@ async fn a_session_idle_past_its_lifetime_is_forgotten() {
     tokio::time::advance(Duration::from_secs(1800)).await;
     // A has been idle an hour, B half an hour.
     assert_eq!(refused(sessions.begin(A, seq(2, 1))), Status::SessionExpired);
-    assert!(matches!(sessions.begin(B, seq(2, 1)), Begin::Answered(Status::Ok)));
+    assert!(matches!(
+        sessions.begin(B, seq(2, 1)),
+        Begin::Answered(Status::Ok)
+    ));
     assert_eq!(sessions.len(), 1);
 }
 
@@ -170,9 +193,19 @@ fn a_snapshot_of_the_table_restores_it() {
     apply(&sessions, B, seq(1, 1), Status::Ok);
     let restored = table(8, 10);
     sessions.for_each(|id, floor, answers| restored.restore(*id, floor, answers.collect::<Vec<_>>()));
-    assert!(matches!(restored.begin(A, seq(2, 2)), Begin::Answered(Status::NotFound)));
-    assert_eq!(refused(restored.begin(A, seq(1, 1))), Status::BadRequest, "forgotten stays forgotten");
-    assert!(matches!(restored.begin(B, seq(1, 1)), Begin::Answered(Status::Ok)));
+    assert!(matches!(
+        restored.begin(A, seq(2, 2)),
+        Begin::Answered(Status::NotFound)
+    ));
+    assert_eq!(
+        refused(restored.begin(A, seq(1, 1))),
+        Status::BadRequest,
+        "forgotten stays forgotten"
+    );
+    assert!(matches!(
+        restored.begin(B, seq(1, 1)),
+        Begin::Answered(Status::Ok)
+    ));
 }
 
 #[test]
@@ -185,7 +218,10 @@ fn a_hundred_thousand_full_sessions_stay_within_the_window_bound() {
         for s in 1..=u64::from(window) {
             apply(&sessions, id, seq(s, 1), Status::Ok);
         }
-        assert_eq!(refused(sessions.begin(id, seq(u64::from(window) + 1, 1))), Status::BadRequest);
+        assert_eq!(
+            refused(sessions.begin(id, seq(u64::from(window) + 1, 1))),
+            Status::BadRequest
+        );
     }
     assert_eq!(sessions.len(), 100_000);
     let mut answers = 0;

@@ -24,6 +24,7 @@ pub use error::WalError;
 pub use read::ReadInOrder;
 pub use repair::{RepairAction, RepairMode, RepairReport};
 
+use crate::kv::session::{Sequenced, Ticket};
 use crate::kv::store::Store;
 use bytes::Bytes;
 use futures::future::{FutureExt, Shared};
@@ -36,7 +37,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
-use crate::kv::session::{Sequenced, Ticket};
 use writer::{Message, Sequencing, Writer};
 
 /// One change to the store, as logged.
@@ -271,7 +271,10 @@ impl Wal {
         // If the writer is gone the message, and with it `reply`, is dropped:
         // the future then resolves to `Closed`.
         let sequencing = sequencing.map(|(ticket, sequenced)| Sequencing { ticket, sequenced });
-        let _ = self.inner.messages.send(Message::Append(mutation, reply, claim, sequencing));
+        let _ = self
+            .inner
+            .messages
+            .send(Message::Append(mutation, reply, claim, sequencing));
         Append {
             reply: receiver.shared(),
         }

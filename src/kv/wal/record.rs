@@ -106,14 +106,14 @@ pub(crate) fn payload_len(mutation: &Mutation, sequenced: bool) -> u64 {
     let prefix = if sequenced { SEQUENCED_PREFIX as u64 } else { 0 };
     prefix
         + match mutation {
-        Mutation::Put {
-            key,
-            value,
-            expires_at,
-        } => {
-            let expiry = if expires_at.is_some() { 8 } else { 0 };
-            5 + expiry + key.len() as u64 + value.len() as u64
-        }
+            Mutation::Put {
+                key,
+                value,
+                expires_at,
+            } => {
+                let expiry = if expires_at.is_some() { 8 } else { 0 };
+                5 + expiry + key.len() as u64 + value.len() as u64
+            }
             Mutation::Delete { key } => 5 + key.len() as u64,
         }
 }

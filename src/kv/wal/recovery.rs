@@ -7,8 +7,8 @@ use super::files::{
 use super::record::{Next, Record, RecordReader, SNAPSHOT_MAGIC, WAL_MAGIC};
 use super::tail::{self, Verdict};
 use super::WalError;
-use crate::kv::Status;
 use crate::kv::store::{now_ms, Store};
+use crate::kv::Status;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -198,7 +198,11 @@ fn load_snapshot(path: &Path, store: &Store) -> Result<(u64, u64), WalError> {
                 return Err(WalError::corrupt(path, offset, "a delete record in a snapshot"));
             }
             Next::Record(Record::Put { tag: Some(_), .. }) => {
-                return Err(WalError::corrupt(path, offset, "a sequenced record in a snapshot"));
+                return Err(WalError::corrupt(
+                    path,
+                    offset,
+                    "a sequenced record in a snapshot",
+                ));
             }
             Next::Eof => return Err(WalError::corrupt(path, len, "snapshot ends without its footer")),
             Next::Damaged { offset, damage } => return Err(WalError::corrupt(path, offset, damage.reason())),
@@ -276,7 +280,9 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
                 let existed = store.delete(key);
                 if let Some(tag) = tag {
                     let applied = super::Applied::Deleted { existed };
-                    store.sessions().replay(tag.session, tag.sequenced, applied.status());
+                    store
+                        .sessions()
+                        .replay(tag.session, tag.sequenced, applied.status());
                 }
             }
             Next::Record(Record::Session { .. }) => {

@@ -579,7 +579,10 @@ fn the_largest_entry_fits_one_record_and_one_byte_more_does_not() {
     assert_eq!(payload_len(&ttl, false) + 8, buf.len() as u64);
     let tag = super::record::Tag {
         session: [7; 16],
-        sequenced: crate::kv::Sequenced { seq: 3, acked_below: 2 },
+        sequenced: crate::kv::Sequenced {
+            seq: 3,
+            acked_below: 2,
+        },
     };
     let mut buf = Vec::new();
     encode_tagged(&ttl, Some(&tag), &mut buf);

@@ -6,8 +6,8 @@ use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
 use super::lock::DirLock;
 use super::log_file::LogFile;
 use super::read::{QueuedReads, ReadReply};
-use super::recovery::Recovered;
 use super::record::Tag;
+use super::recovery::Recovered;
 use super::{compaction, record, Applied, Claim, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
 use crate::kv::session::{Sequenced, Ticket};
 use crate::kv::store::Store;
@@ -232,7 +232,11 @@ impl Writer {
         }
         self.buf.clear();
         for (mutation, _, sequencing) in &self.batch {
-            record::encode_tagged(mutation, sequencing.as_ref().map(Sequencing::tag).as_ref(), &mut self.buf);
+            record::encode_tagged(
+                mutation,
+                sequencing.as_ref().map(Sequencing::tag).as_ref(),
+                &mut self.buf,
+            );
         }
         if let Err(error) = self.write_batch() {
             self.cut_back();
