@@ -246,27 +246,22 @@ impl KvService {
         if self.pending_write.as_ref().is_some_and(Append::is_finished) {
             self.pending_write = None;
         }
-        let mutation = match request {
-            Request::Ping { payload } => return ResponseFuture::ready(Response::ok(payload)),
-            Request::Health => return ResponseFuture::ready(health(self.wal.as_ref())),
+        let mutation = match write_of(request) {
+            Ok(mutation) => mutation,
+            Err(Request::Ping { payload }) => return ResponseFuture::ready(Response::ok(payload)),
+            Err(Request::Health) => return ResponseFuture::ready(health(self.wal.as_ref())),
             // Authentication is `kv::RequireAuth`'s, in front of this
             // service; reaching here, the server has no token: OK.
-            Request::Auth { .. } => return ResponseFuture::ready(Response::ok_empty()),
-            Request::Hello { version, session_id } => {
+            Err(Request::Auth { .. }) => return ResponseFuture::ready(Response::ok_empty()),
+            Err(Request::Hello { version, session_id }) => {
                 return ResponseFuture::ready(self.hello(version, session_id, identified))
             }
-            Request::Get { key } => return self.get(key, identified),
-            Request::Put { key, value } => Mutation::Put {
-                key,
-                value,
-                expires_at: None,
-            },
-            Request::PutTtl { key, ttl_ms, value } => Mutation::Put {
-                key,
-                value,
-                expires_at: Some(expiry_after(Duration::from_millis(ttl_ms))),
-            },
-            Request::Delete { key } => Mutation::Delete { key },
+            Err(Request::Get { key }) => return self.get(key, identified),
+            // `write_of` takes every write.
+            Err(other) => {
+                let message = format!("{:?} was not taken as a write", other.command());
+                return ResponseFuture::ready(Response::error(Status::Error, message));
+            }
         };
         let Some(wal) = &self.wal else {
             return ResponseFuture::ready(answer(Ok(apply(&self.store, mutation))));
@@ -300,25 +295,12 @@ impl KvService {
                 "SEQUENCED on a connection whose HELLO named no session",
             ));
         };
-        let mutation = match request {
-            Request::Put { key, value } => Mutation::Put {
-                key,
-                value,
-                expires_at: None,
-            },
-            Request::PutTtl { key, ttl_ms, value } => Mutation::Put {
-                key,
-                value,
-                expires_at: Some(expiry_after(Duration::from_millis(ttl_ms))),
-            },
-            Request::Delete { key } => Mutation::Delete { key },
+        let Ok(mutation) = write_of(request) else {
             // The codec lets SEQUENCED through on writes only.
-            _ => {
-                return ResponseFuture::ready(Response::error(
-                    Status::BadRequest,
-                    "SEQUENCED is for PUT, PUT_TTL and DELETE only",
-                ))
-            }
+            return ResponseFuture::ready(Response::error(
+                Status::BadRequest,
+                "SEQUENCED is for PUT, PUT_TTL and DELETE only",
+            ));
         };
         let ticket = match self.store.sessions().begin(session, sequenced) {
             Begin::Apply(ticket) => ticket,
@@ -386,6 +368,24 @@ impl KvService {
         if let Some(claim) = self.pending.claims.remove(&id) {
             claim.cancel();
         }
+    }
+}
+
+/// The change a write makes; any other request back as it is.
+fn write_of(request: Request) -> Result<Mutation, Request> {
+    match request {
+        Request::Put { key, value } => Ok(Mutation::Put {
+            key,
+            value,
+            expires_at: None,
+        }),
+        Request::PutTtl { key, ttl_ms, value } => Ok(Mutation::Put {
+            key,
+            value,
+            expires_at: Some(expiry_after(Duration::from_millis(ttl_ms))),
+        }),
+        Request::Delete { key } => Ok(Mutation::Delete { key }),
+        other => Err(other),
     }
 }
 

@@ -228,6 +228,22 @@ impl ClientSession {
     }
 }
 
+impl ClientSession {
+    /// `request`, stamped if it is deduplicated and a number is free.
+    fn stamped<R: Deduplicated>(&self, request: R) -> (Stamped<R>, Option<Outstanding>) {
+        let outstanding = if request.is_deduplicated() {
+            self.stamp()
+        } else {
+            None
+        };
+        let stamped = Stamped {
+            stamp: outstanding.as_ref().map(Outstanding::stamp),
+            request,
+        };
+        (stamped, outstanding)
+    }
+}
+
 impl Numbers {
     fn acked_below(&self) -> u64 {
         self.unanswered.first().copied().unwrap_or(self.next)
@@ -335,15 +351,7 @@ where
     }
 
     fn call(&mut self, request: R) -> Self::Future {
-        let outstanding = if request.is_deduplicated() {
-            self.session.stamp()
-        } else {
-            None
-        };
-        let stamped = Stamped {
-            stamp: outstanding.as_ref().map(Outstanding::stamp),
-            request,
-        };
+        let (stamped, outstanding) = self.session.stamped(request);
         ResponseFuture {
             inner: self.inner.call(stamped),
             outstanding: outstanding.into_iter().collect(),
@@ -372,14 +380,9 @@ where
             .into_requests()
             .into_iter()
             .map(|request| {
-                let given = if request.is_deduplicated() {
-                    self.session.stamp()
-                } else {
-                    None
-                };
-                let stamp = given.as_ref().map(Outstanding::stamp);
+                let (stamped, given) = self.session.stamped(request);
                 outstanding.extend(given);
-                Stamped { request, stamp }
+                stamped
             })
             .collect();
         ResponseFuture {

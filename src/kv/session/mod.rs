@@ -316,18 +316,7 @@ impl Sessions {
     /// Recovery: the log holds the write `sequenced` of `session`, which was
     /// answered `status`.
     pub(crate) fn replay(&self, session: SessionId, sequenced: Sequenced, status: Status) {
-        let now = Instant::now();
-        let mut table = self.lock();
-        if !table.sessions.contains_key(&session) {
-            table.insert(session, now, self.inner.config.max_sessions);
-        }
-        table.touch(&session, now);
-        if let Some(state) = table.sessions.get_mut(&session) {
-            state.raise_floor(sequenced.acked_below);
-            if sequenced.seq >= state.floor {
-                state.answers.insert(sequenced.seq, Entry::Answered(status));
-            }
-        }
+        self.restore(session, sequenced.acked_below, [(sequenced.seq, status)]);
     }
 
     /// Recovery from a snapshot: `session` with its floor and answers.

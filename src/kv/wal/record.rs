@@ -262,7 +262,10 @@ pub(crate) fn could_start_log_record(len: u32, prefix: &[u8]) -> bool {
         DELETE => key_len + 5 == len,
         // The prefix holds the start of the session id, nothing to check.
         SEQUENCED => len >= SEQUENCED_PREFIX as u64 + 5,
-        SESSION => len >= SESSION_PREFIX as u64 && (len - SESSION_PREFIX as u64) % SESSION_ANSWER as u64 == 0,
+        SESSION => {
+            len >= SESSION_PREFIX as u64
+                && (len - SESSION_PREFIX as u64).is_multiple_of(SESSION_ANSWER as u64)
+        }
         _ => false,
     }
 }
