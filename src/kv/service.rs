@@ -122,6 +122,15 @@ use tower::Service;
 /// ([`Wal::append_sequenced`]) and the writer records its answer right
 /// after applying it. A SEQUENCED write on a connection whose `HELLO`
 /// named no session is answered `BAD_REQUEST`.
+///
+/// A resend takes no place of its own: its effect is its first send's
+/// (applied once, at that send's point). A resend answered at once is
+/// answered after that point; one that waits for a first send still being
+/// applied on another connection is answered after it too. It is not
+/// recorded as a pending write of its own connection, so a GET of the same
+/// key pipelined behind it on that connection does not wait for the first
+/// send (a client resends a write only after its first connection broke,
+/// so nothing it sent later on the new connection was ordered after it).
 #[derive(Debug)]
 pub struct KvService {
     store: Store,
