@@ -354,7 +354,7 @@ where
         let (stamped, outstanding) = self.session.stamped(request);
         ResponseFuture {
             inner: self.inner.call(stamped),
-            outstanding: outstanding.into_iter().collect(),
+            outstanding: Held::One(outstanding),
         }
     }
 }
@@ -387,7 +387,7 @@ where
             .collect();
         ResponseFuture {
             inner: self.inner.call(stamped),
-            outstanding,
+            outstanding: Held::Many(outstanding),
         }
     }
 }
@@ -399,8 +399,24 @@ where
 pub struct ResponseFuture<F> {
     #[pin]
     inner: F,
-    /// The numbers of its request(s); empty for none (no allocation).
-    outstanding: Vec<Outstanding>,
+    /// The numbers of its request(s).
+    outstanding: Held,
+}
+
+/// The numbers a call holds: a single call's (no allocation), or a batch's.
+#[derive(Debug)]
+enum Held {
+    One(Option<Outstanding>),
+    Many(Vec<Outstanding>),
+}
+
+impl Held {
+    fn first(&self) -> Option<&Outstanding> {
+        match self {
+            Held::One(one) => one.as_ref(),
+            Held::Many(many) => many.first(),
+        }
+    }
 }
 
 impl<F, T, E> Future for ResponseFuture<F>
@@ -418,7 +434,7 @@ where
                 first.session.renew(first.stamp.session);
             }
         }
-        this.outstanding.clear();
+        *this.outstanding = Held::One(None);
         Poll::Ready(output)
     }
 }

@@ -121,10 +121,11 @@ struct Session {
 
 type Waiter = Shared<oneshot::Receiver<Status>>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 enum Entry {
-    /// Claimed: being applied; a resend waits for this.
-    Pending(Waiter),
+    /// Claimed: being applied. The channel to the resends that wait for
+    /// its answer is made by the first of them (most writes have none).
+    Pending(Option<(oneshot::Sender<Status>, Waiter)>),
     /// Applied, with the status of its answer (writes answer with no value).
     Answered(Status),
 }
@@ -149,21 +150,27 @@ pub struct Ticket {
     sessions: Sessions,
     session: SessionId,
     seq: u64,
-    done: Option<oneshot::Sender<Status>>,
+    /// Until finished.
+    live: bool,
 }
 
 impl Ticket {
     /// The write was applied and answered `status`: record it for resends
     /// and answer those waiting.
     pub fn finish(mut self, status: Status) {
-        if let Some(done) = self.done.take() {
-            let mut table = self.sessions.lock();
-            if let Some(session) = table.sessions.get_mut(&self.session) {
-                if let Some(entry @ Entry::Pending(_)) = session.answers.get_mut(&self.seq) {
-                    *entry = Entry::Answered(status);
-                }
-            }
-            drop(table);
+        self.live = false;
+        let mut table = self.sessions.lock();
+        let Some(session) = table.sessions.get_mut(&self.session) else {
+            return; // evicted meanwhile: its waiters are answered BUSY
+        };
+        let Some(entry @ Entry::Pending(_)) = session.answers.get_mut(&self.seq) else {
+            return;
+        };
+        let Entry::Pending(waiters) = std::mem::replace(entry, Entry::Answered(status)) else {
+            return;
+        };
+        drop(table);
+        if let Some((done, _)) = waiters {
             let _ = done.send(status);
         }
     }
@@ -177,7 +184,7 @@ impl Ticket {
 impl Drop for Ticket {
     /// Unfinished: never applied; a later resend may apply it.
     fn drop(&mut self) {
-        if self.done.take().is_some() {
+        if std::mem::take(&mut self.live) {
             let mut table = self.sessions.lock();
             if let Some(session) = table.sessions.get_mut(&self.session) {
                 if matches!(session.answers.get(&self.seq), Some(Entry::Pending(_))) {
@@ -296,18 +303,23 @@ impl Sessions {
                 state.floor
             ));
         }
-        match state.answers.get(&seq) {
+        match state.answers.get_mut(&seq) {
             Some(Entry::Answered(status)) => Begin::Answered(*status),
-            Some(Entry::Pending(first)) => Begin::Wait(Waiting { first: first.clone() }),
+            Some(Entry::Pending(waiters)) => {
+                let (_, first) = waiters.get_or_insert_with(|| {
+                    let (done, first) = oneshot::channel();
+                    (done, first.shared())
+                });
+                Begin::Wait(Waiting { first: first.clone() })
+            }
             None => {
-                let (done, first) = oneshot::channel();
-                state.answers.insert(seq, Entry::Pending(first.shared()));
+                state.answers.insert(seq, Entry::Pending(None));
                 drop(guard);
                 Begin::Apply(Ticket {
                     sessions: self.clone(),
                     session,
                     seq,
-                    done: Some(done),
+                    live: true,
                 })
             }
         }
@@ -415,6 +427,10 @@ impl Table {
 
     fn touch(&mut self, id: &SessionId, now: Instant) {
         if let Some(session) = self.sessions.get_mut(id) {
+            session.last_used = now;
+            if session.tick == self.tick {
+                return; // the most recent already: its place stays
+            }
             self.lru.remove(&session.tick);
             self.tick += 1;
             session.tick = self.tick;
