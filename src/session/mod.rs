@@ -31,19 +31,20 @@
 //! many numbers as the window allows are unanswered, so the client never
 //! sends a number the server would refuse.
 
-use crate::batch::Batch;
 use crate::retry::Idempotent;
-use pin_project::pin_project;
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
 
+mod future;
+mod layer;
+mod service;
 #[cfg(test)]
 mod tests;
+
+pub use future::{Answers, ResponseFuture};
+pub use layer::SessionLayer;
+pub use service::Session;
 
 /// A session's id: 16 bytes, random.
 pub type SessionId = [u8; 16];
@@ -230,7 +231,7 @@ impl ClientSession {
 
 impl ClientSession {
     /// `request`, stamped if it is deduplicated and a number is free.
-    fn stamped<R: Deduplicated>(&self, request: R) -> (Stamped<R>, Option<Outstanding>) {
+    pub(crate) fn stamped<R: Deduplicated>(&self, request: R) -> (Stamped<R>, Option<Outstanding>) {
         let outstanding = if request.is_deduplicated() {
             self.stamp()
         } else {
@@ -254,7 +255,7 @@ impl Numbers {
 /// (the call ended: answered, or given up on — never to be resent).
 #[derive(Debug)]
 pub struct Outstanding {
-    session: ClientSession,
+    pub(crate) session: ClientSession,
     stamp: Stamp,
 }
 
@@ -288,172 +289,4 @@ fn random_id() -> SessionId {
         id[0] = 1;
     }
     id
-}
-
-/// Builds [`Session`]s over one [`ClientSession`].
-#[derive(Debug, Clone)]
-pub struct SessionLayer {
-    session: ClientSession,
-}
-
-impl SessionLayer {
-    /// A layer that stamps requests in `session`.
-    pub fn new(session: ClientSession) -> Self {
-        SessionLayer { session }
-    }
-}
-
-impl<S> Layer<S> for SessionLayer {
-    type Service = Session<S>;
-
-    fn layer(&self, inner: S) -> Session<S> {
-        Session::new(inner, self.session.clone())
-    }
-}
-
-/// Stamps each [`Deduplicated`] request with the session's next number and
-/// passes every request down as a [`Stamped`] one: see the module docs.
-#[derive(Debug, Clone)]
-pub struct Session<S> {
-    inner: S,
-    session: ClientSession,
-}
-
-impl<S> Session<S> {
-    /// Stamps requests to `inner` in `session`.
-    pub fn new(inner: S, session: ClientSession) -> Self {
-        Session { inner, session }
-    }
-
-    /// The session.
-    pub fn session(&self) -> &ClientSession {
-        &self.session
-    }
-
-    /// The service under this one.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-}
-
-impl<S, R> Service<R> for Session<S>
-where
-    S: Service<Stamped<R>>,
-    S::Response: Answers,
-    R: Deduplicated,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        let (stamped, outstanding) = self.session.stamped(request);
-        ResponseFuture {
-            inner: self.inner.call(stamped),
-            outstanding: Held::One(outstanding),
-        }
-    }
-}
-
-impl<S, R> Service<Batch<R>> for Session<S>
-where
-    S: Service<Batch<Stamped<R>>>,
-    S::Response: Answers,
-    R: Deduplicated,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    /// Each request of the batch is stamped as a call of its own would be.
-    fn call(&mut self, batch: Batch<R>) -> Self::Future {
-        let mut outstanding = Vec::new();
-        let stamped: Batch<Stamped<R>> = batch
-            .into_requests()
-            .into_iter()
-            .map(|request| {
-                let (stamped, given) = self.session.stamped(request);
-                outstanding.extend(given);
-                stamped
-            })
-            .collect();
-        ResponseFuture {
-            inner: self.inner.call(stamped),
-            outstanding: Held::Many(outstanding),
-        }
-    }
-}
-
-/// The answer of one call through [`Session`]; its number counts answered
-/// when this completes or is dropped.
-#[pin_project]
-#[derive(Debug)]
-pub struct ResponseFuture<F> {
-    #[pin]
-    inner: F,
-    /// The numbers of its request(s).
-    outstanding: Held,
-}
-
-/// The numbers a call holds: a single call's (no allocation), or a batch's.
-#[derive(Debug)]
-enum Held {
-    One(Option<Outstanding>),
-    Many(Vec<Outstanding>),
-}
-
-impl Held {
-    fn first(&self) -> Option<&Outstanding> {
-        match self {
-            Held::One(one) => one.as_ref(),
-            Held::Many(many) => many.first(),
-        }
-    }
-}
-
-impl<F, T, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-    T: Answers,
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let output = futures::ready!(this.inner.poll(cx));
-        if let (Ok(answer), Some(first)) = (&output, this.outstanding.first()) {
-            if answer.any_session_expired() {
-                first.session.renew(first.stamp.session);
-            }
-        }
-        *this.outstanding = Held::One(None);
-        Poll::Ready(output)
-    }
-}
-
-/// A call's answer as [`ResponseFuture`] reads it: one response, or a
-/// batch's.
-pub trait Answers {
-    /// `true` if any response says the session expired.
-    fn any_session_expired(&self) -> bool;
-}
-
-impl<T: SessionAnswer> Answers for T {
-    fn any_session_expired(&self) -> bool {
-        self.is_session_expired()
-    }
-}
-
-impl<T: SessionAnswer, E> Answers for Vec<Result<T, E>> {
-    fn any_session_expired(&self) -> bool {
-        self.iter().flatten().any(SessionAnswer::is_session_expired)
-    }
 }

@@ -2,7 +2,7 @@ use super::*;
 use crate::retry::RetryPolicy;
 use crate::BoxError;
 use std::sync::atomic::AtomicUsize;
-use tower::{service_fn, ServiceExt};
+use tower::{service_fn, Layer, Service, ServiceExt};
 
 /// A request: a write is deduplicated and not idempotent, a read is idempotent.
 #[derive(Debug, Clone, PartialEq)]
