@@ -49,6 +49,8 @@
 //! * [`reconnect`]: keeps a connection alive, replacing it when it breaks.
 //! * [`deadline`]: one deadline per request, without a timer per request.
 //! * [`retry`]: retries only what is safe, within the deadline.
+//! * [`session`]: numbers the writes a protocol deduplicates, so that
+//!   [`retry`] may resend them after a lost answer.
 //! * [`backoff`]: exponential backoff with full jitter, for the reconnect
 //!   and retry layers and the router's probes.
 //! * [`batch`]: many requests as one unit through the whole stack.
@@ -148,6 +150,7 @@ pub mod reconnect;
 pub mod retry;
 pub mod route;
 pub mod server;
+pub mod session;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;

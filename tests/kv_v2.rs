@@ -74,13 +74,13 @@ async fn hello_switches_to_version_2_and_outgoing_messages_are_answered_by_tag()
         Some(Negotiated {
             version: 2,
             max_in_flight: 128,
-            session_window: 0
+            session_window: wirestack::kv::SessionConfig::default().window
         })
     );
     transport.feed(put(1, "k", "v")).await.unwrap();
     transport.feed(get(2, "k")).await.unwrap();
-    transport.feed(Outgoing::Cancel(77)).await.unwrap();
-    transport.send(Outgoing::Ping(3)).await.unwrap();
+    transport.feed(Outgoing::<Request>::Cancel(77)).await.unwrap();
+    transport.send(Outgoing::<Request>::Ping(3)).await.unwrap();
     let answers = answers(&mut transport, 3).await;
     assert_eq!(answers[&1].status, Status::Ok);
     assert_eq!(answers[&2], Response::ok("v".into()).with_id(2));
@@ -144,9 +144,9 @@ async fn against_a_1_1_server_the_codec_stays_1_1_and_tags_answers_in_order() {
     assert_eq!(transport.codec().negotiated(), None);
     transport.feed(put(10, "k", "v")).await.unwrap();
     // Nothing is written for a cancel on 1.1: the write is answered as usual.
-    transport.feed(Outgoing::Cancel(10)).await.unwrap();
+    transport.feed(Outgoing::<Request>::Cancel(10)).await.unwrap();
     transport.feed(get(4, "k")).await.unwrap();
-    transport.send(Outgoing::Ping(7)).await.unwrap();
+    transport.send(Outgoing::<Request>::Ping(7)).await.unwrap();
     let answers = answers(&mut transport, 3).await;
     assert_eq!(answers[&10], Response::ok_empty().with_id(10));
     assert_eq!(answers[&4], Response::ok("v".into()).with_id(4));

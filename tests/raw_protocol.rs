@@ -199,8 +199,9 @@ async fn hello(addr: std::net::SocketAddr) -> (TcpStream, (u16, u32, u32)) {
 async fn hello_then_version_2_frames_answered_with_their_ids() {
     let server = server_with(Limits::default()).await;
     let (mut socket, negotiated) = hello(server.local_addr()).await;
-    // The server's per-connection limit (ServeConfig's default), no sessions.
-    assert_eq!(negotiated, (2, 128, 0));
+    // The server's per-connection limit (ServeConfig's default), and its
+    // session window (SessionConfig's default).
+    assert_eq!(negotiated, (2, 128, 512));
     // Pipelined: two writes of one key, then its read, then a read of
     // another key and a PING: one key's requests take effect in order.
     let mut bytes = frame_v2(0x03, 0, 10, &[], b"k", b"v1");
@@ -248,7 +249,7 @@ async fn a_zero_budget_is_deadline_exceeded_without_effect() {
 }
 
 #[tokio::test]
-async fn sequenced_is_bad_request_with_its_id_and_the_connection_goes_on() {
+async fn sequenced_without_a_session_is_bad_request_with_its_id_and_the_connection_goes_on() {
     let server = server_with(Limits::default()).await;
     let (mut socket, _) = hello(server.local_addr()).await;
     let mut seq = 1u64.to_le_bytes().to_vec();

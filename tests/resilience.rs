@@ -482,7 +482,12 @@ async fn a_busy_answer_is_retried_until_the_server_accepts() {
     let busy_left = Arc::new(AtomicU64::new(3));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let store = kv::Store::new();
+    // Without sessions: a fresh `KvService` per call keeps no connection's
+    // HELLO, so the client must not stamp its writes (window 0).
+    let store = kv::Store::with_sessions(kv::SessionConfig {
+        window: 0,
+        ..kv::SessionConfig::default()
+    });
     let service = tower::service_fn({
         let busy_left = busy_left.clone();
         move |incoming: Incoming| {
@@ -700,7 +705,12 @@ async fn refusing_server(refuse: fn(u64) -> bool) -> (SocketAddr, Arc<AtomicU64>
     let received = Arc::new(AtomicU64::new(0));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let store = kv::Store::new();
+    // Without sessions: a fresh `KvService` per call keeps no connection's
+    // HELLO, so the client must not stamp its writes (window 0).
+    let store = kv::Store::with_sessions(kv::SessionConfig {
+        window: 0,
+        ..kv::SessionConfig::default()
+    });
     let service = tower::service_fn({
         let received = received.clone();
         move |incoming: Incoming| {

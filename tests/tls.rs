@@ -35,14 +35,15 @@ async fn tls_server(identity: &Identity, client_ca: Option<&Pki>, serve: ServeCo
 
 /// A client with the full default stack over TLS, checking "localhost".
 async fn tls_client(addr: std::net::SocketAddr, config: Arc<ClientConfig>) -> Result<KvClient, KvError> {
+    let session = wirestack::session::ClientSession::new();
     ClientBuilder::new(ClientCodec::new())
         .timeout(Duration::from_secs(5))
         .tls(config, tls::server_name("localhost").unwrap())
-        .on_connect(wirestack::kv::Hello::new())
+        .on_connect(wirestack::kv::Hello::new().with_session(session.clone()))
         .multiplex(wirestack::multiplex::Builder::new())
-        .connect::<Request>(addr)
+        .connect::<wirestack::session::Stamped<Request>>(addr)
         .await
-        .map(KvClient::new)
+        .map(|stack| KvClient::new(stack.layer(&wirestack::session::SessionLayer::new(session))))
         .map_err(|e| KvError::from_service(e.into()))
 }
 

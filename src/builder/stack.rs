@@ -69,6 +69,16 @@ impl<S> Stack<S> {
             .unwrap_or_default()
     }
 
+    /// The same stack, its service wrapped by `layer` (outermost), with the
+    /// same handles: how a protocol client adds a layer above the deadline,
+    /// such as a [`SessionLayer`](crate::session::SessionLayer).
+    pub fn layer<L: tower::Layer<S>>(self, layer: &L) -> Stack<L::Service> {
+        Stack {
+            service: layer.layer(self.service),
+            handles: self.handles,
+        }
+    }
+
     /// What the reconnect layer has done (all zero without one).
     pub fn reconnect_stats(&self) -> ReconnectStats {
         self.reconnect_handle()

@@ -11,6 +11,7 @@ use crate::multiplex::{self, Multiplex};
 use crate::pipeline;
 use crate::reconnect::Reconnect;
 use crate::retry::Retry;
+use crate::session::{ClientSession, Session, SessionLayer, Stamped};
 use crate::BoxError;
 use bytes::Bytes;
 use std::time::Duration;
@@ -57,6 +58,15 @@ pub enum KvError {
     /// sending it again cannot change the answer; fix the token.
     #[error("unauthenticated: {message}")]
     Unauthenticated {
+        /// The server's message.
+        message: String,
+    },
+    /// The server no longer knows the client's session (`SESSION_EXPIRED`:
+    /// idle past its lifetime, or evicted) and did not apply this write; an
+    /// earlier send of it, whose answer was lost, may have been applied. The
+    /// client has started a new session: later writes are deduplicated again.
+    #[error("session expired: {message}; the write may have been applied by an earlier send")]
+    SessionExpired {
         /// The server's message.
         message: String,
     },
@@ -110,6 +120,9 @@ impl KvError {
             Status::Busy => KvError::Busy {
                 message: response.message(),
             },
+            Status::SessionExpired => KvError::SessionExpired {
+                message: response.message(),
+            },
             status => KvError::Server {
                 status,
                 message: response.message(),
@@ -140,7 +153,12 @@ impl KvError {
 /// deadline, retries, reconnection and one connection multiplexed by
 /// request id (protocol 2.0, or 1.1 against a server that has no 2.0),
 /// with keepalive.
-pub type DefaultService = Stack<Deadline<Retry<Reconnect<Multiplex<Request, Response>>>>>;
+///
+/// Over it, a [`Session`]: against a server with sessions every write is
+/// stamped with the client's session and a sequence number, so the retry
+/// layer resends a write lost with its connection and the server applies
+/// it once.
+pub type DefaultService = Stack<Session<Deadline<Retry<Reconnect<Multiplex<Stamped<Request>, Response>>>>>>;
 
 /// A typed KV client over a service stack `S`.
 ///
@@ -152,11 +170,19 @@ pub type DefaultService = Stack<Deadline<Retry<Reconnect<Multiplex<Request, Resp
 /// own — a [`ClientBuilder`] with other settings or layers, or a bare
 /// [`Pipeline`](crate::pipeline::Pipeline) or [`Multiplex`] with none of them.
 ///
-/// The default stack retries a GET or PING whose connection was lost, but
-/// never sends a write (PUT, PUT_TTL, DELETE) twice: one lost after it was
-/// written fails with [`KvError::Connection`] — it may have been applied —
-/// so that the store stays linearizable (see the `Idempotent` impl of
-/// [`Request`]). A write that was never sent, or refused `BUSY`, is retried.
+/// The default stack retries a GET or PING whose connection was lost. A
+/// write (PUT, PUT_TTL, DELETE) is sent in the client's session against a
+/// server with sessions (protocol 2.0 with a `session_window`): one lost
+/// after it was written is resent with its sequence number, on the next
+/// connection, within the deadline and the retry budget, and the server
+/// applies it once — `Ok` means applied exactly once. It fails as possibly
+/// applied only when the deadline passes ([`KvError::TimedOut`]), the
+/// retries run out ([`KvError::Connection`]) or the server forgot the
+/// session ([`KvError::SessionExpired`]). Against a server without sessions
+/// a write is never sent twice: one lost after it was written fails with
+/// [`KvError::Connection`] (it may have been applied), so that the store
+/// stays linearizable (see the `Idempotent` impl of [`Request`]). A write
+/// that was never sent, or refused `BUSY`, is retried.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -189,13 +215,18 @@ impl KvClient<DefaultService> {
     ///
     /// `addr` is resolved once; its addresses are tried in order and the
     /// first that connects is the one the client reconnects to.
+    ///
+    /// Writes go in a new [`ClientSession`] (see the type's docs): the
+    /// session lives as long as the client, so its guarantee does not
+    /// reach past a restart of the client.
     pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, KvError> {
+        let session = ClientSession::new();
         ClientBuilder::new(ClientCodec::new())
-            .on_connect(super::Hello::new())
+            .on_connect(super::Hello::new().with_session(session.clone()))
             .multiplex(multiplex::Builder::new().keepalive(Keepalive::default()))
             .connect_pinned(addr)
             .await
-            .map(KvClient::new)
+            .map(|stack| KvClient::new(stack.layer(&SessionLayer::new(session))))
             .map_err(|e| KvError::Disconnected(e.into()))
     }
 }

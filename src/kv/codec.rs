@@ -21,8 +21,9 @@
 //! server never reads one in 1.1.
 
 use super::hello::Negotiated;
-use super::{Command, Incoming, Request, Response, Status};
+use super::{Command, Incoming, Request, Response, Sequenced, Status};
 use crate::multiplex::{Outgoing, Tag};
+use crate::session::{SessionId, Stamp, Stamped};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io;
@@ -101,6 +102,13 @@ pub enum CodecError {
     /// are sent as [`Outgoing`] messages, which carry their tag.
     #[error("a version 2 connection takes requests with an id (multiplex::Outgoing), not bare requests")]
     NoId,
+    /// A write stamped for a session, on a connection whose server has no
+    /// sessions (1.1, or a `session_window` of 0) or whose `HELLO` named
+    /// another session (it was renewed): it is not sent.
+    #[error(
+        "a session write on a connection without that session (HELLO named another, or the server has none)"
+    )]
+    NoSession,
     /// The server codec already rejected a frame whose framing it cannot
     /// trust (over-limit, unknown flags, id 0); it decodes nothing more
     /// from this connection.
@@ -139,6 +147,8 @@ pub struct ClientCodec {
     limits: Limits,
     /// What `HELLO` negotiated, once this connection speaks version 2.
     negotiated: Option<Negotiated>,
+    /// The session this connection's `HELLO` named (all zero: none).
+    session: SessionId,
     /// On 1.1, the tags of the `Outgoing` requests written and not yet
     /// answered, oldest first.
     tags: VecDeque<Tag>,
@@ -164,6 +174,13 @@ impl ClientCodec {
     pub fn use_version_2(&mut self, negotiated: Negotiated) {
         self.negotiated = Some(negotiated);
         self.tags.clear();
+    }
+
+    /// Records the session this connection's `HELLO` named: a stamped
+    /// write of another session is not sent on it
+    /// ([`CodecError::NoSession`]). [`Hello`](super::Hello) calls it.
+    pub fn use_session(&mut self, session: SessionId) {
+        self.session = session;
     }
 
     /// What `HELLO` negotiated on this connection; `None` while it speaks 1.1.
@@ -204,7 +221,11 @@ fn parts(request: &Request) -> (&[u8], Option<u64>, std::borrow::Cow<'_, [u8]>) 
 #[derive(Clone, Copy)]
 enum Head {
     V1,
-    V2 { id: u32, budget_us: Option<u32> },
+    V2 {
+        id: u32,
+        budget_us: Option<u32>,
+        stamp: Option<Stamp>,
+    },
 }
 
 /// Writes one request frame.
@@ -221,20 +242,26 @@ fn encode_frame(
     let ttl_len = if ttl.is_some() { TTL_LEN } else { 0 };
     let key_len = encode_len("key", key.len())?;
     let value_len = encode_len("value", value.len() + ttl_len)?;
-    dst.reserve(REQUEST_HEADER_LEN_V2 + BUDGET_LEN + key.len() + ttl_len + value.len());
+    dst.reserve(REQUEST_HEADER_LEN_V2 + BUDGET_LEN + SEQUENCED_LEN + key.len() + ttl_len + value.len());
     dst.put_u8(command as u8);
-    let budget_us = match head {
-        Head::V1 => None,
-        Head::V2 { id, budget_us } => {
-            dst.put_u8(if budget_us.is_some() { FLAG_DEADLINE } else { 0 });
+    let (budget_us, stamp) = match head {
+        Head::V1 => (None, None),
+        Head::V2 { id, budget_us, stamp } => {
+            let deadline = if budget_us.is_some() { FLAG_DEADLINE } else { 0 };
+            let sequenced = if stamp.is_some() { FLAG_SEQUENCED } else { 0 };
+            dst.put_u8(deadline | sequenced);
             dst.put_u32_le(id);
-            budget_us
+            (budget_us, stamp)
         }
     };
     dst.put_u32_le(key_len);
     dst.put_u32_le(value_len);
     if let Some(budget_us) = budget_us {
         dst.put_u32_le(budget_us);
+    }
+    if let Some(stamp) = stamp {
+        dst.put_u64_le(stamp.seq);
+        dst.put_u64_le(stamp.acked_below);
     }
     dst.put_slice(key);
     if let Some(ttl) = ttl {
@@ -280,6 +307,7 @@ impl Encoder<Outgoing<Request>> for ClientCodec {
                 let head = Head::V2 {
                     id: tag,
                     budget_us: budget.map(budget_us),
+                    stamp: None,
                 };
                 encode_frame(request.command(), head, Some(&request), dst)
             }
@@ -288,6 +316,7 @@ impl Encoder<Outgoing<Request>> for ClientCodec {
                 Head::V2 {
                     id: tag,
                     budget_us: None,
+                    stamp: None,
                 },
                 None,
                 dst,
@@ -297,6 +326,7 @@ impl Encoder<Outgoing<Request>> for ClientCodec {
                 Head::V2 {
                     id: tag,
                     budget_us: None,
+                    stamp: None,
                 },
                 None,
                 dst,
@@ -314,6 +344,47 @@ impl Encoder<Outgoing<Request>> for ClientCodec {
                 Ok(())
             }
         }
+    }
+}
+
+/// Session writes: a [`Stamped`] request with a stamp is sent SEQUENCED
+/// (`PROTOCOL.md`, "Sessions"); one without, as an [`Outgoing<Request>`].
+/// A stamp on a connection whose `HELLO` got no `session_window` (a 1.1
+/// server, or one with sessions off) is [`CodecError::NoSession`]: sent
+/// plain it could be applied twice when the retry layer resends it.
+impl Encoder<Outgoing<Stamped<Request>>> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, outgoing: Outgoing<Stamped<Request>>, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let (tag, budget, request, stamp) = match outgoing {
+            Outgoing::Request {
+                tag,
+                budget,
+                request:
+                    Stamped {
+                        request,
+                        stamp: Some(stamp),
+                    },
+            } => (tag, budget, request, stamp),
+            Outgoing::Request { tag, budget, request } => {
+                let request = request.request;
+                return self.encode(Outgoing::Request { tag, budget, request }, dst);
+            }
+            Outgoing::Cancel(tag) => return self.encode(Outgoing::<Request>::Cancel(tag), dst),
+            Outgoing::Ping(tag) => return self.encode(Outgoing::<Request>::Ping(tag), dst),
+        };
+        let has_sessions = self
+            .negotiated
+            .is_some_and(|negotiated| negotiated.session_window > 0);
+        if !has_sessions || stamp.session != self.session || self.session == [0; 16] {
+            return Err(CodecError::NoSession);
+        }
+        let head = Head::V2 {
+            id: tag,
+            budget_us: budget.map(budget_us),
+            stamp: Some(stamp),
+        };
+        encode_frame(request.command(), head, Some(&request), dst)
     }
 }
 
@@ -594,9 +665,10 @@ impl ServerCodec {
         }
         src.advance(REQUEST_HEADER_LEN_V2);
         let budget_us = (flags & FLAG_DEADLINE != 0).then(|| src.get_u32_le());
-        if flags & FLAG_SEQUENCED != 0 {
-            src.advance(SEQUENCED_LEN);
-        }
+        let sequenced = (flags & FLAG_SEQUENCED != 0).then(|| Sequenced {
+            seq: src.get_u64_le(),
+            acked_below: src.get_u64_le(),
+        });
         let key = src.split_to(key_len).freeze();
         let value = src.split_to(value_len).freeze();
         if command_byte == Command::Cancel as u8 {
@@ -606,8 +678,12 @@ impl ServerCodec {
         }
         let rejected =
             |message: &str| Incoming::Rejected(Response::error(Status::BadRequest, message).with_id(id));
-        if flags & FLAG_SEQUENCED != 0 {
-            return Some(rejected("SEQUENCED: this server has no sessions yet"));
+        let is_write = matches!(
+            Command::from_byte(command_byte),
+            Some(Command::Put | Command::PutTtl | Command::Delete)
+        );
+        if sequenced.is_some() && !is_write {
+            return Some(rejected("SEQUENCED is for PUT, PUT_TTL and DELETE only"));
         }
         let incoming = match Command::from_byte(command_byte) {
             Some(Command::Hello) => rejected("a second HELLO: this connection speaks version 2 already"),
@@ -617,6 +693,7 @@ impl ServerCodec {
                     // The deadline is reckoned from the moment the frame was read.
                     deadline: budget_us
                         .and_then(|us| Instant::now().checked_add(Duration::from_micros(u64::from(us)))),
+                    sequenced,
                     request,
                 },
                 Incoming::Rejected(response) => Incoming::Rejected(response.with_id(id)),

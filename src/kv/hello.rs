@@ -4,6 +4,7 @@
 use super::auth::{exchange, refused};
 use super::codec::ClientCodec;
 use super::{AuthHandshake, Request, Response, Status, PROTOCOL_VERSION};
+use crate::session::ClientSession;
 use crate::transport::{Handshake, HandshakeError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::future::Future;
@@ -72,6 +73,12 @@ impl Negotiated {
 /// With a token, `AUTH` must come first: [`Hello::after`] runs an
 /// [`AuthHandshake`] and then `HELLO`, as one handshake.
 ///
+/// With a [`ClientSession`] ([`Hello::with_session`]) `HELLO` names its id,
+/// and the handshake tells the session the `session_window` the server
+/// answered (0 from a 1.1 server or one without sessions: the session then
+/// stamps nothing), so that [`Session`](crate::session::Session) stamps
+/// writes only where the server deduplicates them.
+///
 /// Not for the in-order [`pipeline`](crate::pipeline), which sends bare
 /// [`Request`]s: a codec switched to version 2 refuses them
 /// ([`CodecError::NoId`](super::CodecError::NoId)), so a pipelined client
@@ -98,6 +105,7 @@ impl Negotiated {
 #[derive(Debug, Clone, Default)]
 pub struct Hello {
     auth: Option<AuthHandshake>,
+    session: Option<ClientSession>,
 }
 
 impl Hello {
@@ -108,14 +116,32 @@ impl Hello {
 
     /// `AUTH` with `auth`, then `HELLO`.
     pub fn after(auth: AuthHandshake) -> Self {
-        Hello { auth: Some(auth) }
+        Hello {
+            auth: Some(auth),
+            session: None,
+        }
     }
 
-    /// What `HELLO` sends: version 2, no session.
+    /// This `HELLO` names `session` (and tells it the server's window).
+    #[must_use]
+    pub fn with_session(mut self, session: ClientSession) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// What `HELLO` sends without a session: version 2, no session.
     pub fn request() -> Request {
         Request::Hello {
             version: PROTOCOL_VERSION,
             session_id: [0; 16],
+        }
+    }
+
+    /// What a `HELLO` naming session `session_id` sends.
+    fn request_of(session_id: [u8; 16]) -> Request {
+        Request::Hello {
+            version: PROTOCOL_VERSION,
+            session_id,
         }
     }
 }
@@ -145,13 +171,22 @@ where
         transport: Framed<Io, ClientCodec>,
     ) -> impl Future<Output = Result<Framed<Io, ClientCodec>, HandshakeError>> + Send {
         let auth = self.auth.clone();
+        let session = self.session.clone();
         async move {
             let mut transport = match auth {
                 Some(auth) => auth.handshake(transport).await?,
                 None => transport,
             };
-            let response = exchange(&mut transport, Hello::request()).await?;
-            match negotiated(&response)? {
+            // Read once: the session may be renewed meanwhile.
+            let session_id = session.as_ref().map_or([0; 16], ClientSession::id);
+            let response = exchange(&mut transport, Hello::request_of(session_id)).await?;
+            let negotiated = negotiated(&response)?;
+            if let Some(session) = &session {
+                let window = negotiated.map_or(0, |negotiated| negotiated.session_window);
+                session.set_window(session_id, window);
+                transport.codec_mut().use_session(session_id);
+            }
+            match negotiated {
                 Some(negotiated) => {
                     tracing::debug!(
                         max_in_flight = negotiated.max_in_flight,

@@ -107,6 +107,7 @@ mod order;
 mod route;
 mod server;
 mod service;
+pub mod session;
 mod store;
 pub mod wal;
 
@@ -124,6 +125,7 @@ pub use order::ByRequestId;
 pub use route::ShardedService;
 pub use server::{serve, ConfigError, KvServer, KvServerConfig};
 pub use service::{KvService, ResponseFuture};
+pub use session::{Sequenced, SessionConfig, SessionId, Sessions};
 pub use store::Store;
 
 use crate::server::{Overload, Overloaded};
@@ -338,6 +340,25 @@ impl crate::retry::Idempotent for Request {
 /// `BUSY` is the server refusing work before doing any (`PROTOCOL.md`: safe
 /// to retry later); every other status is an answer — `UNAUTHENTICATED`
 /// too: sending the same request again cannot make it authenticated.
+/// PUT, PUT_TTL and DELETE: the writes a KV 2.0 server with sessions
+/// applies once per `seq` (SEQUENCED).
+impl crate::session::Deduplicated for Request {
+    fn is_deduplicated(&self) -> bool {
+        matches!(
+            self,
+            Request::Put { .. } | Request::PutTtl { .. } | Request::Delete { .. }
+        )
+    }
+}
+
+/// `SESSION_EXPIRED`: the client's [`Session`](crate::session::Session)
+/// layer starts a new session.
+impl crate::session::SessionAnswer for Response {
+    fn is_session_expired(&self) -> bool {
+        self.status == Status::SessionExpired
+    }
+}
+
 impl crate::retry::RetryableResponse for Response {
     fn is_retryable(&self) -> bool {
         self.status == Status::Busy
@@ -416,7 +437,7 @@ impl Response {
 /// Most frames are valid [`Request`]s: [`Incoming::Request`] on a 1.1
 /// connection, [`Incoming::Identified`] (with its id and deadline) on a
 /// version 2 one. A frame that is well framed but wrong (an unknown
-/// command, a key where none belongs, a bad TTL, a SEQUENCED flag) is
+/// command, a key where none belongs, a bad TTL, a SEQUENCED read) is
 /// already answered by the codec: the service sends the [`Response`] back
 /// as it is (on version 2 with the frame's id), and the connection goes on.
 /// A version 2 `CANCEL` is [`Incoming::Cancel`], which gets no answer of
@@ -436,6 +457,10 @@ pub enum Incoming {
         /// `budget_us`. A request not started by then is answered
         /// `DEADLINE_EXCEEDED` and has no effect.
         deadline: Option<Instant>,
+        /// With the SEQUENCED flag (only on PUT, PUT_TTL and DELETE; the
+        /// codec rejects it on any other command): the write's `seq` and
+        /// the client's `acked_below` in the connection's session.
+        sequenced: Option<Sequenced>,
         /// The request.
         request: Request,
     },

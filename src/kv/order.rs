@@ -88,6 +88,7 @@ mod tests {
         let identified = Incoming::Identified {
             id: 9,
             deadline: None,
+            sequenced: None,
             request: ping,
         };
         assert_eq!(order.tag(&identified), Some(9));

@@ -4,6 +4,7 @@ use super::auth::{check_protected, AuthLimits, AuthToken, Authenticator, Reply};
 use super::codec::{Limits, ServerCodec};
 use super::metrics::KvMetrics;
 use super::service::KvService;
+use super::session::SessionConfig;
 use super::store::Store;
 use super::wal::{Wal, WalConfig, WalError};
 use crate::server::{Overloaded, ServeConfig, Server};
@@ -44,6 +45,10 @@ pub struct KvServerConfig {
     /// as the idle timeout allows). Peers that connect and never
     /// authenticate then hold a connection slot this long at most.
     pub auth_timeout: Option<Duration>,
+    /// The session table's window, caps and lifetime (see
+    /// [`Sessions`](super::Sessions)); with a `data_dir` the table is kept
+    /// in the log and snapshots.
+    pub sessions: SessionConfig,
     /// Serve on an address other than loopback without a token (default
     /// `false`: such a server refuses to start; see [`check_protected`]).
     pub allow_unauthenticated: bool,
@@ -65,6 +70,7 @@ impl Default for KvServerConfig {
             auth: None,
             auth_limits: AuthLimits::default(),
             auth_timeout: Some(Duration::from_secs(10)),
+            sessions: SessionConfig::default(),
             allow_unauthenticated: false,
             #[cfg(feature = "tls")]
             tls: None,
@@ -142,7 +148,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     protected(listener.local_addr()?, &config)?;
-    let store = Store::new();
+    let store = Store::with_sessions(config.sessions.clone());
     let wal = recover(&config, &store).await?;
     serve_recovered(listener, store, wal, config, shutdown).await
 }
@@ -271,7 +277,7 @@ impl KvServer {
     /// When it returns the server is listening and its data is recovered:
     /// announcing [`local_addr`](Self::local_addr) then tells the truth.
     pub async fn start(addr: impl ToSocketAddrs, config: KvServerConfig) -> io::Result<KvServer> {
-        let store = Store::new();
+        let store = Store::with_sessions(config.sessions.clone());
         let wal = recover(&config, &store).await?;
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;

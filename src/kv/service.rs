@@ -1,6 +1,7 @@
 //! The server side of the KV protocol: a tower `Service` from frames to the store.
 
 use super::hello::Negotiated;
+use super::session::{Begin, Sequenced, SessionId, Waiting};
 use super::store::{expiry_after, Store};
 use super::wal::{Append, Applied, Claim, Lost, Mutation, ReadInOrder, Wal, WalError};
 use super::{Incoming, Request, Response, Status, PROTOCOL_VERSION};
@@ -104,10 +105,32 @@ use tower::Service;
 /// # HELLO
 ///
 /// `HELLO` (version 2 or later asked) is answered `OK` with version 2,
-/// [`max_in_flight`](Self::with_max_in_flight), and a `session_window` of 0:
-/// this server has no sessions yet, so every SEQUENCED write is refused
-/// (the codec answers them `BAD_REQUEST`). The codec switches the
-/// connection to version 2 once that `OK` is encoded.
+/// [`max_in_flight`](Self::with_max_in_flight), and the `session_window`
+/// of the store's [session table](super::Sessions). The `session_id` it
+/// names (if not all zero) is this connection's session. The codec switches
+/// the connection to version 2 once that `OK` is encoded.
+///
+/// # Sessions (version 2)
+///
+/// A SEQUENCED write goes through [`Sessions::begin`](super::Sessions::begin),
+/// which decides under one lock whether it is applied (its `seq` claimed
+/// first, so two connections sending the same `seq` at once never both
+/// apply it), answered with the first answer of its `seq`, made to wait
+/// for a send of the same `seq` being applied, or refused (`BAD_REQUEST`,
+/// `SESSION_EXPIRED`). Without a log the write is applied and its answer
+/// recorded in `call`; with one it is logged as a sequenced record
+/// ([`Wal::append_sequenced`]) and the writer records its answer right
+/// after applying it. A SEQUENCED write on a connection whose `HELLO`
+/// named no session is answered `BAD_REQUEST`.
+///
+/// A resend takes no place of its own: its effect is its first send's
+/// (applied once, at that send's point). A resend answered at once is
+/// answered after that point; one that waits for a first send still being
+/// applied on another connection is answered after it too. It is not
+/// recorded as a pending write of its own connection, so a GET of the same
+/// key pipelined behind it on that connection does not wait for the first
+/// send (a client resends a write only after its first connection broke,
+/// so nothing it sent later on the new connection was ordered after it).
 #[derive(Debug)]
 pub struct KvService {
     store: Store,
@@ -120,6 +143,8 @@ pub struct KvService {
     pending: Pending,
     /// What `HELLO` advertises as `max_in_flight`.
     max_in_flight: u32,
+    /// The session this connection's `HELLO` named.
+    session: Option<SessionId>,
 }
 
 /// A version 2 connection's work queued for the log.
@@ -173,6 +198,7 @@ impl Clone for KvService {
             pending_write: None,
             pending: Pending::default(),
             max_in_flight: self.max_in_flight,
+            session: None,
         }
     }
 }
@@ -193,6 +219,7 @@ impl KvService {
             pending_write: None,
             pending: Pending::default(),
             max_in_flight: default_max_in_flight(),
+            session: None,
         }
     }
 
@@ -228,25 +255,22 @@ impl KvService {
         if self.pending_write.as_ref().is_some_and(Append::is_finished) {
             self.pending_write = None;
         }
-        let mutation = match request {
-            Request::Ping { payload } => return ResponseFuture::ready(Response::ok(payload)),
-            Request::Health => return ResponseFuture::ready(health(self.wal.as_ref())),
+        let mutation = match write_of(request) {
+            Ok(mutation) => mutation,
+            Err(Request::Ping { payload }) => return ResponseFuture::ready(Response::ok(payload)),
+            Err(Request::Health) => return ResponseFuture::ready(health(self.wal.as_ref())),
             // Authentication is `kv::RequireAuth`'s, in front of this
             // service; reaching here, the server has no token: OK.
-            Request::Auth { .. } => return ResponseFuture::ready(Response::ok_empty()),
-            Request::Hello { version, .. } => return ResponseFuture::ready(self.hello(version, identified)),
-            Request::Get { key } => return self.get(key, identified),
-            Request::Put { key, value } => Mutation::Put {
-                key,
-                value,
-                expires_at: None,
-            },
-            Request::PutTtl { key, ttl_ms, value } => Mutation::Put {
-                key,
-                value,
-                expires_at: Some(expiry_after(Duration::from_millis(ttl_ms))),
-            },
-            Request::Delete { key } => Mutation::Delete { key },
+            Err(Request::Auth { .. }) => return ResponseFuture::ready(Response::ok_empty()),
+            Err(Request::Hello { version, session_id }) => {
+                return ResponseFuture::ready(self.hello(version, session_id, identified))
+            }
+            Err(Request::Get { key }) => return self.get(key, identified),
+            // `write_of` takes every write.
+            Err(other) => {
+                let message = format!("{:?} was not taken as a write", other.command());
+                return ResponseFuture::ready(Response::error(Status::Error, message));
+            }
         };
         let Some(wal) = &self.wal else {
             return ResponseFuture::ready(answer(Ok(apply(&self.store, mutation))));
@@ -265,6 +289,48 @@ impl KvService {
                 ResponseFuture::new(State::Write(write), Some(claim))
             }
         }
+    }
+
+    /// A SEQUENCED write of a version 2 connection: see the type's docs.
+    fn start_sequenced(
+        &mut self,
+        request: Request,
+        identified: Identified,
+        sequenced: Sequenced,
+    ) -> ResponseFuture {
+        let Some(session) = self.session else {
+            return ResponseFuture::ready(Response::error(
+                Status::BadRequest,
+                "SEQUENCED on a connection whose HELLO named no session",
+            ));
+        };
+        let Ok(mutation) = write_of(request) else {
+            // The codec lets SEQUENCED through on writes only.
+            return ResponseFuture::ready(Response::error(
+                Status::BadRequest,
+                "SEQUENCED is for PUT, PUT_TTL and DELETE only",
+            ));
+        };
+        let ticket = match self.store.sessions().begin(session, sequenced) {
+            Begin::Apply(ticket) => ticket,
+            Begin::Answered(status) => return ResponseFuture::ready(status_only(status)),
+            Begin::Wait(waiting) => return ResponseFuture::new(State::Waiting(waiting), None),
+            Begin::Refused(response) => return ResponseFuture::ready(response),
+        };
+        if self.pending_write.as_ref().is_some_and(Append::is_finished) {
+            self.pending_write = None;
+        }
+        let Some(wal) = &self.wal else {
+            let applied = apply(&self.store, mutation);
+            ticket.finish(applied.status());
+            return ResponseFuture::ready(answer(Ok(applied)));
+        };
+        let Identified { id, deadline } = identified;
+        let key = mutation.key().clone();
+        let claim = Claim::new(deadline);
+        let write = wal.append_sequenced(mutation, claim.clone(), ticket, sequenced);
+        self.pending.insert(id, claim.clone(), Some((key, write.clone())));
+        ResponseFuture::new(State::Write(write), Some(claim))
     }
 
     fn get(&mut self, key: Bytes, identified: Option<Identified>) -> ResponseFuture {
@@ -287,7 +353,7 @@ impl KvService {
         }
     }
 
-    fn hello(&self, version: u16, identified: Option<Identified>) -> Response {
+    fn hello(&mut self, version: u16, session_id: SessionId, identified: Option<Identified>) -> Response {
         if identified.is_some() {
             return Response::error(Status::BadRequest, "a second HELLO");
         }
@@ -300,8 +366,9 @@ impl KvService {
         let negotiated = Negotiated {
             version: PROTOCOL_VERSION,
             max_in_flight: self.max_in_flight,
-            session_window: 0,
+            session_window: self.store.sessions().config().window,
         };
+        self.session = (session_id != [0; 16]).then_some(session_id);
         Response::ok(negotiated.encode())
     }
 
@@ -310,6 +377,24 @@ impl KvService {
         if let Some(claim) = self.pending.claims.remove(&id) {
             claim.cancel();
         }
+    }
+}
+
+/// The change a write makes; any other request back as it is.
+fn write_of(request: Request) -> Result<Mutation, Request> {
+    match request {
+        Request::Put { key, value } => Ok(Mutation::Put {
+            key,
+            value,
+            expires_at: None,
+        }),
+        Request::PutTtl { key, ttl_ms, value } => Ok(Mutation::Put {
+            key,
+            value,
+            expires_at: Some(expiry_after(Duration::from_millis(ttl_ms))),
+        }),
+        Request::Delete { key } => Ok(Mutation::Delete { key }),
+        other => Err(other),
     }
 }
 
@@ -347,9 +432,17 @@ fn apply(store: &Store, mutation: Mutation) -> Applied {
 
 fn answer(outcome: Result<Applied, WalError>) -> Response {
     match outcome {
-        Ok(Applied::Written | Applied::Deleted { existed: true }) => Response::ok_empty(),
-        Ok(Applied::Deleted { existed: false }) => Response::not_found(),
+        Ok(applied) => status_only(applied.status()),
         Err(error) => Response::error(Status::Storage, error.to_string()),
+    }
+}
+
+/// A write's answer: a status, no value.
+fn status_only(status: Status) -> Response {
+    Response {
+        status,
+        id: 0,
+        value: Bytes::new(),
     }
 }
 
@@ -369,12 +462,16 @@ impl Service<Incoming> for KvService {
             Incoming::Identified {
                 id,
                 deadline,
+                sequenced,
                 request,
             } => {
+                let identified = Identified { id, deadline };
                 let future = if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                     ResponseFuture::ready(lost(Lost::DeadlineExceeded))
+                } else if let Some(sequenced) = sequenced {
+                    self.start_sequenced(request, identified, sequenced)
                 } else {
-                    self.start(request, Some(Identified { id, deadline }))
+                    self.start(request, Some(identified))
                 };
                 future.answering(id)
             }
@@ -421,6 +518,9 @@ enum State {
     /// A read called while a write of the same connection was pending:
     /// answered by the log's writer at its place among the writes.
     ReadInOrder(ReadInOrder),
+    /// A resend of a sequenced write whose first send is being applied:
+    /// answered with the first's answer.
+    Waiting(Waiting),
 }
 
 impl ResponseFuture {
@@ -473,6 +573,7 @@ impl Future for ResponseFuture {
                 Some(value) => Response::ok(value),
                 None => Response::not_found(),
             },
+            (None, State::Waiting(waiting)) => futures::ready!(waiting.poll_answer(cx)),
         };
         // Lost while it was being polled: the writer dropped it (the
         // answer above is then `Closed`, or a read of the store).
@@ -484,6 +585,8 @@ impl Future for ResponseFuture {
     }
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

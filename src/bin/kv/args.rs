@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use wirestack::kv::wal::{FsyncPolicy, WalConfig};
-use wirestack::kv::Limits;
+use wirestack::kv::{Limits, SessionConfig};
 use wirestack::server::ServeConfig;
 
 #[derive(Debug, Parser)]
@@ -89,7 +89,34 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) serve_limits: ServeLimitArgs,
     #[command(flatten)]
+    pub(crate) sessions: SessionArgs,
+    #[command(flatten)]
     pub(crate) security: ServeSecurityArgs,
+}
+
+/// The session table of `kv serve`, mapped onto `SessionConfig`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionArgs {
+    /// How far past a session's acked_below a write's seq may run: the answers kept per session (0: no sessions).
+    #[arg(long, value_name = "N", default_value_t = SessionConfig::default().window)]
+    pub(crate) session_window: u32,
+    /// Most sessions remembered; past it the least recently used is forgotten.
+    #[arg(long, value_name = "N", default_value_t = SessionConfig::default().max_sessions)]
+    pub(crate) max_sessions: usize,
+    /// Forget a session with no write for this many seconds (default one hour).
+    #[arg(long, value_name = "SECS", default_value_t = SessionConfig::default().lifetime.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) session_lifetime_secs: u64,
+}
+
+impl SessionArgs {
+    pub(crate) fn config(&self) -> SessionConfig {
+        SessionConfig {
+            window: self.session_window,
+            max_sessions: self.max_sessions,
+            lifetime: Duration::from_secs(self.session_lifetime_secs),
+        }
+    }
 }
 
 /// The connection limits of `kv serve`, mapped onto `ServeConfig`.

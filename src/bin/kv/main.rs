@@ -313,6 +313,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             compact_ratio: args.compact_ratio,
         },
         serve: args.serve_limits.config(),
+        sessions: args.sessions.config(),
         ..KvServerConfig::default()
     };
     if let Err(ConfigError::NotLoggable { limit, .. }) = config.validate() {

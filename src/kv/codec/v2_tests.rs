@@ -89,6 +89,7 @@ fn the_server_speaks_2_once_it_has_encoded_the_ok_to_hello() {
         Some(Incoming::Identified {
             id: 7,
             deadline: None,
+            sequenced: None,
             request: get(b"k")
         })
     );
@@ -173,14 +174,18 @@ fn version_2_requests_encode_to_the_exact_bytes() {
     );
 
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(9), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(9), &mut cancel)
+        .unwrap();
     assert_eq!(
         &cancel[..],
         b"\x08\x00\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
     );
 
     let mut ping = BytesMut::new();
-    client_v2().encode(Outgoing::Ping(5), &mut ping).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Ping(5), &mut ping)
+        .unwrap();
     assert_eq!(
         &ping[..],
         b"\x01\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
@@ -224,6 +229,7 @@ fn the_server_reckons_a_deadline_from_when_it_decoded_the_frame() {
     let Some(Incoming::Identified {
         id: 2,
         deadline: Some(deadline),
+        sequenced: None,
         request,
     }) = decoded
     else {
@@ -237,7 +243,9 @@ fn the_server_reckons_a_deadline_from_when_it_decoded_the_frame() {
 fn cancel_decodes_to_the_id_it_names() {
     let mut codec = server_v2();
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(11), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(11), &mut cancel)
+        .unwrap();
     assert_eq!(
         codec.decode(&mut cancel).unwrap(),
         Some(Incoming::Cancel { id: 11 })
@@ -246,20 +254,73 @@ fn cancel_decodes_to_the_id_it_names() {
 }
 
 #[test]
-fn sequenced_is_a_bad_request_with_its_id_and_its_16_bytes_are_framed() {
+fn sequenced_writes_carry_seq_and_acked_below_and_sequenced_reads_are_bad_requests() {
     let mut codec = server_v2();
-    let mut extra = vec![0u8; 4];
-    extra.extend_from_slice(&[7u8; 16]);
-    let mut buf = raw_v2(0x03, FLAG_DEADLINE | FLAG_SEQUENCED, 6, &extra, b"k", b"v");
-    buf.extend_from_slice(&raw_v2(0x03, FLAG_SEQUENCED, 7, &[1u8; 16], b"k", b"v"));
-    buf.extend_from_slice(&outgoing(8, None, get(b"k")));
-    for id in [6, 7] {
+    let seq_bytes = |seq: u64, acked_below: u64| {
+        let mut extra = seq.to_le_bytes().to_vec();
+        extra.extend_from_slice(&acked_below.to_le_bytes());
+        extra
+    };
+    let mut with_deadline = 1000u32.to_le_bytes().to_vec();
+    with_deadline.extend_from_slice(&seq_bytes(9, 4));
+    // PUT with DEADLINE and SEQUENCED, DELETE with SEQUENCED, GET and PING
+    // with SEQUENCED (refused, framing kept), then a plain GET.
+    let mut buf = raw_v2(
+        0x03,
+        FLAG_DEADLINE | FLAG_SEQUENCED,
+        6,
+        &with_deadline,
+        b"k",
+        b"v",
+    );
+    buf.extend_from_slice(&raw_v2(
+        0x04,
+        FLAG_SEQUENCED,
+        7,
+        &seq_bytes(u64::MAX, 1),
+        b"k",
+        b"",
+    ));
+    buf.extend_from_slice(&raw_v2(0x02, FLAG_SEQUENCED, 8, &seq_bytes(1, 1), b"k", b""));
+    buf.extend_from_slice(&raw_v2(0x01, FLAG_SEQUENCED, 9, &seq_bytes(1, 1), b"", b""));
+    buf.extend_from_slice(&outgoing(10, None, get(b"k")));
+    let Some(Incoming::Identified {
+        id: 6,
+        deadline: Some(_),
+        sequenced: Some(sequenced),
+        request: Request::Put { .. },
+    }) = codec.decode(&mut buf).unwrap()
+    else {
+        panic!("the sequenced PUT")
+    };
+    assert_eq!(
+        sequenced,
+        Sequenced {
+            seq: 9,
+            acked_below: 4
+        }
+    );
+    let Some(Incoming::Identified {
+        id: 7,
+        sequenced: Some(sequenced),
+        request: Request::Delete { .. },
+        ..
+    }) = codec.decode(&mut buf).unwrap()
+    else {
+        panic!("the sequenced DELETE")
+    };
+    assert_eq!(sequenced.seq, u64::MAX);
+    for id in [8, 9] {
         let answer = rejection(codec.decode(&mut buf).unwrap());
         assert_eq!((answer.status, answer.id), (Status::BadRequest, id));
     }
     assert!(matches!(
         codec.decode(&mut buf).unwrap(),
-        Some(Incoming::Identified { id: 8, .. })
+        Some(Incoming::Identified {
+            id: 10,
+            sequenced: None,
+            ..
+        })
     ));
 }
 
@@ -326,7 +387,9 @@ fn version_2_frames_split_byte_by_byte_decode_once_complete() {
     let mut bytes = outgoing(1, Some(Duration::from_millis(1)), get(b"key"));
     bytes.extend_from_slice(&raw_v2(0x03, FLAG_SEQUENCED, 2, &[0; 16], b"k", b"v"));
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(1), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(1), &mut cancel)
+        .unwrap();
     bytes.extend_from_slice(&cancel);
     let mut codec = server_v2();
     let mut buf = BytesMut::new();
@@ -430,9 +493,9 @@ fn on_1_1_the_multiplexers_messages_are_1_1_frames_answered_in_tag_order() {
         .unwrap();
     // No budget in 1.1, no id: exactly the 1.1 frame.
     assert_eq!(&out[..], b"\x02\x01\x00\x00\x00\x00\x00\x00\x00k");
-    client.encode(Outgoing::Cancel(5), &mut out).unwrap();
+    client.encode(Outgoing::<Request>::Cancel(5), &mut out).unwrap();
     assert_eq!(out.len(), 10, "a cancel on 1.1 wrote something");
-    client.encode(Outgoing::Ping(9), &mut out).unwrap();
+    client.encode(Outgoing::<Request>::Ping(9), &mut out).unwrap();
     assert_eq!(&out[10..], &[0x01, 0, 0, 0, 0, 0, 0, 0, 0]);
 
     let mut answers = BytesMut::new();
@@ -472,7 +535,7 @@ proptest! {
         }
         let mut server = server_v2();
         for (tag, budget, request) in requests {
-            let Some(Incoming::Identified { id, deadline, request: decoded }) = server.decode(&mut buf).unwrap() else {
+            let Some(Incoming::Identified { id, deadline, request: decoded, .. }) = server.decode(&mut buf).unwrap() else {
                 return Err(TestCaseError::fail("not an identified request"));
             };
             prop_assert_eq!((id, decoded, deadline.is_some()), (tag, request, budget.is_some()));
@@ -502,7 +565,9 @@ fn the_codec_keeps_no_ids_and_a_cancel_names_its_target() {
     let mut codec = server_v2();
     assert!(codec.decode(&mut outgoing(5, None, get(b"k"))).unwrap().is_some());
     let mut cancel = BytesMut::new();
-    client_v2().encode(Outgoing::Cancel(5), &mut cancel).unwrap();
+    client_v2()
+        .encode(Outgoing::<Request>::Cancel(5), &mut cancel)
+        .unwrap();
     assert_eq!(
         codec.decode(&mut cancel).unwrap(),
         Some(Incoming::Cancel { id: 5 })

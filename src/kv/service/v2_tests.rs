@@ -18,6 +18,7 @@ fn identified(id: u32, request: Request) -> Incoming {
     Incoming::Identified {
         id,
         deadline: None,
+        sequenced: None,
         request,
     }
 }
@@ -131,6 +132,7 @@ fn a_request_past_its_deadline_when_called_is_deadline_exceeded_without_effect()
         let late = |request| Incoming::Identified {
             id: 5,
             deadline: Some(Instant::now()),
+            sequenced: None,
             request,
         };
         let write = late(Request::Put {
@@ -154,6 +156,7 @@ fn a_logged_write_whose_deadline_passes_while_queued_is_never_applied() {
     let late = Incoming::Identified {
         id: 2,
         deadline: Some(deadline),
+        sequenced: None,
         request: Request::Put {
             key: key("b"),
             value: key("late"),
@@ -260,7 +263,7 @@ fn hello_is_answered_with_version_2_and_the_connections_limit() {
         Negotiated {
             version: 2,
             max_in_flight: 17,
-            session_window: 0
+            session_window: crate::kv::SessionConfig::default().window
         }
     );
     // A later version is offered 2; an earlier one is refused.

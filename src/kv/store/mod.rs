@@ -32,6 +32,7 @@ mod arena;
 #[cfg(test)]
 mod tests;
 
+use super::session::{SessionConfig, Sessions};
 use arena::{decode_record, Records, Slot};
 use bytes::Bytes;
 use hashbrown::HashTable;
@@ -126,6 +127,10 @@ struct Inner {
     /// not be open to collision flooding.
     hasher: RandomState,
     shards: Box<[RwLock<Shard>]>,
+    /// The session table: which sequenced writes were applied, and their
+    /// answers. Here so that the log's writer, recovery and snapshots,
+    /// which all work on the store, keep it with the data.
+    sessions: Sessions,
 }
 
 impl Default for Store {
@@ -135,15 +140,27 @@ impl Default for Store {
 }
 
 impl Store {
-    /// An empty store.
+    /// An empty store, with an empty session table of the default
+    /// [`SessionConfig`].
     pub fn new() -> Self {
+        Self::with_sessions(SessionConfig::default())
+    }
+
+    /// An empty store whose session table is configured by `sessions`.
+    pub fn with_sessions(sessions: SessionConfig) -> Self {
         let shards = (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect();
         Store {
             inner: Arc::new(Inner {
                 hasher: RandomState::new(),
                 shards,
+                sessions: Sessions::new(sessions),
             }),
         }
+    }
+
+    /// The session table kept with this store's data.
+    pub fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
     }
 
     fn hash(&self, key: &[u8]) -> u64 {

@@ -1,7 +1,7 @@
 //! Writing a snapshot of the store and retiring the files it replaces.
 
 use super::files::{remove_older_than, snapshot_path, sync_dir, temp_path};
-use super::record::{encode_end, encode_put, SNAPSHOT_MAGIC};
+use super::record::{encode_end, encode_put, encode_session, SNAPSHOT_MAGIC};
 use super::WalError;
 use crate::kv::store::Store;
 use std::fs::{self, File};
@@ -47,6 +47,18 @@ fn write_temp(temp: &Path, store: &Store) -> Result<u64, WalError> {
         if result.is_ok() {
             record.clear();
             encode_put(key, value, expires_at, &mut record);
+            result = out.write_all(&record);
+            count += 1;
+            len += record.len() as u64;
+        }
+    });
+    // The session table after the data: a session's answers say what its
+    // writes did, and replaying the newer logs over both redoes any write
+    // (and its entry) that landed while this ran.
+    store.sessions().for_each(|session, floor, answers| {
+        if result.is_ok() {
+            record.clear();
+            encode_session(session, floor, answers, &mut record);
             result = out.write_all(&record);
             count += 1;
             len += record.len() as u64;

@@ -24,6 +24,7 @@ pub use error::WalError;
 pub use read::ReadInOrder;
 pub use repair::{RepairAction, RepairMode, RepairReport};
 
+use crate::kv::session::{Sequenced, Ticket};
 use crate::kv::store::Store;
 use bytes::Bytes;
 use futures::future::{FutureExt, Shared};
@@ -36,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
-use writer::{Message, Writer};
+use writer::{Message, Sequencing, Writer};
 
 /// One change to the store, as logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +84,17 @@ pub enum Applied {
         /// Whether there was a live key to remove.
         existed: bool,
     },
+}
+
+impl Applied {
+    /// The status of its answer: `OK`, or `NOT_FOUND` for a delete of a
+    /// key that was not there.
+    pub fn status(self) -> crate::kv::Status {
+        match self {
+            Applied::Written | Applied::Deleted { existed: true } => crate::kv::Status::Ok,
+            Applied::Deleted { existed: false } => crate::kv::Status::NotFound,
+        }
+    }
 }
 
 /// Counters of what the log has done since it was opened.
@@ -152,7 +164,7 @@ struct Inner {
 
 impl Wal {
     /// The largest key length plus value length one record holds, with or
-    /// without an expiry: 1 GiB less 13 bytes. Replay reads a longer record
+    /// without an expiry, sequenced or not: 1 GiB less 46 bytes. Replay reads a longer record
     /// as damage (never as an allocation), so nothing longer is written.
     pub const MAX_ENTRY_BYTES: u64 = (record::MAX_PAYLOAD - record::PUT_OVERHEAD) as u64;
 
@@ -219,7 +231,7 @@ impl Wal {
     /// The write happens whether or not the future is polled: call order is
     /// log order.
     pub fn append(&self, mutation: Mutation) -> Append {
-        self.send_append(mutation, None)
+        self.send_append(mutation, None, None)
     }
 
     /// [`append`](Self::append), unless `claim` is lost before the writer
@@ -227,12 +239,33 @@ impl Wal {
     /// never logged nor applied, and the returned future resolves to
     /// [`WalError::Closed`] — read [`Claim::lost`] for why.
     pub fn append_claimed(&self, mutation: Mutation, claim: Arc<Claim>) -> Append {
-        self.send_append(mutation, Some(claim))
+        self.send_append(mutation, Some(claim), None)
     }
 
-    fn send_append(&self, mutation: Mutation, claim: Option<Arc<Claim>>) -> Append {
+    /// [`append_claimed`](Self::append_claimed) for a SEQUENCED write:
+    /// its record also carries its session entry, so the write and the
+    /// entry that dedups it are durable together, and the writer finishes
+    /// `ticket` with the write's answer right after applying it (before the
+    /// future resolves). A write that is never applied (lost claim, a
+    /// failed log) drops the ticket unfinished, which frees its `seq`.
+    pub fn append_sequenced(
+        &self,
+        mutation: Mutation,
+        claim: Arc<Claim>,
+        ticket: Ticket,
+        sequenced: Sequenced,
+    ) -> Append {
+        self.send_append(mutation, Some(claim), Some((ticket, sequenced)))
+    }
+
+    fn send_append(
+        &self,
+        mutation: Mutation,
+        claim: Option<Arc<Claim>>,
+        sequencing: Option<(Ticket, Sequenced)>,
+    ) -> Append {
         let (reply, receiver) = oneshot::channel();
-        let bytes = record::payload_len(&mutation);
+        let bytes = record::payload_len(&mutation, sequencing.is_some());
         if bytes > u64::from(record::MAX_PAYLOAD) {
             let limit = u64::from(record::MAX_PAYLOAD);
             let _ = reply.send(Err(WalError::TooLarge { bytes, limit }));
@@ -242,7 +275,11 @@ impl Wal {
         }
         // If the writer is gone the message, and with it `reply`, is dropped:
         // the future then resolves to `Closed`.
-        let _ = self.inner.messages.send(Message::Append(mutation, reply, claim));
+        let sequencing = sequencing.map(|(ticket, sequenced)| Sequencing { ticket, sequenced });
+        let _ = self
+            .inner
+            .messages
+            .send(Message::Append(mutation, reply, claim, sequencing));
         Append {
             reply: receiver.shared(),
         }

@@ -8,6 +8,7 @@ use super::record::{Next, Record, RecordReader, SNAPSHOT_MAGIC, WAL_MAGIC};
 use super::tail::{self, Verdict};
 use super::WalError;
 use crate::kv::store::{now_ms, Store};
+use crate::kv::Status;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -161,11 +162,20 @@ fn load_snapshot(path: &Path, store: &Store) -> Result<(u64, u64), WalError> {
                 key,
                 value,
                 expires_at,
+                tag: None,
             }) => {
                 count += 1;
                 if expires_at.is_none_or(|at| at > now) {
                     store.put_until(key, value, expires_at);
                 }
+            }
+            Next::Record(Record::Session {
+                session,
+                floor,
+                answers,
+            }) => {
+                count += 1;
+                store.sessions().restore(session, floor, answers.iter());
             }
             Next::Record(Record::End { count: expected }) => {
                 if expected != count {
@@ -186,6 +196,13 @@ fn load_snapshot(path: &Path, store: &Store) -> Result<(u64, u64), WalError> {
             }
             Next::Record(Record::Delete { .. }) => {
                 return Err(WalError::corrupt(path, offset, "a delete record in a snapshot"));
+            }
+            Next::Record(Record::Put { tag: Some(_), .. }) => {
+                return Err(WalError::corrupt(
+                    path,
+                    offset,
+                    "a sequenced record in a snapshot",
+                ));
             }
             Next::Eof => return Err(WalError::corrupt(path, len, "snapshot ends without its footer")),
             Next::Damaged { offset, damage } => return Err(WalError::corrupt(path, offset, damage.reason())),
@@ -243,6 +260,7 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
                 key,
                 value,
                 expires_at,
+                tag,
             }) => {
                 count += 1;
                 match expires_at {
@@ -253,10 +271,26 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
                     }
                     _ => store.put_until(key, value, expires_at),
                 }
+                if let Some(tag) = tag {
+                    store.sessions().replay(tag.session, tag.sequenced, Status::Ok);
+                }
             }
-            Next::Record(Record::Delete { key }) => {
+            Next::Record(Record::Delete { key, tag }) => {
                 count += 1;
-                store.delete(key);
+                let existed = store.delete(key);
+                if let Some(tag) = tag {
+                    let applied = super::Applied::Deleted { existed };
+                    store
+                        .sessions()
+                        .replay(tag.session, tag.sequenced, applied.status());
+                }
+            }
+            Next::Record(Record::Session { .. }) => {
+                return Err(WalError::corrupt(
+                    path,
+                    records.offset(),
+                    "a snapshot's session record in a log file",
+                ));
             }
             Next::Record(Record::End { .. }) => {
                 return Err(WalError::corrupt(

@@ -172,9 +172,12 @@ fn check_snapshot(path: &Path) -> Result<Option<RepairAction>, WalError> {
     loop {
         let offset = records.offset();
         let end = match records.next().map_err(read_error)? {
-            Next::Record(Record::Put { .. }) => {
+            Next::Record(Record::Put { tag: None, .. } | Record::Session { .. }) => {
                 count += 1;
                 continue;
+            }
+            Next::Record(Record::Put { tag: Some(_), .. }) => {
+                return Ok(damage(offset, count, "a sequenced record".into()))
             }
             Next::Record(Record::End { count: expected }) => expected,
             Next::Record(Record::Delete { .. }) => {

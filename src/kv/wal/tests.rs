@@ -628,12 +628,12 @@ async fn a_torn_header_of_a_new_log_file_is_repaired() {
 
 #[test]
 fn the_largest_entry_fits_one_record_and_one_byte_more_does_not() {
-    use super::record::{encode, payload_len, MAX_PAYLOAD};
+    use super::record::{encode, encode_tagged, payload_len, MAX_PAYLOAD};
     // The size rule, checked on small records against their encoding...
     for mutation in [put("key", "value"), delete("key")] {
         let mut buf = Vec::new();
         encode(&mutation, &mut buf);
-        assert_eq!(payload_len(&mutation) + 8, buf.len() as u64);
+        assert_eq!(payload_len(&mutation, false) + 8, buf.len() as u64);
     }
     let ttl = Mutation::Put {
         key: Bytes::from_static(b"k"),
@@ -642,11 +642,21 @@ fn the_largest_entry_fits_one_record_and_one_byte_more_does_not() {
     };
     let mut buf = Vec::new();
     encode(&ttl, &mut buf);
-    assert_eq!(payload_len(&ttl) + 8, buf.len() as u64);
+    assert_eq!(payload_len(&ttl, false) + 8, buf.len() as u64);
+    let tag = super::record::Tag {
+        session: [7; 16],
+        sequenced: crate::kv::Sequenced {
+            seq: 3,
+            acked_below: 2,
+        },
+    };
+    let mut buf = Vec::new();
+    encode_tagged(&ttl, Some(&tag), &mut buf);
+    assert_eq!(payload_len(&ttl, true) + 8, buf.len() as u64);
     // ... and at the boundary, by arithmetic: the largest entry with an
-    // expiry (the longest form) is exactly the largest payload.
+    // expiry, sequenced (the longest form), is exactly the largest payload.
     assert_eq!(
-        Wal::MAX_ENTRY_BYTES + payload_len(&ttl) - 2,
+        Wal::MAX_ENTRY_BYTES + payload_len(&ttl, true) - 2,
         u64::from(MAX_PAYLOAD)
     );
 }

@@ -6,8 +6,10 @@ use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
 use super::lock::DirLock;
 use super::log_file::LogFile;
 use super::read::{QueuedReads, ReadReply};
+use super::record::Tag;
 use super::recovery::Recovered;
 use super::{compaction, record, Applied, Claim, FsyncPolicy, Mutation, Stats, WalConfig, WalError};
+use crate::kv::session::{Sequenced, Ticket};
 use crate::kv::store::Store;
 use bytes::Bytes;
 use health::Failure;
@@ -30,13 +32,31 @@ pub(crate) type Reply = oneshot::Sender<Result<Applied, WalError>>;
 /// What a [`Wal`](super::Wal) handle sends the writer.
 #[derive(Debug)]
 pub(crate) enum Message {
-    /// Log and apply a mutation, unless its claim is lost first.
-    Append(Mutation, Reply, Option<Arc<Claim>>),
+    /// Log and apply a mutation, unless its claim is lost first; a
+    /// sequenced one with its session entry.
+    Append(Mutation, Reply, Option<Arc<Claim>>, Option<Sequencing>),
     /// Read a key at this place in the order of appends (see `read.rs`),
     /// unless its claim is lost first.
     Read(Bytes, ReadReply, Option<Arc<Claim>>),
     /// Log everything sent before, fsync, stop.
     Shutdown(oneshot::Sender<Result<(), WalError>>),
+}
+
+/// A sequenced write's session entry: logged in its record, and finished
+/// with its answer once it is applied.
+#[derive(Debug)]
+pub(crate) struct Sequencing {
+    pub(crate) ticket: Ticket,
+    pub(crate) sequenced: Sequenced,
+}
+
+impl Sequencing {
+    fn tag(&self) -> Tag {
+        Tag {
+            session: self.ticket.key().0,
+            sequenced: self.sequenced,
+        }
+    }
 }
 
 /// A compaction running on a thread of its own.
@@ -76,7 +96,7 @@ pub(crate) struct Writer {
     /// After a failed compaction, the next waits until the logs reach this.
     compact_again_at: u64,
     buf: Vec<u8>,
-    batch: Vec<(Mutation, Reply)>,
+    batch: Vec<(Mutation, Reply, Option<Sequencing>)>,
     /// The reads that came with `batch`, each placed among its mutations.
     reads: QueuedReads,
     /// The data directory's lock, released only once the log is closed.
@@ -132,10 +152,11 @@ impl Writer {
                     // Taking a claimed operation into the batch is the
                     // moment it can no longer be cancelled or expire (see
                     // `claim.rs`); a lost one is dropped, never applied.
-                    Message::Append(mutation, reply, claim) => {
+                    Message::Append(mutation, reply, claim, sequencing) => {
+                        // A lost one drops its ticket here: its seq is free.
                         if claim.is_none_or(|claim| claim.take()) {
                             batch_bytes += mutation.encoded_len_hint();
-                            self.batch.push((mutation, reply));
+                            self.batch.push((mutation, reply, sequencing));
                         }
                     }
                     Message::Read(key, reply, claim) => {
@@ -210,14 +231,18 @@ impl Writer {
             let error = self.failure.as_ref().map(|failure| failure.error().clone());
             let error = WalError::Failed(Box::new(error.unwrap_or(WalError::Closed)));
             self.count_failed();
-            for (_, reply) in self.batch.drain(..) {
+            for (_, reply, _) in self.batch.drain(..) {
                 let _ = reply.send(Err(error.clone()));
             }
             return;
         }
         self.buf.clear();
-        for (mutation, _) in &self.batch {
-            record::encode(mutation, &mut self.buf);
+        for (mutation, _, sequencing) in &self.batch {
+            record::encode_tagged(
+                mutation,
+                sequencing.as_ref().map(Sequencing::tag).as_ref(),
+                &mut self.buf,
+            );
         }
         if let Err(error) = self.write_batch() {
             self.cut_back();
@@ -226,7 +251,8 @@ impl Writer {
             // nothing): none is at risk.
             self.fail(error.clone(), false);
             self.count_failed();
-            for (_, reply) in self.batch.drain(..) {
+            // Not applied: the tickets are dropped unfinished.
+            for (_, reply, _) in self.batch.drain(..) {
                 let _ = reply.send(Err(error.clone()));
             }
             return;
@@ -238,7 +264,7 @@ impl Writer {
         self.wal_bytes += written;
         self.stats.records.fetch_add(self.batch.len() as u64, Relaxed);
         self.stats.bytes.fetch_add(written, Relaxed);
-        for (position, (mutation, reply)) in self.batch.drain(..).enumerate() {
+        for (position, (mutation, reply, sequencing)) in self.batch.drain(..).enumerate() {
             self.reads.answer_before(position, &self.store);
             let applied = match mutation {
                 Mutation::Put {
@@ -253,6 +279,11 @@ impl Writer {
                     existed: self.store.delete(&key),
                 },
             };
+            // Recorded before the caller hears of it: a resend from now on
+            // gets this answer.
+            if let Some(sequencing) = sequencing {
+                sequencing.ticket.finish(applied.status());
+            }
             let _ = reply.send(Ok(applied));
         }
         // Keep a huge batch's buffer from staying around.

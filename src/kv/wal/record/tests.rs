@@ -55,7 +55,8 @@ fn records_round_trip() {
         Record::Put {
             key: b"k",
             value: b"v",
-            expires_at: None
+            expires_at: None,
+            tag: None
         }
     );
     let Next::Record(second) = reader.next().unwrap() else {
@@ -66,13 +67,14 @@ fn records_round_trip() {
         Record::Put {
             key: b"",
             value: b"ttl",
-            expires_at: Some(42)
+            expires_at: Some(42),
+            tag: None
         }
     );
     let Next::Record(third) = reader.next().unwrap() else {
         panic!("no third record")
     };
-    assert_eq!(third, Record::Delete { key: b"k" });
+    assert_eq!(third, Record::Delete { key: b"k", tag: None });
     assert!(matches!(reader.next().unwrap(), Next::Eof));
 }
 
@@ -154,4 +156,101 @@ fn snapshot_footer_round_trips() {
     let (seen, damage) = read_all(&buf);
     assert_eq!(damage, None);
     assert_eq!(seen.last().unwrap(), "End { count: 1 }");
+}
+
+#[test]
+fn sequenced_and_session_records_round_trip_and_look_like_records() {
+    let tag = Tag {
+        session: [3; 16],
+        sequenced: Sequenced {
+            seq: 7,
+            acked_below: 5,
+        },
+    };
+    let put = Mutation::Put {
+        key: Bytes::from_static(b"k"),
+        value: Bytes::from_static(b"v"),
+        expires_at: Some(9),
+    };
+    let delete = Mutation::Delete {
+        key: Bytes::from_static(b"gone"),
+    };
+    let mut buf = Vec::new();
+    encode_tagged(&put, Some(&tag), &mut buf);
+    encode_tagged(&delete, Some(&tag), &mut buf);
+    let answers = [(5, Status::Ok), (6, Status::NotFound)];
+    encode_session(&[4; 16], 5, &mut answers.into_iter(), &mut buf);
+    let mut reader = RecordReader::new(io::Cursor::new(&buf), 0, buf.len() as u64);
+    let Next::Record(first) = reader.next().unwrap() else {
+        panic!("no first record")
+    };
+    assert_eq!(
+        first,
+        Record::Put {
+            key: b"k",
+            value: b"v",
+            expires_at: Some(9),
+            tag: Some(tag)
+        }
+    );
+    let Next::Record(second) = reader.next().unwrap() else {
+        panic!("no second record")
+    };
+    assert_eq!(
+        second,
+        Record::Delete {
+            key: b"gone",
+            tag: Some(tag)
+        }
+    );
+    let Next::Record(Record::Session {
+        session,
+        floor,
+        answers: read,
+    }) = reader.next().unwrap()
+    else {
+        panic!("no session record")
+    };
+    assert_eq!((session, floor), ([4; 16], 5));
+    assert_eq!(read.iter().collect::<Vec<_>>(), answers);
+    assert!(matches!(reader.next().unwrap(), Next::Eof));
+    // The torn-tail judge's cheap test knows both kinds.
+    for (start, len) in [(0, 8 + 13 + 33 + 2), (buf.len() - 8 - 47, 8 + 47)] {
+        let len_field = u32::from_le_bytes(buf[start..start + 4].try_into().unwrap());
+        assert_eq!(u64::from(len_field) + 8, len as u64);
+        assert!(could_start_log_record(
+            len_field,
+            &buf[start + 8..start + 8 + PLAUSIBLE_PREFIX]
+        ));
+    }
+    // Every truncation of a sequenced record is a torn write at its start.
+    let one = {
+        let mut one = Vec::new();
+        encode_tagged(&put, Some(&tag), &mut one);
+        one
+    };
+    for cut in 1..one.len() {
+        let (seen, damage) = read_all(&one[..cut]);
+        assert!(seen.is_empty());
+        assert!(
+            matches!(damage, Some((0, Damage::PartialHeader | Damage::PastEnd))),
+            "{cut}: {damage:?}"
+        );
+    }
+}
+
+#[test]
+fn a_session_record_whose_answers_do_not_fill_it_is_malformed() {
+    let mut buf = Vec::new();
+    encode_session(&[4; 16], 1, &mut [(1, Status::Ok)].into_iter(), &mut buf);
+    // Claim two answers where one is written; fix the checksum so only
+    // the payload is wrong.
+    let payload_start = 8;
+    let count_at = payload_start + 1 + 16 + 8;
+    buf[count_at] = 2;
+    let len: [u8; 4] = buf[..4].try_into().unwrap();
+    let crc = checksum(len, &buf[payload_start..]);
+    buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    let (_, damage) = read_all(&buf);
+    assert!(matches!(damage, Some((0, Damage::Malformed(_)))), "{damage:?}");
 }

@@ -1,0 +1,166 @@
+use super::*;
+use crate::retry::RetryPolicy;
+use crate::BoxError;
+use std::sync::atomic::AtomicUsize;
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+/// A request: a write is deduplicated and not idempotent, a read is idempotent.
+#[derive(Debug, Clone, PartialEq)]
+enum Req {
+    Write,
+    Read,
+}
+
+impl Deduplicated for Req {
+    fn is_deduplicated(&self) -> bool {
+        *self == Req::Write
+    }
+}
+
+impl Idempotent for Req {
+    fn is_idempotent(&self) -> bool {
+        *self == Req::Read
+    }
+}
+
+struct Reply;
+impl crate::retry::RetryableResponse for Reply {
+    fn is_retryable(&self) -> bool {
+        false
+    }
+}
+impl SessionAnswer for Reply {
+    fn is_session_expired(&self) -> bool {
+        false
+    }
+}
+impl SessionAnswer for () {
+    fn is_session_expired(&self) -> bool {
+        false
+    }
+}
+
+fn stamp(seq: u64, acked_below: u64) -> Stamp {
+    Stamp {
+        session: [9; 16],
+        seq,
+        acked_below,
+    }
+}
+
+fn session(window: u32) -> ClientSession {
+    let session = ClientSession::with_id([9; 16]);
+    session.set_window(session.id(), window);
+    session
+}
+
+#[tokio::test]
+async fn deduplicated_requests_are_numbered_and_acked_below_is_the_lowest_unanswered() {
+    let session = session(8);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let inner = service_fn({
+        let seen = seen.clone();
+        move |stamped: Stamped<Req>| {
+            seen.lock().unwrap().push(stamped.stamp);
+            async { Ok::<_, BoxError>(()) }
+        }
+    });
+    let mut service = SessionLayer::new(session.clone()).layer(inner);
+    let first = service.call(Req::Write);
+    let second = service.call(Req::Write);
+    let read = service.call(Req::Read);
+    assert_eq!(session.acked_below(), 1);
+    first.await.unwrap();
+    assert_eq!(session.acked_below(), 2, "1 is answered, 2 is not");
+    let third = service.call(Req::Write);
+    drop(second); // given up on: never resent, so counted answered
+    third.await.unwrap();
+    read.await.unwrap();
+    assert_eq!(session.acked_below(), 4);
+    let stamps = seen.lock().unwrap().clone();
+    assert_eq!(
+        stamps,
+        [Some(stamp(1, 1)), Some(stamp(2, 1)), None, Some(stamp(3, 2)),]
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_stamped_without_a_window_or_past_a_full_one() {
+    let off = session(0);
+    assert!(off.stamp().is_none());
+    let full = session(2);
+    let one = full.stamp().unwrap();
+    let _two = full.stamp().unwrap();
+    assert!(full.stamp().is_none(), "3 is at acked_below 1 plus window 2");
+    drop(one);
+    assert_eq!(full.stamp().unwrap().stamp(), stamp(3, 2));
+    assert_ne!(ClientSession::new().id(), ClientSession::new().id());
+}
+
+/// Fails the first attempt after it may have been sent, then answers.
+fn lossy(
+    attempts: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<Option<Stamp>>>>,
+) -> impl Service<Stamped<Req>, Response = Reply, Error = BoxError, Future = impl Send> + Clone {
+    service_fn(move |stamped: Stamped<Req>| {
+        seen.lock().unwrap().push(stamped.stamp);
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+        async move {
+            match attempt {
+                0 => Err(BoxError::from(crate::pipeline::Error::Closed)),
+                _ => Ok(Reply),
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stamped_write_lost_after_it_was_sent_is_resent_with_its_number() {
+    let (attempts, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let stack = SessionLayer::new(session(8)).layer(
+        RetryPolicy::default()
+            .into_layer()
+            .layer(lossy(attempts.clone(), seen.clone())),
+    );
+    stack.oneshot(Req::Write).await.unwrap();
+    let first = Some(stamp(1, 1));
+    assert_eq!(*seen.lock().unwrap(), [first, first], "one resend, same number");
+
+    // Without a window the same write is not resent: it may have been applied.
+    let (attempts, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+    let stack = SessionLayer::new(session(0)).layer(
+        RetryPolicy::default()
+            .into_layer()
+            .layer(lossy(attempts, seen.clone())),
+    );
+    assert!(stack.oneshot(Req::Write).await.is_err());
+    assert_eq!(*seen.lock().unwrap(), [None]);
+}
+
+#[tokio::test]
+async fn an_expired_answer_renews_the_session_and_numbers_start_again() {
+    struct Expired;
+    impl SessionAnswer for Expired {
+        fn is_session_expired(&self) -> bool {
+            true
+        }
+    }
+    let session = session(8);
+    let old = session.id();
+    let inner = service_fn(|_: Stamped<Req>| async { Ok::<_, BoxError>(Expired) });
+    let mut service = SessionLayer::new(session.clone()).layer(inner);
+    service.call(Req::Write).await.unwrap();
+    assert_ne!(session.id(), old);
+    assert!(
+        session.stamp().is_none(),
+        "nothing stamped until a handshake names the new id"
+    );
+    session.set_window(old, 8);
+    assert!(
+        session.stamp().is_none(),
+        "a handshake of the old id does not count"
+    );
+    session.set_window(session.id(), 8);
+    let renewed = session.stamp().unwrap().stamp();
+    assert_eq!((renewed.session, renewed.seq), (session.id(), 1));
+}
