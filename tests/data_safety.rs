@@ -543,16 +543,29 @@ async fn a_torn_tail_of_random_bytes_is_cut_whatever_its_header_claims() {
                 tail[..4].copy_from_slice(&claim.to_le_bytes());
             }
             let what = format!("{len} bytes claiming {claim:?}: {tail:02x?}");
+            // Random bytes whose length field matches exactly what follows
+            // make a whole record with a bad checksum, which a flipped bit
+            // in an answered last record also makes: refused, not cut.
+            let whole =
+                len >= 8 + 5 && u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize == len - 8;
 
             // Nothing valid after it: cut, and every answered write is there.
             let dir = tempfile::tempdir().unwrap();
             let damaged = dir.path().join(path.file_name().unwrap());
             std::fs::write(&damaged, [log.as_slice(), &tail].concat()).unwrap();
-            let wal =
-                Wal::open(dir.path(), config.clone(), Store::new()).unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_eq!(contents(wal.store()), expected, "{what}");
-            wal.shutdown().await.unwrap();
-            assert_eq!(std::fs::read(&damaged).unwrap(), log, "{what}: the tail is cut");
+            if whole {
+                let refused = Wal::open(dir.path(), config.clone(), Store::new());
+                assert!(
+                    matches!(refused, Err(WalError::Corrupt { .. })),
+                    "{what}: {refused:?}"
+                );
+            } else {
+                let wal = Wal::open(dir.path(), config.clone(), Store::new())
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(contents(wal.store()), expected, "{what}");
+                wal.shutdown().await.unwrap();
+                assert_eq!(std::fs::read(&damaged).unwrap(), log, "{what}: the tail is cut");
+            }
 
             // A valid record after it: refused, and nothing is cut.
             let bytes = [log.as_slice(), &tail, valid_record].concat();

@@ -19,9 +19,16 @@
 //! matches but whose payload makes no sense — is corruption: recovery
 //! refuses to start and cuts nothing.
 //!
-//! A whole last record whose checksum fails is a torn write by this rule:
-//! a crash can leave just that (the length and the first sectors landed,
-//! the rest did not), and nothing after it tells it from a flipped bit.
+//! One case is refused although nothing follows it: a *whole* last record
+//! — its length field consistent with the file, ending exactly at its end —
+//! whose checksum fails. A crash can leave that (the length and the first
+//! sectors landed, the rest did not), but so does a flipped bit in a record
+//! that was acknowledged, and nothing in the file tells the two apart; cutting
+//! it could lose an answered write, so recovery refuses and `kv repair`
+//! decides — unless the record ends in a whole sector of zeros, what a file
+//! system leaves when it extended the file before the data landed. Random
+//! bytes appended after the last record almost never make such a record
+//! (their "length" would have to match what follows exactly).
 //!
 //! The search for a valid record after the damage is what tells a length
 //! field with a flipped bit (the records after it are still there) from a
@@ -63,6 +70,20 @@ pub(crate) enum Found {
     GaveUp,
 }
 
+/// A sector: the unit a file system writes or leaves zeroed.
+const SECTOR: u64 = 512;
+
+/// Whether the last `rest` bytes of the file (a record's payload) end in a
+/// whole sector of zeros.
+fn ends_in_a_zero_sector<F: Read + Seek>(file: &mut F, file_len: u64, rest: u64) -> io::Result<bool> {
+    if rest < SECTOR {
+        return Ok(false);
+    }
+    let mut sector = [0u8; SECTOR as usize];
+    read_at(file, file_len - SECTOR, &mut sector)?;
+    Ok(sector.iter().all(|&byte| byte == 0))
+}
+
 /// Judges `damage` found at `offset` of a log file of `file_len` bytes.
 pub(crate) fn judge<F: Read + Seek>(
     file: &mut F,
@@ -84,6 +105,12 @@ pub(crate) fn judge<F: Read + Seek>(
     read_at(file, offset, &mut header)?;
     let (len, crc) = parse_header(header);
     let rest = file_len - offset - HEADER_LEN;
+    let whole = rest == u64::from(len) && rest >= PLAUSIBLE_PREFIX as u64;
+    if damage == Damage::Checksum && whole && !ends_in_a_zero_sector(file, file_len, rest)? {
+        return Ok(Verdict::Corrupt(format!(
+            "the last record ({len} bytes, ending exactly at the end of the file) fails its              checksum: a flipped bit in an answered write or a torn one cannot be told apart"
+        )));
+    }
     if rest != u64::from(len)
         && (PLAUSIBLE_PREFIX as u64..=u64::from(MAX_PAYLOAD)).contains(&rest)
         && checksum_at(file, offset + HEADER_LEN, rest, &mut Vec::new())? == Some(crc)

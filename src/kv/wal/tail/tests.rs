@@ -78,13 +78,12 @@ fn any_damaged_byte_with_a_valid_record_after_it_is_corruption() {
             let (offset, verdict) = verdict(&bad).expect("damage is noticed");
             let record = *starts.iter().rfind(|&&s| s <= byte as u64).unwrap();
             assert_eq!(offset, record, "byte {byte} ^ {flip:#x}");
-            // In the last record nothing valid follows: a torn write, unless
-            // the length field alone was hit (the checksum matches the rest).
-            let torn = byte >= last + 4;
-            assert_eq!(
-                matches!(verdict, Verdict::Torn(_)),
-                torn,
-                "byte {byte} ^ {flip:#x}: {verdict:?}"
+            // In the last record nothing valid follows, but it is whole: a
+            // flipped bit in an answered write cannot be told from a torn
+            // one, so it is refused too (`kv repair` decides).
+            assert!(
+                matches!(verdict, Verdict::Corrupt(_)),
+                "byte {byte} ^ {flip:#x} (last record at {last}): {verdict:?}"
             );
         }
     }
@@ -134,7 +133,9 @@ fn random_tails() -> Vec<Vec<u8>> {
                     1 => Some(u32::MAX - (noise(&mut counter) % 1000) as u32),
                     2 => Some(MAX_PAYLOAD + 1 + (noise(&mut counter) % 1_000_000) as u32),
                     3 => Some(0),
-                    4 => Some(rest), // exactly what is left: a whole record
+                    // Exactly what is left (a whole record whose checksum
+                    // fails): judged apart, below.
+                    4 => Some(rest.wrapping_add(1)),
                     // In range: shorter than what is left, or past the end.
                     _ => Some((noise(&mut counter) % u64::from(rest + 1_000)) as u32),
                 };
@@ -155,11 +156,34 @@ fn random_bytes_after_the_last_record_are_a_torn_tail_whatever_their_header_clai
         let bytes = [buf.as_slice(), &tail].concat();
         let (offset, verdict) = verdict(&bytes).expect("damage");
         assert_eq!(offset, buf.len() as u64, "tail {tail:02x?}");
-        assert!(
+        // A length field that matches exactly what follows makes a whole
+        // record: refused (see `a_random_tail_that_makes_a_whole_record_is_refused`).
+        let whole = tail.len() >= HEADER_LEN as usize + PLAUSIBLE_PREFIX
+            && u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize
+                == tail.len() - HEADER_LEN as usize;
+        assert_eq!(
             matches!(verdict, Verdict::Torn(_)),
+            !whole,
             "tail of {} bytes {tail:02x?}: {verdict:?}",
             tail.len()
         );
+    }
+}
+
+/// Random bytes that happen to make a whole record — their length field
+/// matches exactly what follows — are refused: a flipped bit in an answered
+/// last record looks the same.
+#[test]
+fn a_random_tail_that_makes_a_whole_record_is_refused() {
+    let (buf, _) = log();
+    let mut counter = 0x5EED_u64;
+    for len in HEADER_LEN as usize + PLAUSIBLE_PREFIX..64 {
+        let mut tail = noise_bytes(&mut counter, len);
+        let rest = (len - HEADER_LEN as usize) as u32;
+        tail[..4].copy_from_slice(&rest.to_le_bytes());
+        let bytes = [buf.as_slice(), &tail].concat();
+        let (_, verdict) = verdict(&bytes).expect("damage");
+        assert!(matches!(verdict, Verdict::Corrupt(_)), "{tail:02x?}: {verdict:?}");
     }
 }
 
