@@ -640,8 +640,16 @@ fn outcome_of(action: &Action, result: Result<Response, KvError>) -> Outcome {
         Ok(response) if matches!(response.status, Status::Ok | Status::NotFound) => {
             Outcome::Answered(answer_of(action, &response))
         }
-        // Refusals: the server did nothing.
-        Ok(response) if matches!(response.status, Status::Busy | Status::Storage) => Outcome::NotApplied,
+        // Refusals: the server did nothing (SESSION_EXPIRED: a sequenced
+        // write of a session it no longer knows is not applied).
+        Ok(response)
+            if matches!(
+                response.status,
+                Status::Busy | Status::Storage | Status::SessionExpired
+            ) =>
+        {
+            Outcome::NotApplied
+        }
         Ok(response) => panic!("unexpected answer to {action:?}: {response:?}"),
         Err(KvError::Disconnected(_)) => Outcome::NotApplied,
         Err(KvError::Connection(_) | KvError::Protocol(_) | KvError::TimedOut) => Outcome::Unknown,

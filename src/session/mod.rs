@@ -27,7 +27,10 @@
 //! deduplication makes sending it twice the same as sending it once.
 //!
 //! A request is sent unstamped — as without sessions — while the server
-//! has told no window (a server without sessions: window 0), or while as
+//! has told no window (a server without sessions: window 0), while the
+//! session's first number is unanswered (the server learns of a session
+//! from its seq 1, and a later number that overtook it on the wire would be
+//! answered `SESSION_EXPIRED`), or while as
 //! many numbers as the window allows are unanswered, so the client never
 //! sends a number the server would refuse.
 
@@ -213,6 +216,13 @@ impl ClientSession {
         let mut numbers = self.lock();
         let acked_below = numbers.acked_below();
         if numbers.next >= acked_below.saturating_add(window) {
+            return None;
+        }
+        // The server learns of a session from its seq 1: until that call
+        // has ended, a later number could reach it first (calls made
+        // together race to the wire) and be answered SESSION_EXPIRED. So
+        // seq 1 goes alone; the writes made meanwhile go unstamped.
+        if numbers.next > 1 && numbers.unanswered.contains(&1) {
             return None;
         }
         let seq = numbers.next;
