@@ -84,7 +84,13 @@ async fn deduplicated_requests_are_numbered_and_acked_below_is_the_lowest_unansw
     let stamps = seen.lock().unwrap().clone();
     assert_eq!(
         stamps,
-        [Some(stamp(1, 1)), None, Some(stamp(2, 2)), Some(stamp(3, 2)), None]
+        [
+            Some(stamp(1, 1)),
+            None,
+            Some(stamp(2, 2)),
+            Some(stamp(3, 2)),
+            None
+        ]
     );
 }
 
