@@ -1,38 +1,79 @@
 #!/usr/bin/env bash
-# Throughput of 1, 2 and 3 `kv serve` processes behind one `kv bench`
-# (--addr A, A,B, A,B,C: keys spread by the sharded client's rendezvous
-# hash), interleaved 1 2 3 1 2 3 ... so that the drift of a shared machine
-# hits all alike. Servers in memory on 127.0.0.1; each load bounded in
-# count and time. Prints one line per run: load, servers, round, ops/s.
+# The sharded client (`kv bench --addr A,B,...`) over 1, 2, 4 and 8
+# `kv serve` processes, in memory on 127.0.0.1: throughput and the client's
+# own CPU per operation (getrusage of the `kv bench` process, user + system,
+# over the measured phase). CPU per op is the figure that holds on a small
+# machine: issue 22's target is CPU per GET over 8 servers at most 1.25x
+# its CPU per GET over 1 server, same run.
 #
-#   scripts/shard-bench.sh [path/to/kv] [ROUNDS]
+# Rounds are interleaved (1 2 4 8 1 2 4 8 ...) so that the drift of a shared
+# machine hits all alike. With nproc >= 12 the servers are pinned one core
+# each (cores 0-7) and the generator to the cores left (taskset); on a
+# smaller machine nothing is pinned and they share the cores.
+#
+# Prints one line per run (load, servers, round, ops/s, client µs/op), then
+# the median of each load and server count, and its CPU per op against one
+# server's.
+#
+#   scripts/shard-bench.sh [path/to/kv] [ROUNDS] [SECONDS]
 set -euo pipefail
-KV=${1:-target/release/kv} ROUNDS=${2:-3}
+KV=${1:-target/release/kv} ROUNDS=${2:-3} SECONDS_PER_RUN=${3:-3}
+COUNTS=(1 2 4 8)
+cores=$(nproc)
+server_pin=() gen_pin=()
+if [ "$cores" -ge 12 ] && command -v taskset >/dev/null; then
+  gen_pin=(taskset -c "8-$((cores - 1))")
+  echo "# $cores cores: servers pinned to cores 0-7, one each; generator to 8-$((cores - 1))"
+else
+  echo "# $cores cores: nothing pinned (servers and generator share them)"
+fi
 pids=() addrs=()
-for _ in 1 2 3; do
+trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' EXIT
+for i in $(seq 0 7); do
+  [ "$cores" -ge 12 ] && command -v taskset >/dev/null && server_pin=(taskset -c "$i")
   out=$(mktemp)
-  "$KV" serve --listen 127.0.0.1:0 >"$out" 2>/dev/null &
+  "${server_pin[@]}" "$KV" serve --listen 127.0.0.1:0 >"$out" 2>/dev/null &
   pids+=($!)
   addr=""
   for _ in $(seq 100); do addr=$(sed -n 's/^listening on //p' "$out"); [ -n "$addr" ] && break; sleep 0.05; done
-  addrs+=("$addr"); rm -f "$out"
+  rm -f "$out"
+  [ -n "$addr" ] || { echo "server $i did not start" >&2; exit 1; }
+  addrs+=("$addr")
 done
-trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' EXIT
-lists=("${addrs[0]}" "${addrs[0]},${addrs[1]}" "${addrs[0]},${addrs[1]},${addrs[2]}")
-# Every key exists on its server for the reads.
-for list in "${lists[@]}"; do
-  "$KV" bench --addr "$list" --workload fill --key-space 100000 --value-size 64 --pipeline 64 --duration 30 >/dev/null
-done
-for load in "get-depth64-4conn:--workload get --pipeline 64 --connections 4" \
-            "mixed0.9-depth64-4conn:--workload mixed:0.9 --pipeline 64 --connections 4" \
-            "put-depth64-4conn:--workload put --pipeline 64 --connections 4"; do
+list_of() { local IFS=,; echo "${addrs[*]:0:$1}"; }
+results=$(mktemp)
+trap 'kill -TERM "${pids[@]}" 2>/dev/null || true; rm -f "$results"' EXIT
+printf '%-14s %7s %5s %12s %14s\n' load servers round ops/s client_us/op
+for load in "get-P64-4conn:--workload get --pipeline 64 --connections 4" \
+            "get-depth64-4conn:--workload get --depth 64 --connections 4"; do
   name=${load%%:*}
   read -r -a args <<<"${load#*:}"
   for round in $(seq "$ROUNDS"); do
-    for n in 1 2 3; do
-      ops=$("$KV" bench --addr "${lists[$((n - 1))]}" "${args[@]}" --ops 1000000 --duration 5 \
-              --value-size 64 --key-space 100000 --json | sed -n 's/.*"ops_per_sec":\([0-9.]*\).*/\1/p')
-      echo "$name $n $round $ops"
+    for n in "${COUNTS[@]}"; do
+      # GET preloads every key of the key space before the clock starts.
+      json=$("${gen_pin[@]}" "$KV" bench --addr "$(list_of "$n")" "${args[@]}" --ops 50000000 \
+               --duration "$SECONDS_PER_RUN" --value-size 64 --key-space 100000 --json)
+      ops=$(sed -n 's/.*"ops_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
+      cpu=$(sed -n 's/.*"client_cpu_us_per_op":\([0-9.]*\).*/\1/p' <<<"$json")
+      printf '%-14s %7s %5s %12.0f %14.3f\n' "$name" "$n" "$round" "$ops" "$cpu"
+      echo "$name $n $ops $cpu" >>"$results"
     done
   done
 done
+echo
+echo "# median of $ROUNDS rounds; cpu_x1 = client CPU per op / one server's"
+printf '%-14s %7s %12s %14s %7s\n' load servers ops/s client_us/op cpu_x1
+awk '
+  { key = $1 " " $2; ops[key] = ops[key] " " $3; cpu[key] = cpu[key] " " $4; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
+  function median(list,   a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  END {
+    for (i = 1; i <= k; i++) {
+      split(order[i], f, " "); c = median(cpu[order[i]])
+      if (f[2] == 1) base[f[1]] = c
+      printf "%-14s %7s %12.0f %14.3f %7.2f\n", f[1], f[2], median(ops[order[i]]), c, c / base[f[1]]
+    }
+  }' "$results"

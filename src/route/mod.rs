@@ -17,9 +17,12 @@
 //!   endpoint is chosen by rendezvous hashing ([`Rendezvous`]) over the
 //!   endpoints' names: adding an endpoint to `n` moves `1/(n+1)` of the keys,
 //!   all to the new one. A request without a key goes to any endpoint that
-//!   is up. [`Router::with_placement`] chooses another [`Placement`]:
-//!   `Ketama` (feature `ketama`) places keys as libmemcached does, so a
-//!   client shares a memcached cluster with the ketama clients already on it.
+//!   is up. A key costs one score per endpoint; [`Router::with_placement`]
+//!   chooses another [`Placement`]: `RendezvousTable` ([`RendezvousTable`])
+//!   does the same over a precomputed table of slots, one lookup per key
+//!   however many endpoints; `Ketama` (feature `ketama`) places keys as
+//!   libmemcached does, so a client shares a memcached cluster with the
+//!   ketama clients already on it.
 //! * **Batches.** A [`Batch`](crate::batch::Batch) is split per endpoint,
 //!   the parts are sent in parallel (each one batch to its endpoint) and
 //!   the answers put back in the caller's order, one result per request.
@@ -90,6 +93,7 @@ mod recorded;
 pub(crate) mod scatter;
 mod service;
 mod stats;
+mod table;
 
 pub use accrual::Accrual;
 pub use bounds::EndpointStack;
@@ -105,6 +109,7 @@ pub use key::{Probe, RouteKey};
 pub use placement::Placement;
 pub use service::Router;
 pub use stats::{EndpointStats, RouterHandle};
+pub use table::RendezvousTable;
 
 #[cfg(test)]
 mod tests;

@@ -25,23 +25,44 @@ pub(crate) struct Part<Req> {
 
 impl<Req> Scatter<Req> {
     /// Groups `requests` by `endpoint_of` (parts in order of first use).
+    ///
+    /// Two passes: the first places every request and counts each
+    /// endpoint's; the second moves each request into a part allocated at
+    /// its exact size. Finding a request's part is an index into a table by
+    /// endpoint, so a batch costs the same per request whatever the number
+    /// of endpoints (a search of the parts made each request cost one step
+    /// per endpoint in use).
     pub(crate) fn new(requests: Vec<Req>, mut endpoint_of: impl FnMut(&Req) -> usize) -> Self {
         let len = requests.len();
-        let mut parts: Vec<Part<Req>> = Vec::new();
-        for (position, request) in requests.into_iter().enumerate() {
-            let endpoint = endpoint_of(&request);
-            let part = match parts.iter().position(|part| part.endpoint == endpoint) {
-                Some(index) => &mut parts[index],
-                None => {
-                    parts.push(Part {
-                        endpoint,
-                        positions: Vec::new(),
-                        requests: Vec::new(),
-                    });
-                    let last = parts.len() - 1;
-                    &mut parts[last]
-                }
-            };
+        const NONE: u32 = u32::MAX;
+        // Each request's endpoint, then each endpoint's part (NONE: no part yet).
+        let endpoints: Vec<usize> = requests.iter().map(&mut endpoint_of).collect();
+        let mut part_of: Vec<u32> = Vec::new();
+        let mut counts: Vec<usize> = Vec::new();
+        let mut order: Vec<usize> = Vec::new();
+        for &endpoint in &endpoints {
+            if endpoint >= part_of.len() {
+                part_of.resize(endpoint + 1, NONE);
+            }
+            let part = &mut part_of[endpoint];
+            if *part == NONE {
+                *part = order.len() as u32;
+                order.push(endpoint);
+                counts.push(0);
+            }
+            counts[*part as usize] += 1;
+        }
+        let mut parts: Vec<Part<Req>> = order
+            .iter()
+            .zip(&counts)
+            .map(|(&endpoint, &count)| Part {
+                endpoint,
+                positions: Vec::with_capacity(count),
+                requests: Vec::with_capacity(count),
+            })
+            .collect();
+        for (position, (request, endpoint)) in requests.into_iter().zip(endpoints).enumerate() {
+            let part = &mut parts[part_of[endpoint] as usize];
             part.positions.push(position);
             part.requests.push(request);
         }
@@ -111,6 +132,21 @@ mod tests {
         }
         let answers: Vec<i32> = gather.finish().into_iter().map(|a| a.unwrap()).collect();
         assert_eq!(answers, (0..10).map(|n| n * 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn parts_come_in_order_of_first_use_at_their_exact_size() {
+        // Endpoints far apart and out of order: 900 first, then 3, then 40.
+        let endpoint = |n: &usize| [900, 3, 900, 40, 3, 900][*n];
+        let parts = Scatter::new((0..6).collect(), endpoint).into_parts();
+        let shape: Vec<(usize, Vec<usize>)> =
+            parts.iter().map(|p| (p.endpoint, p.positions.clone())).collect();
+        assert_eq!(shape, [(900, vec![0, 2, 5]), (3, vec![1, 4]), (40, vec![3])]);
+        for part in &parts {
+            assert_eq!(part.requests, part.positions);
+            assert_eq!(part.requests.capacity(), part.requests.len());
+        }
+        assert!(Scatter::new(Vec::<usize>::new(), |_| 0).into_parts().is_empty());
     }
 
     #[test]

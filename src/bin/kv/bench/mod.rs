@@ -26,6 +26,7 @@
 //! [`CUT_OFF_GRACE`] after it is cut off and counted as an error.
 
 mod connection;
+mod cpu;
 mod hdr;
 mod plot;
 mod protocol;
@@ -39,6 +40,7 @@ pub(crate) use report::BenchReport;
 
 use bytes::{Bytes, BytesMut};
 use connection::Connection;
+use cpu::CpuTime;
 use protocol::{KvWire, RespWire, Wire, V1, V2};
 use report::MAX_LATENCY_US;
 use std::net::SocketAddr;
@@ -229,6 +231,7 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         })??;
 
     let started = Instant::now();
+    let cpu_before = CpuTime::now();
     let timeline = config.timeline.then(|| Arc::new(Timeline::new(config.duration)));
     let tasks: Vec<_> = connections
         .into_iter()
@@ -247,6 +250,7 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         report.add(&part);
     }
     report.elapsed = started.elapsed();
+    report.client_cpu = CpuTime::now().since(cpu_before);
     if let Some(timeline) = timeline {
         report.interval = timeline.interval();
         report.intervals = timeline.intervals();
@@ -509,10 +513,18 @@ mod tests {
             "p999_us",
             "max_us",
             "errors",
+            "client_cpu_us_per_op",
+            "client_cpu_user_s",
+            "client_cpu_sys_s",
         ] {
             assert!(json.contains(&format!("\"{field}\":")), "{json}");
         }
         assert!(report.to_text().contains("p99"));
+        // 2,000 operations through a client and a server in this process
+        // take CPU time, and it is reported per operation.
+        assert!(report.client_cpu.total() > Duration::ZERO);
+        assert!(report.client_cpu_us_per_op() > 0.0);
+        assert!(report.to_text().contains("client CPU: "), "{}", report.to_text());
         server.shutdown().await.unwrap();
     }
 

@@ -1,5 +1,6 @@
 //! [`BenchReport`]: what a load measured, as text or JSON.
 
+use super::cpu::CpuTime;
 use hdrhistogram::Histogram;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -20,6 +21,10 @@ pub(crate) struct BenchReport {
     /// With a timeline: latencies by interval of `interval` from the start.
     pub intervals: Vec<Histogram<u64>>,
     pub interval: Duration,
+    /// This process's CPU time (every thread, user and system, from
+    /// `getrusage`) over the measured phase: from the first request to the
+    /// last answer, connecting and preloading left out.
+    pub client_cpu: CpuTime,
 }
 
 /// The kind of an operation, for the latencies recorded apart.
@@ -49,6 +54,12 @@ impl BenchReport {
     /// Operations per second.
     pub(crate) fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// The client's CPU time per operation, in microseconds (user and
+    /// system, every thread of this process).
+    pub(crate) fn client_cpu_us_per_op(&self) -> f64 {
+        self.client_cpu.total().as_secs_f64() * 1e6 / self.ops.max(1) as f64
     }
 
     /// The latency at quantile `q` (0.0 to 1.0), in microseconds.
@@ -83,7 +94,8 @@ impl BenchReport {
     }
 
     /// One JSON object: ops, seconds, ops_per_sec, p50_us, p95_us, p99_us,
-    /// p999_us, max_us, errors; with GETs and PUTs recorded apart, also
+    /// p999_us, max_us, errors, client_cpu_us_per_op, client_cpu_user_s,
+    /// client_cpu_sys_s; with GETs and PUTs recorded apart, also
     /// `get_` and `put_` `ops`, `p50_us`, `p99_us`, `p999_us`.
     pub(crate) fn to_json(&self) -> String {
         let mut kinds = String::new();
@@ -101,7 +113,7 @@ impl BenchReport {
             }
         }
         format!(
-            "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{}{kinds}}}",
+            "{{\"ops\":{},\"seconds\":{:.6},\"ops_per_sec\":{:.1},\"p50_us\":{},\"p95_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"errors\":{},\"client_cpu_us_per_op\":{:.4},\"client_cpu_user_s\":{:.6},\"client_cpu_sys_s\":{:.6}{kinds}}}",
             self.ops,
             self.elapsed.as_secs_f64(),
             self.ops_per_sec(),
@@ -111,6 +123,9 @@ impl BenchReport {
             self.percentile_us(0.999),
             self.latency_us.max(),
             self.errors,
+            self.client_cpu_us_per_op(),
+            self.client_cpu.user.as_secs_f64(),
+            self.client_cpu.system.as_secs_f64(),
         )
     }
 
@@ -133,6 +148,13 @@ impl BenchReport {
             self.percentile_us(0.99),
             self.percentile_us(0.999),
             self.latency_us.max()
+        );
+        let _ = writeln!(
+            out,
+            "client CPU: {:.3} us/op ({:.3} s user + {:.3} s system)",
+            self.client_cpu_us_per_op(),
+            self.client_cpu.user.as_secs_f64(),
+            self.client_cpu.system.as_secs_f64()
         );
         if let Some(recorded) = &self.kinds {
             for (name, kind) in [("GET", Kind::Get), ("PUT", Kind::Put)] {
@@ -179,6 +201,7 @@ impl BenchReport {
             kinds: None,
             intervals: Vec::new(),
             interval: Duration::ZERO,
+            client_cpu: CpuTime::default(),
         }
     }
 
