@@ -43,7 +43,7 @@ done
 list_of() { local IFS=,; echo "${addrs[*]:0:$1}"; }
 results=$(mktemp)
 trap 'kill -TERM "${pids[@]}" 2>/dev/null || true; rm -f "$results"' EXIT
-printf '%-14s %7s %5s %12s %14s\n' load servers round ops/s client_us/op
+printf '%-18s %7s %5s %12s %14s\n' load servers round ops/s client_us/op
 for load in "get-P64-4conn:--workload get --pipeline 64 --connections 4" \
             "get-depth64-4conn:--workload get --depth 64 --connections 4"; do
   name=${load%%:*}
@@ -55,14 +55,14 @@ for load in "get-P64-4conn:--workload get --pipeline 64 --connections 4" \
                --duration "$SECONDS_PER_RUN" --value-size 64 --key-space 100000 --json)
       ops=$(sed -n 's/.*"ops_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
       cpu=$(sed -n 's/.*"client_cpu_us_per_op":\([0-9.]*\).*/\1/p' <<<"$json")
-      printf '%-14s %7s %5s %12.0f %14.3f\n' "$name" "$n" "$round" "$ops" "$cpu"
+      printf '%-18s %7s %5s %12.0f %14.3f\n' "$name" "$n" "$round" "$ops" "$cpu"
       echo "$name $n $ops $cpu" >>"$results"
     done
   done
 done
 echo
 echo "# median of $ROUNDS rounds; cpu_x1 = client CPU per op / one server's"
-printf '%-14s %7s %12s %14s %7s\n' load servers ops/s client_us/op cpu_x1
+printf '%-18s %7s %12s %14s %7s\n' load servers ops/s client_us/op cpu_x1
 awk '
   { key = $1 " " $2; ops[key] = ops[key] " " $3; cpu[key] = cpu[key] " " $4; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
   function median(list,   a, n, i, j, t) {
@@ -74,6 +74,6 @@ awk '
     for (i = 1; i <= k; i++) {
       split(order[i], f, " "); c = median(cpu[order[i]])
       if (f[2] == 1) base[f[1]] = c
-      printf "%-14s %7s %12.0f %14.3f %7.2f\n", f[1], f[2], median(ops[order[i]]), c, c / base[f[1]]
+      printf "%-18s %7s %12.0f %14.3f %7.2f\n", f[1], f[2], median(ops[order[i]]), c, c / base[f[1]]
     }
   }' "$results"

@@ -263,3 +263,95 @@ async fn a_batch_part_whose_answers_failed_counts_once_against_its_endpoint() {
     assert_eq!(batches.load(Ordering::Relaxed), 2);
     assert_eq!(handle.stats()[1].requests, 0, "b was not sent anything");
 }
+
+/// An endpoint that answers a batch with its name for each request, and
+/// counts the batches it was sent.
+#[derive(Clone)]
+struct Named {
+    name: &'static str,
+    batches: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl tower::Service<Get> for Named {
+    type Response = (&'static str, &'static str);
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Get) -> Self::Future {
+        std::future::ready(Ok((self.name, request.0)))
+    }
+}
+
+impl tower::Service<crate::batch::Batch<Get>> for Named {
+    type Response = crate::batch::BatchResponse<(&'static str, &'static str), crate::pipeline::Error>;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Self::Response, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, batch: crate::batch::Batch<Get>) -> Self::Future {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        let answers = batch
+            .into_requests()
+            .into_iter()
+            .map(|get| Ok((self.name, get.0)));
+        std::future::ready(Ok(answers.collect()))
+    }
+}
+
+/// Under either rendezvous placement, a batch over five endpoints sends
+/// each key to the endpoint the placement names — one part per endpoint
+/// in use — and puts the answers back in the batch's order.
+#[tokio::test]
+async fn a_batch_goes_where_the_placement_says_in_one_part_per_endpoint() {
+    use crate::batch::Batch;
+    const NAMES: [&str; 5] = [
+        "10.0.0.1:7878",
+        "10.0.0.2:7878",
+        "10.0.0.3:7878",
+        "10.0.0.4:7878",
+        "10.0.0.5:7878",
+    ];
+    const KEYS: [&str; 12] = [
+        "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11",
+    ];
+    for placement in [Placement::Rendezvous, Placement::RendezvousTable] {
+        let batches = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let endpoints = NAMES.map(|name| {
+            let service = Named {
+                name,
+                batches: batches.clone(),
+            };
+            (name, service)
+        });
+        let router = Router::new(endpoints, HealthConfig::default())
+            .unwrap()
+            .with_placement(placement);
+        let expected: Vec<&str> = KEYS
+            .iter()
+            .map(|key| match placement {
+                Placement::RendezvousTable => NAMES[RendezvousTable::new(NAMES).pick(key.as_bytes())],
+                _ => NAMES[Rendezvous::new(NAMES).pick(key.as_bytes())],
+            })
+            .collect();
+        for (key, name) in KEYS.iter().zip(&expected) {
+            assert_eq!(router.endpoint_of(key.as_bytes()), *name, "{placement:?}");
+        }
+        let answers = router
+            .clone()
+            .oneshot(Batch::new(KEYS.iter().map(|&key| Get(key)).collect()))
+            .await
+            .unwrap();
+        let answered: Vec<(&str, &str)> = answers.into_iter().map(|answer| answer.unwrap()).collect();
+        let wanted: Vec<(&str, &str)> = expected.iter().copied().zip(KEYS).collect();
+        assert_eq!(answered, wanted, "{placement:?}");
+        let in_use = expected.iter().collect::<std::collections::HashSet<_>>().len();
+        assert_eq!(batches.load(Ordering::Relaxed) as usize, in_use, "{placement:?}");
+    }
+}
