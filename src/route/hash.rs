@@ -15,9 +15,12 @@
 /// places a key on the same endpoint when it is given the same endpoint
 /// names (in any order).
 ///
-/// A lookup costs one hash of the key and one finalizer per endpoint: for
-/// the tens of endpoints a client routes over, less than a ring's binary
-/// search misses in cache.
+/// A lookup costs one hash of the key and one finalizer per endpoint (about
+/// 55 ns over 8 endpoints, 276 ns over 100: `cargo bench --bench
+/// placement`): for the tens of endpoints a client routes over, less than a
+/// ring's binary search misses in cache. Over hundreds,
+/// [`RendezvousTable`](super::RendezvousTable) keeps the same guarantees at
+/// one table read per key, placing keys differently.
 #[derive(Debug, Clone)]
 pub struct Rendezvous {
     seeds: Box<[u64]>,
