@@ -143,6 +143,9 @@ pub mod failure;
 pub mod hedge;
 pub mod keepalive;
 pub mod metrics;
+#[cfg(feature = "sim-mutations")]
+#[doc(hidden)]
+pub mod mutations;
 pub mod multiplex;
 pub mod pipeline;
 pub mod pool;
