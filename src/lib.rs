@@ -143,10 +143,10 @@ pub mod failure;
 pub mod hedge;
 pub mod keepalive;
 pub mod metrics;
+pub mod multiplex;
 #[cfg(feature = "sim-mutations")]
 #[doc(hidden)]
 pub mod mutations;
-pub mod multiplex;
 pub mod pipeline;
 pub mod pool;
 pub mod reconnect;

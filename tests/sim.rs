@@ -237,7 +237,11 @@ fn reset() -> io::Error {
 }
 
 impl AsyncRead for End {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.poll_fault(cx) {
             Some(Fault::Reset) => return Poll::Ready(Err(reset())),
             Some(Fault::Partitioned) => return Poll::Pending,
@@ -361,7 +365,12 @@ impl Disk {
             return "no file".into();
         };
         let unsynced = self.len - self.synced;
-        let cut = self.synced + if unsynced == 0 { 0 } else { self.rng.u64(..=unsynced) };
+        let cut = self.synced
+            + if unsynced == 0 {
+                0
+            } else {
+                self.rng.u64(..=unsynced)
+            };
         let zeros = cut < self.len && self.rng.bool();
         let result = if zeros {
             file.set_len(cut).and_then(|()| file.set_len(self.len))
@@ -474,7 +483,9 @@ impl World {
     fn log(&self, line: impl AsRef<str>) {
         let ms = self.start.elapsed().as_micros();
         let mut trace = self.trace.lock().unwrap();
-        trace.lines.push(format!("{:>9.3}ms {}", ms as f64 / 1000.0, line.as_ref()));
+        trace
+            .lines
+            .push(format!("{:>9.3}ms {}", ms as f64 / 1000.0, line.as_ref()));
     }
 
     /// The logical clock of the history: every send and answer gets its own tick.
@@ -519,13 +530,13 @@ impl World {
         let open = || {
             let shared = shared.clone();
             Wal::open_inline(&self.dir, config.clone(), store.clone(), move |file| {
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let mut disk = shared.lock().unwrap();
-            disk.file = Some(file);
-            disk.len = len;
-            disk.synced = len;
-            drop(disk);
-            Box::new(SimFile(shared)) as Box<dyn SimLogFile>
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut disk = shared.lock().unwrap();
+                disk.file = Some(file);
+                disk.len = len;
+                disk.synced = len;
+                drop(disk);
+                Box::new(SimFile(shared)) as Box<dyn SimLogFile>
             })
         };
         let mut opened = open();
@@ -545,7 +556,10 @@ impl World {
         }
         match opened {
             Ok((wal, writer)) => {
-                self.log(format!("server up, {} records recovered", wal.stats().records_recovered));
+                self.log(format!(
+                    "server up, {} records recovered",
+                    wal.stats().records_recovered
+                ));
                 self.server.lock().unwrap().up = Some(Up {
                     service: KvService::with_wal(wal),
                     writer,
@@ -769,7 +783,10 @@ fn outcome(world: &World, action: &Action, result: Result<Response, KvError>) ->
                 }
             },
         },
-        Err(KvError::Server { status, .. }) if status == Status::Storage => Outcome::NotApplied,
+        Err(KvError::Server {
+            status: Status::Storage,
+            ..
+        }) => Outcome::NotApplied,
         Err(KvError::Busy { .. } | KvError::SessionExpired { .. }) => Outcome::NotApplied,
         Err(KvError::Disconnected(_)) => {
             if let Action::Put(value) = action {
@@ -785,7 +802,14 @@ fn outcome(world: &World, action: &Action, result: Result<Response, KvError>) ->
     }
 }
 
-fn record(world: &World, session: Option<u64>, request: &Request, action: Action, sent: u64, outcome: Outcome) {
+fn record(
+    world: &World,
+    session: Option<u64>,
+    request: &Request,
+    action: Action,
+    sent: u64,
+    outcome: Outcome,
+) {
     let answer = match outcome {
         Outcome::Answered(answer) => Some((world.tick(), answer)),
         Outcome::Unknown => None,
@@ -879,7 +903,6 @@ fn settings(shape: &Shape) -> (RetryConfig, ReconnectConfig) {
         backoff: Backoff::new(shape.connect_delay, shape.connect_delay),
         connect_timeout: Duration::from_secs(1),
         max_attempts: Some(shape.max_connect_attempts),
-        ..ReconnectConfig::default()
     };
     (retry, reconnect)
 }
@@ -887,7 +910,9 @@ fn settings(shape: &Shape) -> (RetryConfig, ReconnectConfig) {
 type PipelinedClient = KvClient<
     wirestack::builder::Stack<
         wirestack::deadline::Deadline<
-            wirestack::retry::Retry<wirestack::reconnect::Reconnect<wirestack::pipeline::Pipeline<Request, Response>>>,
+            wirestack::retry::Retry<
+                wirestack::reconnect::Reconnect<wirestack::pipeline::Pipeline<Request, Response>>,
+            >,
         >,
     >,
 >;
@@ -940,15 +965,16 @@ where
                 Err(error) => {
                     let shared = KvError::from_service(error.into());
                     let text = shared.to_string();
-                    ops.iter()
-                        .map(|_| Err(same_kind(&shared, &text)))
-                        .collect()
+                    ops.iter().map(|_| Err(same_kind(&shared, &text))).collect()
                 }
             }
         };
         let took = started.elapsed();
         if took > DEADLINE {
-            world.violation(format!("{name}: {} took {took:?}, past its deadline", what.join(", ")));
+            world.violation(format!(
+                "{name}: {} took {took:?}, past its deadline",
+                what.join(", ")
+            ));
         }
         let said: Vec<String> = results
             .iter()
@@ -959,7 +985,11 @@ where
             .collect();
         world.log(format!("{name} got {} after {took:?}", said.join(", ")));
         if results.len() != ops.len() {
-            world.violation(format!("{name}: {} answers to a batch of {}", results.len(), ops.len()));
+            world.violation(format!(
+                "{name}: {} answers to a batch of {}",
+                results.len(),
+                ops.len()
+            ));
             continue;
         }
         for ((request, action), result) in ops.into_iter().zip(results) {
@@ -1048,7 +1078,14 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
         let name = format!("r{task}.{session}");
         let ops: Vec<(Request, Action)> = if final_reads {
             (0..shape.keys)
-                .map(|k| (Request::Get { key: Bytes::from(format!("k{k}")) }, Action::Get))
+                .map(|k| {
+                    (
+                        Request::Get {
+                            key: Bytes::from(format!("k{k}")),
+                        },
+                        Action::Get,
+                    )
+                })
                 .collect()
         } else {
             let depth = rng.usize(1..=6);
@@ -1155,11 +1192,15 @@ async fn writer_task(world: Arc<World>, seed: u64) {
             };
             let taken = up.writer.step();
             let crashed = up.disk.lock().unwrap().crashed;
-            let retried = (up.writer.is_failed() && !crashed && rng.u32(..20) == 0).then(|| up.writer.retry());
+            let retried =
+                (up.writer.is_failed() && !crashed && rng.u32(..20) == 0).then(|| up.writer.retry());
             (taken, crashed, retried)
         };
         if let Some(healthy) = retried {
-            world.log(format!("log retry: {}", if healthy { "takes writes" } else { "still failing" }));
+            world.log(format!(
+                "log retry: {}",
+                if healthy { "takes writes" } else { "still failing" }
+            ));
         }
         if taken > 0 && crashed {
             world.crash("a write torn");
@@ -1349,14 +1390,32 @@ fn run(seed: u64) -> Run {
             let seed = seeds[2 + task];
             // One client per task: see the module docs (tokio's watch).
             let task = if task < shape.pipelined_tasks {
-                tokio::spawn(client_task(world.clone(), pipelined_client(&world, &shape), shape, task, seed))
+                tokio::spawn(client_task(
+                    world.clone(),
+                    pipelined_client(&world, &shape),
+                    shape,
+                    task,
+                    seed,
+                ))
             } else {
-                tokio::spawn(client_task(world.clone(), client(&world, &shape), shape, task, seed))
+                tokio::spawn(client_task(
+                    world.clone(),
+                    client(&world, &shape),
+                    shape,
+                    task,
+                    seed,
+                ))
             };
             load.push(task);
         }
         for task in 0..shape.raw_connections {
-            load.push(tokio::spawn(raw_task(world.clone(), shape, task, seeds[20 + task], false)));
+            load.push(tokio::spawn(raw_task(
+                world.clone(),
+                shape,
+                task,
+                seeds[20 + task],
+                false,
+            )));
         }
         for task in load {
             task.await.unwrap();
@@ -1375,7 +1434,10 @@ fn run(seed: u64) -> Run {
             world.start_server();
         }
         if world.violations.lock().unwrap().is_empty() {
-            let last = Shape { raw_v2: false, ..shape };
+            let last = Shape {
+                raw_v2: false,
+                ..shape
+            };
             raw_task(world.clone(), last, 99, seeds[40], true).await;
         }
         writer.abort();
@@ -1413,7 +1475,11 @@ fn run(seed: u64) -> Run {
 
 /// Runs `seeds`; the failed runs.
 fn run_all(seeds: impl IntoIterator<Item = u64>) -> Vec<Run> {
-    seeds.into_iter().map(run).filter(|run| !run.violations.is_empty()).collect()
+    seeds
+        .into_iter()
+        .map(run)
+        .filter(|run| !run.violations.is_empty())
+        .collect()
 }
 
 fn assert_all_pass(seeds: impl IntoIterator<Item = u64>) {
@@ -1442,7 +1508,11 @@ fn fixed_seeds_pass() {
 fn the_same_seed_gives_the_same_trace() {
     for seed in [7, 11, 23, 1_000_003, 987_654_321] {
         let (first, second) = (run(seed), run(seed));
-        assert!(first.trace.len() > 50, "a run does something: {} lines", first.trace.len());
+        assert!(
+            first.trace.len() > 50,
+            "a run does something: {} lines",
+            first.trace.len()
+        );
         if first.hash != second.hash {
             let diverged = first
                 .trace
@@ -1465,7 +1535,11 @@ fn the_same_seed_gives_the_same_trace() {
 fn replay() {
     if let Some(seed) = env_u64("SIM_SEED") {
         let run = run(seed);
-        println!("seed {seed}: trace hash {:016x}, {} lines", run.hash, run.trace.len());
+        println!(
+            "seed {seed}: trace hash {:016x}, {} lines",
+            run.hash,
+            run.trace.len()
+        );
         if std::env::var_os("SIM_TRACE").is_some() {
             for line in &run.trace {
                 println!("{line}");
