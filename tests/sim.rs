@@ -4,21 +4,24 @@
 //!
 //! # What runs
 //!
-//! * **Clients**: a `KvClient` over the stack `KvClient::connect` builds
-//!   (HELLO with a session, a `Multiplex` with keepalive, reconnect, retry,
-//!   deadline, the session layer), made with `ClientBuilder` over the
-//!   simulator's connector; several tasks share it and make single calls
-//!   and batches. Beside it, *raw* connections write pipelined requests
-//!   straight through the codec (1.1, or 2.0 after HELLO), so that a
-//!   connection's own order is checked too.
+//! * **Clients**: client tasks making single calls and batches, each
+//!   through a `KvClient` of its own over either the stack
+//!   `KvClient::connect` builds (HELLO with a session, a `Multiplex` with
+//!   keepalive, reconnect, retry, deadline, the session layer) or
+//!   `ClientBuilder`'s 1.1 default (a `Pipeline`, no session) — both made
+//!   with `ClientBuilder` over the simulator's connector. Beside them,
+//!   *raw* connections write pipelined requests straight through the
+//!   codec (1.1, or 2.0 after HELLO), so that a connection's own order is
+//!   checked too.
 //! * **Network**: every connection is an in-memory link of the
 //!   simulator's own, plugged in through the connector seam
 //!   (`ClientBuilder::connector`). Each direction is a queue of timed
 //!   chunks: a link has a latency (so links reorder against each other),
 //!   and the fault schedule can partition it (nothing arrives until it
 //!   heals), reset it, make it half-open (the server end is gone, the
-//!   client's writes vanish), or throttle it. Connection attempts are
-//!   refused while the server is down.
+//!   client's writes vanish), or throttle it; a blackout resets every
+//!   link and refuses connection attempts for a while. Connection
+//!   attempts are refused while the server is down.
 //! * **Server**: the real `KvService` over a real `Store` and `Wal`
 //!   (`fsync = always`), behind a small connection loop of the simulator's
 //!   (the crate's `Server` needs a TCP listener): requests are called in
@@ -30,7 +33,10 @@
 //!   (a prefix, or a prefix then zeros, lands). A crash drops everything
 //!   not fsynced, kills every connection, and restarts the server on the
 //!   same directory after a seeded pause: recovery must accept what a
-//!   crash can leave.
+//!   crash can leave — but for the one case it refuses by design (a whole
+//!   last record failing its checksum, `wal/tail.rs`), after which the
+//!   simulator runs `kv repair`'s `Wal::repair` as an operator would, and
+//!   the checker says whether an answered write was lost.
 //!
 //! # Why our own simulator on tokio
 //!
@@ -52,8 +58,19 @@
 //! draws nothing), and the server's request deadlines are `std` instants
 //! (the simulator's server clears them; the client's deadline is on the
 //! paused clock and checked). The log's retry after a failure runs when
-//! the simulator says. `the_same_seed_gives_the_same_trace` checks the
-//! rest: a seed run twice gives the same trace hash.
+//! the simulator says. The session ids are drawn from the seed
+//! (`ClientSession::with_id`). tokio's `watch` channel, which `Reconnect`
+//! callers wait on for a connection, wakes its waiters in an order drawn
+//! from tokio's own generator (seedable only under `tokio_unstable`), so
+//! callers sharing one `Reconnect` would make a run irreproducible: each
+//! client task has its own client, and many callers share a connection
+//! only through batches and raw pipelines. `the_same_seed_gives_the_same_trace`
+//! checks the rest: a seed run twice gives the same trace hash.
+//!
+//! Not simulated (yet): `route` over several servers, `pool`, balancing
+//! and hedging (their picks draw from randomly keyed hashers), GOAWAY
+//! and session expiry; CANCEL only as the multiplexer sends it for a
+//! call whose deadline passed.
 //!
 //! # The oracle
 //!
@@ -1315,6 +1332,9 @@ fn set_log_faults(world: &World, fsync: Option<bool>) {
 /// What one seed did.
 struct Run {
     seed: u64,
+    crashes: u32,
+    /// Recoveries refused by design and repaired (see `World::start_server`).
+    repairs: usize,
     hash: u64,
     trace: Vec<String>,
     violations: Vec<String>,
@@ -1465,25 +1485,33 @@ fn run(seed: u64) -> Run {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     trace.hash(&mut hasher);
     let violations = world.violations.lock().unwrap().clone();
+    let repairs = trace.iter().filter(|line| line.contains("REPAIR")).count();
     Run {
         seed,
+        crashes,
+        repairs,
         hash: hasher.finish(),
         trace,
         violations,
     }
 }
 
-/// Runs `seeds`; the failed runs.
-fn run_all(seeds: impl IntoIterator<Item = u64>) -> Vec<Run> {
-    seeds
-        .into_iter()
-        .map(run)
-        .filter(|run| !run.violations.is_empty())
-        .collect()
+/// Runs `seeds`; the failed runs, the crashes and the repairs.
+fn run_all(seeds: impl IntoIterator<Item = u64>) -> (Vec<Run>, u32, usize) {
+    let (mut failed, mut crashes, mut repairs) = (Vec::new(), 0, 0);
+    for seed in seeds {
+        let run = run(seed);
+        crashes += run.crashes;
+        repairs += run.repairs;
+        if !run.violations.is_empty() {
+            failed.push(run);
+        }
+    }
+    (failed, crashes, repairs)
 }
 
 fn assert_all_pass(seeds: impl IntoIterator<Item = u64>) {
-    let failed = run_all(seeds);
+    let (failed, _, _) = run_all(seeds);
     if let Some(first) = failed.first() {
         let seeds: Vec<u64> = failed.iter().map(|run| run.seed).collect();
         panic!("{} seeds failed: {seeds:?}\n{}", failed.len(), first.report());
@@ -1550,10 +1578,10 @@ fn replay() {
     if let Some(count) = env_u64("SIM_SEEDS") {
         let first = env_u64("SIM_FIRST").unwrap_or(0);
         let started = std::time::Instant::now();
-        let failed = run_all(first..first + count);
+        let (failed, crashes, repairs) = run_all(first..first + count);
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "sim: ran {count} seeds from {first}, {} failed, {:.1} seeds/s",
+            "sim: ran {count} seeds from {first}, {} failed, {:.1} seeds/s ({crashes} crashes, {repairs} repairs)",
             failed.len(),
             count as f64 / secs
         );
