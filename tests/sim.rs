@@ -749,7 +749,8 @@ fn describe(request: &Request) -> String {
 /// A random request over `keys` keys, of a value no other write has.
 fn random_request(rng: &mut fastrand::Rng, keys: usize, name: &str, n: usize) -> (Request, Action) {
     let key = Bytes::from(format!("k{}", rng.usize(..keys)));
-    let value = Bytes::from(format!("{name}-{n}"));
+    // In angle brackets: `applied_twice` finds each in the log's bytes.
+    let value = Bytes::from(format!("<{name}-{n}>"));
     match rng.u32(..100) {
         0..45 => (
             Request::Put {
@@ -1332,6 +1333,8 @@ fn set_log_faults(world: &World, fsync: Option<bool>) {
 /// What one seed did.
 struct Run {
     seed: u64,
+    /// Values the log held at the end.
+    logged: usize,
     crashes: u32,
     /// Recoveries refused by design and repaired (see `World::start_server`).
     repairs: usize,
@@ -1464,6 +1467,10 @@ fn run(seed: u64) -> Run {
         let _ = writer.await;
     });
     let history = world.history.lock().unwrap().clone();
+    let logged = logged_values(&world.dir).len();
+    for (value, times) in applied_twice(&world.dir) {
+        world.violation(format!("{value} applied {times} times (logged that often)"));
+    }
     let not_sent = world.not_sent.lock().unwrap().clone();
     for op in &history {
         if let Some((_, Answer::Value(Some(value)))) = &op.answer {
@@ -1480,7 +1487,10 @@ fn run(seed: u64) -> Run {
     }
     let crashes = world.server.lock().unwrap().crashes;
     let mut trace = std::mem::take(&mut world.trace.lock().unwrap().lines);
-    trace.push(format!("end: {} ops, {crashes} crashes", history.len()));
+    trace.push(format!(
+        "end: {} ops, {crashes} crashes, {logged} values logged since the last",
+        history.len()
+    ));
     drop(runtime);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     trace.hash(&mut hasher);
@@ -1488,12 +1498,59 @@ fn run(seed: u64) -> Run {
     let repairs = trace.iter().filter(|line| line.contains("REPAIR")).count();
     Run {
         seed,
+        logged,
         crashes,
         repairs,
         hash: hasher.finish(),
         trace,
         violations,
     }
+}
+
+/// The values the log holds more than once. Every value is written by
+/// one PUT only, so a value logged twice was applied twice: what sessions
+/// promise never happens (and a write without a session is never sent
+/// again). Every write applied since the last crash is in the log files
+/// (compaction is off); a write cut off by a failure or a crash is not.
+fn applied_twice(dir: &std::path::Path) -> Vec<(String, usize)> {
+    logged_values(dir)
+        .into_iter()
+        .filter(|(_, times)| *times > 1)
+        .collect()
+}
+
+/// Each value the log files hold, with how often.
+fn logged_values(dir: &std::path::Path) -> Vec<(String, usize)> {
+    let mut counts = std::collections::BTreeMap::<Vec<u8>, usize>::new();
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("wal-"))
+        })
+        .collect();
+    logs.sort();
+    for log in logs {
+        let bytes = std::fs::read(&log).unwrap();
+        for (end, _) in bytes.iter().enumerate().filter(|(_, &byte)| byte == b'>') {
+            let window = &bytes[end.saturating_sub(40)..end];
+            if let Some(start) = window.iter().rposition(|&byte| byte == b'<') {
+                let token = &window[start..];
+                let plausible = token.len() > 3
+                    && token[1..]
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(b));
+                if plausible {
+                    *counts.entry(token.to_vec()).or_default() += 1;
+                }
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(token, times)| (format!("{}>", String::from_utf8_lossy(&token)), times))
+        .collect()
 }
 
 /// Runs `seeds`; the failed runs, the crashes and the repairs.
@@ -1529,6 +1586,20 @@ fn env_u64(name: &str) -> Option<u64> {
 #[test]
 fn fixed_seeds_pass() {
     assert_all_pass(0..48);
+}
+
+/// The check that nothing is applied twice reads what the log holds.
+#[test]
+fn a_value_logged_twice_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = b"\x07\x00<c1-2>\x01k0<c1-3>\x00<r0.1-12>\xffk0<c1-2>\x03";
+    std::fs::write(dir.path().join("wal-00000000000000000000"), log).unwrap();
+    std::fs::write(dir.path().join("snapshot-x"), b"<c1-3>").unwrap();
+    assert_eq!(logged_values(dir.path()).len(), 3);
+    assert_eq!(applied_twice(dir.path()), vec![("<c1-2>".to_owned(), 2)]);
+    // And a run's log holds its writes.
+    let run = run(3);
+    assert!(run.logged > 10, "{} values logged\n{}", run.logged, run.report());
 }
 
 /// A seed run twice gives the same trace, hash for hash.
