@@ -29,7 +29,8 @@
 //!   The log's writer runs inline (`wal::sim`, `Wal::open_inline`): the
 //!   simulator steps it at seeded instants, so its batches are seeded too,
 //!   and its file is the simulator's (`SimLogFile`): writes and fsyncs
-//!   can fail for a while, and a crash can be armed to tear the next write
+//!   can be delayed (a slow disk: the writer takes its batches 20–300 ms
+//!   apart) or fail for a while, and a crash can be armed to tear the next write
 //!   (a prefix, or a prefix then zeros, lands). A crash drops everything
 //!   not fsynced, kills every connection, and restarts the server on the
 //!   same directory after a seeded pause: recovery must accept what a
@@ -490,6 +491,9 @@ struct World {
     history: Mutex<Vec<Op>>,
     /// Connection attempts are refused until then (a blackout).
     refusing: Mutex<Instant>,
+    /// The log's writer takes its batches slowly until then: writes and
+    /// fsyncs are delayed.
+    slow_disk: Mutex<Instant>,
 }
 
 impl World {
@@ -863,7 +867,7 @@ struct Shape {
 impl Shape {
     fn of(rng: &mut fastrand::Rng) -> Shape {
         Shape {
-            keys: rng.usize(2..=5),
+            keys: rng.usize(3..=6),
             client_tasks: rng.usize(2..=8),
             pipelined_tasks: rng.usize(0..=2),
             ops_per_task: rng.usize(20..=60),
@@ -1201,7 +1205,13 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
 async fn writer_task(world: Arc<World>, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     loop {
-        tokio::time::sleep(Duration::from_micros(rng.u64(0..3_000))).await;
+        let slow = *world.slow_disk.lock().unwrap() > Instant::now();
+        let pause = if slow {
+            rng.u64(20_000..300_000)
+        } else {
+            rng.u64(0..3_000)
+        };
+        tokio::time::sleep(Duration::from_micros(pause)).await;
         let (taken, crashed, retried) = {
             let mut server = world.server.lock().unwrap();
             let Some(up) = server.up.as_mut() else {
@@ -1288,6 +1298,11 @@ async fn fault_task(world: Arc<World>, shape: Shape, seed: u64) {
                         world.log("FAULT crash armed at the next log write");
                     }
                 }
+            }
+            (95..100, _) => {
+                let lasting = Duration::from_millis(rng.u64(100..3_000));
+                world.log(format!("FAULT slow disk for {lasting:?}"));
+                *world.slow_disk.lock().unwrap() = Instant::now() + lasting;
             }
             (85..95, _) => {
                 // A blackout: every link resets, and connection attempts
@@ -1400,6 +1415,7 @@ fn run(seed: u64) -> Run {
         not_sent: Mutex::default(),
         history: Mutex::default(),
         refusing: Mutex::new(runtime.block_on(async { Instant::now() })),
+        slow_disk: Mutex::new(runtime.block_on(async { Instant::now() })),
     });
     let shape = world.rng(Shape::of);
     runtime.block_on(async {
@@ -1452,6 +1468,14 @@ fn run(seed: u64) -> Run {
             }
         }
         set_log_faults(&world, None);
+        if let Some(up) = &world.server.lock().unwrap().up {
+            up.disk.lock().unwrap().crash_next_write = false;
+        }
+        *world.slow_disk.lock().unwrap() = Instant::now();
+        *world.refusing.lock().unwrap() = Instant::now();
+        world.log("quiet: faults over");
+        // Let what is still in flight land (a deadline and then some).
+        tokio::time::sleep(2 * DEADLINE).await;
         let down = world.server.lock().unwrap().up.is_none();
         if down && world.violations.lock().unwrap().is_empty() {
             world.start_server();
