@@ -503,10 +503,10 @@ impl World {
 
     fn log(&self, line: impl AsRef<str>) {
         let ms = self.start.elapsed().as_micros();
+        // The data directory's name is random: not in the trace.
+        let line = line.as_ref().replace(&*self.dir.to_string_lossy(), "<dir>");
         let mut trace = self.trace.lock().unwrap();
-        trace
-            .lines
-            .push(format!("{:>9.3}ms {}", ms as f64 / 1000.0, line.as_ref()));
+        trace.lines.push(format!("{:>9.3}ms {line}", ms as f64 / 1000.0));
     }
 
     /// The logical clock of the history: every send and answer gets its own tick.
@@ -571,7 +571,7 @@ impl World {
             if error.to_string().contains("cannot be told apart") {
                 self.log(format!("REPAIR after a refused recovery: {error}"));
                 let repaired = Wal::repair(&self.dir, RepairMode::Fix);
-                self.log(format!("repair: {repaired:?}").replace(&*self.dir.to_string_lossy(), "<dir>"));
+                self.log(format!("repair: {repaired:?}"));
                 opened = open();
             }
         }
@@ -1629,7 +1629,8 @@ fn a_value_logged_twice_is_found() {
 /// A seed run twice gives the same trace, hash for hash.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    for seed in [7, 11, 23, 1_000_003, 987_654_321] {
+    // 734 crashes into the one refusal that is repaired.
+    for seed in [7, 11, 23, 734, 1_000_003] {
         let (first, second) = (run(seed), run(seed));
         assert!(
             first.trace.len() > 50,
