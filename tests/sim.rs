@@ -571,6 +571,8 @@ impl World {
             if error.to_string().contains("cannot be told apart") {
                 self.log(format!("REPAIR after a refused recovery: {error}"));
                 let repaired = Wal::repair(&self.dir, RepairMode::Fix);
+                // Its backup's name has the time of day: left out.
+                let repaired = repaired.map(|report| report.actions);
                 self.log(format!("repair: {repaired:?}"));
                 opened = open();
             }
