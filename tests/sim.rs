@@ -141,6 +141,7 @@ use wirestack::kv::{
 use wirestack::multiplex::{self, Outgoing};
 use wirestack::reconnect::ReconnectConfig;
 use wirestack::retry::RetryConfig;
+use wirestack::route::HealthConfig;
 use wirestack::session::{ClientSession, SessionLayer, Stamped};
 use wirestack::transport::{Handshake, Target};
 use wirestack::BoxError;
@@ -200,6 +201,8 @@ struct LinkState {
 #[derive(Debug)]
 struct Link {
     id: usize,
+    /// The server it leads to.
+    server: usize,
     state: Mutex<LinkState>,
     to_server: Mutex<Pipe>,
     to_client: Mutex<Pipe>,
@@ -483,8 +486,9 @@ struct World {
     trace: Mutex<Trace>,
     start: Instant,
     links: Mutex<Vec<Arc<Link>>>,
-    server: Mutex<Server>,
-    dir: PathBuf,
+    /// One or two servers, each with its data directory.
+    servers: Vec<Mutex<Server>>,
+    dirs: Vec<PathBuf>,
     violations: Mutex<Vec<String>>,
     /// Writes that failed "not sent".
     not_sent: Mutex<Vec<Bytes>>,
@@ -504,7 +508,10 @@ impl World {
     fn log(&self, line: impl AsRef<str>) {
         let ms = self.start.elapsed().as_micros();
         // The data directory's name is random: not in the trace.
-        let line = line.as_ref().replace(&*self.dir.to_string_lossy(), "<dir>");
+        let mut line = line.as_ref().to_owned();
+        for (i, dir) in self.dirs.iter().enumerate() {
+            line = line.replace(&*dir.to_string_lossy(), &format!("<dir{i}>"));
+        }
         let mut trace = self.trace.lock().unwrap();
         trace.lines.push(format!("{:>9.3}ms {line}", ms as f64 / 1000.0));
     }
@@ -526,8 +533,8 @@ impl World {
     }
 
     /// Opens the log (recovering it) and starts taking connections.
-    fn start_server(self: &Arc<Self>) -> bool {
-        if self.server.lock().unwrap().up.is_some() {
+    fn start_server(self: &Arc<Self>, i: usize) -> bool {
+        if self.servers[i].lock().unwrap().up.is_some() {
             // Restarted already by whoever crashed it last.
             return true;
         }
@@ -550,7 +557,7 @@ impl World {
         let shared = disk.clone();
         let open = || {
             let shared = shared.clone();
-            Wal::open_inline(&self.dir, config.clone(), store.clone(), move |file| {
+            Wal::open_inline(&self.dirs[i], config.clone(), store.clone(), move |file| {
                 let len = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let mut disk = shared.lock().unwrap();
                 disk.file = Some(file);
@@ -570,7 +577,7 @@ impl World {
             // answered write was lost.
             if error.to_string().contains("cannot be told apart") {
                 self.log(format!("REPAIR after a refused recovery: {error}"));
-                let repaired = Wal::repair(&self.dir, RepairMode::Fix);
+                let repaired = Wal::repair(&self.dirs[i], RepairMode::Fix);
                 // Its backup's name has the time of day: left out.
                 let repaired = repaired.map(|report| report.actions);
                 self.log(format!("repair: {repaired:?}"));
@@ -580,10 +587,10 @@ impl World {
         match opened {
             Ok((wal, writer)) => {
                 self.log(format!(
-                    "server up, {} records recovered",
+                    "server {i} up, {} records recovered",
                     wal.stats().records_recovered
                 ));
-                self.server.lock().unwrap().up = Some(Up {
+                self.servers[i].lock().unwrap().up = Some(Up {
                     service: KvService::with_wal(wal),
                     writer,
                     disk,
@@ -600,8 +607,8 @@ impl World {
 
     /// Kills the server: nothing more is written, the unsynced tail is cut,
     /// every connection resets.
-    fn crash(&self, why: &str) {
-        let mut server = self.server.lock().unwrap();
+    fn crash(&self, i: usize, why: &str) {
+        let mut server = self.servers[i].lock().unwrap();
         let Some(up) = server.up.take() else {
             return;
         };
@@ -611,10 +618,10 @@ impl World {
             connection.abort();
         }
         let cut = up.disk.lock().unwrap().crash();
-        self.log(format!("CRASH ({why}): {cut}"));
+        self.log(format!("CRASH server {i} ({why}): {cut}"));
         // The writer goes with its queue: the directory is unlocked.
         drop(up);
-        for link in self.links.lock().unwrap().iter() {
+        for link in self.links.lock().unwrap().iter().filter(|link| link.server == i) {
             if link.fault() != Some(Fault::HalfOpen) {
                 link.set_fault(Some(Fault::Reset));
             }
@@ -622,17 +629,18 @@ impl World {
     }
 
     /// A connection attempt: refused while the server is down.
-    fn connect(self: &Arc<Self>) -> Option<End> {
+    fn connect(self: &Arc<Self>, i: usize) -> Option<End> {
         if *self.refusing.lock().unwrap() > Instant::now() {
             return None;
         }
-        let mut server = self.server.lock().unwrap();
+        let mut server = self.servers[i].lock().unwrap();
         let up = server.up.as_mut()?;
         let latency = self.rng(|rng| Duration::from_micros(rng.u64(0..5_000)));
         let link = {
             let mut links = self.links.lock().unwrap();
             let link = Arc::new(Link {
                 id: links.len(),
+                server: i,
                 state: Mutex::new(LinkState {
                     fault: None,
                     latency,
@@ -652,7 +660,10 @@ impl World {
         let service = up.service.clone();
         up.connections.push(tokio::spawn(serve(server_end, service)));
         drop(server);
-        self.log(format!("link {} open, latency {latency:?}", link.id));
+        self.log(format!(
+            "link {} to server {i} open, latency {latency:?}",
+            link.id
+        ));
         Some(End {
             link,
             client: true,
@@ -718,10 +729,17 @@ impl Service<Target> for Connector {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _target: Target) -> Self::Future {
+    fn call(&mut self, target: Target) -> Self::Future {
         let world = self.0.clone();
         Box::pin(async move {
-            match world.connect() {
+            // Server i listens on port 7000 + i (a literal address: resolving
+            // it asks no one).
+            let port = target.resolve().await?.first().map_or(0, |addr| addr.port());
+            let server = usize::from(port.saturating_sub(7000));
+            if server >= world.servers.len() {
+                return Err(io::ErrorKind::ConnectionRefused.into());
+            }
+            match world.connect(server) {
                 Some(end) => Ok(Framed::new(end, ClientCodec::new())),
                 None => {
                     world.log("connect refused");
@@ -753,8 +771,14 @@ fn describe(request: &Request) -> String {
 }
 
 /// A random request over `keys` keys, of a value no other write has.
-fn random_request(rng: &mut fastrand::Rng, keys: usize, name: &str, n: usize) -> (Request, Action) {
-    let key = Bytes::from(format!("k{}", rng.usize(..keys)));
+fn random_request(
+    rng: &mut fastrand::Rng,
+    prefix: &str,
+    keys: usize,
+    name: &str,
+    n: usize,
+) -> (Request, Action) {
+    let key = Bytes::from(format!("{prefix}{}", rng.usize(..keys)));
     // In angle brackets: `applied_twice` finds each in the log's bytes.
     let value = Bytes::from(format!("<{name}-{n}>"));
     match rng.u32(..100) {
@@ -954,9 +978,69 @@ fn pipelined_client(world: &Arc<World>, shape: &Shape) -> PipelinedClient {
     KvClient::new(stack)
 }
 
+/// `ClientBuilder::route` over `servers` servers (ports 7000 + i) through
+/// the simulator's connector: a `Router` over one 2.0 stack per server,
+/// no session (`KvClient::sharded`'s stack), probes without jitter.
+macro_rules! router {
+    ($world:expr, $shape:expr, $servers:expr) => {{
+        let (retry, reconnect) = settings(&$shape);
+        let health = HealthConfig {
+            probe_backoff: Backoff::new($shape.connect_delay, $shape.connect_delay),
+            ..HealthConfig::default()
+        };
+        let addrs: Vec<std::net::SocketAddr> = (0..$servers)
+            .map(|i| std::net::SocketAddr::from(([127, 0, 0, 1], 7000 + i as u16)))
+            .collect();
+        let router = ClientBuilder::new(ClientCodec::new())
+            .connector(Connector($world.clone()))
+            .on_connect(Hello::new())
+            .multiplex(multiplex::Builder::new().keepalive(Keepalive::default()))
+            .timeout(DEADLINE)
+            .retry(retry)
+            .reconnect(reconnect)
+            .health(health)
+            .route::<Request, _>(addrs)
+            .expect("distinct endpoints");
+        KvClient::new(router)
+    }};
+}
+
+/// After the faults: every routed key read once through a fresh router.
+async fn routed_final_reads(world: Arc<World>, shape: Shape, servers: usize) {
+    let client = router!(world, shape, servers);
+    for k in 0..shape.keys {
+        let request = Request::Get {
+            key: Bytes::from(format!("rk{k}")),
+        };
+        let sent = world.tick();
+        let result = client.call(request.clone()).await;
+        world.log(format!(
+            "final {} got {:?}",
+            describe(&request),
+            result.as_ref().map(said_of)
+        ));
+        match outcome(&world, &Action::Get, result) {
+            Outcome::Answered(answer) => world.record(Op {
+                session: None,
+                key: key_of(&request),
+                action: Action::Get,
+                sent,
+                answer: Some((world.tick(), answer)),
+            }),
+            _ => world.violation(format!("final read of {:?} not answered", key_of(&request))),
+        }
+    }
+}
+
 /// A task of calls and batches through its own client.
-async fn client_task<S, E>(world: Arc<World>, client: KvClient<S>, shape: Shape, task: usize, seed: u64)
-where
+async fn client_task<S, E>(
+    world: Arc<World>,
+    client: KvClient<S>,
+    shape: Shape,
+    task: usize,
+    seed: u64,
+    prefix: &'static str,
+) where
     S: Service<Request, Response = Response>
         + Service<Batch<Request>, Response = BatchResponse<Response, E>>
         + Clone,
@@ -970,7 +1054,7 @@ where
     while n < shape.ops_per_task {
         let size = if rng.u32(..100) < 40 { rng.usize(2..=5) } else { 1 };
         let ops: Vec<(Request, Action)> = (0..size)
-            .map(|i| random_request(&mut rng, shape.keys, &name, n + i))
+            .map(|i| random_request(&mut rng, prefix, shape.keys, &name, n + i))
             .collect();
         n += size;
         let what: Vec<String> = ops.iter().map(|(request, _)| describe(request)).collect();
@@ -1064,6 +1148,9 @@ fn kind(error: &KvError) -> &'static str {
 /// connection that fails leaves its unanswered requests unknown, and the
 /// next one is a new session.
 async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final_reads: bool) {
+    // Raw connections go to server 0, on keys of their own: a routed
+    // client's keys ("rk…") live on whichever server they are placed on.
+    let prefix = "k";
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut framed: Option<Framed<End, ClientCodec>> = None;
     let mut session = 0u64;
@@ -1077,7 +1164,7 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
                 world.violation(format!("r{task}: no connection in 2,000 attempts"));
                 return;
             }
-            let Some(end) = world.connect() else {
+            let Some(end) = world.connect(0) else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
@@ -1114,7 +1201,7 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
         } else {
             let depth = rng.usize(1..=6);
             (0..depth)
-                .map(|i| random_request(&mut rng, shape.keys, &name, round * 10 + i))
+                .map(|i| random_request(&mut rng, prefix, shape.keys, &name, round * 10 + i))
                 .collect()
         };
         let what: Vec<String> = ops.iter().map(|(request, _)| describe(request)).collect();
@@ -1204,7 +1291,7 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
 
 /// Steps the log's writer at seeded instants, retries a failed log, and
 /// crashes the server when a torn write was armed.
-async fn writer_task(world: Arc<World>, seed: u64) {
+async fn writer_task(world: Arc<World>, i: usize, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     loop {
         let slow = *world.slow_disk.lock().unwrap() > Instant::now();
@@ -1215,7 +1302,7 @@ async fn writer_task(world: Arc<World>, seed: u64) {
         };
         tokio::time::sleep(Duration::from_micros(pause)).await;
         let (taken, crashed, retried) = {
-            let mut server = world.server.lock().unwrap();
+            let mut server = world.servers[i].lock().unwrap();
             let Some(up) = server.up.as_mut() else {
                 drop(server);
                 continue;
@@ -1233,10 +1320,10 @@ async fn writer_task(world: Arc<World>, seed: u64) {
             ));
         }
         if taken > 0 && crashed {
-            world.crash("a write torn");
+            world.crash(i, "a write torn");
             let down = Duration::from_millis(rng.u64(0..3_000));
             tokio::time::sleep(down).await;
-            if !world.start_server() {
+            if !world.start_server(i) {
                 return;
             }
         }
@@ -1285,19 +1372,20 @@ async fn fault_task(world: Arc<World>, shape: Shape, seed: u64) {
                 link.state.lock().unwrap().latency = latency;
             }
             (55..70, _) => {
+                let i = pick_server(&world, &mut rng);
                 if rng.bool() {
-                    world.crash("scheduled");
+                    world.crash(i, "scheduled");
                     let down = Duration::from_millis(rng.u64(0..3_000));
                     tokio::time::sleep(down).await;
-                    if !world.start_server() {
+                    if !world.start_server(i) {
                         return;
                     }
                 } else {
-                    let server = world.server.lock().unwrap();
+                    let server = world.servers[i].lock().unwrap();
                     if let Some(up) = &server.up {
                         up.disk.lock().unwrap().crash_next_write = true;
                         drop(server);
-                        world.log("FAULT crash armed at the next log write");
+                        world.log(format!("FAULT crash armed at server {i}'s next log write"));
                     }
                 }
             }
@@ -1319,15 +1407,16 @@ async fn fault_task(world: Arc<World>, shape: Shape, seed: u64) {
                 }
             }
             (70..85, _) => {
+                let i = pick_server(&world, &mut rng);
                 let fsync = rng.bool();
                 let lasting = Duration::from_millis(rng.u64(10..500));
                 world.log(format!(
-                    "FAULT log {} fail for {lasting:?}",
+                    "FAULT server {i}'s log {} fail for {lasting:?}",
                     if fsync { "fsyncs" } else { "writes" }
                 ));
-                set_log_faults(&world, Some(fsync));
+                set_log_faults(&world, i, Some(fsync));
                 tokio::time::sleep(lasting).await;
-                set_log_faults(&world, None);
+                set_log_faults(&world, i, None);
                 world.log("log faults over");
             }
             _ => {}
@@ -1335,8 +1424,17 @@ async fn fault_task(world: Arc<World>, shape: Shape, seed: u64) {
     }
 }
 
-fn set_log_faults(world: &World, fsync: Option<bool>) {
-    let server = world.server.lock().unwrap();
+/// Which server a fault hits: drawn only when there are two, so that a
+/// one-server seed draws what it drew before routing joined.
+fn pick_server(world: &World, rng: &mut fastrand::Rng) -> usize {
+    match world.servers.len() {
+        1 => 0,
+        n => rng.usize(..n),
+    }
+}
+
+fn set_log_faults(world: &World, i: usize, fsync: Option<bool>) {
+    let server = world.servers[i].lock().unwrap();
     if let Some(up) = &server.up {
         let mut disk = up.disk.lock().unwrap();
         disk.fail_fsyncs = fsync == Some(true);
@@ -1384,7 +1482,7 @@ impl Run {
                     line.contains(&format!(" {key}"))
                         || line.contains("FAULT")
                         || line.contains("CRASH")
-                        || line.contains("server up")
+                        || line.contains(" up, ")
                 })
                 .collect(),
             None => self.trace.iter().rev().take(60).rev().collect(),
@@ -1405,14 +1503,20 @@ fn run(seed: u64) -> Run {
         .start_paused(true)
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    // Routing's draws come from a generator of their own, so that a
+    // one-server seed runs what it ran before routing joined.
+    let mut routing = fastrand::Rng::with_seed(seed ^ 0x5eed_2_5e7e75);
+    let servers = if routing.bool() { 2 } else { 1 };
+    let routed_tasks = if servers == 2 { routing.usize(1..=3) } else { 0 };
+    let routing_seeds: Vec<u64> = (0..16).map(|_| routing.u64(..)).collect();
+    let dirs: Vec<tempfile::TempDir> = (0..servers).map(|_| tempfile::tempdir().unwrap()).collect();
     let world = Arc::new(World {
         rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         trace: Mutex::default(),
         start: runtime.block_on(async { Instant::now() }),
         links: Mutex::default(),
-        server: Mutex::default(),
-        dir: dir.path().to_path_buf(),
+        servers: (0..servers).map(|_| Mutex::default()).collect(),
+        dirs: dirs.iter().map(|dir| dir.path().to_path_buf()).collect(),
         violations: Mutex::default(),
         not_sent: Mutex::default(),
         history: Mutex::default(),
@@ -1420,11 +1524,19 @@ fn run(seed: u64) -> Run {
         slow_disk: Mutex::new(runtime.block_on(async { Instant::now() })),
     });
     let shape = world.rng(Shape::of);
+    let servers = world.servers.len();
     runtime.block_on(async {
-        world.log(format!("seed {seed}: {shape:?}"));
-        assert!(world.start_server(), "a fresh log opens");
+        world.log(format!(
+            "seed {seed}: {shape:?}, {servers} servers, {routed_tasks} routed tasks"
+        ));
+        for i in 0..servers {
+            assert!(world.start_server(i), "a fresh log opens");
+        }
         let seeds: Vec<u64> = world.rng(|rng| (0..64).map(|_| rng.u64(..)).collect());
-        let writer = tokio::spawn(writer_task(world.clone(), seeds[0]));
+        let mut writers = vec![tokio::spawn(writer_task(world.clone(), 0, seeds[0]))];
+        for (i, seed) in routing_seeds.iter().enumerate().take(servers).skip(1) {
+            writers.push(tokio::spawn(writer_task(world.clone(), i, *seed)));
+        }
         let faults = tokio::spawn(fault_task(world.clone(), shape, seeds[1]));
         let mut load = Vec::new();
         for task in 0..shape.client_tasks {
@@ -1437,6 +1549,7 @@ fn run(seed: u64) -> Run {
                     shape,
                     task,
                     seed,
+                    "k",
                 ))
             } else {
                 tokio::spawn(client_task(
@@ -1445,9 +1558,23 @@ fn run(seed: u64) -> Run {
                     shape,
                     task,
                     seed,
+                    "k",
                 ))
             };
             load.push(task);
+        }
+        for j in 0..routed_tasks {
+            let task = shape.client_tasks + j;
+            let client = router!(world, shape, servers);
+            let seed = routing_seeds[8 + j];
+            load.push(tokio::spawn(client_task(
+                world.clone(),
+                client,
+                shape,
+                task,
+                seed,
+                "rk",
+            )));
         }
         for task in 0..shape.raw_connections {
             load.push(tokio::spawn(raw_task(
@@ -1469,18 +1596,22 @@ fn run(seed: u64) -> Run {
                 link.set_fault(None);
             }
         }
-        set_log_faults(&world, None);
-        if let Some(up) = &world.server.lock().unwrap().up {
-            up.disk.lock().unwrap().crash_next_write = false;
+        for i in 0..servers {
+            set_log_faults(&world, i, None);
+            if let Some(up) = &world.servers[i].lock().unwrap().up {
+                up.disk.lock().unwrap().crash_next_write = false;
+            }
         }
         *world.slow_disk.lock().unwrap() = Instant::now();
         *world.refusing.lock().unwrap() = Instant::now();
         world.log("quiet: faults over");
         // Let what is still in flight land (a deadline and then some).
         tokio::time::sleep(2 * DEADLINE).await;
-        let down = world.server.lock().unwrap().up.is_none();
-        if down && world.violations.lock().unwrap().is_empty() {
-            world.start_server();
+        for i in 0..servers {
+            let down = world.servers[i].lock().unwrap().up.is_none();
+            if down && world.violations.lock().unwrap().is_empty() {
+                world.start_server(i);
+            }
         }
         if world.violations.lock().unwrap().is_empty() {
             let last = Shape {
@@ -1488,14 +1619,22 @@ fn run(seed: u64) -> Run {
                 ..shape
             };
             raw_task(world.clone(), last, 99, seeds[40], true).await;
+            if routed_tasks > 0 {
+                routed_final_reads(world.clone(), shape, servers).await;
+            }
         }
-        writer.abort();
-        let _ = writer.await;
+        for writer in writers {
+            writer.abort();
+            let _ = writer.await;
+        }
     });
     let history = world.history.lock().unwrap().clone();
-    let logged = logged_values(&world.dir).len();
-    for (value, times) in applied_twice(&world.dir) {
-        world.violation(format!("{value} applied {times} times (logged that often)"));
+    let mut logged = 0;
+    for dir in &world.dirs {
+        logged += logged_values(dir).len();
+        for (value, times) in applied_twice(dir) {
+            world.violation(format!("{value} applied {times} times (logged that often)"));
+        }
     }
     let not_sent = world.not_sent.lock().unwrap().clone();
     for op in &history {
@@ -1511,7 +1650,11 @@ fn run(seed: u64) -> Run {
     if let Err(violation) = check(&history) {
         world.violation(violation.to_string());
     }
-    let crashes = world.server.lock().unwrap().crashes;
+    let crashes: u32 = world
+        .servers
+        .iter()
+        .map(|server| server.lock().unwrap().crashes)
+        .sum();
     let mut trace = std::mem::take(&mut world.trace.lock().unwrap().lines);
     trace.push(format!(
         "end: {} ops, {crashes} crashes, {logged} values logged since the last",
