@@ -1505,7 +1505,7 @@ fn run(seed: u64) -> Run {
         .unwrap();
     // Routing's draws come from a generator of their own, so that a
     // one-server seed runs what it ran before routing joined.
-    let mut routing = fastrand::Rng::with_seed(seed ^ 0x5eed_2_5e7e75);
+    let mut routing = fastrand::Rng::with_seed(seed ^ 0x05ee_d25e_7e75);
     let servers = if routing.bool() { 2 } else { 1 };
     let routed_tasks = if servers == 2 { routing.usize(1..=3) } else { 0 };
     let routing_seeds: Vec<u64> = (0..16).map(|_| routing.u64(..)).collect();
