@@ -9,7 +9,11 @@
 //!   `KvClient::connect` builds (HELLO with a session, a `Multiplex` with
 //!   keepalive, reconnect, retry, deadline, the session layer) or
 //!   `ClientBuilder`'s 1.1 default (a `Pipeline`, no session) — both made
-//!   with `ClientBuilder` over the simulator's connector. Beside them,
+//!   with `ClientBuilder` over the simulator's connector. In half the
+//!   seeds there are two servers, and 1–3 more tasks go through
+//!   `ClientBuilder::route` over both (`KvClient::sharded`'s stack: a
+//!   `Router` with health checks over a pool and a 2.0 stack per server),
+//!   on keys of their own. Beside them,
 //!   *raw* connections write pipelined requests straight through the
 //!   codec (1.1, or 2.0 after HELLO), so that a connection's own order is
 //!   checked too.
@@ -22,7 +26,7 @@
 //!   client's writes vanish), or throttle it; a blackout resets every
 //!   link and refuses connection attempts for a while. Connection
 //!   attempts are refused while the server is down.
-//! * **Server**: the real `KvService` over a real `Store` and `Wal`
+//! * **Servers**: each the real `KvService` over a real `Store` and `Wal`
 //!   (`fsync = always`), behind a small connection loop of the simulator's
 //!   (the crate's `Server` needs a TCP listener): requests are called in
 //!   the order read, 1.1 answers leave in order, 2.0 answers as they come.
@@ -68,7 +72,7 @@
 //! only through batches and raw pipelines. `the_same_seed_gives_the_same_trace`
 //! checks the rest: a seed run twice gives the same trace hash.
 //!
-//! Not simulated (yet): `route` over several servers, `pool`, balancing
+//! Not simulated (yet): a pool of more than one connection, balancing
 //! and hedging (their picks draw from randomly keyed hashers), GOAWAY
 //! and session expiry; CANCEL only as the multiplexer sends it for a
 //! call whose deadline passed.
