@@ -144,6 +144,9 @@ pub mod hedge;
 pub mod keepalive;
 pub mod metrics;
 pub mod multiplex;
+#[cfg(feature = "sim-mutations")]
+#[doc(hidden)]
+pub mod mutations;
 pub mod pipeline;
 pub mod pool;
 pub mod reconnect;

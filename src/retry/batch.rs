@@ -96,7 +96,7 @@ where
 {
     fn resend(&self, policy: &Rules, result: &Result<BatchResponse<Resp, E>, BoxError>) -> Option<Resend> {
         let remainder = &self.requests[self.offset..];
-        match result {
+        let resend = match result {
             Ok(answers) => {
                 let first = first_failed(answers)?;
                 let outcomes = answers[first..]
@@ -105,7 +105,15 @@ where
                 resend(policy, &remainder[first..], outcomes)
             }
             Err(error) => resend::<Req, Resp>(policy, remainder, std::iter::repeat(Err(&**error as _))),
+        };
+        #[cfg(feature = "sim-mutations")]
+        if crate::mutations::on(crate::mutations::Mutation::BatchDropsMaybeApplied) {
+            return resend.map(|resend| Resend {
+                applied: false,
+                ..resend
+            });
         }
+        resend
     }
 
     /// The remainder was not sent: its first request's reason decides.

@@ -15,6 +15,8 @@ mod read;
 mod record;
 mod recovery;
 mod repair;
+#[doc(hidden)]
+pub mod sim;
 mod tail;
 mod writer;
 

@@ -39,6 +39,10 @@ impl QueuedReads {
     /// number `mutation` (counting from 0) of the batch. Call it just
     /// before applying that mutation.
     pub(crate) fn answer_before(&mut self, mutation: usize, store: &Store) {
+        #[cfg(feature = "sim-mutations")]
+        if crate::mutations::on(crate::mutations::Mutation::ReadAfterBatch) {
+            return;
+        }
         while self
             .reads
             .front()

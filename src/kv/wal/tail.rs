@@ -98,6 +98,10 @@ pub(crate) fn judge<F: Read + Seek>(
         Damage::PartialHeader => return Ok(Verdict::Torn("a partial record header")),
         // The checksum matched: a crash does not write that.
         Damage::Malformed(_) => return Ok(Verdict::Corrupt(damage.reason())),
+        #[cfg(feature = "sim-mutations")]
+        Damage::PastEnd if crate::mutations::on(crate::mutations::Mutation::TornTailIsCorrupt) => {
+            return Ok(Verdict::Corrupt("a record cut short".into()))
+        }
         Damage::PastEnd => "a record cut short",
         Damage::Checksum => "a record not all written",
     };

@@ -1,6 +1,7 @@
 //! The writer thread: the only code that appends to the log or mutates the store.
 
 mod health;
+mod sim;
 
 use super::files::{create_wal, sync_dir, wal_path, MAGIC_LEN};
 use super::lock::DirLock;

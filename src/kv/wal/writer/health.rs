@@ -43,6 +43,12 @@ impl Failure {
     pub(super) fn retry_at(&self) -> Instant {
         self.retry_at
     }
+
+    /// No retry on its own for an hour: the simulator, which steps the
+    /// writer on a paused clock, says when one is due (`wal::sim`).
+    pub(super) fn postpone_retry(&mut self) {
+        self.retry_at = Instant::now() + Duration::from_secs(3600);
+    }
 }
 
 impl Writer {
