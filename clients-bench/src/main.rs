@@ -41,6 +41,9 @@
 //! this process: redis-server is another process) and, for `sequential`,
 //! the median latency of one GET (p50; every GET timed), each the median of
 //! interleaved repetitions (every cell of every client in turn, REPS times).
+//! `EACH=1` prints every sample as well (to stderr), to see a run's spread;
+//! `TIMER=1` keeps a timer registered on each runtime, so that it always
+//! parks with a timeout, as it does under a client that arms timers.
 //!
 //! ```text
 //! cargo run --release -p clients-bench            # starts its own redis-server
@@ -49,6 +52,7 @@
 //! cargo build --release --bin kv && MODE=kv LOADS=seq cargo run --release -p clients-bench
 //! REPS=5 SECONDS=1 cargo run --release -p clients-bench
 //! CLIENTS=wirestack LOADS=batch SECONDS=10 REPS=1 cargo run --release -p clients-bench
+//! CLIENTS='wirestack$' FLAVOURS=current LOADS=seq REPS=1 SECONDS=5 perf record -g target/release/clients-bench
 //! MODE=cluster cargo run --release -p clients-bench   # starts a local cluster
 //! MODE=memcached cargo run --release -p clients-bench # starts its own memcached
 //! ```
@@ -535,6 +539,11 @@ where
         .into_iter()
         .map(|flavour| {
             let runtime = flavour.runtime();
+            if std::env::var_os("TIMER").is_some() {
+                // TIMER=1: a timer always registered, so that the runtime
+                // parks with a timeout whatever the clients arm.
+                runtime.spawn(tokio::time::sleep(Duration::from_secs(3600)));
+            }
             let clients = runtime.block_on(connect());
             let cells: Cells = vec![vec![Vec::new(); clients.len()]; loads.len()];
             (flavour, runtime, clients, cells)
@@ -559,6 +568,8 @@ where
 
 /// One repetition: every load on every client, each in a task of its own.
 /// With `EACH=1`, every sample is printed (to stderr) as it is measured.
+/// (`TIMER=1` keeps a timer registered on every runtime: see
+/// [`run_flavours`].)
 async fn run_cells<C, F, Fut>(clients: &[C], loads: &[Load], time: Duration, measure: &F, cells: &mut Cells)
 where
     C: Gets,
