@@ -542,7 +542,7 @@ where
             if std::env::var_os("TIMER").is_some() {
                 // TIMER=1: a timer always registered, so that the runtime
                 // parks with a timeout whatever the clients arm.
-                runtime.spawn(tokio::time::sleep(Duration::from_secs(3600)));
+                runtime.spawn(async { tokio::time::sleep(Duration::from_secs(3600)).await });
             }
             let clients = runtime.block_on(connect());
             let cells: Cells = vec![vec![Vec::new(); clients.len()]; loads.len()];
