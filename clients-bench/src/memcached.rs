@@ -18,7 +18,7 @@
 //!   others send), and `get_many` (an `mg` per key, what a sharded client
 //!   sends) in a row of its own.
 
-use super::{key, Gets, Load, KEYS};
+use super::{key, Gets, Load, Sample, KEYS};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,7 +107,7 @@ impl Gets for Client {
 }
 
 /// [`super::measure`] for the async clients, [`blocking`] for the other.
-async fn measured(client: Client, load: Load, time: Duration) -> Option<(f64, f64)> {
+async fn measured(client: Client, load: Load, time: Duration) -> Option<Sample> {
     match &client {
         Client::Memcache(one, pooled) => {
             let (one, pooled) = (one.clone(), pooled.clone());
@@ -132,7 +132,7 @@ fn blocking(
     pooled: &Arc<memcache::Client>,
     load: Load,
     time: Duration,
-) -> Option<(f64, f64)> {
+) -> Option<Sample> {
     let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(key).collect());
     let cpu = super::cpu_time();
     let started = Instant::now();
@@ -176,7 +176,7 @@ fn blocking(
     };
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = (super::cpu_time() - cpu).as_secs_f64();
-    Some((ops as f64 / elapsed, cpu * 1e6 / ops as f64))
+    Some(Sample::new(ops, elapsed, cpu, None))
 }
 
 /// A memcached of our own on a free loopback port.
@@ -200,66 +200,60 @@ pub(crate) fn main(reps: usize, seconds: f64, quiet: bool) {
             (addr, Some(server))
         }
     };
-    // WORKERS=1: one runtime thread, to see what moving a call between
-    // threads (caller and connection task) costs.
-    let workers = std::env::var("WORKERS")
-        .ok()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(2);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .expect("a runtime");
     if quiet {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
         return runtime.block_on(super::quiet::run(addr, reps, time));
     }
-    runtime.block_on(async move {
-        // OPAQUE=0: wirestack without opaque tokens, to measure what they cost.
-        let codec = if std::env::var("OPAQUE").as_deref() == Ok("0") {
-            MemcacheCodec::new().without_opaque()
-        } else {
-            MemcacheCodec::new()
-        };
-        let wirestack = MemcacheClient::new(
-            ClientBuilder::new(codec)
-                .connect_pinned::<Request>(addr)
-                .await
-                .expect("wirestack connects"),
-        );
-        wirestack
-            .set_many((0..KEYS).map(|i| (key(i), &[b'x'; 64][..])))
+    let loads = super::picked_loads();
+    let runs = super::run_flavours(&loads, reps, time, || clients(addr), measured);
+    println!("memcached on {addr}; GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s");
+    super::report(&loads, &runs);
+}
+
+/// The clients compared (`CLIENTS` picks some), connected to `addr` on the
+/// current runtime; the keys preloaded.
+async fn clients(addr: SocketAddr) -> Vec<Client> {
+    // OPAQUE=0: wirestack without opaque tokens, to measure what they cost.
+    let codec = if std::env::var("OPAQUE").as_deref() == Ok("0") {
+        MemcacheCodec::new().without_opaque()
+    } else {
+        MemcacheCodec::new()
+    };
+    let wirestack = MemcacheClient::new(
+        ClientBuilder::new(codec)
+            .connect_pinned::<Request>(addr)
             .await
-            .expect("preload");
-        let url = format!("memcache://{addr}");
-        let memcache_one = memcache::Client::connect(url.as_str()).expect("memcache connects");
-        let memcache_pool = memcache::Client::with_pool_size(url.as_str(), 64).expect("memcache connects");
-        let shared = async_memcached::Client::new(format!("tcp://{addr}"))
+            .expect("wirestack connects"),
+    );
+    wirestack
+        .set_many((0..KEYS).map(|i| (key(i), &[b'x'; 64][..])))
+        .await
+        .expect("preload");
+    let url = format!("memcache://{addr}");
+    let memcache_one = memcache::Client::connect(url.as_str()).expect("memcache connects");
+    let memcache_pool = memcache::Client::with_pool_size(url.as_str(), 64).expect("memcache connects");
+    let shared = async_memcached::Client::new(format!("tcp://{addr}"))
+        .await
+        .expect("async-memcached connects");
+    let mut own = Vec::new();
+    for _ in 0..64 {
+        let client = async_memcached::Client::new(format!("tcp://{addr}"))
             .await
             .expect("async-memcached connects");
-        let mut own = Vec::new();
-        for _ in 0..64 {
-            let client = async_memcached::Client::new(format!("tcp://{addr}"))
-                .await
-                .expect("async-memcached connects");
-            own.push(Mutex::new(client));
-        }
-        let clients = [
-            Client::Wirestack(wirestack.clone()),
-            Client::WirestackMg(wirestack),
-            Client::Memcache(Arc::new(memcache_one), Arc::new(memcache_pool)),
-            Client::AsyncMemcached(Arc::new(Mutex::new(shared)), Arc::new(own)),
-        ];
-        let clients: Vec<Client> = clients
-            .into_iter()
-            .filter(|client| super::picked("CLIENTS", client.name()))
-            .collect();
-        let loads: Vec<Load> = [Load::Sequential, Load::Tasks64, Load::Batch64, Load::InFlight1000]
-            .into_iter()
-            .filter(|load| super::picked("LOADS", load.name()))
-            .collect();
-        let cells = super::run_cells(&clients, &loads, reps, time, measured).await;
-        println!("memcached on {addr}; GETs of 64-byte values; median of {reps} interleaved repetitions of {seconds} s");
-        super::report(&loads, &super::names(&clients), &cells);
-    });
+        own.push(Mutex::new(client));
+    }
+    let clients = [
+        Client::Wirestack(wirestack.clone()),
+        Client::WirestackMg(wirestack),
+        Client::Memcache(Arc::new(memcache_one), Arc::new(memcache_pool)),
+        Client::AsyncMemcached(Arc::new(Mutex::new(shared)), Arc::new(own)),
+    ];
+    clients
+        .into_iter()
+        .filter(|client| super::picked("CLIENTS", client.name()))
+        .collect()
 }

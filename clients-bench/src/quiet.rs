@@ -94,7 +94,10 @@ pub(crate) async fn run(addr: std::net::SocketAddr, reps: usize, time: Duration)
         }
         for (m, name) in ["answered", "quiet + mn"].into_iter().enumerate() {
             let (rates, bytes) = results[m].clone();
-            println!("| {hits} % | {name} | {:.0} | {bytes:.1} |", super::median(rates));
+            println!(
+                "| {hits} % | {name} | {:.0} | {bytes:.1} |",
+                super::median(rates).unwrap_or(f64::NAN)
+            );
         }
     }
 }
