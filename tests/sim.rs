@@ -37,11 +37,11 @@
 //!   apart) or fail for a while, and a crash can be armed to tear the next write
 //!   (a prefix, or a prefix then zeros, lands). A crash drops everything
 //!   not fsynced, kills every connection, and restarts the server on the
-//!   same directory after a seeded pause: recovery must accept what a
-//!   crash can leave — but for the one case it refuses by design (a whole
-//!   last record failing its checksum, `wal/tail.rs`), after which the
-//!   simulator runs `kv repair`'s `Wal::repair` as an operator would, and
-//!   the checker says whether an answered write was lost.
+//!   same directory after a seeded pause: recovery must accept whatever a
+//!   crash can leave, without an operator (a refusal fails the run), and
+//!   the checker says whether an answered write was lost. A tear with
+//!   zeros starts at a sector boundary (or where the synced data ends), as
+//!   on a disk, which writes whole sectors.
 //!
 //! # Why our own simulator on tokio
 //!
@@ -138,7 +138,7 @@ use wirestack::batch::{Batch, BatchResponse};
 use wirestack::builder::ClientBuilder;
 use wirestack::keepalive::Keepalive;
 use wirestack::kv::wal::sim::{InlineWriter, SimLogFile};
-use wirestack::kv::wal::{FsyncPolicy, RepairMode, Wal, WalConfig};
+use wirestack::kv::wal::{FsyncPolicy, Wal, WalConfig};
 use wirestack::kv::{
     ClientCodec, Hello, Incoming, KvClient, KvError, KvService, Request, Response, ServerCodec, Status, Store,
 };
@@ -397,6 +397,13 @@ impl Disk {
                 self.rng.u64(..=unsynced)
             };
         let zeros = cut < self.len && self.rng.bool();
+        // A disk writes whole sectors: the part that did not land starts at
+        // a multiple of 512 bytes (or where the synced data ends).
+        let cut = if zeros {
+            (cut / 512 * 512).max(self.synced)
+        } else {
+            cut
+        };
         let result = if zeros {
             file.set_len(cut).and_then(|()| file.set_len(self.len))
         } else {
@@ -560,7 +567,6 @@ impl World {
         };
         let shared = disk.clone();
         let open = || {
-            let shared = shared.clone();
             Wal::open_inline(&self.dirs[i], config.clone(), store.clone(), move |file| {
                 let len = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let mut disk = shared.lock().unwrap();
@@ -571,24 +577,7 @@ impl World {
                 Box::new(SimFile(shared)) as Box<dyn SimLogFile>
             })
         };
-        let mut opened = open();
-        if let Err(error) = &opened {
-            // The one damage a crash can leave that recovery refuses by
-            // design (`wal/tail.rs`): a whole last record that fails its
-            // checksum, which a flipped bit in an answered write would
-            // also leave. The operator's way out is `kv repair`, which
-            // cuts it: done here, and the checker then sees whether an
-            // answered write was lost.
-            if error.to_string().contains("cannot be told apart") {
-                self.log(format!("REPAIR after a refused recovery: {error}"));
-                let repaired = Wal::repair(&self.dirs[i], RepairMode::Fix);
-                // Its backup's name has the time of day: left out.
-                let repaired = repaired.map(|report| report.actions);
-                self.log(format!("repair: {repaired:?}"));
-                opened = open();
-            }
-        }
-        match opened {
+        match open() {
             Ok((wal, writer)) => {
                 self.log(format!(
                     "server {i} up, {} records recovered",
@@ -1455,8 +1444,6 @@ struct Run {
     /// Values the log held at the end.
     logged: usize,
     crashes: u32,
-    /// Recoveries refused by design and repaired (see `World::start_server`).
-    repairs: usize,
     hash: u64,
     trace: Vec<String>,
     violations: Vec<String>,
@@ -1668,12 +1655,10 @@ fn run(seed: u64) -> Run {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     trace.hash(&mut hasher);
     let violations = world.violations.lock().unwrap().clone();
-    let repairs = trace.iter().filter(|line| line.contains("REPAIR")).count();
     Run {
         seed,
         logged,
         crashes,
-        repairs,
         hash: hasher.finish(),
         trace,
         violations,
@@ -1726,22 +1711,21 @@ fn logged_values(dir: &std::path::Path) -> Vec<(String, usize)> {
         .collect()
 }
 
-/// Runs `seeds`; the failed runs, the crashes and the repairs.
-fn run_all(seeds: impl IntoIterator<Item = u64>) -> (Vec<Run>, u32, usize) {
-    let (mut failed, mut crashes, mut repairs) = (Vec::new(), 0, 0);
+/// Runs `seeds`; the failed runs and the crashes.
+fn run_all(seeds: impl IntoIterator<Item = u64>) -> (Vec<Run>, u32) {
+    let (mut failed, mut crashes) = (Vec::new(), 0);
     for seed in seeds {
         let run = run(seed);
         crashes += run.crashes;
-        repairs += run.repairs;
         if !run.violations.is_empty() {
             failed.push(run);
         }
     }
-    (failed, crashes, repairs)
+    (failed, crashes)
 }
 
 fn assert_all_pass(seeds: impl IntoIterator<Item = u64>) {
-    let (failed, _, _) = run_all(seeds);
+    let (failed, _) = run_all(seeds);
     if let Some(first) = failed.first() {
         let seeds: Vec<u64> = failed.iter().map(|run| run.seed).collect();
         panic!("{} seeds failed: {seeds:?}\n{}", failed.len(), first.report());
@@ -1778,7 +1762,6 @@ fn a_value_logged_twice_is_found() {
 /// A seed run twice gives the same trace, hash for hash.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    // 734 crashes into the one refusal that is repaired.
     for seed in [7, 11, 23, 734, 1_000_003] {
         let (first, second) = (run(seed), run(seed));
         assert!(
@@ -1823,10 +1806,10 @@ fn replay() {
     if let Some(count) = env_u64("SIM_SEEDS") {
         let first = env_u64("SIM_FIRST").unwrap_or(0);
         let started = std::time::Instant::now();
-        let (failed, crashes, repairs) = run_all(first..first + count);
+        let (failed, crashes) = run_all(first..first + count);
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "sim: ran {count} seeds from {first}, {} failed, {:.1} seeds/s ({crashes} crashes, {repairs} repairs)",
+            "sim: ran {count} seeds from {first}, {} failed, {:.1} seeds/s ({crashes} crashes)",
             failed.len(),
             count as f64 / secs
         );

@@ -25,10 +25,15 @@
 //! sectors landed, the rest did not), but so does a flipped bit in a record
 //! that was acknowledged, and nothing in the file tells the two apart; cutting
 //! it could lose an answered write, so recovery refuses and `kv repair`
-//! decides — unless the record ends in a whole sector of zeros, what a file
-//! system leaves when it extended the file before the data landed. Random
-//! bytes appended after the last record almost never make such a record
-//! (their "length" would have to match what follows exactly).
+//! decides — unless the record's bytes are zeros from a sector boundary
+//! inside it to its end. That is what a crash leaves when the file system
+//! extended the file before the data landed: a disk writes whole sectors, so
+//! the part that did not land starts at a multiple of 512 bytes in the file
+//! (or covers the whole record, the first case above). A flipped bit in an
+//! answered write is taken for that only if the record's own bytes happen to
+//! be zero from such a boundary to its end. Random bytes appended after the
+//! last record almost never make such a record (their "length" would have to
+//! match what follows exactly).
 //!
 //! The search for a valid record after the damage is what tells a length
 //! field with a flipped bit (the records after it are still there) from a
@@ -73,15 +78,19 @@ pub(crate) enum Found {
 /// A sector: the unit a file system writes or leaves zeroed.
 const SECTOR: u64 = 512;
 
-/// Whether the last `rest` bytes of the file (a record's payload) end in a
-/// whole sector of zeros.
-fn ends_in_a_zero_sector<F: Read + Seek>(file: &mut F, file_len: u64, rest: u64) -> io::Result<bool> {
-    if rest < SECTOR {
+/// Whether the record starting at `start` is zeros from the last sector
+/// boundary inside it to the end of the file: the part of a write that had
+/// not landed when the file system, which had already extended the file,
+/// crashed.
+fn zeros_from_a_sector_boundary<F: Read + Seek>(file: &mut F, start: u64, file_len: u64) -> io::Result<bool> {
+    let boundary = (file_len - 1) / SECTOR * SECTOR;
+    if boundary <= start {
         return Ok(false);
     }
-    let mut sector = [0u8; SECTOR as usize];
-    read_at(file, file_len - SECTOR, &mut sector)?;
-    Ok(sector.iter().all(|&byte| byte == 0))
+    let mut rest = [0u8; SECTOR as usize];
+    let rest = &mut rest[..(file_len - boundary) as usize];
+    read_at(file, boundary, rest)?;
+    Ok(rest.iter().all(|&byte| byte == 0))
 }
 
 /// Judges `damage` found at `offset` of a log file of `file_len` bytes.
@@ -110,9 +119,9 @@ pub(crate) fn judge<F: Read + Seek>(
     let (len, crc) = parse_header(header);
     let rest = file_len - offset - HEADER_LEN;
     let whole = rest == u64::from(len) && rest >= PLAUSIBLE_PREFIX as u64;
-    if damage == Damage::Checksum && whole && !ends_in_a_zero_sector(file, file_len, rest)? {
+    if damage == Damage::Checksum && whole && !zeros_from_a_sector_boundary(file, offset, file_len)? {
         return Ok(Verdict::Corrupt(format!(
-            "the last record ({len} bytes, ending exactly at the end of the file) fails its              checksum: a flipped bit in an answered write or a torn one cannot be told apart"
+            "the last record ({len} bytes, ending exactly at the end of the file) fails its checksum: a flipped bit in an answered write or a torn one cannot be told apart"
         )));
     }
     if rest != u64::from(len)

@@ -107,6 +107,51 @@ fn a_damaged_record_whose_value_ends_in_zeros_is_torn_only_with_nothing_after_it
     assert!(matches!(verdict(&buf), Some((0, Verdict::Corrupt(_)))));
 }
 
+#[test]
+fn a_whole_last_record_zero_from_a_sector_boundary_is_a_torn_write() {
+    // What a crash leaves when the file system extended the file before
+    // the data landed: the last record is whole by its length, but from a
+    // sector boundary inside it to its end the disk holds zeros.
+    let (mut buf, _) = log();
+    let last = buf.len() as u64;
+    encode(
+        &Mutation::Put {
+            key: Bytes::from_static(b"spans sectors"),
+            value: Bytes::from(vec![0x6B; 1900]),
+            expires_at: None,
+        },
+        &mut buf,
+    );
+    let end = buf.len() as u64;
+    let boundaries: Vec<u64> = (1..)
+        .map(|n| n * SECTOR)
+        .skip_while(|&b| b <= last)
+        .take_while(|&b| b < end)
+        .collect();
+    assert!(boundaries.len() >= 3, "{boundaries:?}");
+    for &boundary in &boundaries {
+        let mut torn = buf.clone();
+        torn[boundary as usize..].fill(0);
+        let (offset, verdict) = verdict(&torn).expect("damage");
+        assert_eq!(offset, last);
+        assert!(
+            matches!(verdict, Verdict::Torn(_)),
+            "zeros from {boundary}: {verdict:?}"
+        );
+    }
+    // Zeros that start past the last boundary are not what a disk
+    // leaves: refused, as a flipped bit would be.
+    let past = boundaries[boundaries.len() - 1] + 1;
+    assert!(past < end);
+    let mut odd = buf.clone();
+    odd[past as usize..].fill(0);
+    let (_, verdict) = verdict(&odd).expect("damage");
+    assert!(
+        matches!(verdict, Verdict::Corrupt(_)),
+        "zeros from {past}: {verdict:?}"
+    );
+}
+
 /// Pseudo-random numbers from a counter (a multiplicative hash of it).
 fn noise(counter: &mut u64) -> u64 {
     *counter += 1;
