@@ -704,14 +704,19 @@ fn read_logs(dir: &Path) -> Logged {
 }
 
 /// Waits until `writes_left` is down to `target`; false if the load stopped
-/// making progress (a hang guard, not a timing).
+/// making progress for [`HANG`] (a hang guard, not a timing).
 async fn wait_for_writes(writes_left: &AtomicI64, target: i64) -> bool {
-    let waited = tokio::time::timeout(HANG, async {
-        while writes_left.load(Ordering::Relaxed) > target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut last = (writes_left.load(Ordering::Relaxed), tokio::time::Instant::now());
+    while last.0 > target {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let now = writes_left.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, tokio::time::Instant::now());
+        } else if last.1.elapsed() > HANG {
+            return false;
         }
-    });
-    waited.await.is_ok()
+    }
+    true
 }
 
 /// Longer than the client's retries last (8 backoffs of 25 ms doubling to
