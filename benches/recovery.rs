@@ -1,5 +1,8 @@
 //! Recovery time: how long `Wal::open` takes to rebuild a store of
-//! 1,000,000 keys, from a log of 1,000,000 records and from a snapshot.
+//! 1,000,000 keys, from a log of 1,000,000 records and from a snapshot —
+//! and from a log of 1,000,000 SEQUENCED writes of one session (each
+//! record a write and its session-table entry; `acked_below` trailing by
+//! 100, so replay also keeps and drops answers as the server did).
 //!
 //! Each key is 11 bytes and each value 32; every iteration recovers into a
 //! fresh store (its teardown is not timed).
@@ -8,8 +11,9 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::path::Path;
 use std::time::Duration;
-use wirestack::kv::wal::{FsyncPolicy, Mutation, Wal, WalConfig};
-use wirestack::kv::Store;
+use wirestack::kv::session::Begin;
+use wirestack::kv::wal::{Claim, FsyncPolicy, Mutation, Wal, WalConfig};
+use wirestack::kv::{Sequenced, Store};
 
 const RECORDS: u64 = 1_000_000;
 
@@ -33,6 +37,40 @@ fn write_log(dir: &Path, runtime: &tokio::runtime::Runtime) {
                 value: value.clone(),
                 expires_at: None,
             }));
+        }
+        if let Some(last) = last {
+            last.await.expect("append");
+        }
+        wal.shutdown().await.expect("shutdown");
+    });
+}
+
+/// The session of the sequenced log.
+const SESSION: [u8; 16] = *b"recovery-bench-1";
+
+/// Writes a log of `RECORDS` sequenced PUTs of distinct keys into `dir`,
+/// as the server logs them: each claimed in the session table, then
+/// appended with its ticket.
+fn write_sequenced_log(dir: &Path, runtime: &tokio::runtime::Runtime) {
+    let store = Store::new();
+    let wal = Wal::open(dir, no_compaction(), store.clone()).expect("open");
+    let value = Bytes::from(vec![b'v'; 32]);
+    runtime.block_on(async {
+        let mut last = None;
+        for i in 0..RECORDS {
+            let sequenced = Sequenced {
+                seq: i + 1,
+                acked_below: (i + 1).saturating_sub(100).max(1),
+            };
+            let Begin::Apply(ticket) = store.sessions().begin(SESSION, sequenced) else {
+                panic!("seq {} was not new", i + 1);
+            };
+            let mutation = Mutation::Put {
+                key: Bytes::from(format!("key{i:08}")),
+                value: value.clone(),
+                expires_at: None,
+            };
+            last = Some(wal.append_sequenced(mutation, Claim::new(None), ticket, sequenced));
         }
         if let Some(last) = last {
             last.await.expect("append");
@@ -87,6 +125,17 @@ fn recovery(c: &mut Criterion) {
     compact(dir.path(), &runtime);
     group.bench_function("snapshot of 1M keys", |b| {
         b.iter_with_large_drop(|| recover(dir.path(), &runtime))
+    });
+
+    let sequenced = tempfile::tempdir().expect("temp dir");
+    write_sequenced_log(sequenced.path(), &runtime);
+    let store = recover(sequenced.path(), &runtime);
+    assert_eq!(store.len() as u64, RECORDS);
+    // The table came back: the last 101 answers (acked_below trails by 100).
+    assert_eq!(store.sessions().answers_of(&SESSION), 101);
+    drop(store);
+    group.bench_function("log of 1M sequenced writes", |b| {
+        b.iter_with_large_drop(|| recover(sequenced.path(), &runtime))
     });
     group.finish();
 }

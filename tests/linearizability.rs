@@ -214,6 +214,66 @@ mod checker {
     }
 
     #[test]
+    fn the_write_audit_counts_each_way_to_break_exactly_once() {
+        use super::linearizability::{audit_writes, never_read, WriteOutcome};
+        use std::collections::HashMap;
+        let value = |v: &'static str| Bytes::from_static(v.as_bytes());
+        let writes = [
+            (value("ok"), WriteOutcome::Acknowledged),
+            (value("twice"), WriteOutcome::Acknowledged),
+            (value("lost"), WriteOutcome::Acknowledged),
+            (value("failed"), WriteOutcome::Failed),
+            (value("failed-and-applied"), WriteOutcome::Failed),
+            (value("doubt-applied"), WriteOutcome::InDoubt),
+            (value("doubt-not-applied"), WriteOutcome::InDoubt),
+            (value("doubt-twice"), WriteOutcome::InDoubt),
+        ];
+        let applied: HashMap<Bytes, u32> = [
+            ("ok", 1),
+            ("twice", 2),
+            ("failed-and-applied", 1),
+            ("doubt-applied", 1),
+            ("doubt-twice", 2),
+            ("nobody's", 1),
+        ]
+        .into_iter()
+        .map(|(v, n)| (value(v), n))
+        .collect();
+        let audit = audit_writes(&writes, &applied);
+        let mut duplicates = audit.duplicates.clone();
+        duplicates.sort();
+        assert_eq!(duplicates, [value("doubt-twice"), value("twice")]);
+        assert_eq!(audit.lost_acknowledgements, [value("lost")]);
+        assert_eq!(audit.failed_but_applied, [value("failed-and-applied")]);
+        assert_eq!(audit.strangers, [value("nobody's")]);
+        assert_eq!(
+            (
+                audit.acknowledged,
+                audit.failed,
+                audit.in_doubt,
+                audit.in_doubt_applied
+            ),
+            (3, 2, 3, 2)
+        );
+        assert!(!audit.is_exactly_once(), "{audit}");
+        // Applied exactly as the outcomes say: passes.
+        let applied: HashMap<Bytes, u32> = [("ok", 1), ("twice", 1), ("lost", 1), ("doubt-applied", 1)]
+            .into_iter()
+            .map(|(v, n)| (value(v), n))
+            .collect();
+        assert!(audit_writes(&writes, &applied).is_exactly_once());
+        // On the history alone: a read of a failed write's value.
+        let history = [
+            put(1, "failed", 0, 10),
+            get(2, Some("ok"), 11, 12),
+            get(2, Some("failed"), 13, 14),
+        ];
+        let seen = never_read(&history, &[value("failed")]);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].sent, 13);
+    }
+
+    #[test]
     fn a_mismatched_answer_is_a_malformed_history() {
         let wrong = op(1, Action::Get, 0, Some((1, Answer::Written)));
         assert!(matches!(check(&[wrong]), Err(Violation::Malformed(_))));

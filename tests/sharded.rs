@@ -112,6 +112,48 @@ async fn three_servers_hold_an_even_share_of_100_000_keys() {
     );
 }
 
+/// Writes go in one session per server: each server learns of its own
+/// session from that session's seq 1 (a session shared across servers would
+/// reach one of them first with a later number, answered
+/// `SESSION_EXPIRED`), and every write — single or batched, from many
+/// tasks — is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_client_writes_in_one_session_per_server() {
+    let servers = [
+        KvServer::start("127.0.0.1:0", KvServerConfig::default())
+            .await
+            .unwrap(),
+        KvServer::start("127.0.0.1:0", KvServerConfig::default())
+            .await
+            .unwrap(),
+        KvServer::start("127.0.0.1:0", KvServerConfig::default())
+            .await
+            .unwrap(),
+    ];
+    let client = KvClient::sharded(servers.iter().map(KvServer::local_addr)).unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|task| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    client.put(format!("t{task}:{i}"), "v").await.unwrap();
+                }
+                client.delete(format!("t{task}:0")).await.unwrap();
+                let pairs = (100..200).map(|i| (format!("t{task}:{i}"), "w"));
+                client.put_many(pairs).await.unwrap();
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for server in &servers {
+        assert_eq!(server.store().sessions().len(), 1, "a session per server");
+    }
+    let total: usize = servers.iter().map(|server| server.store().len()).sum();
+    assert_eq!(total, 16 * 199);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_fails_fast_while_the_others_serve_and_comes_back_when_restarted() {
     let (a, b) = (serve(), serve());

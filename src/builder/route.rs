@@ -8,6 +8,7 @@ use crate::route::{Accrual, EndpointInfo, HealthConfig, RouteError, Router};
 use crate::transport::Target;
 use std::fmt;
 use tokio::net::ToSocketAddrs;
+use tower::layer::util::Identity;
 use tower::Layer;
 
 /// The builder's settings for routed clients.
@@ -35,6 +36,18 @@ pub type Routed<Req, L, T, R, M, X> = Router<
         >,
     >,
 >;
+
+/// The service of one endpoint of a [`Routed`] router, under its [`Stack`].
+pub(crate) type EndpointService<Req, L, T, R, M, X> = <T as TimeoutSetting>::Service<
+    <R as RetrySetting>::Service<
+        <L as Layer<Accrual<Pool<Reconnect<<X as Multiplexer<M, Req>>::Connection>>>>>::Service,
+    >,
+>;
+
+/// [`Routed`], with a layer `Y` of each endpoint's own over its stack
+/// (`ClientBuilder::route_layered`).
+pub(crate) type RoutedLayered<Req, L, T, R, M, X, Y> =
+    Router<Stack<<Y as Layer<EndpointService<Req, L, T, R, M, X>>>::Service>>;
 
 impl<C, L, T, R, K, M, X> ClientBuilder<C, L, T, R, K, M, X> {
     /// Connections per endpoint of a [routed](Self::route) or
@@ -100,9 +113,36 @@ impl<C, L, T, R, M, X> ClientBuilder<C, L, T, R, ReconnectConfig, M, X> {
         L: Layer<Accrual<Pool<Reconnect<X::Connection>>>>,
         Self: Clone,
     {
+        self.route_layered(targets, |_, builder| (builder, Identity::new()))
+    }
+
+    /// [`route_named`](Self::route_named), with each endpoint's stack made
+    /// by `endpoint`: given the endpoint's name and a clone of this builder,
+    /// it returns the builder to make the stack with (another handshake,
+    /// say) and a layer to put over the stack — state of the endpoint's own
+    /// above its retries, as KV's session per endpoint.
+    #[allow(
+        clippy::type_complexity,
+        reason = "the builder's seven settings and the layer name the router"
+    )]
+    pub(crate) fn route_layered<Req, A, Y>(
+        self,
+        targets: impl IntoIterator<Item = (String, A)>,
+        mut endpoint: impl FnMut(&str, Self) -> (Self, Y),
+    ) -> Result<RoutedLayered<Req, L, T, R, M, X, Y>, RouteError>
+    where
+        A: ToSocketAddrs + Clone + Send + Sync + 'static,
+        X: Multiplexer<M, Req>,
+        M: Clone,
+        T: TimeoutSetting,
+        R: RetrySetting,
+        L: Layer<Accrual<Pool<Reconnect<X::Connection>>>>,
+        Y: Layer<EndpointService<Req, L, T, R, M, X>>,
+        Self: Clone,
+    {
         let mut endpoints = Vec::new();
         for (name, address) in targets {
-            let builder = self.clone();
+            let (builder, layer) = endpoint(&name, self.clone());
             let connector = builder.connections::<Req>();
             let config = builder.reconnect.clone();
             let pool = Pool::new(
@@ -111,7 +151,7 @@ impl<C, L, T, R, M, X> ClientBuilder<C, L, T, R, ReconnectConfig, M, X> {
             );
             let info = EndpointInfo::new(name.into(), Some(pool.handle()));
             let recorded = Accrual::new(pool, info.clone(), builder.routing.health.clone());
-            endpoints.push((info, builder.assemble((recorded, None))));
+            endpoints.push((info, builder.assemble((recorded, None)).layer(&layer)));
         }
         Router::from_parts(endpoints)
     }

@@ -4,17 +4,20 @@
 use super::client::{KvClient, KvError};
 use super::codec::ClientCodec;
 use super::Hello;
-use super::Request;
-use crate::builder::{ClientBuilder, Routed};
+use super::{Request, Response};
+use crate::builder::{ClientBuilder, Stack};
+use crate::deadline::Deadline;
 use crate::keepalive::Keepalive;
-use crate::multiplex;
-use crate::retry::RetryConfig;
+use crate::multiplex::{self, Multiplex};
+use crate::pool::Pool;
+use crate::reconnect::Reconnect;
+use crate::retry::Retry;
+use crate::route::{Accrual, Router};
+use crate::session::{ClientSession, Session, SessionLayer, Stamped};
 use crate::transport::{OnConnect, TcpConnector};
 use bytes::Bytes;
 use std::fmt;
-use std::time::Duration;
 use tokio::net::ToSocketAddrs;
-use tower::layer::util::Identity;
 
 /// A request is placed by its key; `PING`, `HEALTH` and `AUTH` have none
 /// and go to any server that is up.
@@ -39,17 +42,12 @@ impl crate::route::Probe for Request {
     }
 }
 
-/// The stack [`KvClient::sharded`] builds: a [`Router`](crate::route::Router)
-/// over one default stack per server (protocol 2.0 where the server speaks
-/// it, over a [`Multiplex`](crate::multiplex::Multiplex) with keepalive).
-pub type ShardedService = Routed<
-    Request,
-    Identity,
-    Duration,
-    RetryConfig,
-    OnConnect<TcpConnector<ClientCodec>, Hello>,
-    multiplex::Builder,
->;
+/// The stack [`KvClient::sharded`] builds: a [`Router`] over one default
+/// stack per server (protocol 2.0 where the server speaks it, over a
+/// [`Multiplex`] with keepalive), each with a [`Session`] of its own — the
+/// session of that server, shared by every connection to it.
+pub type ShardedService =
+    Router<Stack<Session<Deadline<Retry<Accrual<Pool<Reconnect<Multiplex<Stamped<Request>, Response>>>>>>>>>;
 
 impl KvClient<ShardedService> {
     /// One client over several KV servers, as a memcached client spreads
@@ -58,6 +56,11 @@ impl KvClient<ShardedService> {
     /// client given the same list, in any order, puts a key on the same
     /// server. Each server gets the default stack ([`KvClient::connect`]'s);
     /// a batch is split per server and sent to all of them at once.
+    ///
+    /// Writes go in sessions, as [`KvClient::connect`]'s do: one session per
+    /// server (a session is numbered by the server that deduplicates it),
+    /// shared by every connection to that server, so that a write lost with
+    /// its connection is resent with its number and applied once.
     ///
     /// A server that fails repeatedly is ejected: calls for its keys fail
     /// at once with [`KvError::Disconnected`], whose source is a
@@ -89,10 +92,16 @@ impl KvClient<ShardedService> {
     where
         A: ToSocketAddrs + fmt::Display + Clone + Send + Sync + 'static,
     {
+        let targets = addrs.into_iter().map(|address| (address.to_string(), address));
         ClientBuilder::new(ClientCodec::new())
             .on_connect(Hello::new())
             .multiplex(multiplex::Builder::new().keepalive(Keepalive::default()))
-            .route(addrs)
+            .route_layered::<Stamped<Request>, _, _>(targets, |_, builder| {
+                let session = ClientSession::new();
+                let hello = Hello::new().with_session(session.clone());
+                let connector = OnConnect::new(TcpConnector::new(ClientCodec::new()), hello);
+                (builder.connector(connector), SessionLayer::new(session))
+            })
             .map(KvClient::new)
             .map_err(|e| KvError::Other(e.into()))
     }

@@ -104,6 +104,13 @@ impl<R: Idempotent> Idempotent for Stamped<R> {
     }
 }
 
+/// A router's probe of an ejected endpoint goes unstamped (a read).
+impl<R: crate::route::Probe> crate::route::Probe for Stamped<R> {
+    fn probe() -> Self {
+        Stamped::plain(R::probe())
+    }
+}
+
 /// The client's side of one session: see the module docs.
 ///
 /// Cloning is cheap and gives another handle to the same session; give one

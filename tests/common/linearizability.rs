@@ -36,6 +36,20 @@
 //!
 //! PUT_TTL is recorded as a PUT: the tests give it a TTL far longer than
 //! they run, so no key expires during a check.
+//!
+//! # Exactly once
+//!
+//! A history says what callers saw; [`audit_writes`] holds it against what
+//! the server *did* — how often each write's value was applied (from the
+//! server's log, say) — where every PUT writes a value of its own. Each
+//! write has an outcome ([`WriteOutcome`]: acknowledged, failed as not
+//! applied, or in doubt), and the audit counts the three ways to break
+//! "exactly once": a value applied twice (a duplicate), an acknowledged
+//! write never applied (a lost acknowledgement), and a write that failed
+//! as not applied but was (a failed write that happened). [`never_read`]
+//! checks the last one on the history alone: no read saw a failed write.
+
+#![allow(dead_code, reason = "each test binary uses part of it")]
 
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -148,6 +162,8 @@ pub struct Recorder {
     start: Instant,
     ops: Mutex<Vec<Op>>,
     answered: AtomicUsize,
+    /// Each PUT's value and how its call ended, for [`audit_writes`].
+    outcomes: Mutex<Vec<(Bytes, WriteOutcome)>>,
 }
 
 impl Default for Recorder {
@@ -156,6 +172,7 @@ impl Default for Recorder {
             start: Instant::now(),
             ops: Mutex::new(Vec::new()),
             answered: AtomicUsize::new(0),
+            outcomes: Mutex::new(Vec::new()),
         }
     }
 }
@@ -183,6 +200,16 @@ impl Recorder {
     /// How many operations were answered so far.
     pub fn answered(&self) -> usize {
         self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Records how the call of the PUT of `value` ended.
+    pub fn outcome(&self, value: Bytes, outcome: WriteOutcome) {
+        self.outcomes.lock().unwrap().push((value, outcome));
+    }
+
+    /// Every PUT's value and outcome recorded so far.
+    pub fn outcomes(&self) -> Vec<(Bytes, WriteOutcome)> {
+        self.outcomes.lock().unwrap().clone()
     }
 }
 
@@ -617,4 +644,135 @@ fn zobrist(index: usize) -> u128 {
     };
     let i = index as u64;
     (u128::from(mix(2 * i)) << 64) | u128::from(mix(2 * i + 1))
+}
+
+// ---------------------------------------------------------------------------
+// Exactly once: writes' outcomes against what the server applied.
+
+/// How a write's call ended, as its caller saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Answered `OK` (or `NOT_FOUND` to a DELETE): applied, once.
+    Acknowledged,
+    /// Failed with an error that says it was not applied (not sent, refused).
+    Failed,
+    /// Failed with an error that says it may have been applied (the
+    /// deadline, a connection lost after it was sent, an expired session).
+    InDoubt,
+}
+
+/// What [`audit_writes`] found; each list holds the values concerned.
+#[derive(Debug, Clone, Default)]
+pub struct WriteAudit {
+    /// Writes audited, by outcome.
+    pub acknowledged: usize,
+    pub failed: usize,
+    pub in_doubt: usize,
+    /// Writes in doubt that were applied (the rest never were).
+    pub in_doubt_applied: usize,
+    /// Values applied more than once.
+    pub duplicates: Vec<Bytes>,
+    /// Acknowledged writes never applied.
+    pub lost_acknowledgements: Vec<Bytes>,
+    /// Writes reported failed (not applied) that were applied.
+    pub failed_but_applied: Vec<Bytes>,
+    /// Values applied that no write of the history had, or that two writes had.
+    pub strangers: Vec<Bytes>,
+}
+
+impl WriteAudit {
+    /// `true` if every write was applied exactly as its outcome says.
+    pub fn is_exactly_once(&self) -> bool {
+        self.duplicates.is_empty()
+            && self.lost_acknowledgements.is_empty()
+            && self.failed_but_applied.is_empty()
+            && self.strangers.is_empty()
+    }
+}
+
+impl fmt::Display for WriteAudit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} writes: {} acknowledged, {} failed as not applied, {} in doubt ({} of them applied); \
+             {} duplicates, {} lost acknowledgements, {} failed writes that happened, {} strangers",
+            self.acknowledged + self.failed + self.in_doubt,
+            self.acknowledged,
+            self.failed,
+            self.in_doubt,
+            self.in_doubt_applied,
+            self.duplicates.len(),
+            self.lost_acknowledgements.len(),
+            self.failed_but_applied.len(),
+            self.strangers.len(),
+        )?;
+        let examples = [
+            ("duplicates", &self.duplicates),
+            ("lost acknowledgements", &self.lost_acknowledgements),
+            ("failed but applied", &self.failed_but_applied),
+            ("strangers", &self.strangers),
+        ];
+        for (what, values) in examples {
+            if !values.is_empty() {
+                write!(f, "\n  {what}: {:?}", &values[..values.len().min(8)])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Holds `writes` — each write's unique value and how its call ended —
+/// against `applied`, how many times the server applied each value:
+/// an acknowledged write must have been applied exactly once, a failed one
+/// never, one in doubt at most once; and nothing else may have been applied.
+pub fn audit_writes(writes: &[(Bytes, WriteOutcome)], applied: &HashMap<Bytes, u32>) -> WriteAudit {
+    let mut audit = WriteAudit::default();
+    let mut outcomes: HashMap<&Bytes, WriteOutcome> = HashMap::with_capacity(writes.len());
+    for (value, outcome) in writes {
+        if outcomes.insert(value, *outcome).is_some() {
+            audit.strangers.push(value.clone());
+        }
+    }
+    for (value, &times) in applied {
+        if times > 1 {
+            audit.duplicates.push(value.clone());
+        }
+        if times > 0 && !outcomes.contains_key(value) {
+            audit.strangers.push(value.clone());
+        }
+    }
+    for (value, outcome) in outcomes {
+        let times = applied.get(value).copied().unwrap_or(0);
+        match outcome {
+            WriteOutcome::Acknowledged => {
+                audit.acknowledged += 1;
+                if times == 0 {
+                    audit.lost_acknowledgements.push(value.clone());
+                }
+            }
+            WriteOutcome::Failed => {
+                audit.failed += 1;
+                if times > 0 {
+                    audit.failed_but_applied.push(value.clone());
+                }
+            }
+            WriteOutcome::InDoubt => {
+                audit.in_doubt += 1;
+                if times > 0 {
+                    audit.in_doubt_applied += 1;
+                }
+            }
+        }
+    }
+    audit
+}
+
+/// The reads of `history` that saw the value of a write in `failed` (one
+/// reported not applied): each is a failed write that happened.
+pub fn never_read<'a>(history: &'a [Op], failed: &[Bytes]) -> Vec<&'a Op> {
+    let failed: HashSet<&Bytes> = failed.iter().collect();
+    history
+        .iter()
+        .filter(|op| matches!(&op.answer, Some((_, Answer::Value(Some(value)))) if failed.contains(value)))
+        .collect()
 }

@@ -247,3 +247,59 @@ fn a_resend_while_the_first_send_is_held_in_the_writer_is_not_applied_twice() {
     assert_eq!(value(service.store(), "k"), Some(key("first")));
     assert_eq!(service.wal().unwrap().stats().records_written, 1);
 }
+
+/// `kv repair` cutting a damaged log keeps the table consistent with the
+/// data: a write and its session entry are one record, so the writes before
+/// the damage are still deduplicated and those cut off are gone from both —
+/// a resend of one applies it, once.
+#[test]
+fn a_repair_that_cuts_the_log_cuts_the_session_entries_with_their_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writes, damaged) = (50u64, 30u64);
+    {
+        let service = log(dir.path(), always());
+        let mut one = connect(&service, SESSION);
+        for seq in 1..=writes {
+            let write = sequenced(1, seq, 1, put(&format!("k{seq}"), &format!("v{seq}")));
+            assert_eq!(status(&mut one, write), Status::Ok);
+        }
+        block_on(service.wal().unwrap().shutdown()).unwrap();
+    }
+    // Flip a byte in the payload of record `damaged` (counted from 1).
+    let path = dir.path().join(format!("wal-{:020}", 0));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut at = 8;
+    for _ in 1..damaged {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 8 + len;
+    }
+    bytes[at + 8 + 20] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let report = Wal::repair(dir.path(), crate::kv::wal::RepairMode::Fix).unwrap();
+    assert!(!report.actions.is_empty(), "the damage was not found: {report:?}");
+    let service = log(dir.path(), always());
+    let mut after = connect(&service, SESSION);
+    for seq in 1..=writes {
+        let resend = sequenced(1, seq, 1, put(&format!("k{seq}"), "resent"));
+        assert_eq!(status(&mut after, resend), Status::Ok, "seq {seq}");
+        let expected = if seq < damaged {
+            format!("v{seq}") // kept, and deduplicated
+        } else {
+            "resent".to_owned() // cut with its entry: applied now
+        };
+        assert_eq!(
+            value(service.store(), &format!("k{seq}")),
+            Some(key(&expected)),
+            "seq {seq}"
+        );
+        // Once: a second resend changes nothing.
+        let again = sequenced(1, seq, 1, put(&format!("k{seq}"), "again"));
+        assert_eq!(status(&mut after, again), Status::Ok);
+        assert_eq!(
+            value(service.store(), &format!("k{seq}")),
+            Some(key(&expected)),
+            "seq {seq}"
+        );
+    }
+}

@@ -32,11 +32,15 @@
 //!    session is forgotten.
 //!
 //! A forgotten session's writes with `seq > 1` are answered
-//! `SESSION_EXPIRED`. Each answer costs a map entry (about 40 bytes with
-//! the map's overhead) and each session about 150 bytes, so the table is
-//! bounded by roughly `max_sessions × (150 + 40 × window)` bytes; the
-//! defaults (10 000 sessions, window 512) bound it near 200 MiB, and a
-//! client that acknowledges promptly keeps a handful of answers.
+//! `SESSION_EXPIRED`. A session's answers are a B-tree of nodes of 11
+//! entries (about 450 bytes; written in order, they stay about half full),
+//! so each answer costs about 80 bytes and each session about 150 bytes
+//! plus its first node: the table holds at most about
+//! `max_sessions × (600 + 96 × window)` bytes (`tests/session_memory.rs`
+//! counts 601 bytes per full session with window 1, 1.6 KB with window 16
+//! and 39.6 KB with window 512). The defaults (10 000 sessions, window
+//! 512) bound it near 500 MB; a client that acknowledges promptly keeps a
+//! handful of answers, and so about 600 bytes.
 
 use super::{Response, Status};
 use futures::future::{FutureExt, Shared};
