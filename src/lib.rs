@@ -186,6 +186,7 @@ const KNOWN_ERRORS: &[failure::Known] = &[
     failure::Known::of::<pipeline::Error>(),
     failure::Known::of::<route::Ejected>(),
     failure::Known::of::<balance::BalanceError>(),
+    failure::Known::of::<session::NoRoom>(),
 ];
 
 /// The README's code blocks, compiled as doc tests so they stay true.

@@ -1,11 +1,15 @@
 //! [`ResponseFuture`]: a call through [`Session`](super::Session), holding
 //! its numbers until it ends.
 
-use super::{Outstanding, SessionAnswer};
+use super::{ClientSession, NoRoom, Numbering, Outstanding, SessionAnswer, Stamped};
 use pin_project::pin_project;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::futures::OwnedNotified;
+use tokio::time::Sleep;
+use tower::Service;
 
 /// The answer of one call through [`Session`](super::Session); its number counts answered
 /// when this completes or is dropped.
@@ -76,5 +80,122 @@ impl<T: SessionAnswer> Answers for T {
 impl<T: SessionAnswer, E> Answers for Vec<Result<T, E>> {
     fn any_session_expired(&self) -> bool {
         self.iter().flatten().any(SessionAnswer::is_session_expired)
+    }
+}
+
+/// The answer of one call through [`Session`](super::Session): its call
+/// below, or — while no session number is free — the wait for one.
+#[pin_project(project = CallProj)]
+pub struct CallFuture<S, R>
+where
+    S: Service<Stamped<R>>,
+{
+    #[pin]
+    state: CallState<S, R>,
+}
+
+#[pin_project(project = CallStateProj)]
+enum CallState<S, R>
+where
+    S: Service<Stamped<R>>,
+{
+    Called(#[pin] ResponseFuture<S::Future>),
+    /// Boxed: the rare path keeps the common future small.
+    Waiting(Box<Waiting<S, R>>),
+}
+
+struct Waiting<S, R> {
+    /// The readied service the call goes to.
+    service: Option<S>,
+    request: Option<R>,
+    session: ClientSession,
+    /// Enabled before each look at the numbers, so no wake is missed.
+    room: Pin<Box<OwnedNotified>>,
+    give_up: Pin<Box<Sleep>>,
+    max_wait: Duration,
+}
+
+impl<S, R> std::fmt::Debug for CallFuture<S, R>
+where
+    S: Service<Stamped<R>>,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            CallState::Called(_) => "called",
+            CallState::Waiting(_) => "waiting for a session number",
+        };
+        f.debug_struct("CallFuture").field("state", &state).finish()
+    }
+}
+
+impl<S, R> CallFuture<S, R>
+where
+    S: Service<Stamped<R>>,
+{
+    pub(super) fn called(future: ResponseFuture<S::Future>) -> Self {
+        CallFuture {
+            state: CallState::Called(future),
+        }
+    }
+
+    pub(super) fn waiting(service: S, request: R, session: ClientSession, max_wait: Duration) -> Self {
+        let room = Box::pin(session.room().notified_owned());
+        CallFuture {
+            state: CallState::Waiting(Box::new(Waiting {
+                service: Some(service),
+                request: Some(request),
+                session,
+                room,
+                give_up: Box::pin(tokio::time::sleep(max_wait)),
+                max_wait,
+            })),
+        }
+    }
+}
+
+impl<S, R> Future for CallFuture<S, R>
+where
+    S: Service<Stamped<R>>,
+    S::Response: Answers,
+    S::Error: From<NoRoom>,
+{
+    type Output = Result<S::Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let waiting = match state.as_mut().project() {
+                CallStateProj::Called(future) => return future.poll(cx),
+                CallStateProj::Waiting(waiting) => waiting,
+            };
+            waiting.room.as_mut().enable();
+            let (stamp, outstanding) = match waiting.session.number() {
+                Numbering::Given(outstanding) => (Some(outstanding.stamp()), Some(outstanding)),
+                Numbering::Plain => (None, None),
+                Numbering::Wait => {
+                    if waiting.room.as_mut().poll(cx).is_ready() {
+                        // Woken: look again, waiting on a fresh notification.
+                        waiting.room = Box::pin(waiting.session.room().notified_owned());
+                        continue;
+                    }
+                    if waiting.give_up.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(NoRoom {
+                            waited: waiting.max_wait,
+                        }
+                        .into()));
+                    }
+                    return Poll::Pending;
+                }
+            };
+            let (Some(mut service), Some(request)) = (waiting.service.take(), waiting.request.take()) else {
+                // Taken only here, right before the state changes.
+                unreachable!("a waiting call is called once");
+            };
+            let future = service.call(Stamped { request, stamp });
+            state.set(CallState::Called(ResponseFuture::new(
+                future,
+                Held::One(outstanding),
+            )));
+        }
     }
 }

@@ -27,17 +27,27 @@
 //! deduplication makes sending it twice the same as sending it once.
 //!
 //! A request is sent unstamped — as without sessions — while the server
-//! has told no window (a server without sessions: window 0), while the
-//! session's first number is unanswered (the server learns of a session
-//! from its seq 1, and a later number that overtook it on the wire would be
-//! answered `SESSION_EXPIRED`), or while as
-//! many numbers as the window allows are unanswered, so the client never
-//! sends a number the server would refuse.
+//! has told no window (a server without sessions: window 0). A
+//! deduplicated call *waits* for a number while the session's first number
+//! is unanswered (the server learns of a session from its seq 1, and a
+//! later number that overtook it on the wire would be answered
+//! `SESSION_EXPIRED`) or while as many numbers as the window allows are
+//! out past the oldest unanswered one, so the client never sends a number
+//! the server would refuse. The wait is bounded ([`SessionLayer::max_wait`],
+//! 5 s by default, the builder's default deadline): a call still without a
+//! number then fails with [`NoRoom`], which the failure rule counts as
+//! [not sent](crate::failure::Failure::NotSent) — it was not. A write sent
+//! unstamped instead would have had to be reported "may have been applied"
+//! if its connection failed. (A [batch](crate::batch::Batch) does not wait:
+//! its requests take the numbers free when it is called, the others go
+//! unstamped.)
 
 use crate::retry::Idempotent;
 use std::collections::BTreeSet;
+use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 mod future;
 mod layer;
@@ -45,8 +55,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-pub use future::{Answers, ResponseFuture};
-pub use layer::SessionLayer;
+pub use future::{Answers, CallFuture, ResponseFuture};
+pub use layer::{SessionLayer, DEFAULT_MAX_WAIT};
 pub use service::Session;
 
 /// A session's id: 16 bytes, random.
@@ -125,6 +135,9 @@ struct Inner {
     /// What the server allows past `acked_below`; 0: stamp nothing.
     window: AtomicU32,
     numbers: Mutex<Numbers>,
+    /// Woken when a call waiting for a number may find one: the oldest
+    /// number was answered, the window changed, or the session was renewed.
+    room: Arc<Notify>,
 }
 
 #[derive(Debug)]
@@ -161,6 +174,7 @@ impl ClientSession {
                     next: 1,
                     unanswered: BTreeSet::new(),
                 }),
+                room: Arc::new(Notify::new()),
             }),
         }
     }
@@ -178,6 +192,7 @@ impl ClientSession {
         let numbers = self.lock();
         if numbers.id == id {
             self.inner.window.store(window, Ordering::Relaxed);
+            self.inner.room.notify_waiters();
         }
     }
 
@@ -195,6 +210,7 @@ impl ClientSession {
                 unanswered: BTreeSet::new(),
             };
             tracing::debug!("the server no longer knows the session: starting a new one");
+            self.inner.room.notify_waiters();
         }
     }
 
@@ -214,28 +230,37 @@ impl ClientSession {
         self.inner.numbers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The next stamp, unless the window is 0 or full.
+    /// The next stamp, unless the window is 0 or full (or the first
+    /// number is out).
     pub fn stamp(&self) -> Option<Outstanding> {
+        match self.number() {
+            Numbering::Given(outstanding) => Some(outstanding),
+            Numbering::Plain | Numbering::Wait => None,
+        }
+    }
+
+    /// The next number, or why there is none.
+    pub(crate) fn number(&self) -> Numbering {
         let window = u64::from(self.window());
         if window == 0 {
-            return None;
+            return Numbering::Plain;
         }
         let mut numbers = self.lock();
         let acked_below = numbers.acked_below();
         if numbers.next >= acked_below.saturating_add(window) {
-            return None;
+            return Numbering::Wait;
         }
         // The server learns of a session from its seq 1: until that call
         // has ended, a later number could reach it first (calls made
         // together race to the wire) and be answered SESSION_EXPIRED. So
-        // seq 1 goes alone; the writes made meanwhile go unstamped.
+        // seq 1 goes alone.
         if numbers.next > 1 && numbers.unanswered.contains(&1) {
-            return None;
+            return Numbering::Wait;
         }
         let seq = numbers.next;
         numbers.next += 1;
         numbers.unanswered.insert(seq);
-        Some(Outstanding {
+        Numbering::Given(Outstanding {
             session: self.clone(),
             stamp: Stamp {
                 session: numbers.id,
@@ -243,6 +268,49 @@ impl ClientSession {
                 acked_below,
             },
         })
+    }
+
+    /// What a waiting call awaits: woken whenever a number may have come free.
+    pub(crate) fn room(&self) -> Arc<Notify> {
+        self.inner.room.clone()
+    }
+}
+
+/// What [`ClientSession::number`] gives.
+#[derive(Debug)]
+pub(crate) enum Numbering {
+    /// A number.
+    Given(Outstanding),
+    /// The server has no sessions (window 0): send it unstamped.
+    Plain,
+    /// No number is free now: wait for one.
+    Wait,
+}
+
+/// A deduplicated call found no free session number within
+/// [`SessionLayer::max_wait`]: the window was full behind an older call
+/// still unanswered, or the session's first number was. The request was not
+/// sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoom {
+    pub(crate) waited: std::time::Duration,
+}
+
+impl fmt::Display for NoRoom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no session number came free within {:?} (an older write is still unanswered); the request was not sent",
+            self.waited
+        )
+    }
+}
+
+impl std::error::Error for NoRoom {}
+
+impl crate::failure::Classify for NoRoom {
+    fn failure(&self) -> Option<crate::failure::Failure> {
+        Some(crate::failure::Failure::NotSent)
     }
 }
 
@@ -287,7 +355,14 @@ impl Drop for Outstanding {
     fn drop(&mut self) {
         let mut numbers = self.session.lock();
         if numbers.id == self.stamp.session {
+            let oldest = numbers.unanswered.first() == Some(&self.stamp.seq);
             numbers.unanswered.remove(&self.stamp.seq);
+            drop(numbers);
+            // Only the oldest number holds the window (and seq 1 is the
+            // oldest while it is out).
+            if oldest {
+                self.session.inner.room.notify_waiters();
+            }
         }
     }
 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::retry::RetryPolicy;
 use crate::BoxError;
 use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
 use tower::{service_fn, Layer, Service, ServiceExt};
 
 /// A request: a write is deduplicated and not idempotent, a read is idempotent.
@@ -67,31 +68,74 @@ async fn deduplicated_requests_are_numbered_and_acked_below_is_the_lowest_unansw
     });
     let mut service = SessionLayer::new(session.clone()).layer(inner);
     let first = service.call(Req::Write);
-    // Seq 1 goes alone: a write made while it is out goes unstamped.
-    let alone = service.call(Req::Write);
+    // Seq 1 goes alone: a write made while it is out waits for it.
+    let waits = service.call(Req::Write);
+    assert!(seen.lock().unwrap().len() == 1, "the second write waits");
     first.await.unwrap();
-    alone.await.unwrap();
-    assert_eq!(session.acked_below(), 2, "1 is answered");
-    let second = service.call(Req::Write);
+    waits.await.unwrap();
+    assert_eq!(session.acked_below(), 3, "1 and 2 are answered");
     let third = service.call(Req::Write);
+    let fourth = service.call(Req::Write);
     let read = service.call(Req::Read);
-    assert_eq!(session.acked_below(), 2);
-    drop(second); // given up on: never resent, so counted answered
-    assert_eq!(session.acked_below(), 3, "2 is given up on, 3 is not answered");
-    third.await.unwrap();
+    assert_eq!(session.acked_below(), 3);
+    drop(third); // given up on: never resent, so counted answered
+    assert_eq!(session.acked_below(), 4, "3 is given up on, 4 is not answered");
+    fourth.await.unwrap();
     read.await.unwrap();
-    assert_eq!(session.acked_below(), 4);
+    assert_eq!(session.acked_below(), 5);
     let stamps = seen.lock().unwrap().clone();
     assert_eq!(
         stamps,
         [
             Some(stamp(1, 1)),
-            None,
             Some(stamp(2, 2)),
-            Some(stamp(3, 2)),
+            Some(stamp(3, 3)),
+            Some(stamp(4, 3)),
             None
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_waits_for_room_in_the_window_and_fails_unsent_past_its_bound() {
+    let session = session(2);
+    let (release, released) = tokio::sync::watch::channel(false);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let inner = service_fn({
+        let seen = seen.clone();
+        move |stamped: Stamped<Req>| {
+            seen.lock().unwrap().push(stamped.stamp);
+            let mut released = released.clone();
+            async move {
+                // Seq 2 is held until released; the others answer at once.
+                if stamped.stamp.map(|s| s.seq) == Some(2) {
+                    released.wait_for(|&go| go).await.unwrap();
+                }
+                Ok::<_, BoxError>(())
+            }
+        }
+    });
+    let layer = SessionLayer::new(session.clone()).max_wait(Duration::from_secs(3));
+    let mut service = layer.layer(inner);
+    service.call(Req::Write).await.unwrap();
+    let held = tokio::spawn(service.call(Req::Write)); // seq 2, unanswered
+    tokio::task::yield_now().await;
+    service.call(Req::Write).await.unwrap(); // seq 3: 3 < acked_below 2 + window 2
+                                             // Seq 4 would pass the window: it waits, and fails unsent at its bound.
+    let error = service.call(Req::Write).await.unwrap_err();
+    assert!(error.downcast_ref::<NoRoom>().is_some(), "{error}");
+    assert_eq!(
+        crate::failure::Failure::of(&*error),
+        crate::failure::Failure::NotSent
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3, "the refused write was not sent");
+    // A write waiting when seq 2 is answered gets the next number.
+    let waiting = tokio::spawn(service.call(Req::Write));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    release.send(true).unwrap();
+    held.await.unwrap().unwrap();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(seen.lock().unwrap()[3], Some(stamp(4, 4)));
 }
 
 #[tokio::test]
