@@ -36,7 +36,12 @@ pub struct KvServerConfig {
     /// How the log is written and compacted, when there is a `data_dir`.
     pub wal: WalConfig,
     /// The token every connection must `AUTH` with first; `None` (the
-    /// default): no authentication.
+    /// default): no authentication. With a token, a connection is held to
+    /// [`ServeConfig::max_unadmitted_frame_bytes`] (raised to fit the
+    /// `AUTH` frame with this token) and takes nothing of the buffer
+    /// budget's common pool until it has authenticated; a larger request
+    /// before `AUTH` is answered `UNAUTHENTICATED` and closes its
+    /// connection.
     pub auth: Option<AuthToken>,
     /// The limit on failed `AUTH` attempts per peer address.
     pub auth_limits: AuthLimits,
