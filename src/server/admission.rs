@@ -20,9 +20,13 @@
 //!   its own share at most, so unadmitted peers cannot delay anyone else's
 //!   large requests.
 //!
-//! The server asks before it reads, and again after each request it has
-//! handed to the service, so a credential pipelined ahead of a large
-//! request admits that request. Once admitted a connection stays admitted;
+//! The server asks before it reads, after each request it has handed to
+//! the service, and before it refuses a frame, so a credential pipelined
+//! ahead of a large request admits that request — if the service knows
+//! the credential is good when it is *called* (as a token compared in
+//! `call` is). A service that decides later, in its response future, is
+//! asked again when that future is done; a large frame that arrives
+//! before then is held to the limit. Once admitted a connection stays admitted;
 //! the hook is not asked again. The default, [`AdmitAll`], admits every
 //! connection at once: without a hook nothing changes.
 //!

@@ -121,6 +121,10 @@ impl<Io, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
         if *self.admitted || self.transport.read_buffer().is_empty() {
             return None;
         }
+        if self.admit() {
+            self.allow_reading();
+            return None;
+        }
         match self.room_before_admission() {
             Room::BeforeAdmission(limit) => Some(Overloaded::FrameBeforeAdmission { limit }),
             _ => None,
