@@ -181,6 +181,9 @@ fn start_put(addr: &str, value_len: u32, sent: usize) -> std::net::TcpStream {
 /// The status byte and message of the next answer on `socket`.
 fn answer(socket: &mut std::net::TcpStream) -> (u8, String) {
     use std::io::Read;
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     let mut header = [0u8; 5];
     socket.read_exact(&mut header).unwrap();
     let mut message = vec![0u8; u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize];
@@ -200,12 +203,23 @@ fn the_pool_waiter_and_before_auth_flags_reach_the_server() {
         "--max-pool-waiters",
         "0",
     ]);
-    // A 100 KiB upload takes most of the pool and stalls; each sends
-    // exactly its share, so that nothing unread resets the connection.
-    let _holder = start_put(&served.addr, 100 << 10, 32 << 10);
-    std::thread::sleep(std::time::Duration::from_millis(200)); // ordering aid
-    let mut second = start_put(&served.addr, 100 << 10, 32 << 10);
-    let (status, message) = answer(&mut second);
+    // Two 100 KiB uploads stall, each sending exactly its share (so that
+    // nothing unread resets the connection): the first read takes most of
+    // the pool, the other cannot wait for it and is answered BUSY.
+    let mut uploads = [
+        start_put(&served.addr, 100 << 10, 32 << 10),
+        start_put(&served.addr, 100 << 10, 32 << 10),
+    ];
+    let refused = (0..400)
+        .find_map(|round| {
+            let socket = &mut uploads[round % 2];
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                .unwrap();
+            matches!(socket.peek(&mut [0u8; 1]), Ok(1)).then_some(round % 2)
+        })
+        .expect("one upload answered within 20 s");
+    let (status, message) = answer(&mut uploads[refused]);
     assert_eq!(status, 0x05, "{message}");
     assert!(message.contains("too many requests wait"), "{message}");
 

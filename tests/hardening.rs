@@ -615,9 +615,11 @@ async fn past_the_most_pool_waiters_a_large_put_is_answered_busy_at_once() {
     })
     .await;
     let addr = server.local_addr();
-    // Seven uploads of 1.75 MiB values stall after 90 KiB: one holds the
-    // pool, three wait, the others are refused.
-    let mut stalled = Vec::new();
+    // Seven uploads of 1.75 MiB values send exactly a share (so that
+    // nothing unread resets a refused one under its answer) and stall: one
+    // holds the pool, three wait, three are refused BUSY at once.
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut stalled = JoinSet::new();
     for i in 0..7u32 {
         let mut socket = TcpStream::connect(addr).await.unwrap();
         let key = format!("stalled-{i}");
@@ -625,13 +627,25 @@ async fn past_the_most_pool_waiters_a_large_put_is_answered_busy_at_once() {
         put.extend_from_slice(&(key.len() as u32).to_le_bytes());
         put.extend_from_slice(&(7u32 << 18).to_le_bytes());
         put.extend_from_slice(key.as_bytes());
-        put.resize(put.len() + (90 << 10), 1);
+        put.resize(64 << 10, 1);
         socket.write_all(&put).await.unwrap();
-        stalled.push(socket);
+        let answered = answered.clone();
+        stalled.spawn(async move {
+            let mut status = [0u8; 1];
+            if socket.read_exact(&mut status).await.is_ok() {
+                let _ = answered.send(status[0]);
+            }
+            // Held open (the holder and the waiters) until the test ends.
+            std::future::pending::<()>().await;
+        });
     }
-    // Let the server read their headers and queue them for the pool first
-    // (an ordering aid, not a measurement).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once three are refused, the queue is full.
+    for _ in 0..3 {
+        let status = timeout(SOON, answers.recv())
+            .await
+            .expect("three refused at once");
+        assert_eq!(status, Some(Status::Busy as u8));
+    }
     // A fresh 1.25 MiB PUT would wait behind them: it is refused at once.
     let client = bare_client(addr).await;
     let answered = timeout(SOON, client.put("fresh", vec![2u8; 5 << 18])).await;
@@ -647,6 +661,8 @@ async fn past_the_most_pool_waiters_a_large_put_is_answered_busy_at_once() {
         .await
         .expect("served")
         .unwrap();
-    drop(stalled);
+    // The holder and the waiters are still there, unanswered.
+    assert!(answers.try_recv().is_err());
+    stalled.abort_all();
     server.shutdown().await.unwrap();
 }
