@@ -384,3 +384,123 @@ async fn a_peer_over_the_per_address_cap_is_refused() {
     again.ping().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+/// A PUT header claiming a `value_len`-byte value, its key, and the
+/// first `sent` bytes of the value.
+fn put_start(key: &str, value_len: u32, sent: usize) -> Vec<u8> {
+    let mut put = vec![0x03];
+    put.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    put.extend_from_slice(&value_len.to_le_bytes());
+    put.extend_from_slice(key.as_bytes());
+    put.resize(put.len() + sent, 5);
+    put
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_uploads_are_refused_at_once_and_take_no_pool_room() {
+    // 3 MiB for 24 connections: shares of 64 KiB, a pool of 1.5 MiB. The
+    // read timeout and the AUTH deadline are long: neither frees the pool
+    // from peers that stall before SOON.
+    let server = server_with(
+        ServeConfig {
+            max_connections: 24,
+            max_buffered_request_bytes: 3 << 20,
+            read_timeout: Some(Duration::from_secs(90)),
+            ..ServeConfig::default()
+        },
+        Some(Duration::from_secs(90)),
+    )
+    .await;
+    let addr = server.local_addr();
+    // Twelve peers that never AUTH start 700 KiB uploads and stall: each
+    // is told to authenticate first, and closed.
+    let mut stalled = Vec::new();
+    for i in 0..12 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket
+            .write_all(&put_start(&format!("stalled-{i}"), 700 << 10, 3_000))
+            .await
+            .unwrap();
+        stalled.push(socket);
+    }
+    for socket in &mut stalled {
+        let (status, message) = timeout(SOON, read_response(socket))
+            .await
+            .expect("answered at once");
+        let message = String::from_utf8_lossy(&message);
+        assert_eq!(status, Status::Unauthenticated as u8, "{message}");
+        assert!(message.contains("AUTH first"), "{message}");
+        assert_closed(socket).await;
+    }
+    // An authenticated 1 MiB PUT needs most of the pool: nothing holds it.
+    let client = bare_client(addr).await;
+    client.auth(&token()).await.unwrap();
+    let stored = timeout(SOON, client.put("large", vec![9u8; 1 << 20])).await;
+    stored.expect("delayed by unauthenticated peers").unwrap();
+    assert_eq!(server.store().get(b"large").map(|v| v.len()), Some(1 << 20));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_auth_pipelined_ahead_of_a_large_put_lets_it_through() {
+    let server = server_with(ServeConfig::default(), None).await;
+    let mut socket = TcpStream::connect(server.local_addr()).await.unwrap();
+    // AUTH and a 300 KiB PUT in one write: the PUT is read after AUTH
+    // has reached the gate, with the full limits.
+    let mut both = auth(TOKEN);
+    both.extend_from_slice(&frame(0x03, b"big", &vec![3u8; 300 << 10]));
+    let (mut reading, mut writing) = socket.split();
+    let (written, answers) = tokio::join!(writing.write_all(&both), async {
+        let auth = timeout(SOON, read_response(&mut reading))
+            .await
+            .expect("AUTH answered");
+        let put = timeout(SOON, read_response(&mut reading))
+            .await
+            .expect("PUT answered");
+        (auth, put)
+    });
+    written.unwrap();
+    assert_eq!(answers.0 .0, Status::Ok as u8);
+    assert_eq!(
+        answers.1 .0,
+        Status::Ok as u8,
+        "{}",
+        String::from_utf8_lossy(&answers.1 .1)
+    );
+    assert_eq!(server.store().get(b"big").map(|v| v.len()), Some(300 << 10));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_token_longer_than_the_limit_before_auth_still_gets_in() {
+    let long = "t".repeat(11_000);
+    let server = KvServer::start(
+        "127.0.0.1:0",
+        KvServerConfig {
+            auth: Some(AuthToken::new(long.clone()).unwrap()),
+            serve: ServeConfig {
+                max_unadmitted_frame_bytes: 2_000,
+                ..ServeConfig::default()
+            },
+            ..KvServerConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let client = bare_client(server.local_addr()).await;
+    client.auth(&AuthToken::new(long).unwrap()).await.unwrap();
+    client.put("k", vec![1u8; 5_000]).await.unwrap();
+    // The limit before AUTH was raised to the AUTH frame (a 9-byte
+    // header and the token): a request over it is told to authenticate.
+    let other = bare_client(server.local_addr()).await;
+    match other.put("k", vec![1u8; 5_000]).await {
+        Err(KvError::Unauthenticated { message }) => assert!(message.contains("AUTH required"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let other = bare_client(server.local_addr()).await;
+    match other.put("k", vec![1u8; 11_001]).await {
+        Err(KvError::Unauthenticated { message }) => assert!(message.contains("11009 bytes"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    server.shutdown().await.unwrap();
+}

@@ -162,6 +162,89 @@ fn serve_limit_flags_reach_the_server() {
     assert_eq!(answer[0], 0x05);
 }
 
+/// The first `sent` bytes of a PUT of a 1-byte key and a `value_len`-byte
+/// value, on a new connection to `addr`.
+fn start_put(addr: &str, value_len: u32, sent: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut put = vec![0x03, 1, 0, 0, 0];
+    put.extend_from_slice(&value_len.to_le_bytes());
+    put.push(b'k');
+    put.resize(sent, 4);
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    socket.write_all(&put).unwrap();
+    socket
+}
+
+/// The status byte and message of the next answer on `socket`.
+fn answer(socket: &mut std::net::TcpStream) -> (u8, String) {
+    use std::io::Read;
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut header = [0u8; 5];
+    socket.read_exact(&mut header).unwrap();
+    let mut message = vec![0u8; u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize];
+    socket.read_exact(&mut message).unwrap();
+    (header[0], String::from_utf8_lossy(&message).into_owned())
+}
+
+#[test]
+fn the_pool_waiter_and_before_auth_flags_reach_the_server() {
+    // 256 KiB for 4 connections: shares of 32 KiB, a pool of 128 KiB, and
+    // no connection may wait for it.
+    let served = serve(&[
+        "--max-connections",
+        "4",
+        "--max-buffered-bytes",
+        "262144",
+        "--max-pool-waiters",
+        "0",
+    ]);
+    // Two 100 KiB uploads stall, each sending exactly its share (so that
+    // nothing unread resets the connection): the first read takes most of
+    // the pool, the other cannot wait for it and is answered BUSY.
+    let mut uploads = [
+        start_put(&served.addr, 100 << 10, 32 << 10),
+        start_put(&served.addr, 100 << 10, 32 << 10),
+    ];
+    let refused = (0..400)
+        .find_map(|round| {
+            let socket = &mut uploads[round % 2];
+            socket
+                .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+                .unwrap();
+            matches!(socket.peek(&mut [0u8; 1]), Ok(1)).then_some(round % 2)
+        })
+        .expect("one upload answered within 20 s");
+    let (status, message) = answer(&mut uploads[refused]);
+    assert_eq!(status, 0x05, "{message}");
+    assert!(message.contains("too many requests wait"), "{message}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "a token long enough not to be warned about\n").unwrap();
+    let served = serve(&[
+        "--auth-token-file",
+        token.to_str().unwrap(),
+        "--max-unauthenticated-request-bytes",
+        "700",
+    ]);
+    // 650 bytes before AUTH are read and answered "AUTH required"; 750
+    // are refused as soon as the header is in.
+    let mut small = start_put(&served.addr, 640, 650);
+    assert_eq!(answer(&mut small).0, 0x07);
+    let mut large = start_put(&served.addr, 740, 20);
+    let (status, message) = answer(&mut large);
+    assert_eq!(status, 0x07, "{message}");
+    assert!(
+        message.contains("AUTH first") && message.contains("700 bytes"),
+        "{message}"
+    );
+}
+
 #[test]
 fn a_busy_server_is_reported_as_busy_at_once() {
     use std::io::{Read, Write};
@@ -386,6 +469,32 @@ fn kv_at(addr: &str, args: &[&str]) -> Output {
         .expect("run kv")
 }
 
+/// Stops process `pid` with SIGSTOP and waits until it is stopped (state
+/// `T` in `/proc/PID/stat`): `kill` returns once the signal is sent, and a
+/// busy server could still answer a request before it stops. A hang guard
+/// bounds the wait.
+fn stop(pid: u32) {
+    let pid_text = pid.to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid_text])
+        .status()
+        .unwrap()
+        .success());
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..2_000 {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        // The state follows the command name in parentheses.
+        let state = text
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        if matches!(state, Some("T" | "t")) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("process {pid} did not stop");
+}
+
 fn wait_with_hang_guard(child: &mut Child, what: &str) -> std::process::ExitStatus {
     let guard = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
@@ -472,11 +581,7 @@ fn bench_against_a_stopped_server_ends_and_reports_what_was_cut_off() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let pid = served.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    stop(served.child.id());
     let status = wait_with_hang_guard(&mut bench, "kv bench against a stopped server");
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
     let (mut stdout, mut stderr) = (String::new(), String::new());
@@ -530,11 +635,7 @@ fn bench_against_a_server_stopped_before_it_starts_ends_with_a_message() {
     use std::io::Read;
     let served = serve(&[]);
     let pid = served.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-STOP", &pid])
-        .status()
-        .unwrap()
-        .success());
+    stop(served.child.id());
     let mut bench = Command::new(env!("CARGO_BIN_EXE_kv"))
         .args(["bench", "--addr", &served.addr, "--duration", "2"])
         .stdout(Stdio::piped())

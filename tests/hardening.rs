@@ -600,3 +600,69 @@ async fn a_fresh_put_is_not_queued_without_bound_behind_stalled_uploads() {
     drop(stalled);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_most_pool_waiters_a_large_put_is_answered_busy_at_once() {
+    // 5 MiB for 40 connections: shares of 64 KiB, a pool of 2.5 MiB; at
+    // most 3 connections wait for it. The read timeout is long: it frees
+    // nobody from the queue before SOON.
+    let server = server(ServeConfig {
+        max_connections: 40,
+        max_buffered_request_bytes: 5 << 20,
+        max_pool_waiters: 3,
+        read_timeout: Some(Duration::from_secs(90)),
+        ..ServeConfig::default()
+    })
+    .await;
+    let addr = server.local_addr();
+    // Seven uploads of 1.75 MiB values send exactly a share (so that
+    // nothing unread resets a refused one under its answer) and stall: one
+    // holds the pool, three wait, three are refused BUSY at once.
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut stalled = JoinSet::new();
+    for i in 0..7u32 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let key = format!("stalled-{i}");
+        let mut put = vec![0x03];
+        put.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        put.extend_from_slice(&(7u32 << 18).to_le_bytes());
+        put.extend_from_slice(key.as_bytes());
+        put.resize(64 << 10, 1);
+        socket.write_all(&put).await.unwrap();
+        let answered = answered.clone();
+        stalled.spawn(async move {
+            let mut status = [0u8; 1];
+            if socket.read_exact(&mut status).await.is_ok() {
+                let _ = answered.send(status[0]);
+            }
+            // Held open (the holder and the waiters) until the test ends.
+            std::future::pending::<()>().await;
+        });
+    }
+    // Once three are refused, the queue is full.
+    for _ in 0..3 {
+        let status = timeout(SOON, answers.recv())
+            .await
+            .expect("three refused at once");
+        assert_eq!(status, Some(Status::Busy as u8));
+    }
+    // A fresh 1.25 MiB PUT would wait behind them: it is refused at once.
+    let client = bare_client(addr).await;
+    let answered = timeout(SOON, client.put("fresh", vec![2u8; 5 << 18])).await;
+    match answered.expect("the fresh PUT was queued behind the stalled uploads") {
+        Err(kv::KvError::Busy { message }) => {
+            assert!(message.contains("too many requests wait"), "{message}")
+        }
+        other => panic!("not refused BUSY at once: {other:?}"),
+    }
+    // A request within a connection's share is served meanwhile.
+    let small = bare_client(addr).await;
+    timeout(SOON, small.put("small", vec![3u8; 1_000]))
+        .await
+        .expect("served")
+        .unwrap();
+    // The holder and the waiters are still there, unanswered.
+    assert!(answers.try_recv().is_err());
+    stalled.abort_all();
+    server.shutdown().await.unwrap();
+}

@@ -1,6 +1,6 @@
 //! Running a KV server: the store, its log, its service and the framework's server.
 
-use super::auth::{check_protected, AuthLimits, AuthToken, Authenticator, Reply};
+use super::auth::{check_protected, AuthDeadline, AuthLimits, AuthToken, Authenticator, Reply};
 use super::codec::{Limits, ServerCodec};
 use super::metrics::KvMetrics;
 use super::service::KvService;
@@ -36,7 +36,12 @@ pub struct KvServerConfig {
     /// How the log is written and compacted, when there is a `data_dir`.
     pub wal: WalConfig,
     /// The token every connection must `AUTH` with first; `None` (the
-    /// default): no authentication.
+    /// default): no authentication. With a token, a connection is held to
+    /// [`ServeConfig::max_unadmitted_frame_bytes`] (raised to fit the
+    /// `AUTH` frame with this token) and takes nothing of the buffer
+    /// budget's common pool until it has authenticated; a larger request
+    /// before `AUTH` is answered `UNAUTHENTICATED` and closes its
+    /// connection.
     pub auth: Option<AuthToken>,
     /// The limit on failed `AUTH` attempts per peer address.
     pub auth_limits: AuthLimits,
@@ -201,11 +206,19 @@ async fn serve_recovered(
             Some(authenticator) => authenticator.require(service.clone(), peer),
             None => super::RequireAuth::open(service.clone(), peer),
         };
-        let gated = super::AuthDeadline::new(gated, auth_timeout);
+        let gated = AuthDeadline::new(gated, auth_timeout);
         std::future::ready(Ok::<_, std::convert::Infallible>(gated))
     });
+    // Before AUTH a connection sends small frames only, and takes nothing
+    // of the buffer pool; its AUTH with the right token always fits.
+    let mut serve = config.serve;
+    if let Some(token) = &config.auth {
+        let auth_frame = super::codec::REQUEST_HEADER_LEN.saturating_add(token.len());
+        serve.max_unadmitted_frame_bytes = serve.max_unadmitted_frame_bytes.max(auth_frame);
+    }
     let server = Server::new(ServerCodec::with_limits(config.limits))
-        .with_config(config.serve)
+        .with_config(serve)
+        .with_admission(AuthDeadline::<KvService>::is_authenticated as fn(&AuthDeadline<KvService>) -> bool)
         .with_overload(Reply::busy as fn(&Overloaded) -> Option<Reply>)
         .with_codec_frame_size(ServerCodec::frame_len_for)
         .with_close_after(Reply::closes as fn(&Reply) -> bool)

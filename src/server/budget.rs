@@ -14,7 +14,9 @@
 //!   The pool is a fair (first come, first served) semaphore; a connection
 //!   waiting for it stops reading, which pushes back on its peer through
 //!   TCP, and waits no longer than its read timeout (then its frame is
-//!   refused through the `Overload` hook).
+//!   refused through the `Overload` hook). At most a set number of
+//!   connections wait at once; past it, a frame that would wait is
+//!   refused at once instead of queued.
 //!
 //! So the bytes held by all connections never exceed `N · share + pool =
 //! B`, however many stall mid-frame. When the protocol can tell a frame's
@@ -23,6 +25,7 @@
 //! each other; without it, a connection takes pool bytes as it reads.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -71,11 +74,15 @@ pub(crate) struct Budget {
     share: usize,
     pool: usize,
     semaphore: Arc<Semaphore>,
+    /// Connections queued for pool bytes now.
+    waiters: Arc<AtomicUsize>,
+    max_waiters: usize,
 }
 
 impl Budget {
-    /// A budget of `limit` bytes for at most `connections` connections.
-    pub(crate) fn new(limit: usize, connections: usize) -> Arc<Self> {
+    /// A budget of `limit` bytes for at most `connections` connections, of
+    /// which at most `max_waiters` may wait for pool bytes at once.
+    pub(crate) fn new(limit: usize, connections: usize, max_waiters: usize) -> Arc<Self> {
         let share = limit / connections.max(1).saturating_mul(2);
         let pool = (limit - share * connections.max(1)).min(Semaphore::MAX_PERMITS);
         Arc::new(Budget {
@@ -83,11 +90,39 @@ impl Budget {
             share,
             pool,
             semaphore: Arc::new(Semaphore::new(pool)),
+            waiters: Arc::new(AtomicUsize::new(0)),
+            max_waiters,
         })
     }
 
     pub(crate) fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// The bytes each connection may hold without asking the pool.
+    pub(crate) fn share(&self) -> usize {
+        self.share
+    }
+
+    /// The most connections that may wait for pool bytes at once.
+    pub(crate) fn max_waiters(&self) -> usize {
+        self.max_waiters
+    }
+
+    /// Pool bytes no connection holds now.
+    #[cfg(test)]
+    pub(crate) fn pool_available(&self) -> usize {
+        self.semaphore.available_permits()
+    }
+
+    /// A place in the queue for pool bytes, if fewer than the most wait.
+    fn queue(&self) -> Option<Queued> {
+        self.waiters
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < self.max_waiters).then_some(waiting + 1)
+            })
+            .ok()?;
+        Some(Queued(self.waiters.clone()))
     }
 
     /// The most one connection can ever hold: its share and the whole pool.
@@ -101,6 +136,27 @@ impl Budget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NeverFits;
 
+/// Why a connection gets no more room, and will not by waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unmet {
+    /// More than a connection's share and the whole pool together.
+    NeverFits,
+    /// The pool has not the bytes now, and as many connections as may
+    /// wait for it already do.
+    QueueFull,
+}
+
+/// One connection's place in the queue for pool bytes: counted among the
+/// waiters until dropped.
+#[derive(Debug)]
+struct Queued(Arc<AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// One connection's part of the [`Budget`]: its share, and the pool bytes
 /// it holds (given back when dropped, also when its task panics).
 #[derive(Debug)]
@@ -108,8 +164,8 @@ pub(crate) struct Share {
     budget: Arc<Budget>,
     granted: Option<OwnedSemaphorePermit>,
     pool: PollSemaphore,
-    /// A wait for pool bytes is queued in the semaphore.
-    waiting: bool,
+    /// A wait for pool bytes is queued in the semaphore, counted here.
+    waiting: Option<Queued>,
     /// [`poll_reserve`](Self::poll_reserve) was called since the last
     /// [`end_round`](Self::end_round).
     asked: bool,
@@ -121,7 +177,7 @@ impl Share {
             pool: PollSemaphore::new(budget.semaphore.clone()),
             budget,
             granted: None,
-            waiting: false,
+            waiting: None,
             asked: false,
         }
     }
@@ -142,21 +198,23 @@ impl Share {
 
     /// Raises [`limit`](Self::limit) to at least `need` bytes: `Ready(Ok)`
     /// once it is, `Pending` while others hold the pool (the task is woken
-    /// when they give bytes back), `NeverFits` if no wait would do.
-    pub(crate) fn poll_reserve(&mut self, cx: &mut Context<'_>, need: usize) -> Poll<Result<(), NeverFits>> {
+    /// when they give bytes back), `NeverFits` if no wait would do,
+    /// `QueueFull` if this connection would have to wait and the most
+    /// that may wait already do.
+    pub(crate) fn poll_reserve(&mut self, cx: &mut Context<'_>, need: usize) -> Poll<Result<(), Unmet>> {
         self.asked = true;
         let Some(extra) = need.checked_sub(self.limit()).filter(|&extra| extra > 0) else {
             return Poll::Ready(Ok(()));
         };
         if need > self.budget.most() {
-            return Poll::Ready(Err(NeverFits));
+            return Poll::Ready(Err(Unmet::NeverFits));
         }
         let Ok(extra) = u32::try_from(extra) else {
-            return Poll::Ready(Err(NeverFits));
+            return Poll::Ready(Err(Unmet::NeverFits));
         };
         match self.pool.poll_acquire_many(cx, extra) {
             Poll::Ready(Some(permit)) => {
-                self.waiting = false;
+                self.waiting = None;
                 match &mut self.granted {
                     Some(granted) => granted.merge(permit),
                     None => self.granted = Some(permit),
@@ -164,11 +222,20 @@ impl Share {
                 Poll::Ready(Ok(()))
             }
             // The semaphore is never closed.
-            Poll::Ready(None) => Poll::Ready(Err(NeverFits)),
-            Poll::Pending => {
-                self.waiting = true;
-                Poll::Pending
-            }
+            Poll::Ready(None) => Poll::Ready(Err(Unmet::NeverFits)),
+            Poll::Pending if self.waiting.is_some() => Poll::Pending,
+            Poll::Pending => match self.budget.queue() {
+                Some(queued) => {
+                    self.waiting = Some(queued);
+                    Poll::Pending
+                }
+                None => {
+                    // Not queued after all: dropping the acquisition gives
+                    // back what it collected.
+                    self.pool = PollSemaphore::new(self.budget.semaphore.clone());
+                    Poll::Ready(Err(Unmet::QueueFull))
+                }
+            },
         }
     }
 
@@ -201,10 +268,10 @@ impl Share {
     /// the frame being read still needs), and withdraws a wait for the pool
     /// that this round did not renew.
     pub(crate) fn end_round(&mut self, keep: usize) {
-        if self.waiting && !self.asked {
+        if self.waiting.is_some() && !self.asked {
             // Dropping the queued acquisition gives back what it collected.
             self.pool = PollSemaphore::new(self.budget.semaphore.clone());
-            self.waiting = false;
+            self.waiting = None;
         }
         self.asked = false;
         let surplus = self.limit().saturating_sub(keep.max(self.budget.share));
@@ -225,13 +292,13 @@ mod tests {
     use super::*;
     use futures::task::noop_waker_ref;
 
-    fn poll(share: &mut Share, need: usize) -> Poll<Result<(), NeverFits>> {
+    fn poll(share: &mut Share, need: usize) -> Poll<Result<(), Unmet>> {
         share.poll_reserve(&mut Context::from_waker(noop_waker_ref()), need)
     }
 
     #[test]
     fn shares_are_guaranteed_and_the_pool_is_what_is_left() {
-        let budget = Budget::new(1000, 5);
+        let budget = Budget::new(1000, 5, usize::MAX);
         assert_eq!((budget.share, budget.pool), (100, 500));
         let mut shares: Vec<_> = (0..5).map(|_| Share::new(budget.clone())).collect();
         // One connection takes the whole pool...
@@ -243,12 +310,12 @@ mod tests {
             assert!(poll(share, 101).is_pending());
         }
         // More than share and pool together can never be met.
-        assert_eq!(poll(&mut shares[1], 601), Poll::Ready(Err(NeverFits)));
+        assert_eq!(poll(&mut shares[1], 601), Poll::Ready(Err(Unmet::NeverFits)));
     }
 
     #[test]
     fn bytes_given_back_go_to_the_first_in_line() {
-        let budget = Budget::new(1000, 5);
+        let budget = Budget::new(1000, 5, usize::MAX);
         let mut holder = Share::new(budget.clone());
         let mut first = Share::new(budget.clone());
         let mut second = Share::new(budget.clone());
@@ -269,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_wait_not_renewed_is_withdrawn_and_gives_back_what_it_collected() {
-        let budget = Budget::new(1000, 5);
+        let budget = Budget::new(1000, 5, usize::MAX);
         let mut holder = Share::new(budget.clone());
         let mut waiter = Share::new(budget.clone());
         assert_eq!(poll(&mut holder, 600), Poll::Ready(Ok(())));
@@ -279,6 +346,39 @@ mod tests {
         assert_eq!(budget.semaphore.available_permits(), 0);
         waiter.end_round(100); // a round without asking: withdrawn
         assert_eq!(budget.semaphore.available_permits(), 200);
+    }
+
+    #[test]
+    fn past_the_most_waiters_a_need_is_refused_at_once_not_queued() {
+        // A pool of 700 bytes, at most 2 waiting for it.
+        let budget = Budget::new(1400, 7, 2);
+        let mut holder = Share::new(budget.clone());
+        assert_eq!(poll(&mut holder, 800), Poll::Ready(Ok(())));
+        let mut waiters: Vec<_> = (0..3).map(|_| Share::new(budget.clone())).collect();
+        assert!(poll(&mut waiters[0], 300).is_pending());
+        assert!(poll(&mut waiters[1], 250).is_pending());
+        assert_eq!(poll(&mut waiters[2], 150), Poll::Ready(Err(Unmet::QueueFull)));
+        // A waiter asking again keeps its place; what fits at once is
+        // granted whatever the queue.
+        assert!(poll(&mut waiters[1], 250).is_pending());
+        assert_eq!(poll(&mut waiters[2], 100), Poll::Ready(Ok(())));
+        // Places are given back when a wait is granted, withdrawn or dropped.
+        holder.end_round(0); // 200 to the first waiter, 150 to the second
+        assert_eq!(poll(&mut waiters[0], 300), Poll::Ready(Ok(())));
+        assert!(
+            poll(&mut waiters[2], 500).is_pending(),
+            "queued in the freed place"
+        );
+        waiters[2].end_round(100);
+        waiters[2].end_round(100); // not renewed: withdrawn
+        let mut late = Share::new(budget.clone());
+        assert!(poll(&mut late, 800).is_pending());
+        drop(waiters.remove(1));
+        assert!(poll(&mut waiters[1], 800).is_pending());
+        assert_eq!(budget.waiters.load(Ordering::Acquire), 2);
+        drop((late, waiters));
+        assert_eq!(budget.waiters.load(Ordering::Acquire), 0);
+        assert_eq!(budget.pool_available(), 700);
     }
 
     #[test]
@@ -297,7 +397,7 @@ mod tests {
 
     #[test]
     fn the_need_is_the_whole_frame_when_its_size_is_known() {
-        let budget = Budget::new(1 << 20, 4);
+        let budget = Budget::new(1 << 20, 4, usize::MAX);
         let share = Share::new(budget);
         let most = share.budget.most();
         assert_eq!(share.need(10, 9, Some(5000)), Ok(5010));

@@ -62,6 +62,27 @@ pub struct ServeConfig {
     /// accepts: a frame larger than a share and the pool together is
     /// refused through the [`Overload`](super::Overload) hook, and closes its connection.
     pub max_buffered_request_bytes: usize,
+    /// The most connections that may wait for bytes of the budget's common
+    /// pool at once (default 64). A frame that needs pool bytes while this
+    /// many connections already wait for them is not queued: it is
+    /// answered through the [`Overload`](super::Overload) hook at once
+    /// ([`Overloaded::BufferBudgetQueue`](super::Overloaded::BufferBudgetQueue))
+    /// and its connection closes, so that stalled uploads cannot build a
+    /// queue that every large request must wait through. `0`: no frame
+    /// waits for the pool.
+    pub max_pool_waiters: usize,
+    /// The largest frame a connection may send before it is admitted
+    /// (default 8 KiB; see [`Admission`](super::Admission) and
+    /// [`Server::with_admission`](super::Server::with_admission)): for a
+    /// protocol with a credential, the largest request a peer may send
+    /// before it has shown it. A larger one is answered through the
+    /// [`Overload`](super::Overload) hook
+    /// ([`Overloaded::FrameBeforeAdmission`](super::Overloaded::FrameBeforeAdmission))
+    /// and its connection closes. Before it is admitted a connection also
+    /// never takes bytes from the budget's common pool. Without an
+    /// admission hook every connection is admitted at once and this limit
+    /// does not apply.
+    pub max_unadmitted_frame_bytes: usize,
     /// How long a graceful shutdown may take (default 5 s; `None`: as long
     /// as the connections need). Past it, every connection still open is
     /// closed at once, its unwritten answers dropped; requests the service
@@ -81,6 +102,8 @@ impl Default for ServeConfig {
             max_connections_per_address: None,
             write_timeout: Some(Duration::from_secs(30)),
             max_buffered_request_bytes: 256 * 1024 * 1024,
+            max_pool_waiters: 64,
+            max_unadmitted_frame_bytes: 8 * 1024,
             shutdown_timeout: Some(Duration::from_secs(5)),
         }
     }

@@ -83,6 +83,9 @@ pub(crate) struct Connection<Io, P: Served<Req>, Req> {
     waiting_on_peer: bool,
     /// Reading waits for bytes of the budget's pool.
     waiting_on_budget: bool,
+    /// The protocol's [`Admission`](super::Admission) said yes: the
+    /// connection has its full share and the pool.
+    admitted: bool,
     needs_flush: bool,
     /// The last write could not go on: the socket is full.
     write_blocked: bool,
@@ -132,6 +135,7 @@ impl<Io, P: Served<Req>, Req> Connection<Io, P, Req> {
             linger: None,
             waiting_on_peer: false,
             waiting_on_budget: false,
+            admitted: false,
             needs_flush: false,
             write_blocked: false,
             failed: None,
@@ -189,14 +193,6 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> Future for Connection<Io, 
 }
 
 impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, Req> {
-    /// Answers the frame being read, which the budget can never hold,
-    /// through the overload hook, and stops reading.
-    fn refuse_frame(&mut self) {
-        self.refuse(Overloaded::BufferBudget {
-            limit: self.share.budget().limit(),
-        });
-    }
-
     /// Answers the frame being read through the overload hook, for
     /// `reason`, and stops reading.
     fn refuse(&mut self, reason: Overloaded) {
@@ -205,7 +201,11 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         if let Some(response) = self.hooks.overload.overloaded(&reason) {
             self.in_flight.push_answered(Ok(response));
         }
-        self.stop_reading(CloseCause::BufferBudget);
+        let cause = match reason {
+            Overloaded::FrameBeforeAdmission { .. } => CloseCause::FrameBeforeAdmission,
+            _ => CloseCause::BufferBudget,
+        };
+        self.stop_reading(cause);
     }
 
     /// The wire bytes of the frame just decoded.
@@ -226,6 +226,7 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
         *self.waiting_on_peer = false;
         *self.waiting_on_budget = false;
         if *self.reading {
+            self.admit();
             self.allow_reading();
         }
         while *self.reading && self.in_flight.len() < self.limits.max_in_flight {
@@ -246,6 +247,11 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                     let size = self.frame_size();
                     self.start(request, size, cx);
                     started = true;
+                    // A credential just handed to the service lets the
+                    // frames behind it use the connection's full limit.
+                    if self.admit() {
+                        self.allow_reading();
+                    }
                 }
                 Poll::Ready(Some(Err(error))) => {
                     // The decoder gave up (bad framing, over-limit, I/O):
@@ -256,17 +262,28 @@ impl<Io: AsyncRead + AsyncWrite, P: Served<Req>, Req> ConnectionProj<'_, Io, P, 
                 Poll::Ready(None) => self.stop_reading(CloseCause::PeerClosed),
                 Poll::Pending if self.transport.get_ref().starved() => match self.reserve(cx) {
                     Room::Granted => self.allow_reading(),
-                    Room::NeverFits => {
-                        self.refuse_frame();
-                        started = true;
-                    }
                     Room::Waiting => {
                         *self.waiting_on_budget = true;
                         break;
                     }
                     Room::Full => break,
+                    refused => {
+                        let budget = self.share.budget();
+                        if let Some(reason) = refused.refusal(budget.limit(), budget.max_waiters()) {
+                            self.refuse(reason);
+                        }
+                        started = true;
+                    }
                 },
                 Poll::Pending => {
+                    // Before admission, a frame whose header says it is
+                    // over the limit is refused at once, not after the
+                    // peer has sent the limit's worth of it.
+                    if let Some(reason) = self.over_limit_before_admission() {
+                        self.refuse(reason);
+                        started = true;
+                        break;
+                    }
                     *self.waiting_on_peer = true;
                     break;
                 }

@@ -21,6 +21,7 @@ label_values! {
         CloseAfter = "close_after",
         TagInUse = "tag_in_use",
         BufferBudget = "buffer_budget",
+        FrameBeforeAdmission = "frame_before_admission",
         HandshakeFailed = "handshake_failed",
         Aborted = "aborted",
     }
@@ -43,6 +44,8 @@ label_values! {
         MaxConnectionsPerAddress = "max_connections_per_address",
         BufferBudget = "buffer_budget",
         BufferBudgetWait = "buffer_budget_wait",
+        BufferBudgetQueue = "buffer_budget_queue",
+        FrameBeforeAdmission = "frame_before_admission",
     }
 }
 
@@ -88,6 +91,8 @@ impl ServerMetrics {
             Overloaded::TooManyFromAddress { .. } => Refusal::MaxConnectionsPerAddress,
             Overloaded::BufferBudget { .. } => Refusal::BufferBudget,
             Overloaded::BufferBudgetWait { .. } => Refusal::BufferBudgetWait,
+            Overloaded::BufferBudgetQueue { .. } => Refusal::BufferBudgetQueue,
+            Overloaded::FrameBeforeAdmission { .. } => Refusal::FrameBeforeAdmission,
         };
         self.requests_refused[cause as usize].increment(1);
     }

@@ -65,8 +65,18 @@
 //!   timeout, and the wait for pool bytes counts against the waiter's read
 //!   timeout too: past it, the frame is answered through [`Overload`]
 //!   ([`Overloaded::BufferBudgetWait`]) and the connection closes, so no
-//!   request queues without bound behind stalled uploads. A frame larger than a share and the whole pool together is
-//!   answered through [`Overload`] and closes its connection.
+//!   request queues without bound behind stalled uploads. At most
+//!   [`ServeConfig::max_pool_waiters`] connections wait for the pool at
+//!   once: past it a frame that would wait is answered through
+//!   [`Overload`] at once ([`Overloaded::BufferBudgetQueue`]) and its
+//!   connection closes. A frame larger than a share and the whole pool
+//!   together is answered through [`Overload`] and closes its connection.
+//! * **Before admission** (for a protocol with a credential, see
+//!   [`Server::with_admission`]): a connection's frames are at most
+//!   [`ServeConfig::max_unadmitted_frame_bytes`] long — a longer one is
+//!   answered through [`Overload`] ([`Overloaded::FrameBeforeAdmission`])
+//!   as soon as its header says so, and its connection closes — and it
+//!   never takes bytes of the common pool.
 //!
 //! A panic in a service or codec ends only its connection's task; the accept
 //! loop logs it and goes on.
@@ -86,6 +96,9 @@
 //!   the protocol's GOAWAY ([`Order`]).
 //! * [`Server::with_frame_size`] / [`Server::with_codec_frame_size`]: how
 //!   long a frame is from its header (see Limits), for the budget.
+//! * [`Server::with_admission`]: whether a connection has shown the
+//!   protocol's credential, asked of its service ([`Admission`]); until it
+//!   has, the limits before admission hold (see Limits).
 //!
 //! Shutdown is a future passed in: when it completes the server stops
 //! accepting, every connection stops reading (no new work starts), tells
@@ -133,6 +146,7 @@
 //! ```
 
 mod accept;
+mod admission;
 mod bounds;
 mod budget;
 mod close;
@@ -148,6 +162,7 @@ mod tagged_lines;
 mod tests;
 
 pub use accept::{Accept, PlainTcp};
+pub use admission::{Admission, AdmitAll};
 pub use bounds::{MakeConnectionService, ServeCodec};
 pub use close::{CloseAfter, KeepOpen};
 pub use config::ServeConfig;
@@ -188,7 +203,7 @@ const MAX_REFUSALS_IN_PROGRESS: usize = 64;
 /// before others and what the protocol's GOAWAY is ([`Order`]; by default,
 /// [`InOrder`]: every answer in request order, no GOAWAY).
 #[derive(Debug, Clone)]
-pub struct Server<C, O = Refuse, A = PlainTcp, K = KeepOpen, R = InOrder> {
+pub struct Server<C, O = Refuse, A = PlainTcp, K = KeepOpen, R = InOrder, D = AdmitAll> {
     codec: C,
     config: ServeConfig,
     overload: O,
@@ -196,6 +211,7 @@ pub struct Server<C, O = Refuse, A = PlainTcp, K = KeepOpen, R = InOrder> {
     acceptor: A,
     close: K,
     order: R,
+    admission: D,
 }
 
 impl<C> Server<C> {
@@ -209,20 +225,21 @@ impl<C> Server<C> {
             acceptor: PlainTcp,
             close: KeepOpen,
             order: InOrder,
+            admission: AdmitAll,
         }
     }
 }
 
-impl<C, O, A, K, R> Server<C, O, A, K, R> {
+impl<C, O, A, K, R, D> Server<C, O, A, K, R, D> {
     /// Replaces the connection settings.
     pub fn with_config(mut self, config: ServeConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Sets how refused work is answered: past the connection limit, and a
-    /// frame larger than the buffer budget can hold.
-    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2, A, K, R> {
+    /// Sets how refused work is answered: past the connection limits, and
+    /// a frame the buffer budget will not hold (see [`Overloaded`]).
+    pub fn with_overload<O2>(self, overload: O2) -> Server<C, O2, A, K, R, D> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -231,12 +248,13 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             acceptor: self.acceptor,
             close: self.close,
             order: self.order,
+            admission: self.admission,
         }
     }
 
     /// Sets what is done with each accepted TCP stream before it is framed:
     /// a TLS handshake, say (see [`Accept`]).
-    pub fn with_acceptor<A2>(self, acceptor: A2) -> Server<C, O, A2, K, R> {
+    pub fn with_acceptor<A2>(self, acceptor: A2) -> Server<C, O, A2, K, R, D> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -245,12 +263,13 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             close: self.close,
             frame_size: self.frame_size,
             order: self.order,
+            admission: self.admission,
         }
     }
 
     /// Sets which answers close their connection once written (see
     /// [`CloseAfter`]).
-    pub fn with_close_after<K2>(self, close: K2) -> Server<C, O, A, K2, R> {
+    pub fn with_close_after<K2>(self, close: K2) -> Server<C, O, A, K2, R, D> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -259,6 +278,7 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             close,
             frame_size: self.frame_size,
             order: self.order,
+            admission: self.admission,
         }
     }
 
@@ -284,7 +304,7 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
     /// }
     /// # let _ = Server::new(tokio_util::codec::LinesCodec::new()).with_order(TaggedLines);
     /// ```
-    pub fn with_order<R2>(self, order: R2) -> Server<C, O, A, K, R2> {
+    pub fn with_order<R2>(self, order: R2) -> Server<C, O, A, K, R2, D> {
         Server {
             codec: self.codec,
             config: self.config,
@@ -293,6 +313,41 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             close: self.close,
             frame_size: self.frame_size,
             order,
+            admission: self.admission,
+        }
+    }
+
+    /// Sets which connections are admitted to the server's full limits
+    /// (see [`Admission`]): until its service says so, a connection's
+    /// frames are limited to
+    /// [`ServeConfig::max_unadmitted_frame_bytes`] and never take bytes
+    /// of the buffer budget's common pool. For a protocol with a
+    /// credential, so that peers who have not shown it cannot take what
+    /// authenticated ones need.
+    ///
+    /// ```
+    /// use wirestack::server::Server;
+    ///
+    /// /// A connection's service that knows whether its peer logged in.
+    /// #[derive(Clone, Default)]
+    /// struct Session {
+    ///     logged_in: bool,
+    /// }
+    ///
+    /// let server = Server::new(tokio_util::codec::LinesCodec::new())
+    ///     .with_admission(|session: &Session| session.logged_in);
+    /// # let _ = server;
+    /// ```
+    pub fn with_admission<D2>(self, admission: D2) -> Server<C, O, A, K, R, D2> {
+        Server {
+            codec: self.codec,
+            config: self.config,
+            overload: self.overload,
+            acceptor: self.acceptor,
+            close: self.close,
+            frame_size: self.frame_size,
+            order: self.order,
+            admission,
         }
     }
 
@@ -372,12 +427,14 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
         A: Accept,
         K: CloseAfter<M::Response> + Clone + Send + 'static,
         R: Order<Req, M::Response> + Clone + Send + 'static,
+        D: Admission<M::Service> + Clone + Send + 'static,
         Req: Send + 'static,
     {
         let stop = CancellationToken::new();
         let budget = Budget::new(
             self.config.max_buffered_request_bytes,
             self.config.max_connections,
+            self.config.max_pool_waiters,
         );
         let connection_slots = Arc::new(Semaphore::new(self.config.max_connections));
         let per_address = per_address::PerAddress::new(self.config.max_connections_per_address);
@@ -392,6 +449,7 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
             idle_timeout: self.config.idle_timeout,
             read_timeout: self.config.read_timeout,
             write_timeout: self.config.write_timeout,
+            max_unadmitted_frame: self.config.max_unadmitted_frame_bytes,
         };
         // Owned by this future: if it is dropped (aborted), so is every
         // connection, as when a process dies.
@@ -459,6 +517,7 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
                 close: self.close.clone(),
                 order: self.order.clone(),
                 frame_size: self.frame_size.clone(),
+                admission: self.admission.clone(),
             };
             let (budget, limits, stop) = (budget.clone(), limits.clone(), stop.clone());
             // Counts the connection closed when dropped, however it ends.
@@ -472,7 +531,7 @@ impl<C, O, A, K, R> Server<C, O, A, K, R> {
                     return;
                 };
                 let transport = Framed::new(Metered::new(io), codec);
-                let connection = Connection::<_, (C, M::Service, O, K, R), Req>::new(
+                let connection = Connection::<_, (C, M::Service, O, K, R, D), Req>::new(
                     transport,
                     service,
                     hooks,

@@ -3,9 +3,13 @@
 //! The server refuses work in two places: a connection past
 //! [`ServeConfig::max_connections`](super::ServeConfig::max_connections) (or
 //! [`max_connections_per_address`](super::ServeConfig::max_connections_per_address)), and
-//! a frame larger than a connection can ever hold of
-//! [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes). It is protocol-agnostic, so it cannot write a protocol's
-//! "busy" answer itself: it asks an [`Overload`] for one.
+//! a frame it will not hold: larger than a connection can ever hold of
+//! [`ServeConfig::max_buffered_request_bytes`](super::ServeConfig::max_buffered_request_bytes),
+//! waiting too long or behind too many others for the budget's pool, or
+//! larger than a connection not yet [admitted](super::Admission) may send.
+//! It is protocol-agnostic, so it cannot write a protocol's "busy" answer
+//! itself: it asks an [`Overload`] for one (see [`Overloaded`] for every
+//! reason).
 //!
 //! Why a hook and not a tower layer: both decisions are made where the
 //! service stack cannot see them — before a connection has a service at all,
@@ -55,6 +59,23 @@ pub enum Overloaded {
         /// How long it waited, [`ServeConfig::read_timeout`](super::ServeConfig::read_timeout).
         waited: Duration,
     },
+    /// The frame being read needs bytes of the common pool, and
+    /// [`ServeConfig::max_pool_waiters`](super::ServeConfig::max_pool_waiters)
+    /// connections already wait for them: it is answered at once, without
+    /// reaching the service, rather than queued, and the connection closes.
+    BufferBudgetQueue {
+        /// The limit, [`ServeConfig::max_pool_waiters`](super::ServeConfig::max_pool_waiters).
+        limit: usize,
+    },
+    /// The frame being read is larger than a connection may send before it
+    /// is [admitted](super::Admission) (for a protocol with a credential:
+    /// before it has shown it); it is answered without reaching the
+    /// service, and the connection closes.
+    FrameBeforeAdmission {
+        /// The limit: [`ServeConfig::max_unadmitted_frame_bytes`](super::ServeConfig::max_unadmitted_frame_bytes),
+        /// or the connection's share of the budget if that is smaller.
+        limit: usize,
+    },
     /// The frame being read is larger than a connection can ever hold of
     /// the budget (its share and the whole common pool); it is answered
     /// without reaching the service, and the connection closes.
@@ -77,6 +98,19 @@ impl fmt::Display for Overloaded {
                 write!(
                     f,
                     "the server's buffer budget stayed in use by other requests for {waited:?}; try again"
+                )
+            }
+            Overloaded::BufferBudgetQueue { limit } => {
+                write!(
+                    f,
+                    "too many requests wait for the server's buffer budget (limit {limit}); try again"
+                )
+            }
+            Overloaded::FrameBeforeAdmission { limit } => {
+                write!(
+                    f,
+                    "a request larger than {limit} bytes before the connection was admitted \
+                     (authenticate first)"
                 )
             }
             Overloaded::BufferBudget { limit } => {

@@ -146,6 +146,12 @@ pub(crate) struct ServeLimitArgs {
     /// Budget of request bytes held by all connections: each may hold budget/(2 x max connections), past it waits for a common pool.
     #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_buffered_request_bytes)]
     pub(crate) max_buffered_bytes: usize,
+    /// Most connections waiting at once for the common pool of the buffer budget; past it a request that would wait is answered BUSY at once (0: none waits).
+    #[arg(long, value_name = "N", default_value_t = ServeConfig::default().max_pool_waiters)]
+    pub(crate) max_pool_waiters: usize,
+    /// Largest request a connection may send before it has authenticated (with a token); a larger one is answered UNAUTHENTICATED and closes the connection. Raised to fit the token's AUTH.
+    #[arg(long, value_name = "BYTES", default_value_t = ServeConfig::default().max_unadmitted_frame_bytes)]
+    pub(crate) max_unauthenticated_request_bytes: usize,
     /// On SIGINT/SIGTERM, close the connections still open after this many milliseconds (0: never).
     #[arg(long, value_name = "MS", default_value_t = millis(ServeConfig::default().shutdown_timeout))]
     pub(crate) shutdown_timeout_ms: u64,
@@ -164,6 +170,8 @@ impl ServeLimitArgs {
                 .then_some(self.max_connections_per_address),
             write_timeout: timeout(self.write_timeout_ms),
             max_buffered_request_bytes: self.max_buffered_bytes,
+            max_pool_waiters: self.max_pool_waiters,
+            max_unadmitted_frame_bytes: self.max_unauthenticated_request_bytes,
             shutdown_timeout: timeout(self.shutdown_timeout_ms),
         }
     }

@@ -47,6 +47,15 @@ impl<S> AuthDeadline<S> {
     pub fn get_ref(&self) -> &RequireAuth<S> {
         &self.inner
     }
+
+    /// `true` once this connection may send every command (see
+    /// [`RequireAuth::is_authenticated`]): the KV server's
+    /// [`Admission`](crate::server::Admission) hook, so that a connection
+    /// sends only small frames, and takes nothing of the shared buffer
+    /// pool, before it has authenticated.
+    pub fn is_authenticated(&self) -> bool {
+        self.inner.is_authenticated()
+    }
 }
 
 impl<S> Service<Incoming> for AuthDeadline<S>

@@ -58,9 +58,19 @@ impl Reply {
     }
 
     /// The server's [`Overload`](crate::server::Overload) hook for replies:
-    /// [`Busy`](crate::kv::Busy)'s answer, kept open. Give `Reply::busy` to
+    /// [`Busy`](crate::kv::Busy)'s answer, kept open — but a frame too
+    /// large for a connection that has not authenticated
+    /// ([`Overloaded::FrameBeforeAdmission`]) is answered
+    /// `UNAUTHENTICATED`, since waiting will not help: authenticating will.
+    /// Give `Reply::busy` to
     /// [`Server::with_overload`](crate::server::Server::with_overload).
     pub fn busy(reason: &Overloaded) -> Option<Reply> {
+        if let Overloaded::FrameBeforeAdmission { limit } = reason {
+            let message = format!(
+                "AUTH first: before AUTH a request may be at most {limit} bytes; closing the connection"
+            );
+            return Some(unauthenticated(&message, true));
+        }
         Busy.overloaded(reason).map(Reply::keep)
     }
 }

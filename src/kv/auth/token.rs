@@ -48,6 +48,11 @@ impl AuthToken {
         AuthToken::new(text)
     }
 
+    /// How many bytes the token has.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Reads a token from a file, once, as [`from_text`](Self::from_text)
     /// trims it. A missing, unreadable, empty or too large file (over
     /// 4 KiB: `/dev/zero` is refused at once, not read

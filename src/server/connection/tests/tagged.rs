@@ -27,7 +27,7 @@ where
     let (peer, server) = tokio::io::duplex(64 * 1024);
     let (gates, service) = Gates::new();
     let stop = CancellationToken::new();
-    let connection = Connection::<_, (LinesCodec, Gated, Refuse, KeepOpen, R), String>::new(
+    let connection = Connection::<_, (LinesCodec, Gated, Refuse, KeepOpen, R, AdmitAll), String>::new(
         Framed::new(Metered::new(server), LinesCodec::new()),
         service,
         line_hooks(KeepOpen, order),
@@ -48,7 +48,7 @@ fn serve(max_in_flight: usize) -> Setup {
     serve_with(
         TaggedLines,
         max_in_flight,
-        Budget::new(usize::MAX, 1),
+        Budget::new(usize::MAX, 1, usize::MAX),
         unrecorded(),
     )
 }
@@ -113,7 +113,7 @@ async fn in_order_by_default_the_same_requests_are_answered_in_request_order() {
     let Setup { mut peer, gates, .. } = serve_with(
         crate::server::InOrder,
         16,
-        Budget::new(usize::MAX, 1),
+        Budget::new(usize::MAX, 1, usize::MAX),
         unrecorded(),
     );
     send(&mut peer, &["1 hold:a", "2 hold:b", "3 now"]).await;
@@ -283,7 +283,7 @@ async fn a_tagged_answer_gives_its_bytes_back_to_the_budget_as_it_leaves() {
     // 100-byte requests, and cannot read a third whole.
     let Setup {
         mut peer, mut gates, ..
-    } = serve_with(TaggedLines, 16, Budget::new(256, 1), unrecorded());
+    } = serve_with(TaggedLines, 16, Budget::new(256, 1, usize::MAX), unrecorded());
     let lines = ["1 hold:a", "2 hold:b", "3 now"].map(hundred_bytes);
     send(&mut peer, &lines.each_ref().map(String::as_str)).await;
     assert!(writes_nothing_more(&mut peer).await);
@@ -331,7 +331,7 @@ async fn a_goaway_written_is_counted_by_its_cause() {
     let metrics = metrics::with_local_recorder(&recorder, || ServerMetrics::new().accepted());
     let Setup {
         mut peer, stop, task, ..
-    } = serve_with(TaggedLines, 16, Budget::new(usize::MAX, 1), metrics);
+    } = serve_with(TaggedLines, 16, Budget::new(usize::MAX, 1, usize::MAX), metrics);
     stop.cancel();
     assert_eq!(
         answer(&mut peer).await.as_deref(),
