@@ -9,6 +9,8 @@
 #   SCALE=0.2 scripts/compare-redis.sh  # a fifth of the operations (quick look)
 #   REDIS_BENCHMARK=0 scripts/compare-redis.sh  # without the redis-benchmark column
 #   MEMORY=0 scripts/compare-redis.sh   # without the memory measurement
+#   ONLY=durable RUNS=5 scripts/compare-redis.sh  # the durable rows alone,
+#                                       # with each run's kv/redis ratio
 #
 # Prints one table: throughput and p99 of both, and the ratios kv/redis
 # (throughput: higher is better for kv; p99: lower is better for kv), and
@@ -121,6 +123,9 @@ measure() { # label op connections pipeline
   echo "  measured $1 $2 c=$3 P=$4 ($n ops x $RUNS)" >&2
 }
 
+ONLY=${ONLY:-}
+if [ "$ONLY" = durable ]; then MEMORY=0; fi
+if [ -z "$ONLY" ] || [ "$ONLY" = memory ]; then
 echo "== in memory (redis: no persistence; kv: no data dir)" >&2
 start_redis --appendonly no
 start_kv
@@ -131,8 +136,11 @@ for op in SET GET; do
 done
 stop_redis
 stop_kv
+fi
 
-if "$KV" serve --help | grep -q -- '--fsync'; then
+if [ "$ONLY" = memory ]; then
+  :
+elif "$KV" serve --help | grep -q -- '--fsync'; then
   echo "== durable (kv --fsync always, redis appendfsync always)" >&2
   start_redis --appendonly yes --appendfsync always
   start_kv --fsync always --data-dir "$work/kv-data"
@@ -199,6 +207,14 @@ for key in order:
     r_p99, k_p99, b_p99 = med(r, 1), med(k, 1), med(b, 1)
     label, op, c, p = key
     print(f"| {label} | {op} | {c} | {p} | {r_ops:,.0f} | {k_ops:,.0f} | {k_ops / r_ops:.2f}x | {r_p99:,.0f} | {k_p99:,.0f} | {k_p99 / max(r_p99, 1):.2f}x | {b_ops:,.0f} | {b_p99:,.0f} |")
+if int(runs) > 1:
+    print()
+    print("each run (kv, then redis, interleaved): kv/redis throughput")
+    for key in order:
+        r = cells[key]["redis"]; k = cells[key]["kv"]
+        label, op, c, p = key
+        ratios = ", ".join(f"{kv[0] / rd[0]:.2f}x" for kv, rd in zip(k, r))
+        print(f"{label} {op} c={c} P={p}: {ratios}")
 if memory:
     print()
     print("| memory, 1M keys x 64 B | RSS growth | keys | bytes per key |")

@@ -19,9 +19,9 @@ pub enum Mutation {
     /// may have been applied already, so a batch that then fails unsent
     /// reports "not sent" (fixed in d199f21 / f5e1677).
     BatchDropsMaybeApplied,
-    /// Recovery takes a record cut short at the end of the log (a torn
-    /// write at a crash point) for corruption and refuses to start
-    /// (fixed in 5e77594).
+    /// Recovery takes a torn write at the end of the log (a record cut
+    /// short or not all written at a crash point, whatever follows it) for
+    /// corruption and refuses to start (fixed in 5e77594).
     TornTailIsCorrupt,
 }
 

@@ -417,6 +417,18 @@ fn contents(store: &Store) -> HashMap<Bytes, Bytes> {
 
 #[tokio::test]
 async fn random_damage_to_a_data_dir_refuses_or_keeps_every_answered_write() {
+    random_damage(false).await;
+}
+
+/// As above, after a crash of a server that preallocated its log under
+/// `always`: the newest log ends in zeros, and a damaged last record is
+/// followed by them.
+#[tokio::test]
+async fn random_damage_to_a_preallocated_log_refuses_or_keeps_every_answered_write() {
+    random_damage(true).await;
+}
+
+async fn random_damage(preallocated: bool) {
     // A data directory of 1200 answered writes: a snapshot and the logs
     // after it (a small compaction threshold).
     let base = tempfile::tempdir().unwrap();
@@ -461,6 +473,11 @@ async fn random_damage_to_a_data_dir_refuses_or_keeps_every_answered_write() {
                 record[..keep].to_vec()
             };
             damaged[last].1.extend_from_slice(&tail);
+        } else if preallocated && run % 2 == 0 {
+            // Damage to the last records, which the zeros now follow.
+            let bytes = &mut damaged[last].1;
+            let at = bytes.len() - 1 - rng.below(200.min(bytes.len() as u64 - 8)) as usize;
+            bytes[at] ^= rng.below(255) as u8 + 1;
         } else {
             // Damage: one to three bytes anywhere in any file, changed.
             for _ in 0..=rng.below(3) {
@@ -475,6 +492,9 @@ async fn random_damage_to_a_data_dir_refuses_or_keeps_every_answered_write() {
                 let at = at.min(damaged[file].1.len() - 1);
                 damaged[file].1[at] ^= rng.below(255) as u8 + 1;
             }
+        }
+        if preallocated {
+            damaged[last].1.extend_from_slice(&[0; 4096]);
         }
         for (path, bytes) in &damaged {
             std::fs::write(path, bytes).unwrap();

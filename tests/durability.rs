@@ -262,7 +262,8 @@ async fn compaction_under_concurrent_writes_then_sigkill_loses_nothing() {
 
 #[tokio::test]
 async fn a_torn_last_record_is_cut_off_and_the_server_starts() {
-    for damage in ["truncate", "extend", "random"] {
+    use std::os::unix::fs::FileExt;
+    for damage in ["truncate", "zeroed", "extend", "random"] {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), &["--fsync", "always"]);
         let client = server.client().await;
@@ -271,36 +272,40 @@ async fn a_torn_last_record_is_cut_off_and_the_server_starts() {
         }
         server.kill();
 
+        // Under `always` the log is preallocated: after the kill it holds
+        // its records, then zeros. The damage goes where the records end.
         let wal = newest_file(dir.path(), "wal-");
-        let len = std::fs::metadata(&wal).unwrap().len();
+        let bytes = std::fs::read(&wal).unwrap();
+        let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+        assert!(end < bytes.len() as u64, "preallocated: {end} of {}", bytes.len());
         let file = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+        let write_at_end = |tail: &[u8]| file.write_all_at(tail, end).unwrap();
         match damage {
-            // The crash hit in the middle of writing the last record.
-            "truncate" => file.set_len(len - 3).unwrap(),
+            // The crash hit in the middle of writing the last record, which
+            // made the file longer.
+            "truncate" => file.set_len(end - 3).unwrap(),
+            // ... or which went into the preallocated zeros: its end is
+            // still zeros.
+            "zeroed" => file.write_all_at(&[0; 3], end - 3).unwrap(),
             // The file grew before its data landed: random bytes, whose
             // "header" claims far more than any record holds.
             "random" => {
-                use std::io::Write;
-                let mut file = file;
                 let mut tail = 3_100_000_007u32.to_le_bytes().to_vec();
                 tail.extend((0..29u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8 | 1));
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
-                file.write_all(&tail).unwrap();
+                write_at_end(&tail);
             }
             // The header of one more record made it, its payload did not.
             _ => {
-                use std::io::Write;
-                let mut file = file;
                 let mut header = 100u32.to_le_bytes().to_vec();
                 header.extend_from_slice(&[0xAB; 4 + 20]);
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).unwrap();
-                file.write_all(&header).unwrap();
+                write_at_end(&header);
             }
         }
 
         let server = Server::start(dir.path(), &["--fsync", "always"]);
         let client = server.client().await;
-        let last = if damage == "truncate" { 9 } else { 10 };
+        let cut_short = damage == "truncate" || damage == "zeroed";
+        let last = if cut_short { 9 } else { 10 };
         for i in 0..last {
             assert_eq!(
                 client.get(format!("k{i}")).await.unwrap(),
@@ -308,7 +313,7 @@ async fn a_torn_last_record_is_cut_off_and_the_server_starts() {
                 "{damage}: k{i}"
             );
         }
-        assert_eq!(client.get("k9").await.unwrap().is_some(), damage != "truncate");
+        assert_eq!(client.get("k9").await.unwrap().is_some(), !cut_short);
         // Writes go on after the cut.
         client.put("after", "cut").await.unwrap();
         let (status, stderr) = server.terminate();

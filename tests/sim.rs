@@ -123,7 +123,8 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Write as _};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -366,12 +367,23 @@ impl Drop for End {
 // The disk under the log.
 
 /// The log file as the simulator keeps it: the real file (recovery reads
-/// it), how much of it is durable, and the faults armed.
+/// it), how much of it is durable, the writes made since the last fsync,
+/// and the faults armed.
+///
+/// The writer writes each byte at most twice: as a preallocated zero
+/// (under `always` it keeps zeros ahead of its records), then as data. So
+/// a lost write reverts to zeros where the file was durably that long, and
+/// to nothing past it.
 #[derive(Debug)]
 struct Disk {
     file: Option<File>,
+    /// The file's length.
     len: u64,
+    /// The file's durable length: everything before it that is not in
+    /// `unsynced` survives a crash.
     synced: u64,
+    /// The writes since the last fsync, in order: (offset, length).
+    unsynced: Vec<(u64, u64)>,
     fail_writes: bool,
     fail_fsyncs: bool,
     /// Tear the next write and crash.
@@ -380,41 +392,81 @@ struct Disk {
     rng: fastrand::Rng,
 }
 
+/// A disk writes whole sectors.
+const SECTOR: u64 = 512;
+
 impl Disk {
-    /// A crash: everything not fsynced may be lost; a seeded cut leaves a
-    /// prefix of it (torn), sometimes followed by zeros, as a file system
-    /// that extended the file before the data landed would.
+    fn new(rng: fastrand::Rng) -> Self {
+        Disk {
+            file: None,
+            len: 0,
+            synced: 0,
+            unsynced: Vec::new(),
+            fail_writes: false,
+            fail_fsyncs: false,
+            crash_next_write: false,
+            crashed: false,
+            rng,
+        }
+    }
+
+    /// The writer's file is now `file`, durable as it is.
+    fn switch_to(&mut self, file: File) {
+        self.len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.synced = self.len;
+        self.unsynced.clear();
+        self.file = Some(file);
+    }
+
+    /// A crash: the writes not fsynced may be lost. A seeded number of them
+    /// landed whole, the next a prefix of it, the rest not at all. Either
+    /// the lost part is gone (the file is as long as what landed, or its
+    /// durable length), or — a file system that extended the file before
+    /// the data landed — it reads as zeros from a sector boundary (or from
+    /// where its write began) and the file keeps its length.
     fn crash(&mut self) -> String {
         self.crashed = true;
         let Some(file) = self.file.take() else {
             return "no file".into();
         };
-        let unsynced = self.len - self.synced;
-        let cut = self.synced
-            + if unsynced == 0 {
-                0
-            } else {
-                self.rng.u64(..=unsynced)
+        let writes = std::mem::take(&mut self.unsynced);
+        let whole = self.rng.usize(..=writes.len());
+        let zeros = self.rng.bool();
+        let mut lost = Vec::new();
+        let mut landed_end = self.synced;
+        for (i, &(offset, len)) in writes.iter().enumerate() {
+            let kept = match i.cmp(&whole) {
+                std::cmp::Ordering::Less => len,
+                std::cmp::Ordering::Equal => {
+                    let prefix = self.rng.u64(..=len);
+                    if zeros {
+                        ((offset + prefix) / SECTOR * SECTOR).max(offset) - offset
+                    } else {
+                        prefix
+                    }
+                }
+                std::cmp::Ordering::Greater => 0,
             };
-        let zeros = cut < self.len && self.rng.bool();
-        // A disk writes whole sectors: the part that did not land starts at
-        // a multiple of 512 bytes (or where the synced data ends).
-        let cut = if zeros {
-            (cut / 512 * 512).max(self.synced)
-        } else {
-            cut
-        };
-        let result = if zeros {
-            file.set_len(cut).and_then(|()| file.set_len(self.len))
-        } else {
-            file.set_len(cut)
-        };
-        result.expect("cut the log file");
+            landed_end = landed_end.max(offset + kept);
+            if kept < len {
+                lost.push((offset + kept, len - kept));
+            }
+        }
+        let new_len = if zeros { self.len } else { landed_end };
+        for &(offset, len) in &lost {
+            let end = (offset + len).min(new_len);
+            if offset < end {
+                file.write_all_at(&vec![0; (end - offset) as usize], offset)
+                    .expect("zero a lost write");
+            }
+        }
+        file.set_len(new_len).expect("cut the log file");
         format!(
-            "log cut at {cut} of {} (synced {}){}",
-            self.len,
+            "log crash: {whole} of {} unsynced writes whole, {} lost, length {new_len} (synced {}){}",
+            writes.len(),
+            lost.len(),
             self.synced,
-            if zeros { " then zeros" } else { "" }
+            if zeros { ", lost parts zeros" } else { "" }
         )
     }
 }
@@ -424,23 +476,25 @@ impl Disk {
 struct SimFile(Arc<Mutex<Disk>>);
 
 impl SimLogFile for SimFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut disk = self.0.lock().unwrap();
         if disk.crashed || disk.fail_writes {
             return Err(io::Error::other("simulated write failure"));
         }
         let disk = &mut *disk;
         let file = disk.file.as_mut().expect("a log file");
+        let mut n = buf.len();
         if disk.crash_next_write {
             // A crash point inside this write: a prefix lands.
-            let n = disk.rng.usize(..buf.len().max(1));
-            file.write_all(&buf[..n])?;
-            disk.len += n as u64;
+            n = disk.rng.usize(..buf.len().max(1));
+        }
+        file.write_all_at(&buf[..n], offset)?;
+        disk.len = disk.len.max(offset + n as u64);
+        disk.unsynced.push((offset, n as u64));
+        if disk.crash_next_write {
             disk.crashed = true;
             return Err(io::Error::other("simulated crash mid-write"));
         }
-        file.write_all(buf)?;
-        disk.len += buf.len() as u64;
         Ok(())
     }
 
@@ -451,7 +505,12 @@ impl SimLogFile for SimFile {
         }
         // The real file needs no fsync: the simulator's crash decides what survives.
         disk.synced = disk.len;
+        disk.unsynced.clear();
         Ok(())
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.sync_data()
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
@@ -460,17 +519,18 @@ impl SimLogFile for SimFile {
             return Err(io::Error::other("simulated crash"));
         }
         disk.file.as_ref().expect("a log file").set_len(len)?;
+        // Taken as durable at once (the writer fsyncs right after).
         disk.len = len;
         disk.synced = disk.synced.min(len);
+        disk.unsynced.retain_mut(|(offset, n)| {
+            *n = (*offset + *n).min(len).saturating_sub(*offset);
+            *n > 0
+        });
         Ok(())
     }
 
     fn switch_to(&mut self, next: File) {
-        let mut disk = self.0.lock().unwrap();
-        let len = next.metadata().map(|m| m.len()).unwrap_or(0);
-        disk.file = Some(next);
-        disk.len = len;
-        disk.synced = len;
+        self.0.lock().unwrap().switch_to(next);
     }
 }
 
@@ -550,16 +610,9 @@ impl World {
             return true;
         }
         let store = Store::new();
-        let disk = Arc::new(Mutex::new(Disk {
-            file: None,
-            len: 0,
-            synced: 0,
-            fail_writes: false,
-            fail_fsyncs: false,
-            crash_next_write: false,
-            crashed: false,
-            rng: fastrand::Rng::with_seed(self.rng(|rng| rng.u64(..))),
-        }));
+        let disk = Arc::new(Mutex::new(Disk::new(fastrand::Rng::with_seed(
+            self.rng(|rng| rng.u64(..)),
+        ))));
         let config = WalConfig {
             fsync: FsyncPolicy::Always,
             compact_min_bytes: u64::MAX,
@@ -568,12 +621,7 @@ impl World {
         let shared = disk.clone();
         let open = || {
             Wal::open_inline(&self.dirs[i], config.clone(), store.clone(), move |file| {
-                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-                let mut disk = shared.lock().unwrap();
-                disk.file = Some(file);
-                disk.len = len;
-                disk.synced = len;
-                drop(disk);
+                shared.lock().unwrap().switch_to(file);
                 Box::new(SimFile(shared)) as Box<dyn SimLogFile>
             })
         };

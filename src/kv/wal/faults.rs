@@ -88,7 +88,7 @@ struct FaultyFile {
 }
 
 impl LogFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.faults.wait_while_held();
         Faults::check(&self.faults.fail_writes, "write")?;
         let room = self.faults.room.load(Relaxed);
@@ -98,12 +98,17 @@ impl LogFile for FaultyFile {
                 "injected: no space left",
             ));
         }
-        self.file.write_all(buf)
+        LogFile::write_all_at(&mut self.file, buf, offset)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
         Faults::check(&self.faults.fail_fsyncs, "fsync")?;
         self.file.sync_data()
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        Faults::check(&self.faults.fail_fsyncs, "fsync")?;
+        self.file.sync_all()
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {

@@ -61,7 +61,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
 }
 
 /// Creates (or empties) log file `generation`, writes its magic, and makes
-/// the file and its name durable. Returns it open for appending.
+/// the file and its name durable. Returns it open for writing.
 pub(crate) fn create_wal(dir: &Path, generation: u64) -> Result<File, WalError> {
     let path = wal_path(dir, generation);
     let mut file = OpenOptions::new()
@@ -74,12 +74,15 @@ pub(crate) fn create_wal(dir: &Path, generation: u64) -> Result<File, WalError> 
         .map_err(|e| WalError::io("write", &path, e))?;
     file.sync_all().map_err(|e| WalError::io("fsync", &path, e))?;
     sync_dir(dir)?;
-    open_for_append(&path)
+    open_for_writing(&path)
 }
 
-pub(crate) fn open_for_append(path: &Path) -> Result<File, WalError> {
+/// Opens a log file for the writer, which writes at explicit offsets (not
+/// `O_APPEND`: under `always` the file may be preallocated past its last
+/// record).
+pub(crate) fn open_for_writing(path: &Path) -> Result<File, WalError> {
     OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(path)
         .map_err(|e| WalError::io("open", path, e))
 }

@@ -2,7 +2,7 @@
 //! after it, cutting a torn tail off the newest log.
 
 use super::files::{
-    classify, create_wal, list, open_for_append, snapshot_path, wal_path, FileKind, MAGIC_LEN,
+    classify, create_wal, list, open_for_writing, snapshot_path, wal_path, FileKind, MAGIC_LEN,
 };
 use super::record::{Next, Record, RecordReader, SNAPSHOT_MAGIC, WAL_MAGIC};
 use super::tail::{self, Verdict};
@@ -18,7 +18,7 @@ const READ_BUFFER: usize = 1 << 20;
 /// What recovery found and left ready for the writer.
 #[derive(Debug)]
 pub(crate) struct Recovered {
-    /// The newest log file, open for appending at its (possibly cut) end.
+    /// The newest log file, open for writing at its (possibly cut) end.
     pub(crate) file: File,
     /// Its generation.
     pub(crate) generation: u64,
@@ -114,7 +114,7 @@ pub(crate) fn recover(dir: &Path, store: &Store) -> Result<Recovered, WalError> 
     records += replayed.records;
     wal_bytes += replayed.len;
     Ok(Recovered {
-        file: open_for_append(&path)?,
+        file: open_for_writing(&path)?,
         generation: newest,
         file_len: replayed.len,
         wal_bytes,
@@ -217,8 +217,8 @@ struct Replayed {
 }
 
 /// Replays one log file into `store`. In the `newest` file, damage that a
-/// crash can leave (a torn last record, or zeros the file system left) is
-/// cut off; anywhere else, damage is an error.
+/// crash can leave (a torn last record, or zeros: preallocated, or left by
+/// the file system) is cut off; anywhere else, damage is an error.
 fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalError> {
     let (mut reader, len) = open_for_reading(path)?;
     if len < MAGIC_LEN {
@@ -311,13 +311,23 @@ fn replay_wal(path: &Path, store: &Store, newest: bool) -> Result<Replayed, WalE
                     Ok(Verdict::Corrupt(reason)) => return Err(WalError::corrupt(path, offset, reason)),
                     Err(e) => return Err(WalError::io("read", path, e)),
                 };
-                tracing::warn!(
-                    path = %path.display(),
-                    offset,
-                    cut = len - offset,
-                    reason = torn,
-                    "cutting off a torn write at the end of the log"
-                );
+                if torn == tail::ZERO_TAIL {
+                    // What every crash of a server that preallocates leaves.
+                    tracing::info!(
+                        path = %path.display(),
+                        offset,
+                        cut = len - offset,
+                        "cutting the zeros off the end of the log"
+                    );
+                } else {
+                    tracing::warn!(
+                        path = %path.display(),
+                        offset,
+                        cut = len - offset,
+                        reason = torn,
+                        "cutting off a torn write at the end of the log"
+                    );
+                }
                 let file = OpenOptions::new()
                     .write(true)
                     .open(path)

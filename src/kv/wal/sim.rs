@@ -32,10 +32,14 @@ use std::sync::{mpsc, Arc};
 /// What the writer does to its log file, for the simulator to delay, fail
 /// or cut at a crash point. The writer calls it once or twice per batch.
 pub trait SimLogFile: Send + fmt::Debug {
-    /// Appends all of `buf`.
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes what was written durable.
+    /// Writes all of `buf` at `offset`: the end of the last record, which
+    /// may be short of the end of the file (the writer preallocates zeros
+    /// under `always` and then writes over them).
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes what was written durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Makes what was written and the file's length durable (`fsync`).
+    fn sync_all(&mut self) -> io::Result<()>;
     /// Cuts the file to `len` bytes.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
     /// Appends to `next` from now on (a rotation).
@@ -46,12 +50,16 @@ pub trait SimLogFile: Send + fmt::Debug {
 struct Adapter(Box<dyn SimLogFile>);
 
 impl LogFile for Adapter {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.0.sync_all()
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {

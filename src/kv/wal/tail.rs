@@ -20,20 +20,23 @@
 //! refuses to start and cuts nothing.
 //!
 //! One case is refused although nothing follows it: a *whole* last record
-//! — its length field consistent with the file, ending exactly at its end —
-//! whose checksum fails. A crash can leave that (the length and the first
-//! sectors landed, the rest did not), but so does a flipped bit in a record
-//! that was acknowledged, and nothing in the file tells the two apart; cutting
-//! it could lose an answered write, so recovery refuses and `kv repair`
-//! decides — unless the record's bytes are zeros from a sector boundary
-//! inside it to its end. That is what a crash leaves when the file system
-//! extended the file before the data landed: a disk writes whole sectors, so
-//! the part that did not land starts at a multiple of 512 bytes in the file
-//! (or covers the whole record, the first case above). A flipped bit in an
-//! answered write is taken for that only if the record's own bytes happen to
-//! be zero from such a boundary to its end. Random bytes appended after the
-//! last record almost never make such a record (their "length" would have to
-//! match what follows exactly).
+//! — its length field consistent with the file, ending exactly at its end,
+//! or exactly where the zeros that end the file begin (a log preallocated
+//! under `always` ends in zeros after a crash) — whose checksum fails, and
+//! whose last byte was written. A crash can leave that (the length and the
+//! first sectors landed, the rest did not), but so does a flipped bit in a
+//! record that was acknowledged, and nothing in the file tells the two
+//! apart; cutting it could lose an answered write, so recovery refuses and
+//! `kv repair` decides. A record that ends the file but whose bytes are
+//! zeros from a sector boundary inside it to its end is cut as torn: that
+//! is what a crash leaves when the file system extended the file before
+//! the data landed, since a disk writes whole sectors, so the part that did
+//! not land starts at a multiple of 512 bytes in the file (or covers the
+//! whole record, the first case above). A flipped bit in an answered write
+//! is taken for that only if the record's own bytes happen to be zero from
+//! such a boundary to its end. Random bytes appended after the last record
+//! almost never make a whole record (their "length" would have to match
+//! what follows exactly).
 //!
 //! The search for a valid record after the damage is what tells a length
 //! field with a flipped bit (the records after it are still there) from a
@@ -78,6 +81,11 @@ pub(crate) enum Found {
 /// A sector: the unit a file system writes or leaves zeroed.
 const SECTOR: u64 = 512;
 
+/// Why zeros at the end of the newest log are cut: a crash of a server
+/// that preallocated the log (`always`) leaves them, and so does a file
+/// system that extended the file before the data landed.
+pub(crate) const ZERO_TAIL: &str = "zeros at the end of the file (preallocated, or left by the file system)";
+
 /// Whether the record starting at `start` is zeros from the last sector
 /// boundary inside it to the end of the file: the part of a write that had
 /// not landed when the file system, which had already extended the file,
@@ -100,17 +108,20 @@ pub(crate) fn judge<F: Read + Seek>(
     offset: u64,
     damage: Damage,
 ) -> io::Result<Verdict> {
-    if trailing_zeros(file, offset, file_len)? == offset {
-        return Ok(Verdict::Torn("zeros the file system left at the end"));
+    // Where the zeros that end the file begin: past the last byte written.
+    let zeros = trailing_zeros(file, offset, file_len)?;
+    if zeros == offset {
+        return Ok(Verdict::Torn(ZERO_TAIL));
+    }
+    // The bug the simulator must catch: a torn write judged by its look.
+    #[cfg(feature = "sim-mutations")]
+    if crate::mutations::on(crate::mutations::Mutation::TornTailIsCorrupt) {
+        return Ok(Verdict::Corrupt(format!("{}, taken for damage", damage.reason())));
     }
     let what = match damage {
         Damage::PartialHeader => return Ok(Verdict::Torn("a partial record header")),
         // The checksum matched: a crash does not write that.
         Damage::Malformed(_) => return Ok(Verdict::Corrupt(damage.reason())),
-        #[cfg(feature = "sim-mutations")]
-        Damage::PastEnd if crate::mutations::on(crate::mutations::Mutation::TornTailIsCorrupt) => {
-            return Ok(Verdict::Corrupt("a record cut short".into()))
-        }
         Damage::PastEnd => "a record cut short",
         Damage::Checksum => "a record not all written",
     };
@@ -121,17 +132,36 @@ pub(crate) fn judge<F: Read + Seek>(
     let whole = rest == u64::from(len) && rest >= PLAUSIBLE_PREFIX as u64;
     if damage == Damage::Checksum && whole && !zeros_from_a_sector_boundary(file, offset, file_len)? {
         return Ok(Verdict::Corrupt(format!(
-            "the last record ({len} bytes, ending exactly at the end of the file) fails its checksum: a flipped bit in an answered write or a torn one cannot be told apart"
+            "the last record ({len} bytes, ending exactly at the end of the file) fails its \
+             checksum: a flipped bit in an answered write or a torn one cannot be told apart"
         )));
     }
-    if rest != u64::from(len)
-        && (PLAUSIBLE_PREFIX as u64..=u64::from(MAX_PAYLOAD)).contains(&rest)
-        && checksum_at(file, offset + HEADER_LEN, rest, &mut Vec::new())? == Some(crc)
-    {
+    // The same record in a preallocated log, followed by nothing but zeros:
+    // its last byte is written (not zero), so it is not a write cut short.
+    let written = (zeros - offset).checked_sub(HEADER_LEN);
+    let whole_then_zeros =
+        zeros < file_len && written == Some(u64::from(len)) && u64::from(len) >= PLAUSIBLE_PREFIX as u64;
+    if damage == Damage::Checksum && whole_then_zeros {
         return Ok(Verdict::Corrupt(format!(
-            "the length field is damaged: it claims {len} bytes, and the record's checksum \
-             matches the {rest} bytes left in the file"
+            "the last record ({len} bytes, followed only by zeros) fails its checksum: a \
+             flipped bit in an answered write or a torn one cannot be told apart"
         )));
+    }
+    // A damaged length field: the checksum matches the bytes to the end of
+    // the file, or (preallocated) to where its zeros begin.
+    for candidate in [Some(rest), written.filter(|_| zeros < file_len)]
+        .into_iter()
+        .flatten()
+    {
+        if candidate != u64::from(len)
+            && (PLAUSIBLE_PREFIX as u64..=u64::from(MAX_PAYLOAD)).contains(&candidate)
+            && checksum_at(file, offset + HEADER_LEN, candidate, &mut Vec::new())? == Some(crc)
+        {
+            return Ok(Verdict::Corrupt(format!(
+                "the length field is damaged: it claims {len} bytes, and the record's checksum \
+                 matches the {candidate} bytes after its header"
+            )));
+        }
     }
     let reason = || {
         if len > MAX_PAYLOAD {
@@ -140,7 +170,8 @@ pub(crate) fn judge<F: Read + Seek>(
             damage.reason()
         }
     };
-    Ok(match find_record(file, offset + 1, file_len)? {
+    // No record starts in the zeros: a header of zeros is not valid.
+    Ok(match find_record_before(file, offset + 1, file_len, zeros)? {
         Found::Nothing => Verdict::Torn(what),
         Found::At(next) => Verdict::Corrupt(format!(
             "{}, but a valid record follows at offset {next}",
@@ -156,12 +187,22 @@ pub(crate) fn judge<F: Read + Seek>(
 /// Looks for the first offset in `from..to` where a whole, valid log record
 /// starts (its checksum matches and its payload is a PUT or a DELETE).
 pub(crate) fn find_record<F: Read + Seek>(file: &mut F, from: u64, to: u64) -> io::Result<Found> {
+    find_record_before(file, from, to, to)
+}
+
+/// [`find_record`], for records that start before `starts_before`.
+fn find_record_before<F: Read + Seek>(
+    file: &mut F,
+    from: u64,
+    to: u64,
+    starts_before: u64,
+) -> io::Result<Found> {
     let mut window = Vec::new();
     let mut window_start = from;
     let mut chunk = Vec::new();
     let mut budget = SCAN_BUDGET;
     let mut at = from;
-    while at + MIN_RECORD <= to {
+    while at + MIN_RECORD <= to && at < starts_before {
         if at + MIN_RECORD > window_start + window.len() as u64 {
             window_start = at;
             let len = (to - at).min(WINDOW as u64) as usize;

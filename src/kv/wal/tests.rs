@@ -659,3 +659,127 @@ fn the_largest_entry_fits_one_record_and_one_byte_more_does_not() {
         u64::from(MAX_PAYLOAD)
     );
 }
+
+/// Copies the log and snapshot files of a log that is still open: what a
+/// crash (of the process or the machine) at this moment leaves on disk,
+/// since under `always` every answered write is fsynced.
+fn crash_copy(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for name in generations(from) {
+        if name.starts_with("wal-") || name.starts_with("snapshot-") && !name.ends_with(".tmp") {
+            fs::copy(from.join(&name), to.path().join(&name)).unwrap();
+        }
+    }
+    to
+}
+
+#[tokio::test]
+async fn under_always_the_log_is_preallocated_and_a_crash_leaves_zeros_that_recovery_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = open(dir.path());
+    for i in 0..100 {
+        wal.append(put(&format!("k{i}"), &format!("v{i}"))).await.unwrap();
+    }
+    let records_end = MAGIC_LEN + wal.stats().bytes_written;
+    let bytes = fs::read(wal0(dir.path())).unwrap();
+    assert!(
+        bytes.len() as u64 > records_end,
+        "preallocated: {} bytes, records end at {records_end}",
+        bytes.len()
+    );
+    assert!(bytes[records_end as usize..].iter().all(|&b| b == 0));
+
+    let crashed = crash_copy(dir.path());
+    let recovered = open(crashed.path());
+    for i in 0..100 {
+        assert_eq!(get(&recovered, &format!("k{i}")), Some(format!("v{i}")));
+    }
+    assert_eq!(
+        fs::metadata(wal0(crashed.path())).unwrap().len(),
+        records_end,
+        "zeros cut"
+    );
+    // Writes go on after the cut, preallocated again, and survive.
+    recovered.append(put("after", "crash")).await.unwrap();
+    recovered.shutdown().await.unwrap();
+    let reopened = open(crashed.path());
+    assert_eq!(get(&reopened, "after").as_deref(), Some("crash"));
+    assert_eq!(get(&reopened, "k99").as_deref(), Some("v99"));
+    reopened.shutdown().await.unwrap();
+
+    // A clean shutdown leaves the log ending at its last record.
+    wal.shutdown().await.unwrap();
+    assert_eq!(fs::metadata(wal0(dir.path())).unwrap().len(), records_end);
+}
+
+#[tokio::test]
+async fn only_always_preallocates() {
+    for policy in [FsyncPolicy::EverySec, FsyncPolicy::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), config(policy), Store::new()).unwrap();
+        for i in 0..50 {
+            wal.append(put(&format!("k{i}"), "v")).await.unwrap();
+        }
+        let records_end = MAGIC_LEN + wal.stats().bytes_written;
+        assert_eq!(
+            fs::metadata(wal0(dir.path())).unwrap().len(),
+            records_end,
+            "{policy:?}"
+        );
+        wal.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_cuts_the_preallocated_zeros_off_the_log_it_leaves() {
+    // Recovery takes zeros at the end of a log that is not the newest for
+    // damage: the log a rotation leaves must end at its last record.
+    let dir = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        fsync: FsyncPolicy::Always,
+        compact_min_bytes: 4096,
+        compact_ratio: 1.5,
+    };
+    let wal = Wal::open(dir.path(), config.clone(), Store::new()).unwrap();
+    // The compaction after the first rotation fails (its temp file cannot
+    // be created), so both logs stay.
+    fs::create_dir(temp_path(&snapshot_path(dir.path(), 1))).unwrap();
+    // About 5.7 KB of records: one rotation (at 4 KiB), not a second.
+    for i in 0..300 {
+        wal.append(put(&format!("k{i}"), &format!("v{i}"))).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !wal_path(dir.path(), 1).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            generations(dir.path())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let older = fs::read(wal0(dir.path())).unwrap();
+    let mut cursor = std::io::Cursor::new(&older);
+    cursor.set_position(MAGIC_LEN);
+    let mut records = super::record::RecordReader::new(cursor, MAGIC_LEN, older.len() as u64);
+    let mut count = 0;
+    loop {
+        match records.next().unwrap() {
+            super::record::Next::Record(_) => count += 1,
+            super::record::Next::Eof => break,
+            damaged => panic!("the older log does not end at its last record: {damaged:?}"),
+        }
+    }
+    assert!(count > 100, "{count} records before the rotation");
+    let newest = fs::metadata(wal_path(dir.path(), 1)).unwrap().len();
+    let newest_records = MAGIC_LEN + wal.stats().bytes_written - older.len() as u64 + MAGIC_LEN;
+    assert!(newest > newest_records, "the new log is preallocated: {newest}");
+
+    // A crash now recovers every answered write from both logs.
+    let crashed = crash_copy(dir.path());
+    let recovered = Wal::open(crashed.path(), config, Store::new()).unwrap();
+    for i in 0..300 {
+        assert_eq!(get(&recovered, &format!("k{i}")), Some(format!("v{i}")), "k{i}");
+    }
+    recovered.shutdown().await.unwrap();
+    wal.shutdown().await.unwrap();
+}

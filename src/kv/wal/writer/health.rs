@@ -131,8 +131,11 @@ impl Writer {
             let path = &path;
             move |e| WalError::io(op, path, e)
         };
+        self.allocated = self.file_len;
         self.file.set_len(self.file_len).map_err(io("truncate"))?;
-        self.file.write_all(&PROBE).map_err(io("write"))?;
+        self.file
+            .write_all_at(&PROBE, self.file_len)
+            .map_err(io("write"))?;
         self.file.sync_data().map_err(io("fsync"))?;
         self.file.set_len(self.file_len).map_err(io("truncate"))?;
         self.file.sync_data().map_err(io("fsync"))?;

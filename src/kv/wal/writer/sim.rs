@@ -1,32 +1,19 @@
 //! One batch of the writer, run inline by the simulator (see `wal::sim`).
 
-use super::{Message, Writer};
+use super::{Message, Taken, Writer};
 use std::sync::mpsc::Receiver;
 
 impl Writer {
     /// What one turn of [`Writer::run`]'s loop does, with the messages
     /// queued now (none waited for), and no timed fsync or compaction.
-    /// Keep the intake in step with `run`'s.
     pub(crate) fn step(&mut self, messages: &Receiver<Message>) -> usize {
         let mut taken = 0;
         while let Ok(message) = messages.try_recv() {
             taken += 1;
-            match message {
-                Message::Append(mutation, reply, claim, sequencing) => {
-                    if claim.is_none_or(|claim| claim.take()) {
-                        self.batch.push((mutation, reply, sequencing));
-                    }
-                }
-                Message::Read(key, reply, claim) => {
-                    if claim.is_none_or(|claim| claim.take()) {
-                        self.reads.push(self.batch.len(), key, reply);
-                    }
-                }
-                Message::Shutdown(reply) => {
-                    self.commit();
-                    let _ = reply.send(self.close());
-                    return taken;
-                }
+            if let Taken::Shutdown(reply) = self.take(message) {
+                self.commit();
+                let _ = reply.send(self.close());
+                return taken;
             }
         }
         // The simulator says when a failed log retries (`InlineWriter::retry`).
