@@ -110,7 +110,6 @@
 //! --test sim mutations` checks that each is caught within
 //! [`MUTATION_BOUND`] seeds.
 
-#[allow(dead_code)]
 #[path = "common/linearizability.rs"]
 mod linearizability;
 
