@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
-use writer::{Message, Sequencing, Writer};
+use writer::{Message, Sequencing};
 
 /// One change to the store, as logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +188,23 @@ impl Wal {
         store: Store,
         log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
     ) -> Result<Wal, WalError> {
+        let (wal, writer, receiver) = Wal::recover(dir, config, store, log_file)?;
+        std::thread::Builder::new()
+            .name("wal-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|e| WalError::io("start the writer thread for", dir, e))?;
+        Ok(wal)
+    }
+
+    /// Everything [`open_with`](Self::open_with) does but start the writer:
+    /// locks the directory, recovers the store from it, and returns the log
+    /// with its writer and the writer's queue.
+    fn recover(
+        dir: &Path,
+        config: WalConfig,
+        store: Store,
+        log_file: impl FnOnce(File) -> Box<dyn log_file::LogFile>,
+    ) -> Result<(Wal, writer::Writer, mpsc::Receiver<Message>), WalError> {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create", &dir, e))?;
         // Before recovery reads anything: another server may be writing.
@@ -201,7 +218,7 @@ impl Wal {
         );
         let stats = Arc::new(Stats::default());
         stats.recovered.store(recovered.records, Relaxed);
-        let writer = Writer::new(
+        let writer = writer::Writer::new(
             dir.clone(),
             store.clone(),
             config.clone(),
@@ -211,11 +228,7 @@ impl Wal {
             log_file,
         );
         let (messages, receiver) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("wal-writer".into())
-            .spawn(move || writer.run(receiver))
-            .map_err(|e| WalError::io("start the writer thread for", &dir, e))?;
-        Ok(Wal {
+        let wal = Wal {
             inner: Arc::new(Inner {
                 messages,
                 store,
@@ -223,7 +236,8 @@ impl Wal {
                 dir,
                 config,
             }),
-        })
+        };
+        Ok((wal, writer, receiver))
     }
 
     /// Logs `mutation` and applies it to the store, in the order of all

@@ -20,14 +20,13 @@
 
 use super::log_file::LogFile;
 use super::writer::{Message, Writer};
-use super::{lock, recovery, Inner, Stats, Wal, WalConfig, WalError};
+use super::{Wal, WalConfig, WalError};
 use crate::kv::store::Store;
 use std::fmt;
 use std::fs::File;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 
 /// What the writer does to its log file, for the simulator to delay, fail
 /// or cut at a crash point. The writer calls it once or twice per batch.
@@ -103,43 +102,18 @@ impl Wal {
     /// commits a batch when the caller steps it, and every log file is
     /// appended to through `log_file(file)`. See the module docs.
     ///
-    /// The same steps as `Wal::open`'s (`open_with`), but the writer is
-    /// returned rather than started.
+    /// The same steps as `Wal::open`'s, but the writer is returned rather
+    /// than started.
     pub fn open_inline(
         dir: impl AsRef<Path>,
         config: WalConfig,
         store: Store,
         log_file: impl FnOnce(File) -> Box<dyn SimLogFile>,
     ) -> Result<(Wal, InlineWriter), WalError> {
-        let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| WalError::io("create", &dir, e))?;
-        let lock = lock::DirLock::acquire(&dir)?;
-        let recovered = recovery::recover(&dir, &store)?;
-        let stats = Arc::new(Stats::default());
-        stats.recovered.store(recovered.records, Relaxed);
-        let writer = Writer::new(
-            dir.clone(),
-            store.clone(),
-            config.clone(),
-            stats.clone(),
-            recovered,
-            lock,
-            |file| Box::new(Adapter(log_file(file))),
-        );
-        let (messages, receiver) = mpsc::channel();
-        let wal = Wal {
-            inner: Arc::new(Inner {
-                messages,
-                store,
-                stats,
-                dir,
-                config,
-            }),
-        };
-        let writer = InlineWriter {
-            writer,
-            messages: receiver,
-        };
+        let (wal, writer, messages) = Wal::recover(dir.as_ref(), config, store, |file| {
+            Box::new(Adapter(log_file(file)))
+        })?;
+        let writer = InlineWriter { writer, messages };
         Ok((wal, writer))
     }
 }
