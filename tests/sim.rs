@@ -210,6 +210,8 @@ struct Link {
     state: Mutex<LinkState>,
     to_server: Mutex<Pipe>,
     to_client: Mutex<Pipe>,
+    /// The server's side of it is told to go away (a GOAWAY fault).
+    goaway: tokio::sync::Notify,
 }
 
 impl Link {
@@ -688,6 +690,7 @@ impl World {
                 }),
                 to_server: Mutex::default(),
                 to_client: Mutex::default(),
+                goaway: tokio::sync::Notify::new(),
             });
             links.push(link.clone());
             link
@@ -698,7 +701,8 @@ impl World {
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
         };
         let service = up.service.clone();
-        up.connections.push(tokio::spawn(serve(server_end, service)));
+        up.connections
+            .push(tokio::spawn(serve(server_end, service, self.clone())));
         drop(server);
         self.log(format!(
             "link {} to server {i} open, latency {latency:?}",
@@ -712,18 +716,42 @@ impl World {
     }
 }
 
+/// How long a connection that sent GOAWAY reads and drops what its peer
+/// still sends before it closes (the real server lingers too).
+const LINGER: Duration = Duration::from_secs(1);
+
 /// One server connection: requests called in the order read; 1.1 answers
-/// in order, 2.0 answers as they come.
-async fn serve(end: End, mut service: KvService) {
+/// in order, 2.0 answers as they come. Told to go away (a fault), it
+/// writes GOAWAY (2.0; 1.1 has none), reads no more requests, answers
+/// those it read, closes its side and lingers, dropping what still comes,
+/// as the real server's connection does.
+async fn serve(end: End, mut service: KvService, world: Arc<World>) {
+    let link = end.link.clone();
     let mut framed = Framed::new(end, ServerCodec::new());
     let mut in_order = FuturesOrdered::new();
     let mut any_order = FuturesUnordered::new();
+    let mut going_away = false;
     loop {
+        if going_away && in_order.is_empty() && any_order.is_empty() {
+            break;
+        }
         let response = tokio::select! {
             biased;
+            () = link.goaway.notified(), if !going_away => {
+                going_away = true;
+                let unread: usize = link.to_server.lock().unwrap().chunks.iter().map(|(_, c)| c.len()).sum();
+                world.log(format!(
+                    "link {}: server says GOAWAY, {} read and unanswered, {} bytes{} never read",
+                    link.id,
+                    in_order.len() + any_order.len(),
+                    unread + framed.read_buffer().len(),
+                    if framed.read_buffer().is_empty() { "" } else { " (some decoded)" },
+                ));
+                Response::goaway("simulated")
+            }
             Some(Ok(response)) = in_order.next(), if !in_order.is_empty() => response,
             Some(Ok(response)) = any_order.next(), if !any_order.is_empty() => response,
-            incoming = framed.next() => {
+            incoming = framed.next(), if !going_away => {
                 let mut incoming = match incoming {
                     Some(Ok(incoming)) => incoming,
                     _ => return,
@@ -754,6 +782,13 @@ async fn serve(end: End, mut service: KvService) {
             return;
         }
     }
+    // Gone away: everything read is answered. Close this side, then read
+    // and drop until the peer closes too (or a while passes).
+    if SinkExt::<Response>::close(&mut framed).await.is_err() {
+        return;
+    }
+    world.log(format!("link {}: server side closed after GOAWAY", link.id));
+    let _ = tokio::time::timeout(LINGER, async { while let Some(Ok(_)) = framed.next().await {} }).await;
 }
 
 /// The connector the client stack's reconnect layer calls.
@@ -1249,6 +1284,9 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
         let sent: Vec<u64> = ops.iter().map(|_| world.tick()).collect();
         let mut answers: Vec<Option<(u64, Response)>> = ops.iter().map(|_| None).collect();
         let mut ok = true;
+        // The server said GOAWAY: what it does not answer before it closes
+        // it never read.
+        let (mut gone_away, mut closed_clean) = (false, false);
         for (place, (request, _)) in ops.iter().enumerate() {
             let written = if shape.raw_v2 {
                 let tag = u32::try_from(place + 1).unwrap();
@@ -1267,6 +1305,15 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
         let deadline = Instant::now() + RAW_WAIT;
         while ok && answers.iter().any(Option::is_none) {
             match tokio::time::timeout_at(deadline, connection.next()).await {
+                Ok(Some(Ok(response))) if response.status == Status::GoAway && response.id == 0 => {
+                    world.log(format!("{name}: GOAWAY"));
+                    gone_away = true;
+                }
+                Ok(None) if gone_away => {
+                    world.log(format!("{name}: closed after GOAWAY"));
+                    closed_clean = true;
+                    ok = false;
+                }
                 Ok(Some(Ok(response))) => {
                     let place = if shape.raw_v2 {
                         (response.id as usize).wrapping_sub(1)
@@ -1303,6 +1350,17 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
                         continue;
                     }
                 },
+                // Never read (a clean close after GOAWAY): never applied,
+                // and so never seen by anyone.
+                None if closed_clean => {
+                    if let Action::Put(value) = &action {
+                        world.not_sent.lock().unwrap().push(value.clone());
+                    }
+                    if final_reads {
+                        world.violation(format!("final read of {:?} not answered", key_of(&request)));
+                    }
+                    continue;
+                }
                 None => None,
             };
             if final_reads && answer.is_none() {
@@ -1464,6 +1522,30 @@ async fn fault_task(world: Arc<World>, shape: Shape, seed: u64) {
     }
 }
 
+/// GOAWAY faults, on a generator of their own (so the other faults draw
+/// what they drew before): now and then a live connection's server side
+/// is told to go away.
+async fn goaway_task(world: Arc<World>, shape: Shape, seed: u64) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    for _ in 0..rng.usize(0..=shape.faults / 2) {
+        tokio::time::sleep(Duration::from_millis(rng.u64(10..600))).await;
+        let links: Vec<Arc<Link>> = world
+            .links
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|link| link.fault().is_none() && !link.to_client.lock().unwrap().closed)
+            .cloned()
+            .collect();
+        if links.is_empty() {
+            continue;
+        }
+        let link = &links[rng.usize(..links.len())];
+        world.log(format!("FAULT goaway link {}", link.id));
+        link.goaway.notify_one();
+    }
+}
+
 /// Which server a fault hits: drawn only when there are two, so that a
 /// one-server seed draws what it drew before routing joined.
 fn pick_server(world: &World, rng: &mut fastrand::Rng) -> usize {
@@ -1576,6 +1658,7 @@ fn run(seed: u64) -> Run {
             writers.push(tokio::spawn(writer_task(world.clone(), i, *seed)));
         }
         let faults = tokio::spawn(fault_task(world.clone(), shape, seeds[1]));
+        let goaways = tokio::spawn(goaway_task(world.clone(), shape, seeds[50]));
         let mut load = Vec::new();
         for task in 0..shape.client_tasks {
             let seed = seeds[2 + task];
@@ -1626,8 +1709,10 @@ fn run(seed: u64) -> Run {
         for task in load {
             task.await.unwrap();
         }
-        faults.abort();
-        let _ = faults.await;
+        for task in [faults, goaways] {
+            task.abort();
+            let _ = task.await;
+        }
         // Quiet: heal, restart, then read every key on a fresh connection.
         for link in world.links.lock().unwrap().iter() {
             if link.fault() == Some(Fault::Partitioned) {
