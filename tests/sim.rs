@@ -140,7 +140,8 @@ use wirestack::keepalive::Keepalive;
 use wirestack::kv::wal::sim::{InlineWriter, SimLogFile};
 use wirestack::kv::wal::{FsyncPolicy, Wal, WalConfig};
 use wirestack::kv::{
-    ClientCodec, Hello, Incoming, KvClient, KvError, KvService, Request, Response, ServerCodec, Status, Store,
+    ClientCodec, Hello, Incoming, KvClient, KvError, KvService, Request, Response, ServerCodec,
+    SessionConfig, Status, Store,
 };
 use wirestack::multiplex::{self, Outgoing};
 use wirestack::reconnect::ReconnectConfig;
@@ -560,6 +561,9 @@ struct World {
     links: Mutex<Vec<Arc<Link>>>,
     /// One or two servers, each with its data directory.
     servers: Vec<Mutex<Server>>,
+    /// The servers' session table: in some seeds small and short-lived, so
+    /// that sessions expire and are evicted under load.
+    sessions: SessionConfig,
     dirs: Vec<PathBuf>,
     violations: Mutex<Vec<String>>,
     /// Writes that failed "not sent".
@@ -610,7 +614,7 @@ impl World {
             // Restarted already by whoever crashed it last.
             return true;
         }
-        let store = Store::new();
+        let store = Store::with_sessions(self.sessions.clone());
         let disk = Arc::new(Mutex::new(Disk::new(fastrand::Rng::with_seed(
             self.rng(|rng| rng.u64(..)),
         ))));
@@ -895,11 +899,12 @@ fn outcome(world: &World, action: &Action, result: Result<Response, KvError>) ->
         Ok(response) => match answer_of(action, &response) {
             Some(answer) => Outcome::Answered(answer),
             None => match response.status {
-                Status::Busy
-                | Status::Storage
-                | Status::SessionExpired
-                | Status::Cancelled
-                | Status::DeadlineExceeded => Outcome::NotApplied,
+                Status::Busy | Status::Storage | Status::Cancelled | Status::DeadlineExceeded => {
+                    Outcome::NotApplied
+                }
+                // This send was not applied, but an earlier one of the
+                // same write may have been: in doubt.
+                Status::SessionExpired => Outcome::Unknown,
                 _ => {
                     world.violation(format!("{action:?} answered {response:?}"));
                     Outcome::Unknown
@@ -910,7 +915,10 @@ fn outcome(world: &World, action: &Action, result: Result<Response, KvError>) ->
             status: Status::Storage,
             ..
         }) => Outcome::NotApplied,
-        Err(KvError::Busy { .. } | KvError::SessionExpired { .. }) => Outcome::NotApplied,
+        Err(KvError::Busy { .. }) => Outcome::NotApplied,
+        // The server forgot the session: this send was not applied, an
+        // earlier one may have been (`KvError::SessionExpired`).
+        Err(KvError::SessionExpired { .. }) => Outcome::Unknown,
         Err(KvError::Disconnected(_)) => {
             if let Action::Put(value) = action {
                 world.not_sent.lock().unwrap().push(value.clone());
@@ -1629,6 +1637,17 @@ fn run(seed: u64) -> Run {
     let servers = if routing.bool() { 2 } else { 1 };
     let routed_tasks = if servers == 2 { routing.usize(1..=3) } else { 0 };
     let routing_seeds: Vec<u64> = (0..16).map(|_| routing.u64(..)).collect();
+    // The session table's draws come from a generator of their own too.
+    let mut expiry = fastrand::Rng::with_seed(seed ^ 0x5e55_1015_e4b1_7e00);
+    let sessions = if expiry.bool() {
+        SessionConfig {
+            max_sessions: expiry.usize(1..=4),
+            lifetime: Duration::from_millis(expiry.u64(50..=1_500)),
+            ..SessionConfig::default()
+        }
+    } else {
+        SessionConfig::default()
+    };
     let dirs: Vec<tempfile::TempDir> = (0..servers).map(|_| tempfile::tempdir().unwrap()).collect();
     let world = Arc::new(World {
         rng: Mutex::new(fastrand::Rng::with_seed(seed)),
@@ -1636,6 +1655,7 @@ fn run(seed: u64) -> Run {
         start: runtime.block_on(async { Instant::now() }),
         links: Mutex::default(),
         servers: (0..servers).map(|_| Mutex::default()).collect(),
+        sessions,
         dirs: dirs.iter().map(|dir| dir.path().to_path_buf()).collect(),
         violations: Mutex::default(),
         not_sent: Mutex::default(),
@@ -1647,7 +1667,8 @@ fn run(seed: u64) -> Run {
     let servers = world.servers.len();
     runtime.block_on(async {
         world.log(format!(
-            "seed {seed}: {shape:?}, {servers} servers, {routed_tasks} routed tasks"
+            "seed {seed}: {shape:?}, {servers} servers, {routed_tasks} routed tasks, sessions {:?}",
+            world.sessions
         ));
         for i in 0..servers {
             assert!(world.start_server(i), "a fresh log opens");
