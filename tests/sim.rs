@@ -766,6 +766,9 @@ async fn serve(end: End, mut service: KvService, world: Arc<World>) {
                     *deadline = None;
                 }
                 let cancel = matches!(incoming, Incoming::Cancel { .. });
+                if let Incoming::Cancel { id } = &incoming {
+                    world.log(format!("link {}: CANCEL {id}", link.id));
+                }
                 let identified = match &incoming {
                     Incoming::Identified { .. } => true,
                     Incoming::Rejected(response) => response.id != 0,
@@ -782,6 +785,9 @@ async fn serve(end: End, mut service: KvService, world: Arc<World>) {
                 continue;
             }
         };
+        if response.status == Status::Cancelled {
+            world.log(format!("link {}: {} answered CANCELLED", link.id, response.id));
+        }
         if framed.send(response).await.is_err() {
             return;
         }
@@ -1006,14 +1012,14 @@ type Client = KvClient<
 
 /// The stack `KvClient::connect` builds, over the simulator's connector,
 /// with seeded retry and reconnect settings (base = cap: no jitter).
-fn client(world: &Arc<World>, shape: &Shape) -> Client {
+fn client(world: &Arc<World>, shape: &Shape, deadline: Duration) -> Client {
     let session = ClientSession::with_id(world.rng(|rng| std::array::from_fn(|_| rng.u8(..))));
     let (retry, reconnect) = settings(shape);
     let stack = ClientBuilder::new(ClientCodec::new())
         .connector(Connector(world.clone()))
         .on_connect(Hello::new().with_session(session.clone()))
         .multiplex(multiplex::Builder::new().keepalive(Keepalive::default()))
-        .timeout(DEADLINE)
+        .timeout(deadline)
         .retry(retry)
         .reconnect(reconnect)
         .connect_lazy::<Stamped<Request>>("127.0.0.1:7");
@@ -1050,11 +1056,11 @@ type PipelinedClient = KvClient<
 
 /// `ClientBuilder`'s default stack (1.1, a `Pipeline`, no session) over
 /// the simulator's connector, with the same seeded settings.
-fn pipelined_client(world: &Arc<World>, shape: &Shape) -> PipelinedClient {
+fn pipelined_client(world: &Arc<World>, shape: &Shape, deadline: Duration) -> PipelinedClient {
     let (retry, reconnect) = settings(shape);
     let stack = ClientBuilder::new(ClientCodec::new())
         .connector(Connector(world.clone()))
-        .timeout(DEADLINE)
+        .timeout(deadline)
         .retry(retry)
         .reconnect(reconnect)
         .connect_lazy::<Request>("127.0.0.1:7");
@@ -1123,6 +1129,7 @@ async fn client_task<S, E>(
     task: usize,
     seed: u64,
     prefix: &'static str,
+    deadline: Duration,
 ) where
     S: Service<Request, Response = Response>
         + Service<Batch<Request>, Response = BatchResponse<Response, E>>
@@ -1161,7 +1168,7 @@ async fn client_task<S, E>(
             }
         };
         let took = started.elapsed();
-        if took > DEADLINE {
+        if took > deadline {
             world.violation(format!(
                 "{name}: {} took {took:?}, past its deadline",
                 what.join(", ")
@@ -1648,6 +1655,20 @@ fn run(seed: u64) -> Run {
     } else {
         SessionConfig::default()
     };
+    // A third of the client tasks have a short deadline, so that calls
+    // time out with their requests written and the multiplexer sends
+    // CANCEL: drawn from a generator of their own as well.
+    let mut short = fastrand::Rng::with_seed(seed ^ 0x0dea_d11e_5ca1_ab1e);
+    let deadlines: Vec<Duration> = (0..8)
+        .map(|_| {
+            let d = Duration::from_millis(short.u64(5..=300));
+            if short.u32(..3) == 0 {
+                d
+            } else {
+                DEADLINE
+            }
+        })
+        .collect();
     let dirs: Vec<tempfile::TempDir> = (0..servers).map(|_| tempfile::tempdir().unwrap()).collect();
     let world = Arc::new(World {
         rng: Mutex::new(fastrand::Rng::with_seed(seed)),
@@ -1683,24 +1704,27 @@ fn run(seed: u64) -> Run {
         let mut load = Vec::new();
         for task in 0..shape.client_tasks {
             let seed = seeds[2 + task];
+            let deadline = deadlines[task];
             // One client per task: see the module docs (tokio's watch).
             let task = if task < shape.pipelined_tasks {
                 tokio::spawn(client_task(
                     world.clone(),
-                    pipelined_client(&world, &shape),
+                    pipelined_client(&world, &shape, deadline),
                     shape,
                     task,
                     seed,
                     "k",
+                    deadline,
                 ))
             } else {
                 tokio::spawn(client_task(
                     world.clone(),
-                    client(&world, &shape),
+                    client(&world, &shape, deadline),
                     shape,
                     task,
                     seed,
                     "k",
+                    deadline,
                 ))
             };
             load.push(task);
@@ -1716,6 +1740,7 @@ fn run(seed: u64) -> Run {
                 task,
                 seed,
                 "rk",
+                DEADLINE,
             )));
         }
         for task in 0..shape.raw_connections {
