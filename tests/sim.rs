@@ -9,7 +9,10 @@
 //!   `KvClient::connect` builds (HELLO with a session, a `Multiplex` with
 //!   keepalive, reconnect, retry, deadline, the session layer) or
 //!   `ClientBuilder`'s 1.1 default (a `Pipeline`, no session) — both made
-//!   with `ClientBuilder` over the simulator's connector. In half the
+//!   with `ClientBuilder` over the simulator's connector. A third of
+//!   these tasks call with a short deadline (5–300 ms), so that calls time
+//!   out with their requests written: the multiplexer sends CANCEL, and
+//!   the server answers CANCELLED what its log had not taken. In half the
 //!   seeds there are two servers, and 1–3 more tasks go through
 //!   `ClientBuilder::route` over both (`KvClient::sharded`'s stack: a
 //!   `Router` with health checks over a pool and a 2.0 stack per server),
@@ -30,6 +33,15 @@
 //!   (`fsync = always`), behind a small connection loop of the simulator's
 //!   (the crate's `Server` needs a TCP listener): requests are called in
 //!   the order read, 1.1 answers leave in order, 2.0 answers as they come.
+//!   A GOAWAY fault tells one connection to go away, as the real server's
+//!   connection does on shutdown: it writes GOAWAY (2.0; 1.1 has none),
+//!   reads no more requests, answers those it read, closes its side and
+//!   lingers, dropping whatever still comes; the client stack resends
+//!   what was never read (`NotSent(GoingAway)`) on a new connection. In
+//!   half the seeds the session table is tiny (1–4 sessions, idle for
+//!   50 ms–1.5 s at most), so sessions are evicted and expire under load
+//!   and sequenced writes are answered SESSION_EXPIRED; the client then
+//!   starts a new session.
 //!   The log's writer runs inline (`wal::sim`, `Wal::open_inline`): the
 //!   simulator steps it at seeded instants, so its batches are seeded too,
 //!   and its file is the simulator's (`SimLogFile`): writes and fsyncs
@@ -73,9 +85,11 @@
 //! checks the rest: a seed run twice gives the same trace hash.
 //!
 //! Not simulated (yet): a pool of more than one connection, balancing
-//! and hedging (their picks draw from randomly keyed hashers), GOAWAY
-//! and session expiry; CANCEL only as the multiplexer sends it for a
-//! call whose deadline passed.
+//! and hedging (their picks draw from randomly keyed hashers, and a pool
+//! only grows under callers that share its connections, which tokio's
+//! `watch` wakes in an unseeded order); the server's own deadlines (see
+//! above: CANCEL only as the multiplexer sends it for a call whose
+//! deadline passed).
 //!
 //! # The oracle
 //!
@@ -89,7 +103,11 @@
 //! * every `KvClient` call and batch ends within its deadline, with an
 //!   answer or a typed error (`KvError` other than `Other`);
 //! * a write that failed "not sent" is never read by anyone, the final
-//!   reads included;
+//!   reads included; so is a raw connection's write that a GOAWAY left
+//!   unanswered before a clean close (the server never read it);
+//! * a write answered SESSION_EXPIRED, or that timed out (CANCEL sent or
+//!   not), is in doubt: that send was not applied, an earlier one may
+//!   have been;
 //! * every write acknowledged (`fsync = always`) survives every crash —
 //!   the checker sees a lost one as a read of an older value; the final
 //!   reads after the last restart make sure each key is read;
