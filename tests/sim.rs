@@ -19,7 +19,9 @@
 //!   on keys of their own. Beside them,
 //!   *raw* connections write pipelined requests straight through the
 //!   codec (1.1, or 2.0 after HELLO), so that a connection's own order is
-//!   checked too.
+//!   checked too; on 2.0 they CANCEL a quarter of their requests right
+//!   behind them, so that the server's cancel path is checked where its
+//!   answers are seen.
 //! * **Network**: every connection is an in-memory link of the
 //!   simulator's own, plugged in through the connector seam
 //!   (`ClientBuilder::connector`). Each direction is a queue of timed
@@ -104,7 +106,8 @@
 //!   answer or a typed error (`KvError` other than `Other`);
 //! * a write that failed "not sent" is never read by anyone, the final
 //!   reads included; so is a raw connection's write that a GOAWAY left
-//!   unanswered before a clean close (the server never read it);
+//!   unanswered before a clean close (the server never read it), and one
+//!   answered CANCELLED (it never took effect);
 //! * a write answered SESSION_EXPIRED, or that timed out (CANCEL sent or
 //!   not), is in doubt: that send was not applied, an earlier one may
 //!   have been;
@@ -1260,6 +1263,9 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
     // client's keys ("rk…") live on whichever server they are placed on.
     let prefix = "k";
     let mut rng = fastrand::Rng::with_seed(seed);
+    // Which requests a 2.0 connection cancels right after writing them:
+    // a generator of its own, so the load stays what it was.
+    let mut cancels = fastrand::Rng::with_seed(seed ^ 0xca9c_e15e_0000_0001);
     let mut framed: Option<Framed<End, ClientCodec>> = None;
     let mut session = 0u64;
     let rounds = if final_reads { 1 } else { shape.raw_rounds };
@@ -1334,6 +1340,23 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
             };
             ok &= written.is_ok();
         }
+        // A CANCEL right behind some of them: answered CANCELLED, one
+        // never applied (and so never read); answered otherwise, it ran.
+        let cancelled: Vec<bool> = ops
+            .iter()
+            .map(|_| shape.raw_v2 && !final_reads && cancels.u32(..4) == 0)
+            .collect();
+        let tags: Vec<u32> = (1u32..)
+            .zip(&cancelled)
+            .filter(|(_, c)| **c)
+            .map(|(tag, _)| tag)
+            .collect();
+        if !tags.is_empty() {
+            world.log(format!("{name} cancels tags {tags:?}"));
+        }
+        for tag in tags {
+            ok &= connection.feed(Outgoing::<Request>::Cancel(tag)).await.is_ok();
+        }
         ok &= SinkExt::<Request>::flush(connection).await.is_ok();
         let deadline = Instant::now() + RAW_WAIT;
         while ok && answers.iter().any(Option::is_none) {
@@ -1372,10 +1395,18 @@ async fn raw_task(world: Arc<World>, shape: Shape, task: usize, seed: u64, final
             })
             .collect();
         world.log(format!("{name} read {}", said.join(", ")));
-        for (((request, action), sent), answer) in ops.into_iter().zip(sent).zip(answers) {
+        for ((((request, action), sent), answer), cancelled) in
+            ops.into_iter().zip(sent).zip(answers).zip(cancelled)
+        {
             let answer = match answer {
                 Some((at, response)) => match answer_of(&action, &response) {
                     Some(answer) => Some((at, answer)),
+                    None if cancelled && response.status == Status::Cancelled => {
+                        if let Action::Put(value) = &action {
+                            world.not_sent.lock().unwrap().push(value.clone());
+                        }
+                        continue;
+                    }
                     // STORAGE: the log refused it; nothing applied.
                     None if matches!(response.status, Status::Storage | Status::Busy) => continue,
                     None => {
