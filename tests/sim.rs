@@ -89,9 +89,9 @@
 //! Not simulated (yet): a pool of more than one connection, balancing
 //! and hedging (their picks draw from randomly keyed hashers, and a pool
 //! only grows under callers that share its connections, which tokio's
-//! `watch` wakes in an unseeded order); the server's own deadlines (see
-//! above: CANCEL only as the multiplexer sends it for a call whose
-//! deadline passed).
+//! `watch` wakes in an unseeded order); the server's own deadlines
+//! (their budgets become `std` instants, cleared, see above: a late call
+//! is cancelled by the client's CANCEL, never by the server's clock).
 //!
 //! # The oracle
 //!
