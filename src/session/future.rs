@@ -1,7 +1,7 @@
 //! [`ResponseFuture`]: a call through [`Session`](super::Session), holding
 //! its numbers until it ends.
 
-use super::{ClientSession, NoRoom, Numbering, Outstanding, SessionAnswer, Stamped};
+use super::{ClientSession, NoRoom, Numbering, Outstanding, SessionAnswer, Stamped, Waiter};
 use pin_project::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -108,7 +108,8 @@ struct Waiting<S, R> {
     /// The readied service the call goes to.
     service: Option<S>,
     request: Option<R>,
-    session: ClientSession,
+    /// Counts this call waiting while it does.
+    waiter: Waiter,
     /// Enabled before each look at the numbers, so no wake is missed.
     room: Pin<Box<OwnedNotified>>,
     give_up: Pin<Box<Sleep>>,
@@ -139,12 +140,13 @@ where
     }
 
     pub(super) fn waiting(service: S, request: R, session: ClientSession, max_wait: Duration) -> Self {
+        let waiter = session.waiter();
         let room = Box::pin(session.room().notified_owned());
         CallFuture {
             state: CallState::Waiting(Box::new(Waiting {
                 service: Some(service),
                 request: Some(request),
-                session,
+                waiter,
                 room,
                 give_up: Box::pin(tokio::time::sleep(max_wait)),
                 max_wait,
@@ -169,13 +171,13 @@ where
                 CallStateProj::Waiting(waiting) => waiting,
             };
             waiting.room.as_mut().enable();
-            let (stamp, outstanding) = match waiting.session.number() {
+            let (stamp, outstanding) = match waiting.waiter.session().number() {
                 Numbering::Given(outstanding) => (Some(outstanding.stamp()), Some(outstanding)),
                 Numbering::Plain => (None, None),
                 Numbering::Wait => {
                     if waiting.room.as_mut().poll(cx).is_ready() {
                         // Woken: look again, waiting on a fresh notification.
-                        waiting.room = Box::pin(waiting.session.room().notified_owned());
+                        waiting.room = Box::pin(waiting.waiter.session().room().notified_owned());
                         continue;
                     }
                     if waiting.give_up.as_mut().poll(cx).is_ready() {

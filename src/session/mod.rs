@@ -45,7 +45,7 @@
 use crate::retry::Idempotent;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
@@ -138,6 +138,9 @@ struct Inner {
     /// Woken when a call waiting for a number may find one: the oldest
     /// number was answered, the window changed, or the session was renewed.
     room: Arc<Notify>,
+    /// Calls waiting for a number: [`Outstanding`]'s drop wakes them only
+    /// if there are any, so the common path pays no lock for them.
+    waiting: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -175,6 +178,7 @@ impl ClientSession {
                     unanswered: BTreeSet::new(),
                 }),
                 room: Arc::new(Notify::new()),
+                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -270,9 +274,20 @@ impl ClientSession {
         })
     }
 
-    /// What a waiting call awaits: woken whenever a number may have come free.
+    /// What a waiting call awaits: woken whenever a number may have come
+    /// free. The call counts itself waiting first ([`Waiter`]), and enables
+    /// the notification before each look at the numbers.
     pub(crate) fn room(&self) -> Arc<Notify> {
         self.inner.room.clone()
+    }
+
+    /// Counts a call waiting for a number until the returned guard drops.
+    pub(crate) fn waiter(&self) -> Waiter {
+        // SeqCst, paired with the load in `Outstanding::drop`: either that
+        // load sees this call, or this call's next look at the numbers
+        // (under their lock, taken after the drop's) sees the number freed.
+        self.inner.waiting.fetch_add(1, Ordering::SeqCst);
+        Waiter(self.clone())
     }
 }
 
@@ -360,10 +375,27 @@ impl Drop for Outstanding {
             drop(numbers);
             // Only the oldest number holds the window (and seq 1 is the
             // oldest while it is out).
-            if oldest {
+            if oldest && self.session.inner.waiting.load(Ordering::SeqCst) > 0 {
                 self.session.inner.room.notify_waiters();
             }
         }
+    }
+}
+
+/// A call counted waiting for a number (see [`ClientSession::waiter`]).
+#[derive(Debug)]
+pub(crate) struct Waiter(ClientSession);
+
+impl Waiter {
+    /// The session waited on.
+    pub(crate) fn session(&self) -> &ClientSession {
+        &self.0
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.0.inner.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
