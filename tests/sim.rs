@@ -1969,7 +1969,8 @@ fn env_u64(name: &str) -> Option<u64> {
 /// The fixed seeds `cargo test` runs.
 #[test]
 fn fixed_seeds_pass() {
-    assert_all_pass(0..48);
+    // 9000127 found a forgotten session's resent seq 1 applied twice.
+    assert_all_pass((0..48).chain([9_000_127]));
 }
 
 /// The check that nothing is applied twice reads what the log holds.

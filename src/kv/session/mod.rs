@@ -32,7 +32,17 @@
 //!    session is forgotten.
 //!
 //! A forgotten session's writes with `seq > 1` are answered
-//! `SESSION_EXPIRED`. A session's answers are a B-tree of nodes of 11
+//! `SESSION_EXPIRED`. So is its seq 1, as long as the table remembers the
+//! session was forgotten: the ids of the last `max_sessions` forgotten
+//! sessions are kept (about 50 bytes each, in memory only), because a
+//! client resending its seq 1 — lost with its connection — after the
+//! session was forgotten would otherwise open it anew and apply that write
+//! a second time (the simulator found it: `tests/sim.rs`, seed 9000127).
+//! After a restart the log's records bring its sessions back; only a
+//! session evicted, dropped by a snapshot and then restarted past, all
+//! while its client still resends its seq 1, is not covered.
+//!
+//! A session's answers are a B-tree of nodes of 11
 //! entries (about 450 bytes; written in order, they stay about half full),
 //! so each answer costs about 80 bytes and each session about 150 bytes
 //! plus its first node: the table holds at most about
@@ -111,6 +121,34 @@ struct Table {
     /// Sessions by their last use (a counter), oldest first.
     lru: BTreeMap<u64, SessionId>,
     tick: u64,
+    /// Sessions forgotten, the last `max_sessions` of them: their seq 1 is
+    /// refused too (see the module docs).
+    forgotten: Forgotten,
+}
+
+/// A bounded set of forgotten session ids, oldest dropped first.
+#[derive(Debug, Default)]
+struct Forgotten {
+    ids: std::collections::HashSet<SessionId>,
+    order: std::collections::VecDeque<SessionId>,
+}
+
+impl Forgotten {
+    fn add(&mut self, id: SessionId, max: usize) {
+        if max == 0 || !self.ids.insert(id) {
+            return;
+        }
+        self.order.push_back(id);
+        while self.order.len() > max {
+            if let Some(oldest) = self.order.pop_front() {
+                self.ids.remove(&oldest);
+            }
+        }
+    }
+
+    fn contains(&self, id: &SessionId) -> bool {
+        self.ids.contains(id)
+    }
 }
 
 #[derive(Debug)]
@@ -286,9 +324,9 @@ impl Sessions {
         let now = Instant::now();
         let mut guard = self.lock();
         let table = &mut *guard;
-        table.expire_idle(now, self.inner.config.lifetime);
+        table.expire_idle(now, self.inner.config.lifetime, self.inner.config.max_sessions);
         if !table.sessions.contains_key(&session) {
-            if seq > 1 {
+            if seq > 1 || table.forgotten.contains(&session) {
                 return Begin::Refused(Response::error(
                     Status::SessionExpired,
                     "this server does not know the session (expired or evicted); start a new one",
@@ -390,7 +428,7 @@ impl Session {
 }
 
 impl Table {
-    fn expire_idle(&mut self, now: Instant, lifetime: Duration) {
+    fn expire_idle(&mut self, now: Instant, lifetime: Duration, max_sessions: usize) {
         while let Some((&tick, id)) = self.lru.first_key_value() {
             let idle = self
                 .sessions
@@ -402,6 +440,7 @@ impl Table {
             let id = *id;
             self.lru.remove(&tick);
             self.sessions.remove(&id);
+            self.forgotten.add(id, max_sessions);
         }
     }
 
@@ -412,6 +451,7 @@ impl Table {
                 break;
             };
             self.sessions.remove(&oldest);
+            self.forgotten.add(oldest, max_sessions);
         }
         if max_sessions == 0 {
             return;

@@ -112,6 +112,23 @@ fn over_max_sessions_the_least_recently_used_is_evicted() {
     ));
 }
 
+#[test]
+fn a_forgotten_sessions_resent_seq_1_is_expired_not_applied_again() {
+    // The simulator's seed 9000127: seq 1 applied, its answer lost, the
+    // session forgotten, seq 1 resent. Opening the session anew would
+    // apply it twice.
+    let sessions = table(8, 1);
+    apply(&sessions, A, seq(1, 1), Status::Ok);
+    apply(&sessions, B, seq(1, 1), Status::Ok); // evicts A
+    assert_eq!(refused(sessions.begin(A, seq(1, 1))), Status::SessionExpired);
+    // A new session's seq 1 is still applied.
+    apply(&sessions, [3; 16], seq(1, 1), Status::Ok);
+    // The table remembers the last max_sessions (1) forgotten ids: B is
+    // the one remembered now, and A has dropped out.
+    assert_eq!(refused(sessions.begin(B, seq(1, 1))), Status::SessionExpired);
+    assert!(matches!(sessions.begin(A, seq(1, 1)), Begin::Apply(_)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_session_idle_past_its_lifetime_is_forgotten() {
     let sessions = Sessions::new(SessionConfig {
@@ -125,6 +142,7 @@ async fn a_session_idle_past_its_lifetime_is_forgotten() {
     tokio::time::advance(Duration::from_secs(1800)).await;
     // A has been idle an hour, B half an hour.
     assert_eq!(refused(sessions.begin(A, seq(2, 1))), Status::SessionExpired);
+    assert_eq!(refused(sessions.begin(A, seq(1, 1))), Status::SessionExpired);
     assert!(matches!(
         sessions.begin(B, seq(2, 1)),
         Begin::Answered(Status::Ok)
