@@ -43,7 +43,7 @@
 //! unstamped.)
 
 use crate::retry::Idempotent;
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -150,7 +150,7 @@ struct Numbers {
     /// The next number to give.
     next: u64,
     /// Numbers given whose calls have not ended.
-    unanswered: BTreeSet<u64>,
+    unanswered: Unanswered,
 }
 
 impl Default for ClientSession {
@@ -175,7 +175,7 @@ impl ClientSession {
                 numbers: Mutex::new(Numbers {
                     id,
                     next: 1,
-                    unanswered: BTreeSet::new(),
+                    unanswered: Unanswered::default(),
                 }),
                 room: Arc::new(Notify::new()),
                 waiting: AtomicUsize::new(0),
@@ -211,7 +211,7 @@ impl ClientSession {
             *numbers = Numbers {
                 id: random_id(),
                 next: 1,
-                unanswered: BTreeSet::new(),
+                unanswered: Unanswered::default(),
             };
             tracing::debug!("the server no longer knows the session: starting a new one");
             self.inner.room.notify_waiters();
@@ -258,12 +258,12 @@ impl ClientSession {
         // has ended, a later number could reach it first (calls made
         // together race to the wire) and be answered SESSION_EXPIRED. So
         // seq 1 goes alone.
-        if numbers.next > 1 && numbers.unanswered.contains(&1) {
+        if numbers.next > 1 && numbers.unanswered.contains(1) {
             return Numbering::Wait;
         }
         let seq = numbers.next;
         numbers.next += 1;
-        numbers.unanswered.insert(seq);
+        numbers.unanswered.push(seq);
         Numbering::Given(Outstanding {
             session: self.clone(),
             stamp: Stamp {
@@ -345,9 +345,64 @@ impl ClientSession {
     }
 }
 
+/// The numbers given whose calls have not ended: a run of flags from the
+/// lowest of them, so that giving a number, ending one and finding the
+/// lowest are O(1) (amortized) and allocate nothing once the run has
+/// grown to the window.
+#[derive(Debug, Default)]
+struct Unanswered {
+    /// The number `ended[0]` stands for: the lowest unanswered one, while
+    /// `ended` is not empty.
+    base: u64,
+    /// Whether each number from `base` on has ended; never starts with `true`.
+    ended: VecDeque<bool>,
+}
+
+impl Unanswered {
+    /// Counts `seq` unanswered: the next number, above every other.
+    fn push(&mut self, seq: u64) {
+        if self.ended.is_empty() {
+            self.base = seq;
+        }
+        // Numbers between are ones given in an older session: ended.
+        let at = seq.saturating_sub(self.base) as usize;
+        if at < self.ended.len() {
+            self.ended[at] = false;
+        } else {
+            self.ended.resize(at, true);
+            self.ended.push_back(false);
+        }
+    }
+
+    /// Counts `seq` answered.
+    fn remove(&mut self, seq: u64) {
+        let Some(at) = seq.checked_sub(self.base) else {
+            return;
+        };
+        if let Some(ended) = self.ended.get_mut(at as usize) {
+            *ended = true;
+        }
+        while self.ended.front() == Some(&true) {
+            self.ended.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// The lowest unanswered number.
+    fn first(&self) -> Option<u64> {
+        (!self.ended.is_empty()).then_some(self.base)
+    }
+
+    fn contains(&self, seq: u64) -> bool {
+        seq.checked_sub(self.base)
+            .and_then(|at| self.ended.get(at as usize))
+            .is_some_and(|ended| !ended)
+    }
+}
+
 impl Numbers {
     fn acked_below(&self) -> u64 {
-        self.unanswered.first().copied().unwrap_or(self.next)
+        self.unanswered.first().unwrap_or(self.next)
     }
 }
 
@@ -370,8 +425,8 @@ impl Drop for Outstanding {
     fn drop(&mut self) {
         let mut numbers = self.session.lock();
         if numbers.id == self.stamp.session {
-            let oldest = numbers.unanswered.first() == Some(&self.stamp.seq);
-            numbers.unanswered.remove(&self.stamp.seq);
+            let oldest = numbers.unanswered.first() == Some(self.stamp.seq);
+            numbers.unanswered.remove(self.stamp.seq);
             drop(numbers);
             // Only the oldest number holds the window (and seq 1 is the
             // oldest while it is out).

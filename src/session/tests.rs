@@ -221,3 +221,26 @@ async fn an_expired_answer_renews_the_session_and_numbers_start_again() {
     let renewed = session.stamp().unwrap().stamp();
     assert_eq!((renewed.session, renewed.seq), (session.id(), 1));
 }
+
+#[test]
+fn numbers_answered_out_of_order_move_acked_below_only_past_the_oldest() {
+    let session = session(64);
+    let mut given: Vec<_> = (0..6).map(|_| session.stamp()).collect();
+    // Seq 1 goes alone: the others got nothing.
+    assert!(given[1..].iter().all(Option::is_none));
+    given.clear();
+    assert_eq!(session.acked_below(), 2);
+    let mut out: Vec<_> = (2..=7).map(|_| session.stamp().unwrap()).collect();
+    assert_eq!(session.acked_below(), 2);
+    // End 4, 3 and 7: 2 is still the oldest.
+    out.remove(5);
+    out.remove(2);
+    out.remove(1);
+    assert_eq!(session.acked_below(), 2);
+    // End 2: 3 and 4 are done, so 5 is the oldest.
+    out.remove(0);
+    assert_eq!(session.acked_below(), 5);
+    out.clear();
+    assert_eq!(session.acked_below(), 8, "none out: the next number");
+    assert_eq!(session.stamp().unwrap().stamp().seq, 8);
+}
