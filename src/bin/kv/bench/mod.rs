@@ -189,16 +189,22 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         Workload::Fill => config.key_space,
         _ => config.ops,
     };
+    // The keys are made before the clock starts: at a large --key-space
+    // they take seconds, which are not the server's.
+    let (keys, put_keys) = (
+        keys("key", config.key_space),
+        config
+            .put_value_size
+            .map(|_| keys("put", config.key_space))
+            .unwrap_or_default(),
+    );
     let plan = Arc::new(Plan {
         next_op: AtomicU64::new(0),
         ops,
         deadline: Instant::now() + config.duration,
         progress,
-        keys: keys("key", config.key_space),
-        put_keys: config
-            .put_value_size
-            .map(|_| keys("put", config.key_space))
-            .unwrap_or_default(),
+        keys,
+        put_keys,
         value: Bytes::from(vec![b'x'; config.value_size]),
         put_value: Bytes::from(vec![b'y'; config.put_value_size.unwrap_or(config.value_size)]),
         config: config.clone(),
