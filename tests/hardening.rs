@@ -588,15 +588,35 @@ async fn a_fresh_put_is_not_queued_without_bound_behind_stalled_uploads() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // A fresh PUT over its share: answered within its own read timeout's
     // reach — served, or refused BUSY — not after every stalled upload.
-    let client = bare_client(addr).await;
-    // 1.5 MiB: it cannot fit in the pool beside one stalled upload.
-    let value = Bytes::from(vec![7u8; 3 << 19]);
-    let answered = timeout(SOON, client.put("fresh", value)).await;
-    match answered.expect("the fresh PUT was queued behind the stalled uploads") {
-        Ok(()) => {}
-        Err(kv::KvError::Busy { message }) => assert!(message.contains("buffer budget"), "{message}"),
-        Err(error) => panic!("neither served nor refused BUSY: {error:?}"),
+    // 1.5 MiB: it cannot fit in the pool beside one stalled upload. Sent
+    // raw, its answer read apart from its write: a server that refuses it
+    // closes the connection, which may break the write before the answer
+    // is read (a client that fails the call on the broken write would
+    // hide the answer).
+    let (mut read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
+    let mut put = vec![0x03];
+    put.extend_from_slice(&5u32.to_le_bytes());
+    put.extend_from_slice(&(3u32 << 19).to_le_bytes());
+    put.extend_from_slice(b"fresh");
+    put.resize(put.len() + (3 << 19), 7);
+    let writing = tokio::spawn(async move {
+        let _ = write.write_all(&put).await;
+        write // kept open until the answer is read
+    });
+    let mut header = [0u8; 5];
+    timeout(SOON, read.read_exact(&mut header))
+        .await
+        .expect("the fresh PUT was queued behind the stalled uploads")
+        .unwrap();
+    let mut message = vec![0u8; u32::from_le_bytes(header[1..5].try_into().unwrap()) as usize];
+    read.read_exact(&mut message).await.unwrap();
+    let message = String::from_utf8_lossy(&message);
+    match header[0] {
+        status if status == Status::Ok as u8 => {}
+        status if status == Status::Busy as u8 => assert!(message.contains("buffer budget"), "{message}"),
+        status => panic!("neither served nor refused BUSY: status {status}, {message}"),
     }
+    drop(writing.await);
     drop(stalled);
     server.shutdown().await.unwrap();
 }
