@@ -181,6 +181,11 @@ where
 
 type Projected<'a, T, Req> = DispatchProj<'a, T, Req>;
 
+/// One pass: write, then read. The answers are read even when the write
+/// failed: a peer that refuses a request and closes (a BUSY, then its close)
+/// breaks the write of what follows, and its answers, already in the
+/// socket, still reach their callers before the rest fail with the write's
+/// error.
 fn poll_once<T, Req>(
     this: &mut Projected<'_, T, Req>,
     cx: &mut Context<'_>,
@@ -191,8 +196,32 @@ where
     <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
     T::Response: Tagged,
 {
-    let mut step = Step::Idle;
     this.metrics.new_pass();
+    let step = write(this, cx, released);
+    let read = read_answers(this, cx, released);
+    let (mut step, blocked) = step?;
+    read?;
+    // Answers may have freed tags that queued calls wait for.
+    if this.tags.has_room() && (!this.queue.is_empty() || this.writing.is_some()) && !blocked {
+        step = Step::Again;
+    }
+    Ok(step)
+}
+
+/// Takes note of callers that stopped waiting and of new calls, writes
+/// cancels, a due ping and queued calls, and flushes once for all of it;
+/// and whether the transport was full (it takes no more until it wakes
+/// this task).
+fn write<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    cx: &mut Context<'_>,
+    released: &mut usize,
+) -> Result<(Step, bool), Error>
+where
+    T: Transport<Outgoing<Req>>,
+    <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
+{
+    let mut step = Step::Idle;
 
     // 1. Callers that stopped waiting, then every call queued since the
     // last pass: O(1) each, and every deadline is known here.
@@ -316,8 +345,20 @@ where
     {
         step = Step::Again;
     }
+    Ok((step, blocked))
+}
 
-    // 4. Hand every answer that has arrived to the caller its tag names.
+/// Hands every answer that has arrived to the caller its tag names.
+fn read_answers<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    cx: &mut Context<'_>,
+    released: &mut usize,
+) -> Result<(), Error>
+where
+    T: Transport<Outgoing<Req>>,
+    <T as Transport<Outgoing<Req>>>::Error: Into<BoxError>,
+    T::Response: Tagged,
+{
     loop {
         match this.transport.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(response))) => {
@@ -335,11 +376,7 @@ where
         }
     }
     this.metrics.answers_read();
-    // Answers may have freed tags that queued calls wait for.
-    if this.tags.has_room() && (!this.queue.is_empty() || this.writing.is_some()) && !blocked {
-        step = Step::Again;
-    }
-    Ok(step)
+    Ok(())
 }
 
 /// What remains of `deadline` now.

@@ -466,3 +466,21 @@ async fn a_failed_connection_fails_written_calls_and_says_not_sent_to_the_rest()
     assert!(matches!(mux.broken(), Some(Error::Transport(_))));
     read_requests(&mut peer, &["a"]).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_read_before_a_broken_write_still_reaches_its_caller() {
+    let (mux, mut peer) = connect(Builder::new(), 16);
+    let first = call(&mux, "PUT big").await;
+    let tag = read_one(&mut peer, "PUT big").await;
+    // The peer refuses it and closes: its answer is in the socket, and the
+    // next write breaks. The connection task sees both in the same pass.
+    answer(&peer, tag, "BUSY");
+    peer.stop_reading();
+    let second = call(&mux, "GET a").await;
+    assert_eq!(text(within(first).await), "BUSY");
+    let second = within(second).await;
+    assert!(
+        matches!(second, Err(Error::NotSent(_))),
+        "the request behind it was never written: {second:?}"
+    );
+}

@@ -194,6 +194,11 @@ where
 
 type Projected<'a, T, Req> = DispatchProj<'a, T, Req>;
 
+/// One pass: write what is queued, then read what has arrived. The answers
+/// are read even when the write failed: a peer that refuses a request and
+/// closes (a BUSY before its close, say) breaks the write of what follows,
+/// and its answers, already in the socket, still go to their callers
+/// before the rest fail with the write's error.
 fn poll_once<T, Req>(
     this: &mut Projected<'_, T, Req>,
     cx: &mut Context<'_>,
@@ -203,8 +208,25 @@ where
     T: Transport<Req>,
     <T as Transport<Req>>::Error: Into<BoxError>,
 {
-    let mut step = Step::Idle;
     this.metrics.new_pass();
+    let step = write(this, cx, released);
+    let read = read_answers(this, cx, released);
+    let step = step?;
+    read?;
+    Ok(step)
+}
+
+/// Moves queued requests into the sink and flushes once for all of them.
+fn write<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    cx: &mut Context<'_>,
+    released: &mut usize,
+) -> Result<Step, Error>
+where
+    T: Transport<Req>,
+    <T as Transport<Req>>::Error: Into<BoxError>,
+{
+    let mut step = Step::Idle;
 
     // 1. Move queued requests into the sink; no flush yet.
     let in_flight_before = this.pending.len();
@@ -334,8 +356,19 @@ where
     {
         step = Step::Again;
     }
+    Ok(step)
+}
 
-    // 3. Hand every response that has arrived to the oldest waiting caller.
+/// Hands every response that has arrived to the oldest waiting caller.
+fn read_answers<T, Req>(
+    this: &mut Projected<'_, T, Req>,
+    cx: &mut Context<'_>,
+    released: &mut usize,
+) -> Result<(), Error>
+where
+    T: Transport<Req>,
+    <T as Transport<Req>>::Error: Into<BoxError>,
+{
     loop {
         match this.transport.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(response))) => {
@@ -350,7 +383,7 @@ where
         }
     }
     this.metrics.answers_read();
-    Ok(step)
+    Ok(())
 }
 
 fn start_send<T, Req>(this: &mut Projected<'_, T, Req>, request: Req) -> Result<(), Error>

@@ -52,6 +52,12 @@ impl<W, A> Peer<W, A> {
         let _ = self.answers.send(Ok(answer));
     }
 
+    /// The peer reads no more: the client's next write fails (a broken
+    /// pipe), while what the peer sent before can still be read.
+    pub(crate) fn stop_reading(&mut self) {
+        self.written.close();
+    }
+
     /// The connection breaks.
     pub(crate) fn reset(&self) {
         let _ = self

@@ -84,6 +84,8 @@ mod keepalive;
 mod message;
 mod metrics;
 mod sweep;
+#[cfg(test)]
+mod tests;
 mod writes;
 
 // What the tagged multiplexer shares with this one.
