@@ -11,6 +11,12 @@
 # each (cores 0-7) and the generator to the cores left (taskset); on a
 # smaller machine nothing is pinned and they share the cores.
 #
+# Four loads: a batch of 64 (`--pipeline 64`) and 64 calls in flight
+# (`--depth 64`), each in total, split over the servers, and each per
+# server (`--pipeline`/`--depth` 64 x the number of servers: every server
+# is sent what one server gets, as N independent generators would send it;
+# `N` in a load's arguments below stands for 64 x the server count).
+#
 # Prints one line per run (load, servers, round, ops/s, client µs/op), then
 # the median of each load and server count, and its CPU per op against one
 # server's.
@@ -45,11 +51,14 @@ results=$(mktemp)
 trap 'kill -TERM "${pids[@]}" 2>/dev/null || true; rm -f "$results"' EXIT
 printf '%-18s %7s %5s %12s %14s\n' load servers round ops/s client_us/op
 for load in "get-P64-4conn:--workload get --pipeline 64 --connections 4" \
-            "get-depth64-4conn:--workload get --depth 64 --connections 4"; do
+            "get-depth64-4conn:--workload get --depth 64 --connections 4" \
+            "get-P64/server:--workload get --pipeline N --connections 4" \
+            "get-depth64/server:--workload get --depth N --connections 4"; do
   name=${load%%:*}
-  read -r -a args <<<"${load#*:}"
   for round in $(seq "$ROUNDS"); do
     for n in "${COUNTS[@]}"; do
+      per_server=${load#*:}
+      read -r -a args <<<"${per_server//N/$((64 * n))}"
       # GET preloads every key of the key space before the clock starts.
       json=$("${gen_pin[@]}" "$KV" bench --addr "$(list_of "$n")" "${args[@]}" --ops 50000000 \
                --duration "$SECONDS_PER_RUN" --value-size 64 --key-space 100000 --json)
