@@ -1,7 +1,7 @@
 //! The server side of the KV protocol: a tower `Service` from frames to the store.
 
 use super::hello::Negotiated;
-use super::session::{Begin, Sequenced, SessionId, Waiting};
+use super::session::{Begin, Sequenced, SessionId, SessionKey, Waiting};
 use super::store::{expiry_after, Store};
 use super::wal::{Append, Applied, Claim, Lost, Mutation, ReadInOrder, Wal, WalError};
 use super::{Incoming, Request, Response, Status, PROTOCOL_VERSION};
@@ -143,8 +143,8 @@ pub struct KvService {
     pending: Pending,
     /// What `HELLO` advertises as `max_in_flight`.
     max_in_flight: u32,
-    /// The session this connection's `HELLO` named.
-    session: Option<SessionId>,
+    /// The session this connection's `HELLO` named, hashed for the table.
+    session: Option<SessionKey>,
 }
 
 /// A version 2 connection's work queued for the log.
@@ -311,7 +311,7 @@ impl KvService {
                 "SEQUENCED is for PUT, PUT_TTL and DELETE only",
             ));
         };
-        let ticket = match self.store.sessions().begin(session, sequenced) {
+        let ticket = match self.store.sessions().begin_keyed(session, sequenced) {
             Begin::Apply(ticket) => ticket,
             Begin::Answered(status) => return ResponseFuture::ready(status_only(status)),
             Begin::Wait(waiting) => return ResponseFuture::new(State::Waiting(waiting), None),
@@ -368,7 +368,7 @@ impl KvService {
             max_in_flight: self.max_in_flight,
             session_window: self.store.sessions().config().window,
         };
-        self.session = (session_id != [0; 16]).then_some(session_id);
+        self.session = (session_id != [0; 16]).then(|| self.store.sessions().key(session_id));
         Response::ok(negotiated.encode())
     }
 
