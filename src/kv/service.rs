@@ -311,20 +311,24 @@ impl KvService {
                 "SEQUENCED is for PUT, PUT_TTL and DELETE only",
             ));
         };
+        let Some(wal) = &self.wal else {
+            // No log: applied and its answer recorded at once, no ticket made.
+            let store = &self.store;
+            let once = store
+                .sessions()
+                .apply_once(session, sequenced, || apply(store, mutation).status());
+            return match once {
+                Ok(status) => ResponseFuture::ready(status_only(status)),
+                Err(begin) => not_applied(begin),
+            };
+        };
         let ticket = match self.store.sessions().begin_keyed(session, sequenced) {
             Begin::Apply(ticket) => ticket,
-            Begin::Answered(status) => return ResponseFuture::ready(status_only(status)),
-            Begin::Wait(waiting) => return ResponseFuture::new(State::Waiting(waiting), None),
-            Begin::Refused(response) => return ResponseFuture::ready(response),
+            begin => return not_applied(begin),
         };
         if self.pending_write.as_ref().is_some_and(Append::is_finished) {
             self.pending_write = None;
         }
-        let Some(wal) = &self.wal else {
-            let applied = apply(&self.store, mutation);
-            ticket.finish(applied.status());
-            return ResponseFuture::ready(answer(Ok(applied)));
-        };
         let Identified { id, deadline } = identified;
         let key = mutation.key().clone();
         let claim = Claim::new(deadline);
@@ -377,6 +381,19 @@ impl KvService {
         if let Some(claim) = self.pending.claims.remove(&id) {
             claim.cancel();
         }
+    }
+}
+
+/// The answer of a sequenced write that is not to be applied now:
+/// answered before, waiting for another send of its `seq`, or refused.
+fn not_applied(begin: Begin) -> ResponseFuture {
+    match begin {
+        Begin::Answered(status) => ResponseFuture::ready(status_only(status)),
+        Begin::Wait(waiting) => ResponseFuture::new(State::Waiting(waiting), None),
+        Begin::Refused(response) => ResponseFuture::ready(response),
+        // Not a decision this is called with; a ticket dropped unfinished
+        // frees its claim.
+        Begin::Apply(_) => ResponseFuture::ready(Response::error(Status::Error, "not applied")),
     }
 }
 

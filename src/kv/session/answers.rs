@@ -25,9 +25,13 @@ impl<E> Default for Answers<E> {
 impl<E> Answers<E> {
     /// Where `seq` is (`Ok`) or would go (`Err`).
     fn position(&self, seq: u64) -> Result<usize, usize> {
-        let Some(&(first, _)) = self.entries.front() else {
+        let (Some(&(first, _)), Some(&(last, _))) = (self.entries.front(), self.entries.back()) else {
             return Err(0);
         };
+        if seq > last {
+            // A new number: the common case.
+            return Err(self.entries.len());
+        }
         // No gap between `first` and `seq`: its offset.
         if let Some(at) = seq.checked_sub(first).and_then(|at| usize::try_from(at).ok()) {
             if self.entries.get(at).is_some_and(|(held, _)| *held == seq) {

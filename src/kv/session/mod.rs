@@ -287,20 +287,7 @@ impl Ticket {
     /// and answer those waiting.
     pub fn finish(mut self, status: Status) {
         self.live = false;
-        let mut table = self.sessions.lock();
-        let Some(session) = table.sessions.get_mut(&self.session) else {
-            return; // evicted meanwhile: its waiters are answered BUSY
-        };
-        let Some(entry @ Entry::Pending(_)) = session.answers.get_mut(self.seq) else {
-            return;
-        };
-        let Entry::Pending(waiters) = std::mem::replace(entry, Entry::Answered(status)) else {
-            return;
-        };
-        drop(table);
-        if let Some(waiters) = waiters {
-            let _ = waiters.0.send(status);
-        }
+        self.sessions.record(&self.session, self.seq, status);
     }
 
     /// The (session, `seq`) this ticket claims.
@@ -313,14 +300,31 @@ impl Drop for Ticket {
     /// Unfinished: never applied; a later resend may apply it.
     fn drop(&mut self) {
         if std::mem::take(&mut self.live) {
-            let mut table = self.sessions.lock();
-            if let Some(session) = table.sessions.get_mut(&self.session) {
-                if matches!(session.answers.get(self.seq), Some(Entry::Pending(_))) {
-                    session.answers.remove(self.seq);
-                }
-            }
+            self.sessions.unclaim(&self.session, self.seq);
         }
     }
+}
+
+/// [`Sessions::apply_once`]'s claim while it applies: frees it if the
+/// write panics, as an unfinished [`Ticket`] does.
+struct Applying<'a> {
+    sessions: &'a Sessions,
+    session: SessionKey,
+    seq: u64,
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.sessions.unclaim(&self.session, self.seq);
+    }
+}
+
+/// What [`Sessions::claim`] decided.
+enum Claim {
+    /// The entry of the write's `seq` is claimed (pending): apply it.
+    Claimed,
+    /// Anything but [`Begin::Apply`].
+    Decided(Begin),
 }
 
 /// The answer of a resend that came while the first send was being
@@ -398,8 +402,80 @@ impl Sessions {
 
     /// [`begin`](Self::begin) with the session's id hashed already.
     pub(crate) fn begin_keyed(&self, session: SessionKey, sequenced: Sequenced) -> Begin {
+        match self.claim(session, sequenced) {
+            Claim::Claimed => Begin::Apply(Ticket {
+                sessions: self.clone(),
+                session,
+                seq: sequenced.seq,
+                live: true,
+            }),
+            Claim::Decided(begin) => begin,
+        }
+    }
+
+    /// [`begin_keyed`](Self::begin_keyed) for a write applied at once (a
+    /// server without a log): if it is to be applied, `apply` applies it
+    /// and its answer is recorded, and that answer is `Ok`; anything else
+    /// [`begin`](Self::begin) decides is the `Err` (never
+    /// [`Begin::Apply`]). The same as a ticket finished right away, without
+    /// making one.
+    pub(crate) fn apply_once(
+        &self,
+        session: SessionKey,
+        sequenced: Sequenced,
+        apply: impl FnOnce() -> Status,
+    ) -> Result<Status, Begin> {
+        match self.claim(session, sequenced) {
+            Claim::Claimed => {
+                let applying = Applying {
+                    sessions: self,
+                    session,
+                    seq: sequenced.seq,
+                };
+                let status = apply();
+                std::mem::forget(applying);
+                self.record(&session, sequenced.seq, status);
+                Ok(status)
+            }
+            Claim::Decided(begin) => Err(begin),
+        }
+    }
+
+    /// The write `seq` of `session`, claimed, was applied and answered
+    /// `status`: record it for resends and answer those waiting.
+    fn record(&self, session: &SessionKey, seq: u64, status: Status) {
+        let mut table = self.lock();
+        let Some(session) = table.sessions.get_mut(session) else {
+            return; // evicted meanwhile: its waiters are answered BUSY
+        };
+        let Some(entry @ Entry::Pending(_)) = session.answers.get_mut(seq) else {
+            return;
+        };
+        let Entry::Pending(waiters) = std::mem::replace(entry, Entry::Answered(status)) else {
+            return;
+        };
+        drop(table);
+        if let Some(waiters) = waiters {
+            let _ = waiters.0.send(status);
+        }
+    }
+
+    /// The write `seq` of `session`, claimed, was never applied: a later
+    /// resend may apply it.
+    fn unclaim(&self, session: &SessionKey, seq: u64) {
+        let mut table = self.lock();
+        if let Some(session) = table.sessions.get_mut(session) {
+            if matches!(session.answers.get(seq), Some(Entry::Pending(_))) {
+                session.answers.remove(seq);
+            }
+        }
+    }
+
+    /// Decides what the write gets, claiming its entry if it is to be
+    /// applied: see [`Begin`].
+    fn claim(&self, session: SessionKey, sequenced: Sequenced) -> Claim {
         let Sequenced { seq, acked_below } = sequenced;
-        let refuse = |message: String| Begin::Refused(Response::error(Status::BadRequest, message));
+        let refuse = |message: String| Claim::Decided(Begin::Refused(Response::error(Status::BadRequest, message)));
         let window = u64::from(self.inner.config.window);
         if window == 0 {
             return refuse("SEQUENCED: this server has no sessions (session_window 0)".into());
@@ -424,10 +500,10 @@ impl Sessions {
         if !table.sessions.contains(&session) {
             // A new session: the one write in a session that looks twice.
             if seq > 1 || table.forgotten.contains(&session.id) {
-                return Begin::Refused(Response::error(
+                return Claim::Decided(Begin::Refused(Response::error(
                     Status::SessionExpired,
                     "this server does not know the session (expired or evicted); start a new one",
-                ));
+                )));
             }
             table.insert(session, now, &self.inner.config);
         }
@@ -446,25 +522,19 @@ impl Sessions {
             ));
         }
         match state.answers.get_mut(seq) {
-            Some(Entry::Answered(status)) => Begin::Answered(*status),
+            Some(Entry::Answered(status)) => Claim::Decided(Begin::Answered(*status)),
             Some(Entry::Pending(waiters)) => {
                 let waiters = waiters.get_or_insert_with(|| {
                     let (done, first) = oneshot::channel();
                     Box::new((done, first.shared()))
                 });
-                Begin::Wait(Waiting {
+                Claim::Decided(Begin::Wait(Waiting {
                     first: waiters.1.clone(),
-                })
+                }))
             }
             None => {
                 state.answers.insert(seq, Entry::Pending(None));
-                drop(guard);
-                Begin::Apply(Ticket {
-                    sessions: self.clone(),
-                    session,
-                    seq,
-                    live: true,
-                })
+                Claim::Claimed
             }
         }
     }
