@@ -103,12 +103,28 @@ fn main() {
         .expect("a runtime");
     rt.block_on(async {
         let (mut with, mut without) = (Vec::new(), Vec::new());
+        let only = std::env::var("ONLY").ok();
+        let (run_with, run_without) = match only.as_deref() {
+            Some("with") => (true, false),
+            Some("without") => (false, true),
+            _ => (true, true),
+        };
         for _ in 0..rounds {
-            with.push(round(true, writes, fsync, dir.path()).await);
-            without.push(round(false, writes, fsync, dir.path()).await);
+            if run_with {
+                with.push(round(true, writes, fsync, dir.path()).await);
+            }
+            if run_without {
+                without.push(round(false, writes, fsync, dir.path()).await);
+            }
         }
-        let (w, wo) = (median(with), median(without));
         let mode = if fsync { "--fsync always" } else { "memory" };
-        println!("| {mode}, depth {DEPTH} | {w:.2} | {wo:.2} | {:.3} |", w / wo);
+        match (run_with, run_without) {
+            (true, true) => {
+                let (w, wo) = (median(with), median(without));
+                println!("| {mode}, depth {DEPTH} | {w:.2} | {wo:.2} | {:.3} |", w / wo);
+            }
+            (true, false) => println!("{mode}, depth {DEPTH}, with: {:.2} µs/PUT", median(with)),
+            _ => println!("{mode}, depth {DEPTH}, without: {:.2} µs/PUT", median(without)),
+        }
     });
 }
