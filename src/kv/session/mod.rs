@@ -381,7 +381,10 @@ impl Sessions {
 
     /// How many answers (recorded or pending) `session` holds now.
     pub fn answers_of(&self, session: &SessionId) -> usize {
-        self.lock().sessions.by_id(*session).map_or(0, |s| s.answers.len())
+        self.lock()
+            .sessions
+            .by_id(*session)
+            .map_or(0, |s| s.answers.len())
     }
 
     /// `id` with its hash, for [`begin_keyed`](Self::begin_keyed).
@@ -475,7 +478,8 @@ impl Sessions {
     /// applied: see [`Begin`].
     fn claim(&self, session: SessionKey, sequenced: Sequenced) -> Claim {
         let Sequenced { seq, acked_below } = sequenced;
-        let refuse = |message: String| Claim::Decided(Begin::Refused(Response::error(Status::BadRequest, message)));
+        let refuse =
+            |message: String| Claim::Decided(Begin::Refused(Response::error(Status::BadRequest, message)));
         let window = u64::from(self.inner.config.window);
         if window == 0 {
             return refuse("SEQUENCED: this server has no sessions (session_window 0)".into());
