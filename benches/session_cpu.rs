@@ -109,11 +109,15 @@ fn main() {
             Some("without") => (false, true),
             _ => (true, true),
         };
+        let without_first = std::env::var("FIRST").is_ok_and(|f| f == "without");
         for _ in 0..rounds {
+            if run_without && without_first {
+                without.push(round(false, writes, fsync, dir.path()).await);
+            }
             if run_with {
                 with.push(round(true, writes, fsync, dir.path()).await);
             }
-            if run_without {
+            if run_without && !without_first {
                 without.push(round(false, writes, fsync, dir.path()).await);
             }
         }
