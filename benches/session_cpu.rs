@@ -5,7 +5,10 @@
 //!
 //! `cargo bench --bench session_cpu` (ROUNDS=N, default 5; WRITES=N per
 //! round, default 20000; FSYNC=always for a data directory with
-//! `--fsync always`, default memory only)
+//! `--fsync always`, default memory only; ONLY=with or ONLY=without runs
+//! the rounds of one side alone, for a profiler; FIRST=without runs each
+//! round's "without" before its "with", to check that the order does not
+//! matter)
 //!
 //! "with" is a server with sessions (the default window): every PUT is
 //! stamped, logged with its session entry and recorded in the table.
