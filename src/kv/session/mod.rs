@@ -68,7 +68,7 @@ use hashbrown::HashTable;
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -129,31 +129,34 @@ struct SessionsInner {
     table: Mutex<Table>,
 }
 
-/// A session id with its hash in the table ([`Sessions::key`]): a
-/// connection hashes its session's id once, at `HELLO`, not per write.
+/// A session id with its hash ([`Sessions::key`]): a connection hashes
+/// its session's id once, at `HELLO`, not per write. The hash is the same
+/// in every table of the process, so a key fits any of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionKey {
     id: SessionId,
     hash: u64,
 }
 
+impl SessionKey {
+    fn of(id: SessionId) -> Self {
+        // SipHash with a random key, as the store's: peers choose the ids.
+        static HASHER: OnceLock<RandomState> = OnceLock::new();
+        SessionKey {
+            id,
+            hash: HASHER.get_or_init(RandomState::new).hash_one(id),
+        }
+    }
+}
+
 /// The sessions by id: a hash table whose hashes the callers bring
-/// ([`SessionKey`]). SipHash with a random key, as the store's: peers
-/// choose the ids.
+/// ([`SessionKey`]).
 #[derive(Debug, Default)]
 struct SessionMap {
     table: HashTable<Session>,
-    hasher: RandomState,
 }
 
 impl SessionMap {
-    fn key(&self, id: SessionId) -> SessionKey {
-        SessionKey {
-            id,
-            hash: self.hasher.hash_one(id),
-        }
-    }
-
     fn get(&self, key: &SessionKey) -> Option<&Session> {
         self.table.find(key.hash, |session| session.id == key.id)
     }
@@ -168,13 +171,12 @@ impl SessionMap {
 
     /// Adds `session` (not there yet) under `key`.
     fn insert(&mut self, key: &SessionKey, session: Session) {
-        let hasher = &self.hasher;
         self.table
-            .insert_unique(key.hash, session, |session| hasher.hash_one(session.id));
+            .insert_unique(key.hash, session, |session| SessionKey::of(session.id).hash);
     }
 
     fn remove(&mut self, id: SessionId) {
-        let key = self.key(id);
+        let key = SessionKey::of(id);
         if let Ok(entry) = self.table.find_entry(key.hash, |session| session.id == id) {
             entry.remove();
         }
@@ -190,7 +192,7 @@ impl SessionMap {
 
     /// The session `id` (hashed here: for the paths that are not per write).
     fn by_id(&self, id: SessionId) -> Option<&Session> {
-        self.get(&self.key(id))
+        self.get(&SessionKey::of(id))
     }
 }
 
@@ -389,7 +391,7 @@ impl Sessions {
 
     /// `id` with its hash, for [`begin_keyed`](Self::begin_keyed).
     pub(crate) fn key(&self, id: SessionId) -> SessionKey {
-        self.lock().sessions.key(id)
+        SessionKey::of(id)
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -559,7 +561,7 @@ impl Sessions {
         let now = Instant::now();
         let mut guard = self.lock();
         let table = &mut *guard;
-        let session = table.sessions.key(session);
+        let session = SessionKey::of(session);
         if !table.sessions.contains(&session) {
             table.insert(session, now, &self.inner.config);
         }
