@@ -5,7 +5,10 @@
 //!
 //! `cargo bench --bench session_cpu` (ROUNDS=N, default 5; WRITES=N per
 //! round, default 20000; FSYNC=always for a data directory with
-//! `--fsync always`, default memory only)
+//! `--fsync always`, default memory only; ONLY=with or ONLY=without runs
+//! the rounds of one side alone, for a profiler; FIRST=without runs each
+//! round's "without" before its "with", to check that the order does not
+//! matter)
 //!
 //! "with" is a server with sessions (the default window): every PUT is
 //! stamped, logged with its session entry and recorded in the table.
@@ -103,12 +106,32 @@ fn main() {
         .expect("a runtime");
     rt.block_on(async {
         let (mut with, mut without) = (Vec::new(), Vec::new());
+        let only = std::env::var("ONLY").ok();
+        let (run_with, run_without) = match only.as_deref() {
+            Some("with") => (true, false),
+            Some("without") => (false, true),
+            _ => (true, true),
+        };
+        let without_first = std::env::var("FIRST").is_ok_and(|f| f == "without");
         for _ in 0..rounds {
-            with.push(round(true, writes, fsync, dir.path()).await);
-            without.push(round(false, writes, fsync, dir.path()).await);
+            if run_without && without_first {
+                without.push(round(false, writes, fsync, dir.path()).await);
+            }
+            if run_with {
+                with.push(round(true, writes, fsync, dir.path()).await);
+            }
+            if run_without && !without_first {
+                without.push(round(false, writes, fsync, dir.path()).await);
+            }
         }
-        let (w, wo) = (median(with), median(without));
         let mode = if fsync { "--fsync always" } else { "memory" };
-        println!("| {mode}, depth {DEPTH} | {w:.2} | {wo:.2} | {:.3} |", w / wo);
+        match (run_with, run_without) {
+            (true, true) => {
+                let (w, wo) = (median(with), median(without));
+                println!("| {mode}, depth {DEPTH} | {w:.2} | {wo:.2} | {:.3} |", w / wo);
+            }
+            (true, false) => println!("{mode}, depth {DEPTH}, with: {:.2} µs/PUT", median(with)),
+            _ => println!("{mode}, depth {DEPTH}, without: {:.2} µs/PUT", median(without)),
+        }
     });
 }

@@ -1,7 +1,7 @@
 //! The server side of the KV protocol: a tower `Service` from frames to the store.
 
 use super::hello::Negotiated;
-use super::session::{Begin, Sequenced, SessionId, Waiting};
+use super::session::{Begin, Sequenced, SessionId, SessionKey, Waiting};
 use super::store::{expiry_after, Store};
 use super::wal::{Append, Applied, Claim, Lost, Mutation, ReadInOrder, Wal, WalError};
 use super::{Incoming, Request, Response, Status, PROTOCOL_VERSION};
@@ -143,8 +143,8 @@ pub struct KvService {
     pending: Pending,
     /// What `HELLO` advertises as `max_in_flight`.
     max_in_flight: u32,
-    /// The session this connection's `HELLO` named.
-    session: Option<SessionId>,
+    /// The session this connection's `HELLO` named, hashed for the table.
+    session: Option<SessionKey>,
 }
 
 /// A version 2 connection's work queued for the log.
@@ -311,20 +311,24 @@ impl KvService {
                 "SEQUENCED is for PUT, PUT_TTL and DELETE only",
             ));
         };
-        let ticket = match self.store.sessions().begin(session, sequenced) {
+        let Some(wal) = &self.wal else {
+            // No log: applied and its answer recorded at once, no ticket made.
+            let store = &self.store;
+            let once = store
+                .sessions()
+                .apply_once(session, sequenced, || apply(store, mutation).status());
+            return match once {
+                Ok(status) => ResponseFuture::ready(status_only(status)),
+                Err(begin) => not_applied(begin),
+            };
+        };
+        let ticket = match self.store.sessions().begin_keyed(session, sequenced) {
             Begin::Apply(ticket) => ticket,
-            Begin::Answered(status) => return ResponseFuture::ready(status_only(status)),
-            Begin::Wait(waiting) => return ResponseFuture::new(State::Waiting(waiting), None),
-            Begin::Refused(response) => return ResponseFuture::ready(response),
+            begin => return not_applied(begin),
         };
         if self.pending_write.as_ref().is_some_and(Append::is_finished) {
             self.pending_write = None;
         }
-        let Some(wal) = &self.wal else {
-            let applied = apply(&self.store, mutation);
-            ticket.finish(applied.status());
-            return ResponseFuture::ready(answer(Ok(applied)));
-        };
         let Identified { id, deadline } = identified;
         let key = mutation.key().clone();
         let claim = Claim::new(deadline);
@@ -368,7 +372,7 @@ impl KvService {
             max_in_flight: self.max_in_flight,
             session_window: self.store.sessions().config().window,
         };
-        self.session = (session_id != [0; 16]).then_some(session_id);
+        self.session = (session_id != [0; 16]).then(|| self.store.sessions().key(session_id));
         Response::ok(negotiated.encode())
     }
 
@@ -377,6 +381,19 @@ impl KvService {
         if let Some(claim) = self.pending.claims.remove(&id) {
             claim.cancel();
         }
+    }
+}
+
+/// The answer of a sequenced write that is not to be applied now:
+/// answered before, waiting for another send of its `seq`, or refused.
+fn not_applied(begin: Begin) -> ResponseFuture {
+    match begin {
+        Begin::Answered(status) => ResponseFuture::ready(status_only(status)),
+        Begin::Wait(waiting) => ResponseFuture::new(State::Waiting(waiting), None),
+        Begin::Refused(response) => ResponseFuture::ready(response),
+        // Not a decision this is called with; a ticket dropped unfinished
+        // frees its claim.
+        Begin::Apply(_) => ResponseFuture::ready(Response::error(Status::Error, "not applied")),
     }
 }
 

@@ -42,24 +42,38 @@
 //! session evicted, dropped by a snapshot and then restarted past, all
 //! while its client still resends its seq 1, is not covered.
 //!
-//! A session's answers are a B-tree of nodes of 11
-//! entries (about 450 bytes; written in order, they stay about half full),
-//! so each answer costs about 80 bytes and each session about 150 bytes
-//! plus its first node: the table holds at most about
-//! `max_sessions × (600 + 96 × window)` bytes (`tests/session_memory.rs`
-//! counts 601 bytes per full session with window 1, 1.6 KB with window 16
-//! and 39.6 KB with window 512). The defaults (10 000 sessions, window
-//! 512) bound it near 500 MB; a client that acknowledges promptly keeps a
-//! handful of answers, and so about 600 bytes.
+//! A session's answers are kept in order of `seq` in a ring buffer of
+//! 24-byte entries, which doubles as it grows and is not shrunk, so each
+//! answer costs at most 48 bytes and each session about 250 bytes plus its
+//! buffer: the table holds at most about `max_sessions × (600 + 96 ×
+//! window)` bytes (`tests/session_memory.rs` counts 251 bytes per full
+//! session with window 1, 539 with window 16 and 12.5 KB with window 512).
+//! The defaults (10 000 sessions, window 512) bound it near 500 MB (125 MB
+//! counted); a client that acknowledges promptly keeps a handful of
+//! answers, and so about 300 bytes.
+//!
+//! # Cost per write
+//!
+//! A sequenced write takes the table's lock twice (claim, record) and reads
+//! the clock once; nothing is hashed per write (a connection hashes its
+//! session's id once, at `HELLO`: `Sessions::key`), the idle check looks
+//! at the least recently used session only once the earliest instant it
+//! could be idle has come, and finding, claiming and dropping answers are
+//! a few steps each on the ring buffer (see `answers.rs`).
 
 use super::{Response, Status};
+use answers::Answers;
 use futures::future::{FutureExt, Shared};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use hashbrown::HashTable;
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+mod answers;
 #[cfg(test)]
 mod tests;
 
@@ -115,15 +129,87 @@ struct SessionsInner {
     table: Mutex<Table>,
 }
 
+/// A session id with its hash ([`Sessions::key`]): a connection hashes
+/// its session's id once, at `HELLO`, not per write. The hash is the same
+/// in every table of the process, so a key fits any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionKey {
+    id: SessionId,
+    hash: u64,
+}
+
+impl SessionKey {
+    fn of(id: SessionId) -> Self {
+        // SipHash with a random key, as the store's: peers choose the ids.
+        static HASHER: OnceLock<RandomState> = OnceLock::new();
+        SessionKey {
+            id,
+            hash: HASHER.get_or_init(RandomState::new).hash_one(id),
+        }
+    }
+}
+
+/// The sessions by id: a hash table whose hashes the callers bring
+/// ([`SessionKey`]).
+#[derive(Debug, Default)]
+struct SessionMap {
+    table: HashTable<Session>,
+}
+
+impl SessionMap {
+    fn get(&self, key: &SessionKey) -> Option<&Session> {
+        self.table.find(key.hash, |session| session.id == key.id)
+    }
+
+    fn get_mut(&mut self, key: &SessionKey) -> Option<&mut Session> {
+        self.table.find_mut(key.hash, |session| session.id == key.id)
+    }
+
+    fn contains(&self, key: &SessionKey) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Adds `session` (not there yet) under `key`.
+    fn insert(&mut self, key: &SessionKey, session: Session) {
+        self.table
+            .insert_unique(key.hash, session, |session| SessionKey::of(session.id).hash);
+    }
+
+    fn remove(&mut self, id: SessionId) {
+        let key = SessionKey::of(id);
+        if let Ok(entry) = self.table.find_entry(key.hash, |session| session.id == id) {
+            entry.remove();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// The session `id` (hashed here: for the paths that are not per write).
+    fn by_id(&self, id: SessionId) -> Option<&Session> {
+        self.get(&SessionKey::of(id))
+    }
+}
+
 #[derive(Debug, Default)]
 struct Table {
-    sessions: HashMap<SessionId, Session>,
+    sessions: SessionMap,
     /// Sessions by their last use (a counter), oldest first.
     lru: BTreeMap<u64, SessionId>,
     tick: u64,
     /// Sessions forgotten, the last `max_sessions` of them: their seq 1 is
     /// refused too (see the module docs).
     forgotten: Forgotten,
+    /// No session can have been idle for its lifetime before this instant
+    /// (the least recently used one's last use plus the lifetime, or
+    /// earlier): until then the idle check has nothing to look at. `None`:
+    /// look.
+    idle_check_at: Option<Instant>,
 }
 
 /// A bounded set of forgotten session ids, oldest dropped first.
@@ -153,9 +239,10 @@ impl Forgotten {
 
 #[derive(Debug)]
 struct Session {
+    id: SessionId,
     /// The highest `acked_below` seen: answers below it are dropped.
     floor: u64,
-    answers: BTreeMap<u64, Entry>,
+    answers: Answers<Entry>,
     /// Its key in `Table::lru`.
     tick: u64,
     last_used: Instant,
@@ -166,8 +253,9 @@ type Waiter = Shared<oneshot::Receiver<Status>>;
 #[derive(Debug)]
 enum Entry {
     /// Claimed: being applied. The channel to the resends that wait for
-    /// its answer is made by the first of them (most writes have none).
-    Pending(Option<(oneshot::Sender<Status>, Waiter)>),
+    /// its answer is made by the first of them (most writes have none;
+    /// boxed, so that an entry stays two words).
+    Pending(Option<Box<(oneshot::Sender<Status>, Waiter)>>),
     /// Applied, with the status of its answer (writes answer with no value).
     Answered(Status),
 }
@@ -190,7 +278,7 @@ pub enum Begin {
 #[derive(Debug)]
 pub struct Ticket {
     sessions: Sessions,
-    session: SessionId,
+    session: SessionKey,
     seq: u64,
     /// Until finished.
     live: bool,
@@ -201,25 +289,12 @@ impl Ticket {
     /// and answer those waiting.
     pub fn finish(mut self, status: Status) {
         self.live = false;
-        let mut table = self.sessions.lock();
-        let Some(session) = table.sessions.get_mut(&self.session) else {
-            return; // evicted meanwhile: its waiters are answered BUSY
-        };
-        let Some(entry @ Entry::Pending(_)) = session.answers.get_mut(&self.seq) else {
-            return;
-        };
-        let Entry::Pending(waiters) = std::mem::replace(entry, Entry::Answered(status)) else {
-            return;
-        };
-        drop(table);
-        if let Some((done, _)) = waiters {
-            let _ = done.send(status);
-        }
+        self.sessions.record(&self.session, self.seq, status);
     }
 
     /// The (session, `seq`) this ticket claims.
     pub fn key(&self) -> (SessionId, u64) {
-        (self.session, self.seq)
+        (self.session.id, self.seq)
     }
 }
 
@@ -227,14 +302,31 @@ impl Drop for Ticket {
     /// Unfinished: never applied; a later resend may apply it.
     fn drop(&mut self) {
         if std::mem::take(&mut self.live) {
-            let mut table = self.sessions.lock();
-            if let Some(session) = table.sessions.get_mut(&self.session) {
-                if matches!(session.answers.get(&self.seq), Some(Entry::Pending(_))) {
-                    session.answers.remove(&self.seq);
-                }
-            }
+            self.sessions.unclaim(&self.session, self.seq);
         }
     }
+}
+
+/// [`Sessions::apply_once`]'s claim while it applies: frees it if the
+/// write panics, as an unfinished [`Ticket`] does.
+struct Applying<'a> {
+    sessions: &'a Sessions,
+    session: SessionKey,
+    seq: u64,
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.sessions.unclaim(&self.session, self.seq);
+    }
+}
+
+/// What [`Sessions::claim`] decided.
+enum Claim {
+    /// The entry of the write's `seq` is claimed (pending): apply it.
+    Claimed,
+    /// Anything but [`Begin::Apply`].
+    Decided(Begin),
 }
 
 /// The answer of a resend that came while the first send was being
@@ -291,7 +383,15 @@ impl Sessions {
 
     /// How many answers (recorded or pending) `session` holds now.
     pub fn answers_of(&self, session: &SessionId) -> usize {
-        self.lock().sessions.get(session).map_or(0, |s| s.answers.len())
+        self.lock()
+            .sessions
+            .by_id(*session)
+            .map_or(0, |s| s.answers.len())
+    }
+
+    /// `id` with its hash, for [`begin_keyed`](Self::begin_keyed).
+    pub(crate) fn key(&self, id: SessionId) -> SessionKey {
+        SessionKey::of(id)
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -302,8 +402,86 @@ impl Sessions {
 
     /// Decides what the write `sequenced` of `session` gets: see [`Begin`].
     pub fn begin(&self, session: SessionId, sequenced: Sequenced) -> Begin {
+        self.begin_keyed(self.key(session), sequenced)
+    }
+
+    /// [`begin`](Self::begin) with the session's id hashed already.
+    pub(crate) fn begin_keyed(&self, session: SessionKey, sequenced: Sequenced) -> Begin {
+        match self.claim(session, sequenced) {
+            Claim::Claimed => Begin::Apply(Ticket {
+                sessions: self.clone(),
+                session,
+                seq: sequenced.seq,
+                live: true,
+            }),
+            Claim::Decided(begin) => begin,
+        }
+    }
+
+    /// [`begin_keyed`](Self::begin_keyed) for a write applied at once (a
+    /// server without a log): if it is to be applied, `apply` applies it
+    /// and its answer is recorded, and that answer is `Ok`; anything else
+    /// [`begin`](Self::begin) decides is the `Err` (never
+    /// [`Begin::Apply`]). The same as a ticket finished right away, without
+    /// making one.
+    pub(crate) fn apply_once(
+        &self,
+        session: SessionKey,
+        sequenced: Sequenced,
+        apply: impl FnOnce() -> Status,
+    ) -> Result<Status, Begin> {
+        match self.claim(session, sequenced) {
+            Claim::Claimed => {
+                let applying = Applying {
+                    sessions: self,
+                    session,
+                    seq: sequenced.seq,
+                };
+                let status = apply();
+                std::mem::forget(applying);
+                self.record(&session, sequenced.seq, status);
+                Ok(status)
+            }
+            Claim::Decided(begin) => Err(begin),
+        }
+    }
+
+    /// The write `seq` of `session`, claimed, was applied and answered
+    /// `status`: record it for resends and answer those waiting.
+    fn record(&self, session: &SessionKey, seq: u64, status: Status) {
+        let mut table = self.lock();
+        let Some(session) = table.sessions.get_mut(session) else {
+            return; // evicted meanwhile: its waiters are answered BUSY
+        };
+        let Some(entry @ Entry::Pending(_)) = session.answers.get_mut(seq) else {
+            return;
+        };
+        let Entry::Pending(waiters) = std::mem::replace(entry, Entry::Answered(status)) else {
+            return;
+        };
+        drop(table);
+        if let Some(waiters) = waiters {
+            let _ = waiters.0.send(status);
+        }
+    }
+
+    /// The write `seq` of `session`, claimed, was never applied: a later
+    /// resend may apply it.
+    fn unclaim(&self, session: &SessionKey, seq: u64) {
+        let mut table = self.lock();
+        if let Some(session) = table.sessions.get_mut(session) {
+            if matches!(session.answers.get(seq), Some(Entry::Pending(_))) {
+                session.answers.remove(seq);
+            }
+        }
+    }
+
+    /// Decides what the write gets, claiming its entry if it is to be
+    /// applied: see [`Begin`].
+    fn claim(&self, session: SessionKey, sequenced: Sequenced) -> Claim {
         let Sequenced { seq, acked_below } = sequenced;
-        let refuse = |message: String| Begin::Refused(Response::error(Status::BadRequest, message));
+        let refuse =
+            |message: String| Claim::Decided(Begin::Refused(Response::error(Status::BadRequest, message)));
         let window = u64::from(self.inner.config.window);
         if window == 0 {
             return refuse("SEQUENCED: this server has no sessions (session_window 0)".into());
@@ -325,19 +503,23 @@ impl Sessions {
         let mut guard = self.lock();
         let table = &mut *guard;
         table.expire_idle(now, self.inner.config.lifetime, self.inner.config.max_sessions);
-        if !table.sessions.contains_key(&session) {
-            if seq > 1 || table.forgotten.contains(&session) {
-                return Begin::Refused(Response::error(
+        if !table.sessions.contains(&session) {
+            // A new session: the one write in a session that looks twice.
+            if seq > 1 || table.forgotten.contains(&session.id) {
+                return Claim::Decided(Begin::Refused(Response::error(
                     Status::SessionExpired,
                     "this server does not know the session (expired or evicted); start a new one",
-                ));
+                )));
             }
-            table.insert(session, now, self.inner.config.max_sessions);
+            table.insert(session, now, &self.inner.config);
         }
-        table.touch(&session, now);
-        let Some(state) = table.sessions.get_mut(&session) else {
+        let Table {
+            sessions, lru, tick, ..
+        } = table;
+        let Some(state) = sessions.get_mut(&session) else {
             return refuse("the session was evicted at once (max_sessions 0)".into());
         };
+        state.touch(now, lru, tick);
         state.raise_floor(acked_below);
         if seq < state.floor {
             return refuse(format!(
@@ -345,24 +527,20 @@ impl Sessions {
                 state.floor
             ));
         }
-        match state.answers.get_mut(&seq) {
-            Some(Entry::Answered(status)) => Begin::Answered(*status),
+        match state.answers.get_mut(seq) {
+            Some(Entry::Answered(status)) => Claim::Decided(Begin::Answered(*status)),
             Some(Entry::Pending(waiters)) => {
-                let (_, first) = waiters.get_or_insert_with(|| {
+                let waiters = waiters.get_or_insert_with(|| {
                     let (done, first) = oneshot::channel();
-                    (done, first.shared())
+                    Box::new((done, first.shared()))
                 });
-                Begin::Wait(Waiting { first: first.clone() })
+                Claim::Decided(Begin::Wait(Waiting {
+                    first: waiters.1.clone(),
+                }))
             }
             None => {
                 state.answers.insert(seq, Entry::Pending(None));
-                drop(guard);
-                Begin::Apply(Ticket {
-                    sessions: self.clone(),
-                    session,
-                    seq,
-                    live: true,
-                })
+                Claim::Claimed
             }
         }
     }
@@ -381,12 +559,17 @@ impl Sessions {
         answers: impl IntoIterator<Item = (u64, Status)>,
     ) {
         let now = Instant::now();
-        let mut table = self.lock();
-        if !table.sessions.contains_key(&session) {
-            table.insert(session, now, self.inner.config.max_sessions);
+        let mut guard = self.lock();
+        let table = &mut *guard;
+        let session = SessionKey::of(session);
+        if !table.sessions.contains(&session) {
+            table.insert(session, now, &self.inner.config);
         }
-        table.touch(&session, now);
-        if let Some(state) = table.sessions.get_mut(&session) {
+        let Table {
+            sessions, lru, tick, ..
+        } = table;
+        if let Some(state) = sessions.get_mut(&session) {
+            state.touch(now, lru, tick);
             state.raise_floor(floor);
             for (seq, status) in answers {
                 if seq >= state.floor {
@@ -405,9 +588,9 @@ impl Sessions {
     ) {
         let table = self.lock();
         for id in table.lru.values() {
-            if let Some(session) = table.sessions.get(id) {
+            if let Some(session) = table.sessions.by_id(*id) {
                 let mut answers = session.answers.iter().filter_map(|(seq, entry)| match entry {
-                    Entry::Answered(status) => Some((*seq, *status)),
+                    Entry::Answered(status) => Some((seq, *status)),
                     Entry::Pending(_) => None,
                 });
                 each(id, session.floor, &mut answers);
@@ -421,72 +604,77 @@ impl Session {
         if acked_below > self.floor {
             self.floor = acked_below;
             // A pending entry dropped here is answered to its waiters all
-            // the same; its ticket then records nothing. One by one from
-            // the front: usually one or two go per write, and `split_off`
-            // would make a new tree each time.
-            while let Some(entry) = self.answers.first_entry() {
-                if *entry.key() >= acked_below {
-                    break;
-                }
-                entry.remove();
-            }
+            // the same; its ticket then records nothing.
+            self.answers.drop_below(acked_below);
         }
+    }
+
+    /// Used now: the most recently used session of the table whose `lru`
+    /// and `tick` these are.
+    fn touch(&mut self, now: Instant, lru: &mut BTreeMap<u64, SessionId>, tick: &mut u64) {
+        self.last_used = now;
+        if self.tick == *tick {
+            return; // the most recent already: its place stays
+        }
+        lru.remove(&self.tick);
+        *tick += 1;
+        self.tick = *tick;
+        lru.insert(*tick, self.id);
     }
 }
 
 impl Table {
     fn expire_idle(&mut self, now: Instant, lifetime: Duration, max_sessions: usize) {
+        if self.idle_check_at.is_some_and(|at| now < at) {
+            return;
+        }
+        self.idle_check_at = None;
         while let Some((&tick, id)) = self.lru.first_key_value() {
-            let idle = self
-                .sessions
-                .get(id)
-                .is_none_or(|session| now.saturating_duration_since(session.last_used) >= lifetime);
-            if !idle {
-                break;
+            let last_used = self.sessions.by_id(*id).map(|session| session.last_used);
+            if let Some(last_used) = last_used {
+                if now.saturating_duration_since(last_used) < lifetime {
+                    // The least recently used is not idle yet, nor any
+                    // other: none can be before it is.
+                    self.idle_check_at = last_used.checked_add(lifetime);
+                    break;
+                }
             }
             let id = *id;
             self.lru.remove(&tick);
-            self.sessions.remove(&id);
+            self.sessions.remove(id);
             self.forgotten.add(id, max_sessions);
         }
     }
 
     /// A new session, evicting the least recently used over `max_sessions`.
-    fn insert(&mut self, id: SessionId, now: Instant, max_sessions: usize) {
+    fn insert(&mut self, key: SessionKey, now: Instant, config: &SessionConfig) {
+        let max_sessions = config.max_sessions;
         while self.sessions.len() >= max_sessions {
             let Some((_, oldest)) = self.lru.pop_first() else {
                 break;
             };
-            self.sessions.remove(&oldest);
+            self.sessions.remove(oldest);
             self.forgotten.add(oldest, max_sessions);
         }
         if max_sessions == 0 {
             return;
         }
+        if self.sessions.is_empty() {
+            // The only one: idle no sooner than its lifetime from now (with
+            // others, the bound they set holds, being earlier).
+            self.idle_check_at = now.checked_add(config.lifetime);
+        }
         self.tick += 1;
-        self.lru.insert(self.tick, id);
+        self.lru.insert(self.tick, key.id);
         self.sessions.insert(
-            id,
+            &key,
             Session {
+                id: key.id,
                 floor: 1,
-                answers: BTreeMap::new(),
+                answers: Answers::default(),
                 tick: self.tick,
                 last_used: now,
             },
         );
-    }
-
-    fn touch(&mut self, id: &SessionId, now: Instant) {
-        if let Some(session) = self.sessions.get_mut(id) {
-            session.last_used = now;
-            if session.tick == self.tick {
-                return; // the most recent already: its place stays
-            }
-            self.lru.remove(&session.tick);
-            self.tick += 1;
-            session.tick = self.tick;
-            session.last_used = now;
-            self.lru.insert(self.tick, *id);
-        }
     }
 }
