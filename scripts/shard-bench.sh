@@ -21,7 +21,14 @@
 # the median of each load and server count, and its CPU per op against one
 # server's.
 #
+# WORKERS=N runs the generator's runtime on N worker threads (tokio reads
+# TOKIO_WORKER_THREADS; the default is one per core): with WORKERS=1 a
+# burst of calls and the connection tasks it wakes share one thread, so
+# each server's share goes out in one write (see BENCHMARKS.md, "Per
+# server").
+#
 #   scripts/shard-bench.sh [path/to/kv] [ROUNDS] [SECONDS]
+#   WORKERS=1 scripts/shard-bench.sh target/release/kv 3 3
 set -euo pipefail
 KV=${1:-target/release/kv} ROUNDS=${2:-3} SECONDS_PER_RUN=${3:-3}
 COUNTS=(1 2 4 8)
@@ -60,7 +67,7 @@ for load in "get-P64-4conn:--workload get --pipeline 64 --connections 4" \
       per_server=${load#*:}
       read -r -a args <<<"${per_server//N/$((64 * n))}"
       # GET preloads every key of the key space before the clock starts.
-      json=$("${gen_pin[@]}" "$KV" bench --addr "$(list_of "$n")" "${args[@]}" --ops 50000000 \
+      json=$(${WORKERS:+env TOKIO_WORKER_THREADS="$WORKERS"} "${gen_pin[@]}" "$KV" bench --addr "$(list_of "$n")" "${args[@]}" --ops 50000000 \
                --duration "$SECONDS_PER_RUN" --value-size 64 --key-space 100000 --json)
       ops=$(sed -n 's/.*"ops_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
       cpu=$(sed -n 's/.*"client_cpu_us_per_op":\([0-9.]*\).*/\1/p' <<<"$json")
