@@ -27,8 +27,13 @@
 # each server's share goes out in one write (see BENCHMARKS.md, "Per
 # server").
 #
+# THREADS=T runs the generator thread per core instead (`kv bench
+# --threads T`): T runtimes of one worker each, the connections dealt
+# among them, so that it keeps that locality on a machine of many cores.
+#
 #   scripts/shard-bench.sh [path/to/kv] [ROUNDS] [SECONDS]
 #   WORKERS=1 scripts/shard-bench.sh target/release/kv 3 3
+#   THREADS=2 scripts/shard-bench.sh target/release/kv 3 3
 set -euo pipefail
 KV=${1:-target/release/kv} ROUNDS=${2:-3} SECONDS_PER_RUN=${3:-3}
 COUNTS=(1 2 4 8)
@@ -67,7 +72,7 @@ for load in "get-P64-4conn:--workload get --pipeline 64 --connections 4" \
       per_server=${load#*:}
       read -r -a args <<<"${per_server//N/$((64 * n))}"
       # GET preloads every key of the key space before the clock starts.
-      json=$(${WORKERS:+env TOKIO_WORKER_THREADS="$WORKERS"} "${gen_pin[@]}" "$KV" bench --addr "$(list_of "$n")" "${args[@]}" --ops 50000000 \
+      json=$(${WORKERS:+env TOKIO_WORKER_THREADS="$WORKERS"} "${gen_pin[@]}" "$KV" bench --addr "$(list_of "$n")" "${args[@]}" ${THREADS:+--threads "$THREADS"} --ops 50000000 \
                --duration "$SECONDS_PER_RUN" --value-size 64 --key-space 100000 --json)
       ops=$(sed -n 's/.*"ops_per_sec":\([0-9.]*\).*/\1/p' <<<"$json")
       cpu=$(sed -n 's/.*"client_cpu_us_per_op":\([0-9.]*\).*/\1/p' <<<"$json")

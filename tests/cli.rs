@@ -943,3 +943,38 @@ fn an_expired_server_certificate_is_warned_about_at_start() {
     let fresh = start_with(&pki.server());
     assert!(!fresh.contains("warning"), "{fresh}");
 }
+
+/// `kv bench --threads`: the load thread per core, every operation counted
+/// once, the keys preloaded through one connection.
+#[test]
+fn bench_on_threads_counts_every_operation() {
+    let served = serve(&[]);
+    let bench = kv(
+        &served,
+        &[
+            "bench",
+            "--threads",
+            "2",
+            "--connections",
+            "3",
+            "--depth",
+            "8",
+            "--workload",
+            "get",
+            "--key-space",
+            "100",
+            "--ops",
+            "3000",
+            "--json",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&bench.stdout);
+    assert_eq!(
+        bench.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    assert!(stdout.contains("\"ops\":3000,"), "{stdout}");
+    assert!(stdout.contains("\"errors\":0"), "{stdout}");
+}

@@ -202,6 +202,9 @@ pub(crate) struct BenchArgs {
     /// Connections, each driven by its own task.
     #[arg(long, value_name = "C", default_value_t = 1)]
     pub(crate) connections: usize,
+    /// Run the load on T threads, each a runtime of one worker that opens and drives its share of the connections (thread per core: a connection's calls and its connections' tasks stay on one thread); 0: on one multi-threaded runtime, a worker per core.
+    #[arg(long, value_name = "T", default_value_t = 0)]
+    pub(crate) threads: usize,
     /// Bytes per value written.
     #[arg(long, value_name = "B", default_value_t = 64)]
     pub(crate) value_size: usize,

@@ -225,6 +225,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         pipeline: args.pipeline.max(1),
         depth: args.depth.map(|depth| depth.max(1)),
         connections: args.connections.max(1),
+        threads: args.threads,
         value_size: args.value_size,
         put_value_size: args.put_value_size,
         key_space: args.key_space.max(1),

@@ -19,6 +19,11 @@
 //! `redis-server`): [`BenchConfig::protocol`]. Only the requests and the
 //! codec differ, so two servers driven by it are measured alike.
 //!
+//! With [`BenchConfig::threads`] the load runs thread per core: each
+//! thread a runtime of one worker with its share of the connections, so
+//! that a connection's calls and the tasks of its connections stay on one
+//! thread (see [`run_on_threads`]).
+//!
 //! The load is bounded both in count ([`BenchConfig::ops`]) and in time
 //! ([`BenchConfig::duration`]); it stops at whichever comes first. The time
 //! bound holds against a server that stops answering too: connecting must
@@ -134,6 +139,10 @@ pub(crate) struct BenchConfig {
     pub depth: Option<usize>,
     /// Connections, each driven by its own task.
     pub connections: usize,
+    /// Run the load on this many threads, each a runtime of one worker
+    /// with its share of the connections; 0: on the runtime `run` is
+    /// called on.
+    pub threads: usize,
     /// Bytes per value written.
     pub value_size: usize,
     /// Bytes per value of a mixed load's PUTs, to keys of their own.
@@ -162,6 +171,7 @@ impl BenchConfig {
             pipeline: 1,
             depth: None,
             connections: 1,
+            threads: 0,
             value_size: 64,
             put_value_size: None,
             key_space: 100_000,
@@ -210,19 +220,42 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         config: config.clone(),
     });
 
-    // Connect every client before the clock starts, within the duration.
+    if config.threads > 0 {
+        return run_on_threads::<W>(plan).await;
+    }
+    let connections = open_connections::<W>(&plan, 0..config.connections.max(1), true).await?;
+    let started = Instant::now();
+    let cpu_before = CpuTime::now();
+    let timeline = config.timeline.then(|| Arc::new(Timeline::new(config.duration)));
+    let seeded = (1..).zip(connections).collect();
+    let mut report = drive_all::<W>(seeded, &plan, &timeline).await?;
+    report.elapsed = started.elapsed();
+    report.client_cpu = CpuTime::now().since(cpu_before);
+    report.add_timeline(timeline.as_deref());
+    Ok(report)
+}
+
+/// Opens the connections numbered `which` (of `0..connections`), and
+/// preloads the keys through the first one if `preload` and the load is
+/// GETs; all before the clock starts, within the duration.
+async fn open_connections<W: Wire>(
+    plan: &Plan,
+    which: impl Iterator<Item = usize>,
+    preload: bool,
+) -> Result<Vec<Connection<W>>, BoxError> {
+    let config = &plan.config;
     let connecting = async {
-        let mut connections: Vec<Connection<W>> = Vec::with_capacity(config.connections);
-        for _ in 0..config.connections.max(1) {
-            connections.push(Connection::<W>::open(&config).await?);
+        let mut connections: Vec<Connection<W>> = Vec::new();
+        for _ in which {
+            connections.push(Connection::<W>::open(config).await?);
         }
-        if config.workload == Workload::Get {
+        if let (true, Workload::Get, Some(first)) = (preload, config.workload, connections.first_mut()) {
             // Reads of an empty store measure NOT_FOUND; make the keys exist.
-            preload::<W>(&mut connections[0], &plan).await?;
+            self::preload::<W>(first, plan).await?;
         }
         Ok::<_, BoxError>(connections)
     };
-    let connections = tokio::time::timeout_at(plan.deadline.into(), connecting)
+    tokio::time::timeout_at(plan.deadline.into(), connecting)
         .await
         .map_err(|_| {
             format!(
@@ -234,20 +267,21 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
                 },
                 config.duration
             )
-        })??;
+        })?
+}
 
-    let started = Instant::now();
-    let cpu_before = CpuTime::now();
-    let timeline = config.timeline.then(|| Arc::new(Timeline::new(config.duration)));
+/// Drives every connection (with its seed) on a task of its own, on the
+/// current runtime, until the plan runs out; their reports added up.
+async fn drive_all<W: Wire>(
+    connections: Vec<(u64, Connection<W>)>,
+    plan: &Arc<Plan>,
+    timeline: &Option<Arc<Timeline>>,
+) -> Result<BenchReport, BoxError> {
     let tasks: Vec<_> = connections
         .into_iter()
-        .enumerate()
-        .map(|(seed, connection)| {
-            let seed = seed as u64 + 1;
-            match config.depth {
-                Some(depth) => tokio::spawn(drive_calls::<W>(connection, plan.clone(), seed, depth)),
-                None => tokio::spawn(drive::<W>(connection, plan.clone(), seed, timeline.clone())),
-            }
+        .map(|(seed, connection)| match plan.config.depth {
+            Some(depth) => tokio::spawn(drive_calls::<W>(connection, plan.clone(), seed, depth)),
+            None => tokio::spawn(drive::<W>(connection, plan.clone(), seed, timeline.clone())),
         })
         .collect();
     let mut report = BenchReport::empty();
@@ -255,12 +289,106 @@ async fn run_with<W: Wire>(config: BenchConfig, progress: Arc<AtomicU64>) -> Res
         let part = task.await.map_err(|e| format!("load task failed: {e}"))?;
         report.add(&part);
     }
+    Ok(report)
+}
+
+/// What the load threads of [`run_on_threads`] are told once every one of
+/// them has connected.
+#[derive(Clone)]
+enum Start {
+    /// The clock has started: drive the connections.
+    Go(Option<Arc<Timeline>>),
+    /// Another thread could not connect: stop.
+    Abort,
+}
+
+/// Runs the load on [`BenchConfig::threads`] threads, each a runtime of
+/// one worker that opens its share of the connections (dealt in turn) and
+/// drives them, as thread-per-core servers run: a connection's
+/// callers and the tasks of its connections run on one thread, so a burst
+/// of calls reaches each server in one write instead of being stolen,
+/// part-written, by an idle worker of a shared runtime. The clock starts
+/// when every thread has connected.
+async fn run_on_threads<W: Wire>(plan: Arc<Plan>) -> Result<BenchReport, BoxError> {
+    let config = &plan.config;
+    let connections = config.connections.max(1);
+    let threads = config.threads.clamp(1, connections);
+    let (start_tx, start_rx) = tokio::sync::watch::channel(None::<Start>);
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Result<(), BoxError>>(threads);
+    let mut reports = Vec::with_capacity(threads);
+    for thread in 0..threads {
+        let (plan, mut start, ready) = (plan.clone(), start_rx.clone(), ready_tx.clone());
+        let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+        let load = async move {
+            let which = (thread..connections).step_by(threads);
+            let seeds: Vec<u64> = which.clone().map(|n| n as u64 + 1).collect();
+            let opened = open_connections::<W>(&plan, which, thread == 0).await;
+            let (connections, told) = match opened {
+                Ok(connections) => (connections, ready.send(Ok(())).await),
+                Err(error) => (Vec::new(), ready.send(Err(error)).await),
+            };
+            drop(ready);
+            let timeline = match start.wait_for(Option::is_some).await.map(|start| start.clone()) {
+                Ok(Some(Start::Go(timeline))) if told.is_ok() && !connections.is_empty() => timeline,
+                _ => return Ok(BenchReport::empty()),
+            };
+            drive_all::<W>(seeds.into_iter().zip(connections).collect(), &plan, &timeline).await
+        };
+        std::thread::Builder::new()
+            .name(format!("kv-bench-{thread}"))
+            .spawn(move || {
+                // One worker, and the load a task on it: a current-thread
+                // runtime has no LIFO slot, and there the connection tasks
+                // a burst of calls wakes run behind everything already
+                // queued, in more and smaller writes.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name(format!("kv-bench-{thread}"))
+                    .enable_all()
+                    .build();
+                let report = match runtime {
+                    Ok(runtime) => runtime
+                        .block_on(runtime.spawn(load))
+                        .unwrap_or_else(|e| Err(format!("load thread failed: {e}").into())),
+                    Err(error) => Err(format!("cannot start a load thread's runtime: {error}").into()),
+                };
+                let _ = report_tx.send(report);
+            })
+            .map_err(|e| format!("cannot start a load thread: {e}"))?;
+        reports.push(report_rx);
+    }
+    drop(ready_tx);
+    // Every thread answers within the duration (its connecting is bounded
+    // by it), or ends without answering.
+    let mut failure = None;
+    for _ in 0..threads {
+        match ready_rx.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                failure.get_or_insert(error);
+            }
+            None => {
+                failure.get_or_insert_with(|| "a load thread ended before it connected".into());
+                break;
+            }
+        }
+    }
+    if let Some(error) = failure {
+        let _ = start_tx.send(Some(Start::Abort));
+        return Err(error);
+    }
+    let started = Instant::now();
+    let cpu_before = CpuTime::now();
+    let timeline = config.timeline.then(|| Arc::new(Timeline::new(config.duration)));
+    let _ = start_tx.send(Some(Start::Go(timeline.clone())));
+    let mut report = BenchReport::empty();
+    for part in reports {
+        let part = part.await.map_err(|_| "a load thread panicked")??;
+        report.add(&part);
+    }
     report.elapsed = started.elapsed();
     report.client_cpu = CpuTime::now().since(cpu_before);
-    if let Some(timeline) = timeline {
-        report.interval = timeline.interval();
-        report.intervals = timeline.intervals();
-    }
+    report.add_timeline(timeline.as_deref());
     Ok(report)
 }
 
@@ -643,6 +771,69 @@ mod tests {
         let report = run(config, Arc::default()).await.unwrap();
         assert_eq!(report.ops, 1_000);
         assert_eq!(server.store().len(), 1_000);
+        server.shutdown().await.unwrap();
+    }
+
+    /// On threads of their own (`--threads`), the connections are dealt
+    /// out, the keys preloaded once, and every operation is counted: here
+    /// 3 connections on 2 threads, each a router over two servers.
+    #[tokio::test]
+    async fn a_load_on_threads_reports_every_operation() {
+        let servers = [
+            KvServer::start("127.0.0.1:0", Default::default()).await.unwrap(),
+            KvServer::start("127.0.0.1:0", Default::default()).await.unwrap(),
+        ];
+        for (depth, pipeline) in [(Some(8), 1), (None, 16)] {
+            let mut config = BenchConfig::new(servers[0].local_addr(), Workload::Get);
+            config.addrs = servers.iter().map(KvServer::local_addr).collect();
+            config.threads = 2;
+            config.connections = 3;
+            config.ops = 3_000;
+            config.depth = depth;
+            config.pipeline = pipeline;
+            config.key_space = 100;
+            config.timeline = true;
+            let progress = Arc::new(AtomicU64::new(0));
+            let report = run(config, progress.clone()).await.unwrap();
+            assert_eq!((report.ops, report.errors), (3_000, 0), "depth {depth:?}");
+            assert_eq!(report.latency_us.len(), 3_000);
+            assert_eq!(progress.load(Ordering::Relaxed), 3_000);
+            assert!(report.client_cpu.total() > Duration::ZERO);
+            if depth.is_none() {
+                assert!(
+                    !report.intervals.is_empty(),
+                    "the timeline is kept on threads too"
+                );
+            }
+        }
+        // Every key was preloaded, and split over both servers.
+        assert_eq!(servers[0].store().len() + servers[1].store().len(), 100);
+        assert!(servers.iter().all(|server| !server.store().is_empty()));
+        for server in servers {
+            server.shutdown().await.unwrap();
+        }
+    }
+
+    /// Threads that cannot connect end the load before the clock starts,
+    /// with their error, instead of leaving it waiting for them.
+    #[tokio::test]
+    async fn a_load_thread_that_cannot_connect_fails_the_load() {
+        let server = KvServer::start("127.0.0.1:0", Default::default()).await.unwrap();
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let mut config = BenchConfig::new(server.local_addr(), Workload::Put);
+        // Every connection is routed over a closed port too.
+        config.addrs = vec![server.local_addr(), closed];
+        config.threads = 2;
+        config.connections = 2;
+        config.duration = Duration::from_secs(10);
+        let error = tokio::time::timeout(Duration::from_secs(30), run(config, Arc::default()))
+            .await
+            .expect("the load ends")
+            .unwrap_err();
+        assert!(error.to_string().contains("refused"), "{error}");
         server.shutdown().await.unwrap();
     }
 }

@@ -81,6 +81,14 @@ impl BenchReport {
     }
 
     /// Adds what another part of the load measured.
+    /// Takes what `timeline` recorded by interval, if the load kept one.
+    pub(crate) fn add_timeline(&mut self, timeline: Option<&super::timeline::Timeline>) {
+        if let Some(timeline) = timeline {
+            self.interval = timeline.interval();
+            self.intervals = timeline.intervals();
+        }
+    }
+
     pub(crate) fn add(&mut self, part: &BenchReport) {
         self.ops += part.ops;
         self.errors += part.errors;
