@@ -336,8 +336,8 @@ where
     this.metrics.written(written);
     PipelineMetrics::cancelled(cancels);
 
-    // 3. One flush for the whole pass (put off once while others are in
-    // flight, to gather more).
+    // 3. One flush for the whole pass (put off while others are in flight
+    // and each turn brings more, to gather it).
     let others_in_flight = in_flight_before > 0;
     if let Step::Again = this
         .writes

@@ -347,8 +347,8 @@ where
         }
     }
 
-    // 2. One flush for the whole batch (put off once while others are in
-    // flight, to gather more).
+    // 2. One flush for the whole batch (put off while others are in flight
+    // and each turn brings more, to gather it).
     let others_in_flight = in_flight_before > 0;
     if let Step::Again = this
         .writes
